@@ -1,0 +1,18 @@
+"""Shared pytest setup: make tests/ importable (goldtest, netns) and register markers."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+TESTS = Path(__file__).resolve().parent
+if str(TESTS) not in sys.path:
+    sys.path.insert(0, str(TESTS))
+SRC = TESTS.parent / "src"
+if SRC.is_dir() and str(SRC) not in sys.path:
+    sys.path.insert(0, str(SRC))
+
+
+def pytest_configure(config):  # type: ignore[no-untyped-def]
+    config.addinivalue_line("markers", "live: needs root, ip netns, nsenter and /usr/bin/ss")
+    config.addinivalue_line("markers", "slow: long-running")

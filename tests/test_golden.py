@@ -1,0 +1,21 @@
+"""Byte-for-byte comparison with upstream ss 7.1 on recorded inputs (see goldtest.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+import goldtest
+
+CASES = goldtest.all_cases()
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_golden(case: goldtest.Case) -> None:
+    failure = goldtest.check(case)
+    if failure:
+        pytest.fail(failure, pytrace=False)
+
+
+def test_golden_cases_exist() -> None:
+    """The project's own goldens are part of the repository: never silently run zero cases."""
+    assert goldtest.all_cases(goldtest.GOLDEN), "no cases under tests/golden"
