@@ -1,0 +1,316 @@
+"""The column layout engine: ss's token buffer, width computation and rendering.
+
+No socket knowledge here. Rows arrive as tuples of cells, one cell per *enabled* column
+slot (ss has ten slots: Netid, State, Recv-Q, Send-Q, Local Address:, Port, Peer Address:,
+Port, Process, and the unnamed extra-information slot). A cell is a ``str`` in which
+every character is one byte (latin-1), so ``len()`` is ss's byte length.
+
+Three behaviours of ss are reproduced exactly because they change the bytes printed:
+
+* widths are the longest cell of a column over a whole *batch* of rows, and ss renders a
+  batch whenever its 1 MiB token chunks reach five at the end of a row (so ~4 MiB of
+  text); widths never shrink from one batch to the next (ports of ``field_flush``,
+  ``buf_update`` and ``field_next``);
+* the last token before a render is never flushed, so it does not count towards its
+  column's width;
+* compact mode (stdout not a terminal and no ``COLUMNS``) pads no column to the screen
+  and leaves the last visible column of slots 0..8 unpadded; screen mode spreads the
+  free space (port of ``render_calc_width``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from bisect import bisect_right
+from itertools import accumulate, chain
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+COL_NETID, COL_STATE, COL_RECVQ, COL_SENDQ, COL_ADDR, COL_SERV = range(6)
+COL_RADDR, COL_RSERV, COL_PROC, COL_EXT = range(6, 10)
+COL_MAX = 10
+
+#: columns[] of ss.c: (header, right-aligned, left delimiter) per slot
+COLUMNS: tuple[tuple[str, bool, str], ...] = (
+    ("Netid", False, ""),
+    ("State", False, " "),
+    ("Recv-Q", False, " "),
+    ("Send-Q", False, " "),
+    ("Local Address:", True, " "),
+    ("Port", False, ""),
+    ("Peer Address:", True, " "),
+    ("Port", False, ""),
+    ("Process", False, ""),
+    ("", False, ""),
+)
+
+#: BUF_CHUNK minus the chunk header (two pointers), the room for tokens in one chunk
+_CHUNK_ROOM = 1024 * 1024 - 16
+_CHUNKS_MAX = 5
+_TOKEN_MAX = 0xFFFF
+#: rows accumulated before the chunk accounting is brought up to date
+_CHECK_EVERY = 512
+
+
+def screen_width(fd: int = 1, environ: dict[str, str] | None = None) -> int:
+    """Port of ss.c:render_screen_width: -1 means compact output."""
+    if os.isatty(fd):
+        try:
+            cols = os.get_terminal_size(fd).columns
+        except OSError:
+            cols = 0
+        if cols > 0:
+            return cols
+    value = (os.environ if environ is None else environ).get("COLUMNS")
+    if value is not None:
+        cols = _atoi(value)
+        if cols > 0:
+            return cols
+    return -1
+
+
+def _atoi(text: str) -> int:
+    """C atoi: optional blanks and sign, then digits; anything else stops it."""
+    text = text.lstrip(" \t\n\v\f\r")
+    sign = 1
+    if text[:1] in ("+", "-"):
+        sign = -1 if text[0] == "-" else 1
+        text = text[1:]
+    digits = 0
+    for ch in text:
+        if not "0" <= ch <= "9":
+            break
+        digits = digits * 10 + ord(ch) - 48
+    return sign * digits
+
+
+class Renderer:
+    """Buffers rows like ss's token buffer and writes them laid out as ss does.
+
+    ``enabled`` lists the enabled slots (a subset of 0..9, always containing 9).
+    ``write`` receives latin-1 ``str`` chunks of finished output.
+    """
+
+    def __init__(
+        self,
+        enabled: Sequence[int],
+        write: Callable[[str], object],
+        width: int = -1,
+    ) -> None:
+        self.slots = tuple(enabled)
+        self.ncols = len(self.slots)
+        self.write = write
+        self.screen = width
+        self.max_len = [0] * self.ncols
+        self.rows: list[tuple[str, ...]] = []
+        # chunk accounting of the current batch (ss's `buffer`): chunks allocated,
+        # start offset of the next token in the current chunk, rows already accounted
+        self.chunks = 0
+        self.start = 0
+        self.accounted = 0
+        self.render_at = -1
+        self._ext_col = self.ncols - 1
+        self._last_visible = max(
+            (i for i, s in enumerate(self.slots) if s < COL_EXT), default=-1
+        )
+
+    # -- filling ------------------------------------------------------------------------
+    def header(self) -> None:
+        """Queue the header row (print_header)."""
+        self.add(tuple(COLUMNS[s][0] for s in self.slots))
+
+    def add(self, row: tuple[str, ...]) -> None:
+        """Queue one row: a cell per enabled slot, the extra-information cell last."""
+        rows = self.rows
+        rows.append(row)
+        if len(rows) - self.accounted >= _CHECK_EVERY:
+            self._account()
+            if self.render_at >= 0:
+                self._flush_batch()
+
+    def add_many(self, rows: list[tuple[str, ...]]) -> None:
+        for row in rows:
+            self.add(row)
+
+    def finish(self) -> None:
+        """Render what is buffered (ss's final render())."""
+        self._account()
+        while self.render_at >= 0:
+            self._flush_batch()
+            self._account()
+        if self.rows:
+            self._render(self.rows)
+        self.rows = []
+        self.chunks = 0
+        self.start = 0
+        self.accounted = 0
+
+    # -- ss's chunk accounting ----------------------------------------------------------
+    def _account(self) -> None:
+        """Advance the chunk simulation over rows not yet accounted.
+
+        Token i of ``n`` bytes occupies 2 + n (+1 to align) bytes of a 1 MiB chunk. A token
+        moves to a new chunk when it does not fit (buf_update), a chunk is closed when the
+        next length field does not fit (field_flush), and when five chunks exist at the
+        end of a row the batch is rendered (field_next).
+        """
+        if self.render_at >= 0:
+            return
+        rows = self.rows
+        first = self.accounted
+        if first >= len(rows):
+            return
+        ncols = self.ncols
+        lens = list(map(len, chain.from_iterable(rows[first:])))
+        lens = [n if n < _TOKEN_MAX else _TOKEN_MAX for n in lens]
+        cum = list(accumulate([2 + n + (n & 1) for n in lens], initial=0))
+        total = len(lens)
+        base = 0  # index into lens where the current chunk position `start` applies
+        start = self.start
+        chunks = self.chunks
+        if chunks == 0:
+            chunks = 1
+            start = 0
+        ext = ncols - 1
+        while True:
+            # first token whose end (with the next length field) passes the chunk end
+            limit = cum[base] + _CHUNK_ROOM - 2 - start
+            i = bisect_right(cum, limit, base + 1) - 1
+            if i >= total:
+                self.start = start + cum[total] - cum[base]
+                break
+            s_i = start + cum[i] - cum[base]
+            n = lens[i]
+            col = i % ncols
+            out_called = n > 0 or self.slots[col] < COL_PROC
+            if out_called and s_i != 0 and s_i + 2 + n >= _CHUNK_ROOM:
+                chunks += 1  # buf_update: the token moves to a fresh chunk
+                if col == ext and chunks >= _CHUNKS_MAX:
+                    self._set_render(first, i, ncols)
+                    break
+                start, base = 0, i
+                continue
+            # field_flush of token i: the next length field would not fit
+            if col == ext and chunks >= _CHUNKS_MAX:
+                self._set_render(first, i, ncols)
+                break
+            chunks += 1
+            start, base = 0, i + 1
+            if chunks >= _CHUNKS_MAX and col != ext:
+                # the render check happens at the end of this same row
+                self._set_render(first, i - col + ext, ncols)
+                break
+            if chunks >= _CHUNKS_MAX and col == ext:
+                # the check at the end of the next row
+                self._set_render(first, i + ncols, ncols)
+                break
+        self.chunks = chunks
+        self.accounted = len(rows)
+
+    def _set_render(self, first: int, token: int, ncols: int) -> None:
+        self.render_at = first + token // ncols
+
+    def _flush_batch(self) -> None:
+        last = self.render_at
+        if last >= len(self.rows):
+            # the row that triggers the render has not arrived yet
+            self.accounted = len(self.rows)
+            return
+        batch = self.rows[: last + 1]
+        rest = self.rows[last + 1 :]
+        self._render(batch)
+        self.rows = rest
+        self.chunks = 0
+        self.start = 0
+        self.accounted = 0
+        self.render_at = -1
+        if len(rest) >= _CHECK_EVERY:
+            self._account()
+
+    # -- rendering ----------------------------------------------------------------------
+    def _render(self, rows: list[tuple[str, ...]]) -> None:
+        """Port of ss.c:render_calc_width and render for one batch."""
+        max_len = self.max_len
+        ext = self._ext_col
+        for j, column in enumerate(zip(*rows, strict=True)):
+            cells = column[:-1] if j == ext else column
+            if cells:
+                longest = max(map(len, cells))
+                if longest > max_len[j]:
+                    max_len[j] = min(longest, _TOKEN_MAX)
+        widths = self._widths()
+        compact = self.screen < 0
+        pieces = []
+        for j, slot in enumerate(self.slots):
+            _hdr, right, delim = COLUMNS[slot]
+            if j == 0:
+                delim = ""
+            w = widths[j] - len(delim)
+            if widths[j] == 0 or (compact and j == self._last_visible) or w <= 0:
+                spec = "%s"
+            elif right:
+                spec = f"%{w}s"
+            else:
+                spec = f"%-{w}s"
+            pieces.append(delim + spec)
+        fmt = "".join(pieces) + "\n"
+        write = self.write
+        step = 4096
+        for k in range(0, len(rows), step):
+            write("".join([fmt % row for row in rows[k : k + step]]))
+
+    def _widths(self) -> list[int]:
+        screen = self.screen if self.screen > 0 else sys.maxsize
+        widths = []
+        first = True
+        for j, slot in enumerate(self.slots):
+            m = self.max_len[j]
+            w = m + len(COLUMNS[slot][2]) if not first and m else m
+            w = min(w, screen)
+            if w:
+                first = False
+            widths.append(w)
+        if self.screen > 0:
+            _spread(widths, self.screen)
+        return widths
+
+
+def _spread(widths: list[int], screen: int) -> None:
+    """Second pass of render_calc_width: distribute free space line by line."""
+    n = len(widths)
+    length = 0
+    linecols = 0
+    eol = -1
+    c = 0
+    while c < n:
+        if not widths[c]:
+            c += 1
+            continue
+        linecols += 1
+        length += widths[c]
+        last = all(not widths[t] for t in range(c + 1, n))
+        if not last and length < screen:
+            c += 1
+            continue
+        if length != screen:
+            if length > screen:
+                length -= widths[c]
+                c -= 1
+                linecols -= 1
+            pad = screen - length
+            spacing, rem = divmod(pad, linecols) if linecols else (0, 0)
+            t = c
+            while t > eol:
+                if widths[t]:
+                    widths[t] += spacing
+                    if rem:
+                        widths[t] += 1
+                        rem -= 1
+                t -= 1
+        eol = c
+        length = 0
+        linecols = 0
+        c += 1

@@ -1,0 +1,68 @@
+"""The CLI's dump loop: every selected table in ss's order, rows into the renderer.
+
+Ports the sequence of ``*_show()`` calls at the end of ss.c's ``main()``. The sockets
+come from :mod:`sockscope.sources` (inet tables) and :mod:`sockscope.tables` (the other
+families); the rows from :class:`sockscope.show.Printer`.
+"""
+
+from __future__ import annotations
+
+from . import sources
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from .columns import Renderer
+    from .options import Options
+    from .query import Selection
+    from .show import Printer
+
+
+def make_context(
+    sel: Selection,
+    opts: Options,
+    flt: object,
+    environ: dict[str, str],
+    warn: Callable[[str], None],
+) -> sources.Context:
+    """The gathering context of a run: filter predicate, kernel bytecode, -K."""
+    matcher = getattr(flt, "matches", None)
+    bytecode = flt.bytecode() if flt is not None else None  # type: ignore[attr-defined]
+    ctx = sources.Context(sel, opts, matcher, bytecode, environ)
+    ctx.warn = warn
+    if opts.kill:
+        from . import kill
+
+        ctx.killer = kill.Killer(warn)
+    return ctx
+
+
+def show_all(
+    sel: Selection,
+    opts: Options,
+    flt: object,
+    printer: Printer,
+    renderer: Renderer,
+    environ: dict[str, str],
+    warn: Callable[[str], None],
+) -> None:
+    """Dump every selected table in ss's order and queue its rows."""
+    ctx = make_context(sel, opts, flt, environ, warn)
+    add = renderer.add
+    for name, bits in sources.ORDER:
+        if not sel.dbs & bits:
+            continue
+        if name in sources.INET_TABLES:
+            if not sel.families & sources.INET_FAMILIES:
+                continue
+            dg_proto = sources.INET_TABLES[name][2]
+            if dg_proto:
+                printer.set_proto(dg_proto)
+            row = printer.inet_row
+            for rec in sources.inet_table(ctx, name):
+                add(row(rec))
+        else:
+            from . import tables
+
+            tables.show(name, ctx, printer, renderer)

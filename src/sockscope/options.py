@@ -1,0 +1,75 @@
+"""The display options of one run: what ss keeps in its show_* globals.
+
+One :class:`Options` object travels from the command line (or a library call) to the
+printers; nothing is global.
+"""
+
+from __future__ import annotations
+
+
+class Options:
+    """Flags set by ss's command-line options (defaults are ss's)."""
+
+    __slots__ = (
+        "bpf_map_ids",
+        "bpf_maps",
+        "dump_file",
+        "events",
+        "filter_file",
+        "kill",
+        "net",
+        "numeric",
+        "oneline",
+        "resolve",
+        "show_bpf",
+        "show_cgroup",
+        "show_details",
+        "show_header",
+        "show_inet_sockopt",
+        "show_mem",
+        "show_options",
+        "show_proc_ctx",
+        "show_processes",
+        "show_queues",
+        "show_sock_ctx",
+        "show_tcpinfo",
+        "show_threads",
+        "show_tipcinfo",
+        "show_tos",
+        "summary",
+    )
+
+    def __init__(self) -> None:
+        self.numeric = False
+        self.resolve = False
+        self.show_options = False
+        self.show_details = 0
+        self.show_mem = False
+        self.show_tcpinfo = False
+        self.show_processes = 0
+        self.show_threads = 0
+        self.show_bpf = 0
+        self.show_proc_ctx = 0
+        self.show_sock_ctx = 0
+        self.show_header = True
+        self.show_queues = True
+        self.show_tipcinfo = False
+        self.show_tos = False
+        self.show_cgroup = False
+        self.show_inet_sockopt = False
+        self.oneline = False
+        self.events = False
+        self.kill = False
+        self.summary = False
+        self.dump_file: str | None = None
+        self.filter_file: str | None = None
+        self.net: str | None = None
+        self.bpf_maps = False
+        self.bpf_map_ids: list[int] = []
+
+    @property
+    def wants_users(self) -> bool:
+        """Whether the /proc process map is needed (-p, -T, -Z, -z)."""
+        return bool(
+            self.show_processes or self.show_threads or self.show_proc_ctx or self.show_sock_ctx
+        )
