@@ -23,11 +23,11 @@ from __future__ import annotations
 import os
 import sys
 from bisect import bisect_right
-from itertools import accumulate, chain
+from itertools import accumulate, chain, islice
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
 
 COL_NETID, COL_STATE, COL_RECVQ, COL_SENDQ, COL_ADDR, COL_SERV = range(6)
 COL_RADDR, COL_RSERV, COL_PROC, COL_EXT = range(6, 10)
@@ -131,9 +131,19 @@ class Renderer:
             if self.render_at >= 0:
                 self._flush_batch()
 
-    def add_many(self, rows: list[tuple[str, ...]]) -> None:
-        for row in rows:
-            self.add(row)
+    def extend(self, rows: Iterable[tuple[str, ...]]) -> None:
+        """Queue many rows; the fast path of a listing (C-level iteration)."""
+        it = iter(rows)
+        buf = self.rows
+        while True:
+            before = len(buf)
+            buf.extend(islice(it, _CHECK_EVERY))
+            if len(buf) == before:
+                return
+            self._account()
+            if self.render_at >= 0:
+                self._flush_batch()
+                buf = self.rows
 
     def finish(self) -> None:
         """Render what is buffered (ss's final render())."""
@@ -155,7 +165,9 @@ class Renderer:
         Token i of ``n`` bytes occupies 2 + n (+1 to align) bytes of a 1 MiB chunk. A token
         moves to a new chunk when it does not fit (buf_update), a chunk is closed when the
         next length field does not fit (field_flush), and when five chunks exist at the
-        end of a row the batch is rendered (field_next).
+        end of a row the batch is rendered (field_next). Blocks of rows that stay inside
+        the current chunk are summed at C speed; only a block that crosses a chunk end is
+        walked token by token.
         """
         if self.render_at >= 0:
             return
@@ -163,32 +175,44 @@ class Renderer:
         first = self.accounted
         if first >= len(rows):
             return
-        ncols = self.ncols
+        if self.chunks == 0:
+            self.chunks = 1
+            self.start = 0
+        # a token of n bytes takes its 2-byte length, the data and 1 byte to align odd n
         lens = list(map(len, chain.from_iterable(rows[first:])))
+        total = sum(lens) + sum(map((1).__and__, lens)) + 2 * len(lens)
+        self.accounted = len(rows)
+        if self.start + total <= _CHUNK_ROOM - 2:
+            self.start += total
+            return
+        self._walk(first, lens)
+
+    def _walk(self, first: int, lens: list[int]) -> None:
+        ncols = self.ncols
+        ext = ncols - 1
         lens = [n if n < _TOKEN_MAX else _TOKEN_MAX for n in lens]
-        cum = list(accumulate([2 + n + (n & 1) for n in lens], initial=0))
-        total = len(lens)
-        base = 0  # index into lens where the current chunk position `start` applies
+        costs = [2 + n + (n & 1) for n in lens]
+        cum = list(accumulate(costs, initial=0))
+        total = len(costs)
         start = self.start
         chunks = self.chunks
-        if chunks == 0:
-            chunks = 1
-            start = 0
-        ext = ncols - 1
+        base = 0  # index into costs where the chunk position `start` applies
+        slots = self.slots
         while True:
             # first token whose end (with the next length field) passes the chunk end
             limit = cum[base] + _CHUNK_ROOM - 2 - start
             i = bisect_right(cum, limit, base + 1) - 1
             if i >= total:
-                self.start = start + cum[total] - cum[base]
+                start += cum[total] - cum[base]
                 break
             s_i = start + cum[i] - cum[base]
             n = lens[i]
             col = i % ncols
-            out_called = n > 0 or self.slots[col] < COL_PROC
+            out_called = n > 0 or slots[col] < COL_PROC
             if out_called and s_i != 0 and s_i + 2 + n >= _CHUNK_ROOM:
                 chunks += 1  # buf_update: the token moves to a fresh chunk
-                if col == ext and chunks >= _CHUNKS_MAX:
+                if chunks >= _CHUNKS_MAX:
+                    # checked when this row's extra-info token is done
                     self._set_render(first, i, ncols)
                     break
                 start, base = 0, i
@@ -199,16 +223,13 @@ class Renderer:
                 break
             chunks += 1
             start, base = 0, i + 1
-            if chunks >= _CHUNKS_MAX and col != ext:
-                # the render check happens at the end of this same row
-                self._set_render(first, i - col + ext, ncols)
-                break
-            if chunks >= _CHUNKS_MAX and col == ext:
-                # the check at the end of the next row
-                self._set_render(first, i + ncols, ncols)
+            if chunks >= _CHUNKS_MAX:
+                # the check at the end of this row, or of the next one when this
+                # was the extra-info token
+                self._set_render(first, i + ncols if col == ext else i, ncols)
                 break
         self.chunks = chunks
-        self.accounted = len(rows)
+        self.start = start
 
     def _set_render(self, first: int, token: int, ncols: int) -> None:
         self.render_at = first + token // ncols
@@ -258,9 +279,9 @@ class Renderer:
             pieces.append(delim + spec)
         fmt = "".join(pieces) + "\n"
         write = self.write
-        step = 4096
+        step = 8192
         for k in range(0, len(rows), step):
-            write("".join([fmt % row for row in rows[k : k + step]]))
+            write("".join(map(fmt.__mod__, rows[k : k + step])))
 
     def _widths(self) -> list[int]:
         screen = self.screen if self.screen > 0 else sys.maxsize

@@ -49,7 +49,6 @@ def show_all(
 ) -> None:
     """Dump every selected table in ss's order and queue its rows."""
     ctx = make_context(sel, opts, flt, environ, warn)
-    add = renderer.add
     for name, bits in sources.ORDER:
         if not sel.dbs & bits:
             continue
@@ -59,9 +58,7 @@ def show_all(
             dg_proto = sources.INET_TABLES[name][2]
             if dg_proto:
                 printer.set_proto(dg_proto)
-            row = printer.inet_row
-            for rec in sources.inet_table(ctx, name):
-                add(row(rec))
+            renderer.extend(map(printer.inet_row_fn(), sources.inet_table(ctx, name)))
         else:
             from . import tables
 

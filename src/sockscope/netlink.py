@@ -84,10 +84,14 @@ def dump(
     sock.send(request)
     local_pid = sock.getsockname()[0]
     seq = _HDR.unpack_from(request, 0)[3]
-    recv = sock.recv
+    scratch = bytearray(_RECV_SIZE)
+    view = memoryview(scratch)
+    recv_into = sock.recv_into
     unpack = _HDR.unpack_from
     while True:
-        buf = recv(_RECV_SIZE)
+        # recv() would allocate a fresh 1 MiB object per datagram; copy out only
+        # what arrived (the kernel fills about 32 KiB per datagram of a dump)
+        buf = bytes(view[: recv_into(scratch)])
         if tee is not None:
             tee.write(buf + b"\0" * (-len(buf) & 3))
         off = 0

@@ -23,6 +23,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
+    from .fields import View
+
 #: 16-bit byte swap table: ports arrive in network order and are read as host u16.
 SWAP16 = tuple(((p & 0xFF) << 8) | (p >> 8) for p in range(65536))
 
@@ -156,6 +158,12 @@ class InetSocket(tuple):  # type: ignore[type-arg]
         data = self._attr(abi.INET_DIAG_SHUTDOWN)
         return _U8.unpack_from(data)[0] if data else None
 
+    def to_dict(self, view: View | None = None) -> dict[str, object]:
+        """The socket as data: what ``--json`` prints (:func:`sockscope.fields.inet`)."""
+        from . import fields
+
+        return fields.inet(self, fields.View() if view is None else view)
+
     def __repr__(self) -> str:
         return (
             f"InetSocket({self.netid} {self.state_name} {self.local_addr}:{self.lport}"
@@ -180,17 +188,18 @@ def decode_inet(
     unpack = _MSG.unpack_from
     new = tuple.__new__
     cls = InetSocket
+    minimum = _HDR_SIZE + _MSG_SIZE
+    raw = protocol == abi.IPPROTO_RAW
     for _mtype, buf, off, length in messages:
         body = off + _HDR_SIZE
-        if length < _HDR_SIZE + _MSG_SIZE:
+        if length < minimum or not (families >> buf[body]) & 1:
             continue
-        if not (families >> buf[body]) & 1:
-            continue
-        end = off + length
-        proto = protocol
-        if protocol == abi.IPPROTO_RAW:
-            proto = _raw_protocol(buf, body + _MSG_SIZE, end)
-        yield new(cls, (*unpack(buf, body), proto, buf, body + _MSG_SIZE, end))
+        attrs = body + _MSG_SIZE
+        if raw:
+            proto = _raw_protocol(buf, attrs, off + length)
+            yield new(cls, (*unpack(buf, body), proto, buf, attrs, off + length))
+        else:
+            yield new(cls, (*unpack(buf, body), protocol, buf, attrs, off + length))
 
 
 def _raw_protocol(buf: bytes, start: int, end: int) -> int:

@@ -9,6 +9,8 @@ engine (:mod:`sockscope.columns`) takes. The extra-information text (``-o -e -m 
 
 from __future__ import annotations
 
+from operator import itemgetter
+
 from . import abi, extinfo
 from .columns import COL_EXT, COL_NETID, COL_PROC, COL_RECVQ, COL_SENDQ, COL_STATE
 from .records import PROTO_NAMES, SWAP16
@@ -22,6 +24,9 @@ if TYPE_CHECKING:
     from .records import InetSocket
 
 _STATES = abi.STATE_NAMES
+_AF_INET = abi.AF_INET
+_AF_INET6 = abi.AF_INET6
+_IPPROTO_SCTP = abi.IPPROTO_SCTP
 
 
 class Printer:
@@ -49,6 +54,10 @@ class Printer:
         self.sctp_ino = 0
         self._addr_memo: dict[tuple[int, bytes, bool, int], str] = {}
         self._port_memo: dict[int, str] = {}
+        self._port_be: dict[int, str] = {}
+        self._addr4: dict[bytes, str] = {}
+        self._addr6: dict[bytes, str] = {}
+        self._pick = itemgetter(*enabled) if len(enabled) > 1 else lambda t: (t[COL_EXT],)
         self._q_memo: dict[int, str] = {}
         self.ext_wanted = extinfo.inet_wanted(opts)
         #: where non-fatal messages go (ss prints them on stderr while dumping)
@@ -78,9 +87,8 @@ class Printer:
         """``%-6d`` of a queue length (memoised: most are small)."""
         text = self._q_memo.get(n)
         if text is None:
-            if n >= 0x80000000:
-                n -= 0x100000000
-            text = "%-6d" % n
+            # the kernel's u32 is printed with %d, as ss does
+            text = "%-6d" % (n - 0x100000000 if n >= 0x80000000 else n)
             if len(self._q_memo) < 65536:
                 self._q_memo[n] = text
         return text
@@ -97,7 +105,8 @@ class Printer:
         """Switch dg_proto (a new table); port names depend on it."""
         if proto != self.dg_proto:
             self.dg_proto = proto
-            self._port_memo = {}
+            self._port_memo.clear()
+            self._port_be.clear()
 
     def local_addr(self, family: int, data: bytes, v6only: bool, ifindex: int) -> str:
         """inet_addr_print's address cell: text, ``%ifname`` scope, then ``:``."""
@@ -133,30 +142,83 @@ class Printer:
 
     # -- inet ---------------------------------------------------------------------------
     def inet_row(self, s: InetSocket) -> tuple[str, ...]:
-        """One TCP/UDP/RAW/MPTCP/DCCP/SCTP row (inet_stats_print + inet_show_sock)."""
-        family, state = s[0], s[1]
+        """One TCP/UDP/RAW/MPTCP/DCCP/SCTP row (inet_stats_print + inet_show_sock).
+
+        This runs once per socket of a listing, so it reads the record by index and
+        memoises every cell that repeats (addresses, ports, queue lengths).
+        """
+        family = s[0]
+        state = s[1]
         proto = s[16]
         v6only = False
-        if family == abi.AF_INET6 and s[17] is not None and state in (7, 10):
+        if family == _AF_INET6 and (state == 7 or state == 10) and s[17] is not None:
             v6only = bool(s.v6only)
-        netid = PROTO_NAMES.get(proto, "???")
-        if proto == abi.IPPROTO_SCTP and self.sctp_ino and self.sctp_ino == s[15]:
-            cells = [""] if self.show_netid else []
-            if self.show_state:
-                cells.append("`- " + extinfo.sctp_state_name(s))
-            if self.show_queues:
-                cells += [self.queue(s[12]), self.queue(s[13])]
+        if v6only or s[8]:
+            laddr = self.local_addr(family, s[6], v6only, s[8])
+            raddr = self.local_addr(family, s[7], v6only, 0)
         else:
-            cells = self.head(netid, _STATES[state], s[12], s[13])
-        cells.append(self.local_addr(family, s[6], v6only, s[8]))
-        cells.append(self.port(SWAP16[s[4]]))
-        cells.append(self.local_addr(family, s[7], v6only, 0))
-        cells.append(self.port(SWAP16[s[5]]))
-        if self.show_proc:
-            cells.append(self.process(s[15]))
-        cells.append(extinfo.inet(self, s, v6only) if self.ext_wanted else "")
+            memo = self._addr4 if family == _AF_INET else self._addr6
+            laddr = memo.get(s[6])
+            if laddr is None:
+                laddr = memo[s[6]] = self.local_addr(family, s[6], False, 0)
+            raddr = memo.get(s[7])
+            if raddr is None:
+                raddr = memo[s[7]] = self.local_addr(family, s[7], False, 0)
+        ports = self._port_be
+        lport = ports.get(s[4])
+        if lport is None:
+            lport = ports[s[4]] = self.port(SWAP16[s[4]])
+        rport = ports.get(s[5])
+        if rport is None:
+            rport = ports[s[5]] = self.port(SWAP16[s[5]])
+        qmemo = self._q_memo
+        rq = qmemo.get(s[12]) or self.queue(s[12])
+        wq = qmemo.get(s[13]) or self.queue(s[13])
+        if proto == _IPPROTO_SCTP and self.sctp_ino and self.sctp_ino == s[15]:
+            netid, state_text = "", "`- " + extinfo.sctp_state_name(s)
+        else:
+            netid, state_text = PROTO_NAMES.get(proto, "???"), _STATES[state]
+        proc = self.process(s[15]) if self.show_proc else ""
+        ext = extinfo.inet(self, s, v6only) if self.ext_wanted else ""
         self.sctp_ino = s[15]
-        return tuple(cells)
+        return self._pick((netid, state_text, rq, wq, laddr, lport, raddr, rport, proc, ext))
+
+
+    def inet_row_fn(self) -> Callable[[InetSocket], tuple[str, ...]]:
+        """The row function for a listing: a closure over the memos for plain rows.
+
+        Rows with extra information, a scope, a v6only attribute, SCTP, or a cell not
+        yet memoised go through :meth:`inet_row`; the rest (nearly all rows of a plain
+        listing) are assembled from the memos without attribute lookups.
+        """
+        slow = self.inet_row
+        if self.ext_wanted or self.show_proc:
+            return slow
+        a4, a6, ports, qmemo = self._addr4, self._addr6, self._port_be, self._q_memo
+        states, names, pick = _STATES, PROTO_NAMES, self._pick
+        sctp = _IPPROTO_SCTP
+
+        def row(s: InetSocket) -> tuple[str, ...]:
+            if s[8] or s[16] == sctp:
+                return slow(s)
+            state = s[1]
+            if s[0] == _AF_INET6:
+                if (state == 7 or state == 10) and s[17] is not None:
+                    return slow(s)
+                memo = a6
+            else:
+                memo = a4
+            la = memo.get(s[6])
+            ra = memo.get(s[7])
+            lp = ports.get(s[4])
+            rp = ports.get(s[5])
+            rq = qmemo.get(s[12])
+            wq = qmemo.get(s[13])
+            if la is None or ra is None or lp is None or rp is None or rq is None or wq is None:
+                return slow(s)
+            return pick((names.get(s[16], "???"), states[state], rq, wq, la, lp, ra, rp, "", ""))
+
+        return row
 
 
 def enabled_slots(show_netid: bool, show_state: bool, show_queues: bool, show_proc: bool) -> tuple[int, ...]:
