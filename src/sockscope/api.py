@@ -1,0 +1,157 @@
+"""The library API: a query in plain words, a generator of socket records.
+
+``sockets()`` streams the same sockets the command prints, as typed records (see
+:mod:`sockscope.records` and the per-family record modules), with the same selection
+rules as ss: when nothing is named, ss's defaults apply (every table but TIPC, connected
+states only).
+"""
+
+from __future__ import annotations
+
+import os
+
+from . import abi, sources
+from .errors import SockscopeError
+from .options import Options
+from .query import DB_WORDS, FAMILY_WORDS, Selection, scan_state
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
+    from .filter import Filter
+
+
+class Query:
+    """What to list: tables, families, states, a filter, and which details to fetch.
+
+    * ``tables``: names as ``ss -A`` takes them (``"tcp"``, ``"udp"``, ``"unix"``,
+      ``"inet"``, ``"all"``, ``"!tcp"`` ...), applied in order; None = ss's default.
+    * ``families``: ``"inet"``, ``"inet6"``, ``"unix"``, ``"link"``, ``"netlink"``, ...
+    * ``states``: state words as ``ss state`` takes them (``"established"``,
+      ``"listening"``, ``"connected"``, ``"all"`` ...); None = the tables' defaults.
+    * ``filter``: filter text in ss's language, or a parsed :class:`Filter`.
+    * ``memory``, ``info``, ``tos``: ask the kernel for skmem, tcp_info and TOS data.
+    * ``netns``: the name of a network namespace under /var/run/netns to list instead.
+    """
+
+    __slots__ = ("families", "filter", "info", "memory", "netns", "states", "tables", "tos")
+
+    def __init__(
+        self,
+        tables: Iterable[str] | None = None,
+        families: Iterable[str] | None = None,
+        states: Iterable[str] | None = None,
+        filter: str | Filter | None = None,  # noqa: A002 - the natural name
+        *,
+        memory: bool = False,
+        info: bool = False,
+        tos: bool = False,
+        netns: str | None = None,
+    ) -> None:
+        self.tables = list(tables) if tables is not None else None
+        self.families = list(families) if families is not None else None
+        self.states = list(states) if states is not None else None
+        self.filter = filter
+        self.memory = memory
+        self.info = info
+        self.tos = tos
+        self.netns = netns
+
+    def selection(self) -> Selection:
+        """The ss selection this query stands for (raises SockscopeError on bad words)."""
+        sel = Selection()
+        state_filter = 0
+        if self.tables is not None:
+            sel.dbs = 0
+            sel.do_default = False
+            state_filter = abi.SS_CONN
+            for word in self.tables:
+                if word.lstrip("!") not in DB_WORDS or not sel.db_parse(word):
+                    raise SockscopeError(f'"{word}" is not a socket table', 255)
+        for word in self.families or ():
+            family = FAMILY_WORDS.get(word)
+            if family is None:
+                raise SockscopeError(f'"{word}" is invalid family', 255)
+            sel.af_set(family)
+        if self.states is not None:
+            state_filter = 0
+            for word in self.states:
+                mask = scan_state(word)
+                if mask is None:
+                    raise SockscopeError(f"wrong state name: {word}", 255)
+                state_filter |= mask
+        sel.finish(state_filter)
+        return sel
+
+
+def parse_filter(text: str | Iterable[str]) -> Filter | None:
+    """Parse filter text in ss's language (None for an empty filter).
+
+    Raises :class:`sockscope.FilterError` pointing at the offending token.
+    """
+    from . import filter as ssfilter
+
+    return ssfilter.parse_filter(text)
+
+
+def sockets(query: Query | None = None, **kwargs: object) -> Iterator[object]:
+    """Yield every socket the query selects, as records, while the kernel dumps them.
+
+    ``sockets(tables=["tcp"], states=["listening"])`` is short for
+    ``sockets(Query(tables=["tcp"], states=["listening"]))``.
+    """
+    if query is None:
+        query = Query(**kwargs)  # type: ignore[arg-type]
+    elif kwargs:
+        raise TypeError("pass either a Query or keyword arguments, not both")
+    sel = query.selection()
+    opts = Options()
+    opts.show_mem = query.memory
+    opts.show_tcpinfo = query.info
+    opts.show_tos = query.tos
+    flt = _filter_for(query, sel)
+    ctx = sources.Context(
+        sel,
+        opts,
+        flt.matches if flt is not None else None,
+        flt.bytecode() if flt is not None else None,
+        dict(os.environ),
+    )
+    if query.netns is None:
+        yield from _gather(ctx)
+        return
+    from . import netns
+
+    with netns.entered(query.netns):
+        yield from _gather(ctx)
+
+
+def _filter_for(query: Query, sel: Selection) -> Filter | None:
+    if query.filter is None or not isinstance(query.filter, str):
+        return query.filter
+    from . import filter as ssfilter
+
+    ctx = ssfilter.FilterContext(
+        preferred_family=sel.preferred_family, families=sel.families, dbs=sel.dbs
+    )
+    flt = ssfilter.parse_filter(query.filter, ctx)
+    sel.families = ctx.families
+    sel.preferred_family = ctx.preferred_family
+    return flt
+
+
+def _gather(ctx: sources.Context) -> Iterator[object]:
+    """Every selected table in ss's order."""
+    sel = ctx.sel
+    for name, bits in sources.ORDER:
+        if not sel.dbs & bits:
+            continue
+        if name in sources.INET_TABLES:
+            yield from sources.inet_table(ctx, name)
+        else:
+            from . import tables
+
+            records = getattr(tables, "records", None)
+            if records is not None:
+                yield from records(name, ctx)
