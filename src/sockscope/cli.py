@@ -74,6 +74,10 @@ LONGOPTS: tuple[tuple[str, bool, str], ...] = (
     ("inet-sockopt", False, "inet-sockopt"),
     ("bpf-maps", False, "bpf-maps"),
     ("bpf-map-id", True, "bpf-map-id"),
+    # sockscope's own: machine-readable output (not ss options; keys that no ss option uses)
+    ("json", False, "json"),
+    ("json-lines", False, "json-lines"),
+    ("jsonl", False, "json-lines"),
 )
 
 
@@ -221,6 +225,8 @@ class Run:
         self.state_filter = 0
         self.saw_query = False
         self.filter_fp: BinaryIO | None = None
+        #: -s with --json: the summary, written at the head of the JSON output
+        self.summary: object = None
 
 
 def _usage_error(message: str | None = None) -> UsageError:
@@ -351,6 +357,14 @@ def _opt_bpf_map_id(run: Run, value: str) -> None:
     run.opts.bpf_map_ids.append(map_id)
 
 
+def _opt_json(run: Run, _v: str) -> None:
+    run.opts.json = "json"
+
+
+def _opt_json_lines(run: Run, _v: str) -> None:
+    run.opts.json = "lines"
+
+
 _OTHER_OPTS: dict[str, Callable[[Run, str], None]] = {
     "e": _opt_e,
     "p": _opt_p,
@@ -368,6 +382,8 @@ _OTHER_OPTS: dict[str, Callable[[Run, str], None]] = {
     "h": _opt_h,
     "bpf-maps": _opt_bpf_maps,
     "bpf-map-id": _opt_bpf_map_id,
+    "json": _opt_json,
+    "json-lines": _opt_json_lines,
 }
 
 
@@ -474,10 +490,16 @@ def _main(argv: list[str], prog: str) -> int:
     if opts.summary:
         from . import summary
 
-        sys.stdout.write(summary.render(summary.read(environ, _warn)))
-        sys.stdout.flush()
-        if sel.do_default and not args:
-            return 0
+        counters = summary.read(environ, _warn)
+        if opts.json:
+            run.summary = counters
+            if sel.do_default and not args:
+                return _show_json(run, None, None, environ, listing=False)
+        else:
+            sys.stdout.write(summary.render(counters))
+            sys.stdout.flush()
+            if sel.do_default and not args:
+                return 0
 
     args = _read_states(run, args)
     sel.finish(run.state_filter)
@@ -548,6 +570,8 @@ def _show(run: Run, flt: object, users: object, environ: dict[str, str]) -> int:
     from .show import Printer, enabled_slots
 
     opts, sel = run.opts, run.sel
+    if opts.json and not opts.events:
+        return _show_json(run, flt, users, environ)
     slots = enabled_slots(
         show_netid=not sel.single_db(),
         show_state=not sel.single_state(),
@@ -576,4 +600,43 @@ def _show(run: Run, flt: object, users: object, environ: dict[str, str]) -> int:
     gather.show_all(sel, opts, flt, printer, renderer, environ, _warn)
     renderer.finish()
     out.flush()
+    return 0
+
+
+def _show_json(
+    run: Run, flt: object, users: object, environ: dict[str, str], listing: bool = True
+) -> int:
+    """--json / --json-lines: the same sockets as the text, written as data (jsonout)."""
+    from . import fields, gather, jsonout
+    from .addrs import Resolver
+    from .show import Printer
+
+    opts, sel = run.opts, run.sel
+    resolver = Resolver(numeric=opts.numeric, resolve_hosts=opts.resolve, environ=environ)
+    printer = Printer(opts, resolver, ())
+    printer.warn = _warn
+    view = fields.View.from_options(opts)
+    view.ifname = resolver.ifname
+    view.cgroup_path = lambda cgroup_id: printer.cgroups().path(cgroup_id)
+    if not opts.numeric:
+        view.service = printer.port
+    if opts.show_processes:
+        view.owners = getattr(users, "owners", None)
+    writer = jsonout.Writer(sys.stdout.buffer, opts.json == "lines")
+    summary = None if run.summary is None else jsonout.summary_dict(run.summary)
+    try:
+        writer.start(summary)
+        if listing:
+            writer.open_sockets()
+            for _name, dg_proto, records in gather.records(sel, opts, flt, environ, _warn):
+                if dg_proto:
+                    printer.set_proto(dg_proto)
+                for rec in records:
+                    writer.socket(rec.to_dict(view))
+        writer.finish()
+    except BrokenPipeError:
+        # the reader went away (| head): end quietly, and keep the final flush silent
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
     return 0

@@ -11,7 +11,7 @@ from . import sources
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
     from .columns import Renderer
     from .options import Options
@@ -63,3 +63,27 @@ def show_all(
             from . import tables
 
             tables.show(name, ctx, printer, renderer)
+
+
+def records(
+    sel: Selection,
+    opts: Options,
+    flt: object,
+    environ: dict[str, str],
+    warn: Callable[[str], None],
+) -> Iterator[tuple[str, str | None, Iterator[object]]]:
+    """The data path (--json): per selected table in ss's order, its name, dg_proto and
+    matching records. Tables whose module has no ``records(name, ctx)`` yet are skipped."""
+    ctx = make_context(sel, opts, flt, environ, warn)
+    for name, bits in sources.ORDER:
+        if not sel.dbs & bits:
+            continue
+        if name in sources.INET_TABLES:
+            if sel.families & sources.INET_FAMILIES:
+                yield name, sources.INET_TABLES[name][2], sources.inet_table(ctx, name)
+            continue
+        from . import tables
+
+        table_records = getattr(tables, "records", None)
+        if table_records is not None:
+            yield name, None, table_records(name, ctx)

@@ -16,6 +16,7 @@ class Options:
         "dump_file",
         "events",
         "filter_file",
+        "json",
         "kill",
         "net",
         "numeric",
@@ -60,6 +61,8 @@ class Options:
         self.oneline = False
         self.events = False
         self.kill = False
+        #: --json: "json" (one document) or "lines" (--json-lines); None for text
+        self.json: str | None = None
         self.summary = False
         self.dump_file: str | None = None
         self.filter_file: str | None = None
