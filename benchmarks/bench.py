@@ -28,8 +28,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-DEFAULT_CMDS = ["-tan", "-tanp", "-tani", "-tan dport = :6379", "-tan --json-lines",
-                "-an", "-s"]
+DEFAULT_CMDS = ["-tan", "-tanp", "-tani", "-tan dport = :6379", "-tan --json-lines", "-an", "-s"]
 
 
 def log(msg: str) -> None:
@@ -39,8 +38,13 @@ def log(msg: str) -> None:
 def run_once(argv: list[str], env: dict[str, str]) -> tuple[int, float, int]:
     """(exit status, wall seconds, peak RSS in KiB) of one run."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env=env)
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -90,9 +94,12 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--ss", default="/usr/bin/ss")
-    ap.add_argument("--cand", default=f"{shlex.quote(sys.executable)} -m sockscope",
-                    help="sockscope command (default: %(default)s, with PYTHONPATH=<repo>/src); "
-                         "'sockscope' runs the installed console script")
+    ap.add_argument(
+        "--cand",
+        default=f"{shlex.quote(sys.executable)} -m sockscope",
+        help="sockscope command (default: %(default)s, with PYTHONPATH=<repo>/src); "
+        "'sockscope' runs the installed console script",
+    )
     ap.add_argument("--shared", default=str(REPO.parent / "shared"))
     ap.add_argument("--cmd", action="append", help=f"ss arguments (default: {DEFAULT_CMDS})")
     ap.add_argument("--keep", action="store_true", help="leave the namespaces up")
@@ -102,26 +109,41 @@ def main() -> int:
     scenario = Path(a.shared) / "tools" / "scenario.py"
     if not scenario.is_file():
         sys.exit(f"bench.py: {scenario} not found (use --shared)")
-    base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C",
-            "HOME": os.environ.get("HOME", "/root")}
-    version = subprocess.run([a.ss, "-V"], capture_output=True, text=True,
-                             check=False).stdout.strip()
-    tools = [Tool("ss", [a.ss], base),
-             Tool("sockscope", shlex.split(a.cand), dict(base, PYTHONPATH=str(REPO / "src")))]
+    base = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "LC_ALL": "C",
+        "HOME": os.environ.get("HOME", "/root"),
+    }
+    version = subprocess.run(
+        [a.ss, "-V"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    tools = [
+        Tool("ss", [a.ss], base),
+        Tool("sockscope", shlex.split(a.cand), dict(base, PYTHONPATH=str(REPO / "src"))),
+    ]
     cmds = a.cmd or DEFAULT_CMDS
-    print(f"ss: `{a.ss}` ({version}); sockscope: `{a.cand}`; median of {a.reps} alternated "
-          f"runs, output to /dev/null; RSS = peak `ru_maxrss`; kernel {os.uname().release}, "
-          f"{os.cpu_count()} CPUs.\n")
-    print("| sockets | command | ss (s) | sockscope (s) | ratio | ss RSS (MiB) "
-          "| sockscope RSS (MiB) |")
+    print(
+        f"ss: `{a.ss}` ({version}); sockscope: `{a.cand}`; median of {a.reps} alternated "
+        f"runs, output to /dev/null; RSS = peak `ru_maxrss`; kernel {os.uname().release}, "
+        f"{os.cpu_count()} CPUs.\n"
+    )
+    print(
+        "| sockets | command | ss (s) | sockscope (s) | ratio | ss RSS (MiB) "
+        "| sockscope RSS (MiB) |"
+    )
     print("|---:|---|---:|---:|---:|---:|---:|")
     for size in (int(s) for s in a.sizes.split(",")):
         netns = f"sockscope-bench-{size}"
         log(f"scenario.py up {netns} {size} --seed {a.seed} ...")
-        subprocess.run([sys.executable, str(scenario), "down", netns], capture_output=True,
-                       check=False)
-        up = subprocess.run([sys.executable, str(scenario), "up", netns, str(size), "--seed",
-                             str(a.seed)], capture_output=True, text=True, check=False)
+        subprocess.run(
+            [sys.executable, str(scenario), "down", netns], capture_output=True, check=False
+        )
+        up = subprocess.run(
+            [sys.executable, str(scenario), "up", netns, str(size), "--seed", str(a.seed)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if up.returncode:
             sys.exit(f"bench.py: scenario up failed: {up.stderr or up.stdout}")
         log(up.stdout.strip())
@@ -130,12 +152,16 @@ def main() -> int:
                 log(f"  {size}: ss {args}")
                 res = bench_command(netns, tools, args, a.reps)
                 ss, cand = res["ss"], res["sockscope"]
-                print(f"| {size:,} | `{args}` | {fmt_time(ss)} | {fmt_time(cand)} | "
-                      f"{ratio(cand, ss)} | {fmt_rss(ss)} | {fmt_rss(cand)} |", flush=True)
+                print(
+                    f"| {size:,} | `{args}` | {fmt_time(ss)} | {fmt_time(cand)} | "
+                    f"{ratio(cand, ss)} | {fmt_rss(ss)} | {fmt_rss(cand)} |",
+                    flush=True,
+                )
         finally:
             if not a.keep:
-                subprocess.run([sys.executable, str(scenario), "down", netns],
-                               capture_output=True, check=False)
+                subprocess.run(
+                    [sys.executable, str(scenario), "down", netns], capture_output=True, check=False
+                )
     return 0
 
 

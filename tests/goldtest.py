@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -101,8 +102,6 @@ def candidate_command() -> list[str]:
     """The command under test: ``$SOCKSCOPE_CAND`` (shell words) or ``python -m sockscope``."""
     cand = os.environ.get("SOCKSCOPE_CAND")
     if cand:
-        import shlex
-
         return shlex.split(cand)
     return [sys.executable, "-m", "sockscope"]
 

@@ -44,15 +44,15 @@ NETNS_DIR = "/var/run/netns"
 
 # fixed ports: the namespace is private, nothing else binds there
 PORTS = {
-    "tcp4_listen": 6001,       # 127.0.0.1, backlog 16
-    "tcp6_listen": 6002,       # [::1], IPV6_V6ONLY
-    "tcp_dual_listen": 6003,   # [::], dual stack, v4-mapped peers
-    "tcp6_only_any": 6004,     # [::], IPV6_V6ONLY
-    "tcp_bound": 6005,         # 127.0.0.1, bound, never listening (bound-inactive)
-    "tcp_full_listen": 6006,   # 127.0.0.1, backlog 0, one connection never accepted
-    "udp4": 6101,              # 127.0.0.1, one unread datagram
-    "udp6": 6102,              # [::1]
-    "udp_conn_a": 6103,        # 127.0.0.1, connected to udp_conn_b
+    "tcp4_listen": 6001,  # 127.0.0.1, backlog 16
+    "tcp6_listen": 6002,  # [::1], IPV6_V6ONLY
+    "tcp_dual_listen": 6003,  # [::], dual stack, v4-mapped peers
+    "tcp6_only_any": 6004,  # [::], IPV6_V6ONLY
+    "tcp_bound": 6005,  # 127.0.0.1, bound, never listening (bound-inactive)
+    "tcp_full_listen": 6006,  # 127.0.0.1, backlog 0, one connection never accepted
+    "udp4": 6101,  # 127.0.0.1, one unread datagram
+    "udp6": 6102,  # [::1]
+    "udp_conn_a": 6103,  # 127.0.0.1, connected to udp_conn_b
     "udp_conn_b": 6104,
 }
 UNREAD = 1000  # bytes left unread on one established server socket (Recv-Q)
@@ -92,18 +92,34 @@ class Netns:
     def enter(self) -> list[str]:
         return ["nsenter", f"--net={self.path}"]
 
-    def run(self, argv: list[str], *, check: bool = False, env: dict[str, str] | None = None,
-            timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run([*self.enter(), *argv], stdin=subprocess.DEVNULL,
-                              capture_output=True, check=check, env=env, timeout=timeout)
+    def run(
+        self,
+        argv: list[str],
+        *,
+        check: bool = False,
+        env: dict[str, str] | None = None,
+        timeout: float = 60,
+    ) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            [*self.enter(), *argv],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            check=check,
+            env=env,
+            timeout=timeout,
+        )
 
     def close(self) -> None:
         subprocess.run(["ip", "netns", "del", self.name], capture_output=True, check=False)
 
 
 def tool_env(**extra: str) -> dict[str, str]:
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin:/usr/sbin:/sbin"), "LC_ALL": "C",
-           "HOME": os.environ.get("HOME", "/root"), "PYTHONPATH": str(REPO / "src")}
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin:/usr/sbin:/sbin"),
+        "LC_ALL": "C",
+        "HOME": os.environ.get("HOME", "/root"),
+        "PYTHONPATH": str(REPO / "src"),
+    }
     env.update(extra)
     return env
 
@@ -120,8 +136,16 @@ class Holder:
     def __init__(self, ns: Netns, seconds: float = 600) -> None:
         self.dir = Path(f"/run/sockscope-test-{os.getpid()}")
         self.dir.mkdir(parents=True, exist_ok=True)
-        cmd = [*ns.enter(), sys.executable, str(Path(__file__).resolve()), "hold",
-               "--seconds", str(seconds), "--dir", str(self.dir)]
+        cmd = [
+            *ns.enter(),
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "hold",
+            "--seconds",
+            str(seconds),
+            "--dir",
+            str(self.dir),
+        ]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         assert self.proc.stdout is not None
         ready, _, _ = select.select([self.proc.stdout], [], [], 30)
@@ -150,11 +174,18 @@ class Holder:
 
 _VOLATILE = [
     (re.compile(rb"timer:\([a-z_]+,[0-9.]+(?:ms|sec|min)?,"), rb"timer:(T,"),
-    (re.compile(rb"\b(lastsnd|lastrcv|lastack|busy|rwnd_limited|sndbuf_limited|app_limited)"
-                rb":[0-9.]+(ms)?(\([0-9.%]+\))?"), rb"\1:N"),
+    (
+        re.compile(
+            rb"\b(lastsnd|lastrcv|lastack|busy|rwnd_limited|sndbuf_limited|app_limited)"
+            rb":[0-9.]+(ms)?(\([0-9.%]+\))?"
+        ),
+        rb"\1:N",
+    ),
     (re.compile(rb"\b(rtt:[0-9.]+/[0-9.]+|minrtt:[0-9.]+|rto:[0-9.]+|ato:[0-9.]+)"), rb"RTT"),
-    (re.compile(rb"\b(send|pacing_rate|delivery_rate) [0-9.]+[KMG]?bps(/[0-9.]+[KMG]?bps)?"),
-     rb"\1 R"),
+    (
+        re.compile(rb"\b(send|pacing_rate|delivery_rate) [0-9.]+[KMG]?bps(/[0-9.]+[KMG]?bps)?"),
+        rb"\1 R",
+    ),
 ]
 _BLANKS = re.compile(rb"[ \t]+")
 _NEW_TCP_INFO = re.compile(rb" (rcv_wnd:\d+|rehash:\d+|usec_ts)(?=\s|$)")
@@ -219,15 +250,18 @@ def mask_61(out: bytes, bound_ports: tuple[int, ...] = ()) -> bytes:
         dropping = False
         if line.startswith((b"State", b"Netid", b"Recv-Q")):
             # the header: 6.1 appends "Process" (glued to "Address:Port" if narrow)
-            line = re.sub(rb" ?Process$", b"", line)
-        lines.append(line)
+            lines.append(re.sub(rb" ?Process$", b"", line))
+        else:
+            lines.append(line)
     return b"\n".join(lines)
 
 
 # ---------------------------------------------------------------- the holder
 
-def _tcp_listener(family: int, addr: str, port: int, backlog: int = 16,
-                  v6only: bool | None = None) -> socket.socket:
+
+def _tcp_listener(
+    family: int, addr: str, port: int, backlog: int = 16, v6only: bool | None = None
+) -> socket.socket:
     s = socket.socket(family, socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if v6only is not None:
@@ -309,7 +343,8 @@ def open_sockets(directory: Path) -> tuple[list[object], dict[str, object]]:
     keep += [ux, uc, us, ua_l, ud]
     for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM, socket.SOCK_SEQPACKET):
         keep += list(socket.socketpair(socket.AF_UNIX, kind))
-    info["unix"] = {"stream": path, "abstract": abstract[1:], "dgram": str(directory / "dgram.sock")}
+    dgram = str(directory / "dgram.sock")
+    info["unix"] = {"stream": path, "abstract": abstract[1:], "dgram": dgram}
     # netlink (route, with groups) and, optionally, packet and raw
     nl = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)
     nl.bind((0, 1))

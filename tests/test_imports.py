@@ -27,14 +27,19 @@ def importtime(code: str) -> list[tuple[str, int, int, int]]:
     """(name, depth, self us, cumulative us) per import made running ``code``."""
     env = dict(os.environ, PYTHONPATH=str(SRC))
     env.pop("PYTHONPROFILEIMPORTTIME", None)
-    proc = subprocess.run([sys.executable, "-S", "-X", "importtime", "-c", code],
-                          capture_output=True, text=True, env=env, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-S", "-X", "importtime", "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = []
     for line in proc.stderr.splitlines():
         if not line.startswith("import time:") or "|" not in line:
             continue
-        own, cumulative, name = line[len("import time:"):].split("|")
+        own, cumulative, name = line[len("import time:") :].split("|")
         if own.strip().isdigit():
             depth = (len(name) - len(name.lstrip(" ")) - 1) // 2
             rows.append((name.strip(), depth, int(own), int(cumulative)))
@@ -49,8 +54,7 @@ def cli_imports() -> list[tuple[str, int, int, int]]:
 
 
 @pytest.mark.parametrize("name", FORBIDDEN)
-def test_heavy_module_not_imported(cli_imports: list[tuple[str, int, int, int]],
-                                   name: str) -> None:
+def test_heavy_module_not_imported(cli_imports: list[tuple[str, int, int, int]], name: str) -> None:
     loaded = [m for m, *_ in cli_imports if m == name or m.startswith(name + ".")]
     assert not loaded, f"`import sockscope.cli` pulls in {loaded}"
 
@@ -63,4 +67,5 @@ def test_startup_budget(cli_imports: list[tuple[str, int, int, int]]) -> None:
     detail = ", ".join(f"{m} {own / 1000:.1f}" for own, m in worst)
     assert total / 1000 < BUDGET_MS, (
         f"import sockscope.cli costs {total / 1000:.1f} ms cumulative, budget {BUDGET_MS} ms "
-        f"(largest self times, ms: {detail})")
+        f"(largest self times, ms: {detail})"
+    )

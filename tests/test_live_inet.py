@@ -123,8 +123,13 @@ def run_tty(ns, argv, env, cols):
     attrs = termios.tcgetattr(slave)
     attrs[1] &= ~termios.OPOST  # no \n -> \r\n translation
     termios.tcsetattr(slave, termios.TCSANOW, attrs)
-    p = subprocess.Popen([*ns.enter(), *argv], stdin=subprocess.DEVNULL, stdout=slave,
-                         stderr=subprocess.PIPE, env=env)
+    p = subprocess.Popen(
+        [*ns.enter(), *argv],
+        stdin=subprocess.DEVNULL,
+        stdout=slave,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
     os.close(slave)
     chunks = []
     while True:
@@ -186,9 +191,11 @@ def test_same_as_ss(lab, args, flags):
             return
         time.sleep(0.3 * (attempt + 1))
     diff = goldtest.visible_diff(want, got)
-    pytest.fail(f"ss {args!r} ({'7.1' if is71 else '6.1 masked'}): status {rs} vs {cs}\n"
-                f"{diff}\nsockscope stderr: {cerr[-1500:].decode(errors='replace')}",
-                pytrace=False)
+    pytest.fail(
+        f"ss {args!r} ({'7.1' if is71 else '6.1 masked'}): status {rs} vs {cs}\n"
+        f"{diff}\nsockscope stderr: {cerr[-1500:].decode(errors='replace')}",
+        pytrace=False,
+    )
 
 
 def sockscope(ns, *args):
@@ -207,8 +214,12 @@ def rows(text):
 def test_listeners(lab):
     ns, _ = lab
     local = {r[3] for r in rows(sockscope(ns, "-tln")) if r[0] == "LISTEN"}
-    assert {f"127.0.0.1:{P['tcp4_listen']}", f"[::1]:{P['tcp6_listen']}",
-            f"*:{P['tcp_dual_listen']}", f"[::]:{P['tcp6_only_any']}"} <= local
+    assert {
+        f"127.0.0.1:{P['tcp4_listen']}",
+        f"[::1]:{P['tcp6_listen']}",
+        f"*:{P['tcp_dual_listen']}",
+        f"[::]:{P['tcp6_only_any']}",
+    } <= local
 
 
 @live
@@ -234,7 +245,8 @@ def test_bound_inactive(lab):
     bound = f"127.0.0.1:{P['tcp_bound']}"
     assert any(r[0] == "UNCONN" and r[3] == bound for r in rows(sockscope(ns, "-tan")))
     assert [r[2] for r in rows(sockscope(ns, "-tnB"))] == [bound] or any(
-        bound in r for r in rows(sockscope(ns, "-tnB")))
+        bound in r for r in rows(sockscope(ns, "-tnB"))
+    )
     assert not any(bound in r for r in rows(sockscope(ns, "-tln")))
 
 
@@ -277,8 +289,9 @@ def test_process_column(lab):
 
 def _head_one(cmd, env):
     """Run ``cmd | head -1``: returns (status, first line, stderr)."""
-    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, env=env)
+    p = subprocess.Popen(
+        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
     first = p.stdout.readline()
     p.stdout.close()  # what head does after one line
     err = p.stderr.read()
@@ -313,7 +326,10 @@ def test_head_closes_pipe_quietly_live(lab):
 
 def test_netns_masks_only_documented_differences():
     """mask_61 folds layout and drops bound-inactive rows only; numbers stay compared."""
-    a = b"State Recv-Q Local Address:Port Peer Address:PortProcess\nESTAB 0 1.2.3.4:5 6.7.8.9:10  \n"
+    a = (
+        b"State Recv-Q Local Address:Port Peer Address:PortProcess\n"
+        b"ESTAB 0 1.2.3.4:5 6.7.8.9:10  \n"
+    )
     b = b"State Recv-Q Local Address:Port Peer Address:Port\nESTAB 0 1.2.3.4:5 6.7.8.9:10\n"
     assert netns.mask_61(a) == netns.mask_61(b)
     c = b"State Recv-Q Local Address:Port Peer Address:Port\nESTAB 1 1.2.3.4:5 6.7.8.9:10\n"

@@ -47,8 +47,24 @@ TESTS = Path(__file__).resolve().parent.parent
 REPO = TESTS.parent
 GOLDEN = TESTS / "golden"
 ARGS_FILE = Path(__file__).resolve().parent / "golden_args.txt"
-PROC_FILES = ["tcp", "tcp6", "udp", "udp6", "raw", "raw6", "unix", "packet", "netlink",
-              "sockstat", "sockstat6", "snmp", "snmp6", "netstat", "icmp", "icmp6"]
+PROC_FILES = [
+    "tcp",
+    "tcp6",
+    "udp",
+    "udp6",
+    "raw",
+    "raw6",
+    "unix",
+    "packet",
+    "netlink",
+    "sockstat",
+    "sockstat6",
+    "snmp",
+    "snmp6",
+    "netstat",
+    "icmp",
+    "icmp6",
+]
 BASE_ENV = {"PATH": "/usr/bin:/bin:/usr/sbin:/sbin", "LC_ALL": "C", "HOME": "/root"}
 KINDS = {"t": ("TCPDIAG_FILE", "tcpdiag.bin"), "p": ("PROC_ROOT", "proc")}
 ENV_WORD = re.compile(r"^[A-Z_][A-Z0-9_]*=")
@@ -95,6 +111,7 @@ def read_args(path: Path) -> list[tuple[str, dict[str, str], list[str]]]:
 
 # ---------------------------------------------------------------- recording inputs
 
+
 def raw_dump(path: str) -> None:
     """Write a TCP inet_diag dump (AF_INET, then AF_INET6) of the current netns, like ss -D."""
     with open(path, "wb") as out:
@@ -103,8 +120,9 @@ def raw_dump(path: str) -> None:
             sock.bind((0, 0))
             req = struct.pack("=BBBxI", family, socket.IPPROTO_TCP, EXTENSIONS, SS_ALL)
             req += bytes(48)  # inet_diag_sockid: ports, addresses, ifindex, cookie all zero
-            hdr = struct.pack("=IHHII", 16 + len(req), SOCK_DIAG_BY_FAMILY,
-                              NLM_F_REQUEST | NLM_F_DUMP, SEQ, 0)
+            hdr = struct.pack(
+                "=IHHII", 16 + len(req), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, SEQ, 0
+            )
             sock.sendto(hdr + req, (0, 0))
             done = False
             while not done:
@@ -165,8 +183,12 @@ def record_inputs(a: argparse.Namespace, scen: Path) -> None:
     if not scenario_py.is_file():
         die(f"{scenario_py} not found (use --shared)")
     netns = f"sockscope-rec-{os.getpid()}"
-    up = subprocess.run([sys.executable, str(scenario_py), "up", netns, str(a.sockets),
-                         "--seed", str(a.seed)], capture_output=True, text=True, check=False)
+    up = subprocess.run(
+        [sys.executable, str(scenario_py), "up", netns, str(a.sockets), "--seed", str(a.seed)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     try:
         if up.returncode:
             die(f"scenario.py up failed: {up.stderr or up.stdout}")
@@ -176,20 +198,26 @@ def record_inputs(a: argparse.Namespace, scen: Path) -> None:
         (scen / "proc" / "net").mkdir(parents=True)
         how = dump_tcp(netns, scen / "tcpdiag.bin", a.dumper)
         for name in PROC_FILES:
-            p = subprocess.run(["nsenter", f"--net=/var/run/netns/{netns}", "cat",
-                                f"/proc/net/{name}"], capture_output=True, check=False)
+            p = subprocess.run(
+                ["nsenter", f"--net=/var/run/netns/{netns}", "cat", f"/proc/net/{name}"],
+                capture_output=True,
+                check=False,
+            )
             if p.returncode == 0:
                 (scen / "proc" / "net" / name).write_bytes(p.stdout)
         (scen / "RECORDED").write_text(
             f"scenario.py up NAME {a.sockets} --seed {a.seed}\n{up.stdout.strip()}\n"
-            f"tcpdiag.bin: {how}\nkernel: {os.uname().release}\n")
+            f"tcpdiag.bin: {how}\nkernel: {os.uname().release}\n"
+        )
         print(up.stdout.strip())
     finally:
-        subprocess.run([sys.executable, str(scenario_py), "down", netns],
-                       capture_output=True, check=False)
+        subprocess.run(
+            [sys.executable, str(scenario_py), "down", netns], capture_output=True, check=False
+        )
 
 
 # ---------------------------------------------------------------- recording outputs
+
 
 def record_cases(ss: str, scen: Path, entries: list) -> int:
     cases = scen / "cases"
@@ -202,8 +230,14 @@ def record_cases(ss: str, scen: Path, entries: list) -> int:
         name = f"{kind}{counters[kind]:03d}"
         counters[kind] += 1
         env = dict(BASE_ENV, **extra, **{var: str(scen / rel)})
-        p = subprocess.run([ss, *argv], env=env, stdin=subprocess.DEVNULL,
-                           capture_output=True, timeout=120, check=False)
+        p = subprocess.run(
+            [ss, *argv],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
         d = cases / name
         d.mkdir(parents=True)
         (d / "argv").write_text("".join(x + "\n" for x in argv))
@@ -217,8 +251,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--ss", required=True, help="upstream iproute2 7.1 ss (the oracle)")
     ap.add_argument("--args", default=str(ARGS_FILE), help="argument list (default: %(default)s)")
-    ap.add_argument("--scenario", action="append", default=[],
-                    help="only rebuild these scenarios (folder names under tests/golden)")
+    ap.add_argument(
+        "--scenario",
+        action="append",
+        default=[],
+        help="only rebuild these scenarios (folder names under tests/golden)",
+    )
     ap.add_argument("--record", metavar="NAME", help="record new inputs into tests/golden/NAME")
     ap.add_argument("--sockets", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
@@ -237,8 +275,11 @@ def main() -> int:
         record_inputs(a, GOLDEN / a.record)
         names = [a.record]
     else:
-        names = a.scenario or sorted(p.name for p in GOLDEN.iterdir()
-                                     if (p / "tcpdiag.bin").exists() or (p / "proc").exists())
+        names = a.scenario or sorted(
+            p.name
+            for p in GOLDEN.iterdir()
+            if (p / "tcpdiag.bin").exists() or (p / "proc").exists()
+        )
     for name in names:
         n = record_cases(os.path.abspath(a.ss), GOLDEN / name, entries)
         print(f"{name}: {n} cases")
