@@ -446,6 +446,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return e.status
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        return 0
+    except OSError as e:
+        # a failure ss would report through perror(): one line, no traceback
+        _report(SockscopeError(f"sockscope: {e.strerror or e}", 1))
+        return 1
     finally:
         try:
             sys.stdout.flush()
@@ -488,15 +494,17 @@ def _main(argv: list[str], prog: str) -> int:
         users = procmap.ProcessMap.build(environ, opts)
 
     if opts.summary:
-        from . import summary
+        # "from . import summary" would get sockscope.summary, the library function
+        from .summary import read as read_summary
+        from .summary import render as render_summary
 
-        counters = summary.read(environ, _warn)
+        counters = read_summary(environ, _warn)
         if opts.json:
             run.summary = counters
             if sel.do_default and not args:
                 return _show_json(run, None, None, environ, listing=False)
         else:
-            sys.stdout.write(summary.render(counters))
+            sys.stdout.write(render_summary(counters))
             sys.stdout.flush()
             if sel.do_default and not args:
                 return 0
@@ -591,10 +599,10 @@ def _show(run: Run, flt: object, users: object, environ: dict[str, str]) -> int:
     if opts.show_header:
         renderer.header()
     if opts.events:
-        from . import events
+        from .events import follow  # not "from . import events": that is the library function
 
         out.flush()
-        return events.follow(run.sel, opts, flt, printer, renderer, environ, _warn)
+        return follow(run.sel, opts, flt, printer, renderer, environ, _warn)
     from . import gather
 
     gather.show_all(sel, opts, flt, printer, renderer, environ, _warn)
