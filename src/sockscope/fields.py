@@ -143,9 +143,10 @@ def u64(buf: bytes, span: tuple[int, int] | None) -> int | None:
 
 def skmem(buf: bytes, span: tuple[int, int]) -> dict[str, int]:
     """An SK_MEMINFO u32 array as a dict (only the words the kernel sent)."""
-    n = min((span[1] - span[0]) // 4, len(SKMEM_FIELDS))
-    words = struct.unpack_from(f"={n}I", buf, span[0])
-    return dict(zip(SKMEM_FIELDS, words, strict=False))
+    from .tcpinfo import decode_skmeminfo
+
+    words = decode_skmeminfo(buf[span[0] : span[1]])
+    return {k: v for k, v in zip(SKMEM_FIELDS, words, strict=True) if v is not None}
 
 
 def timer(kind: int, expires_ms: int, retrans: int, sctp: bool = False) -> dict[str, object]:
@@ -291,15 +292,233 @@ def _inet_info(
     attrs: dict[int, tuple[int, int]],
     out: dict[str, object],
 ) -> None:
-    """``-i``: tcp_info, congestion control, ULP and the MPTCP/SCTP information."""
+    """``-i``: tcp_info, congestion control and ULP (tcp_show_info's data)."""
+    if buf is None:
+        if s[16] == abi.IPPROTO_TCP and len(s) > 20:
+            out["tcp_info"] = _proc_tcp_info(s[20:])
+        return
     from . import tcpinfo
 
-    decode = getattr(tcpinfo, "info_dict", None)
-    if decode is None:
+    proto = s[16]
+    span = attrs.get(abi.INET_DIAG_INFO)
+    data = buf[span[0] : span[1]] if span else None
+    if proto == abi.IPPROTO_MPTCP:
+        if data:
+            out["mptcp_info"] = plain(tcpinfo.decode_mptcp_info(data), "mptcpi_")
         return
-    if buf is None:
-        info = tcpinfo.proc_info_dict(s)
-    else:
-        info = decode(s, buf, attrs)
+    if proto == abi.IPPROTO_SCTP:
+        if data:
+            out["sctp_info"] = plain(tcpinfo.decode_sctp_info(data), "sctpi_")
+        return
+    congestion(buf, attrs, out)
+    info = tcp_info(data) if data else None
     if info:
-        out.update(info)
+        rate = send_bps(info, out.get("vegas"))  # type: ignore[arg-type]
+        if rate is not None:
+            info["send_bps"] = rate
+        out["tcp_info"] = info
+    span = attrs.get(abi.INET_DIAG_ULP_INFO)
+    if span:
+        found = tcpinfo.decode_ulp(buf[span[0] : span[1]])
+        if found:
+            out["ulp"] = found
+
+
+def _proc_tcp_info(extra: tuple) -> dict[str, object]:  # type: ignore[type-arg]
+    """What /proc/net/tcp tells of tcp_info: (refcnt, rto s, ato s, qack, cwnd, ssthresh)."""
+    _refcnt, rto, ato, qack, cwnd, ssthresh = extra[:6]
+    info: dict[str, object] = {}
+    if rto:
+        info["rto_us"] = round(rto * 1000000)
+    if ato:
+        info["ato_us"] = round(ato * 1000000)
+    info["qack"] = qack
+    info["snd_cwnd"] = cwnd
+    if ssthresh:
+        info["snd_ssthresh"] = ssthresh
+    return info
+
+
+# -- tcp_info (-i) -------------------------------------------------------------------------
+#: struct tcp_info after its eight u8 fields, in order: (C field, JSON name, size, scale).
+#: The JSON name carries the unit; scale 8 turns the kernel's bytes per second into bits
+#: per second, as ss prints rates. The values come from :func:`tcpinfo.decode_tcp_info`;
+#: a field is given only if the kernel's tcp_info is long enough to hold it.
+TCP_INFO_FIELDS: tuple[tuple[str, str, int, int], ...] = (
+    ("tcpi_rto", "rto_us", 4, 1),
+    ("tcpi_ato", "ato_us", 4, 1),
+    ("tcpi_snd_mss", "snd_mss_bytes", 4, 1),
+    ("tcpi_rcv_mss", "rcv_mss_bytes", 4, 1),
+    ("tcpi_unacked", "unacked", 4, 1),
+    ("tcpi_sacked", "sacked", 4, 1),
+    ("tcpi_lost", "lost", 4, 1),
+    ("tcpi_retrans", "retrans", 4, 1),
+    ("tcpi_fackets", "fackets", 4, 1),
+    ("tcpi_last_data_sent", "last_data_sent_ms", 4, 1),
+    ("tcpi_last_ack_sent", "last_ack_sent_ms", 4, 1),
+    ("tcpi_last_data_recv", "last_data_recv_ms", 4, 1),
+    ("tcpi_last_ack_recv", "last_ack_recv_ms", 4, 1),
+    ("tcpi_pmtu", "pmtu_bytes", 4, 1),
+    ("tcpi_rcv_ssthresh", "rcv_ssthresh_bytes", 4, 1),
+    ("tcpi_rtt", "rtt_us", 4, 1),
+    ("tcpi_rttvar", "rttvar_us", 4, 1),
+    ("tcpi_snd_ssthresh", "snd_ssthresh", 4, 1),
+    ("tcpi_snd_cwnd", "snd_cwnd", 4, 1),
+    ("tcpi_advmss", "advmss_bytes", 4, 1),
+    ("tcpi_reordering", "reordering", 4, 1),
+    ("tcpi_rcv_rtt", "rcv_rtt_us", 4, 1),
+    ("tcpi_rcv_space", "rcv_space_bytes", 4, 1),
+    ("tcpi_total_retrans", "total_retrans", 4, 1),
+    ("tcpi_pacing_rate", "pacing_rate_bps", 8, 8),
+    ("tcpi_max_pacing_rate", "max_pacing_rate_bps", 8, 8),
+    ("tcpi_bytes_acked", "bytes_acked", 8, 1),
+    ("tcpi_bytes_received", "bytes_received", 8, 1),
+    ("tcpi_segs_out", "segs_out", 4, 1),
+    ("tcpi_segs_in", "segs_in", 4, 1),
+    ("tcpi_notsent_bytes", "notsent_bytes", 4, 1),
+    ("tcpi_min_rtt", "min_rtt_us", 4, 1),
+    ("tcpi_data_segs_in", "data_segs_in", 4, 1),
+    ("tcpi_data_segs_out", "data_segs_out", 4, 1),
+    ("tcpi_delivery_rate", "delivery_rate_bps", 8, 8),
+    ("tcpi_busy_time", "busy_time_us", 8, 1),
+    ("tcpi_rwnd_limited", "rwnd_limited_us", 8, 1),
+    ("tcpi_sndbuf_limited", "sndbuf_limited_us", 8, 1),
+    ("tcpi_delivered", "delivered", 4, 1),
+    ("tcpi_delivered_ce", "delivered_ce", 4, 1),
+    ("tcpi_bytes_sent", "bytes_sent", 8, 1),
+    ("tcpi_bytes_retrans", "bytes_retrans", 8, 1),
+    ("tcpi_dsack_dups", "dsack_dups", 4, 1),
+    ("tcpi_reord_seen", "reord_seen", 4, 1),
+    ("tcpi_rcv_ooopack", "rcv_ooopack", 4, 1),
+    ("tcpi_snd_wnd", "snd_wnd_bytes", 4, 1),
+    ("tcpi_rcv_wnd", "rcv_wnd_bytes", 4, 1),
+    ("tcpi_rehash", "rehash", 4, 1),
+    ("tcpi_total_rto", "total_rto", 2, 1),
+    ("tcpi_total_rto_recoveries", "total_rto_recoveries", 2, 1),
+    ("tcpi_total_rto_time", "total_rto_time_ms", 4, 1),
+    ("tcpi_received_ce", "received_ce", 4, 1),
+    ("tcpi_delivered_e1_bytes", "delivered_e1_bytes", 4, 1),
+    ("tcpi_delivered_e0_bytes", "delivered_e0_bytes", 4, 1),
+    ("tcpi_delivered_ce_bytes", "delivered_ce_bytes", 4, 1),
+    ("tcpi_received_e1_bytes", "received_e1_bytes", 4, 1),
+    ("tcpi_received_e0_bytes", "received_e0_bytes", 4, 1),
+    ("tcpi_received_ce_bytes", "received_ce_bytes", 4, 1),
+)
+
+
+def _tcp_info_layout() -> tuple[tuple[str, str, int, int], ...]:
+    """(C field, JSON name, end offset, scale): C alignment from the field sizes."""
+    out = []
+    off = 8
+    for cname, name, size, scale in TCP_INFO_FIELDS:
+        off = (off + size - 1) // size * size + size
+        out.append((cname, name, off, scale))
+    return tuple(out)
+
+
+_TCP_INFO_LAYOUT = _tcp_info_layout()
+
+#: TCPI_OPT_* bits as ss names them (ts, sack, ecn, ...), in bit order
+TCP_OPTIONS = ("ts", "sack", "wscale", "ecn", "ecnseen", "fastopen", "usec_ts")
+_TCPI_OPT_WSCALE = 4
+#: values the kernel uses for "none": infinite ssthresh, unknown min_rtt, unlimited rate
+_SENTINELS = {
+    "snd_ssthresh": 0x7FFFFFFF,
+    "min_rtt_us": 0xFFFFFFFF,
+    "pacing_rate_bps": 0xFFFFFFFFFFFFFFFF * 8,
+    "max_pacing_rate_bps": 0xFFFFFFFFFFFFFFFF * 8,
+}
+
+
+def tcp_info(data: bytes) -> dict[str, object]:
+    """An INET_DIAG_INFO payload (struct tcp_info) as a dict: only the fields sent."""
+    from .tcpinfo import decode_tcp_info
+
+    if len(data) < 8:
+        return {}
+    ti = decode_tcp_info(data)
+    opts = ti.tcpi_options
+    out: dict[str, object] = {
+        "state": ti.tcpi_state,
+        "ca_state": ti.tcpi_ca_state,
+        "retransmits": ti.tcpi_retransmits,
+        "probes": ti.tcpi_probes,
+        "backoff": ti.tcpi_backoff,
+        "options": [name for i, name in enumerate(TCP_OPTIONS) if opts >> i & 1],
+    }
+    if opts & _TCPI_OPT_WSCALE:
+        out["snd_wscale"] = ti.tcpi_snd_wscale
+        out["rcv_wscale"] = ti.tcpi_rcv_wscale
+    out["delivery_rate_app_limited"] = bool(ti.tcpi_delivery_rate_app_limited)
+    out["fastopen_client_fail"] = ti.tcpi_fastopen_client_fail
+    size = len(data)
+    for cname, name, end, scale in _TCP_INFO_LAYOUT:
+        if end > size:
+            break
+        value = getattr(ti, cname) * scale
+        if _SENTINELS.get(name) != value:
+            out[name] = value
+    if size >= 280:
+        out["ecn_mode"] = ti.tcpi_ecn_mode
+        out["accecn_opt_seen"] = ti.tcpi_accecn_opt_seen
+        out["accecn_fail_mode"] = ti.tcpi_accecn_fail_mode
+    return out
+
+
+def send_bps(info: dict[str, object], vegas: dict[str, object] | None) -> float | None:
+    """ss's ``send`` rate: cwnd * mss * 8 / rtt (the vegas rtt when vegas is enabled)."""
+    rtt = info.get("rtt_us")
+    if vegas and vegas.get("enabled") and vegas.get("rtt_us") not in (0, 0x7FFFFFFF):
+        rtt = vegas["rtt_us"]
+    mss, cwnd = info.get("snd_mss_bytes"), info.get("snd_cwnd")
+    if not (rtt and mss and cwnd):
+        return None
+    return cwnd * mss * 8000000.0 / rtt  # type: ignore[operator]
+
+
+def congestion(buf: bytes, attrs: dict[int, tuple[int, int]], out: dict[str, object]) -> None:
+    """INET_DIAG_CONG and the algorithm's own information (bbr, dctcp, vegas)."""
+    from . import tcpinfo
+
+    span = attrs.get(abi.INET_DIAG_CONG)
+    if span:
+        out["congestion_control"] = tcpinfo._cstr(buf, *span)  # noqa: SLF001
+    span = attrs.get(abi.INET_DIAG_BBRINFO)
+    if span:
+        bbr = tcpinfo.decode_bbr(buf[span[0] : span[1]])
+        out["bbr"] = {
+            "bw_bps": ((bbr.bbr_bw_hi << 32) | bbr.bbr_bw_lo) * 8,
+            "min_rtt_us": bbr.bbr_min_rtt,
+            "pacing_gain": bbr.bbr_pacing_gain / 256,
+            "cwnd_gain": bbr.bbr_cwnd_gain / 256,
+        }
+    span = attrs.get(abi.INET_DIAG_DCTCPINFO)
+    if span:
+        dc = tcpinfo.decode_dctcp(buf[span[0] : span[1]])
+        out["dctcp"] = {
+            "enabled": bool(dc.dctcp_enabled),
+            "ce_state": dc.dctcp_ce_state,
+            "alpha": dc.dctcp_alpha,
+            "ab_ecn": dc.dctcp_ab_ecn,
+            "ab_tot": dc.dctcp_ab_tot,
+        }
+    span = attrs.get(abi.INET_DIAG_VEGASINFO)
+    if span:
+        vg = tcpinfo.decode_vegas(buf[span[0] : span[1]])
+        out["vegas"] = {
+            "enabled": bool(vg.tcpv_enabled),
+            "rtt_cnt": vg.tcpv_rttcnt,
+            "rtt_us": vg.tcpv_rtt,
+            "min_rtt_us": vg.tcpv_minrtt,
+        }
+
+
+def plain(info: tuple, prefix: str) -> dict[str, object]:  # type: ignore[type-arg]
+    """A decoded UAPI struct (named tuple) by its C names without ``prefix``; the
+    reserved words and byte strings (sockaddrs) left out."""
+    n = len(prefix)
+    return {
+        k[n:]: v
+        for k, v in zip(info._fields, info, strict=True)  # type: ignore[attr-defined]
+        if k.startswith(prefix) and isinstance(v, int)
+    }
