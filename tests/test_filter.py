@@ -168,11 +168,17 @@ def oracle_selection(words: list[str], env: dict[str, str]) -> list[int]:
     return [int(line.split()[1]) for line in proc.stdout.decode().splitlines()]
 
 
+INET_FAMILIES = (1 << abi.AF_INET) | (1 << abi.AF_INET6)
+
+
 def ours(words: list[str], recs: list[Rec] = RECORDS) -> list[int]:
-    flt = parse_filter(words, FilterContext(dbs=1 << abi.TCP_DB))
-    if flt is None:
-        return [r.index for r in recs]
-    return [r.index for r in recs if flt.matches(r)]
+    """What ``ss -tanH WORDS`` prints from the dump: tcp_show() runs only if a family
+    operand left inet or inet6 selected, then run_ssfilter() picks the records."""
+    ctx = FilterContext(dbs=1 << abi.TCP_DB)
+    flt = parse_filter(words, ctx)
+    if not ctx.families & INET_FAMILIES:
+        return []
+    return [r.index for r in recs if flt is None or flt.matches(r)]
 
 
 def oracle_error(words: list[str], env: dict[str, str] | None = None) -> tuple[str, int]:
