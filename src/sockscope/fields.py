@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import socket
 import struct
+from bisect import bisect_right
 
-from . import abi
+from . import abi, netlink
+from .records import PROTO_NAMES, SWAP16
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -82,6 +84,7 @@ class View:
     """
 
     __slots__ = (
+        "_addrs",
         "cgroup",
         "cgroup_path",
         "details",
@@ -112,6 +115,23 @@ class View:
         self.cgroup_path: Callable[[int], str] | None = None
         #: (port, table) -> the service name the text shows; None: no names
         self.service: Callable[[int], str] | None = None
+        self._addrs: dict[bytes, str] = {}
+
+    def address(self, family: int, data: bytes) -> str:
+        """inet_ntop text of an address, memoised (most hosts have few addresses)."""
+        text = self._addrs.get(data)
+        if text is None:
+            text = socket.inet_ntop(family, data)
+            if len(self._addrs) < 1 << 16:
+                self._addrs[data] = text
+        return text
+
+    @property
+    def wants_attrs(self) -> bool:
+        """Whether any section reads the netlink attributes."""
+        return bool(
+            self.details or self.cgroup or self.tos or self.sockopt or self.mem or self.info
+        )
 
     @classmethod
     def from_options(cls, opts: Options) -> View:
@@ -182,19 +202,18 @@ _SHUTDOWN_BITS = (("receive", 1), ("send", 2))
 
 def inet(s: tuple, view: View) -> dict[str, object]:  # type: ignore[type-arg]
     """The dict of an :class:`~sockscope.records.InetSocket` (``InetSocket.to_dict``)."""
-    from .records import PROTO_NAMES, SWAP16
-
     family, state, proto = s[0], s[1], s[16]
     lport, rport = SWAP16[s[4]], SWAP16[s[5]]
     alen = 4 if family == abi.AF_INET else 16
+    address = view.address
     out: dict[str, object] = {
         "netid": PROTO_NAMES.get(proto, "???"),
         "state": abi.STATE_NAMES[state] if state < len(abi.STATE_NAMES) else "UNKNOWN",
         "recv_q": s[12],
         "send_q": s[13],
-        "local_address": socket.inet_ntop(family, s[6][:alen]),
+        "local_address": address(family, s[6][:alen]),
         "local_port": lport,
-        "peer_address": socket.inet_ntop(family, s[7][:alen]),
+        "peer_address": address(family, s[7][:alen]),
         "peer_port": rport,
         "family": FAMILY_NAMES.get(family, str(family)),
         "protocol": proto,
@@ -208,7 +227,7 @@ def inet(s: tuple, view: View) -> dict[str, object]:  # type: ignore[type-arg]
             if name and name != str(port):
                 out[key] = name
     buf = s[17]
-    attrs = {} if buf is None else _attrs(buf, s[18], s[19])
+    attrs = netlink.attrs(buf, s[18], s[19]) if buf is not None and view.wants_attrs else {}
     if view.timer and s[2]:
         out["timer"] = timer(s[2], s[11], s[3], proto == abi.IPPROTO_SCTP)
     if view.details:
@@ -223,12 +242,6 @@ def inet(s: tuple, view: View) -> dict[str, object]:  # type: ignore[type-arg]
     if view.info:
         _inet_info(s, view, buf, attrs, out)
     return out
-
-
-def _attrs(buf: bytes, start: int, end: int) -> dict[int, tuple[int, int]]:
-    from . import netlink
-
-    return netlink.attrs(buf, start, end)
 
 
 def _inet_details(
@@ -406,17 +419,23 @@ TCP_INFO_FIELDS: tuple[tuple[str, str, int, int], ...] = (
 )
 
 
-def _tcp_info_layout() -> tuple[tuple[str, str, int, int], ...]:
-    """(C field, JSON name, end offset, scale): C alignment from the field sizes."""
-    out = []
+def _tcp_info_layout() -> tuple[tuple[int, ...], tuple[str, ...], tuple[int, ...]]:
+    """(end offsets, JSON names, TcpInfo indexes) of TCP_INFO_FIELDS, C alignment."""
+    from .tcpinfo import TcpInfo
+
+    ends, names, index = [], [], []
     off = 8
-    for cname, name, size, scale in TCP_INFO_FIELDS:
+    for cname, name, size, _scale in TCP_INFO_FIELDS:
         off = (off + size - 1) // size * size + size
-        out.append((cname, name, off, scale))
-    return tuple(out)
+        ends.append(off)
+        names.append(name)
+        index.append(TcpInfo._fields.index(cname))
+    return tuple(ends), tuple(names), tuple(index)
 
 
-_TCP_INFO_LAYOUT = _tcp_info_layout()
+#: filled on the first tcp_info decoded (keeps tcpinfo off the import path)
+_LAYOUT: list[tuple[tuple[int, ...], tuple[str, ...], tuple[int, ...]]] = []
+_SCALED = tuple(name for _c, name, _size, scale in TCP_INFO_FIELDS if scale != 1)
 
 #: TCPI_OPT_* bits as ss names them (ts, sack, ecn, ...), in bit order
 TCP_OPTIONS = ("ts", "sack", "wscale", "ecn", "ecnseen", "fastopen", "usec_ts")
@@ -451,13 +470,18 @@ def tcp_info(data: bytes) -> dict[str, object]:
         out["rcv_wscale"] = ti.tcpi_rcv_wscale
     out["delivery_rate_app_limited"] = bool(ti.tcpi_delivery_rate_app_limited)
     out["fastopen_client_fail"] = ti.tcpi_fastopen_client_fail
+    if not _LAYOUT:
+        _LAYOUT.append(_tcp_info_layout())
+    ends, names, index = _LAYOUT[0]
     size = len(data)
-    for cname, name, end, scale in _TCP_INFO_LAYOUT:
-        if end > size:
-            break
-        value = getattr(ti, cname) * scale
-        if _SENTINELS.get(name) != value:
-            out[name] = value
+    n = bisect_right(ends, size)
+    out.update(zip(names[:n], [ti[i] for i in index[:n]], strict=True))
+    for name in _SCALED:
+        if name in out:
+            out[name] *= 8  # type: ignore[operator]
+    for name, sentinel in _SENTINELS.items():
+        if out.get(name) == sentinel:
+            del out[name]
     if size >= 280:
         out["ecn_mode"] = ti.tcpi_ecn_mode
         out["accecn_opt_seen"] = ti.tcpi_accecn_opt_seen
