@@ -216,7 +216,7 @@ def _shell_quote(text: str) -> str:
 
 # --- the kernel agrees with user space ----------------------------------------------------
 
-_NS_HELPER = r'''
+_NS_HELPER = r"""
 import json, os, socket, struct, sys
 from sockscope import abi
 from sockscope.filter import parse_filter
@@ -320,7 +320,7 @@ for line in sys.stdin:
         user += [r.key for r in dump(fam, proto, None) if flt.matches(r)]
     print(json.dumps({"code": code and code.hex(), "kernel": sorted(kernel),
                       "user": sorted(user)}), flush=True)
-'''
+"""
 
 _HOSTS_LIVE = ["127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.5", "127/8", "127.0.0.0/24",
                "127.0.0.0/255.255.255.252", "[::1]", "::1/128", "[::ffff:127.0.0.1]",
@@ -389,7 +389,9 @@ def netns_helper(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-u
 
 @live
 @needs_netns
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(text=live_filters())
 def test_kernel_agrees_with_user_space(netns_helper, text: str) -> None:  # type: ignore[no-untyped-def]
     answer = netns_helper(text)

@@ -8,6 +8,7 @@ compared with what the oracle writes for the same words.
 
 from __future__ import annotations
 
+import ctypes
 import io
 import os
 import random
@@ -312,8 +313,6 @@ def test_c_strtol(text: str, expected: tuple[int, int]) -> None:
 
 
 def test_c_number_scanners_against_libc() -> None:
-    import ctypes
-
     libc = ctypes.CDLL(None)
     libc.strtoul.restype = ctypes.c_ulong
     libc.strtol.restype = ctypes.c_long
@@ -357,7 +356,8 @@ def test_get_prefix(text: str, family: int, bitlen: int, data: str) -> None:
     )  # fmt: skip
 
 
-@pytest.mark.parametrize("text", ["256.1", "1.2.3.4.5", "1..2", "10/33", "any/8", "1.2.3.4/0.255.0.0",
+@pytest.mark.parametrize("text", ["256.1", "1.2.3.4.5", "1..2", "10/33", "any/8",
+                                  "1.2.3.4/0.255.0.0",
                                   "::1/129", "-1", "1.2.3.4x"])  # fmt: skip
 def test_get_prefix_rejects(text: str) -> None:
     assert get_prefix(text, abi.AF_UNSPEC) is None
@@ -377,7 +377,8 @@ def test_family_side_effects() -> None:
     assert ctx.families == 1 << abi.AF_UNIX
     # -4 -6: the preferred family is inet6, so an IPv4 literal is not an address
     msg, status = our_error(["src", "127.0.0.1"], FilterContext(preferred_family=abi.AF_INET6))
-    assert status == 1 and msg.startswith('Error: an inet prefix is expected rather than "127.0.0.1"')
+    assert status == 1
+    assert msg.startswith('Error: an inet prefix is expected rather than "127.0.0.1"')
 
 
 def test_unix_globs() -> None:
@@ -657,7 +658,8 @@ def test_filter_file_like_oracle(content: bytes, dump_env: dict[str, str]) -> No
 @needs_oracle
 @pytest.mark.parametrize(
     "content",
-    [b"src 127/8 \\\n", b"x" * 1021 + b"\n", b"x" * 1022 + b"\n", b"x" * 1022, b"x" * 1023, b"\0sport\n",
+    [b"src 127/8 \\\n", b"x" * 1021 + b"\n", b"x" * 1022 + b"\n", b"x" * 1022, b"x" * 1023,
+     b"\0sport\n",
      b"sport = :22\n" + b"y" * 2000 + b"\n"],
 )  # fmt: skip
 def test_filter_file_errors_like_oracle(content: bytes) -> None:

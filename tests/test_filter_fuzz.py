@@ -19,7 +19,15 @@ from sockscope import abi, hostcond
 from sockscope.errors import FilterError
 from sockscope.filter import parse_filter
 from sockscope.hostcond import FilterContext
-from test_filter import RECORDS, needs_oracle, oracle_error, oracle_selection, ours, run_oracle
+from test_filter import (
+    RECORDS,
+    encode_dump,
+    needs_oracle,
+    oracle_error,
+    oracle_selection,
+    ours,
+    run_oracle,
+)
 
 KEYWORDS = ["!", "not", "&", "&&", "and", "|", "||", "or", "(", ")", "dst", "src", "dport",
             "sport", "dev", "fwmark", "cgroup", "autobound", ">=", "ge", "geq", "<=", "le",
@@ -35,7 +43,9 @@ OPERANDS = ["127.0.0.1", "127.1", "127/8", "10.1.2.3/255.255.0.0", "0177.0.0.1",
 
 words_strategy = st.lists(st.sampled_from(KEYWORDS + OPERANDS), max_size=9)
 junk_strategy = st.lists(
-    st.one_of(st.sampled_from(KEYWORDS + OPERANDS), st.text(alphabet="ab:./*[]0x19-\\ \t", max_size=8)),
+    st.one_of(
+        st.sampled_from(KEYWORDS + OPERANDS), st.text(alphabet="ab:./*[]0x19-\\ \t", max_size=8)
+    ),
     max_size=8,
 )  # fmt: skip
 
@@ -66,8 +76,8 @@ def test_only_filter_errors_escape(words: list[str], family: int) -> None:
 # --- str() round trip -------------------------------------------------------------------
 
 _HOSTS = ["127.0.0.1", "127.1", "127/8", "[::1]:22", "::1/128:1003", "*", "*:80", "any",
-          "inet:10.0.0.0/8", "localhost", "unix:/tmp/*", "unix:", "link:ip:1", "netlink:rtnl:kernel",
-          "vsock:1:2", "unix:a\\ b", "unix:\\\\x", "\\"]  # fmt: skip
+          "inet:10.0.0.0/8", "localhost", "unix:/tmp/*", "unix:", "link:ip:1",
+          "netlink:rtnl:kernel", "vsock:1:2", "unix:a\\ b", "unix:\\\\x", "\\"]  # fmt: skip
 _PORTS = [":22", "1001", "*", ":-1", ":ssh", ":0x10", "\\"]
 
 
@@ -118,8 +128,6 @@ def test_str_round_trip(text: str) -> None:
 
 @pytest.fixture(scope="module")
 def fuzz_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    from test_filter import encode_dump
-
     tmp = tmp_path_factory.mktemp("fuzz")
     (tmp / "dump.bin").write_bytes(encode_dump(RECORDS))
     (tmp / "range").write_text("32768 60999\n")
@@ -129,7 +137,11 @@ def fuzz_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 
 @needs_oracle
-@settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "250")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "250")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(words=words_strategy)
 def test_random_words_like_oracle(words: list[str], fuzz_env: dict[str, str]) -> None:
     words = [w for w in words if w != ""]  # an empty argv word is skipped by both anyway

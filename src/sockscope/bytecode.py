@@ -96,9 +96,8 @@ def _compile(node: Node) -> bytearray | None:
     if isinstance(node, AutoBound):
         return bytearray(_op(abi.INET_DIAG_BC_AUTO, 4, 8))
     if isinstance(node, MarkCond):
-        return bytearray(
-            _op(abi.INET_DIAG_BC_MARK_COND, 12, 16) + abi.INET_DIAG_MARKCOND.pack(node.mark, node.mask)
-        )
+        cond = abi.INET_DIAG_MARKCOND.pack(node.mark, node.mask)
+        return bytearray(_op(abi.INET_DIAG_BC_MARK_COND, 12, 16) + cond)
     if isinstance(node, CgroupCond):
         return bytearray(_CGROUP.pack(abi.INET_DIAG_BC_CGROUP_COND, 12, 16, node.cgroup_id))
     if isinstance(node, DevCond):

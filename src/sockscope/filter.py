@@ -100,7 +100,7 @@ class Node:
         raise NotImplementedError
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and self._key() == other._key()  # type: ignore[attr-defined]
+        return isinstance(other, Node) and type(other) is type(self) and self._key() == other._key()
 
     def __hash__(self) -> int:
         return hash((type(self).__name__, self._key()))
@@ -448,7 +448,7 @@ class _Parser:
         if kind == "dev":
             return self._negatable(_DEV, lambda t: DevCond(t.value, t.text or ""))
         if kind == "fwmark":
-            return self._negatable(_MARK, lambda t: MarkCond(*t.value, t.text or ""))
+            return self._negatable(_MARK, lambda t: MarkCond(t.value[0], t.value[1], t.text or ""))
         if kind == "cgroup":
             return self._negatable(_CGROUP, lambda t: CgroupCond(t.value, t.text or ""))
         raise self._error(tok)

@@ -604,7 +604,7 @@ def _parse_inet(addr: str, is_port: bool, fam: int, ctx: FilterContext) -> HostC
             port_text = port_text[1:]
         if port_text and not port_text.startswith("*"):
             port = _parse_port(port_text, ctx)
-    addrs = (Prefix(fam, 0, b""),)
+    addrs: tuple[Prefix, ...] = (Prefix(fam, 0, b""),)
     if not is_port and addr and not addr.startswith("*"):
         prefix = get_prefix(addr, fam)
         if prefix is not None:
