@@ -23,7 +23,6 @@ inet_diag bytecode.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
 
 from sockscope import abi
 from sockscope.errors import FilterError
@@ -39,9 +38,10 @@ from sockscope.hostcond import (
     parse_markmask,
 )
 
+TYPE_CHECKING = False  # typing costs 10 ms of start-up; annotations are strings
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
-    from typing import IO
+    from typing import IO, Any
 
     Predicate = Callable[[Any], bool]
 

@@ -18,11 +18,11 @@ from __future__ import annotations
 import os
 import socket
 import sys
-from typing import TYPE_CHECKING
 
 from sockscope import abi
 from sockscope.errors import FilterError
 
+TYPE_CHECKING = False  # no typing import at run time
 if TYPE_CHECKING:
     from collections.abc import Callable
 
