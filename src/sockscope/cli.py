@@ -331,7 +331,7 @@ def _opt_z(run: Run, _v: str) -> None:
 def _opt_N(run: Run, value: str) -> None:
     from . import netns
 
-    netns.switch(value)
+    netns.switch(value, _warn)
     run.opts.net = value
 
 

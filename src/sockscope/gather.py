@@ -32,9 +32,9 @@ def make_context(
     ctx = sources.Context(sel, opts, matcher, bytecode, environ)
     ctx.warn = warn
     if opts.kill:
-        from . import kill
+        from .kill import Killer  # not "from . import kill": that is the library function
 
-        ctx.killer = kill.Killer(warn)
+        ctx.killer = Killer(warn)
     return ctx
 
 

@@ -59,6 +59,9 @@ INET_TABLES = {
 
 INET_FAMILIES = (1 << abi.AF_INET) | (1 << abi.AF_INET6)
 
+#: tables without a legacy (TCPDIAG_GETSOCK) request that have a /proc fallback
+_NO_LEGACY = {abi.IPPROTO_UDP: "udp", abi.IPPROTO_RAW: "raw"}
+
 
 class Context:
     """What a gatherer needs besides the selection: options, filter, environment."""
@@ -130,10 +133,15 @@ def legacy_request(protocol: int, states: int, ext: int, bytecode: bytes | None)
     return netlink.message(mtype, abi.NLM_F_REQUEST | abi.NLM_F_DUMP, body)
 
 
-def _apply(records: Iterable[InetSocket], ctx: Context, protocol: int) -> Iterator[InetSocket]:
-    """The user-space filter, then -K, for one dump (show_one_inet_sock)."""
+def _apply(
+    records: Iterable[InetSocket], ctx: Context, protocol: int, killable: bool = True
+) -> Iterator[InetSocket]:
+    """The user-space filter, then -K, for one dump (show_one_inet_sock).
+
+    ss kills only on its netlink path: /proc and TCPDIAG_FILE rows pass killable=False.
+    """
     match = ctx.matcher
-    kill = ctx.killer
+    kill = ctx.killer if killable else None
     if match is None and kill is None:
         yield from records
         return
@@ -204,7 +212,11 @@ def _inet_stream(
             if msgs is None:
                 return
             yield from _apply(decode_inet(msgs, protocol, fams), ctx, protocol)
-    except (NetlinkError, OSError):
+    except (NetlinkError, OSError) as e:
+        # -K failed (kill.KillError): ss abandons the dump and retries with the legacy
+        # request, which only TCP/DCCP have; UDP and RAW then fall back to /proc
+        if getattr(e, "kill_failed", False) and protocol in _NO_LEGACY:
+            yield from inet_proc(ctx, _NO_LEGACY[protocol])
         return
     finally:
         sock.close()
@@ -226,7 +238,7 @@ def tcpdiag_file(ctx: Context, path: str) -> Iterator[InetSocket]:
         err = None
     except NetlinkError as e:
         msgs, err = _partial(data), e
-    yield from _apply(decode_inet(msgs, abi.IPPROTO_TCP), ctx, abi.IPPROTO_TCP)
+    yield from _apply(decode_inet(msgs, abi.IPPROTO_TCP), ctx, abi.IPPROTO_TCP, killable=False)
     if err is not None:
         ctx.warn(err.message)
 
@@ -261,7 +273,7 @@ def inet_proc(ctx: Context, table: str) -> Iterator[InetSocket]:
             recs = procfs.tcp_sockets(data, family, sel.states)
         else:
             recs = procfs.dgram_sockets(data, family, sel.states, protocol)
-        yield from _apply(recs, ctx, protocol)
+        yield from _apply(recs, ctx, protocol, killable=False)
 
 
 def inet_table(ctx: Context, table: str) -> Iterator[InetSocket]:
