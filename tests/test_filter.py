@@ -693,3 +693,35 @@ def test_read_filter_file_eager_and_lazy_agree() -> None:
 
 def have_tools(*names: str) -> bool:
     return all(shutil.which(name) for name in names)
+
+
+@needs_oracle
+@pytest.mark.parametrize(
+    ("option", "family", "text"),
+    [
+        ("-4", abi.AF_INET, "src 127.0.0.1"),
+        ("-4", abi.AF_INET, "src [::1]"),
+        ("-4", abi.AF_INET, "src localhost"),
+        ("-6", abi.AF_INET6, "src 127.0.0.1"),
+        ("-6", abi.AF_INET6, "src [::ffff:127.0.0.1]"),
+        ("-6", abi.AF_INET6, "src localhost"),
+        ("-6", abi.AF_INET6, "src any"),
+        ("-6", abi.AF_INET6, "src *:22 or dst inet:10.1.2.3"),
+        ("-4", abi.AF_INET, "src inet6:::1/128"),
+    ],
+)
+def test_preferred_family_like_oracle(
+    option: str, family: int, text: str, dump_env: dict[str, str]
+) -> None:
+    words = split_words(text)
+    ctx = FilterContext(preferred_family=family, families=1 << family, dbs=1 << abi.TCP_DB)
+    try:
+        flt = parse_filter(words, ctx)
+    except FilterError as exc:
+        assert (exc.message + "\n", exc.status) == oracle_error([option, *words], dump_env)
+        return
+    proc = run_oracle(["-tanH", option, *words], dump_env)
+    assert proc.returncode == 0, proc.stderr
+    expected = [int(line.split()[1]) for line in proc.stdout.decode().splitlines()]
+    got = [r.index for r in RECORDS if flt is None or flt.matches(r)]
+    assert got == expected
