@@ -15,12 +15,13 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from sockscope import abi
+from sockscope import abi, hostcond
 from sockscope.bytecode import compile_bytecode, relocate
 from sockscope.filter import parse_filter, split_words
 from sockscope.hostcond import FilterContext
@@ -431,3 +432,26 @@ def test_autobound_kernel_also_takes_accepted_sockets(netns_helper) -> None:  # 
 def test_abi_sizes() -> None:
     assert abi.INET_DIAG_HOSTCOND.size == 8
     assert abi.INET_DIAG_BC_OP.size == 4
+
+
+def test_multi_address_host_uses_first_address_only() -> None:
+    addrs = {abi.AF_INET: [bytes([127, 0, 0, n]) for n in (9, 1, 2)], abi.AF_INET6: []}
+    with mock.patch.object(hostcond, "_gethostbyname2", lambda name, fam: addrs[fam]):
+        flt = parse_filter("dst two")
+    assert flt is not None
+    # ss's list: the first answer, then the others in reverse order (remember_he)
+    assert [p.data[:4] for p in flt.root.cond.addrs] == [  # type: ignore[attr-defined]
+        bytes([127, 0, 0, n]) for n in (9, 2, 1)
+    ]
+    one = bytes.fromhex("08 10 14 00 02 20 00 00 ff ff ff ff 7f 00 00 09")
+    jump = bytes.fromhex("01 04")
+    assert flt.bytecode() == (
+        one + jump + (56 - 16).to_bytes(2, "little") + one + jump + (56 - 36).to_bytes(2, "little")
+        + one
+    )  # fmt: skip
+
+    class Sock:
+        family, rport = abi.AF_INET, 5
+        remote_data = bytes([127, 0, 0, 1])
+
+    assert flt.matches(Sock())  # user space tries every address
