@@ -27,8 +27,9 @@ from .errors import NetlinkError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import socket
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable, Iterator
 
+    from .filter import Filter
     from .records import InetSocket
 
 #: errors after which ss hides the socket without a message
@@ -81,8 +82,10 @@ class Killer:
         self.warn: Callable[[str], None] = warn or (lambda _m: None)
         self._sock: socket.socket | None = None
         self._seq = int(time.time())  # rtnl_open_byproto seeds seq with time(NULL)
-        #: sockets destroyed so far (for the library)
-        self.killed = 0
+        #: sockets destroyed so far
+        self.killed: list[InetSocket] = []
+        #: the error that stopped the last dump, if any
+        self.error: KillError | None = None
 
     def _socket(self) -> socket.socket:
         if self._sock is None:
@@ -95,7 +98,8 @@ class Killer:
     def _fail(self, err: int) -> KillError:
         message = f"SOCK_DESTROY answers: {os.strerror(err)}"
         self.warn(message)
-        return KillError(message, err)
+        self.error = KillError(message, err)
+        return self.error
 
     def __call__(self, rec: InetSocket, protocol: int) -> bool:
         self._seq = (self._seq + 1) & 0xFFFFFFFF
@@ -113,7 +117,7 @@ class Killer:
             if e.errno in SILENT:
                 return False
             raise self._fail(e.errno or 0) from None
-        self.killed += 1
+        self.killed.append(rec)
         return True
 
     def close(self) -> None:
@@ -126,3 +130,56 @@ class Killer:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
+
+
+def kill(
+    filter: str | Filter | None,  # noqa: A002 - the library's name for it
+    *,
+    tables: Iterable[str] | None = ("tcp",),
+    families: Iterable[str] | None = None,
+    states: Iterable[str] | None = None,
+    netns: str | None = None,
+) -> list[InetSocket]:
+    """Library: close every inet socket that matches, as ``ss -K`` does; returns them.
+
+    ``filter`` is ss filter text or a parsed filter (None kills everything selected, as
+    ``ss -K`` would); ``tables`` (default TCP only), ``families`` and ``states`` are
+    :class:`sockscope.Query`'s. Only sockets dumped over netlink are closed (not those
+    read from ``/proc``); sockets already gone are skipped. Raises :class:`KillError`
+    when the kernel refuses (e.g. ``Operation not permitted`` without CAP_NET_ADMIN);
+    sockets closed before that stay closed.
+    """
+    from . import api, sources
+    from .options import Options
+
+    query = api.Query(tables, families, states, filter, netns=netns)
+    sel = query.selection()
+    flt = api._filter_for(query, sel)  # noqa: SLF001 - same package
+    ctx = sources.Context(
+        sel,
+        Options(),
+        flt.matches if flt is not None else None,
+        flt.bytecode() if flt is not None else None,
+    )
+    killer = Killer()
+    ctx.killer = killer
+
+    def run() -> Iterator[object]:
+        for name, bits in sources.ORDER:
+            if sel.dbs & bits and name in sources.INET_TABLES:
+                yield from sources.inet_table(ctx, name)
+
+    try:
+        if netns is None:
+            for _rec in run():
+                pass
+        else:
+            from .netns import iterate
+
+            for _rec in iterate(netns, run):
+                pass
+    finally:
+        killer.close()
+    if killer.error is not None:
+        raise killer.error
+    return killer.killed

@@ -339,3 +339,26 @@ def read(
             estab = 0
     counters["tcp_estab"] = estab
     return Summary(**counters)
+
+
+def summary(netns: str | None = None, environ: Mapping[str, str] | None = None) -> Summary:
+    """Library: the counters behind ``ss -s`` (``sockscope.summary()``).
+
+    ``netns`` names a network namespace under /var/run/netns to read instead of the
+    current one; ``environ`` (default ``os.environ``) supplies ``PROC_ROOT`` and the
+    ``PROC_NET_*`` overrides. Where ss would print a ``perror`` message and go on with
+    zeros, this raises :class:`~sockscope.errors.SockscopeError` with that message.
+    """
+    from .errors import SockscopeError
+
+    problems: list[str] = []
+    if netns is None:
+        result = read(environ, problems.append)
+    else:
+        from .netns import entered
+
+        with entered(netns):
+            result = read(environ, problems.append)
+    if problems:
+        raise SockscopeError("\n".join(problems), 1)
+    return result
