@@ -74,7 +74,9 @@ class Printer:
         """The -m/-i text after the newline-tab of an inet row."""
         from . import tcpinfo
 
-        return tcpinfo.info_block(self, s, attrs)
+        # bind once per run: later rows call the closure directly (no per-row import)
+        self.info_block = tcpinfo.bind_info_block(self)  # type: ignore[method-assign]
+        return self.info_block(s, attrs)
 
     def proc_tcp_info(self, s: InetSocket) -> str:
         """-i for a TCP row read from /proc (tcp_stats_print on the /proc fields)."""

@@ -24,6 +24,8 @@ from . import abi
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .records import InetSocket
     from .show import Printer
 
@@ -310,30 +312,150 @@ def _mem_text(buf: bytes, attrs: Spans) -> str:
 
 def info_block(p: Printer, s: InetSocket, attrs: Spans) -> str:
     """The text after ``\\n\\t`` for -m/-i on an inet row (the show_info of its protocol)."""
-    buf = s[17]
-    proto = s[16]
-    out = _mem_text(buf, attrs)
-    if proto == abi.IPPROTO_SCTP:
-        return out + _sctp_show_info(p, buf, attrs)
-    if proto == abi.IPPROTO_MPTCP:
-        span = attrs.get(abi.INET_DIAG_INFO)
+    return bind_info_block(p)(s, attrs)
+
+
+def bind_info_block(p: Printer) -> Callable[[InetSocket, Spans], str]:
+    """:func:`info_block` for one run's options, as a closure (the per-row hot path)."""
+    show_options = bool(p.opts.show_options)
+    numeric = bool(p.opts.numeric)
+    skmem_unpack = SK_MEMINFO.unpack_from
+    skmem_id, info_id, md5_id, ulp_id = (
+        abi.INET_DIAG_SKMEMINFO,
+        abi.INET_DIAG_INFO,
+        abi.INET_DIAG_MD5SIG,
+        abi.INET_DIAG_ULP_INFO,
+    )
+    mptcp, sctp = abi.IPPROTO_MPTCP, abi.IPPROTO_SCTP
+
+    def block(s: InetSocket, attrs: Spans) -> str:
+        buf = s[17]
+        span = attrs.get(skmem_id)
+        if span is None:
+            out = _mem_text(buf, attrs)
+        elif span[1] - span[0] >= 36:
+            out = " skmem:(r%u,rb%u,t%u,tb%u,f%u,w%u,o%u,bl%u,d%u)" % skmem_unpack(buf, span[0])
+        else:
+            out = skmem_text(buf, span[0], span[1])
+        proto = s[16]
+        if proto == sctp:
+            return out + _sctp_show_info(p, buf, attrs)
+        span = attrs.get(info_id)
+        if proto == mptcp:
+            return out if span is None else out + mptcp_stats(buf, span[0], span[1])
         if span is not None:
-            out += mptcp_stats(buf, span[0], span[1])
+            out += tcp_stats(s[1], buf, span[0], span[1], attrs, show_options, numeric)
+        if md5_id in attrs:
+            out += md5sig_text(p, buf, *attrs[md5_id])
+        if ulp_id in attrs:
+            out += ulp_text(buf, *attrs[ulp_id])
         return out
-    span = attrs.get(abi.INET_DIAG_INFO)
-    if span is not None:
-        out += tcp_stats(p, s[1], buf, span[0], span[1], attrs)
-    span = attrs.get(abi.INET_DIAG_MD5SIG)
-    if span is not None:
-        out += md5sig_text(p, buf, span[0], span[1])
-    span = attrs.get(abi.INET_DIAG_ULP_INFO)
-    if span is not None:
-        out += ulp_text(buf, span[0], span[1])
-    return out
+
+    return block
 
 
-def tcp_stats(p: Printer, state: int, buf: bytes, start: int, end: int, attrs: Spans) -> str:  # noqa: C901, PLR0912, PLR0915
-    """tcp_show_info's struct tcp_info part + tcp_stats_print, in 7.1's order."""
+#: tcp_stats_print's items in order: (format with -n, format without -n). Each
+#: present item sets its bit in a key and appends its values; the formats of a key are
+#: joined once and cached, so a row costs one ``%`` however many items it has.
+_TCP_ITEMS: tuple[tuple[str, str], ...] = (
+    ("%s", "%s"),  # 0 ts usec_ts sack ecn ecnseen fastopen
+    (" %s", " %s"),  # 1 congestion control name
+    (" wscale:%d,%d", " wscale:%d,%d"),  # 2
+    (" rto:%g", " rto:%g"),  # 3
+    (" backoff:%u", " backoff:%u"),  # 4
+    (" rtt:%g/%g", " rtt:%g/%g"),  # 5
+    (" ato:%g", " ato:%g"),  # 6
+    (" mss:%d", " mss:%d"),  # 7
+    (" pmtu:%u", " pmtu:%u"),  # 8
+    (" rcvmss:%d", " rcvmss:%d"),  # 9
+    (" advmss:%d", " advmss:%d"),  # 10
+    (" cwnd:%u", " cwnd:%u"),  # 11
+    (" ssthresh:%d", " ssthresh:%d"),  # 12
+    (" bytes_sent:%u", " bytes_sent:%u"),  # 13
+    (" bytes_retrans:%u", " bytes_retrans:%u"),  # 14
+    (" bytes_acked:%u", " bytes_acked:%u"),  # 15
+    (" bytes_received:%u", " bytes_received:%u"),  # 16
+    (" segs_out:%u", " segs_out:%u"),  # 17
+    (" segs_in:%u", " segs_in:%u"),  # 18
+    (" data_segs_out:%u", " data_segs_out:%u"),  # 19
+    (" data_segs_in:%u", " data_segs_in:%u"),  # 20
+    ("%s", "%s"),  # 21 dctcp
+    (" bbr:(bw:%.0fbps,mrtt:%g", " bbr:(bw:%sbps,mrtt:%g"),  # 22
+    (",pacing_gain:%g", ",pacing_gain:%g"),  # 23
+    (",cwnd_gain:%g", ",cwnd_gain:%g"),  # 24
+    (")", ")"),  # 25
+    (" send %.0fbps", " send %sbps"),  # 26
+    (" lastsnd:%u", " lastsnd:%u"),  # 27
+    (" lastrcv:%u", " lastrcv:%u"),  # 28
+    (" lastack:%u", " lastack:%u"),  # 29
+    (" pacing_rate %.0fbps", " pacing_rate %sbps"),  # 30
+    ("/%.0fbps", "/%sbps"),  # 31
+    (" delivery_rate %.0fbps", " delivery_rate %sbps"),  # 32
+    (" delivered:%u", " delivered:%u"),  # 33
+    (" delivered_ce:%u", " delivered_ce:%u"),  # 34
+    (" app_limited", " app_limited"),  # 35
+    (" busy:%ums", " busy:%ums"),  # 36
+    (" rwnd_limited:%ums(%.1f%%)", " rwnd_limited:%ums(%.1f%%)"),  # 37
+    (" sndbuf_limited:%ums(%.1f%%)", " sndbuf_limited:%ums(%.1f%%)"),  # 38
+    (" unacked:%u", " unacked:%u"),  # 39
+    (" retrans:%u/%u", " retrans:%u/%u"),  # 40
+    (" lost:%u", " lost:%u"),  # 41
+    (" sacked:%u", " sacked:%u"),  # 42
+    (" dsack_dups:%u", " dsack_dups:%u"),  # 43
+    (" fackets:%u", " fackets:%u"),  # 44
+    (" reordering:%d", " reordering:%d"),  # 45
+    (" reord_seen:%d", " reord_seen:%d"),  # 46
+    (" rcv_rtt:%g", " rcv_rtt:%g"),  # 47
+    (" rcv_space:%d", " rcv_space:%d"),  # 48
+    (" rcv_ssthresh:%u", " rcv_ssthresh:%u"),  # 49
+    (" notsent:%u", " notsent:%u"),  # 50
+    (" minrtt:%g", " minrtt:%g"),  # 51
+    (" rcv_ooopack:%u", " rcv_ooopack:%u"),  # 52
+    (" snd_wnd:%u", " snd_wnd:%u"),  # 53
+    (" rcv_wnd:%u", " rcv_wnd:%u"),  # 54
+    (" rehash:%u", " rehash:%u"),  # 55
+)
+_FORMATS: tuple[dict[int, str], dict[int, str]] = ({}, {})
+
+
+def _tcp_format(key: int, numeric: bool) -> str:
+    col = 0 if numeric else 1
+    fmt = "".join(item[col] for bit, item in enumerate(_TCP_ITEMS) if key >> bit & 1)
+    cache = _FORMATS[col]
+    if len(cache) < 4096:
+        cache[key] = fmt
+    return fmt
+
+
+def _opt_names(options: int) -> str:
+    """The TCPI_OPT_* words of tcp_stats_print (7.1 order: usec_ts right after ts)."""
+    out = ""
+    for bit, name in ((1, " ts"), (64, " usec_ts"), (2, " sack"), (8, " ecn"), (16, " ecnseen")):
+        if options & bit:
+            out += name
+    return out + (" fastopen" if options & 32 else "")
+
+
+_OPT_NAMES = tuple(_opt_names(i) for i in range(256))
+_CONG: dict[bytes, str] = {}
+_TCP_UNPACK = TCP_INFO.unpack_from
+_WSCALE = tuple(
+    ((w & 15, w >> 4) if _LITTLE else (w >> 4, w & 15)) for w in range(256)
+)
+_APP_LIMITED = 1 if _LITTLE else 0x80
+_U64_MAX = 0xFFFFFFFFFFFFFFFF
+
+
+def tcp_stats(  # noqa: C901, PLR0912, PLR0913, PLR0915
+    state: int,
+    buf: bytes,
+    start: int,
+    end: int,
+    attrs: Spans,
+    show_options: bool,
+    numeric: bool,
+) -> str:
+    """tcp_show_info's struct tcp_info part + tcp_stats_print (7.1's items and order)."""
     (
         _st, _ca, _rtx, _probes, backoff, options, wscale, applim,
         rto, ato, mss, rcv_mss, unacked, sacked, lost, retrans, fackets,
@@ -344,173 +466,226 @@ def tcp_stats(p: Printer, state: int, buf: bytes, start: int, end: int, attrs: S
         delivery_rate, busy, rwnd_limited, sndbuf_limited, delivered, delivered_ce,
         bytes_sent, bytes_retrans, dsack_dups, reord_seen, rcv_ooopack, snd_wnd,
         rcv_wnd, rehash, *_rest,
-    ) = _tcp_raw(buf, start, end)  # fmt: skip
-    out = ""
-    if p.opts.show_options and options:
-        if options & 1:
-            out = " ts"
-        if options & 64:
-            out += " usec_ts"
-        if options & 2:
-            out += " sack"
-        if options & 8:
-            out += " ecn"
-        if options & 16:
-            out += " ecnseen"
-        if options & 32:
-            out += " fastopen"
-    span = attrs.get(abi.INET_DIAG_CONG)
+    ) = (
+        _TCP_UNPACK(buf, start) if end - start >= TCP_INFO_SIZE else _tcp_raw(buf, start, end)
+    )  # fmt: skip
+    vals: list[object] = []
+    put = vals.append
+    key = 0
+    if show_options and options & 0x7B:
+        key = 1
+        put(_OPT_NAMES[options])
+    span = attrs.get(4)  # INET_DIAG_CONG
     if span is not None:
-        cong = _cstr(buf, span[0], span[1])[:15]
+        raw = buf[span[0] : span[1]]
+        cong = _CONG.get(raw)
+        if cong is None:
+            cong = _CONG[raw] = _cstr(raw, 0, len(raw))[:15]
         if cong:
-            out += " " + cong
+            key |= 2
+            put(cong)
     if options & 4:
-        if _LITTLE:
-            out += " wscale:%d,%d" % (wscale & 15, wscale >> 4)
-        else:
-            out += " wscale:%d,%d" % (wscale >> 4, wscale & 15)
+        key |= 4
+        vals += _WSCALE[wscale]
     if rto and rto != 3000000:
-        out += " rto:%g" % (rto / 1000)
+        key |= 8
+        put(rto / 1000)
     if backoff:
-        out += " backoff:%u" % backoff
+        key |= 16
+        put(backoff)
     if rtt:
-        out += " rtt:%g/%g" % (rtt / 1000, rttvar / 1000)
+        key |= 32
+        put(rtt / 1000)
+        put(rttvar / 1000)
     if ato:
-        out += " ato:%g" % (ato / 1000)
+        key |= 64
+        put(ato / 1000)
     if mss:
-        out += " mss:%d" % _s32(mss)
+        key |= 128
+        put(mss if mss < 0x80000000 else mss - 0x100000000)
     if pmtu:
-        out += " pmtu:%u" % pmtu
+        key |= 256
+        put(pmtu)
     if rcv_mss:
-        out += " rcvmss:%d" % _s32(rcv_mss)
+        key |= 512
+        put(rcv_mss if rcv_mss < 0x80000000 else rcv_mss - 0x100000000)
     if advmss:
-        out += " advmss:%d" % _s32(advmss)
+        key |= 1024
+        put(advmss if advmss < 0x80000000 else advmss - 0x100000000)
     if cwnd:
-        out += " cwnd:%u" % cwnd
+        key |= 2048
+        put(cwnd)
     if ssthresh and ssthresh < 0xFFFF:
-        out += " ssthresh:%d" % ssthresh
+        key |= 4096
+        put(ssthresh)
     if bytes_sent:
-        out += " bytes_sent:%u" % bytes_sent
+        key |= 1 << 13
+        put(bytes_sent)
     if bytes_retrans:
-        out += " bytes_retrans:%u" % bytes_retrans
+        key |= 1 << 14
+        put(bytes_retrans)
     if bytes_acked:
-        out += " bytes_acked:%u" % bytes_acked
+        key |= 1 << 15
+        put(bytes_acked)
     if bytes_received:
-        out += " bytes_received:%u" % bytes_received
+        key |= 1 << 16
+        put(bytes_received)
     if segs_out:
-        out += " segs_out:%u" % segs_out
+        key |= 1 << 17
+        put(segs_out)
     if segs_in:
-        out += " segs_in:%u" % segs_in
+        key |= 1 << 18
+        put(segs_in)
     if dsegs_out:
-        out += " data_segs_out:%u" % dsegs_out
+        key |= 1 << 19
+        put(dsegs_out)
     if dsegs_in:
-        out += " data_segs_in:%u" % dsegs_in
-    numeric = p.opts.numeric
-    send_rtt = float(rtt)
-    if 16 in attrs or 3 in attrs or 9 in attrs:  # BBRINFO, VEGASINFO, DCTCPINFO
-        send_rtt, extra = _cc_info(buf, attrs, send_rtt, numeric)
-        out += extra
-    if send_rtt > 0 and mss and cwnd:
-        out += " send %sbps" % sprint_bw(cwnd * mss * 8000000.0 / send_rtt, numeric)
+        key |= 1 << 20
+        put(dsegs_in)
+    send_rtt = rtt
+    if 3 in attrs or 9 in attrs:  # INET_DIAG_VEGASINFO, INET_DIAG_DCTCPINFO
+        send_rtt, dctcp = _vegas_dctcp(buf, attrs, rtt)
+        if dctcp:
+            key |= 1 << 21
+            put(dctcp)
+    span = attrs.get(16)  # INET_DIAG_BBRINFO
+    if span is not None:
+        if span[1] - span[0] >= 20:
+            bw_lo, bw_hi, bbr_rtt, pacing_gain, cwnd_gain = TCP_BBR_INFO.unpack_from(buf, span[0])
+        else:
+            data, off = _padded(buf, span[0], span[1], 20)
+            bw_lo, bw_hi, bbr_rtt, pacing_gain, cwnd_gain = TCP_BBR_INFO.unpack_from(data, off)
+        bw = ((bw_hi << 32) | bw_lo) * 8.0
+        key |= (1 << 22) | (1 << 25)
+        put(bw if numeric else sprint_bw(bw, False))
+        put(bbr_rtt / 1000.0)
+        if pacing_gain:
+            key |= 1 << 23
+            put(pacing_gain / 256.0)
+        if cwnd_gain:
+            key |= 1 << 24
+            put(cwnd_gain / 256.0)
+    if send_rtt and mss and cwnd:
+        key |= 1 << 26
+        rate = cwnd * mss * 8000000.0 / send_rtt
+        put(rate if numeric else sprint_bw(rate, False))
     if lastsnd:
-        out += " lastsnd:%u" % lastsnd
+        key |= 1 << 27
+        put(lastsnd)
     if lastrcv:
-        out += " lastrcv:%u" % lastrcv
+        key |= 1 << 28
+        put(lastrcv)
     if lastack:
-        out += " lastack:%u" % lastack
-    if pacing and pacing != 0xFFFFFFFFFFFFFFFF:
-        out += " pacing_rate %sbps" % sprint_bw(pacing * 8.0, numeric)
-        if max_pacing and max_pacing != 0xFFFFFFFFFFFFFFFF:
-            out += "/%sbps" % sprint_bw(max_pacing * 8.0, numeric)
+        key |= 1 << 29
+        put(lastack)
+    if pacing and pacing != _U64_MAX:
+        key |= 1 << 30
+        put(pacing * 8.0 if numeric else sprint_bw(pacing * 8.0, False))
+        if max_pacing and max_pacing != _U64_MAX:
+            key |= 1 << 31
+            put(max_pacing * 8.0 if numeric else sprint_bw(max_pacing * 8.0, False))
     if delivery_rate:
-        out += " delivery_rate %sbps" % sprint_bw(delivery_rate * 8.0, numeric)
+        key |= 1 << 32
+        put(delivery_rate * 8.0 if numeric else sprint_bw(delivery_rate * 8.0, False))
     if delivered:
-        out += " delivered:%u" % delivered
+        key |= 1 << 33
+        put(delivered)
     if delivered_ce:
-        out += " delivered_ce:%u" % delivered_ce
-    if applim & (1 if _LITTLE else 0x80):
-        out += " app_limited"
+        key |= 1 << 34
+        put(delivered_ce)
+    if applim & _APP_LIMITED:
+        key |= 1 << 35
     if busy:
-        out += " busy:%ums" % (busy // 1000)
+        key |= 1 << 36
+        put(busy // 1000)
         if rwnd_limited:
-            out += " rwnd_limited:%ums(%.1f%%)" % (rwnd_limited // 1000, 100.0 * rwnd_limited / busy)
+            key |= 1 << 37
+            put(rwnd_limited // 1000)
+            put(100.0 * rwnd_limited / busy)
         if sndbuf_limited:
-            out += " sndbuf_limited:%ums(%.1f%%)" % (
-                sndbuf_limited // 1000,
-                100.0 * sndbuf_limited / busy,
-            )
+            key |= 1 << 38
+            put(sndbuf_limited // 1000)
+            put(100.0 * sndbuf_limited / busy)
     if unacked:
-        out += " unacked:%u" % unacked
+        key |= 1 << 39
+        put(unacked)
     if retrans or total_retrans:
-        out += " retrans:%u/%u" % (retrans, total_retrans)
+        key |= 1 << 40
+        put(retrans)
+        put(total_retrans)
     if lost:
-        out += " lost:%u" % lost
-    if sacked and state != abi.SS_LISTEN:
-        out += " sacked:%u" % sacked
+        key |= 1 << 41
+        put(lost)
+    if sacked and state != 10:  # SS_LISTEN
+        key |= 1 << 42
+        put(sacked)
     if dsack_dups:
-        out += " dsack_dups:%u" % dsack_dups
+        key |= 1 << 43
+        put(dsack_dups)
     if fackets:
-        out += " fackets:%u" % fackets
+        key |= 1 << 44
+        put(fackets)
     if reordering != 3:
-        out += " reordering:%d" % _s32(reordering)
+        key |= 1 << 45
+        put(reordering if reordering < 0x80000000 else reordering - 0x100000000)
     if reord_seen:
-        out += " reord_seen:%d" % _s32(reord_seen)
+        key |= 1 << 46
+        put(reord_seen if reord_seen < 0x80000000 else reord_seen - 0x100000000)
     if rcv_rtt:
-        out += " rcv_rtt:%g" % (rcv_rtt / 1000)
+        key |= 1 << 47
+        put(rcv_rtt / 1000)
     if rcv_space:
-        out += " rcv_space:%d" % _s32(rcv_space)
+        key |= 1 << 48
+        put(rcv_space if rcv_space < 0x80000000 else rcv_space - 0x100000000)
     if rcv_ssthresh:
-        out += " rcv_ssthresh:%u" % rcv_ssthresh
+        key |= 1 << 49
+        put(rcv_ssthresh)
     if notsent:
-        out += " notsent:%u" % notsent
+        key |= 1 << 50
+        put(notsent)
     if min_rtt and min_rtt != 0xFFFFFFFF:
-        out += " minrtt:%g" % (min_rtt / 1000)
+        key |= 1 << 51
+        put(min_rtt / 1000)
     if rcv_ooopack:
-        out += " rcv_ooopack:%u" % rcv_ooopack
+        key |= 1 << 52
+        put(rcv_ooopack)
     if snd_wnd:
-        out += " snd_wnd:%u" % snd_wnd
+        key |= 1 << 53
+        put(snd_wnd)
     if rcv_wnd:
-        out += " rcv_wnd:%u" % rcv_wnd
+        key |= 1 << 54
+        put(rcv_wnd)
     if rehash:
-        out += " rehash:%u" % rehash
-    return out
+        key |= 1 << 55
+        put(rehash)
+    fmt = _FORMATS[0 if numeric else 1].get(key)
+    if fmt is None:
+        fmt = _tcp_format(key, numeric)
+    return fmt % tuple(vals)
 
 
-def _cc_info(buf: bytes, attrs: Spans, rtt: float, numeric: bool) -> tuple[float, str]:
-    """VEGASINFO (the rtt for ``send``), then the dctcp and bbr items of tcp_stats_print."""
+def _vegas_dctcp(buf: bytes, attrs: Spans, rtt: int) -> tuple[int, str]:
+    """VEGASINFO (the rtt ``send`` uses) and the dctcp item of tcp_stats_print."""
     out = ""
     span = attrs.get(abi.INET_DIAG_VEGASINFO)
     if span is not None:
         data, off = _padded(buf, span[0], span[1], 16)
         enabled, _cnt, vrtt, _min = TCPVEGAS_INFO.unpack_from(data, off)
         if enabled and vrtt and vrtt != 0x7FFFFFFF:
-            rtt = float(vrtt)
+            rtt = vrtt
     span = attrs.get(abi.INET_DIAG_DCTCPINFO)
     if span is not None:
         data, off = _padded(buf, span[0], span[1], 16)
         enabled, ce_state, alpha, ab_ecn, ab_tot = TCP_DCTCP_INFO.unpack_from(data, off)
         if enabled:
-            out += " dctcp:(ce_state:%u,alpha:%u,ab_ecn:%u,ab_tot:%u)" % (
+            out = " dctcp:(ce_state:%u,alpha:%u,ab_ecn:%u,ab_tot:%u)" % (
                 ce_state,
                 alpha,
                 ab_ecn,
                 ab_tot,
             )
         else:
-            out += " dctcp:fallback_mode"
-    span = attrs.get(abi.INET_DIAG_BBRINFO)
-    if span is not None:
-        data, off = _padded(buf, span[0], span[1], 20)
-        bw_lo, bw_hi, min_rtt, pacing_gain, cwnd_gain = TCP_BBR_INFO.unpack_from(data, off)
-        out += " bbr:(bw:%sbps,mrtt:%g" % (
-            sprint_bw(((bw_hi << 32) | bw_lo) * 8.0, numeric),
-            min_rtt / 1000.0,
-        )
-        if pacing_gain:
-            out += ",pacing_gain:%g" % (pacing_gain / 256.0)
-        if cwnd_gain:
-            out += ",cwnd_gain:%g" % (cwnd_gain / 256.0)
-        out += ")"
+            out = " dctcp:fallback_mode"
     return rtt, out
 
 
