@@ -120,13 +120,30 @@ def run(cmd: list[str], case: Case) -> tuple[int, bytes, bytes]:
 
 
 def visible_diff(want: bytes, got: bytes, limit: int = 60) -> str:
-    """A unified diff of two outputs, one ``repr`` per line (blanks and tabs visible)."""
+    """A diff of two outputs, one ``repr`` per line (blanks and tabs visible).
+
+    Replaced blocks are shown as interleaved ``-``/``+`` pairs, so a change that
+    touches every line (a column width) is visible within the first few lines.
+    """
     a = [repr(x) for x in want.split(b"\n")]
     b = [repr(x) for x in got.split(b"\n")]
-    lines = list(difflib.unified_diff(a, b, "expected", "actual", n=1, lineterm=""))
-    if len(lines) > limit:
-        lines = [*lines[:limit], f"... ({len(lines) - limit} more diff lines)"]
-    return "\n".join(lines)
+    out = ["--- expected", "+++ actual"]
+    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            continue
+        out.append(f"@@ expected line {i1 + 1}, actual line {j1 + 1} @@")
+        old, new = a[i1:i2], b[j1:j2]
+        for k in range(max(len(old), len(new))):
+            if k < len(old):
+                out.append("-" + old[k])
+            if k < len(new):
+                out.append("+" + new[k])
+        if len(out) > limit:
+            break
+    if len(out) > limit:
+        out = [*out[:limit], "... (more differences)"]
+    return "\n".join(out)
 
 
 def save_actual(case: Case, stdout: bytes, stderr: bytes, status: int) -> Path:
