@@ -558,15 +558,13 @@ def _parse_filter(run: Run, args: list[str]) -> object:
         return None
     from . import filter as ssfilter
 
-    words = list(args)
-    if run.filter_fp is not None:
-        words += ssfilter.read_filter_file(run.filter_fp)
     ctx = ssfilter.FilterContext(
         preferred_family=run.sel.preferred_family,
         families=run.sel.families,
         dbs=run.sel.dbs,
     )
-    flt = ssfilter.parse_filter(words, ctx)
+    # the -F file is read lazily after argv, so errors come in ss's order
+    flt = ssfilter.parse_filter(args, ctx, fp=run.filter_fp)
     run.sel.families = ctx.families
     run.sel.preferred_family = ctx.preferred_family
     return flt
