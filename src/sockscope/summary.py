@@ -245,8 +245,21 @@ def _sockstat_line(line: bytes, counters: dict[str, int]) -> None:
 
 
 def _read(path: str) -> bytes:
-    with open(path, "rb") as f:
-        return f.read()
+    """fopen(path, "r") then fgets until NULL: a directory opens fine and reads as empty."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    chunks = []
+    try:
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                break  # fgets returns NULL on a read error: the end of the file for ss
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
 
 
 def _strerror(e: OSError) -> str:
