@@ -239,7 +239,11 @@ def inet(s: tuple, view: View) -> dict[str, object]:  # type: ignore[type-arg]
     users = owners(view, s[15])
     if users:
         out["users"] = users
-    if view.info:
+    # ss's -m/-i block: with either option, whatever memory and TCP information the
+    # socket came with (a recorded dump may hold more than was asked for)
+    if view.mem or (view.info and proto != abi.IPPROTO_UDP):
+        if buf is not None:
+            _inet_mem(buf, attrs, out)
         _inet_info(s, view, buf, attrs, out)
     return out
 
@@ -273,7 +277,7 @@ def _inet_details(
 def _inet_attrs(
     view: View, buf: bytes, attrs: dict[int, tuple[int, int]], out: dict[str, object]
 ) -> None:
-    """``--tos``, ``--inet-sockopt`` and ``-m`` from the netlink attributes."""
+    """``--tos`` and ``--inet-sockopt`` from the netlink attributes."""
     if view.tos:
         for key, kind in (("tos", abi.INET_DIAG_TOS), ("tclass", abi.INET_DIAG_TCLASS)):
             span = attrs.get(kind)
@@ -287,15 +291,18 @@ def _inet_attrs(
         if span and span[1] - span[0] >= 2:
             bits = int.from_bytes(buf[span[0] : span[0] + 2], "little")
             out["inet_sockopt"] = {n: bool(bits >> i & 1) for i, n in enumerate(SOCKOPT_FLAGS)}
-    if view.mem:
-        span = attrs.get(abi.INET_DIAG_SKMEMINFO)
-        if span:
-            out["skmem"] = skmem(buf, span)
-        else:
-            span = attrs.get(abi.INET_DIAG_MEMINFO)
-            if span and span[1] - span[0] >= 16:
-                words = abi.INET_DIAG_MEMINFO_S.unpack_from(buf, span[0])
-                out["mem"] = dict(zip(MEMINFO_FIELDS, words, strict=True))
+
+
+def _inet_mem(buf: bytes, attrs: dict[int, tuple[int, int]], out: dict[str, object]) -> None:
+    """skmem (or the old kernels' meminfo), as print_skmeminfo finds them."""
+    span = attrs.get(abi.INET_DIAG_SKMEMINFO)
+    if span:
+        out["skmem"] = skmem(buf, span)
+        return
+    span = attrs.get(abi.INET_DIAG_MEMINFO)
+    if span and span[1] - span[0] >= 16:
+        words = abi.INET_DIAG_MEMINFO_S.unpack_from(buf, span[0])
+        out["mem"] = dict(zip(MEMINFO_FIELDS, words, strict=True))
 
 
 def _inet_info(
