@@ -265,3 +265,150 @@ DB_NAMES = (
 def family_mask(family: int) -> int:
     """FAMILY_MASK() of ss.c: the bit of an address family in a families mask."""
     return 1 << family
+
+
+# --- unix_diag.h -----------------------------------------------------------------------
+UDIAG_SHOW_NAME = 0x01
+UDIAG_SHOW_VFS = 0x02
+UDIAG_SHOW_PEER = 0x04
+UDIAG_SHOW_ICONS = 0x08
+UDIAG_SHOW_RQLEN = 0x10
+UDIAG_SHOW_MEMINFO = 0x20
+UDIAG_SHOW_UID = 0x40
+UNIX_DIAG_NAME = 0
+UNIX_DIAG_VFS = 1
+UNIX_DIAG_PEER = 2
+UNIX_DIAG_ICONS = 3
+UNIX_DIAG_RQLEN = 4
+UNIX_DIAG_MEMINFO = 5
+UNIX_DIAG_SHUTDOWN = 6
+UNIX_DIAG_UID = 7
+#: struct unix_diag_req { __u8 sdiag_family; __u8 sdiag_protocol; __u16 pad;
+#:   __u32 udiag_states; __u32 udiag_ino; __u32 udiag_show; __u32 udiag_cookie[2]; }
+UNIX_DIAG_REQ = struct.Struct("=BBHIIIII")
+#: struct unix_diag_msg { __u8 udiag_family; __u8 udiag_type; __u8 udiag_state; __u8 pad;
+#:   __u32 udiag_ino; __u32 udiag_cookie[2]; }
+UNIX_DIAG_MSG = struct.Struct("=BBBxIII")
+#: struct unix_diag_vfs { __u32 udiag_vfs_ino; __u32 udiag_vfs_dev; }
+UNIX_DIAG_VFS_S = struct.Struct("=II")
+#: struct unix_diag_rqlen { __u32 udiag_rqueue; __u32 udiag_wqueue; }
+UNIX_DIAG_RQLEN_S = struct.Struct("=II")
+
+# --- packet_diag.h ---------------------------------------------------------------------
+PACKET_SHOW_INFO = 0x01
+PACKET_SHOW_MCLIST = 0x02
+PACKET_SHOW_RING_CFG = 0x04
+PACKET_SHOW_FANOUT = 0x08
+PACKET_SHOW_MEMINFO = 0x10
+PACKET_SHOW_FILTER = 0x20
+PACKET_DIAG_INFO = 0
+PACKET_DIAG_MCLIST = 1
+PACKET_DIAG_RX_RING = 2
+PACKET_DIAG_TX_RING = 3
+PACKET_DIAG_FANOUT = 4
+PACKET_DIAG_UID = 5
+PACKET_DIAG_MEMINFO = 6
+PACKET_DIAG_FILTER = 7
+PDI_RUNNING = 0x1
+PDI_AUXDATA = 0x2
+PDI_ORIGDEV = 0x4
+PDI_VNETHDR = 0x8
+PDI_LOSS = 0x10
+ETH_P_ALL = 0x0003
+#: struct packet_diag_req { __u8 sdiag_family; __u8 sdiag_protocol; __u16 pad;
+#:   __u32 pdiag_ino; __u32 pdiag_show; __u32 pdiag_cookie[2]; }
+PACKET_DIAG_REQ = struct.Struct("=BBHIIII")
+#: struct packet_diag_msg { __u8 pdiag_family; __u8 pdiag_type; __u16 pdiag_num;
+#:   __u32 pdiag_ino; __u32 pdiag_cookie[2]; }
+PACKET_DIAG_MSG = struct.Struct("=BBHIII")
+#: struct packet_diag_info { __u32 pdi_index; __u32 pdi_version; __u32 pdi_reserve;
+#:   __u32 pdi_copy_thresh; __u32 pdi_tstamp; __u32 pdi_flags; }
+PACKET_DIAG_INFO_S = struct.Struct("=IIIIII")
+#: struct packet_diag_ring { __u32 pdr_block_size; __u32 pdr_block_nr; __u32 pdr_frame_size;
+#:   __u32 pdr_frame_nr; __u32 pdr_retire_tmo; __u32 pdr_sizeof_priv; __u32 pdr_features; }
+PACKET_DIAG_RING_S = struct.Struct("=IIIIIII")
+#: struct sock_filter { __u16 code; __u8 jt; __u8 jf; __u32 k; } (linux/filter.h)
+SOCK_FILTER = struct.Struct("=HBBI")
+
+# --- netlink_diag.h --------------------------------------------------------------------
+NDIAG_PROTO_ALL = 255
+NDIAG_SHOW_MEMINFO = 0x01
+NDIAG_SHOW_GROUPS = 0x02
+NETLINK_DIAG_MEMINFO = 0
+NETLINK_DIAG_GROUPS = 1
+NETLINK_CONNECTED = 1
+#: struct netlink_diag_req { __u8 sdiag_family; __u8 sdiag_protocol; __u16 pad;
+#:   __u32 ndiag_ino; __u32 ndiag_show; __u32 ndiag_cookie[2]; }
+NETLINK_DIAG_REQ = struct.Struct("=BBHIIII")
+#: struct netlink_diag_msg { __u8 ndiag_family; __u8 ndiag_type; __u8 ndiag_protocol;
+#:   __u8 ndiag_state; __u32 ndiag_portid; __u32 ndiag_dst_portid; __u32 ndiag_dst_group;
+#:   __u32 ndiag_ino; __u32 ndiag_cookie[2]; }
+NETLINK_DIAG_MSG = struct.Struct("=BBBBIIIIII")
+
+# --- vm_sockets_diag.h -----------------------------------------------------------------
+#: struct vsock_diag_req { __u8 sdiag_family; __u8 sdiag_protocol; __u16 pad;
+#:   __u32 vdiag_states; __u32 vdiag_ino; __u32 vdiag_show; __u32 vdiag_cookie[2]; }
+VSOCK_DIAG_REQ = struct.Struct("=BBHIIIII")
+#: struct vsock_diag_msg { __u8 vdiag_family; __u8 vdiag_type; __u8 vdiag_state;
+#:   __u8 vdiag_shutdown; __u32 vdiag_src_cid; __u32 vdiag_src_port; __u32 vdiag_dst_cid;
+#:   __u32 vdiag_dst_port; __u32 vdiag_ino; __u32 vdiag_cookie[2]; }
+VSOCK_DIAG_MSG = struct.Struct("=BBBBIIIIIII")
+
+# --- tipc_sockets_diag.h, tipc_netlink.h -----------------------------------------------
+#: struct tipc_sock_diag_req { __u8 sdiag_family; __u8 sdiag_protocol; __u16 pad;
+#:   __u32 tidiag_states; }
+TIPC_SOCK_DIAG_REQ = struct.Struct("=BBHI")
+TIPC_NLA_SOCK = 2
+TIPC_NLA_SOCK_ADDR = 1
+TIPC_NLA_SOCK_REF = 2
+TIPC_NLA_SOCK_CON = 3
+TIPC_NLA_SOCK_HAS_PUBL = 4
+TIPC_NLA_SOCK_STAT = 5
+TIPC_NLA_SOCK_TYPE = 6
+TIPC_NLA_SOCK_INO = 7
+TIPC_NLA_SOCK_UID = 8
+TIPC_NLA_SOCK_TIPC_STATE = 9
+TIPC_NLA_SOCK_COOKIE = 10
+TIPC_NLA_CON_FLAG = 1
+TIPC_NLA_CON_NODE = 2
+TIPC_NLA_CON_SOCK = 3
+TIPC_NLA_CON_TYPE = 4
+TIPC_NLA_CON_INST = 5
+TIPC_NLA_SOCK_STAT_RCVQ = 1
+TIPC_NLA_SOCK_STAT_SENDQ = 2
+TIPC_NLA_SOCK_STAT_LINK_CONG = 3
+TIPC_NLA_SOCK_STAT_CONN_CONG = 4
+TIPC_NLA_SOCK_STAT_DROP = 5
+
+# --- xdp_diag.h ------------------------------------------------------------------------
+XDP_SHOW_INFO = 1 << 0
+XDP_SHOW_RING_CFG = 1 << 1
+XDP_SHOW_UMEM = 1 << 2
+XDP_SHOW_MEMINFO = 1 << 3
+XDP_SHOW_STATS = 1 << 4
+XDP_DIAG_INFO = 1
+XDP_DIAG_UID = 2
+XDP_DIAG_RX_RING = 3
+XDP_DIAG_TX_RING = 4
+XDP_DIAG_UMEM = 5
+XDP_DIAG_UMEM_FILL_RING = 6
+XDP_DIAG_UMEM_COMPLETION_RING = 7
+XDP_DIAG_MEMINFO = 8
+XDP_DIAG_STATS = 9
+XDP_DU_F_ZEROCOPY = 1 << 0
+#: struct xdp_diag_req { __u8 sdiag_family; __u8 sdiag_protocol; __u16 pad;
+#:   __u32 xdiag_ino; __u32 xdiag_show; __u32 xdiag_cookie[2]; }
+XDP_DIAG_REQ = struct.Struct("=BBHIIII")
+#: struct xdp_diag_msg { __u8 xdiag_family; __u8 xdiag_type; __u16 pad; __u32 xdiag_ino;
+#:   __u32 xdiag_cookie[2]; }
+XDP_DIAG_MSG = struct.Struct("=BBxxIII")
+#: struct xdp_diag_info { __u32 ifindex; __u32 queue_id; }
+XDP_DIAG_INFO_S = struct.Struct("=II")
+#: struct xdp_diag_ring { __u32 entries; }
+XDP_DIAG_RING_S = struct.Struct("=I")
+#: struct xdp_diag_umem { __u64 size; __u32 id; __u32 num_pages; __u32 chunk_size;
+#:   __u32 headroom; __u32 ifindex; __u32 queue_id; __u32 flags; __u32 refs; }
+XDP_DIAG_UMEM_S = struct.Struct("=QIIIIIIII")
+#: struct xdp_diag_stats { __u64 n_rx_dropped, n_rx_invalid, n_rx_full, n_fill_ring_empty,
+#:   n_tx_invalid, n_tx_ring_empty; }
+XDP_DIAG_STATS_S = struct.Struct("=QQQQQQ")
