@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import struct
 
-from . import abi
+from . import abi, netlink
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -175,8 +175,6 @@ def inet(p: Printer, s: InetSocket, v6only: bool) -> str:
     buf = s[17]
     if buf is None:
         return _proc_inet(p, s)
-    from . import netlink
-
     attrs = netlink.attrs(buf, s[18], s[19])
     out = []
     proto = s[16]

@@ -158,6 +158,76 @@ class InetSocket(tuple):  # type: ignore[type-arg]
         data = self._attr(abi.INET_DIAG_SHUTDOWN)
         return _U8.unpack_from(data)[0] if data else None
 
+    # -- extended information (-m, -i): decoded by sockscope.tcpinfo, None when absent --
+    def _decoded(self, kind: int, decoder: str) -> object:
+        data = self._attr(kind)
+        if data is None:
+            return None
+        from . import tcpinfo
+
+        return getattr(tcpinfo, decoder)(data)
+
+    @property
+    def tcp_info(self) -> object:
+        """``struct tcp_info`` (:class:`sockscope.tcpinfo.TcpInfo`, C field names) of a TCP
+        or DCCP socket dumped with -i; zero-filled when the kernel's is shorter."""
+        if self[16] not in (abi.IPPROTO_TCP, abi.IPPROTO_DCCP):
+            return None
+        return self._decoded(abi.INET_DIAG_INFO, "decode_tcp_info")
+
+    @property
+    def mptcp_info(self) -> object:
+        """``struct mptcp_info`` of an MPTCP socket dumped with -i."""
+        if self[16] != abi.IPPROTO_MPTCP:
+            return None
+        return self._decoded(abi.INET_DIAG_INFO, "decode_mptcp_info")
+
+    @property
+    def sctp_info(self) -> object:
+        """``struct sctp_info`` of an SCTP association dumped with -i."""
+        if self[16] != abi.IPPROTO_SCTP:
+            return None
+        return self._decoded(abi.INET_DIAG_INFO, "decode_sctp_info")
+
+    @property
+    def skmem(self) -> object:
+        """INET_DIAG_SKMEMINFO (:class:`sockscope.tcpinfo.SkMemInfo`), with -m."""
+        return self._decoded(abi.INET_DIAG_SKMEMINFO, "decode_skmeminfo")
+
+    @property
+    def meminfo(self) -> object:
+        """INET_DIAG_MEMINFO (struct inet_diag_meminfo), the old-kernel -m data."""
+        return self._decoded(abi.INET_DIAG_MEMINFO, "decode_meminfo")
+
+    @property
+    def cong(self) -> str | None:
+        """The congestion-control algorithm name (INET_DIAG_CONG), with -i."""
+        data = self._attr(abi.INET_DIAG_CONG)
+        return None if data is None else data.split(b"\0", 1)[0].decode("latin-1")
+
+    @property
+    def cc_info(self) -> object:
+        """The algorithm's own data: BbrInfo, DctcpInfo or VegasInfo, else None."""
+        for kind, decoder in (
+            (abi.INET_DIAG_BBRINFO, "decode_bbr"),
+            (abi.INET_DIAG_DCTCPINFO, "decode_dctcp"),
+            (abi.INET_DIAG_VEGASINFO, "decode_vegas"),
+        ):
+            found = self._decoded(kind, decoder)
+            if found is not None:
+                return found
+        return None
+
+    @property
+    def md5sig(self) -> object:
+        """TCP-MD5 keys (list of :class:`sockscope.tcpinfo.Md5Sig`), CAP_NET_ADMIN and -i."""
+        return self._decoded(abi.INET_DIAG_MD5SIG, "decode_md5sig")
+
+    @property
+    def ulp(self) -> object:
+        """INET_DIAG_ULP_INFO as a dict: name, and tls or mptcp (subflow) fields."""
+        return self._decoded(abi.INET_DIAG_ULP_INFO, "decode_ulp")
+
     def to_dict(self, view: View | None = None) -> dict[str, object]:
         """The socket as data: what ``--json`` prints (:func:`sockscope.fields.inet`)."""
         from . import fields

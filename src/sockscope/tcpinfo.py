@@ -465,7 +465,7 @@ def tcp_stats(  # noqa: C901, PLR0912, PLR0913, PLR0915
         segs_out, segs_in, notsent, min_rtt, dsegs_in, dsegs_out,
         delivery_rate, busy, rwnd_limited, sndbuf_limited, delivered, delivered_ce,
         bytes_sent, bytes_retrans, dsack_dups, reord_seen, rcv_ooopack, snd_wnd,
-        rcv_wnd, rehash, *_rest,
+        rcv_wnd, rehash, _x1, _x2, _x3, _x4, _x5, _x6, _x7, _x8, _x9, _x10, _x11,
     ) = (
         _TCP_UNPACK(buf, start) if end - start >= TCP_INFO_SIZE else _tcp_raw(buf, start, end)
     )  # fmt: skip
