@@ -1,15 +1,16 @@
 #!/usr/bin/env python3
 """Record golden cases for sockscope from an upstream iproute2 7.1 ``ss``.
 
-Two jobs, both driven by the argument list ``tests/tools/golden_args.txt``:
-
 Re-run the oracle over the recorded inputs (the ``--update-golden`` path)::
 
     python tests/tools/record_goldens.py --ss /path/to/ss-7.1 [--scenario NAME ...]
 
-rebuilds ``tests/golden/<scenario>/cases/`` of every (or each named) scenario
-from the argument list and the inputs already recorded there (``tcpdiag.bin``,
-``proc/``).  Nothing live is read, so the result only depends on the oracle.
+re-runs every existing case of every (or each named) scenario under
+``tests/golden`` with its own ``argv`` and ``env`` and rewrites its ``stdout``
+and ``status``; cases are neither added nor removed.  Nothing live is read, so
+the result only depends on the oracle.  With ``--from-args`` (needs
+``--scenario``) the named scenarios' ``cases/`` are instead rebuilt from the
+argument list ``tests/tools/golden_args.txt`` (after editing it).
 
 Record a new scenario (root; needs ``ip``, ``nsenter`` and ../shared/tools)::
 
@@ -20,7 +21,7 @@ creates a private netns, fills it with ``scenario.py up NAME N --seed S``, dumps
 its TCP sockets with sockscope's own ``-D`` (``--dumper sockscope``; ``raw``
 sends the same NETLINK_SOCK_DIAG requests as ``ss -tanoemi -D`` itself;
 ``auto``, the default, tries sockscope first), copies its /proc/net files,
-deletes the netns, then records the cases as above.
+deletes the netns, then records the cases from the argument list.
 
 Argument list lines: ``t ARGS`` (TCP read from ``TCPDIAG_FILE``; TCP-only
 arguments) or ``p ARGS`` (everything read under ``PROC_ROOT``), split like a
@@ -219,6 +220,38 @@ def record_inputs(a: argparse.Namespace, scen: Path) -> None:
 # ---------------------------------------------------------------- recording outputs
 
 
+def case_env(scen: Path, case: Path) -> dict[str, str]:
+    """The environment of a recorded case (input paths are relative to the scenario)."""
+    env = dict(BASE_ENV)
+    for line in (case / "env").read_text().splitlines():
+        if line.strip():
+            key, _, value = line.partition("=")
+            is_path = key in ("TCPDIAG_FILE", "PROC_ROOT", "PROC_IP_LOCAL_PORT_RANGE")
+            env[key] = str(scen / value) if is_path or key.startswith("PROC_NET_") else value
+    return env
+
+
+def rerun_cases(ss: str, scen: Path) -> int:
+    """Re-run the oracle on every existing case of ``scen``, in place."""
+    n = 0
+    for case in sorted((scen / "cases").iterdir()):
+        if not (case / "argv").is_file():
+            continue
+        argv = (case / "argv").read_text().splitlines()
+        p = subprocess.run(
+            [ss, *argv],
+            env=case_env(scen, case),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+        (case / "stdout").write_bytes(p.stdout)
+        (case / "status").write_text(f"{p.returncode}\n")
+        n += 1
+    return n
+
+
 def record_cases(ss: str, scen: Path, entries: list) -> int:
     cases = scen / "cases"
     shutil.rmtree(cases, ignore_errors=True)
@@ -257,6 +290,11 @@ def main() -> int:
         default=[],
         help="only rebuild these scenarios (folder names under tests/golden)",
     )
+    ap.add_argument(
+        "--from-args",
+        action="store_true",
+        help="rebuild the --scenario cases from the argument list instead of re-running them",
+    )
     ap.add_argument("--record", metavar="NAME", help="record new inputs into tests/golden/NAME")
     ap.add_argument("--sockets", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
@@ -269,20 +307,22 @@ def main() -> int:
     a = ap.parse_args()
     oracle_version(a.ss)
     entries = read_args(Path(a.args))
+    if a.from_args and not a.scenario:
+        die("--from-args needs --scenario NAME (other scenarios have their own cases)")
     if a.record:
         if os.geteuid() != 0:
             die("--record needs root")
         record_inputs(a, GOLDEN / a.record)
-        names = [a.record]
+        names, rebuild = [a.record], True
     else:
-        names = a.scenario or sorted(
-            p.name
-            for p in GOLDEN.iterdir()
-            if (p / "tcpdiag.bin").exists() or (p / "proc").exists()
-        )
+        names = a.scenario or sorted(p.name for p in GOLDEN.iterdir() if (p / "cases").is_dir())
+        rebuild = a.from_args
+    ss = os.path.abspath(a.ss)
     for name in names:
-        n = record_cases(os.path.abspath(a.ss), GOLDEN / name, entries)
-        print(f"{name}: {n} cases")
+        if not (GOLDEN / name).is_dir():
+            die(f"no scenario {GOLDEN / name}")
+        n = record_cases(ss, GOLDEN / name, entries) if rebuild else rerun_cases(ss, GOLDEN / name)
+        print(f"{name}: {n} cases {'rebuilt from ' + a.args if rebuild else 're-run'}")
     return 0
 
 
