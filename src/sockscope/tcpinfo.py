@@ -697,7 +697,7 @@ def proc_info(p: Printer, s: InetSocket) -> str:
     """
     extra = s[20:]
     if len(extra) < 6:
-        return " reordering:0"
+        extra = (0, 0, 0, 0, 0, 0)
     _refcnt, rto, ato, qack, cwnd, ssthresh = extra[:6]
     out = ""
     if rto:
@@ -712,6 +712,8 @@ def proc_info(p: Printer, s: InetSocket) -> str:
         out += " cwnd:%u" % (cwnd & 0xFFFFFFFF)
     if ssthresh:
         out += " ssthresh:%d" % ssthresh
+    if s[3]:  # the record's retrans: /proc's retransmits (timer on) or probes
+        out += " retrans:%u/0" % (s[3] & 0xFFFFFFFF)
     return out + " reordering:0"
 
 
