@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from sockscope import summary as _pkg_summary  # noqa: F401 - the lazy library function
-from sockscope.summary import Summary, read, render, snmp_int
+
+from sockscope.sockstat import Summary, read, render, snmp_int
 
 ORACLE = os.environ.get("SOCKSCOPE_ORACLE", "/work/oracle/ss71")
 REPO = Path(__file__).resolve().parent.parent

@@ -41,9 +41,9 @@ _LAZY = {
     "sockets": ("api", "sockets"),
     "parse_filter": ("api", "parse_filter"),
     "main": ("cli", "main"),
-    "summary": ("summary", "summary"),
-    "kill": ("kill", "kill"),
-    "events": ("events", "events"),
+    "summary": ("sockstat", "summary"),
+    "kill": ("destroy", "kill"),
+    "events": ("follow", "events"),
 }
 
 

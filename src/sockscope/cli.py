@@ -494,9 +494,8 @@ def _main(argv: list[str], prog: str) -> int:
         users = procmap.ProcessMap.build(environ, opts)
 
     if opts.summary:
-        # "from . import summary" would get sockscope.summary, the library function
-        from .summary import read as read_summary
-        from .summary import render as render_summary
+        from .sockstat import read as read_summary
+        from .sockstat import render as render_summary
 
         counters = read_summary(environ, _warn)
         if opts.json:
@@ -597,7 +596,7 @@ def _show(run: Run, flt: object, users: object, environ: dict[str, str]) -> int:
     if opts.show_header:
         renderer.header()
     if opts.events:
-        from .events import follow  # not "from . import events": that is the library function
+        from .follow import follow
 
         out.flush()
         return follow(run.sel, opts, flt, printer, renderer, environ, _warn)

@@ -12,6 +12,9 @@ the acknowledgement. Port of ss.c's ``kill_inet_sock`` and the error handling of
 
 Sockets read from ``/proc`` or from ``TCPDIAG_FILE`` are never killed (ss only kills on
 its netlink path), and neither are the other families.
+
+(The module is not called ``kill`` because ``sockscope.kill`` is the public
+function; a submodule of the same name would replace it on import.)
 """
 
 from __future__ import annotations

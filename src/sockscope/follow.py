@@ -15,6 +15,9 @@ row rendered and flushed per event. Ports of ss.c's ``handle_follow_request`` an
   placeholder protocol ``IPPROTO_MAX`` (so ``-K`` sends SOCK_DESTROY with protocol
   262 & 0xff = TCP, and a socket that is already gone is hidden);
 * the header is rendered with the first event (even one the filter drops).
+
+(The module is not called ``events`` because ``sockscope.events`` is the public
+function; a submodule of the same name would replace it on import.)
 """
 
 from __future__ import annotations
@@ -152,7 +155,7 @@ def watch(
 ) -> Iterator[InetSocket]:
     """Yield the destroyed sockets matching ``matcher`` (show_one_inet_sock for events).
 
-    ``killer`` is -K's (see :mod:`sockscope.kill`); it may raise to stop. ``on_event``
+    ``killer`` is -K's (see :mod:`sockscope.destroy`); it may raise to stop. ``on_event``
     runs after every event received, shown or not (ss's render + fflush).
     """
     sock = subscribe(groups)
@@ -202,7 +205,7 @@ def events(
         matcher = filter.matches  # type: ignore[attr-defined]
     killer = None
     if kill:
-        from .kill import Killer
+        from .destroy import Killer
 
         killer = Killer()
     try:
@@ -233,7 +236,7 @@ def follow(
     matcher = getattr(flt, "matches", None)
     killer = None
     if opts.kill:
-        from .kill import Killer
+        from .destroy import Killer
 
         killer = Killer(warn)
     try:

@@ -32,7 +32,7 @@ def make_context(
     ctx = sources.Context(sel, opts, matcher, bytecode, environ)
     ctx.warn = warn
     if opts.kill:
-        from .kill import Killer  # not "from . import kill": that is the library function
+        from .destroy import Killer
 
         ctx.killer = Killer(warn)
     return ctx

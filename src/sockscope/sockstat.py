@@ -7,6 +7,9 @@ leave a counter untouched when they fail, 32-bit ``int`` arithmetic. :func:`rend
 formats it as ``print_summary`` does. Both honour ``PROC_ROOT``, ``PROC_NET_SOCKSTAT``,
 ``PROC_NET_SOCKSTAT6`` and ``PROC_NET_SNMP``. Nothing here prints: failures that ss
 reports with ``perror`` go to the ``warn`` callback.
+
+(The module is not called ``summary`` because ``sockscope.summary`` is the public
+function; a submodule of the same name would replace it on import.)
 """
 
 from __future__ import annotations

@@ -213,7 +213,7 @@ def _inet_stream(
                 return
             yield from _apply(decode_inet(msgs, protocol, fams), ctx, protocol)
     except (NetlinkError, OSError) as e:
-        # -K failed (kill.KillError): ss abandons the dump and retries with the legacy
+        # -K failed (destroy.KillError): ss abandons the dump and retries with the legacy
         # request, which only TCP/DCCP have; UDP and RAW then fall back to /proc
         if getattr(e, "kill_failed", False) and protocol in _NO_LEGACY:
             yield from inet_proc(ctx, _NO_LEGACY[protocol])
