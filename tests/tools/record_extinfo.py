@@ -95,6 +95,10 @@ def fake_procs(proc: Path) -> None:
     if inodes:
         os.symlink(f"socket:[{inodes[-1]}]", proc / "150" / "fd" / "9")
     (proc / "self").mkdir(exist_ok=True)  # not a pid
+    # git keeps no empty directories: give each one a file
+    (proc / "100" / "task" / "100" / "stat").write_bytes(b"100 (python3) S 1\n")
+    (proc / "100" / "task" / "150" / "stat").write_bytes(b"150 (worker) S 1\n")
+    (proc / "self" / "README").write_bytes(b"not a pid\n")
 
 
 def main() -> int:
