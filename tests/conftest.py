@@ -13,6 +13,16 @@ if SRC.is_dir() and str(SRC) not in sys.path:
     sys.path.insert(0, str(SRC))
 
 
+def pytest_addoption(parser):  # type: ignore[no-untyped-def]
+    parser.addoption(
+        "--update-golden",
+        metavar="SS",
+        default=None,
+        help="re-run an upstream iproute2 7.1 ss (version-checked) on every golden case "
+        "under tests/golden and rewrite its expected stdout/status before comparing",
+    )
+
+
 def pytest_configure(config):  # type: ignore[no-untyped-def]
     config.addinivalue_line("markers", "live: needs root, ip netns, nsenter and /usr/bin/ss")
     config.addinivalue_line("markers", "slow: long-running")

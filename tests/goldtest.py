@@ -155,6 +155,25 @@ def save_actual(case: Case, stdout: bytes, stderr: bytes, status: int) -> Path:
     return out
 
 
+def oracle_problem(ss: str) -> str | None:
+    """Why ``ss`` cannot serve as the oracle (it must be upstream iproute2 7.1), or None."""
+    try:
+        out = subprocess.run([ss, "-V"], capture_output=True, text=True, check=False).stdout
+    except OSError as exc:
+        return f"{ss}: {exc}"
+    if "iproute2-7.1" not in out:
+        return f"{ss} -V says {out.strip()!r}, want iproute2-7.1"
+    return None
+
+
+def update(case: Case, ss: str) -> Case:
+    """Re-run the oracle ``ss`` on ``case``'s recorded input; rewrite and reload the case."""
+    status, stdout, _ = run([ss], case)
+    (case.path / "stdout").write_bytes(stdout)
+    (case.path / "status").write_text(f"{status}\n")
+    return Case(case.path)
+
+
 def check(case: Case, cmd: list[str] | None = None) -> str | None:
     """Run the candidate on ``case``; None if it matched, else a failure report."""
     status, stdout, stderr = run(cmd or candidate_command(), case)

@@ -9,8 +9,19 @@ import goldtest
 CASES = goldtest.all_cases()
 
 
+@pytest.fixture(scope="session")
+def update_oracle(request: pytest.FixtureRequest) -> str | None:
+    ss = request.config.getoption("--update-golden")
+    problem = ss and goldtest.oracle_problem(ss)
+    if problem:
+        pytest.exit(f"--update-golden: {problem}", returncode=4)
+    return ss
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_golden(case: goldtest.Case) -> None:
+def test_golden(case: goldtest.Case, update_oracle: str | None) -> None:
+    if update_oracle and case.scenario.parent == goldtest.GOLDEN:
+        case = goldtest.update(case, update_oracle)
     failure = goldtest.check(case)
     if failure:
         pytest.fail(failure, pytrace=False)

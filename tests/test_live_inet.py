@@ -99,7 +99,10 @@ CASES = [
 def lab():
     if REASON:
         pytest.skip(REASON)
-    ns = netns.Netns()
+    try:
+        ns = netns.Netns()
+    except (subprocess.CalledProcessError, OSError) as exc:
+        pytest.skip(f"cannot create a network namespace here: {exc}")
     try:
         holder = netns.Holder(ns, seconds=900)
     except Exception:
@@ -196,6 +199,30 @@ def test_same_as_ss(lab, args, flags):
         f"{diff}\nsockscope stderr: {cerr[-1500:].decode(errors='replace')}",
         pytrace=False,
     )
+
+
+@live
+@needs_root
+@pytest.mark.parametrize("args", ["-tan", "-xa", "-uan"])
+def test_dash_n_netns(lab, args):
+    """``-N NAME`` from outside the namespace lists the same sockets as entering it."""
+    ns, _ = lab
+    ref, is71 = netns.oracle()
+    env = netns.tool_env()
+    outs = []
+    for cmd in ([ref], netns.sockscope_cmd()):
+        p = subprocess.run(
+            [*cmd, "-N", ns.name, *args.split()],
+            capture_output=True,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            timeout=60,
+            check=False,
+        )
+        out = p.stdout if is71 else netns.mask_61(p.stdout, (P["tcp_bound"],))
+        outs.append((p.returncode, out, p.stderr))
+    assert outs[0][:2] == outs[1][:2], goldtest.visible_diff(outs[0][1], outs[1][1])
+    assert b"Traceback" not in outs[1][2]
 
 
 def sockscope(ns, *args):
