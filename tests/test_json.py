@@ -556,3 +556,38 @@ def test_closed_pipe_is_quiet(big_netns: str, mode: str) -> None:
         rc = proc.wait(timeout=120)
     assert err == b""
     assert rc in (0, -13, 141)  # ends quietly: like ss, by SIGPIPE, or with status 0
+
+
+LIVE_ARGS = (["-a"], ["-aemoi", "--tos", "--cgroup", "--inet-sockopt"], ["-aempi"], ["-xaemp"],
+             ["-0aeb"], ["-A", "netlink", "-ae"], ["-Maemi"], ["-s", "-ta"], ["-tap", "-T"])
+
+
+@live
+@pytest.mark.live
+@pytest.mark.slow
+@pytest.mark.parametrize("args", LIVE_ARGS, ids=" ".join)
+def test_live_documents_validate(validator: object, big_netns: str, args: list[str]) -> None:
+    proc = run([*args, "--json-lines"], prefix=_nsenter(big_netns))
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    lines = proc.stdout.splitlines()
+    assert lines
+    for line in lines:
+        errors = list(validator.iter_errors(json.loads(line)))  # type: ignore[attr-defined]
+        assert not errors, f"{errors[0].message} at {list(errors[0].absolute_path)}"
+
+
+@live
+@pytest.mark.live
+@pytest.mark.slow
+@pytest.mark.parametrize("args", [["-tlnp"], ["-tlnpe"], ["-ulnpe"], ["-tln", "--tos"]],
+                         ids=" ".join)
+def test_live_values_equal_text(big_netns: str, args: list[str]) -> None:
+    """Listening sockets (stable between two runs) with owners: JSON == sockscope's text."""
+    text = run(args, prefix=_nsenter(big_netns)).stdout.decode("latin-1")
+    sockets = json.loads(run([*args, "--json"], prefix=_nsenter(big_netns)).stdout)["sockets"]
+    rows, has_netid, has_state = text_rows(text)
+    assert len(rows) == len(sockets) > 0
+    if "-p" in args[0]:
+        assert any("users" in d for d in sockets)
+    for tokens, d in zip(rows, sockets, strict=True):
+        check_row(tokens, d, has_netid, has_state)

@@ -233,6 +233,18 @@ class ProcessMap:
             return have
         return ",".join(reversed(have))
 
+    def owners(self, inode: int) -> list[tuple[object, ...]]:
+        """The entries for ``inode`` as data, in :meth:`users` order: ``(name, pid, fd)``,
+        or ``(name, pid, tid, fd)`` with threads (what ``--json`` prints as ``users``)."""
+        text = self.users(inode)
+        out: list[tuple[object, ...]] = []
+        for entry in text[1:-1].split('),(') if text else ():
+            name, _sep, rest = entry.rpartition('",pid=')
+            values = dict(item.partition("=")[::2] for item in ("pid=" + rest).split(","))
+            ids = (int(values["pid"]), *((int(values["tid"]),) if self.threads else ()))
+            out.append((name[1:], *ids, int(values["fd"])))
+        return out
+
     def __len__(self) -> int:
         return len(self.entries)
 
