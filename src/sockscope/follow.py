@@ -178,13 +178,16 @@ def events(
     families: Iterable[str | int] = ("inet", "inet6"),
     filter: object = None,  # noqa: A002 - the library's name for it
     kill: bool = False,
+    netns: str | None = None,
 ) -> Iterator[InetSocket]:
     """Library: iterate over TCP/UDP sockets as the kernel destroys them (``ss -E``).
 
     ``tables`` is any of ``"tcp"``/``"udp"``; ``families`` any of ``"inet"``/``"inet6"``
     (or AF_* numbers); ``filter`` an ss filter text or an object with ``matches()``;
-    ``kill`` also sends SOCK_DESTROY as ``-K`` does. Blocks between events; needs
-    CAP_NET_ADMIN. Raises ValueError when nothing can be followed.
+    ``kill`` also sends SOCK_DESTROY as ``-K`` does; ``netns`` follows a namespace under
+    /var/run/netns instead of the current one. Blocks between events; needs
+    CAP_NET_ADMIN. Raises ValueError when nothing can be followed, :class:`EventError`
+    (an OSError with ss's text) when subscribing or receiving fails.
     """
     fam_mask = 0
     for f in families:
@@ -209,7 +212,12 @@ def events(
 
         killer = Killer()
     try:
-        yield from watch(groups, fam_mask, matcher, killer)
+        if netns is None:
+            yield from watch(groups, fam_mask, matcher, killer)
+        else:
+            from .netns import iterate
+
+            yield from iterate(netns, lambda: watch(groups, fam_mask, matcher, killer))
     finally:
         if killer is not None:
             killer.close()

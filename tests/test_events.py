@@ -1,0 +1,185 @@
+"""``-E``: socket-destruction events, rendered and flushed one by one.
+
+Live (marked ``live``): a namespace holds the test's sockets (see test_kill.Holder);
+``-E`` runs in the background with its stdout on a pipe; the holder closes sockets on
+request; the lines read back are compared with what the 7.1 oracle prints for the
+same steps in a twin namespace. Events of one step may arrive in either order, so
+rows are compared as sorted lists (with their lengths, which carry the widths).
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import netns
+from sockscope import abi
+from sockscope.follow import IPPROTO_MAX, groups_for
+from test_kill import ORACLE, REASON, comparable, populated
+
+needs_root = pytest.mark.skipif(REASON is not None, reason=REASON or "")
+IS_71 = netns.oracle()[1]
+needs_71 = pytest.mark.skipif(not IS_71, reason="needs the iproute2 7.1 oracle")
+SETTLE = 0.4
+
+
+def read_available(proc: subprocess.Popen[bytes], quiet: float = SETTLE) -> bytes:
+    """What the process wrote until it stays silent for ``quiet`` seconds."""
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    data = b""
+    while True:
+        ready, _, _ = select.select([fd], [], [], quiet)
+        if not ready:
+            return data
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return data
+        data += chunk
+
+
+def follow(cmd: list[str], argv: list[str], steps: list[str]) -> tuple[list[bytes], bytes, int]:
+    """Run ``cmd -E argv`` in a fresh namespace, perform ``steps``; returns the output
+    read after each step, stderr and the status after SIGTERM."""
+    with populated("close") as (ns, holder):
+        proc = subprocess.Popen(
+            [*ns.enter(), *cmd, *argv],
+            env=netns.tool_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            time.sleep(1.0)  # subscribed by then (python startup included)
+            chunks = []
+            for step in steps:
+                holder.say(step)
+                chunks.append(read_available(proc))
+            proc.send_signal(signal.SIGTERM)
+            _rest, err = proc.communicate(timeout=10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    return chunks, err, proc.returncode
+
+
+def both(argv: list[str], steps: list[str]) -> tuple[list[bytes], list[bytes]]:
+    """The chunks of ours and of the oracle, checked to be comparable."""
+    theirs, their_err, their_status = follow([ORACLE], argv, steps)
+    ours, our_err, our_status = follow(netns.sockscope_cmd(), argv, steps)
+    assert (our_err, our_status) == (their_err, their_status)
+    for mine, ref in zip(ours, theirs, strict=True):
+        assert comparable((mine, b"", 0)) == comparable((ref, b"", 0))
+    return ours, theirs
+
+
+CASES = [
+    ("all", ["-E", "-n"]),
+    ("tcp6-only", ["-E", "-t", "-6", "-n"]),
+    ("udp-only", ["-E", "-u", "-n"]),
+    ("filter", ["-E", "-n", "sport", "=", ":7200", "or", "sport", "=", ":7212"]),
+    ("no-header", ["-E", "-H", "-n"]),
+    ("state-mask-ignored", ["-E", "-t", "-n", "state", "listening"]),
+    ("names", ["-E", "-t"]),
+    ("kill-hides-everything", ["-E", "-K", "-n"]),
+    ("no-queues", ["-E", "-Q", "-n"]),
+]
+
+
+@pytest.mark.live
+@needs_root
+@needs_71
+@pytest.mark.parametrize("argv", [c[1] for c in CASES], ids=[c[0] for c in CASES])
+def test_events_like_ss(argv: list[str]) -> None:
+    both(argv, ["tcp4", "all"])
+
+
+@pytest.mark.live
+@needs_root
+def test_events_flushed_per_event() -> None:
+    """Each step's rows are readable before the next step (7.1 flushes per event), the
+    header comes with the first event, the state is UNCONN, Send-Q of UDP is -1."""
+    chunks, err, status = follow(netns.sockscope_cmd(), ["-E", "-n"], ["tcp4", "tcp6", "all"])
+    assert err == b"" and status == -signal.SIGTERM
+    first = chunks[0].decode().splitlines()
+    assert first[0].split()[:2] == ["Netid", "State"] and len(first) == 3
+    assert sorted(ln.split()[4] for ln in first[1:]) == ["127.0.0.1:7200", "127.0.0.1:7201"]
+    assert all(ln.split()[:2] == ["tcp", "UNCONN"] for ln in first[1:])
+    assert len(chunks[1].splitlines()) == 2  # the v6 pair, no header again
+    udp = [ln.split() for ln in chunks[2].decode().splitlines() if ln.startswith("udp")]
+    assert sorted(w[4] for w in udp) == ["127.0.0.1:7210", "127.0.0.1:7211", "[::1]:7212"]
+    assert {w[3] for w in udp} == {"-1"}
+
+
+@pytest.mark.live
+@needs_root
+def test_events_interrupt_is_quiet() -> None:
+    with populated("close") as (ns, holder):
+        proc = subprocess.Popen(
+            [*ns.enter(), *netns.sockscope_cmd(), "-E", "-n"],
+            env=netns.tool_env(), stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+        time.sleep(1.0)
+        holder.say("tcp4")
+        got = read_available(proc)
+        os.kill(proc.pid, signal.SIGINT)  # nsenter forwards it
+        rest, err = proc.communicate(timeout=10)
+    assert len((got + rest).splitlines()) == 3
+    assert err == b""
+
+
+def test_nothing_to_follow_exits_255() -> None:
+    """``-E -x``: no tcp/udp group, exit 255 and no output (needs no privilege)."""
+    env = netns.tool_env()
+    r = subprocess.run([*netns.sockscope_cmd(), "-E", "-x"], env=env, capture_output=True,
+                       stdin=subprocess.DEVNULL, check=False, timeout=30)
+    assert (r.stdout, r.stderr, r.returncode) == (b"", b"", 255)
+    if IS_71:
+        o = subprocess.run([ORACLE, "-E", "-x"], env=env, capture_output=True, check=False)
+        assert (o.stdout, o.stderr, o.returncode) == (b"", b"", 255)
+
+
+def test_groups() -> None:
+    inet, inet6 = 1 << abi.AF_INET, 1 << abi.AF_INET6
+    tcp, udp = 1 << abi.TCP_DB, 1 << abi.UDP_DB
+    assert groups_for(inet | inet6, tcp | udp) == 0xF
+    assert groups_for(inet6, tcp) == 0x4
+    assert groups_for(inet, udp) == 0x2
+    assert groups_for(inet | inet6, 1 << abi.RAW_DB) == 0
+    assert IPPROTO_MAX == abi.IPPROTO_MPTCP  # so a missing INET_DIAG_PROTOCOL reads "mptcp"
+
+
+LIBRARY = r"""
+import sys, sockscope
+for rec in sockscope.events(tables=["tcp"], families=["inet"], filter=sys.argv[1], netns=sys.argv[2]):
+    print(rec.netid, rec.state_name, rec.lport, rec.rport, flush=True)
+"""
+
+
+@pytest.mark.live
+@needs_root
+def test_library_events() -> None:
+    with populated("close") as (ns, holder):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", LIBRARY, "sport = :7201", ns.name],
+            env=netns.tool_env(), stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+        try:
+            time.sleep(1.0)
+            holder.say("tcp6")
+            holder.say("tcp4")
+            got = read_available(proc)
+        finally:
+            proc.terminate()
+            _out, err = proc.communicate(timeout=10)
+    assert got == b"tcp UNCONN 7201 7200\n"
+    assert err == b""
