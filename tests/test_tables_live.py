@@ -232,6 +232,12 @@ CASES = [
     ("nl-mp", "-A netlink -amp", "nl"),
     ("nl-sport0", "-A netlink -a sport = :0", ""),
     ("nl-auto", "-A netlink -a autobound", "nl"),
+    ("vsock-none", "--vsock -a", ""),
+    ("tipc-none", "--tipc -a --tipcinfo", ""),
+    ("xdp-none", "--xdp -ae", ""),
+    ("sctp-none", "-A sctp -a", ""),
+    ("dccp-none", "-A dccp -a", ""),
+    ("all-tipc", "-A all,tipc -a", "nl"),
     ("all", "-a", "nl"),
     ("all-n-O", "-anO", "nl"),
 ]
