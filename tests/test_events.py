@@ -124,8 +124,10 @@ def test_events_interrupt_is_quiet() -> None:
     with populated("close") as (ns, holder):
         proc = subprocess.Popen(
             [*ns.enter(), *netns.sockscope_cmd(), "-E", "-n"],
-            env=netns.tool_env(), stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=netns.tool_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         time.sleep(1.0)
         holder.say("tcp4")
@@ -139,8 +141,14 @@ def test_events_interrupt_is_quiet() -> None:
 def test_nothing_to_follow_exits_255() -> None:
     """``-E -x``: no tcp/udp group, exit 255 and no output (needs no privilege)."""
     env = netns.tool_env()
-    r = subprocess.run([*netns.sockscope_cmd(), "-E", "-x"], env=env, capture_output=True,
-                       stdin=subprocess.DEVNULL, check=False, timeout=30)
+    r = subprocess.run(
+        [*netns.sockscope_cmd(), "-E", "-x"],
+        env=env,
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        check=False,
+        timeout=30,
+    )
     assert (r.stdout, r.stderr, r.returncode) == (b"", b"", 255)
     if IS_71:
         o = subprocess.run([ORACLE, "-E", "-x"], env=env, capture_output=True, check=False)
@@ -159,7 +167,10 @@ def test_groups() -> None:
 
 LIBRARY = r"""
 import sys, sockscope
-for rec in sockscope.events(tables=["tcp"], families=["inet"], filter=sys.argv[1], netns=sys.argv[2]):
+events = sockscope.events(
+    tables=["tcp"], families=["inet"], filter=sys.argv[1], netns=sys.argv[2]
+)
+for rec in events:
     print(rec.netid, rec.state_name, rec.lport, rec.rport, flush=True)
 """
 
@@ -170,8 +181,10 @@ def test_library_events() -> None:
     with populated("close") as (ns, holder):
         proc = subprocess.Popen(
             [sys.executable, "-c", LIBRARY, "sport = :7201", ns.name],
-            env=netns.tool_env(), stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=netns.tool_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         try:
             time.sleep(1.0)

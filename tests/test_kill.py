@@ -22,9 +22,10 @@ from pathlib import Path
 import pytest
 
 import netns
+import sockscope
 from sockscope import abi
-from sockscope.destroy import Killer, destroy_request
-from sockscope.records import InetSocket, decode_inet
+from sockscope.destroy import Killer, KillError, destroy_request
+from sockscope.records import InetSocket, decode_inet, make_proc_inet
 
 REASON = netns.live_reason()
 needs_root = pytest.mark.skipif(REASON is not None, reason=REASON or "")
@@ -134,7 +135,9 @@ def populated(mode: str = "hold"):  # type: ignore[no-untyped-def]
         ns.close()
 
 
-def run_in(ns: netns.Netns, cmd: list[str], argv: list[str], *, user: bool = False) -> tuple[bytes, bytes, int]:
+def run_in(
+    ns: netns.Netns, cmd: list[str], argv: list[str], *, user: bool = False
+) -> tuple[bytes, bytes, int]:
     drop = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if user else []
     r = subprocess.run(
         [*ns.enter(), *drop, *cmd, *argv],
@@ -251,15 +254,22 @@ def test_kill_without_privilege_pinned() -> None:
     assert status == 0
     assert err == b"SOCK_DESTROY answers: Operation not permitted\n" * 2
     lines = out.decode().splitlines()
-    assert lines[0].split() == ["Netid", "State", "Recv-Q", "Send-Q", "Local", "Address:Port", "Peer", "Address:Port"]
+    assert lines[0].split() == [
+        "Netid",
+        "State",
+        "Recv-Q",
+        "Send-Q",
+        "Local",
+        "Address:Port",
+        "Peer",
+        "Address:Port",
+    ]
     assert [ln.split()[0] for ln in lines[1:]] == ["udp", "udp"]  # from /proc/net/udp, not killed
 
 
 @pytest.mark.live
 @needs_root
 def test_library_kill() -> None:
-    import sockscope
-
     with populated() as (ns, _h):
         killed = sockscope.kill("sport = :7201", netns=ns.name)
         assert [(r.lport, r.rport, r.state_name) for r in killed] == [(7201, 7200, "ESTAB")]
@@ -279,8 +289,6 @@ def test_library_kill() -> None:
 @needs_root
 def test_library_kill_refused() -> None:
     """Without CAP_NET_ADMIN the library raises KillError (ss's text)."""
-    import sockscope
-    from sockscope.destroy import KillError
 
     with populated() as (ns, _h):
         code = (
@@ -291,16 +299,37 @@ def test_library_kill_refused() -> None:
             "    print(type(e).__name__, e.errno, e.message)\n"
         )
         out, err, status = run_in(ns, [sys.executable, "-c", code], [], user=True)
-    assert (out, err, status) == (b"KillError 1 SOCK_DESTROY answers: Operation not permitted\n", b"", 0)
+    assert (out, err, status) == (
+        b"KillError 1 SOCK_DESTROY answers: Operation not permitted\n",
+        b"",
+        0,
+    )
     assert issubclass(KillError, sockscope.NetlinkError)
 
 
 # --- offline ----------------------------------------------------------------------------
 def _message(family: int = abi.AF_INET, attrs: bytes = b"") -> bytes:
-    body = abi.INET_DIAG_MSG.pack(
-        family, 1, 0, 0, 0x1234, 0x5678, b"S" * 16, b"D" * 16, 7, 0xAABBCCDD, 0x11223344,
-        0, 0, 0, 0, 99,
-    ) + attrs
+    body = (
+        abi.INET_DIAG_MSG.pack(
+            family,
+            1,
+            0,
+            0,
+            0x1234,
+            0x5678,
+            b"S" * 16,
+            b"D" * 16,
+            7,
+            0xAABBCCDD,
+            0x11223344,
+            0,
+            0,
+            0,
+            0,
+            99,
+        )
+        + attrs
+    )
     return abi.NLMSGHDR.pack(16 + len(body), abi.SOCK_DIAG_BY_FAMILY, 2, 1, 0) + body
 
 
@@ -339,18 +368,19 @@ def test_destroy_request_protocol_is_a_byte() -> None:
 
 
 def test_proc_rows_are_not_killed() -> None:
-    from sockscope.records import make_proc_inet
-
     rec = make_proc_inet(abi.AF_INET, 1, 1, 2, bytes(16), bytes(16), 0, 0, 0, 5, 6)
     k = Killer()
-    assert k(rec, abi.IPPROTO_TCP) is True and k.killed == [] and k._sock is None  # noqa: SLF001
+    assert k(rec, abi.IPPROTO_TCP) is True and k.killed == [] and k._sock is None
 
 
 def _cli(argv: list[str], env: dict[str, str]) -> tuple[bytes, bytes, int]:
     full = {"PATH": "/usr/bin:/bin", "LC_ALL": "C", "PYTHONPATH": str(REPO / "src"), **env}
     r = subprocess.run(
-        [sys.executable, "-m", "sockscope", *argv], env=full, capture_output=True,
-        stdin=subprocess.DEVNULL, check=False,
+        [sys.executable, "-m", "sockscope", *argv],
+        env=full,
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        check=False,
     )
     return r.stdout, r.stderr, r.returncode
 
@@ -366,6 +396,10 @@ def test_recorded_inputs_are_listed_not_killed(env: dict[str, str]) -> None:
     plain = _cli(["-tan"], env)
     assert _cli(["-K", "-tan"], env) == plain
     if IS_71:
-        r = subprocess.run([ORACLE, "-K", "-tan"], env={"PATH": "/usr/bin:/bin", **env},
-                           capture_output=True, check=False)
+        r = subprocess.run(
+            [ORACLE, "-K", "-tan"],
+            env={"PATH": "/usr/bin:/bin", **env},
+            capture_output=True,
+            check=False,
+        )
         assert (r.stdout, r.stderr, r.returncode) == plain

@@ -10,14 +10,15 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import sys
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
 import pytest
 
 import netns
+from sockscope import netns as ops
 from sockscope.errors import SockscopeError
 from test_kill import ORACLE, REASON, comparable, populated
 
@@ -28,8 +29,14 @@ needs_71 = pytest.mark.skipif(not IS_71, reason="needs the iproute2 7.1 oracle")
 
 def run(cmd: list[str], argv: list[str], *, user: bool = False) -> tuple[bytes, bytes, int]:
     drop = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if user else []
-    r = subprocess.run([*drop, *cmd, *argv], env=netns.tool_env(), capture_output=True,
-                       stdin=subprocess.DEVNULL, check=False, timeout=60)
+    r = subprocess.run(
+        [*drop, *cmd, *argv],
+        env=netns.tool_env(),
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        check=False,
+        timeout=60,
+    )
     return r.stdout, r.stderr, r.returncode
 
 
@@ -61,7 +68,8 @@ def etc_netns(name: str, files: dict[str, bytes]):  # type: ignore[no-untyped-de
 @pytest.mark.live
 @needs_root
 @pytest.mark.parametrize(
-    "argv", [["-tan"], ["-uan"], ["-tuan", "sport", "=", ":7200"], ["-s"], ["-an", "-A", "inet"]],
+    "argv",
+    [["-tan"], ["-uan"], ["-tuan", "sport", "=", ":7200"], ["-s"], ["-an", "-A", "inet"]],
     ids=["tan", "uan", "filter", "summary", "inet"],
 )
 def test_lists_the_namespace(argv: list[str]) -> None:
@@ -78,7 +86,11 @@ def test_lists_the_namespace(argv: list[str]) -> None:
 @needs_root
 def test_missing_namespace() -> None:
     out = both(["-N", "sockscope-no-such-ns", "-tan"])
-    assert out == (b"", b'Cannot open network namespace "sockscope-no-such-ns": No such file or directory\n', 1)
+    assert out == (
+        b"",
+        b'Cannot open network namespace "sockscope-no-such-ns": No such file or directory\n',
+        1,
+    )
 
 
 @pytest.mark.live
@@ -94,7 +106,11 @@ def test_no_pid_fallback() -> None:
 def test_unprivileged() -> None:
     with populated() as (ns, _h):
         out = both(["-N", ns.name, "-tan"], user=True)
-    assert out == (b"", f'setting the network namespace "{ns.name}" failed: Operation not permitted\n'.encode(), 1)
+    assert out == (
+        b"",
+        f'setting the network namespace "{ns.name}" failed: Operation not permitted\n'.encode(),
+        1,
+    )
 
 
 @pytest.mark.live
@@ -107,10 +123,13 @@ def test_etc_netns_files_are_bound() -> None:
         with etc_netns(ns.name, {"hosts": hosts, "sockscope-nonexistent": b""}):
             out, err, status = both(["-N", ns.name, "-tn", "dst", "sockscope-peer-name"])
         assert status == 0
-        assert err == (
-            f"Bind /etc/netns/{ns.name}/sockscope-nonexistent -> /etc/sockscope-nonexistent"
-            " failed: No such file or directory\n"
-        ).encode()
+        assert (
+            err
+            == (
+                f"Bind /etc/netns/{ns.name}/sockscope-nonexistent -> /etc/sockscope-nonexistent"
+                " failed: No such file or directory\n"
+            ).encode()
+        )
         assert b"127.0.0.1:7200" in out
         # the host's /etc is untouched
         assert b"sockscope-peer-name" not in Path("/etc/hosts").read_bytes()
@@ -143,8 +162,6 @@ def _here() -> str:
 @pytest.mark.live
 @needs_root
 def test_entered_and_iterate_come_back() -> None:
-    from sockscope import netns as ops
-
     home = _here()
     with populated() as (ns, _h):
         with ops.entered(ns.name):
@@ -171,8 +188,6 @@ def test_entered_and_iterate_come_back() -> None:
 @pytest.mark.live
 @needs_root
 def test_entered_is_per_thread() -> None:
-    from sockscope import netns as ops
-
     home = _here()
     with populated() as (ns, _h):
         seen: list[str] = []
@@ -188,8 +203,6 @@ def test_entered_is_per_thread() -> None:
 
 
 def test_missing_namespace_library() -> None:
-    from sockscope import netns as ops
-
     with pytest.raises(SockscopeError) as info, ops.entered("sockscope-no-such-ns"):
         pass
     assert info.value.status == 1

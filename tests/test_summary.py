@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-
+import sockscope
+from sockscope.errors import SockscopeError
 from sockscope.sockstat import Summary, read, render, snmp_int
 
 ORACLE = os.environ.get("SOCKSCOPE_ORACLE", "/work/oracle/ss71")
@@ -30,11 +31,7 @@ SOCKSTAT = (
     b"FRAG: inuse 0 memory 0\n"
 )
 SOCKSTAT6 = (
-    b"TCP6: inuse 5\n"
-    b"UDP6: inuse 1\n"
-    b"UDPLITE6: inuse 0\n"
-    b"RAW6: inuse 1\n"
-    b"FRAG6: inuse 0 memory 0\n"
+    b"TCP6: inuse 5\nUDP6: inuse 1\nUDPLITE6: inuse 0\nRAW6: inuse 1\nFRAG6: inuse 0 memory 0\n"
 )
 SNMP_TCP = (
     b"Tcp: RtoAlgorithm RtoMin RtoMax MaxConn ActiveOpens PassiveOpens AttemptFails"
@@ -250,10 +247,9 @@ def test_long_proc_root_is_cut(tmp_path: Path) -> None:
 
 
 # --- the library ------------------------------------------------------------------------
-def test_library_summary_raises_with_ss_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import sockscope
-    from sockscope.errors import SockscopeError
-
+def test_library_summary_raises_with_ss_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PROC_ROOT", str(tree(tmp_path)))
     s = sockscope.summary()
     assert isinstance(s, Summary) and s.socks == 48

@@ -136,7 +136,7 @@ class Killer:
 
 
 def kill(
-    filter: str | Filter | None,  # noqa: A002 - the library's name for it
+    filter: str | Filter | None,
     *,
     tables: Iterable[str] | None = ("tcp",),
     families: Iterable[str] | None = None,
@@ -152,12 +152,12 @@ def kill(
     when the kernel refuses (e.g. ``Operation not permitted`` without CAP_NET_ADMIN);
     sockets closed before that stay closed.
     """
-    from . import api, sources
-    from .options import Options
+    from . import api, sources  # noqa: PLC0415 - api imports this module's users
+    from .options import Options  # noqa: PLC0415
 
     query = api.Query(tables, families, states, filter, netns=netns)
     sel = query.selection()
-    flt = api._filter_for(query, sel)  # noqa: SLF001 - same package
+    flt = api._filter_for(query, sel)
     ctx = sources.Context(
         sel,
         Options(),
@@ -177,7 +177,7 @@ def kill(
             for _rec in run():
                 pass
         else:
-            from .netns import iterate
+            from .netns import iterate  # noqa: PLC0415
 
             for _rec in iterate(netns, run):
                 pass

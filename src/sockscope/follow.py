@@ -22,11 +22,16 @@ function; a submodule of the same name would replace it on import.)
 
 from __future__ import annotations
 
+import contextlib
 import errno as _errno
 import os
 import socket
+import sys
 
 from . import abi, netlink
+from .destroy import Killer
+from .errors import NetlinkError
+from .netns import iterate
 from .records import InetSocket, decode_inet
 
 TYPE_CHECKING = False
@@ -86,10 +91,8 @@ def subscribe(groups: int) -> socket.socket:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 32768)
         step = "SO_RCVBUF"
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-        try:
+        with contextlib.suppress(OSError):  # ignored by libnetlink too
             sock.setsockopt(abi.SOL_NETLINK, abi.NETLINK_EXT_ACK, 1)
-        except OSError:
-            pass  # ignored by libnetlink too
         step = "Cannot bind netlink socket"
         sock.bind((0, groups))
     except OSError as e:
@@ -142,8 +145,9 @@ def _with_netid(records: Iterable[InetSocket]) -> Iterator[InetSocket]:
         buf = rec[17]
         span = netlink.attrs(buf, rec[18], rec[19]).get(abi.INET_DIAG_PROTOCOL)
         if span is not None and span[1] > span[0]:
-            rec = new(InetSocket, (*rec[:16], buf[span[0]], *rec[17:]))
-        yield rec
+            yield new(InetSocket, (*rec[:16], buf[span[0]], *rec[17:]))
+        else:
+            yield rec
 
 
 def watch(
@@ -176,7 +180,7 @@ def watch(
 def events(
     tables: Iterable[str] = ("tcp", "udp"),
     families: Iterable[str | int] = ("inet", "inet6"),
-    filter: object = None,  # noqa: A002 - the library's name for it
+    filter: object = None,
     kill: bool = False,
     netns: str | None = None,
 ) -> Iterator[InetSocket]:
@@ -200,7 +204,7 @@ def events(
         raise ValueError("no tcp/udp events to follow with these tables and families")
     matcher = None
     if isinstance(filter, str):
-        from .filter import FilterContext, parse_filter
+        from .filter import FilterContext, parse_filter  # noqa: PLC0415 - heavy, optional
 
         flt = parse_filter(filter, FilterContext(families=fam_mask, dbs=dbs))
         matcher = None if flt is None else flt.matches
@@ -208,22 +212,18 @@ def events(
         matcher = filter.matches  # type: ignore[attr-defined]
     killer = None
     if kill:
-        from .destroy import Killer
-
         killer = Killer()
     try:
         if netns is None:
             yield from watch(groups, fam_mask, matcher, killer)
         else:
-            from .netns import iterate
-
             yield from iterate(netns, lambda: watch(groups, fam_mask, matcher, killer))
     finally:
         if killer is not None:
             killer.close()
 
 
-def follow(
+def follow(  # noqa: PLR0917 - the CLI's call, like the other show functions
     sel: Selection,
     opts: Options,
     flt: object,
@@ -244,8 +244,6 @@ def follow(
     matcher = getattr(flt, "matches", None)
     killer = None
     if opts.kill:
-        from .destroy import Killer
-
         killer = Killer(warn)
     try:
         ok = _follow(groups, sel.families, matcher, killer, printer, renderer, warn)
@@ -255,7 +253,7 @@ def follow(
     return 0 if ok else 255
 
 
-def _follow(
+def _follow(  # noqa: PLR0917
     groups: int,
     families: int,
     matcher: Callable[[InetSocket], bool] | None,
@@ -264,10 +262,6 @@ def _follow(
     renderer: Renderer,
     warn: Callable[[str], None],
 ) -> bool:
-    import sys
-
-    from .errors import NetlinkError
-
     def on_event() -> None:
         renderer.finish()
         sys.stdout.flush()

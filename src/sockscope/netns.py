@@ -48,8 +48,8 @@ class _Libc:
     """The few libc calls needed, through ctypes (loaded on first use)."""
 
     def __init__(self) -> None:
-        import ctypes
-        import ctypes.util
+        import ctypes  # noqa: PLC0415 - only on Python 3.11 or for mounts
+        import ctypes.util  # noqa: PLC0415
 
         self._ctypes = ctypes
         self.lib = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
@@ -121,9 +121,7 @@ def open_netns(name: str) -> int:
     try:
         return os.open(_path(name), os.O_RDONLY | os.O_CLOEXEC)
     except OSError as e:
-        raise SockscopeError(
-            f'Cannot open network namespace "{name}": {_strerror(e)}', 1
-        ) from None
+        raise SockscopeError(f'Cannot open network namespace "{name}": {_strerror(e)}', 1) from None
 
 
 def switch(name: str, warn: Callable[[str], None] | None = None) -> None:

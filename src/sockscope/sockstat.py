@@ -17,6 +17,9 @@ from __future__ import annotations
 import errno as _errno
 import os
 
+from .errors import SockscopeError
+from .netns import entered
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
@@ -129,7 +132,12 @@ class Summary:
         return (
             ("RAW", _int32(self.raw4 + self.raw6), self.raw4, self.raw6),
             ("UDP", _int32(self.udp4 + self.udp6), self.udp4, self.udp6),
-            ("TCP", _int32(self.tcp4_hashed + self.tcp6_hashed), self.tcp4_hashed, self.tcp6_hashed),
+            (
+                "TCP",
+                _int32(self.tcp4_hashed + self.tcp6_hashed),
+                self.tcp4_hashed,
+                self.tcp6_hashed,
+            ),
             ("INET", _int32(ip4 + ip6), ip4, ip6),
             ("FRAG", _int32(self.frag4 + self.frag6), self.frag4, self.frag6),
         )
@@ -138,13 +146,13 @@ class Summary:
 def render(s: Summary) -> str:
     """Port of ss.c:print_summary's printf calls (iproute2 7.1), byte for byte."""
     lines = [
-        "Total: %d\n" % s.socks,
-        "TCP:   %d (estab %d, closed %d, orphaned %d, timewait %d)\n"
+        "Total: %d\n" % s.socks,  # noqa: UP031 - print_summary's printf formats, verbatim
+        "TCP:   %d (estab %d, closed %d, orphaned %d, timewait %d)\n"  # noqa: UP031
         % (s.tcp_all, s.tcp_estab, s.tcp_closed, s.tcp_orphans, s.tcp_tws),
         "\n",
         "Transport Total     IP        IPv6\n",
     ]
-    lines += ["%s\t  %-9d %-9d %-9d\n" % row for row in s.rows()]
+    lines += ["%s\t  %-9d %-9d %-9d\n" % row for row in s.rows()]  # noqa: UP031
     lines.append("\n")
     return "".join(lines)
 
@@ -269,9 +277,7 @@ def _strerror(e: OSError) -> str:
     return os.strerror(e.errno or 0)
 
 
-def read_sockstat(
-    environ: Mapping[str, str], counters: dict[str, int]
-) -> OSError | None:
+def read_sockstat(environ: Mapping[str, str], counters: dict[str, int]) -> OSError | None:
     """Port of ss.c:get_sockstat. Returns the error of opening sockstat, if any.
 
     ``sockstat6`` is optional: when it cannot be opened the v6 counters stay 0.
@@ -365,14 +371,10 @@ def summary(netns: str | None = None, environ: Mapping[str, str] | None = None) 
     ``PROC_NET_*`` overrides. Where ss would print a ``perror`` message and go on with
     zeros, this raises :class:`~sockscope.errors.SockscopeError` with that message.
     """
-    from .errors import SockscopeError
-
     problems: list[str] = []
     if netns is None:
         result = read(environ, problems.append)
     else:
-        from .netns import entered
-
         with entered(netns):
             result = read(environ, problems.append)
     if problems:
