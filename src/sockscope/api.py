@@ -123,8 +123,8 @@ def sockets(query: Query | None = None, **kwargs: object) -> Iterator[object]:
         return
     from . import netns
 
-    with netns.entered(query.netns):
-        yield from _gather(ctx)
+    # entered around each next(), so the caller's code between items runs at home
+    yield from netns.iterate(query.netns, lambda: _gather(ctx))
 
 
 def _filter_for(query: Query, sel: Selection) -> Filter | None:
