@@ -67,10 +67,10 @@ def _padded(buf: bytes, start: int, end: int, size: int) -> tuple[bytes, int]:
 
 
 def nested(buf: bytes, start: int, end: int, maxtype: int) -> Spans:
-    """Port of lib/libnetlink.c:parse_rtattr (used by parse_rtattr_nested).
+    """Port of lib/libnetlink.c:parse_rtattr_nested (parse_rtattr_flags, NLA_F_NESTED).
 
-    The first attribute of a type wins; types above ``maxtype`` (including any with a
-    flag bit set, which parse_rtattr does not mask) are ignored.
+    The first attribute of a type wins; the NLA_F_NESTED bit is masked off, other
+    types above ``maxtype`` (NLA_F_NET_BYTEORDER set, say) are ignored.
     """
     out: Spans = {}
     unpack = abi.RTATTR.unpack_from
@@ -78,6 +78,7 @@ def nested(buf: bytes, start: int, end: int, maxtype: int) -> Spans:
         length, rtype = unpack(buf, start)
         if length < 4 or length > end - start:
             break
+        rtype &= 0x7FFF
         if rtype <= maxtype and rtype not in out:
             out[rtype] = (start + 4, start + length)
         start += (length + 3) & ~3
