@@ -124,7 +124,7 @@ def sockets(query: Query | None = None, **kwargs: object) -> Iterator[object]:
     from . import netns
 
     # entered around each next(), so the caller's code between items runs at home
-    yield from netns.iterate(query.netns, lambda: _gather(ctx))
+    yield from netns.iterate(query.netns, lambda: _gather(ctx), batch=1024)
 
 
 def _filter_for(query: Query, sel: Selection) -> Filter | None:

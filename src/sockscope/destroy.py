@@ -179,7 +179,7 @@ def kill(
         else:
             from .netns import iterate  # noqa: PLC0415
 
-            for _rec in iterate(netns, run):
+            for _rec in iterate(netns, run, batch=1024):
                 pass
     finally:
         killer.close()

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+from itertools import islice
 
 from .errors import SockscopeError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
     from typing import TypeVar
 
     T = TypeVar("T")
@@ -224,11 +225,13 @@ def entered(name: str) -> Iterator[None]:
         os.close(back)
 
 
-def iterate(name: str, make: Callable[[], Iterator[T]]) -> Iterator[T]:
-    """Library: the items of ``make()``, each produced inside network namespace NAME.
+def iterate(name: str, make: Callable[[], Iterable[T]], batch: int = 1) -> Iterator[T]:
+    """Library: the items of ``make()``, produced inside network namespace NAME.
 
-    Unlike wrapping a generator in :func:`entered`, the caller's code between two items
-    runs in its own namespace again: the namespace is entered around each ``next()``.
+    Unlike wrapping a generator in :func:`entered`, the caller's code between items runs
+    in its own namespace again: the namespace is entered around each pull of up to
+    ``batch`` items (a setns pair costs some microseconds, so listings use batches; a
+    blocking source such as events uses 1).
     """
     fd = open_netns(name)
     back = _current()
@@ -239,17 +242,18 @@ def iterate(name: str, make: Callable[[], Iterator[T]]) -> Iterator[T]:
             try:
                 if inner is None:
                     inner = iter(make())
-                item = next(inner)
-            except StopIteration:
-                return
+                items = list(islice(inner, batch))
             finally:
                 setns(back, CLONE_NEWNET)
-            yield item
+            yield from items
+            if len(items) < batch:
+                return
     finally:
-        if inner is not None and hasattr(inner, "close"):
+        close = getattr(inner, "close", None)
+        if close is not None:
             _join(fd, name)
             try:
-                inner.close()
+                close()
             finally:
                 setns(back, CLONE_NEWNET)
         os.close(fd)
