@@ -9,6 +9,7 @@ rows are compared as sorted lists (with their lengths, which carry the widths).
 
 from __future__ import annotations
 
+import errno
 import os
 import select
 import signal
@@ -20,7 +21,7 @@ import pytest
 
 import netns
 from sockscope import abi
-from sockscope.follow import IPPROTO_MAX, groups_for
+from sockscope.follow import IPPROTO_MAX, EventError, groups_for, messages
 from test_kill import ORACLE, REASON, comparable, populated
 
 needs_root = pytest.mark.skipif(REASON is not None, reason=REASON or "")
@@ -196,3 +197,40 @@ def test_library_events() -> None:
             _out, err = proc.communicate(timeout=10)
     assert got == b"tcp UNCONN 7201 7200\n"
     assert err == b""
+
+
+class FakeSock:
+    """recvmsg() replays datagrams, then raises the given error."""
+
+    def __init__(self, datagrams: list[tuple[bytes, int]], error: int) -> None:
+        self.datagrams = datagrams
+        self.error = error
+
+    def recvmsg(self, _size: int) -> tuple[bytes, list[object], int, tuple[int, int]]:
+        if not self.datagrams:
+            raise OSError(self.error, os.strerror(self.error))
+        data, sender = self.datagrams.pop(0)
+        return data, [], 0, (sender, 0)
+
+
+def _nlmsg(seq: int, pid: int, mtype: int = abi.SOCK_DIAG_BY_FAMILY) -> bytes:
+    return abi.NLMSGHDR.pack(20, mtype, 0, seq, pid) + b"\0" * 4
+
+
+def test_messages_filter_and_receive_error() -> None:
+    """Only the kernel's multicast messages (pid 0, seq 0) count; a receive error ends
+    the stream with libnetlink's text (ss then exits 255)."""
+    sock = FakeSock(
+        [
+            (_nlmsg(0, 0) + _nlmsg(5, 0) + _nlmsg(0, 7) + _nlmsg(0, 0, abi.NLMSG_DONE), 0),
+            (_nlmsg(0, 0), 1234),  # not from the kernel
+            (_nlmsg(0, 0), 0),
+        ],
+        errno.ENOBUFS,
+    )
+    got = []
+    with pytest.raises(EventError) as info:
+        for mtype, _buf, off, length in messages(sock):  # type: ignore[arg-type]
+            got.append((mtype, off, length))
+    assert got == [(abi.SOCK_DIAG_BY_FAMILY, 0, 20), (abi.SOCK_DIAG_BY_FAMILY, 0, 20)]
+    assert info.value.message == "netlink receive error No buffer space available (105)"
