@@ -504,7 +504,7 @@ def send_bps(info: dict[str, object], vegas: dict[str, object] | None) -> float 
     mss, cwnd = info.get("snd_mss_bytes"), info.get("snd_cwnd")
     if not (rtt and mss and cwnd):
         return None
-    return cwnd * mss * 8000000.0 / rtt  # type: ignore[operator]
+    return float(cwnd * mss * 8000000.0 / rtt)  # type: ignore[operator]
 
 
 def congestion(buf: bytes, attrs: dict[int, tuple[int, int]], out: dict[str, object]) -> None:
@@ -513,7 +513,7 @@ def congestion(buf: bytes, attrs: dict[int, tuple[int, int]], out: dict[str, obj
 
     span = attrs.get(abi.INET_DIAG_CONG)
     if span:
-        out["congestion_control"] = tcpinfo._cstr(buf, *span)  # noqa: SLF001
+        out["congestion_control"] = tcpinfo._cstr(buf, *span)
     span = attrs.get(abi.INET_DIAG_BBRINFO)
     if span:
         bbr = tcpinfo.decode_bbr(buf[span[0] : span[1]])
