@@ -21,6 +21,8 @@ import struct
 from bisect import bisect_right
 
 from . import abi, netlink
+from .extinfo import _SOCKOPT_FLAGS as SOCKOPT_FLAGS  # INET_DIAG_SOCKOPT bits, bit order
+from .extinfo import _TIMER_NAMES as TIMER_NAMES
 from .records import PROTO_NAMES, SWAP16
 
 TYPE_CHECKING = False
@@ -33,7 +35,6 @@ if TYPE_CHECKING:
 SCHEMA_VERSION = "1.0"
 
 FAMILY_NAMES = {abi.AF_INET: "inet", abi.AF_INET6: "inet6"}
-TIMER_NAMES = ("off", "on", "keepalive", "timewait", "persist", "delack")
 
 #: INET_DIAG_SKMEMINFO / *_DIAG_MEMINFO u32 array, in SK_MEMINFO_* order
 SKMEM_FIELDS = (
@@ -50,20 +51,6 @@ SKMEM_FIELDS = (
 #: struct inet_diag_meminfo (old kernels without SKMEMINFO)
 MEMINFO_FIELDS = ("rmem_bytes", "wmem_bytes", "fmem_bytes", "tmem_bytes")
 
-#: INET_DIAG_SOCKOPT bits, in bit order (struct inet_diag_sockopt)
-SOCKOPT_FLAGS = (
-    "recverr",
-    "is_icsk",
-    "freebind",
-    "hdrincl",
-    "mc_loop",
-    "transparent",
-    "mc_all",
-    "nodefrag",
-    "bind_addr_no_port",
-    "recverr_rfc4884",
-    "defer_connect",
-)
 
 _U32 = struct.Struct("=I")
 _U64 = struct.Struct("=Q")
