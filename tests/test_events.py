@@ -87,6 +87,7 @@ CASES = [
     ("udp-only", ["-E", "-u", "-n"]),
     ("filter", ["-E", "-n", "sport", "=", ":7200", "or", "sport", "=", ":7212"]),
     ("no-header", ["-E", "-H", "-n"]),
+    ("header-with-first-dropped-event", ["-E", "-n", "sport", "=", ":9999"]),
     ("state-mask-ignored", ["-E", "-t", "-n", "state", "listening"]),
     ("names", ["-E", "-t"]),
     ("kill-hides-everything", ["-E", "-K", "-n"]),
