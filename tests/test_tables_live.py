@@ -21,6 +21,7 @@ on both sides (``netns.drop_self_diag``).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import select
@@ -111,8 +112,6 @@ def _packet_sockets(keep: list[object]) -> None:
     f = pk(socket.SOCK_RAW, 0x0806, bind=False)
     prog = [(0x28, 0, 0, 12), (0x15, 0, 1, 0x0806), (0x06, 0, 0, 0xFFFF), (0x06, 0, 0, 0)]
     code = b"".join(struct.pack("=HBBI", *i) for i in prog)
-    import ctypes
-
     buf = ctypes.create_string_buffer(code)
     fprog = struct.pack("HL", len(prog), ctypes.addressof(buf))
     f.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
@@ -211,7 +210,7 @@ CASES = [
     ("x-dst", "-xa dst *", ""),
     ("x-dst-path", "-xa dst /run/*", ""),
     ("x-src-bytes", "-xa src /run/*/caf*", ""),
-    ("x-inode", f"-xa sport = :1 or dport gt :1", ""),
+    ("x-inode", "-xa sport = :1 or dport gt :1", ""),
     ("x-auto", "-xa autobound", ""),
     ("x-not-auto", "-xa ! autobound", ""),
     ("x-sport-gt", "-xa sport gt :1", ""),

@@ -27,7 +27,7 @@ HAVE_ORACLE = os.access(ORACLE, os.X_OK)
 UNIX_HEADER = b"Num       RefCount Protocol Flags    Type St Inode Path\n"
 
 
-def line(num: int, flags: int, stype: int, st: int, ino: int, path: bytes = b"") -> bytes:
+def line(num: int, flags: int, stype: int, st: int, ino: int, path: bytes = b"") -> bytes:  # noqa: PLR0917
     text = b"%016x: 00000002 00000000 %08x %04x %02x %5d" % (num, flags, stype, st, ino)
     return text + (b" " + path if path else b"") + b"\n"
 
@@ -144,7 +144,11 @@ def test_unix_batches_of_max_remember(tmp_path):
 
 
 def test_unix_proc_root_missing_file_prints_nothing(tmp_path):
-    check({"PROC_ROOT": str(tmp_path)}, "-xa", want=b"Netid State Recv-Q Send-Q Local Address:Port Peer Address:Port\n")
+    check(
+        {"PROC_ROOT": str(tmp_path)},
+        "-xa",
+        want=b"Netid State Recv-Q Send-Q Local Address:Port Peer Address:Port\n",
+    )
 
 
 # --- packet ----------------------------------------------------------------------------------
@@ -184,7 +188,9 @@ def test_packet_proc_stops_at_unterminated_line(tmp_path):
 
 
 # --- netlink ---------------------------------------------------------------------------------
-NL_HEADER = b"sk               Eth Pid        Groups   Rmem     Wmem     Dump  Locks    Drops    Inode\n"
+NL_HEADER = (
+    b"sk               Eth Pid        Groups   Rmem     Wmem     Dump  Locks    Drops    Inode\n"
+)
 
 
 def test_netlink_proc(tmp_path):

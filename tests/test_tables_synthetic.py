@@ -11,11 +11,23 @@ The CLI runs in-process with the module's ``diag_dump`` replaced.
 from __future__ import annotations
 
 import struct
+import tempfile
+from pathlib import Path
 
 import pytest
 
-from sockscope import abi, cli, netlink, nlsock, packetsock, tables, tipcsock, unixsock, vsock
-from sockscope import xdpsock
+from sockscope import (
+    abi,
+    cli,
+    netlink,
+    nlsock,
+    packetsock,
+    tables,
+    tipcsock,
+    unixsock,
+    vsock,
+    xdpsock,
+)
 
 
 def attr(kind: int, data: bytes) -> bytes:
@@ -57,8 +69,10 @@ def run(capsysbinary, monkeypatch, argv, env=None):
 
 
 # --- vsock ----------------------------------------------------------------------------------
-def vsock_msg(stype, state, scid, sport, dcid, dport, ino):
-    return abi.VSOCK_DIAG_MSG.pack(abi.AF_VSOCK, stype, state, 0, scid, sport, dcid, dport, ino, 1, 0)
+def vsock_msg(stype, state, scid, sport, dcid, dport, ino):  # noqa: PLR0917
+    return abi.VSOCK_DIAG_MSG.pack(
+        abi.AF_VSOCK, stype, state, 0, scid, sport, dcid, dport, ino, 1, 0
+    )
 
 
 def test_vsock_rows(capsysbinary, monkeypatch):
@@ -93,11 +107,17 @@ def test_vsock_type_skip_and_filter(capsysbinary, monkeypatch):
 def test_vsock_missing_module_is_silent(capsysbinary, monkeypatch):
     monkeypatch.setattr(vsock, "diag_dump", failing)
     status, out, err = run(capsysbinary, monkeypatch, ["--vsock", "-a"])
-    assert (status, out, err) == (0, "Netid State Recv-Q Send-Q Local Address:Port Peer Address:Port\n", "")
+    assert (status, out, err) == (
+        0,
+        "Netid State Recv-Q Send-Q Local Address:Port Peer Address:Port\n",
+        "",
+    )
 
 
 # --- tipc -----------------------------------------------------------------------------------
-def tipc_msg(stype=abi.SOCK_RDM, state=abi.SS_CLOSE, con=None, publ=False, cong=None, drop=0):
+def tipc_msg(  # noqa: PLR0917
+    stype=abi.SOCK_RDM, state=abi.SS_CLOSE, con=None, publ=False, cong=None, drop=0
+):
     u32 = lambda v: struct.pack("=I", v)  # noqa: E731
     stat = attr(abi.TIPC_NLA_SOCK_STAT_RCVQ, u32(3)) + attr(abi.TIPC_NLA_SOCK_STAT_SENDQ, u32(4))
     if cong == "link":
@@ -129,7 +149,9 @@ def tipc_msg(stype=abi.SOCK_RDM, state=abi.SS_CLOSE, con=None, publ=False, cong=
 def test_tipc_rows_and_tipcinfo(capsysbinary, monkeypatch):
     fake = replies(
         tipc_msg(),
-        tipc_msg(abi.SOCK_STREAM, abi.SS_ESTABLISHED, con=(16781314, 99, 1000, 7), publ=True, cong="link"),
+        tipc_msg(
+            abi.SOCK_STREAM, abi.SS_ESTABLISHED, con=(16781314, 99, 1000, 7), publ=True, cong="link"
+        ),
         tipc_msg(abi.SOCK_SEQPACKET, abi.SS_LISTEN, cong="conn", drop=0xFFFFFFFF),
     )
     monkeypatch.setattr(tipcsock, "diag_dump", fake)
@@ -164,7 +186,9 @@ def xdp_msg(ifindex=1, qid=3, full=True):
     if full:
         body += attr(abi.XDP_DIAG_RX_RING, struct.pack("=I", 2048))
         body += attr(abi.XDP_DIAG_TX_RING, struct.pack("=I", 1024))
-        body += attr(abi.XDP_DIAG_UMEM, abi.XDP_DIAG_UMEM_S.pack(1 << 20, 5, 256, 4096, 0, 1, 3, 1, 2))
+        body += attr(
+            abi.XDP_DIAG_UMEM, abi.XDP_DIAG_UMEM_S.pack(1 << 20, 5, 256, 4096, 0, 1, 3, 1, 2)
+        )
         body += attr(abi.XDP_DIAG_UMEM_FILL_RING, struct.pack("=I", 4096))
         body += attr(abi.XDP_DIAG_UMEM_COMPLETION_RING, struct.pack("=I", 512))
         body += attr(abi.XDP_DIAG_STATS, abi.XDP_DIAG_STATS_S.pack(1, 2, 3, 4, 5, 6))
@@ -219,10 +243,10 @@ def packet_msg(stype, num, ino, ifindex=0, meminfo=True):
 def test_packet_missing_meminfo_falls_back_to_proc(capsysbinary, monkeypatch, tmp_path):
     """A reply without PACKET_DIAG_MEMINFO abandons the dump for /proc/net/packet; the
     rows already printed stay (so a socket can be listed twice)."""
-    from sockscope import addrs
-
     monkeypatch.setattr(
-        packetsock, "diag_dump", replies(packet_msg(3, 3, 10), packet_msg(2, 0x800, 11, meminfo=False))
+        packetsock,
+        "diag_dump",
+        replies(packet_msg(3, 3, 10), packet_msg(2, 0x800, 11, meminfo=False)),
     )
     proc = tmp_path / "packet"
     proc.write_text(
@@ -230,7 +254,7 @@ def test_packet_missing_meminfo_falls_back_to_proc(capsysbinary, monkeypatch, tm
         "00000000833e74c8 3      3    0003   1     1 19992  0      20\n"
         "00000000833e74c9 3      2    0806   1     1 0      1000   21\n"
     )
-    monkeypatch.setattr(addrs, "proc_path", lambda name, var=None, env=None: str(proc))
+    monkeypatch.setattr(packetsock, "proc_path", lambda name, var=None, env=None: str(proc))
     _, out, _ = run(capsysbinary, monkeypatch, ["-0", "-eO"])
     assert fold(out)[1:] == [
         "p_raw 100 0 *:* * ino:10 sk:1 ver:2 cpy_thresh:5"
@@ -267,7 +291,9 @@ def test_unix_abstract_nuls_and_first_attribute_wins(capsysbinary, monkeypatch):
     body = abi.UNIX_DIAG_MSG.pack(abi.AF_UNIX, 2, 7, 55, 0, 0)
     body += attr(abi.UNIX_DIAG_NAME, name) + attr(abi.UNIX_DIAG_NAME, b"/second")
     body += attr(abi.UNIX_DIAG_PEER, struct.pack("=I", 0xFFFFFFFE))
-    path = abi.UNIX_DIAG_MSG.pack(abi.AF_UNIX, 1, 1, 56, 0, 0) + attr(abi.UNIX_DIAG_NAME, b"/p\0junk")
+    path = abi.UNIX_DIAG_MSG.pack(abi.AF_UNIX, 1, 1, 56, 0, 0) + attr(
+        abi.UNIX_DIAG_NAME, b"/p\0junk"
+    )
     monkeypatch.setattr(unixsock, "diag_dump", replies(body, path))
     _, out, _ = run(capsysbinary, monkeypatch, ["-xa"])
     assert fold(out)[1:] == [
@@ -295,7 +321,12 @@ def test_netlink_proto_names_file(monkeypatch, tmp_path):
     f.write_bytes(b"# c\n  0x10 generic\n4 diag # trailing\n300 big\n\n")
     monkeypatch.setattr(nlsock, "NL_PROTOS_FILES", (str(f), "/nonexistent"))
     names = nlsock._Names(lambda m: None)
-    assert (names.get(16), names.get(4), names.get(0), names.get(17)) == ("generic", "diag", "rtnl", "17")
+    assert (names.get(16), names.get(4), names.get(0), names.get(17)) == (
+        "generic",
+        "diag",
+        "rtnl",
+        "17",
+    )
     bad = tmp_path / "bad"
     bad.write_bytes(b"1 one\nxx yy\n2 two\n")
     msgs: list[str] = []
@@ -318,9 +349,6 @@ def test_netlink_proto_names_file(monkeypatch, tmp_path):
     ],
 )
 def test_netlink_comm(stat, want):
-    import tempfile
-    from pathlib import Path
-
     with tempfile.TemporaryDirectory(dir="/tmp") as d:
         (Path(d) / "123").mkdir()
         (Path(d) / "123" / "stat").write_bytes(stat)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import struct
 
 from . import abi
+from .addrs import proc_path
 from .tables import (
     DumpFailed,
     diag_dump,
@@ -22,6 +23,7 @@ from .tables import (
     parse_attrs,
     picker,
     scanf,
+    skmem_dict,
     skmem_text,
     to_signed32,
 )
@@ -54,6 +56,7 @@ class NetlinkSocket:
     """
 
     __slots__ = (
+        "cb",
         "connected",
         "cookie",
         "dst_group",
@@ -67,7 +70,6 @@ class NetlinkSocket:
         "recv_q",
         "send_q",
         "sk",
-        "cb",
         "type",
     )
 
@@ -134,9 +136,7 @@ class NetlinkSocket:
             if self.inode:
                 out["inode"] = self.inode
         if (view is None or view.mem) and self.mem is not None:
-            from .fields import skmem
-
-            out["skmem"] = skmem(struct.pack(f"={len(self.mem)}I", *self.mem), (0, 4 * len(self.mem)))
+            out["skmem"] = skmem_dict(self.mem)
         return out
 
     def __repr__(self) -> str:
@@ -210,8 +210,6 @@ def decode(buf: bytes, body: int, end: int) -> NetlinkSocket | None:
 def proc_records(ctx: Context) -> Iterator[NetlinkSocket]:
     """/proc/net/netlink (``sk Eth Pid Groups Rmem Wmem Dump Locks ...``) read with
     ``sscanf("%llx %d %d %x %d %d %llx %d")``; the variables outlive a short line."""
-    from .addrs import proc_path
-
     try:
         with open(proc_path("net/netlink", "PROC_NET_NETLINK", ctx.environ), "rb") as f:
             data = f.read()
@@ -270,8 +268,8 @@ def _read_table(path: str, tab: dict[int, str], warn: Callable[[str], None]) -> 
             warn(f"Database {path} is corrupted at {p.decode('latin-1')}")
             return "error"
         ident, name = got
-        if 0 <= ident < 256:  # type: ignore[operator]
-            tab[ident] = name.decode("latin-1")  # type: ignore[index,union-attr]
+        if isinstance(ident, int) and isinstance(name, bytes) and 0 <= ident < 256:
+            tab[ident] = name.decode("latin-1")
     return None
 
 
@@ -332,7 +330,7 @@ def row_fn(printer: Printer, ctx: Context) -> Callable[[NetlinkSocket], tuple[st
             if proc_ctx:
                 slot8 += " proc_ctx=unavailable"
             if details:
-                slot8 += " sk=%x cb=%x groups=0x%08x" % (s.sk, s.cb, s.groups & 0xFFFFFFFF)
+                slot8 += f" sk={s.sk:x} cb={s.cb:x} groups=0x{s.groups & 0xFFFFFFFF:08x}"
             if mem and not s.from_proc:
                 slot8 += "\t" + skmem_text(s.mem)
         if s.connected:

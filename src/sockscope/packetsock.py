@@ -10,11 +10,14 @@ for ``/proc/net/packet`` (rows already printed stay).
 
 from __future__ import annotations
 
+import socket
 import struct
 
 from . import abi
+from .addrs import proc_path
 from .tables import (
     DumpFailed,
+    add_owners,
     details_text,
     diag_dump,
     diag_request,
@@ -23,6 +26,7 @@ from .tables import (
     parse_attrs,
     picker,
     scanf,
+    skmem_dict,
     skmem_text,
     struct_at,
     to_signed32,
@@ -153,7 +157,9 @@ class PacketSocket:
             "state": "UNCONN",
             "recv_q": self.recv_q,
             "send_q": 0,
-            "local_address": "*" if self.protocol == abi.ETH_P_ALL else ll_proto_name(self.protocol),
+            "local_address": (
+                "*" if self.protocol == abi.ETH_P_ALL else ll_proto_name(self.protocol)
+            ),
             "protocol": self.protocol,
             "family": "packet",
         }
@@ -166,7 +172,7 @@ class PacketSocket:
             out["inode"] = self.inode
             out["cookie"] = self.cookie
             if self.info is not None:
-                idx, ver, _res, thresh, _ts, flags = self.info
+                _idx, ver, _res, thresh, _ts, flags = self.info
                 out["version"] = ver
                 out["copy_thresh"] = thresh
                 out["flags"] = flags
@@ -178,27 +184,23 @@ class PacketSocket:
             if self.bpf is not None:
                 out["bpf"] = [list(ins) for ins in self.bpf]
         if (view is None or view.mem) and self.mem is not None:
-            from .fields import skmem
-
-            out["skmem"] = skmem(struct.pack(f"={len(self.mem)}I", *self.mem), (0, 4 * len(self.mem)))
-        if view is not None:
-            from .fields import owners
-
-            users = owners(view, self.inode)
-            if users:
-                out["users"] = users
+            out["skmem"] = skmem_dict(self.mem)
+        add_owners(view, self.inode, out)
         return out
 
     def __repr__(self) -> str:
-        return f"PacketSocket({self.netid} proto={self.protocol:#06x} if={self.ifindex} ino={self.inode})"
+        return (
+            f"PacketSocket({self.netid} proto={self.protocol:#06x}"
+            f" if={self.ifindex} ino={self.inode})"
+        )
 
 
-_RING_KEYS = ("block_size", "block_nr", "frame_size", "frame_nr", "retire_tmo", "sizeof_priv", "features")
+_RING_KEYS = (
+    "block_size", "block_nr", "frame_size", "frame_nr", "retire_tmo", "sizeof_priv", "features",
+)  # fmt: skip
 
 
 def _ifname(index: int) -> str:
-    import socket
-
     try:
         return socket.if_indextoname(index)
     except OSError:
@@ -208,7 +210,7 @@ def _ifname(index: int) -> str:
 def fanout_type(fanout: int) -> str:
     """The fanout type word of packet_show_sock (``0x%x`` when unknown)."""
     kind = (fanout >> 16) & 0xFFFF
-    return _FANOUT_TYPES[kind] if kind < len(_FANOUT_TYPES) else "0x%x" % kind
+    return _FANOUT_TYPES[kind] if kind < len(_FANOUT_TYPES) else f"0x{kind:x}"
 
 
 # --- gathering -------------------------------------------------------------------------------
@@ -290,7 +292,7 @@ def decode(buf: bytes, body: int, end: int) -> PacketSocket | None:
     if span is not None:
         size = abi.SOCK_FILTER.size
         rec.bpf = [
-            abi.SOCK_FILTER.unpack_from(buf, pos)  # type: ignore[misc]
+            abi.SOCK_FILTER.unpack_from(buf, pos)
             for pos in range(span[0], span[0] + (span[1] - span[0]) // size * size, size)
         ]
     return rec
@@ -300,8 +302,6 @@ def proc_records(ctx: Context) -> Iterator[PacketSocket]:
     """packet_show_line over /proc/net/packet (``sk RefCnt Type Proto Iface R Rmem User
     Inode``), read through generic_record_read: the header is skipped and the read stops
     at a line that does not end in a newline (or is longer than 255 bytes)."""
-    from .addrs import proc_path
-
     try:
         with open(proc_path("net/packet", "PROC_NET_PACKET", ctx.environ), "rb") as f:
             data = f.read()
@@ -350,7 +350,7 @@ def row_fn(printer: Printer, ctx: Context) -> Callable[[PacketSocket], tuple[str
         ext = details_text(s.uid, s.inode, s.cookie) + _diag_details(s, nl) if details else ""
         if bpf and s.bpf is not None:
             ext += f"{nl}bpf filter ({len(s.bpf)}): " + "".join(
-                " 0x%02x %u %u %u," % ins for ins in s.bpf
+                f" 0x{code:02x} {jt} {jf} {k}," for code, jt, jf, k in s.bpf
             )
         if mem:
             ext += skmem_text(s.mem)

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
 
     from .columns import Renderer
+    from .fields import View
     from .show import Printer
     from .sources import Context
 
@@ -161,12 +162,30 @@ def skmem_text(words: tuple[int, ...] | None) -> str:
     if words is None:
         return ""
     w = list(words[:9]) + [0] * (7 - len(words))
-    text = " skmem:(r%u,rb%u,t%u,tb%u,f%u,w%u,o%u" % tuple(w[:7])
+    text = " skmem:(r{},rb{},t{},tb{},f{},w{},o{}".format(*w[:7])
     if len(words) > abi.SK_MEMINFO_BACKLOG:
-        text += ",bl%u" % words[abi.SK_MEMINFO_BACKLOG]
+        text += f",bl{words[abi.SK_MEMINFO_BACKLOG]}"
     if len(words) > abi.SK_MEMINFO_DROPS:
-        text += ",d%u" % words[abi.SK_MEMINFO_DROPS]
+        text += f",d{words[abi.SK_MEMINFO_DROPS]}"
     return text + ")"
+
+
+def skmem_dict(words: tuple[int, ...]) -> dict[str, int]:
+    """An SK_MEMINFO array as the data view's ``skmem`` object."""
+    from .fields import skmem  # noqa: PLC0415 - the text path does not need it
+
+    return skmem(struct.pack(f"={len(words)}I", *words), (0, 4 * len(words)))
+
+
+def add_owners(view: View | None, inode: int, out: dict[str, object]) -> None:
+    """``users`` of the data view (``-p``), when the view asks for owners."""
+    if view is None:
+        return
+    from .fields import owners  # noqa: PLC0415 - the text path does not need it
+
+    users = owners(view, inode)
+    if users:
+        out["users"] = users
 
 
 def details_text(uid: int, inode: int, cookie: int) -> str:
@@ -177,7 +196,7 @@ def details_text(uid: int, inode: int, cookie: int) -> str:
 # --- rows ------------------------------------------------------------------------------------
 def picker(printer: Printer) -> Callable[[tuple[str, ...]], tuple[str, ...]]:
     """Select the enabled slots from a full 10-cell row (Netid .. extra information)."""
-    return itemgetter(*printer.enabled)  # type: ignore[return-value]
+    return itemgetter(*printer.enabled)
 
 
 def to_signed32(value: int) -> int:

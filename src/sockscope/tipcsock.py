@@ -11,7 +11,16 @@ without ``-p``. ``--tipcinfo`` goes to the extra-information column.
 from __future__ import annotations
 
 from . import abi
-from .tables import DumpFailed, details_text, diag_dump, diag_request, parse_attrs, picker, u32_at, u64_at
+from .tables import (
+    DumpFailed,
+    details_text,
+    diag_dump,
+    diag_request,
+    parse_attrs,
+    picker,
+    u32_at,
+    u64_at,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -192,7 +201,7 @@ def row_fn(printer: Printer, ctx: Context) -> Callable[[TipcSocket], tuple[str, 
             if s.has_publ:
                 ext += " publ"
             if s.con_name is not None:
-                ext += " via {%u,%u} " % s.con_name
+                ext += " via {{{},{}}} ".format(*s.con_name)
         if s.con is not None:
             raddr, rport = f"{s.con[0]}:", str(s.con[1])
         else:

@@ -12,8 +12,10 @@ import os
 import struct
 
 from . import abi
+from .addrs import proc_path
 from .tables import (
     DumpFailed,
+    add_owners,
     apply_filter,
     diag_dump,
     diag_request,
@@ -22,6 +24,7 @@ from .tables import (
     parse_attrs,
     picker,
     scanf,
+    skmem_dict,
     skmem_text,
     to_signed32,
 )
@@ -90,7 +93,7 @@ class UnixSocket:
     cgroup_id = 0
     remote_data = b""
 
-    def __init__(
+    def __init__(  # noqa: PLR0917 - a record built positionally, like its tuple cousins
         self,
         sock_type: int,
         state: int,
@@ -168,26 +171,23 @@ class UnixSocket:
         want_details = view is None or view.details
         if want_details:
             if self.shutdown is not None:
-                out["shutdown"] = {"receive": bool(self.shutdown & 1), "send": bool(self.shutdown & 2)}
+                mask = self.shutdown
+                out["shutdown"] = {"receive": bool(mask & 1), "send": bool(mask & 2)}
             if self.vfs is not None:
                 out["vfs"] = {"inode": self.vfs[0], "dev": self.vfs[1]}
             if self.icons is not None:
                 out["pending_peers"] = list(self.icons)
         if (view is None or view.mem) and self.mem is not None:
-            from .fields import skmem
-
-            out["skmem"] = skmem(struct.pack(f"={len(self.mem)}I", *self.mem), (0, 4 * len(self.mem)))
-        if view is not None:
-            from .fields import owners
-
-            users = owners(view, self.inode)
-            if users:
-                out["users"] = users
+            out["skmem"] = skmem_dict(self.mem)
+        add_owners(view, self.inode, out)
         return out
 
     def __repr__(self) -> str:
         name = self.name if self.name_bytes is not None else "*"
-        return f"UnixSocket({self.netid} {self.state_name} {name} ino={self.inode} peer={self.peer_inode})"
+        return (
+            f"UnixSocket({self.netid} {self.state_name} {name}"
+            f" ino={self.inode} peer={self.peer_inode})"
+        )
 
 
 # --- gathering -------------------------------------------------------------------------------
@@ -280,7 +280,8 @@ def _u32(buf: bytes, span: tuple[int, int]) -> int:
 
 def _pair(buf: bytes, span: tuple[int, int]) -> tuple[int, int]:
     data = buf[span[0] : span[0] + 8].ljust(8, b"\0")
-    return abi.UNIX_DIAG_RQLEN_S.unpack(data)  # type: ignore[return-value]
+    rqueue, wqueue = abi.UNIX_DIAG_RQLEN_S.unpack(data)
+    return rqueue, wqueue
 
 
 def proc_records(ctx: Context) -> Iterator[UnixSocket]:
@@ -293,8 +294,6 @@ def proc_records(ctx: Context) -> Iterator[UnixSocket]:
     states are filtered here; the filter sees only the name; rows come out sorted by
     type then inode, in batches of MAX_UNIX_REMEMBER + 1.
     """
-    from .addrs import proc_path
-
     try:
         with open(proc_path("net/unix", "PROC_NET_UNIX", ctx.environ), "rb") as f:
             data = f.read()
@@ -395,7 +394,7 @@ def _extra(s: UnixSocket, show_mem: bool, show_details: bool) -> str:
     if show_details:
         if s.shutdown is not None:
             mask = s.shutdown
-            out += " %s-%s" % ("-" if mask & 1 else "<", "-" if mask & 2 else ">")
+            out += " {}-{}".format("-" if mask & 1 else "<", "-" if mask & 2 else ">")
         if s.vfs is not None:
             ino, dev = s.vfs
             out += f" ino:{ino} dev:{_major(dev)}/{_minor(dev)}"

@@ -11,7 +11,15 @@ from __future__ import annotations
 import struct
 
 from . import abi
-from .tables import DumpFailed, apply_filter, diag_dump, diag_request, picker, to_signed32
+from .tables import (
+    DumpFailed,
+    add_owners,
+    apply_filter,
+    diag_dump,
+    diag_request,
+    picker,
+    to_signed32,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -49,7 +57,7 @@ class VsockSocket:
     cgroup_id = 0
     name = None
 
-    def __init__(
+    def __init__(  # noqa: PLR0917 - the fields of vsock_diag_msg, in order
         self,
         sock_type: int,
         state: int,
@@ -105,12 +113,7 @@ class VsockSocket:
             "peer_port": self.dst_port,
             "family": "vsock",
         }
-        if view is not None:
-            from .fields import owners
-
-            users = owners(view, self.inode)
-            if users:
-                out["users"] = users
+        add_owners(view, self.inode, out)
         return out
 
     def __repr__(self) -> str:
@@ -154,7 +157,8 @@ def decode(buf: bytes, body: int, end: int) -> VsockSocket | None:
     (_family, sock_type, state, shutdown, scid, sport, dcid, dport, ino, c0, c1) = (
         abi.VSOCK_DIAG_MSG.unpack_from(buf, body)
     )
-    return VsockSocket(sock_type, state, (scid, sport), (dcid, dport), ino, shutdown, (c1 << 32) | c0)
+    cookie = (c1 << 32) | c0
+    return VsockSocket(sock_type, state, (scid, sport), (dcid, dport), ino, shutdown, cookie)
 
 
 def _endpoint(value: int) -> str:

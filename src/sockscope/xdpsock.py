@@ -19,6 +19,7 @@ from .tables import (
     meminfo,
     parse_attrs,
     picker,
+    skmem_dict,
     skmem_text,
     struct_at,
     to_signed32,
@@ -40,9 +41,12 @@ REQUEST_SHOW = (
     | abi.XDP_SHOW_MEMINFO
     | abi.XDP_SHOW_STATS
 )
-_UMEM_KEYS = ("size", "id", "num_pages", "chunk_size", "headroom", "ifindex", "queue_id", "flags", "refs")
+_UMEM_KEYS = (
+    "size", "id", "num_pages", "chunk_size", "headroom", "ifindex", "queue_id", "flags", "refs",
+)  # fmt: skip
 _STATS_KEYS = (
-    "rx_dropped", "rx_invalid", "rx_queue_full", "rx_fill_ring_empty", "tx_invalid", "tx_ring_empty",
+    "rx_dropped", "rx_invalid", "rx_queue_full", "rx_fill_ring_empty", "tx_invalid",
+    "tx_ring_empty",
 )  # fmt: skip
 
 
@@ -138,11 +142,7 @@ class XdpSocket:
             if self.stats is not None:
                 out["stats"] = dict(zip(_STATS_KEYS, self.stats, strict=True))
         if (view is None or view.mem) and self.mem is not None:
-            import struct
-
-            from .fields import skmem
-
-            out["skmem"] = skmem(struct.pack(f"={len(self.mem)}I", *self.mem), (0, 4 * len(self.mem)))
+            out["skmem"] = skmem_dict(self.mem)
         return out
 
     def __repr__(self) -> str:
