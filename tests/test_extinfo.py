@@ -41,7 +41,7 @@ TCP_INFO = struct.Struct("=8B24I4Q6IQ3Q2I2Q6I2H9I")
 F = {
     name: i
     for i, name in enumerate(
-        "state ca_state retransmits probes backoff options wscale applim"
+        "state ca_state retransmits probes backoff options wscale applim"  # noqa: SIM905
         " rto ato snd_mss rcv_mss unacked sacked lost retrans fackets"
         " last_data_sent last_ack_sent last_data_recv last_ack_recv pmtu rcv_ssthresh"
         " rtt rttvar snd_ssthresh snd_cwnd advmss reordering rcv_rtt rcv_space"
@@ -129,24 +129,66 @@ SYNTHETIC = [
     ("skmem-28", attr(7, SKMEM[:28]), {}),
     ("skmem-32", attr(7, SKMEM[:32]), {}),
     ("rto-3s-hidden", attr(2, tcp_info(rto=3000000, snd_cwnd=1)), {}),
-    ("sentinels", attr(2, tcp_info(pacing_rate=(1 << 64) - 1, min_rtt=0xFFFFFFFF, snd_ssthresh=0xFFFF)), {}),
+    (
+        "sentinels",
+        attr(2, tcp_info(pacing_rate=(1 << 64) - 1, min_rtt=0xFFFFFFFF, snd_ssthresh=0xFFFF)),
+        {},
+    ),
     (
         "int-overflow",
-        attr(2, tcp_info(snd_mss=0x80000000, rcv_mss=0xFFFFFFFF, advmss=0x90000000,
-                         reordering=0xFFFFFFFE, reord_seen=0x80000001, rcv_space=0xFFFFFFFF)),
+        attr(
+            2,
+            tcp_info(
+                snd_mss=0x80000000,
+                rcv_mss=0xFFFFFFFF,
+                advmss=0x90000000,
+                reordering=0xFFFFFFFE,
+                reord_seen=0x80000001,
+                rcv_space=0xFFFFFFFF,
+            ),
+        ),
         {},
-    ),  # fmt: skip
+    ),
     (
         "busy",
-        attr(2, tcp_info(busy_time=1234567, rwnd_limited=345678, sndbuf_limited=1, delivered=5,
-                         delivered_ce=2, delivery_rate=999, applim=1, unacked=3, retrans=1,
-                         total_retrans=9, lost=2, sacked=4, dsack_dups=1, fackets=6,
-                         rcv_rtt=1500, notsent_bytes=77, rcv_ooopack=8, rcv_wnd=9, rehash=2,
-                         backoff=3, ato=40000, last_data_sent=1, last_data_recv=2,
-                         last_ack_recv=3, bytes_sent=10, bytes_retrans=11, bytes_received=12,
-                         segs_out=13, segs_in=14, data_segs_out=15, data_segs_in=16)),
+        attr(
+            2,
+            tcp_info(
+                busy_time=1234567,
+                rwnd_limited=345678,
+                sndbuf_limited=1,
+                delivered=5,
+                delivered_ce=2,
+                delivery_rate=999,
+                applim=1,
+                unacked=3,
+                retrans=1,
+                total_retrans=9,
+                lost=2,
+                sacked=4,
+                dsack_dups=1,
+                fackets=6,
+                rcv_rtt=1500,
+                notsent_bytes=77,
+                rcv_ooopack=8,
+                rcv_wnd=9,
+                rehash=2,
+                backoff=3,
+                ato=40000,
+                last_data_sent=1,
+                last_data_recv=2,
+                last_ack_recv=3,
+                bytes_sent=10,
+                bytes_retrans=11,
+                bytes_received=12,
+                segs_out=13,
+                segs_in=14,
+                data_segs_out=15,
+                data_segs_in=16,
+            ),
+        ),
         {},
-    ),  # fmt: skip
+    ),
     ("sacked-listen-hidden", attr(2, tcp_info(sacked=128, unacked=2, snd_cwnd=10)), {"state": 10}),
     ("all-options", attr(2, tcp_info(options=0xFF, wscale=0x21)), {}),
     ("long-cong", attr(4, b"averyveryverylongname\0") + attr(2, BASIC), {}),
@@ -173,11 +215,17 @@ SYNTHETIC = [
         + attr(
             18,
             struct.pack("=BBH16s80s", 2, 24, 3, socket.inet_aton("10.1.2.0"), b"a,b")
-            + struct.pack("=BBH16s80s", 10, 64, 4, socket.inet_pton(socket.AF_INET6, "fe80::1"),
-                          b"\\ \x7f\xff"),
+            + struct.pack(
+                "=BBH16s80s",
+                10,
+                64,
+                4,
+                socket.inet_pton(socket.AF_INET6, "fe80::1"),
+                b"\\ \x7f\xff",
+            ),
         ),
         {},
-    ),  # fmt: skip
+    ),
 ]
 
 
@@ -238,7 +286,9 @@ OPTION_SETS = ["-tani", "-tanin", "-tanoi", "-taneim", "-tanmiO", "-tanm"]
 
 
 @needs_oracle
-@pytest.mark.parametrize(("attrs", "extra"), [c[1:] for c in SYNTHETIC], ids=[c[0] for c in SYNTHETIC])
+@pytest.mark.parametrize(
+    ("attrs", "extra"), [c[1:] for c in SYNTHETIC], ids=[c[0] for c in SYNTHETIC]
+)
 def test_synthetic_same_as_ss(tmp_path: Path, attrs: bytes, extra: dict[str, int]) -> None:
     data = dump(message(attrs, **extra))
     for args in OPTION_SETS:
@@ -310,7 +360,10 @@ def same_within(want: bytes, got: bytes, tolerance_ms: float = 3000) -> str | No
 
 
 def test_same_within_tolerance() -> None:
-    assert same_within(b"x lastsnd:100 timer:(on,1.5sec,0)", b"x  lastsnd:900 timer:(on,9sec,0)") is None
+    assert (
+        same_within(b"x lastsnd:100 timer:(on,1.5sec,0)", b"x  lastsnd:900 timer:(on,9sec,0)")
+        is None
+    )
     assert same_within(b"x timer:(on,1.5sec,0)", b"x timer:(persist,1.5sec,0)") is not None
     assert same_within(b"x lastsnd:100", b"x lastsnd:9000") is not None
     assert same_within(b"x lastsnd:100 a", b"x lastsnd:100 b") is not None

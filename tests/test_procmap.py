@@ -188,7 +188,9 @@ def test_fake_tree_same_as_ss(tmp_path: Path) -> None:
     (tmp_path / "self").mkdir()
     for args in (["-tanp"], ["-tanpT"], ["-tnpl"], ["-tanpO"], ["-tanpe"], ["-tanT"]):
         want, got = _both(tmp_path, *args)
-        assert got == want, f"{args}:\n{want.decode(errors='replace')}\n---\n{got.decode(errors='replace')}"
+        assert got == want, (
+            f"{args}:\n{want.decode(errors='replace')}\n---\n{got.decode(errors='replace')}"
+        )
 
 
 @pytest.mark.live

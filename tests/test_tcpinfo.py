@@ -34,7 +34,8 @@ def _libc_format(fmt: bytes, value: float) -> str:
 def _doubles() -> list[float]:
     rnd = random.Random(4)
     vals = [0.0, -0.0, 1.0, 0.5, 0.016, 0.0001, 0.00001, 123456.0, 1234567.0, 999999.5,
-            9999995.0, 1e16, 2.88671875, 1.5e-7, 204.0, 0.008, 32768000000.0, 2**53 + 1.0]  # fmt: skip
+            9999995.0, 1e16, 2.88671875, 1.5e-7, 204.0, 0.008, 32768000000.0,
+            2**53 + 1.0]  # fmt: skip
     vals += [rnd.uniform(0, 10) ** rnd.randint(-8, 30) for _ in range(3000)]
     vals += [rnd.randint(0, 2**32) / 1000 for _ in range(2000)]
     vals += [rnd.randint(0, 2**32) / 256 for _ in range(500)]

@@ -98,7 +98,7 @@ TCP_INFO = struct.Struct("=8B24I4Q6IQ3Q2I2Q6I2H9I")
 TCP_INFO_SIZE = TCP_INFO.size
 _LITTLE = sys.byteorder == "little"
 
-TcpInfo = namedtuple(  # noqa: PYI024
+TcpInfo = namedtuple(
     "TcpInfo",
     "tcpi_state tcpi_ca_state tcpi_retransmits tcpi_probes tcpi_backoff tcpi_options"
     " tcpi_snd_wscale tcpi_rcv_wscale tcpi_delivery_rate_app_limited"
@@ -139,39 +139,39 @@ def decode_tcp_info(data: bytes) -> TcpInfo:
     else:  # big-endian ABIs allocate bit-fields from the most significant bit
         split = (wscale >> 4, wscale & 15, flags >> 7, (flags >> 5) & 3)
         tail = (ecn >> 30, (ecn >> 28) & 3, (ecn >> 24) & 15, ecn & 0xFFFFFF)
-    return TcpInfo(*raw[:6], *split, *raw[8:66], *tail)
+    return TcpInfo._make((*raw[:6], *split, *raw[8:66], *tail))
 
 
 # --- small structures ------------------------------------------------------------------
 
 SK_MEMINFO = struct.Struct("=9I")
-SkMemInfo = namedtuple(  # noqa: PYI024
+SkMemInfo = namedtuple(
     "SkMemInfo", "rmem_alloc rcvbuf wmem_alloc sndbuf fwd_alloc wmem_queued optmem backlog drops"
 )
 SkMemInfo.__doc__ = "INET_DIAG_SKMEMINFO (SK_MEMINFO_*); backlog/drops are None on old kernels."
 
 INET_DIAG_MEMINFO = struct.Struct("=4I")
-MemInfo = namedtuple("MemInfo", "idiag_rmem idiag_wmem idiag_fmem idiag_tmem")  # noqa: PYI024
+MemInfo = namedtuple("MemInfo", "idiag_rmem idiag_wmem idiag_fmem idiag_tmem")
 
 TCPVEGAS_INFO = struct.Struct("=4I")
-VegasInfo = namedtuple(  # noqa: PYI024
+VegasInfo = namedtuple(
     "VegasInfo", "tcpv_enabled tcpv_rttcnt tcpv_rtt tcpv_minrtt"
 )
 TCP_DCTCP_INFO = struct.Struct("=HHIII")
-DctcpInfo = namedtuple(  # noqa: PYI024
+DctcpInfo = namedtuple(
     "DctcpInfo", "dctcp_enabled dctcp_ce_state dctcp_alpha dctcp_ab_ecn dctcp_ab_tot"
 )
 TCP_BBR_INFO = struct.Struct("=5I")
-BbrInfo = namedtuple(  # noqa: PYI024
+BbrInfo = namedtuple(
     "BbrInfo", "bbr_bw_lo bbr_bw_hi bbr_min_rtt bbr_pacing_gain bbr_cwnd_gain"
 )
 TCP_DIAG_MD5SIG = struct.Struct("=BBH16s80s")
-Md5Sig = namedtuple(  # noqa: PYI024
+Md5Sig = namedtuple(
     "Md5Sig", "tcpm_family tcpm_prefixlen tcpm_keylen tcpm_addr tcpm_key"
 )
 
 MPTCP_INFO = struct.Struct("=6BxxIIQQQBBBxIQQQQBBBBIII")
-MptcpInfo = namedtuple(  # noqa: PYI024
+MptcpInfo = namedtuple(
     "MptcpInfo",
     "mptcpi_subflows mptcpi_add_addr_signal mptcpi_add_addr_accepted"
     " mptcpi_subflows_max mptcpi_add_addr_signal_max mptcpi_add_addr_accepted_max"
@@ -184,7 +184,7 @@ MptcpInfo = namedtuple(  # noqa: PYI024
 )
 
 SCTP_INFO = struct.Struct("=3I4HI7IBBH14Q128si10IHH3I4BII")
-SctpInfo = namedtuple(  # noqa: PYI024
+SctpInfo = namedtuple(
     "SctpInfo",
     "sctpi_tag sctpi_state sctpi_rwnd sctpi_unackdata sctpi_penddata sctpi_instrms"
     " sctpi_outstrms sctpi_fragmentation_point sctpi_inqueue sctpi_outqueue"
@@ -288,7 +288,8 @@ def skmem_text(buf: bytes, start: int, end: int) -> str:
     """Port of ss.c:print_skmeminfo for a SKMEMINFO payload: `` skmem:(r..,d..)``."""
     size = end - start
     if size >= 36:
-        return " skmem:(r%u,rb%u,t%u,tb%u,f%u,w%u,o%u,bl%u,d%u)" % SK_MEMINFO.unpack_from(buf, start)
+        vals = SK_MEMINFO.unpack_from(buf, start)
+        return " skmem:(r%u,rb%u,t%u,tb%u,f%u,w%u,o%u,bl%u,d%u)" % vals
     vals = SK_MEMINFO.unpack(bytes(buf[start:end]) + bytes(36 - size))
     text = " skmem:(r%u,rb%u,t%u,tb%u,f%u,w%u,o%u" % vals[:7]
     if size >= 32:
@@ -447,7 +448,7 @@ _APP_LIMITED = 1 if _LITTLE else 0x80
 _U64_MAX = 0xFFFFFFFFFFFFFFFF
 
 
-def tcp_stats(  # noqa: C901, PLR0912, PLR0913, PLR0915
+def tcp_stats(  # noqa: PLR0917 (the hot path takes plain arguments)
     state: int,
     buf: bytes,
     start: int,
