@@ -170,7 +170,7 @@ def talk(sock: socket.socket, request: bytes) -> None:
 def attrs(buf: bytes, off: int, end: int) -> dict[int, tuple[int, int]]:
     """Index the rtattrs in ``buf[off:end]``: type -> (payload start, payload end).
 
-    The last attribute of a type wins, as with iproute2's parse_rtattr. The nested flag
+    The first attribute of a type wins, as with iproute2's parse_rtattr. The nested flag
     is masked off (parse_rtattr_flags with NLA_F_NESTED).
     """
     out: dict[int, tuple[int, int]] = {}
@@ -179,7 +179,9 @@ def attrs(buf: bytes, off: int, end: int) -> dict[int, tuple[int, int]]:
         length, rtype = unpack(buf, off)
         if length < 4 or off + length > end:
             break
-        out[rtype & abi.NLA_TYPE_MASK] = (off + 4, off + length)
+        rtype &= abi.NLA_TYPE_MASK
+        if rtype not in out:
+            out[rtype] = (off + 4, off + length)
         off += (length + 3) & ~3
     return out
 

@@ -46,21 +46,26 @@ def open_table(name: str, env_var: str, environ: dict[str, str]) -> bytes | None
 
 
 def _lines(data: bytes) -> Iterator[bytes]:
-    """generic_record_read: skip the header; stop at a line without its newline.
+    """Port of generic_record_read: skip the header, stop at a line that is not whole.
 
-    ss reads with a 256-byte fgets buffer, so a longer line is seen as several.
+    ss reads with a 256-byte fgets buffer: a read that does not end in a newline (a
+    line of 255 bytes or more, or an unterminated last line) aborts the whole file.
+    The header is skipped with one such read, so a header longer than 255 bytes leaves
+    its tail to be read as the first line.
     """
-    lines = data.split(b"\n")
-    tail = lines.pop()  # text after the last newline: an unterminated line
-    for n, line in enumerate(lines):
-        while len(line) >= 255:
-            if n:
-                yield line[:255]
-            line = line[255:]
-        if n:
-            yield line
-    if tail:
-        return
+    pos = 0
+    end = len(data)
+    first = True
+    while pos < end:
+        nl = data.find(b"\n", pos, pos + 255)
+        if first:
+            first = False
+            pos = pos + 255 if nl < 0 else nl + 1
+            continue
+        if nl < 0:
+            return
+        yield data[pos:nl]
+        pos = nl + 1
 
 
 def _split(line: bytes) -> tuple[bytes, bytes, bytes] | None:
