@@ -316,8 +316,7 @@ def test_duplicate_attribute_first_wins(tmp_path: Path) -> None:
     """parse_rtattr keeps the first attribute of a type (never sent twice by kernels)."""
     data = dump(message(attr(4, b"first\0") + attr(4, b"second\0") + attr(2, BASIC)))
     want, got = run_both(tmp_path, data, "-tani")
-    if got != want:
-        pytest.xfail("netlink.attrs keeps the last duplicate (ss keeps the first)")
+    assert got == want
 
 
 # ------------------------------------------------------------------------------- live

@@ -25,8 +25,20 @@ if TYPE_CHECKING:
 
     from .fields import View
 
-#: 16-bit byte swap table: ports arrive in network order and are read as host u16.
-SWAP16 = tuple(((p & 0xFF) << 8) | (p >> 8) for p in range(65536))
+
+
+class _Swap16:
+    """``SWAP16[p]``: swap the bytes of a u16 (ports arrive in network order and are
+    read as host u16). An object rather than a 65536-entry table, to keep import cheap.
+    """
+
+    __slots__ = ()
+
+    def __getitem__(self, p: int) -> int:
+        return ((p & 0xFF) << 8) | (p >> 8)
+
+
+SWAP16 = _Swap16()
 
 #: proto_name() of ss.c: the Netid text of an inet socket by protocol number.
 PROTO_NAMES = {
