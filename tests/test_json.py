@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -44,11 +45,17 @@ def validator() -> object:
     return jsonschema.Draft202012Validator(schema)
 
 
-def run(argv: list[str], env: dict[str, str] | None = None,
-        prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess[bytes]:
+def run(
+    argv: list[str], env: dict[str, str] | None = None, prefix: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[bytes]:
     full = dict(os.environ if env is None else env, PYTHONPATH=str(SRC))
-    return subprocess.run([*prefix, sys.executable, "-m", "sockscope", *argv],
-                          capture_output=True, env=full, check=False, timeout=300)
+    return subprocess.run(
+        [*prefix, sys.executable, "-m", "sockscope", *argv],
+        capture_output=True,
+        env=full,
+        check=False,
+        timeout=300,
+    )
 
 
 def cases() -> list[tuple[str, Path]]:
@@ -107,8 +114,7 @@ def test_library_to_dict_is_what_json_prints() -> None:
 
 @pytest.mark.parametrize(("name", "case"), GOLDEN_CASES, ids=[n for n, _ in GOLDEN_CASES])
 @pytest.mark.parametrize("mode", ["--json", "--json-lines"])
-def test_golden_documents_validate(validator: object, name: str, case: Path,
-                                   mode: str) -> None:
+def test_golden_documents_validate(validator: object, name: str, case: Path, mode: str) -> None:
     argv, env, _text = case_input(case)
     proc = run([*argv, mode], env)
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]
@@ -129,8 +135,7 @@ def test_json_and_jsonl_carry_the_same_sockets() -> None:
 
 
 def test_shaping_options_do_not_change_the_data() -> None:
-    env = dict(os.environ, TCPDIAG_FILE=str(GOLDENS / "scenario-3" / "tcpdiag.bin"),
-               COLUMNS="40")
+    env = dict(os.environ, TCPDIAG_FILE=str(GOLDENS / "scenario-3" / "tcpdiag.bin"), COLUMNS="40")
     base = run(["-tani", "--json"], env).stdout
     assert base
     for extra in (["-H"], ["-O"], ["-H", "-O"]):
@@ -145,19 +150,38 @@ def test_summary_as_data(validator: object) -> None:
     s = doc["summary"]
     assert f"Total: {s['total']}\n" in text
     t = s["tcp"]
-    assert (f"TCP:   {t['total']} (estab {t['estab']}, closed {t['closed']}, "
-            f"orphaned {t['orphaned']}, timewait {t['timewait']})") in text
+    assert (
+        f"TCP:   {t['total']} (estab {t['estab']}, closed {t['closed']}, "
+        f"orphaned {t['orphaned']}, timewait {t['timewait']})"
+    ) in text
     for row in s["transport"]:
-        assert re.search(rf"^{row['name'].upper()}\t  {row['total']} +{row['ipv4']} +"
-                         rf"{row['ipv6']} *$", text, re.M)
+        assert re.search(
+            rf"^{row['name'].upper()}\t  {row['total']} +{row['ipv4']} +"
+            rf"{row['ipv6']} *$",
+            text,
+            re.M,
+        )
     assert not list(validator.iter_errors(doc))  # type: ignore[attr-defined]
     with_table = json.loads(run(["-s", "-t", "-a", "--json"], env).stdout)
     assert with_table["summary"] == s and with_table["sockets"]
 
 
 # --- JSON values == text values -----------------------------------------------------------
-STATES = {"UNKNOWN", "ESTAB", "SYN-SENT", "SYN-RECV", "FIN-WAIT-1", "FIN-WAIT-2", "TIME-WAIT",
-          "UNCONN", "CLOSE-WAIT", "LAST-ACK", "LISTEN", "CLOSING", "UNDEF"}
+STATES = {
+    "UNKNOWN",
+    "ESTAB",
+    "SYN-SENT",
+    "SYN-RECV",
+    "FIN-WAIT-1",
+    "FIN-WAIT-2",
+    "TIME-WAIT",
+    "UNCONN",
+    "CLOSE-WAIT",
+    "LAST-ACK",
+    "LISTEN",
+    "CLOSING",
+    "UNDEF",
+}
 INET_NETIDS = {"tcp", "udp", "raw", "mptcp", "sctp", "dccp", "icmp6", "???"}
 
 
@@ -194,7 +218,8 @@ def parse_rate(text: str) -> tuple[float, float]:
 
 def near(value: object, text_value: float, rel: float = 1e-5) -> bool:
     return isinstance(value, int | float) and abs(value - text_value) <= max(
-        rel * abs(text_value), 0.5)
+        rel * abs(text_value), 0.5
+    )
 
 
 class RowCheck:
@@ -253,8 +278,11 @@ class RowCheck:
 
     def rate(self, name: str, text: str) -> None:
         first, _, second = text.partition("/")
-        field = {"send": "send_bps", "pacing_rate": "pacing_rate_bps",
-                 "delivery_rate": "delivery_rate_bps"}[name]
+        field = {
+            "send": "send_bps",
+            "pacing_rate": "pacing_rate_bps",
+            "delivery_rate": "delivery_rate_bps",
+        }[name]
         value, rel = parse_rate(first)
         assert near(self.ti[field], value, rel), (name, text, self.ti.get(field))
         if second:
@@ -279,12 +307,23 @@ class RowCheck:
         name, expire, retrans = val.strip("()").split(",")
         t = self.d["timer"]
         assert (t["name"], ms_timer(t["expires_ms"]), t["retrans"]) == (  # type: ignore[index]
-            name, expire, int(retrans))
+            name,
+            expire,
+            int(retrans),
+        )
 
     def skmem(self, val: str) -> None:
-        prefixes = {"r": "rmem_alloc_bytes", "rb": "rcvbuf_bytes", "t": "wmem_alloc_bytes",
-                    "tb": "sndbuf_bytes", "f": "fwd_alloc_bytes", "w": "wmem_queued_bytes",
-                    "o": "optmem_bytes", "bl": "backlog_bytes", "d": "drops"}
+        prefixes = {
+            "r": "rmem_alloc_bytes",
+            "rb": "rcvbuf_bytes",
+            "t": "wmem_alloc_bytes",
+            "tb": "sndbuf_bytes",
+            "f": "fwd_alloc_bytes",
+            "w": "wmem_queued_bytes",
+            "o": "optmem_bytes",
+            "bl": "backlog_bytes",
+            "d": "drops",
+        }
         shown = {}
         for item in val.strip("()").split(","):
             m = re.fullmatch(r"([a-z]+)(\d+)", item)
@@ -293,8 +332,10 @@ class RowCheck:
         assert shown == self.d["skmem"]
 
     def users(self, val: str) -> None:
-        shown = [(n, int(p), int(f)) for n, p, f in
-                 re.findall(r'\("((?:[^"\\]|\\.)*)",pid=(\d+),fd=(\d+)\)', val)]
+        shown = [
+            (n, int(p), int(f))
+            for n, p, f in re.findall(r'\("((?:[^"\\]|\\.)*)",pid=(\d+),fd=(\d+)\)', val)
+        ]
         got = [(u["name"], u["pid"], u["fd"]) for u in self.d["users"]]  # type: ignore[attr-defined]
         assert shown == got
 
@@ -322,19 +363,31 @@ class RowCheck:
             m = re.fullmatch(r"([0-9a-f]+)\(id:(\d+)\)/([0-9a-f]+)\(id:(\d+)\)", val)
             assert m
             assert (sf["token_rem"], sf["id_rem"], sf["token_loc"], sf["id_loc"]) == (
-                int(m.group(1), 16), int(m.group(2)), int(m.group(3), 16), int(m.group(4)))
+                int(m.group(1), 16),
+                int(m.group(2)),
+                int(m.group(3), 16),
+                int(m.group(4)),
+            )
         elif key == "flags":
             bits = sum(1 << "MmJjBbecv".index(c) for c in val)
             assert sf["flags"] == bits
         else:
-            name = {"seq": "map_seq", "sfseq": "map_sfseq", "ssnoff": "ssn_offset",
-                    "maplen": "map_datalen"}[key]
+            name = {
+                "seq": "map_seq",
+                "sfseq": "map_sfseq",
+                "ssnoff": "ssn_offset",
+                "maplen": "map_datalen",
+            }[key]
             assert sf[name] == int(val)
 
 
 def _eq(field: str, conv: object = int) -> object:
-    return lambda c, v: c.d.__getitem__(field) == conv(v) or pytest.fail(  # type: ignore[operator]
-        f"{field}: text {v!r} json {c.d.get(field)!r}")
+    return lambda c, v: (
+        c.d.__getitem__(field) == conv(v)
+        or pytest.fail(  # type: ignore[operator]
+            f"{field}: text {v!r} json {c.d.get(field)!r}"
+        )
+    )
 
 
 def _ti_int(field: str) -> object:
@@ -350,6 +403,7 @@ def _pair(first: str, second: str, conv: object) -> object:
         a, _, b = v.partition("/" if "/" in v else ",")
         conv(c, first, a)  # type: ignore[operator]
         conv(c, second, b)  # type: ignore[operator]
+
     return check
 
 
@@ -357,7 +411,12 @@ def _busy(field: str) -> object:
     def check(c: RowCheck, v: str) -> None:
         ms = int(re.match(r"(\d+)ms", v).group(1))  # type: ignore[union-attr]
         assert c.ti[field] // 1000 == ms  # type: ignore[operator]
+
     return check
+
+
+def _ulp_mptcp(key: str, c: RowCheck, v: str) -> None:
+    c.ulp_mptcp(key, v)
 
 
 KEYS: dict[str, object] = {
@@ -419,13 +478,14 @@ KEYS: dict[str, object] = {
     "snd_wnd": _ti_int("snd_wnd_bytes"),
     "rcv_wnd": _ti_int("rcv_wnd_bytes"),
     "rehash": _ti_int("rehash"),
-    **{k: (lambda key: lambda c, v: c.ulp_mptcp(key, v))(k)
-       for k in ("flags", "token", "seq", "sfseq", "ssnoff", "maplen")},
+    **{
+        k: functools.partial(_ulp_mptcp, k)
+        for k in ("flags", "token", "seq", "sfseq", "ssnoff", "maplen")
+    },
 }
 
 
-def check_row(tokens: list[str], d: dict[str, object], has_netid: bool,
-              has_state: bool) -> None:
+def check_row(tokens: list[str], d: dict[str, object], has_netid: bool, has_state: bool) -> None:
     i = 0
     if has_netid:
         assert tokens[i] == d["netid"]
@@ -440,7 +500,7 @@ def check_row(tokens: list[str], d: dict[str, object], has_netid: bool,
     c = RowCheck(d)
     c.endpoint(tokens[i], "local")
     c.endpoint(tokens[i + 1], "peer")
-    c.ext(tokens[i + 2:])
+    c.ext(tokens[i + 2 :])
 
 
 @pytest.mark.parametrize(("name", "case"), GOLDEN_CASES, ids=[n for n, _ in GOLDEN_CASES])
@@ -468,15 +528,24 @@ live = pytest.mark.skipif(not _live_ok(), reason="needs root, ip netns and scena
 @pytest.fixture(scope="module")
 def big_netns() -> object:
     name = f"ssjson{os.getpid()}"
-    up = subprocess.run([sys.executable, str(SCENARIO), "up", name, "20000"],
-                        capture_output=True, text=True, check=False, timeout=600)
+    up = subprocess.run(
+        [sys.executable, str(SCENARIO), "up", name, "20000"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
     if up.returncode:
         pytest.skip(f"scenario.py up failed: {up.stderr[-500:]}")
     try:
         yield name
     finally:
-        subprocess.run([sys.executable, str(SCENARIO), "down", name],
-                       capture_output=True, check=False, timeout=120)
+        subprocess.run(
+            [sys.executable, str(SCENARIO), "down", name],
+            capture_output=True,
+            check=False,
+            timeout=120,
+        )
 
 
 @pytest.fixture(scope="module")
@@ -499,8 +568,11 @@ def _nsenter(name: str) -> tuple[str, ...]:
 @pytest.mark.slow
 def test_json_lines_stream(big_netns: str) -> None:
     env = dict(os.environ, PYTHONPATH=str(SRC))
-    with subprocess.Popen([*_nsenter(big_netns), sys.executable, "-m", "sockscope", "-tan",
-                           "--json-lines"], stdout=subprocess.PIPE, env=env) as proc:
+    with subprocess.Popen(
+        [*_nsenter(big_netns), sys.executable, "-m", "sockscope", "-tan", "--json-lines"],
+        stdout=subprocess.PIPE,
+        env=env,
+    ) as proc:
         assert proc.stdout is not None
         ready, _, _ = select.select([proc.stdout], [], [], 30)
         assert ready
@@ -518,13 +590,20 @@ def test_json_lines_stream(big_netns: str) -> None:
 def _peak_rss_kb(name: str, argv: list[str]) -> tuple[int, int]:
     """(peak RSS in KiB, lines written) of sockscope run inside netns ``name``."""
     env = dict(os.environ, PYTHONPATH=str(SRC))
-    code = ("import resource,subprocess,sys;"
-            "p=subprocess.run(sys.argv[1:],stdout=subprocess.PIPE);"
-            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,"
-            "p.stdout.count(b'\\n'))")
-    out = subprocess.run([*_nsenter(name), sys.executable, "-c", code, sys.executable, "-m",
-                          "sockscope", *argv], capture_output=True, text=True, env=env,
-                         check=True, timeout=300).stdout.split()
+    code = (
+        "import resource,subprocess,sys;"
+        "p=subprocess.run(sys.argv[1:],stdout=subprocess.PIPE);"
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,"
+        "p.stdout.count(b'\\n'))"
+    )
+    out = subprocess.run(
+        [*_nsenter(name), sys.executable, "-c", code, sys.executable, "-m", "sockscope", *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+        timeout=300,
+    ).stdout.split()
     return int(out[0]), int(out[1])
 
 
@@ -546,9 +625,12 @@ def test_memory_stays_flat(big_netns: str, small_netns: str, mode: str) -> None:
 @pytest.mark.parametrize("mode", ["--json-lines", "--json"])
 def test_closed_pipe_is_quiet(big_netns: str, mode: str) -> None:
     env = dict(os.environ, PYTHONPATH=str(SRC))
-    with subprocess.Popen([*_nsenter(big_netns), sys.executable, "-m", "sockscope", "-tan",
-                           mode], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          env=env) as proc:
+    with subprocess.Popen(
+        [*_nsenter(big_netns), sys.executable, "-m", "sockscope", "-tan", mode],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    ) as proc:
         assert proc.stdout is not None and proc.stderr is not None
         proc.stdout.readline()
         proc.stdout.close()
@@ -558,8 +640,17 @@ def test_closed_pipe_is_quiet(big_netns: str, mode: str) -> None:
     assert rc in (0, -13, 141)  # ends quietly: like ss, by SIGPIPE, or with status 0
 
 
-LIVE_ARGS = (["-a"], ["-aemoi", "--tos", "--cgroup", "--inet-sockopt"], ["-aempi"], ["-xaemp"],
-             ["-0aeb"], ["-A", "netlink", "-ae"], ["-Maemi"], ["-s", "-ta"], ["-tap", "-T"])
+LIVE_ARGS = (
+    ["-a"],
+    ["-aemoi", "--tos", "--cgroup", "--inet-sockopt"],
+    ["-aempi"],
+    ["-xaemp"],
+    ["-0aeb"],
+    ["-A", "netlink", "-ae"],
+    ["-Maemi"],
+    ["-s", "-ta"],
+    ["-tap", "-T"],
+)
 
 
 @live
@@ -579,8 +670,9 @@ def test_live_documents_validate(validator: object, big_netns: str, args: list[s
 @live
 @pytest.mark.live
 @pytest.mark.slow
-@pytest.mark.parametrize("args", [["-tlnp"], ["-tlnpe"], ["-ulnpe"], ["-tln", "--tos"]],
-                         ids=" ".join)
+@pytest.mark.parametrize(
+    "args", [["-tlnp"], ["-tlnpe"], ["-ulnpe"], ["-tln", "--tos"]], ids=" ".join
+)
 def test_live_values_equal_text(big_netns: str, args: list[str]) -> None:
     """Listening sockets (stable between two runs) with owners: JSON == sockscope's text."""
     text = run(args, prefix=_nsenter(big_netns)).stdout.decode("latin-1")

@@ -27,7 +27,7 @@ HAVE_ORACLE = os.access(ORACLE, os.X_OK)
 UNIX_HEADER = b"Num       RefCount Protocol Flags    Type St Inode Path\n"
 
 
-def line(num: int, flags: int, stype: int, st: int, ino: int, path: bytes = b"") -> bytes:  # noqa: PLR0917
+def line(num: int, flags: int, stype: int, st: int, ino: int, path: bytes = b"") -> bytes:
     text = b"%016x: 00000002 00000000 %08x %04x %02x %5d" % (num, flags, stype, st, ino)
     return text + (b" " + path if path else b"") + b"\n"
 

@@ -69,7 +69,7 @@ def run(capsysbinary, monkeypatch, argv, env=None):
 
 
 # --- vsock ----------------------------------------------------------------------------------
-def vsock_msg(stype, state, scid, sport, dcid, dport, ino):  # noqa: PLR0917
+def vsock_msg(stype, state, scid, sport, dcid, dport, ino):
     return abi.VSOCK_DIAG_MSG.pack(
         abi.AF_VSOCK, stype, state, 0, scid, sport, dcid, dport, ino, 1, 0
     )
@@ -115,9 +115,7 @@ def test_vsock_missing_module_is_silent(capsysbinary, monkeypatch):
 
 
 # --- tipc -----------------------------------------------------------------------------------
-def tipc_msg(  # noqa: PLR0917
-    stype=abi.SOCK_RDM, state=abi.SS_CLOSE, con=None, publ=False, cong=None, drop=0
-):
+def tipc_msg(stype=abi.SOCK_RDM, state=abi.SS_CLOSE, con=None, publ=False, cong=None, drop=0):
     u32 = lambda v: struct.pack("=I", v)  # noqa: E731
     stat = attr(abi.TIPC_NLA_SOCK_STAT_RCVQ, u32(3)) + attr(abi.TIPC_NLA_SOCK_STAT_SENDQ, u32(4))
     if cong == "link":

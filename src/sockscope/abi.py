@@ -192,9 +192,7 @@ SS_BOUND_INACTIVE = 13
 SS_MAX = 14
 
 SS_ALL = (1 << SS_MAX) - 1
-SS_CONN = SS_ALL & ~(
-    (1 << SS_LISTEN) | (1 << SS_CLOSE) | (1 << SS_TIME_WAIT) | (1 << SS_SYN_RECV)
-)
+SS_CONN = SS_ALL & ~((1 << SS_LISTEN) | (1 << SS_CLOSE) | (1 << SS_TIME_WAIT) | (1 << SS_SYN_RECV))
 TIPC_SS_CONN = (1 << SS_ESTABLISHED) | (1 << SS_LISTEN) | (1 << SS_CLOSE)
 
 #: sstate_name[] of ss.c: the State column text per kernel state number.

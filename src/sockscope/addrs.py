@@ -88,9 +88,7 @@ class Resolver:
             if not lo <= port <= hi:
                 try:
                     name = (
-                        socket.getservbyport(port, proto)
-                        if proto
-                        else socket.getservbyport(port)
+                        socket.getservbyport(port, proto) if proto else socket.getservbyport(port)
                     )
                 except (OSError, OverflowError):
                     pass

@@ -42,7 +42,7 @@ class Query:
         tables: Iterable[str] | None = None,
         families: Iterable[str] | None = None,
         states: Iterable[str] | None = None,
-        filter: str | Filter | None = None,  # noqa: A002 - the natural name
+        filter: str | Filter | None = None,
         *,
         memory: bool = False,
         info: bool = False,

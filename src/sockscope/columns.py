@@ -24,6 +24,7 @@ import os
 import sys
 from bisect import bisect_right
 from itertools import accumulate, chain, islice
+from operator import itemgetter
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -113,9 +114,7 @@ class Renderer:
         self.accounted = 0
         self.render_at = -1
         self._ext_col = self.ncols - 1
-        self._last_visible = max(
-            (i for i, s in enumerate(self.slots) if s < COL_EXT), default=-1
-        )
+        self._last_visible = max((i for i, s in enumerate(self.slots) if s < COL_EXT), default=-1)
 
     # -- filling ------------------------------------------------------------------------
     def header(self) -> None:
@@ -256,10 +255,11 @@ class Renderer:
         """Port of ss.c:render_calc_width and render for one batch."""
         max_len = self.max_len
         ext = self._ext_col
-        for j, column in enumerate(zip(*rows, strict=True)):
-            cells = column[:-1] if j == ext else column
+        for j in range(self.ncols):
+            # the batch's last extra-information cell is never measured (see above)
+            cells = rows[:-1] if j == ext else rows
             if cells:
-                longest = max(map(len, cells))
+                longest = max(map(len, map(itemgetter(j), cells)))
                 if longest > max_len[j]:
                     max_len[j] = min(longest, _TOKEN_MAX)
         widths = self._widths()

@@ -152,8 +152,8 @@ def kill(
     when the kernel refuses (e.g. ``Operation not permitted`` without CAP_NET_ADMIN);
     sockets closed before that stay closed.
     """
-    from . import api, sources  # noqa: PLC0415 - api imports this module's users
-    from .options import Options  # noqa: PLC0415
+    from . import api, sources
+    from .options import Options
 
     query = api.Query(tables, families, states, filter, netns=netns)
     sel = query.selection()
@@ -177,7 +177,7 @@ def kill(
             for _rec in run():
                 pass
         else:
-            from .netns import iterate  # noqa: PLC0415
+            from .netns import iterate
 
             for _rec in iterate(netns, run, batch=1024):
                 pass

@@ -89,8 +89,6 @@ def timer_text(timer: int, expires: int, retrans: int, sctp: bool = False) -> st
         name = "T3_RTX"
     else:
         name = _TIMER_NAMES[timer] if timer < len(_TIMER_NAMES) else "unknown"
-    if retrans >= 0x80:
-        retrans = retrans  # idiag_retrans is a u8, printed with %d
     return f" timer:({name},{ms_timer(expires)},{retrans})"
 
 

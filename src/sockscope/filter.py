@@ -542,7 +542,7 @@ class Filter:
 
     def bytecode(self) -> bytes | None:
         """ssfilter_bytecompile(): inet_diag bytecode, or None when not compilable."""
-        from sockscope.bytecode import compile_bytecode  # noqa: PLC0415 - not on every path
+        from sockscope.bytecode import compile_bytecode
 
         return compile_bytecode(self.root)
 
@@ -703,13 +703,13 @@ def _glob_matcher(pattern: str) -> Callable[[str], bool]:
 
 def _libc_fnmatch() -> Callable[[bytes, bytes], bool]:
     try:
-        import ctypes  # noqa: PLC0415 - only unix globs need it
+        import ctypes
 
         libc_fnmatch = ctypes.CDLL(None).fnmatch
         libc_fnmatch.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_int)
         libc_fnmatch.restype = ctypes.c_int
     except (ImportError, OSError, AttributeError):  # pragma: no cover - no usable libc
-        import fnmatch  # noqa: PLC0415
+        import fnmatch
 
         return lambda pat, name: fnmatch.fnmatchcase(name.lower(), pat.lower())
     return lambda pat, name: libc_fnmatch(pat, name, 16) == 0  # FNM_CASEFOLD

@@ -204,7 +204,7 @@ def events(
         raise ValueError("no tcp/udp events to follow with these tables and families")
     matcher = None
     if isinstance(filter, str):
-        from .filter import FilterContext, parse_filter  # noqa: PLC0415 - heavy, optional
+        from .filter import FilterContext, parse_filter
 
         flt = parse_filter(filter, FilterContext(families=fam_mask, dbs=dbs))
         matcher = None if flt is None else flt.matches
@@ -223,7 +223,7 @@ def events(
             killer.close()
 
 
-def follow(  # noqa: PLR0917 - the CLI's call, like the other show functions
+def follow(
     sel: Selection,
     opts: Options,
     flt: object,
@@ -253,7 +253,7 @@ def follow(  # noqa: PLR0917 - the CLI's call, like the other show functions
     return 0 if ok else 255
 
 
-def _follow(  # noqa: PLR0917
+def _follow(
     groups: int,
     families: int,
     matcher: Callable[[InetSocket], bool] | None,

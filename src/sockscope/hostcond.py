@@ -384,7 +384,7 @@ def _gethostbyname2(name: str, family: int) -> list[bytes]:
 
 
 def _libc_gethostbyname2(name: str, family: int) -> list[bytes]:
-    import ctypes  # noqa: PLC0415 - only host names need it
+    import ctypes
 
     class HostEnt(ctypes.Structure):
         _fields_ = (
@@ -696,7 +696,7 @@ def parse_cgroupcond(text: str) -> int:
 
 
 def _cgroup2_id(path: str, note: Callable[[str], None]) -> int:
-    import ctypes  # noqa: PLC0415 - only cgroup filters need it
+    import ctypes
 
     libc = ctypes.CDLL(None, use_errno=True)
     buf = ctypes.create_string_buffer(16)

@@ -49,8 +49,8 @@ class _Libc:
     """The few libc calls needed, through ctypes (loaded on first use)."""
 
     def __init__(self) -> None:
-        import ctypes  # noqa: PLC0415 - only on Python 3.11 or for mounts
-        import ctypes.util  # noqa: PLC0415
+        import ctypes
+        import ctypes.util
 
         self._ctypes = ctypes
         self.lib = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)

@@ -172,9 +172,7 @@ def _tcp_record(
     )  # fmt: skip
 
 
-def dgram_sockets(
-    data: bytes, family: int, states: int, protocol: int
-) -> Iterator[InetSocket]:
+def dgram_sockets(data: bytes, family: int, states: int, protocol: int) -> Iterator[InetSocket]:
     """Port of dgram_show_line (UDP, and RAW where the "port" is the protocol)."""
     for line in _lines(data):
         parts = _split(line)

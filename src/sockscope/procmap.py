@@ -24,9 +24,7 @@ if TYPE_CHECKING:
 
 _UNAVAILABLE = "unavailable"
 #: lib/escape.c:esc_all with ss's (never set) C locale: controls -> '.', high bytes -> '?'
-_ESCAPE = bytes(
-    (0x2E if c < 0x20 or c == 0x7F else 0x3F if c >= 0x80 else c) for c in range(256)
-)
+_ESCAPE = bytes((0x2E if c < 0x20 or c == 0x7F else 0x3F if c >= 0x80 else c) for c in range(256))
 _O_DIR = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -238,7 +236,7 @@ class ProcessMap:
         or ``(name, pid, tid, fd)`` with threads (what ``--json`` prints as ``users``)."""
         text = self.users(inode)
         out: list[tuple[object, ...]] = []
-        for entry in text[1:-1].split('),(') if text else ():
+        for entry in text[1:-1].split("),(") if text else ():
             name, _sep, rest = entry.rpartition('",pid=')
             values = dict(item.partition("=")[::2] for item in ("pid=" + rest).split(","))
             ids = (int(values["pid"]), *((int(values["tid"]),) if self.threads else ()))

@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from .fields import View
 
 
-
 class _Swap16:
     """``SWAP16[p]``: swap the bytes of a u16 (ports arrive in network order and are
     read as host u16). An object rather than a 65536-entry table, to keep import cheap.
@@ -101,11 +100,13 @@ class InetSocket(tuple):  # type: ignore[type-arg]
 
     @property
     def local_data(self) -> bytes:
-        return self[6][:4] if self[0] == abi.AF_INET else self[6]
+        data: bytes = self[6]
+        return data[:4] if self[0] == abi.AF_INET else data
 
     @property
     def remote_data(self) -> bytes:
-        return self[7][:4] if self[0] == abi.AF_INET else self[7]
+        data: bytes = self[7]
+        return data[:4] if self[0] == abi.AF_INET else data
 
     @property
     def local_addr(self) -> str:
@@ -119,7 +120,7 @@ class InetSocket(tuple):  # type: ignore[type-arg]
     @property
     def cookie(self) -> int:
         """The socket cookie (ss prints it as ``sk:``); ``(cookie[1] << 32) | cookie[0]``."""
-        return (self[10] << 32) | self[9]
+        return int((self[10] << 32) | self[9])
 
     @property
     def table(self) -> str:

@@ -75,7 +75,7 @@ class Printer:
         from . import tcpinfo
 
         # bind once per run: later rows call the closure directly (no per-row import)
-        self.info_block = tcpinfo.bind_info_block(self)  # type: ignore[method-assign]
+        self.info_block = tcpinfo.bind_info_block(self)  # type: ignore[method-assign,assignment]
         return self.info_block(s, attrs)
 
     def proc_tcp_info(self, s: InetSocket) -> str:
@@ -160,12 +160,14 @@ class Printer:
             raddr = self.local_addr(family, s[7], v6only, 0)
         else:
             memo = self._addr4 if family == _AF_INET else self._addr6
-            laddr = memo.get(s[6])
-            if laddr is None:
-                laddr = memo[s[6]] = self.local_addr(family, s[6], False, 0)
-            raddr = memo.get(s[7])
-            if raddr is None:
-                raddr = memo[s[7]] = self.local_addr(family, s[7], False, 0)
+            found = memo.get(s[6])
+            if found is None:
+                found = memo[s[6]] = self.local_addr(family, s[6], False, 0)
+            laddr = found
+            found = memo.get(s[7])
+            if found is None:
+                found = memo[s[7]] = self.local_addr(family, s[7], False, 0)
+            raddr = found
         ports = self._port_be
         lport = ports.get(s[4])
         if lport is None:
@@ -184,7 +186,6 @@ class Printer:
         ext = extinfo.inet(self, s, v6only) if self.ext_wanted else ""
         self.sctp_ino = s[15]
         return self._pick((netid, state_text, rq, wq, laddr, lport, raddr, rport, proc, ext))
-
 
     def inet_row_fn(self) -> Callable[[InetSocket], tuple[str, ...]]:
         """The row function for a listing: a closure over the memos for plain rows.
@@ -223,7 +224,9 @@ class Printer:
         return row
 
 
-def enabled_slots(show_netid: bool, show_state: bool, show_queues: bool, show_proc: bool) -> tuple[int, ...]:
+def enabled_slots(
+    show_netid: bool, show_state: bool, show_queues: bool, show_proc: bool
+) -> tuple[int, ...]:
     """The column slots that are not disabled, in order (slot 9 is always enabled)."""
     slots = []
     if show_netid:

@@ -146,13 +146,13 @@ class Summary:
 def render(s: Summary) -> str:
     """Port of ss.c:print_summary's printf calls (iproute2 7.1), byte for byte."""
     lines = [
-        "Total: %d\n" % s.socks,  # noqa: UP031 - print_summary's printf formats, verbatim
-        "TCP:   %d (estab %d, closed %d, orphaned %d, timewait %d)\n"  # noqa: UP031
+        "Total: %d\n" % s.socks,
+        "TCP:   %d (estab %d, closed %d, orphaned %d, timewait %d)\n"
         % (s.tcp_all, s.tcp_estab, s.tcp_closed, s.tcp_orphans, s.tcp_tws),
         "\n",
         "Transport Total     IP        IPv6\n",
     ]
-    lines += ["%s\t  %-9d %-9d %-9d\n" % row for row in s.rows()]  # noqa: UP031
+    lines += ["%s\t  %-9d %-9d %-9d\n" % row for row in s.rows()]
     lines.append("\n")
     return "".join(lines)
 

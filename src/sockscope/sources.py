@@ -103,7 +103,9 @@ def idiag_ext(opts: Options) -> int:
     return ext
 
 
-def inet_request(family: int, protocol: int, states: int, ext: int, bytecode: bytes | None) -> bytes:
+def inet_request(
+    family: int, protocol: int, states: int, ext: int, bytecode: bytes | None
+) -> bytes:
     """Port of sockdiag_send: a SOCK_DIAG_BY_FAMILY inet_diag_req_v2 dump request."""
     zero16 = bytes(16)
     body = abi.INET_DIAG_REQ_V2.pack(

@@ -172,7 +172,7 @@ def skmem_text(words: tuple[int, ...] | None) -> str:
 
 def skmem_dict(words: tuple[int, ...]) -> dict[str, int]:
     """An SK_MEMINFO array as the data view's ``skmem`` object."""
-    from .fields import skmem  # noqa: PLC0415 - the text path does not need it
+    from .fields import skmem
 
     return skmem(struct.pack(f"={len(words)}I", *words), (0, 4 * len(words)))
 
@@ -181,7 +181,7 @@ def add_owners(view: View | None, inode: int, out: dict[str, object]) -> None:
     """``users`` of the data view (``-p``), when the view asks for owners."""
     if view is None:
         return
-    from .fields import owners  # noqa: PLC0415 - the text path does not need it
+    from .fields import owners
 
     users = owners(view, inode)
     if users:

@@ -154,21 +154,15 @@ INET_DIAG_MEMINFO = struct.Struct("=4I")
 MemInfo = namedtuple("MemInfo", "idiag_rmem idiag_wmem idiag_fmem idiag_tmem")
 
 TCPVEGAS_INFO = struct.Struct("=4I")
-VegasInfo = namedtuple(
-    "VegasInfo", "tcpv_enabled tcpv_rttcnt tcpv_rtt tcpv_minrtt"
-)
+VegasInfo = namedtuple("VegasInfo", "tcpv_enabled tcpv_rttcnt tcpv_rtt tcpv_minrtt")
 TCP_DCTCP_INFO = struct.Struct("=HHIII")
 DctcpInfo = namedtuple(
     "DctcpInfo", "dctcp_enabled dctcp_ce_state dctcp_alpha dctcp_ab_ecn dctcp_ab_tot"
 )
 TCP_BBR_INFO = struct.Struct("=5I")
-BbrInfo = namedtuple(
-    "BbrInfo", "bbr_bw_lo bbr_bw_hi bbr_min_rtt bbr_pacing_gain bbr_cwnd_gain"
-)
+BbrInfo = namedtuple("BbrInfo", "bbr_bw_lo bbr_bw_hi bbr_min_rtt bbr_pacing_gain bbr_cwnd_gain")
 TCP_DIAG_MD5SIG = struct.Struct("=BBH16s80s")
-Md5Sig = namedtuple(
-    "Md5Sig", "tcpm_family tcpm_prefixlen tcpm_keylen tcpm_addr tcpm_key"
-)
+Md5Sig = namedtuple("Md5Sig", "tcpm_family tcpm_prefixlen tcpm_keylen tcpm_addr tcpm_key")
 
 MPTCP_INFO = struct.Struct("=6BxxIIQQQBBBxIQQQQBBBBIII")
 MptcpInfo = namedtuple(
@@ -441,14 +435,12 @@ def _opt_names(options: int) -> str:
 _OPT_NAMES = tuple(_opt_names(i) for i in range(256))
 _CONG: dict[bytes, str] = {}
 _TCP_UNPACK = TCP_INFO.unpack_from
-_WSCALE = tuple(
-    ((w & 15, w >> 4) if _LITTLE else (w >> 4, w & 15)) for w in range(256)
-)
+_WSCALE = tuple(((w & 15, w >> 4) if _LITTLE else (w >> 4, w & 15)) for w in range(256))
 _APP_LIMITED = 1 if _LITTLE else 0x80
 _U64_MAX = 0xFFFFFFFFFFFFFFFF
 
 
-def tcp_stats(  # noqa: PLR0917 (the hot path takes plain arguments)
+def tcp_stats(
     state: int,
     buf: bytes,
     start: int,

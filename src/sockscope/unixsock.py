@@ -93,7 +93,7 @@ class UnixSocket:
     cgroup_id = 0
     remote_data = b""
 
-    def __init__(  # noqa: PLR0917 - a record built positionally, like its tuple cousins
+    def __init__(
         self,
         sock_type: int,
         state: int,

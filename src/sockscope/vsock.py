@@ -57,7 +57,7 @@ class VsockSocket:
     cgroup_id = 0
     name = None
 
-    def __init__(  # noqa: PLR0917 - the fields of vsock_diag_msg, in order
+    def __init__(
         self,
         sock_type: int,
         state: int,

@@ -38,9 +38,23 @@ def record(
     raw_src = socket.inet_pton(family, src).ljust(16, b"\0")
     raw_dst = socket.inet_pton(family, dst).ljust(16, b"\0")
     body = INET_DIAG_MSG.pack(
-        family, state, timer, 0, sport.to_bytes(2, "big"), dport.to_bytes(2, "big"),
-        raw_src, raw_dst, 0, cookie & 0xFFFFFFFF, cookie >> 32, expires, rq, wq, 0, inode,
-    )  # fmt: skip
+        family,
+        state,
+        timer,
+        0,
+        sport.to_bytes(2, "big"),
+        dport.to_bytes(2, "big"),
+        raw_src,
+        raw_dst,
+        0,
+        cookie & 0xFFFFFFFF,
+        cookie >> 32,
+        expires,
+        rq,
+        wq,
+        0,
+        inode,
+    )
     return NLMSGHDR.pack(16 + len(body), SOCK_DIAG_BY_FAMILY, NLM_F_MULTI, 123456, 0) + body
 
 
@@ -57,17 +71,33 @@ def big_dump(n4: int = 60000, n6: int = 12000) -> bytes:
     for i in range(n4):
         out.append(
             record(
-                socket.AF_INET, 1, f"127.0.{i % 200}.{1 + i % 250}", 1024 + i % 60000,
-                "127.0.0.1", 80 + i % 7, 10000 + i, 0x100000 + i, rq=i % 3, wq=(i * 7) % 11,
-            )  # fmt: skip
+                socket.AF_INET,
+                1,
+                f"127.0.{i % 200}.{1 + i % 250}",
+                1024 + i % 60000,
+                "127.0.0.1",
+                80 + i % 7,
+                10000 + i,
+                0x100000 + i,
+                rq=i % 3,
+                wq=(i * 7) % 11,
+            )
         )
     for i in range(n6):
         inode = 10**9 + i if i == n6 - 1 else 20000 + i
         out.append(
             record(
-                socket.AF_INET6, 1 + i % 11, f"2001:db8::{i % 9999:x}", 2000 + i,
-                "::1", 443, inode, 0x200000 + i, timer=(i % 5), expires=i * 37,
-            )  # fmt: skip
+                socket.AF_INET6,
+                1 + i % 11,
+                f"2001:db8::{i % 9999:x}",
+                2000 + i,
+                "::1",
+                443,
+                inode,
+                0x200000 + i,
+                timer=(i % 5),
+                expires=i * 37,
+            )
         )
     out.append(done())
     return b"".join(out)
