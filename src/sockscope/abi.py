@@ -213,6 +213,18 @@ STATE_NAMES = (
     "UNDEF",
 )
 
+#: sctp_sstate_name[] of ss.c: SCTP association states (SCTP_STATE_* in ss.c)
+SCTP_STATE_NAMES = (
+    "CLOSED",
+    "COOKIE_WAIT",
+    "COOKIE_ECHOED",
+    "ESTAB",
+    "SHUTDOWN_PENDING",
+    "SHUTDOWN_SENT",
+    "SHUTDOWN_RECEIVED",
+    "ACK_SENT",
+)
+
 # --- ss's socket tables (enum in ss.c; the order is the bit order) ---------------------
 TCP_DB = 0
 MPTCP_DB = 1

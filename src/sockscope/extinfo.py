@@ -21,16 +21,7 @@ if TYPE_CHECKING:
     from .show import Printer
 
 _TIMER_NAMES = ("off", "on", "keepalive", "timewait", "persist", "delack")
-_SCTP_STATES = (
-    "CLOSED",
-    "COOKIE_WAIT",
-    "COOKIE_ECHOED",
-    "ESTAB",
-    "SHUTDOWN_PENDING",
-    "SHUTDOWN_SENT",
-    "SHUTDOWN_RECEIVED",
-    "ACK_SENT",
-)
+_SCTP_STATES = abi.SCTP_STATE_NAMES
 _U8 = struct.Struct("=B")
 _U32 = struct.Struct("=I")
 _U64 = struct.Struct("=Q")

@@ -896,16 +896,7 @@ def mptcp_stats(buf: bytes, start: int, end: int) -> str:
 
 # --- SCTP ------------------------------------------------------------------------------
 
-_SCTP_STATES = (
-    "CLOSED",
-    "COOKIE_WAIT",
-    "COOKIE_ECHOED",
-    "ESTAB",
-    "SHUTDOWN_PENDING",
-    "SHUTDOWN_SENT",
-    "SHUTDOWN_RECEIVED",
-    "ACK_SENT",
-)
+_SCTP_STATES = abi.SCTP_STATE_NAMES
 _SCTP_ITEMS = (
     (0, " tag:%x"),
     (1, None),
