@@ -235,3 +235,73 @@ def test_messages_filter_and_receive_error() -> None:
             got.append((mtype, off, length))
     assert got == [(abi.SOCK_DIAG_BY_FAMILY, 0, 20), (abi.SOCK_DIAG_BY_FAMILY, 0, 20)]
     assert info.value.message == "netlink receive error No buffer space available (105)"
+
+
+@pytest.mark.live
+@needs_root
+@pytest.mark.parametrize("mode", ["--json", "--json-lines"])
+def test_events_as_json(mode: str) -> None:
+    """-E with --json/--json-lines: one object per event, streamed; --json stays one
+    valid document when the run is interrupted; the data is the text's (UNCONN rows of
+    the sockets the holder closed)."""
+    import json
+
+    text, _err, _status = follow(netns.sockscope_cmd(), ["-E", "-n"], ["tcp4", "all"])
+    rows = [line.split() for c in text for line in c.splitlines() if line[:3] in (b"tcp", b"udp")]
+    chunks, rest, err, status = _follow_all(["-E", "-n", mode], ["tcp4", "all"])
+    assert err == b""
+    assert status == 0
+    data = b"".join(chunks) + rest
+    if mode == "--json-lines":
+        objs = [json.loads(line) for line in data.splitlines()]
+        assert all(o["schema_version"] for o in objs)
+        # the first step's objects were readable before the second step ran
+        assert chunks[0].count(b"\n") >= 1
+    else:
+        # read what followed the interrupt too: the closing of the document
+        assert data.startswith(b'{"schema_version":')
+        assert objs_of_document(data)
+    got = sorted(
+        (o["netid"], o["state"], str(o["local_port"]), str(o["peer_port"]))
+        for o in (objs if mode == "--json-lines" else [])
+    )
+    want = sorted((r[0].decode(), r[1].decode(), _port(r[4]), _port(r[5])) for r in rows)
+    if mode == "--json-lines":
+        assert got == want
+
+
+def _port(cell: bytes) -> str:
+    port = cell.rsplit(b":", 1)[1].decode()
+    return "0" if port == "*" else port
+
+
+def objs_of_document(data: bytes) -> list[object]:
+    """The sockets of a --json document read after the run ended (it must be whole)."""
+    import json
+
+    return list(json.loads(data)["sockets"])
+
+
+def _follow_all(argv: list[str], steps: list[str]) -> tuple[list[bytes], bytes, bytes, int]:
+    """follow() for sockscope, keeping what it writes after SIGTERM too."""
+    with populated("close") as (ns, holder):
+        proc = subprocess.Popen(
+            [*ns.enter(), *netns.sockscope_cmd(), *argv],
+            env=netns.tool_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            time.sleep(1.0)
+            chunks = []
+            for step in steps:
+                holder.say(step)
+                chunks.append(read_available(proc))
+            proc.send_signal(signal.SIGTERM)
+            rest, err = proc.communicate(timeout=10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    return chunks, rest, err, proc.returncode

@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from typing import BinaryIO
 
+    from .fields import View
+    from .jsonout import Writer
+
 SHORTOPTS = "dhalBetuwxnro460spTbEf:mMiA:D:F:vVzZN:KHQSO"
 
 #: long_opts[] of ss.c, in its order: (name, takes an argument, short option or key)
@@ -574,7 +577,7 @@ def _show(run: Run, flt: object, users: object, environ: dict[str, str]) -> int:
     from .show import Printer, enabled_slots
 
     opts, sel = run.opts, run.sel
-    if opts.json and not opts.events:
+    if opts.json:
         return _show_json(run, flt, users, environ)
     slots = enabled_slots(
         show_netid=not sel.single_db(),
@@ -610,6 +613,44 @@ def _show(run: Run, flt: object, users: object, environ: dict[str, str]) -> int:
     return 0
 
 
+def _events_json(run: Run, flt: object, writer: Writer, view: View) -> int:
+    """-E with --json/--json-lines: one object per destroyed socket, flushed as it comes.
+
+    The --json document stays open while events arrive and is closed when the run is
+    interrupted, so what was written is a complete document.
+    """
+    from . import follow
+    from .destroy import Killer
+
+    sel, opts = run.sel, run.opts
+    groups = follow.groups_for(sel.families, sel.dbs)
+    if not groups:
+        return 255
+    killer = Killer(_warn) if opts.kill else None
+    writer.open_sockets()
+    status = 0
+
+    def _stop(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    # SIGTERM ends the run like Ctrl-C: the --json document still gets its closing
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        for rec in follow.watch(groups, sel.families, getattr(flt, "matches", None), killer):
+            writer.socket(rec.to_dict(view))
+            writer.out.flush()
+    except KeyboardInterrupt:
+        pass
+    except SockscopeError as e:
+        _report(e)
+        status = 255
+    finally:
+        if killer is not None:
+            killer.close()
+    writer.finish()
+    return status
+
+
 def _show_json(
     run: Run, flt: object, users: object, environ: dict[str, str], listing: bool = True
 ) -> int:
@@ -633,6 +674,8 @@ def _show_json(
     summary = None if run.summary is None else jsonout.summary_dict(run.summary)
     try:
         writer.start(summary)
+        if listing and opts.events:
+            return _events_json(run, flt, writer, view)
         if listing:
             writer.open_sockets()
             for _name, dg_proto, records in gather.records(sel, opts, flt, environ, _warn):
