@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 _HDR = abi.NLMSGHDR
 _HDR_SIZE = _HDR.size
+#: nlmsghdr decoder for walkers outside this module
+HDR_UNPACK = _HDR.unpack_from
 _RECV_SIZE = 1 << 20
 
 
@@ -118,6 +120,46 @@ def dump(
             else:
                 yield mtype, buf, off, length
             off += (length + 3) & ~3
+
+
+def datagrams(sock: socket.socket, tee: BinaryIO | None = None) -> Iterator[bytes]:
+    """The raw datagrams of a dump in progress, for decoders that walk them in place.
+
+    The consumer walks the messages itself (one loop per message instead of two) and
+    hands every message that is not data to :func:`control`; it stops at the end of
+    the dump. With ``tee`` every datagram is also written verbatim (``ss -D``).
+    """
+    scratch = bytearray(_RECV_SIZE)
+    view = memoryview(scratch)
+    recv_into = sock.recv_into
+    while True:
+        buf = bytes(view[: recv_into(scratch)])
+        if tee is not None:
+            tee.write(buf + b"\0" * (-len(buf) & 3))
+        yield buf
+
+
+def control(mtype: int, buf: bytes, off: int, length: int) -> bool:
+    """A control message met while walking a dump: True at ``NLMSG_DONE``.
+
+    Raises :class:`NetlinkError` for ``NLMSG_ERROR`` or a negative ``NLMSG_DONE``, as
+    :func:`dump` does; ``NLMSG_NOOP`` and the like are skipped (False).
+    """
+    if mtype == abi.NLMSG_DONE:
+        if length >= _HDR_SIZE + 4:
+            (err,) = abi.NLMSGERR.unpack_from(buf, off + _HDR_SIZE)
+            if err < 0:
+                _raise_errno(-err, "RTNETLINK answers")
+        return True
+    if mtype == abi.NLMSG_ERROR:
+        (err,) = abi.NLMSGERR.unpack_from(buf, off + _HDR_SIZE)
+        if err < 0:
+            _raise_errno(-err, "RTNETLINK answers")
+    return False
+
+
+#: the first nlmsg_type that carries data (NLMSG_MIN_TYPE); lower ones are control
+NLMSG_MIN_TYPE = 0x10
 
 
 def replay(data: bytes) -> Iterator[Message]:

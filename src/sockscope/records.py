@@ -285,6 +285,50 @@ def decode_inet(
             yield new(cls, (*unpack(buf, body), protocol, buf, attrs, off + length))
 
 
+def decode_inet_dump(
+    datagrams: Iterable[bytes],
+    seq: int,
+    protocol: int,
+    families: int = -1,
+    state: netlink.DumpState | None = None,
+) -> Iterator[InetSocket]:
+    """Decode a live inet_diag dump datagram by datagram (the listing hot path).
+
+    The same records as :func:`decode_inet` over :func:`netlink.dump`, with the
+    message walk and the decode fused into one loop. Messages of another sequence
+    number are skipped, as rtnl_dump_filter_l does; control messages go to
+    :func:`netlink.control` (which raises for errors); the dump ends at NLMSG_DONE.
+    """
+    hdr = netlink.HDR_UNPACK
+    unpack = _MSG.unpack_from
+    new = tuple.__new__
+    cls = InetSocket
+    minimum = _HDR_SIZE + _MSG_SIZE
+    raw = protocol == abi.IPPROTO_RAW
+    data_min = netlink.NLMSG_MIN_TYPE
+    control = netlink.control
+    intr = abi.NLM_F_DUMP_INTR
+    for buf in datagrams:
+        off = 0
+        end = len(buf)
+        while off + _HDR_SIZE <= end:
+            length, mtype, flags, mseq, _pid = hdr(buf, off)
+            if length < _HDR_SIZE or off + length > end:
+                break
+            if mseq == seq:
+                if flags & intr and state is not None:
+                    state.interrupted = True
+                if mtype < data_min:
+                    if control(mtype, buf, off, length):
+                        return
+                elif length >= minimum and (families >> buf[off + _HDR_SIZE]) & 1:
+                    body = off + _HDR_SIZE
+                    attrs = body + _MSG_SIZE
+                    proto = _raw_protocol(buf, attrs, off + length) if raw else protocol
+                    yield new(cls, (*unpack(buf, body), proto, buf, attrs, off + length))
+            off += (length + 3) & ~3
+
+
 def _raw_protocol(buf: bytes, start: int, end: int) -> int:
     span = netlink.attrs(buf, start, end).get(abi.INET_DIAG_PROTOCOL)
     return buf[span[0]] if span else abi.IPPROTO_RAW

@@ -17,7 +17,7 @@ from itertools import chain
 
 from . import abi, netlink, procfs
 from .errors import NetlinkError
-from .records import decode_inet
+from .records import decode_inet, decode_inet_dump
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -176,10 +176,11 @@ def inet_netlink(ctx: Context, protocol: int) -> Iterator[InetSocket] | None:
     ext = idiag_ext(ctx.opts)
     # ss falls back only when a dump fails as a whole, which the kernel says in its
     # first answer: look at that before handing out any record.
-    first = _start(sock, inet_request(families[0], protocol, sel.states, ext, ctx.bytecode), ctx)
+    request = inet_request(families[0], protocol, sel.states, ext, ctx.bytecode)
+    first = _start(sock, request, protocol, ctx)
     if first is None:
         legacy = legacy_request(protocol, sel.states, ext, ctx.bytecode)
-        first = None if legacy is None else _start(sock, legacy, ctx)
+        first = None if legacy is None else _start(sock, legacy, protocol, ctx)
         if first is None:
             sock.close()
             return None
@@ -187,9 +188,20 @@ def inet_netlink(ctx: Context, protocol: int) -> Iterator[InetSocket] | None:
     return _inet_stream(sock, first, families[1:], protocol, ext, ctx)
 
 
-def _start(sock: socket.socket, request: bytes, ctx: Context) -> Iterator[netlink.Message] | None:
-    """Send a dump request; None if the kernel refuses it, else all of its messages."""
-    gen = netlink.dump(sock, request, ctx.tee)
+def _start(
+    sock: socket.socket, request: bytes, protocol: int, ctx: Context
+) -> Iterator[InetSocket] | None:
+    """Send a dump request; None if the kernel refuses it, else all of its records."""
+    sock.send(request)
+    seq = netlink.HDR_UNPACK(request, 0)[3]
+    state = netlink.DumpState()
+    gen = _warn_interrupted(
+        decode_inet_dump(
+            netlink.datagrams(sock, ctx.tee), seq, protocol, ctx.sel.families, state
+        ),
+        state,
+        ctx,
+    )
     try:
         head = next(gen, None)
     except (NetlinkError, OSError):
@@ -197,23 +209,31 @@ def _start(sock: socket.socket, request: bytes, ctx: Context) -> Iterator[netlin
     return gen if head is None else chain((head,), gen)
 
 
+def _warn_interrupted(
+    records: Iterator[InetSocket], state: netlink.DumpState, ctx: Context
+) -> Iterator[InetSocket]:
+    """Pass the records on; at the end say so if the kernel flagged NLM_F_DUMP_INTR."""
+    yield from records
+    if state.interrupted:
+        ctx.warn("Dump was interrupted and may be inconsistent.")
+
+
 def _inet_stream(
     sock: socket.socket,
-    first: Iterator[netlink.Message],
+    first: Iterator[InetSocket],
     rest: list[int],
     protocol: int,
     ext: int,
     ctx: Context,
 ) -> Iterator[InetSocket]:
-    fams = ctx.sel.families
     try:
-        yield from _apply(decode_inet(first, protocol, fams), ctx, protocol)
+        yield from _apply(first, ctx, protocol)
         for family in rest:
             req = inet_request(family, protocol, ctx.sel.states, ext, ctx.bytecode)
-            msgs = _start(sock, req, ctx)
-            if msgs is None:
+            recs = _start(sock, req, protocol, ctx)
+            if recs is None:
                 return
-            yield from _apply(decode_inet(msgs, protocol, fams), ctx, protocol)
+            yield from _apply(recs, ctx, protocol)
     except (NetlinkError, OSError) as e:
         # -K failed (destroy.KillError): ss abandons the dump and retries with the legacy
         # request, which only TCP/DCCP have; UDP and RAW then fall back to /proc
