@@ -350,12 +350,13 @@ def _opt_bpf_maps(run: Run, _v: str) -> None:
 def _opt_bpf_map_id(run: Run, value: str) -> None:
     if run.opts.bpf_maps:
         raise SockscopeError("ss: --bpf-maps and --bpf-map-id cannot be used together", 1)
-    try:
-        map_id = int(value, 10)
-    except ValueError:
-        map_id = 0
-    if map_id <= 0:
+    from . import bpfmaps
+
+    map_id = bpfmaps.parse_id(value)
+    if map_id is None:
         raise SockscopeError(f"ss: invalid BPF map ID {value}", 1)
+    if map_id not in run.opts.bpf_map_ids:
+        bpfmaps.check(map_id, value)
     run.opts.bpf_map_ids.append(map_id)
 
 
