@@ -725,3 +725,73 @@ def test_preferred_family_like_oracle(
     expected = [int(line.split()[1]) for line in proc.stdout.decode().splitlines()]
     got = [r.index for r in RECORDS if flt is None or flt.matches(r)]
     assert got == expected
+
+
+# --- service names: ss reads glibc's static servent twice --------------------------------
+
+
+def _udp_only_service() -> str | None:
+    """A name /etc/services lists for udp but not for tcp (ntp on most systems)."""
+    tcp: set[str] = set()
+    udp: list[str] = []
+    try:
+        lines = Path("/etc/services").read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        words = line.split("#", 1)[0].split()
+        if len(words) >= 2 and "/" in words[1]:
+            proto = words[1].split("/", 1)[1]
+            for name in [words[0], *words[2:]]:
+                (tcp.add(name) if proto == "tcp" else udp.append(name) if proto == "udp" else None)
+    return next((name for name in udp if name not in tcp), None)
+
+
+@needs_oracle
+def test_udp_only_service_takes_the_clobbered_port(tmp_path: Path) -> None:
+    # With both tables selected ss looks the name up for udp, then for tcp; both calls
+    # return the same static struct servent, so when the tcp lookup fails the udp answer
+    # is overwritten by the entry the failed scan stopped at (not the udp port).
+    name = _udp_only_service()
+    if name is None:
+        pytest.skip("no udp-only service name")
+    real = socket.getservbyname(name, "udp")
+    ctx = FilterContext(dbs=(1 << abi.TCP_DB) | (1 << abi.UDP_DB))
+    flt = parse_filter(["sport", "=", name], ctx)
+    assert flt is not None and isinstance(flt.root, HostMatch)
+    got = flt.root.cond.port
+    recs = [Rec(family=abi.AF_INET, index=i, state=10, lport=port, rport=0,
+                local_data=bytes(4), remote_data=bytes(4))
+            for i, port in enumerate(sorted({real, got, 7}))]  # fmt: skip
+    (tmp_path / "dump.bin").write_bytes(encode_dump(recs))
+    env = dict(os.environ, TCPDIAG_FILE=str(tmp_path / "dump.bin"), PROC_ROOT=str(tmp_path))
+    proc = run_oracle(["-tuanH", "sport", "=", name], env)
+    assert proc.returncode == 0, proc.stderr
+    shown = [int(line.split()[4].rsplit(":", 1)[1]) for line in proc.stdout.decode().splitlines()]
+    assert shown == [got]
+    # one table: the plain answer (udp) or an error (tcp)
+    udp_only = parse_filter(["sport", "=", name], FilterContext(dbs=1 << abi.UDP_DB))
+    assert udp_only is not None and isinstance(udp_only.root, HostMatch)
+    assert udp_only.root.cond.port == real
+    assert our_error(["sport", "=", name]) == oracle_error(["sport", "=", name])
+
+
+def test_unix_inet_operand_compares_the_name_pointer() -> None:
+    # unix_show_sock copies the name pointer into local.data: an inet operand of all zero
+    # bits matches the unbound sockets only; from /proc the peer name pointer is copied too.
+    from sockscope.unixsock import UnixSocket
+
+    socks = [UnixSocket(abi.SOCK_STREAM, 1, 10 + i, name) for i, name in
+             enumerate([None, b"/run/x.sock", b"@abstract", None])]  # fmt: skip
+    for text in ("src 0.0.0.0", "src [::]", "src ::/128"):
+        flt = parse_filter(text)
+        assert flt is not None
+        assert [s.inode for s in socks if flt.matches(s)] == [10, 13], text
+    flt = parse_filter("src 0.0.0.0/0")
+    assert flt is not None and all(flt.matches(s) for s in socks)
+    dst = parse_filter("dst 0.0.0.0")
+    assert dst is not None and all(dst.matches(s) for s in socks)  # netlink: no peer data
+    for s, peer in zip(socks, [None, b"*", b"?", b"/run/x.sock"], strict=True):
+        s.from_proc = True
+        s.peer_name_bytes = peer
+    assert [s.inode for s in socks if dst.matches(s)] == [10, 11]

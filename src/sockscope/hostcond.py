@@ -444,11 +444,59 @@ def _getservbyname(name: str, proto: str) -> int | None:
         return None
 
 
+def _libc_services(name: str, udp: bool, tcp: bool) -> tuple[int | None, int | None] | None:
+    """ss's two getservbyname() calls, made the same way through the C library.
+
+    Both calls return the same static ``struct servent``, so ss compares a buffer with
+    itself (never "ambiguous") and, when the UDP lookup succeeds but the TCP one fails,
+    reads the port of whatever entry the failed scan left there (with nss files: the
+    last line of /etc/services). Returns (se1 port, se2 port) read as ss reads them, or
+    None when libc cannot be called.
+    """
+    try:
+        import ctypes
+
+        class Servent(ctypes.Structure):
+            _fields_ = (
+                ("s_name", ctypes.c_char_p),
+                ("s_aliases", ctypes.c_void_p),
+                ("s_port", ctypes.c_int),
+                ("s_proto", ctypes.c_char_p),
+            )
+
+        getserv = ctypes.CDLL(None).getservbyname
+        getserv.argtypes = (ctypes.c_char_p, ctypes.c_char_p)
+        getserv.restype = ctypes.POINTER(Servent)
+    except (ImportError, OSError, AttributeError):  # pragma: no cover - no usable libc
+        return None
+    raw = os.fsencode(name)
+    se1 = getserv(raw, b"udp") if udp else None
+    se2 = getserv(raw, b"tcp") if tcp else None
+    one = se1.contents.s_port if se1 else None  # read after both calls, like ss
+    two = se2.contents.s_port if se2 else None
+    swap = socket.ntohs
+    return (
+        None if one is None else swap(one & 0xFFFF),
+        None if two is None else swap(two & 0xFFFF),
+    )
+
+
 def _parse_port(port: str, ctx: FilterContext) -> int:
     """The port branch of parse_hostcond: a number (strtol base 0) or a service name."""
     value = get_long(port)
     if value is not None:
         return value
+    want_udp = bool(ctx.dbs & (1 << abi.UDP_DB))
+    want_tcp = bool(ctx.dbs & (1 << abi.TCP_DB))
+    if "\0" not in port and (want_udp or want_tcp):
+        both = _libc_services(port, want_udp, want_tcp)
+        if both is not None:
+            if both[0] is not None and both[1] is not None and both[0] != both[1]:
+                raise _addr_error(f'Error: ambiguous port "{port}".')
+            found = both[0] if both[0] is not None else both[1]
+            if found is None:
+                raise _addr_error(f'Error: "{port}" does not look like a port.')
+            return found
     udp = _getservbyname(port, "udp") if ctx.dbs & (1 << abi.UDP_DB) else None
     tcp = _getservbyname(port, "tcp") if ctx.dbs & (1 << abi.TCP_DB) else None
     if udp is not None and tcp is not None and udp != tcp:

@@ -59,6 +59,11 @@ def netid_name(sock_type: int) -> str:
     return _NETIDS.get(sock_type, "u_dgr")
 
 
+#: A stand-in for the char * that ss keeps in sockstat.local.data for a named socket: what
+#: a user-space stack/heap address looks like (non-zero low bytes, 0x7f.. high bytes).
+_NAME_POINTER = bytes((0x30, 0xB2, 0x5E, 0xD6, 0xFC, 0x7F, 0, 0))
+
+
 class UnixSocket:
     """One AF_UNIX socket.
 
@@ -91,7 +96,6 @@ class UnixSocket:
     iface = 0
     mark = 0
     cgroup_id = 0
-    remote_data = b""
 
     def __init__(
         self,
@@ -153,6 +157,16 @@ class UnixSocket:
 
     @property
     def local_data(self) -> bytes:
+        # ss copies the name *pointer* into local.data (NULL when unbound), so an inet
+        # host operand compares its bits with an address: unbound sockets match
+        # 0.0.0.0 and [::], named ones (practically) never do.
+        return b"" if self.name_bytes is None else _NAME_POINTER
+
+    @property
+    def remote_data(self) -> bytes:
+        # Only unix_show (/proc) copies the peer name pointer, and not for "*".
+        if self.from_proc and self.peer_name_bytes not in (None, b"*"):
+            return _NAME_POINTER
         return b""
 
     def to_dict(self, view: View | None = None) -> dict[str, object]:
