@@ -160,6 +160,173 @@ def _hash_x(value: int) -> str:
 
 def inet(p: Printer, s: InetSocket, v6only: bool) -> str:
     """The extra-information text of one inet row (inet_show_sock after the address)."""
+    bound = _BOUND
+    if bound is None or bound[0] is not p:
+        bound = _bind(p)
+    return bound[1](s, v6only)
+
+
+#: the printer of the last call to :func:`inet` and its row function
+_BOUND: tuple[object, Callable[[InetSocket, bool], str]] | None = None
+#: attribute types the -i/-m text of a TCP row reads besides INFO, CONG, BBRINFO and
+#: SKMEMINFO (the ones the fast path decodes): a layout with one of them, or with the
+#: old MEMINFO but no SKMEMINFO, is left to the general path, as are the options that
+#: read other attributes (-e, --tos ...)
+_SLOW_TYPES = frozenset(
+    {
+        abi.INET_DIAG_VEGASINFO,
+        abi.INET_DIAG_DCTCPINFO,
+        abi.INET_DIAG_MD5SIG,
+        abi.INET_DIAG_ULP_INFO,
+    }
+)
+#: the most layouts (one per attribute-block length) a run remembers
+_MAX_LAYOUTS = 256
+#: a layout: (unpack_from of its rtattr headers, their values, then the offsets in the
+#: block of the SKMEMINFO, INFO, CONG (start, end) and BBRINFO payloads, or None)
+_Plan = tuple[
+    "Callable[[bytes, int], tuple[int, ...]]",
+    tuple[int, ...],
+    "int | None",
+    "int | None",
+    "int | None",
+    "int | None",
+    "int | None",
+]
+
+
+def _bind(p: Printer) -> tuple[object, Callable[[InetSocket, bool], str]]:
+    """Make the row function of a printer: a fast path for the TCP rows of -i/-m/-o.
+
+    A kernel's TCP replies come in a few attribute layouts (which attributes, in which
+    order, of which sizes), and the length of the attribute block nearly always tells
+    them apart. The first row of each length is parsed in full and its layout kept:
+    a :class:`struct.Struct` reading every rtattr header of the block and the offsets
+    of SKMEMINFO, INFO, CONG and BBRINFO. Later rows of that length check their headers
+    with that one call and read the payloads at the kept offsets, without building an
+    attribute dictionary. Rows whose headers differ, and layouts the fast path does not
+    cover (short structures, vegas, dctcp, md5 keys, ULP, the old MEMINFO), go through
+    :func:`_inet`, the general path.
+    """
+    global _BOUND
+    from . import tcpinfo
+
+    opts = p.opts
+    generic = _inet
+    if not (opts.show_tcpinfo or opts.show_mem) or (
+        opts.show_details or opts.show_tos or opts.show_cgroup or opts.show_inet_sockopt
+    ):
+
+        def slow(s: InetSocket, v6only: bool) -> str:
+            return generic(p, s, v6only)
+
+        _BOUND = (p, slow)
+        return _BOUND
+
+    show_options = bool(opts.show_options)
+    numeric = bool(opts.numeric)
+    lead = "" if opts.oneline else "\n\t"
+    layouts: dict[int, _Plan | None] = {}
+    tcp_text = tcpinfo.tcp_text
+    hot_unpack = tcpinfo.TCP_HOT.unpack_from
+    bbr_unpack = tcpinfo.TCP_BBR_INFO.unpack_from
+    skmem_unpack = tcpinfo.SK_MEMINFO.unpack_from
+    cong_names = tcpinfo._CONG
+    cong_name = tcpinfo.cong_name
+    tcp = abi.IPPROTO_TCP
+
+    def row(s: InetSocket, v6only: bool) -> str:
+        buf = s[17]
+        if buf is None or s[16] != tcp:
+            return generic(p, s, v6only)
+        off = s[18]
+        try:
+            plan = layouts[s[19] - off]
+        except KeyError:
+            plan = _learn(layouts, buf, off, s[19])
+        if plan is None:
+            return generic(p, s, v6only)
+        heads, expect, skmem, info, cong_a, cong_b, bbr = plan
+        if heads(buf, off) != expect:
+            return generic(p, s, v6only)
+        out = timer_text(s[2], s[11], s[3]) + lead if show_options and s[2] else lead
+        if skmem is not None:
+            out += " skmem:(r%u,rb%u,t%u,tb%u,f%u,w%u,o%u,bl%u,d%u)" % skmem_unpack(
+                buf, off + skmem
+            )
+        if info is None:
+            return out
+        if cong_a is None or cong_b is None:
+            cong = ""
+        else:
+            raw = buf[off + cong_a : off + cong_b]
+            cong = cong_names.get(raw) or cong_name(raw)
+        return out + tcp_text(
+            s[1],
+            hot_unpack(buf, off + info),
+            cong,
+            None if bbr is None else bbr_unpack(buf, off + bbr),
+            0,
+            "",
+            show_options,
+            numeric,
+        )
+
+    _BOUND = (p, row)
+    return _BOUND
+
+
+def _learn(layouts: dict[int, _Plan | None], buf: bytes, off: int, end: int) -> _Plan | None:
+    """Parse an attribute block as netlink.attrs does, keep and return its layout."""
+    from . import tcpinfo
+
+    heads: list[int] = []
+    spans: dict[int, tuple[int, int]] = {}
+    pos = off
+    unpack = abi.RTATTR.unpack_from
+    plan: _Plan | None = None
+    while pos + 4 <= end:
+        length, rtype = unpack(buf, pos)
+        if length < 4 or pos + length > end:
+            break  # a bad header: no layout, netlink.attrs has its own rule for it
+        heads += (length, rtype)
+        rtype &= abi.NLA_TYPE_MASK
+        if rtype not in spans:
+            spans[rtype] = (pos - off + 4, pos - off + length)
+        pos += (length + 3) & ~3
+    else:
+        skmem = spans.get(abi.INET_DIAG_SKMEMINFO)
+        info = spans.get(abi.INET_DIAG_INFO)
+        bbr = spans.get(abi.INET_DIAG_BBRINFO)
+        cong = spans.get(abi.INET_DIAG_CONG)
+        if (
+            spans.keys().isdisjoint(_SLOW_TYPES)
+            and (skmem[1] - skmem[0] >= 36 if skmem else abi.INET_DIAG_MEMINFO not in spans)
+            and (info is None or info[1] - info[0] >= tcpinfo.TCP_HOT_SIZE)
+            and (bbr is None or bbr[1] - bbr[0] >= 20)
+        ):
+            fmt = "="
+            last = rel = 0
+            for length in heads[::2]:
+                fmt += "%dxHH" % (rel - last) if rel > last else "HH"
+                last = rel + 4
+                rel += (length + 3) & ~3
+            plan = (
+                struct.Struct(fmt).unpack_from,
+                tuple(heads),
+                None if skmem is None else skmem[0],
+                None if info is None else info[0],
+                None if cong is None else cong[0],
+                None if cong is None else cong[1],
+                None if bbr is None else bbr[0],
+            )
+    if len(layouts) < _MAX_LAYOUTS:
+        layouts[end - off] = plan
+    return plan
+
+
+def _inet(p: Printer, s: InetSocket, v6only: bool) -> str:
+    """The extra-information text of one inet row (inet_show_sock after the address)."""
     opts = p.opts
     buf = s[17]
     if buf is None:

@@ -350,77 +350,133 @@ def bind_info_block(p: Printer) -> Callable[[InetSocket, Spans], str]:
     return block
 
 
-#: tcp_stats_print's items in order: (format with -n, format without -n). Each
-#: present item sets its bit in a key and appends its values; the formats of a key are
-#: joined once and cached, so a row costs one ``%`` however many items it has.
-_TCP_ITEMS: tuple[tuple[str, str], ...] = (
-    ("%s", "%s"),  # 0 ts usec_ts sack ecn ecnseen fastopen
-    (" %s", " %s"),  # 1 congestion control name
-    (" wscale:%d,%d", " wscale:%d,%d"),  # 2
-    (" rto:%g", " rto:%g"),  # 3
-    (" backoff:%u", " backoff:%u"),  # 4
-    (" rtt:%g/%g", " rtt:%g/%g"),  # 5
-    (" ato:%g", " ato:%g"),  # 6
-    (" mss:%d", " mss:%d"),  # 7
-    (" pmtu:%u", " pmtu:%u"),  # 8
-    (" rcvmss:%d", " rcvmss:%d"),  # 9
-    (" advmss:%d", " advmss:%d"),  # 10
-    (" cwnd:%u", " cwnd:%u"),  # 11
-    (" ssthresh:%d", " ssthresh:%d"),  # 12
-    (" bytes_sent:%u", " bytes_sent:%u"),  # 13
-    (" bytes_retrans:%u", " bytes_retrans:%u"),  # 14
-    (" bytes_acked:%u", " bytes_acked:%u"),  # 15
-    (" bytes_received:%u", " bytes_received:%u"),  # 16
-    (" segs_out:%u", " segs_out:%u"),  # 17
-    (" segs_in:%u", " segs_in:%u"),  # 18
-    (" data_segs_out:%u", " data_segs_out:%u"),  # 19
-    (" data_segs_in:%u", " data_segs_in:%u"),  # 20
-    ("%s", "%s"),  # 21 dctcp
-    (" bbr:(bw:%.0fbps,mrtt:%g", " bbr:(bw:%sbps,mrtt:%g"),  # 22
-    (",pacing_gain:%g", ",pacing_gain:%g"),  # 23
-    (",cwnd_gain:%g", ",cwnd_gain:%g"),  # 24
-    (")", ")"),  # 25
-    (" send %.0fbps", " send %sbps"),  # 26
-    (" lastsnd:%u", " lastsnd:%u"),  # 27
-    (" lastrcv:%u", " lastrcv:%u"),  # 28
-    (" lastack:%u", " lastack:%u"),  # 29
-    (" pacing_rate %.0fbps", " pacing_rate %sbps"),  # 30
-    ("/%.0fbps", "/%sbps"),  # 31
-    (" delivery_rate %.0fbps", " delivery_rate %sbps"),  # 32
-    (" delivered:%u", " delivered:%u"),  # 33
-    (" delivered_ce:%u", " delivered_ce:%u"),  # 34
-    (" app_limited", " app_limited"),  # 35
-    (" busy:%ums", " busy:%ums"),  # 36
-    (" rwnd_limited:%ums(%.1f%%)", " rwnd_limited:%ums(%.1f%%)"),  # 37
-    (" sndbuf_limited:%ums(%.1f%%)", " sndbuf_limited:%ums(%.1f%%)"),  # 38
-    (" unacked:%u", " unacked:%u"),  # 39
-    (" retrans:%u/%u", " retrans:%u/%u"),  # 40
-    (" lost:%u", " lost:%u"),  # 41
-    (" sacked:%u", " sacked:%u"),  # 42
-    (" dsack_dups:%u", " dsack_dups:%u"),  # 43
-    (" fackets:%u", " fackets:%u"),  # 44
-    (" reordering:%d", " reordering:%d"),  # 45
-    (" reord_seen:%d", " reord_seen:%d"),  # 46
-    (" rcv_rtt:%g", " rcv_rtt:%g"),  # 47
-    (" rcv_space:%d", " rcv_space:%d"),  # 48
-    (" rcv_ssthresh:%u", " rcv_ssthresh:%u"),  # 49
-    (" notsent:%u", " notsent:%u"),  # 50
-    (" minrtt:%g", " minrtt:%g"),  # 51
-    (" rcv_ooopack:%u", " rcv_ooopack:%u"),  # 52
-    (" snd_wnd:%u", " snd_wnd:%u"),  # 53
-    (" rcv_wnd:%u", " rcv_wnd:%u"),  # 54
-    (" rehash:%u", " rehash:%u"),  # 55
+#: tcp_stats_print's items in order. Each present item sets its bit in a key and
+#: appends its values; the formats of a key are joined once and cached, so a row costs
+#: one ``%`` however many items it has. Every ``%g`` and rate (``%.0f`` with -n, or
+#: sprint_bw) is rendered before, from small caches: most values repeat (rto 204, ato
+#: 40, the gains of bbr, the rtt of a link), and ``%g`` of a float costs more than a
+#: dictionary look-up.
+_TCP_ITEMS: tuple[str, ...] = (
+    "%s",  # 0 ts usec_ts sack ecn ecnseen fastopen
+    " %s",  # 1 congestion control name
+    " wscale:%d,%d",  # 2
+    " rto:%s",  # 3 %g
+    " backoff:%u",  # 4
+    " rtt:%s/%s",  # 5 %g/%g
+    " ato:%s",  # 6 %g
+    " mss:%d",  # 7
+    " pmtu:%u",  # 8
+    " rcvmss:%d",  # 9
+    " advmss:%d",  # 10
+    " cwnd:%u",  # 11
+    " ssthresh:%d",  # 12
+    " bytes_sent:%u",  # 13
+    " bytes_retrans:%u",  # 14
+    " bytes_acked:%u",  # 15
+    " bytes_received:%u",  # 16
+    " segs_out:%u",  # 17
+    " segs_in:%u",  # 18
+    " data_segs_out:%u",  # 19
+    " data_segs_in:%u",  # 20
+    "%s",  # 21 dctcp
+    " bbr:(bw:%sbps,mrtt:%s",  # 22 rate, %g
+    ",pacing_gain:%s",  # 23 %g
+    ",cwnd_gain:%s",  # 24 %g
+    ")",  # 25
+    " send %sbps",  # 26 rate
+    " lastsnd:%u",  # 27
+    " lastrcv:%u",  # 28
+    " lastack:%u",  # 29
+    " pacing_rate %sbps",  # 30 rate
+    "/%sbps",  # 31 rate
+    " delivery_rate %sbps",  # 32 rate
+    " delivered:%u",  # 33
+    " delivered_ce:%u",  # 34
+    " app_limited",  # 35
+    " busy:%ums",  # 36
+    " rwnd_limited:%ums(%.1f%%)",  # 37
+    " sndbuf_limited:%ums(%.1f%%)",  # 38
+    " unacked:%u",  # 39
+    " retrans:%u/%u",  # 40
+    " lost:%u",  # 41
+    " sacked:%u",  # 42
+    " dsack_dups:%u",  # 43
+    " fackets:%u",  # 44
+    " reordering:%d",  # 45
+    " reord_seen:%d",  # 46
+    " rcv_rtt:%s",  # 47 %g
+    " rcv_space:%d",  # 48
+    " rcv_ssthresh:%u",  # 49
+    " notsent:%u",  # 50
+    " minrtt:%s",  # 51 %g
+    " rcv_ooopack:%u",  # 52
+    " snd_wnd:%u",  # 53
+    " rcv_wnd:%u",  # 54
+    " rehash:%u",  # 55
 )
-_FORMATS: tuple[dict[int, str], dict[int, str]] = ({}, {})
+_FORMATS: dict[int, str] = {}
+_CACHE_MAX = 1 << 16
 
 
-def _tcp_format(key: int, numeric: bool) -> str:
-    col = 0 if numeric else 1
-    fmt = "".join(item[col] for bit, item in enumerate(_TCP_ITEMS) if key >> bit & 1)
-    cache = _FORMATS[col]
-    if len(cache) < 4096:
-        cache[key] = fmt
+def _tcp_format(key: int) -> str:
+    fmt = "".join(item for bit, item in enumerate(_TCP_ITEMS) if key >> bit & 1)
+    if len(_FORMATS) < 4096:
+        _FORMATS[key] = fmt
     return fmt
+
+
+#: ``%g`` of a count of microseconds in milliseconds (rto, rtt, ato, minrtt ...)
+_MS: dict[int, str] = {}
+#: ``%g`` of a bbr gain (a 8.8 fixed-point factor)
+_GAIN: dict[int, str] = {}
+#: sprint_bw of a rate in bytes/s (x8), without -n
+_BW: dict[int, str] = {}
+#: the ``send`` rate, keyed by (cwnd * mss) << 32 | rtt: with -n, and without
+_SEND: tuple[dict[int, str], dict[int, str]] = ({}, {})
+#: rates below this (in bytes/s) times 8 are exact in a double: ``%.0f`` is the integer
+_EXACT = 1 << 50
+
+
+def _ms(usec: int) -> str:
+    text = _MS.get(usec)
+    if text is None:
+        text = "%g" % (usec / 1000)
+        if len(_MS) < _CACHE_MAX:
+            _MS[usec] = text
+    return text
+
+
+def _gain(value: int) -> str:
+    text = _GAIN.get(value)
+    if text is None:
+        text = "%g" % (value / 256.0)
+        if len(_GAIN) < _CACHE_MAX:
+            _GAIN[value] = text
+    return text
+
+
+def _rate(value: int, numeric: bool) -> object:
+    """A rate of ``value`` bytes/s as ss prints it in bit/s (``%.0f`` or sprint_bw)."""
+    if numeric:
+        return value * 8 if value < _EXACT else "%.0f" % (value * 8.0)
+    text = _BW.get(value)
+    if text is None:
+        text = sprint_bw(value * 8.0, False)
+        if len(_BW) < _CACHE_MAX:
+            _BW[value] = text
+    return text
+
+
+def _send(cwnd_mss: int, rtt: int, numeric: bool) -> str:
+    cache = _SEND[0 if numeric else 1]
+    key = cwnd_mss << 32 | rtt
+    text = cache.get(key)
+    if text is None:
+        rate = cwnd_mss * 8000000.0 / rtt
+        text = "%.0f" % rate if numeric else sprint_bw(rate, False)
+        if len(cache) < _CACHE_MAX:
+            cache[key] = text
+    return text
 
 
 def _opt_names(options: int) -> str:
@@ -434,10 +490,32 @@ def _opt_names(options: int) -> str:
 
 _OPT_NAMES = tuple(_opt_names(i) for i in range(256))
 _CONG: dict[bytes, str] = {}
-_TCP_UNPACK = TCP_INFO.unpack_from
 _WSCALE = tuple(((w & 15, w >> 4) if _LITTLE else (w >> 4, w & 15)) for w in range(256))
 _APP_LIMITED = 1 if _LITTLE else 0x80
 _U64_MAX = 0xFFFFFFFFFFFFFFFF
+
+#: the fields of struct tcp_info that tcp_stats_print reads, up to tcpi_rehash (the
+#: others are skipped with pad bytes): one unpack_from makes the locals of tcp_text
+TCP_HOT = struct.Struct("=4x4B4I5II4xII8I3I4Q6IQ3Q2I2Q6I")
+TCP_HOT_SIZE = TCP_HOT.size
+_HOT_UNPACK = TCP_HOT.unpack_from
+
+
+def tcp_hot(buf: bytes, start: int, end: int) -> tuple[int, ...]:
+    """The :data:`TCP_HOT` fields of a struct tcp_info payload (zero-filled if short)."""
+    if end - start >= TCP_HOT_SIZE:
+        return _HOT_UNPACK(buf, start)
+    return _HOT_UNPACK(bytes(buf[start:end]) + bytes(TCP_HOT_SIZE - (end - start)))
+
+
+def cong_name(raw: bytes) -> str:
+    """INET_DIAG_CONG's text as ss prints it (``%s`` of a 16-byte buffer: 15 chars)."""
+    cong = _CONG.get(raw)
+    if cong is None:
+        cong = _cstr(raw, 0, len(raw))[:15]
+        if len(_CONG) < 1024:
+            _CONG[raw] = cong
+    return cong
 
 
 def tcp_stats(
@@ -450,50 +528,76 @@ def tcp_stats(
     numeric: bool,
 ) -> str:
     """tcp_show_info's struct tcp_info part + tcp_stats_print (7.1's items and order)."""
+    span = attrs.get(4)  # INET_DIAG_CONG
+    cong = "" if span is None else cong_name(buf[span[0] : span[1]])
+    vegas_rtt = 0
+    dctcp = ""
+    if 3 in attrs or 9 in attrs:  # INET_DIAG_VEGASINFO, INET_DIAG_DCTCPINFO
+        vegas_rtt, dctcp = _vegas_dctcp(buf, attrs)
+    span = attrs.get(16)  # INET_DIAG_BBRINFO
+    bbr = None
+    if span is not None:
+        if span[1] - span[0] >= 20:
+            bbr = TCP_BBR_INFO.unpack_from(buf, span[0])
+        else:
+            bbr = TCP_BBR_INFO.unpack_from(*_padded(buf, span[0], span[1], 20))
+    return tcp_text(
+        state, tcp_hot(buf, start, end), cong, bbr, vegas_rtt, dctcp, show_options, numeric
+    )
+
+
+def tcp_text(
+    state: int,
+    hot: tuple[int, ...],
+    cong: str,
+    bbr: tuple[int, ...] | None,
+    vegas_rtt: int,
+    dctcp: str,
+    show_options: bool,
+    numeric: bool,
+) -> str:
+    """tcp_stats_print over the :data:`TCP_HOT` fields and the decoded side attributes.
+
+    ``vegas_rtt`` is the rtt of an enabled VEGASINFO (0 if none) and ``dctcp`` the
+    DCTCPINFO text; ``bbr`` the raw struct tcp_bbr_info.
+    """
     (
-        _st, _ca, _rtx, _probes, backoff, options, wscale, applim,
+        backoff, options, wscale, applim,
         rto, ato, mss, rcv_mss, unacked, sacked, lost, retrans, fackets,
-        lastsnd, _las, lastrcv, lastack, pmtu, rcv_ssthresh, rtt, rttvar,
+        lastsnd, lastrcv, lastack, pmtu, rcv_ssthresh, rtt, rttvar,
         ssthresh, cwnd, advmss, reordering, rcv_rtt, rcv_space, total_retrans,
         pacing, max_pacing, bytes_acked, bytes_received,
         segs_out, segs_in, notsent, min_rtt, dsegs_in, dsegs_out,
         delivery_rate, busy, rwnd_limited, sndbuf_limited, delivered, delivered_ce,
         bytes_sent, bytes_retrans, dsack_dups, reord_seen, rcv_ooopack, snd_wnd,
-        rcv_wnd, rehash, _x1, _x2, _x3, _x4, _x5, _x6, _x7, _x8, _x9, _x10, _x11,
-    ) = (
-        _TCP_UNPACK(buf, start) if end - start >= TCP_INFO_SIZE else _tcp_raw(buf, start, end)
-    )  # fmt: skip
+        rcv_wnd, rehash,
+    ) = hot  # fmt: skip
+    ms = _MS
     vals: list[object] = []
     put = vals.append
     key = 0
     if show_options and options & 0x7B:
         key = 1
         put(_OPT_NAMES[options])
-    span = attrs.get(4)  # INET_DIAG_CONG
-    if span is not None:
-        raw = buf[span[0] : span[1]]
-        cong = _CONG.get(raw)
-        if cong is None:
-            cong = _CONG[raw] = _cstr(raw, 0, len(raw))[:15]
-        if cong:
-            key |= 2
-            put(cong)
+    if cong:
+        key |= 2
+        put(cong)
     if options & 4:
         key |= 4
         vals += _WSCALE[wscale]
     if rto and rto != 3000000:
         key |= 8
-        put(rto / 1000)
+        put(ms.get(rto) or _ms(rto))
     if backoff:
         key |= 16
         put(backoff)
     if rtt:
         key |= 32
-        put(rtt / 1000)
-        put(rttvar / 1000)
+        put(ms.get(rtt) or _ms(rtt))
+        put(ms.get(rttvar) or _ms(rttvar))
     if ato:
         key |= 64
-        put(ato / 1000)
+        put(ms.get(ato) or _ms(ato))
     if mss:
         key |= 128
         put(mss if mss < 0x80000000 else mss - 0x100000000)
@@ -536,33 +640,24 @@ def tcp_stats(
     if dsegs_in:
         key |= 1 << 20
         put(dsegs_in)
-    send_rtt = rtt
-    if 3 in attrs or 9 in attrs:  # INET_DIAG_VEGASINFO, INET_DIAG_DCTCPINFO
-        send_rtt, dctcp = _vegas_dctcp(buf, attrs, rtt)
-        if dctcp:
-            key |= 1 << 21
-            put(dctcp)
-    span = attrs.get(16)  # INET_DIAG_BBRINFO
-    if span is not None:
-        if span[1] - span[0] >= 20:
-            bw_lo, bw_hi, bbr_rtt, pacing_gain, cwnd_gain = TCP_BBR_INFO.unpack_from(buf, span[0])
-        else:
-            data, off = _padded(buf, span[0], span[1], 20)
-            bw_lo, bw_hi, bbr_rtt, pacing_gain, cwnd_gain = TCP_BBR_INFO.unpack_from(data, off)
-        bw = ((bw_hi << 32) | bw_lo) * 8.0
+    if dctcp:
+        key |= 1 << 21
+        put(dctcp)
+    if bbr is not None:
+        bw_lo, bw_hi, bbr_rtt, pacing_gain, cwnd_gain = bbr
         key |= (1 << 22) | (1 << 25)
-        put(bw if numeric else sprint_bw(bw, False))
-        put(bbr_rtt / 1000.0)
+        put(_rate((bw_hi << 32) | bw_lo, numeric))
+        put(ms.get(bbr_rtt) or _ms(bbr_rtt))
         if pacing_gain:
             key |= 1 << 23
-            put(pacing_gain / 256.0)
+            put(_GAIN.get(pacing_gain) or _gain(pacing_gain))
         if cwnd_gain:
             key |= 1 << 24
-            put(cwnd_gain / 256.0)
+            put(_GAIN.get(cwnd_gain) or _gain(cwnd_gain))
+    send_rtt = vegas_rtt or rtt
     if send_rtt and mss and cwnd:
         key |= 1 << 26
-        rate = cwnd * mss * 8000000.0 / send_rtt
-        put(rate if numeric else sprint_bw(rate, False))
+        put(_send(cwnd * mss, send_rtt, numeric))
     if lastsnd:
         key |= 1 << 27
         put(lastsnd)
@@ -574,13 +669,14 @@ def tcp_stats(
         put(lastack)
     if pacing and pacing != _U64_MAX:
         key |= 1 << 30
-        put(pacing * 8.0 if numeric else sprint_bw(pacing * 8.0, False))
+        put(pacing * 8 if numeric and pacing < _EXACT else _rate(pacing, numeric))
         if max_pacing and max_pacing != _U64_MAX:
             key |= 1 << 31
-            put(max_pacing * 8.0 if numeric else sprint_bw(max_pacing * 8.0, False))
+            put(_rate(max_pacing, numeric))
     if delivery_rate:
         key |= 1 << 32
-        put(delivery_rate * 8.0 if numeric else sprint_bw(delivery_rate * 8.0, False))
+        rate = delivery_rate
+        put(rate * 8 if numeric and rate < _EXACT else _rate(rate, numeric))
     if delivered:
         key |= 1 << 33
         put(delivered)
@@ -627,7 +723,7 @@ def tcp_stats(
         put(reord_seen if reord_seen < 0x80000000 else reord_seen - 0x100000000)
     if rcv_rtt:
         key |= 1 << 47
-        put(rcv_rtt / 1000)
+        put(ms.get(rcv_rtt) or _ms(rcv_rtt))
     if rcv_space:
         key |= 1 << 48
         put(rcv_space if rcv_space < 0x80000000 else rcv_space - 0x100000000)
@@ -639,7 +735,7 @@ def tcp_stats(
         put(notsent)
     if min_rtt and min_rtt != 0xFFFFFFFF:
         key |= 1 << 51
-        put(min_rtt / 1000)
+        put(ms.get(min_rtt) or _ms(min_rtt))
     if rcv_ooopack:
         key |= 1 << 52
         put(rcv_ooopack)
@@ -652,14 +748,15 @@ def tcp_stats(
     if rehash:
         key |= 1 << 55
         put(rehash)
-    fmt = _FORMATS[0 if numeric else 1].get(key)
+    fmt = _FORMATS.get(key)
     if fmt is None:
-        fmt = _tcp_format(key, numeric)
+        fmt = _tcp_format(key)
     return fmt % tuple(vals)
 
 
-def _vegas_dctcp(buf: bytes, attrs: Spans, rtt: int) -> tuple[int, str]:
-    """VEGASINFO (the rtt ``send`` uses) and the dctcp item of tcp_stats_print."""
+def _vegas_dctcp(buf: bytes, attrs: Spans) -> tuple[int, str]:
+    """VEGASINFO (the rtt ``send`` uses, 0 if none) and the dctcp item of tcp_stats_print."""
+    rtt = 0
     out = ""
     span = attrs.get(abi.INET_DIAG_VEGASINFO)
     if span is not None:
