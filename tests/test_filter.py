@@ -16,6 +16,7 @@ import shutil
 import socket
 import struct
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -795,3 +796,15 @@ def test_unix_inet_operand_compares_the_name_pointer() -> None:
         s.from_proc = True
         s.peer_name_bytes = peer
     assert [s.inode for s in socks if dst.matches(s)] == [10, 11]
+
+
+@needs_oracle
+def test_filter_file_that_is_a_directory(tmp_path: Path, dump_env: dict[str, str]) -> None:
+    # fopen() opens a directory and fgets() then reads nothing: an empty filter, exit 0
+    env = dict(dump_env, PYTHONPATH=str(Path(__file__).resolve().parents[1] / "src"))
+    args = ["-tanH", "-F", str(tmp_path)]
+    want = run_oracle(args, env)
+    got = subprocess.run([sys.executable, "-m", "sockscope", *args], env=env,
+                         capture_output=True, timeout=60, check=False)  # fmt: skip
+    assert (got.returncode, got.stdout, got.stderr) == (want.returncode, want.stdout, want.stderr)
+    assert want.returncode == 0 and len(want.stdout.splitlines()) == len(RECORDS)

@@ -10,6 +10,7 @@ and the final render.
 from __future__ import annotations
 
 import gc
+import io
 import os
 import signal
 import sys
@@ -307,6 +308,8 @@ def _opt_F(run: Run, value: str) -> None:
     else:
         try:
             run.filter_fp = open(value, "rb")  # noqa: SIM115 - read later, like ss's FILE*
+        except IsADirectoryError:  # fopen() opens a directory; fgets() then reads nothing
+            run.filter_fp = io.BytesIO()
         except OSError as e:
             raise SockscopeError(f"fopen filter file: {os.strerror(e.errno or 0)}", 255) from None
     run.opts.filter_file = value
