@@ -171,7 +171,7 @@ _BOUND: tuple[object, Callable[[InetSocket, bool], str]] | None = None
 #: attribute types the -i/-m text of a TCP row reads besides INFO, CONG, BBRINFO and
 #: SKMEMINFO (the ones the fast path decodes): a layout with one of them, or with the
 #: old MEMINFO but no SKMEMINFO, is left to the general path, as are the options that
-#: read other attributes (-e, --tos ...)
+#: read other attributes (--tos, --cgroup, --inet-sockopt)
 _SLOW_TYPES = frozenset(
     {
         abi.INET_DIAG_VEGASINFO,
@@ -183,10 +183,15 @@ _SLOW_TYPES = frozenset(
 #: the most layouts (one per attribute-block length) a run remembers
 _MAX_LAYOUTS = 256
 #: a layout: (unpack_from of its rtattr headers, their values, then the offsets in the
-#: block of the SKMEMINFO, INFO, CONG (start, end) and BBRINFO payloads, or None)
+#: block of the SKMEMINFO, INFO, CONG (start, end), BBRINFO, MARK, CGROUP_ID,
+#: SKV6ONLY and SHUTDOWN payloads, or None; MARK and CGROUP_ID None if short)
 _Plan = tuple[
     "Callable[[bytes, int], tuple[int, ...]]",
     tuple[int, ...],
+    "int | None",
+    "int | None",
+    "int | None",
+    "int | None",
     "int | None",
     "int | None",
     "int | None",
@@ -196,13 +201,13 @@ _Plan = tuple[
 
 
 def _bind(p: Printer) -> tuple[object, Callable[[InetSocket, bool], str]]:
-    """Make the row function of a printer: a fast path for the TCP rows of -i/-m/-o.
+    """Make the row function of a printer: a fast path for the TCP rows of -i/-m/-o/-e.
 
     A kernel's TCP replies come in a few attribute layouts (which attributes, in which
     order, of which sizes), and the length of the attribute block nearly always tells
     them apart. The first row of each length is parsed in full and its layout kept:
     a :class:`struct.Struct` reading every rtattr header of the block and the offsets
-    of SKMEMINFO, INFO, CONG and BBRINFO. Later rows of that length check their headers
+    of the payloads the options read. Later rows of that length check their headers
     with that one call and read the payloads at the kept offsets, without building an
     attribute dictionary. Rows whose headers differ, and layouts the fast path does not
     cover (short structures, vegas, dctcp, md5 keys, ULP, the old MEMINFO), go through
@@ -214,7 +219,7 @@ def _bind(p: Printer) -> tuple[object, Callable[[InetSocket, bool], str]]:
     opts = p.opts
     generic = _inet
     if not (opts.show_tcpinfo or opts.show_mem) or (
-        opts.show_details or opts.show_tos or opts.show_cgroup or opts.show_inet_sockopt
+        opts.show_tos or opts.show_cgroup or opts.show_inet_sockopt
     ):
 
         def slow(s: InetSocket, v6only: bool) -> str:
@@ -224,6 +229,7 @@ def _bind(p: Printer) -> tuple[object, Callable[[InetSocket, bool], str]]:
         return _BOUND
 
     show_options = bool(opts.show_options)
+    show_details = bool(opts.show_details)
     numeric = bool(opts.numeric)
     lead = "" if opts.oneline else "\n\t"
     layouts: dict[int, _Plan | None] = {}
@@ -233,7 +239,10 @@ def _bind(p: Printer) -> tuple[object, Callable[[InetSocket, bool], str]]:
     skmem_unpack = tcpinfo.SK_MEMINFO.unpack_from
     cong_names = tcpinfo._CONG
     cong_name = tcpinfo.cong_name
+    u32 = _U32.unpack_from
+    u64 = _U64.unpack_from
     tcp = abi.IPPROTO_TCP
+    inet6 = abi.AF_INET6
 
     def row(s: InetSocket, v6only: bool) -> str:
         buf = s[17]
@@ -246,10 +255,25 @@ def _bind(p: Printer) -> tuple[object, Callable[[InetSocket, bool], str]]:
             plan = _learn(layouts, buf, off, s[19])
         if plan is None:
             return generic(p, s, v6only)
-        heads, expect, skmem, info, cong_a, cong_b, bbr = plan
+        heads, expect, skmem, info, cong_a, cong_b, bbr, mark, cgid, v6, shut = plan
         if heads(buf, off) != expect:
             return generic(p, s, v6only)
-        out = timer_text(s[2], s[11], s[3]) + lead if show_options and s[2] else lead
+        out = timer_text(s[2], s[11], s[3]) if show_options and s[2] else ""
+        if show_details:
+            out += details(
+                p,
+                s[14],
+                s[15],
+                (s[10] << 32) | s[9],
+                0 if mark is None else u32(buf, off + mark)[0],
+                0 if cgid is None else u64(buf, off + cgid)[0],
+            )
+            if v6 is not None and s[0] == inet6:
+                out += " v6only:%d" % buf[off + v6]
+            if shut is not None:
+                mask = buf[off + shut]
+                out += " %s-%s" % ("-" if mask & 1 else "<", "-" if mask & 2 else ">")
+        out += lead
         if skmem is not None:
             out += " skmem:(r%u,rb%u,t%u,tb%u,f%u,w%u,o%u,bl%u,d%u)" % skmem_unpack(
                 buf, off + skmem
@@ -299,6 +323,10 @@ def _learn(layouts: dict[int, _Plan | None], buf: bytes, off: int, end: int) -> 
         info = spans.get(abi.INET_DIAG_INFO)
         bbr = spans.get(abi.INET_DIAG_BBRINFO)
         cong = spans.get(abi.INET_DIAG_CONG)
+        mark = spans.get(abi.INET_DIAG_MARK)
+        cgid = spans.get(abi.INET_DIAG_CGROUP_ID)
+        v6 = spans.get(abi.INET_DIAG_SKV6ONLY)
+        shut = spans.get(abi.INET_DIAG_SHUTDOWN)
         if (
             spans.keys().isdisjoint(_SLOW_TYPES)
             and (skmem[1] - skmem[0] >= 36 if skmem else abi.INET_DIAG_MEMINFO not in spans)
@@ -319,6 +347,10 @@ def _learn(layouts: dict[int, _Plan | None], buf: bytes, off: int, end: int) -> 
                 None if cong is None else cong[0],
                 None if cong is None else cong[1],
                 None if bbr is None else bbr[0],
+                mark[0] if mark and mark[1] - mark[0] >= 4 else None,
+                cgid[0] if cgid and cgid[1] - cgid[0] >= 8 else None,
+                None if v6 is None else v6[0],
+                None if shut is None else shut[0],
             )
     if len(layouts) < _MAX_LAYOUTS:
         layouts[end - off] = plan

@@ -432,7 +432,8 @@ _GAIN: dict[int, str] = {}
 #: sprint_bw of a rate in bytes/s (x8), without -n
 _BW: dict[int, str] = {}
 #: the ``send`` rate, keyed by (cwnd * mss) << 32 | rtt: with -n, and without
-_SEND: tuple[dict[int, str], dict[int, str]] = ({}, {})
+_SEND_N: dict[int, str] = {}
+_SEND_H: dict[int, str] = {}
 #: rates below this (in bytes/s) times 8 are exact in a double: ``%.0f`` is the integer
 _EXACT = 1 << 50
 
@@ -468,7 +469,7 @@ def _rate(value: int, numeric: bool) -> object:
 
 
 def _send(cwnd_mss: int, rtt: int, numeric: bool) -> str:
-    cache = _SEND[0 if numeric else 1]
+    cache = _SEND_N if numeric else _SEND_H
     key = cwnd_mss << 32 | rtt
     text = cache.get(key)
     if text is None:
@@ -598,21 +599,27 @@ def tcp_text(
     if ato:
         key |= 64
         put(ms.get(ato) or _ms(ato))
-    if mss:
-        key |= 128
-        put(mss if mss < 0x80000000 else mss - 0x100000000)
-    if pmtu:
-        key |= 256
-        put(pmtu)
-    if rcv_mss:
-        key |= 512
-        put(rcv_mss if rcv_mss < 0x80000000 else rcv_mss - 0x100000000)
-    if advmss:
-        key |= 1024
-        put(advmss if advmss < 0x80000000 else advmss - 0x100000000)
-    if cwnd:
-        key |= 2048
-        put(cwnd)
+    # runs of items that are usually all there are tested at once (the same bits and
+    # values as their items one by one, which follow for the other rows)
+    if mss and pmtu and rcv_mss and advmss and cwnd and (mss | rcv_mss | advmss) < 0x80000000:
+        key |= 128 | 256 | 512 | 1024 | 2048
+        vals += (mss, pmtu, rcv_mss, advmss, cwnd)
+    else:
+        if mss:
+            key |= 128
+            put(mss if mss < 0x80000000 else mss - 0x100000000)
+        if pmtu:
+            key |= 256
+            put(pmtu)
+        if rcv_mss:
+            key |= 512
+            put(rcv_mss if rcv_mss < 0x80000000 else rcv_mss - 0x100000000)
+        if advmss:
+            key |= 1024
+            put(advmss if advmss < 0x80000000 else advmss - 0x100000000)
+        if cwnd:
+            key |= 2048
+            put(cwnd)
     if ssthresh and ssthresh < 0xFFFF:
         key |= 4096
         put(ssthresh)
@@ -628,12 +635,16 @@ def tcp_text(
     if bytes_received:
         key |= 1 << 16
         put(bytes_received)
-    if segs_out:
-        key |= 1 << 17
-        put(segs_out)
-    if segs_in:
-        key |= 1 << 18
-        put(segs_in)
+    if segs_out and segs_in:
+        key |= (1 << 17) | (1 << 18)
+        vals += (segs_out, segs_in)
+    else:
+        if segs_out:
+            key |= 1 << 17
+            put(segs_out)
+        if segs_in:
+            key |= 1 << 18
+            put(segs_in)
     if dsegs_out:
         key |= 1 << 19
         put(dsegs_out)
@@ -646,7 +657,8 @@ def tcp_text(
     if bbr is not None:
         bw_lo, bw_hi, bbr_rtt, pacing_gain, cwnd_gain = bbr
         key |= (1 << 22) | (1 << 25)
-        put(_rate((bw_hi << 32) | bw_lo, numeric))
+        bw = (bw_hi << 32) | bw_lo
+        put(bw * 8 if numeric and bw < _EXACT else _rate(bw, numeric))
         put(ms.get(bbr_rtt) or _ms(bbr_rtt))
         if pacing_gain:
             key |= 1 << 23
@@ -657,16 +669,21 @@ def tcp_text(
     send_rtt = vegas_rtt or rtt
     if send_rtt and mss and cwnd:
         key |= 1 << 26
-        put(_send(cwnd * mss, send_rtt, numeric))
-    if lastsnd:
-        key |= 1 << 27
-        put(lastsnd)
-    if lastrcv:
-        key |= 1 << 28
-        put(lastrcv)
-    if lastack:
-        key |= 1 << 29
-        put(lastack)
+        send = cwnd * mss << 32 | send_rtt
+        put((_SEND_N if numeric else _SEND_H).get(send) or _send(cwnd * mss, send_rtt, numeric))
+    if lastsnd and lastrcv and lastack:
+        key |= (1 << 27) | (1 << 28) | (1 << 29)
+        vals += (lastsnd, lastrcv, lastack)
+    else:
+        if lastsnd:
+            key |= 1 << 27
+            put(lastsnd)
+        if lastrcv:
+            key |= 1 << 28
+            put(lastrcv)
+        if lastack:
+            key |= 1 << 29
+            put(lastack)
     if pacing and pacing != _U64_MAX:
         key |= 1 << 30
         put(pacing * 8 if numeric and pacing < _EXACT else _rate(pacing, numeric))
@@ -724,12 +741,16 @@ def tcp_text(
     if rcv_rtt:
         key |= 1 << 47
         put(ms.get(rcv_rtt) or _ms(rcv_rtt))
-    if rcv_space:
-        key |= 1 << 48
-        put(rcv_space if rcv_space < 0x80000000 else rcv_space - 0x100000000)
-    if rcv_ssthresh:
-        key |= 1 << 49
-        put(rcv_ssthresh)
+    if rcv_ssthresh and rcv_space and rcv_space < 0x80000000:
+        key |= (1 << 48) | (1 << 49)
+        vals += (rcv_space, rcv_ssthresh)
+    else:
+        if rcv_space:
+            key |= 1 << 48
+            put(rcv_space if rcv_space < 0x80000000 else rcv_space - 0x100000000)
+        if rcv_ssthresh:
+            key |= 1 << 49
+            put(rcv_ssthresh)
     if notsent:
         key |= 1 << 50
         put(notsent)
@@ -739,12 +760,16 @@ def tcp_text(
     if rcv_ooopack:
         key |= 1 << 52
         put(rcv_ooopack)
-    if snd_wnd:
-        key |= 1 << 53
-        put(snd_wnd)
-    if rcv_wnd:
-        key |= 1 << 54
-        put(rcv_wnd)
+    if snd_wnd and rcv_wnd:
+        key |= (1 << 53) | (1 << 54)
+        vals += (snd_wnd, rcv_wnd)
+    else:
+        if snd_wnd:
+            key |= 1 << 53
+            put(snd_wnd)
+        if rcv_wnd:
+            key |= 1 << 54
+            put(rcv_wnd)
     if rehash:
         key |= 1 << 55
         put(rehash)
