@@ -319,6 +319,27 @@ def test_duplicate_attribute_first_wins(tmp_path: Path) -> None:
     assert got == want
 
 
+@needs_oracle
+def test_same_length_layouts(tmp_path: Path) -> None:
+    """Attribute blocks of one length but other layouts (the fast path keys on length)."""
+    mark = attr(15, struct.pack("=I", 0x2A))
+    blocks = [
+        attr(4, b"cubic\0") + attr(2, BASIC) + mark,
+        attr(2, BASIC) + attr(4, b"cubic\0") + mark,
+        attr(8, b"") + attr(4, b"bbr\0") + attr(2, BASIC) + mark,
+        attr(4, b"cubic\0") + attr(2, BASIC) + struct.pack("=HH", 0, 4) + bytes(4),
+        attr(4, b"cubic\0") + attr(2, tcp_info(snd_cwnd=7, rto=3000000)) + mark,
+        attr(8, b"\x01") + attr(4, b"bbr\0") + attr(2, BASIC) + attr(15, b""),
+        attr(8, b"\x02") + attr(4, b"bbr\0") + attr(2, BASIC) + attr(21, b""),
+    ]
+    assert len({len(b) for b in blocks}) == 1
+    msgs = [message(b, port=3000 + i, inode=8000 + i) for i, b in enumerate(blocks)]
+    data = dump(*msgs, *msgs[::-1])
+    for args in OPTION_SETS:
+        want, got = run_both(tmp_path, data, args)
+        assert got == want, f"ss {args}:\n want {want!r}\n got  {got!r}"
+
+
 # ------------------------------------------------------------------------------- live
 
 _AGE = re.compile(

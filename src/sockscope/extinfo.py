@@ -333,15 +333,17 @@ def _learn(layouts: dict[int, _Plan | None], buf: bytes, off: int, end: int) -> 
             and (info is None or info[1] - info[0] >= tcpinfo.TCP_HOT_SIZE)
             and (bbr is None or bbr[1] - bbr[0] >= 20)
         ):
+            # each rtattr header read as one u32 (rta_len and rta_type together)
             fmt = "="
             last = rel = 0
             for length in heads[::2]:
-                fmt += "%dxHH" % (rel - last) if rel > last else "HH"
+                fmt += "%dxI" % (rel - last) if rel > last else "I"
                 last = rel + 4
                 rel += (length + 3) & ~3
+            check = struct.Struct(fmt).unpack_from
             plan = (
-                struct.Struct(fmt).unpack_from,
-                tuple(heads),
+                check,
+                check(buf, off),
                 None if skmem is None else skmem[0],
                 None if info is None else info[0],
                 None if cong is None else cong[0],
