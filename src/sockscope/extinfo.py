@@ -160,14 +160,12 @@ def _hash_x(value: int) -> str:
 
 def inet(p: Printer, s: InetSocket, v6only: bool) -> str:
     """The extra-information text of one inet row (inet_show_sock after the address)."""
-    bound = _BOUND
-    if bound is None or bound[0] is not p:
-        bound = _bind(p)
-    return bound[1](s, v6only)
+    row = p.ext_row
+    if row is None:
+        # made once per printer (its options do not change during a run)
+        row = p.ext_row = _bind(p)
+    return row(s, v6only)
 
-
-#: the printer of the last call to :func:`inet` and its row function
-_BOUND: tuple[object, Callable[[InetSocket, bool], str]] | None = None
 #: attribute types the -i/-m text of a TCP row reads besides INFO, CONG, BBRINFO and
 #: SKMEMINFO (the ones the fast path decodes): a layout with one of them, or with the
 #: old MEMINFO but no SKMEMINFO, is left to the general path, as are the options that
@@ -200,7 +198,7 @@ _Plan = tuple[
 ]
 
 
-def _bind(p: Printer) -> tuple[object, Callable[[InetSocket, bool], str]]:
+def _bind(p: Printer) -> Callable[[InetSocket, bool], str]:
     """Make the row function of a printer: a fast path for the TCP rows of -i/-m/-o/-e.
 
     A kernel's TCP replies come in a few attribute layouts (which attributes, in which
@@ -213,7 +211,6 @@ def _bind(p: Printer) -> tuple[object, Callable[[InetSocket, bool], str]]:
     cover (short structures, vegas, dctcp, md5 keys, ULP, the old MEMINFO), go through
     :func:`_inet`, the general path.
     """
-    global _BOUND
     from . import tcpinfo
 
     opts = p.opts
@@ -225,8 +222,7 @@ def _bind(p: Printer) -> tuple[object, Callable[[InetSocket, bool], str]]:
         def slow(s: InetSocket, v6only: bool) -> str:
             return generic(p, s, v6only)
 
-        _BOUND = (p, slow)
-        return _BOUND
+        return slow
 
     show_options = bool(opts.show_options)
     show_details = bool(opts.show_details)
@@ -296,8 +292,7 @@ def _bind(p: Printer) -> tuple[object, Callable[[InetSocket, bool], str]]:
             numeric,
         )
 
-    _BOUND = (p, row)
-    return _BOUND
+    return row
 
 
 def _learn(layouts: dict[int, _Plan | None], buf: bytes, off: int, end: int) -> _Plan | None:

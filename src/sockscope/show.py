@@ -63,6 +63,8 @@ class Printer:
         #: where non-fatal messages go (ss prints them on stderr while dumping)
         self.warn: Callable[[str], None] = lambda _msg: None
         self._cgroups: extinfo.CgroupMap | None = None
+        #: the extra-information function of this run's rows (made by extinfo.inet)
+        self.ext_row: Callable[[InetSocket, bool], str] | None = None
 
     def cgroups(self) -> extinfo.CgroupMap:
         """The cgroup id -> path map, built on first use (cg_id_to_path)."""
