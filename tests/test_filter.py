@@ -38,7 +38,7 @@ from sockscope.filter import (
 )
 from sockscope.hostcond import FilterContext, c_strtol, c_strtoul, get_prefix, scanf_int
 
-ORACLE = Path("/work/oracle/ss71")
+ORACLE = Path(os.environ.get("SOCKSCOPE_ORACLE", "/work/oracle/ss71"))
 SCENARIO = Path("/work/shared/goldens/scenario-3/tcpdiag.bin")
 needs_oracle = pytest.mark.skipif(not os.access(ORACLE, os.X_OK), reason="no ss 7.1 oracle")
 
