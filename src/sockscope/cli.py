@@ -480,6 +480,12 @@ def _report(e: SockscopeError) -> None:
     sys.stderr.flush()
 
 
+def _warn_raw(text: str) -> None:
+    """Write ss's exact stderr text (some of its messages end without a newline)."""
+    sys.stderr.write(text)
+    sys.stderr.flush()
+
+
 def _warn(message: str) -> None:
     sys.stderr.write(message if message.endswith("\n") else message + "\n")
     sys.stderr.flush()
@@ -611,7 +617,7 @@ def _show(run: Run, flt: object, users: object, environ: dict[str, str]) -> int:
     # A listing allocates hundreds of thousands of acyclic tuples: the cyclic
     # collector only costs time here (measured ~8% of -tan at 100k sockets).
     gc.disable()
-    gather.show_all(sel, opts, flt, printer, renderer, environ, _warn)
+    gather.show_all(sel, opts, flt, printer, renderer, environ, _warn, _warn_raw)
     renderer.finish()
     out.flush()
     return 0
@@ -682,7 +688,9 @@ def _show_json(
             return _events_json(run, flt, writer, view)
         if listing:
             writer.open_sockets()
-            for _name, dg_proto, records in gather.records(sel, opts, flt, environ, _warn):
+            for _name, dg_proto, records in gather.records(
+                sel, opts, flt, environ, _warn, _warn_raw
+            ):
                 if dg_proto:
                     printer.set_proto(dg_proto)
                 for rec in records:

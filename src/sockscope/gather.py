@@ -25,12 +25,17 @@ def make_context(
     flt: object,
     environ: dict[str, str],
     warn: Callable[[str], None],
+    warn_raw: Callable[[str], None] | None = None,
 ) -> sources.Context:
-    """The gathering context of a run: filter predicate, kernel bytecode, -K."""
+    """The gathering context of a run: filter predicate, kernel bytecode, -K.
+
+    ``warn`` takes a message line (a newline is added), ``warn_raw`` exact text.
+    """
     matcher = getattr(flt, "matches", None)
     bytecode = flt.bytecode() if flt is not None else None  # type: ignore[attr-defined]
     ctx = sources.Context(sel, opts, matcher, bytecode, environ)
     ctx.warn = warn
+    ctx.warn_raw = warn_raw if warn_raw is not None else warn
     if opts.kill:
         from .destroy import Killer
 
@@ -46,9 +51,10 @@ def show_all(
     renderer: Renderer,
     environ: dict[str, str],
     warn: Callable[[str], None],
+    warn_raw: Callable[[str], None] | None = None,
 ) -> None:
     """Dump every selected table in ss's order and queue its rows."""
-    ctx = make_context(sel, opts, flt, environ, warn)
+    ctx = make_context(sel, opts, flt, environ, warn, warn_raw)
     for name, bits in sources.ORDER:
         if not sel.dbs & bits:
             continue
@@ -71,10 +77,11 @@ def records(
     flt: object,
     environ: dict[str, str],
     warn: Callable[[str], None],
+    warn_raw: Callable[[str], None] | None = None,
 ) -> Iterator[tuple[str, str | None, Iterator[object]]]:
     """The data path (--json): per selected table in ss's order, its name, dg_proto and
     matching records. Tables whose module has no ``records(name, ctx)`` yet are skipped."""
-    ctx = make_context(sel, opts, flt, environ, warn)
+    ctx = make_context(sel, opts, flt, environ, warn, warn_raw)
     for name, bits in sources.ORDER:
         if not sel.dbs & bits:
             continue

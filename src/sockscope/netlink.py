@@ -167,7 +167,8 @@ def replay(data: bytes) -> Iterator[Message]:
 
     This is how ss reads ``TCPDIAG_FILE``: only the first dump of a file that holds
     several (``ss -D`` writes the IPv4 then the IPv6 dump) is used. A truncated file or an
-    ``NLMSG_ERROR`` record raises :class:`NetlinkError` carrying ss's message.
+    ``NLMSG_ERROR`` record raises :class:`NetlinkError` carrying ss's exact stderr text
+    (the EOF message has no newline, as in ss).
     """
     off = 0
     end = len(data)
@@ -183,9 +184,9 @@ def replay(data: bytes) -> Iterator[Message]:
             return
         if mtype == abi.NLMSG_ERROR:
             if length < _HDR_SIZE + abi.NLMSGERR.size + _HDR_SIZE:
-                raise NetlinkError("ERROR truncated", 0)
+                raise NetlinkError("ERROR truncated\n", 0)
             (err,) = abi.NLMSGERR.unpack_from(data, off + _HDR_SIZE)
-            raise NetlinkError(f"TCPDIAG answered: {os.strerror(-err)}", -err)
+            raise NetlinkError(f"TCPDIAG answered: {os.strerror(-err)}\n", -err)
         yield mtype, data, off, length
         off += _HDR_SIZE + body
 

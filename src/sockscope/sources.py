@@ -85,6 +85,9 @@ class Context:
         #: -D: every received datagram is written here
         self.tee: BinaryIO | None = None
         self.warn: Callable[[str], None] = lambda _m: None
+        #: like ``warn`` but the text is exact: no newline is added (some of ss's
+        #: messages have none, e.g. "Unexpected EOF reading $TCPDIAG_FILE")
+        self.warn_raw: Callable[[str], None] = lambda _m: None
 
 
 def idiag_ext(opts: Options) -> int:
@@ -196,9 +199,7 @@ def _start(
     seq = netlink.HDR_UNPACK(request, 0)[3]
     state = netlink.DumpState()
     gen = _warn_interrupted(
-        decode_inet_dump(
-            netlink.datagrams(sock, ctx.tee), seq, protocol, ctx.sel.families, state
-        ),
+        decode_inet_dump(netlink.datagrams(sock, ctx.tee), seq, protocol, ctx.sel.families, state),
         state,
         ctx,
     )
@@ -262,7 +263,7 @@ def tcpdiag_file(ctx: Context, path: str) -> Iterator[InetSocket]:
         msgs, err = _partial(data), e
     yield from _apply(decode_inet(msgs, abi.IPPROTO_TCP), ctx, abi.IPPROTO_TCP, killable=False)
     if err is not None:
-        ctx.warn(err.message)
+        ctx.warn_raw(err.message)
 
 
 def _partial(data: bytes) -> list[netlink.Message]:
