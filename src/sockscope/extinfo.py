@@ -166,6 +166,7 @@ def inet(p: Printer, s: InetSocket, v6only: bool) -> str:
         row = p.ext_row = _bind(p)
     return row(s, v6only)
 
+
 #: attribute types the -i/-m text of a TCP row reads besides INFO, CONG, BBRINFO and
 #: SKMEMINFO (the ones the fast path decodes): a layout with one of them, or with the
 #: old MEMINFO but no SKMEMINFO, is left to the general path, as are the options that
