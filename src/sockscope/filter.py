@@ -109,34 +109,34 @@ class Node:
         return f"<{type(self).__name__} {self}>"
 
 
-class And(Node):
+class _Binary(Node):
+    """A left-associative pair: ``left WORD right``."""
+
+    __slots__ = ("left", "right")
+    word = ""
+
+    def __init__(self, left: Node, right: Node) -> None:
+        self.left, self.right = left, right
+
+    def _key(self) -> tuple[object, ...]:
+        return (self.left, self.right)
+
+    def __str__(self) -> str:
+        return f"{self.left} {self.word} {_atom(self.right)}"
+
+
+class And(_Binary):
     """``left and right`` (SSF_AND)."""
 
-    __slots__ = ("left", "right")
-
-    def __init__(self, left: Node, right: Node) -> None:
-        self.left, self.right = left, right
-
-    def _key(self) -> tuple[object, ...]:
-        return (self.left, self.right)
-
-    def __str__(self) -> str:
-        return f"{self.left} and {_atom(self.right)}"
+    __slots__ = ()
+    word = "and"
 
 
-class Or(Node):
+class Or(_Binary):
     """``left or right`` (SSF_OR)."""
 
-    __slots__ = ("left", "right")
-
-    def __init__(self, left: Node, right: Node) -> None:
-        self.left, self.right = left, right
-
-    def _key(self) -> tuple[object, ...]:
-        return (self.left, self.right)
-
-    def __str__(self) -> str:
-        return f"{self.left} or {_atom(self.right)}"
+    __slots__ = ()
+    word = "or"
 
 
 class Not(Node):
