@@ -15,9 +15,11 @@ import struct
 from . import abi
 from .addrs import proc_path
 from .tables import (
-    DumpFailed,
+    apply_filter,
+    decoded,
     diag_dump,
     diag_request,
+    dump_else_proc,
     fgets,
     meminfo,
     parse_attrs,
@@ -148,20 +150,12 @@ def records(ctx: Context) -> Iterator[NetlinkSocket]:
     """Port of netlink_show: the netlink dump, else /proc/net/netlink."""
     sel = ctx.sel
     if not sel.families & (1 << abi.AF_NETLINK) or not sel.states & (1 << abi.SS_CLOSE):
-        return
-    env = ctx.environ
-    match = ctx.matcher
-    if "PROC_NET_NETLINK" not in env and "PROC_ROOT" not in env:
-        try:
-            for rec in netlink_records(ctx):
-                if match is None or match(rec):
-                    yield rec
-            return
-        except DumpFailed:
-            pass
-    for rec in proc_records(ctx):
-        if match is None or match(rec):
-            yield rec
+        return iter(())
+    return dump_else_proc(ctx, "PROC_NET_NETLINK", netlink_records, _filtered_proc)
+
+
+def _filtered_proc(ctx: Context) -> Iterator[NetlinkSocket]:
+    return apply_filter(proc_records(ctx), ctx)  # type: ignore[return-value]
 
 
 def request() -> bytes:
@@ -173,10 +167,7 @@ def request() -> bytes:
 
 
 def netlink_records(ctx: Context) -> Iterator[NetlinkSocket]:
-    for _mtype, buf, off, length in diag_dump(ctx, request()):
-        rec = decode(buf, off + abi.NLMSGHDR.size, off + length)
-        if rec is not None:
-            yield rec
+    return decoded(diag_dump(ctx, request()), decode)
 
 
 def decode(buf: bytes, body: int, end: int) -> NetlinkSocket | None:

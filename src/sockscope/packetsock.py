@@ -21,6 +21,7 @@ from .tables import (
     details_text,
     diag_dump,
     diag_request,
+    dump_else_proc,
     fgets,
     meminfo,
     parse_attrs,
@@ -218,18 +219,8 @@ def records(ctx: Context) -> Iterator[PacketSocket]:
     """Port of packet_show: the netlink dump, else /proc/net/packet."""
     sel = ctx.sel
     if not sel.families & (1 << abi.AF_PACKET) or not sel.states & (1 << abi.SS_CLOSE):
-        return
-    env = ctx.environ
-    match = ctx.matcher
-    if "PROC_NET_PACKET" not in env and "PROC_ROOT" not in env:
-        try:
-            for rec in netlink_records(ctx):
-                if match is None or match(rec):
-                    yield rec
-            return
-        except DumpFailed:
-            pass
-    yield from proc_records(ctx)
+        return iter(())
+    return dump_else_proc(ctx, "PROC_NET_PACKET", netlink_records, proc_records)
 
 
 REQUEST_SHOW = (

@@ -27,6 +27,9 @@ from .errors import NetlinkError
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
+    from typing import TypeVar
+
+    _R = TypeVar("_R")
 
     from .columns import Renderer
     from .fields import View
@@ -111,6 +114,47 @@ def diag_dump(ctx: Context, request: bytes) -> Iterator[netlink.Message]:
         sock.close()
     if state.interrupted:
         ctx.warn("Dump was interrupted and may be inconsistent.")
+
+
+def decoded(
+    messages: Iterable[netlink.Message],
+    decode: Callable[[bytes, int, int], _R | None],
+    dbs: int = -1,
+    type_db: dict[int, int] | None = None,
+) -> Iterator[_R]:
+    """The records of one dump (``diag_dump``'s messages): every message decoded; with
+    ``type_db`` (socket type -> table), sockets of tables not in ``dbs`` are dropped (ss
+    checks the types in user space)."""
+    hdr = abi.NLMSGHDR.size
+    for _mtype, buf, off, length in messages:
+        rec = decode(buf, off + hdr, off + length)
+        if rec is None:
+            continue
+        if type_db is not None:
+            db = type_db.get(rec.type)  # type: ignore[attr-defined]
+            if db is not None and not dbs >> db & 1:
+                continue
+        yield rec
+
+
+def dump_else_proc(
+    ctx: Context,
+    env_var: str,
+    dump: Callable[[Context], Iterator[_R]],
+    proc: Callable[[Context], Iterator[_R]],
+) -> Iterator[_R]:
+    """The shape of unix_show, packet_show and netlink_show: the sock_diag dump through
+    the filter, or the /proc reader when ``$env_var`` or ``$PROC_ROOT`` is set or the
+    dump fails as a whole (rows already produced stay, as ss's already-printed rows do).
+    ``proc`` applies the filter itself."""
+    env = ctx.environ
+    if env_var not in env and "PROC_ROOT" not in env:
+        try:
+            yield from apply_filter(dump(ctx), ctx)  # type: ignore[misc]
+            return
+        except DumpFailed:
+            pass
+    yield from proc(ctx)
 
 
 def parse_attrs(buf: bytes, off: int, end: int) -> dict[int, tuple[int, int]]:

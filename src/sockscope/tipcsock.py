@@ -13,6 +13,7 @@ from __future__ import annotations
 from . import abi
 from .tables import (
     DumpFailed,
+    decoded,
     details_text,
     diag_dump,
     diag_request,
@@ -126,10 +127,7 @@ def request(states: int) -> bytes:
 
 
 def netlink_records(ctx: Context) -> Iterator[TipcSocket]:
-    for _mtype, buf, off, length in diag_dump(ctx, request(ctx.sel.states)):
-        rec = decode(buf, off + abi.NLMSGHDR.size, off + length)
-        if rec is not None:
-            yield rec
+    return decoded(diag_dump(ctx, request(ctx.sel.states)), decode)
 
 
 def decode(buf: bytes, body: int, end: int) -> TipcSocket | None:

@@ -14,11 +14,11 @@ import struct
 from . import abi
 from .addrs import proc_path
 from .tables import (
-    DumpFailed,
     add_owners,
-    apply_filter,
+    decoded,
     diag_dump,
     diag_request,
+    dump_else_proc,
     fgets,
     meminfo,
     parse_attrs,
@@ -207,17 +207,9 @@ class UnixSocket:
 # --- gathering -------------------------------------------------------------------------------
 def records(ctx: Context) -> Iterator[UnixSocket]:
     """Port of unix_show: the netlink dump, else /proc/net/unix."""
-    sel = ctx.sel
-    if not sel.families & (1 << abi.AF_UNIX):
-        return
-    env = ctx.environ
-    if "PROC_NET_UNIX" not in env and "PROC_ROOT" not in env:
-        try:
-            yield from apply_filter(netlink_records(ctx), ctx)  # type: ignore[misc]
-            return
-        except DumpFailed:
-            pass
-    yield from proc_records(ctx)
+    if not ctx.sel.families & (1 << abi.AF_UNIX):
+        return iter(())
+    return dump_else_proc(ctx, "PROC_NET_UNIX", netlink_records, proc_records)
 
 
 def request(states: int, show_mem: bool, show_details: bool) -> bytes:
@@ -234,15 +226,7 @@ def netlink_records(ctx: Context) -> Iterator[UnixSocket]:
     """Every socket of the dump whose type is selected (before the filter)."""
     opts = ctx.opts
     req = request(ctx.sel.states, bool(opts.show_mem), bool(opts.show_details))
-    dbs = ctx.sel.dbs
-    for _mtype, buf, off, length in diag_dump(ctx, req):
-        rec = decode(buf, off + abi.NLMSGHDR.size, off + length)
-        if rec is None:
-            continue
-        db = _TYPE_DB.get(rec.type)
-        if db is not None and not dbs >> db & 1:
-            continue
-        yield rec
+    return decoded(diag_dump(ctx, req), decode, ctx.sel.dbs, _TYPE_DB)
 
 
 def decode(buf: bytes, body: int, end: int) -> UnixSocket | None:

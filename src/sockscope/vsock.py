@@ -15,6 +15,7 @@ from .tables import (
     DumpFailed,
     add_owners,
     apply_filter,
+    decoded,
     diag_dump,
     diag_request,
     picker,
@@ -139,15 +140,7 @@ def request(states: int) -> bytes:
 
 
 def netlink_records(ctx: Context) -> Iterator[VsockSocket]:
-    dbs = ctx.sel.dbs
-    for _mtype, buf, off, length in diag_dump(ctx, request(ctx.sel.states)):
-        rec = decode(buf, off + abi.NLMSGHDR.size, off + length)
-        if rec is None:
-            continue
-        db = _TYPE_DB.get(rec.type)
-        if db is not None and not dbs >> db & 1:
-            continue
-        yield rec
+    return decoded(diag_dump(ctx, request(ctx.sel.states)), decode, ctx.sel.dbs, _TYPE_DB)
 
 
 def decode(buf: bytes, body: int, end: int) -> VsockSocket | None:

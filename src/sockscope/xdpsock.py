@@ -13,6 +13,7 @@ from . import abi
 from .tables import (
     DumpFailed,
     apply_filter,
+    decoded,
     details_text,
     diag_dump,
     diag_request,
@@ -165,10 +166,7 @@ def request() -> bytes:
 
 
 def netlink_records(ctx: Context) -> Iterator[XdpSocket]:
-    for _mtype, buf, off, length in diag_dump(ctx, request()):
-        rec = decode(buf, off + abi.NLMSGHDR.size, off + length)
-        if rec is not None:
-            yield rec
+    return decoded(diag_dump(ctx, request()), decode)
 
 
 def _ring(buf: bytes, span: tuple[int, int] | None) -> int | None:
