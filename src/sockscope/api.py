@@ -13,7 +13,7 @@ import os
 from . import abi, sources
 from .errors import SockscopeError
 from .options import Options
-from .query import DB_WORDS, FAMILY_WORDS, Selection, scan_state
+from .query import FAMILY_WORDS, Selection, scan_state
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -67,7 +67,7 @@ class Query:
             sel.do_default = False
             state_filter = abi.SS_CONN
             for word in self.tables:
-                if word.lstrip("!") not in DB_WORDS or not sel.db_parse(word):
+                if not sel.db_parse(word):
                     raise SockscopeError(f'"{word}" is not a socket table', 255)
         for word in self.families or ():
             family = FAMILY_WORDS.get(word)

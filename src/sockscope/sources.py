@@ -256,25 +256,16 @@ def tcpdiag_file(ctx: Context, path: str) -> Iterator[InetSocket]:
     except OSError as e:
         ctx.warn(f"fopen($TCPDIAG_FILE): {os.strerror(e.errno or 0)}")
         return
+    # the records before any damage are shown, then ss's message
+    msgs: list[netlink.Message] = []
+    err = None
     try:
-        msgs = list(netlink.replay(data))
-        err = None
+        msgs.extend(netlink.replay(data))
     except NetlinkError as e:
-        msgs, err = _partial(data), e
+        err = e
     yield from _apply(decode_inet(msgs, abi.IPPROTO_TCP), ctx, abi.IPPROTO_TCP, killable=False)
     if err is not None:
         ctx.warn_raw(err.message)
-
-
-def _partial(data: bytes) -> list[netlink.Message]:
-    """The records of a damaged recording that come before the damage."""
-    out: list[netlink.Message] = []
-    try:
-        for m in netlink.replay(data):
-            out.append(m)
-    except NetlinkError:
-        pass
-    return out
 
 
 def inet_proc(ctx: Context, table: str) -> Iterator[InetSocket]:
