@@ -391,10 +391,18 @@ def netns_helper(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-u
 @live
 @needs_netns
 @settings(
-    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=120,
+    deadline=None,
+    derandomize=True,  # the same examples on every run: CI must not depend on luck
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(text=live_filters())
 def test_kernel_agrees_with_user_space(netns_helper, text: str) -> None:  # type: ignore[no-untyped-def]
+    # An explicit `inet:` operand makes the operands after it AF_INET (ss's family side
+    # effect); their port-only conditions then carry AF_INET into the bytecode, and the
+    # kernel drops IPv6 sockets that user space keeps: a documented disagreement,
+    # pinned in test_documented_disagreements, not a property of the rest.
+    assume("inet:" not in text or len(text.split()) <= 3)
     answer = netns_helper(text)
     assume("error" not in answer)
     assert answer["code"] is not None
@@ -409,6 +417,8 @@ def test_kernel_agrees_with_user_space(netns_helper, text: str) -> None:  # type
         "sport < :70000",  # kernel: < 4464 (16 bits), so the ephemeral ports drop out
         "sport >= *",  # kernel: >= 65535, i.e. nothing
         "src 0.0.0.0/8",  # IPv6 sockets: the raw bits match, the families do not
+        # the port condition after `inet:` is AF_INET in the bytecode: IPv6 sockets drop
+        "src inet:127.0.0.1 or sport = :1002",
     ],
 )
 def test_documented_disagreements(netns_helper, text: str) -> None:  # type: ignore[no-untyped-def]
