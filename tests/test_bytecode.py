@@ -21,10 +21,12 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from sockscope import abi, hostcond
-from sockscope.bytecode import compile_bytecode, relocate
-from sockscope.filter import parse_filter, split_words
-from sockscope.hostcond import FilterContext
+from sockscope.kernel import abi
+
+from sockscope.query import hostcond
+from sockscope.query.bytecode import compile_bytecode, relocate
+from sockscope.query.filter import parse_filter, split_words
+from sockscope.query.hostcond import FilterContext
 from test_filter import ORACLE, have_tools
 
 SRC = Path(__file__).resolve().parent.parent / "src"
@@ -181,9 +183,9 @@ def test_bytecode_like_oracle(tmp_path: Path) -> None:
         )
     ours_py = textwrap.dedent(f"""
         import json
-        from sockscope import abi
-        from sockscope.filter import parse_filter
-        from sockscope.hostcond import FilterContext
+        from sockscope.kernel import abi
+        from sockscope.query.filter import parse_filter
+        from sockscope.query.hostcond import FilterContext
         out = []
         for text in {BYTECODE_FILTERS!r}:
             flt = parse_filter(text, FilterContext(dbs=1 << abi.TCP_DB))
@@ -219,9 +221,9 @@ def _shell_quote(text: str) -> str:
 
 _NS_HELPER = r"""
 import json, os, socket, struct, sys
-from sockscope import abi
-from sockscope.filter import parse_filter
-from sockscope.hostcond import FilterContext
+from sockscope.kernel import abi
+from sockscope.query.filter import parse_filter
+from sockscope.query.hostcond import FilterContext
 
 HDR = struct.Struct("=IHHII")
 REQ = struct.Struct("=BBBBI 2s2s16s16sI8s")

@@ -20,8 +20,8 @@ import time
 import pytest
 
 import netns
-from sockscope import abi
-from sockscope.follow import IPPROTO_MAX, EventError, groups_for, messages
+from sockscope.kernel import abi
+from sockscope.ops.follow import IPPROTO_MAX, EventError, groups_for, messages
 from test_kill import ORACLE, REASON, comparable, populated
 
 needs_root = pytest.mark.skipif(REASON is not None, reason=REASON or "")

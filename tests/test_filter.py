@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from sockscope import abi
+from sockscope.kernel import abi
 from sockscope.errors import FilterError
-from sockscope.filter import (
+from sockscope.query.filter import (
     SYNTAX_ERROR,
     And,
     AutoBound,
@@ -36,7 +36,7 @@ from sockscope.filter import (
     read_filter_file,
     split_words,
 )
-from sockscope.hostcond import FilterContext, c_strtol, c_strtoul, get_prefix, scanf_int
+from sockscope.query.hostcond import FilterContext, c_strtol, c_strtoul, get_prefix, scanf_int
 
 ORACLE = Path(os.environ.get("SOCKSCOPE_ORACLE", "/work/oracle/ss71"))
 SCENARIO = Path("/work/shared/goldens/scenario-3/tcpdiag.bin")
@@ -780,7 +780,7 @@ def test_udp_only_service_takes_the_clobbered_port(tmp_path: Path) -> None:
 def test_unix_inet_operand_compares_the_name_pointer() -> None:
     # unix_show_sock copies the name pointer into local.data: an inet operand of all zero
     # bits matches the unbound sockets only; from /proc the peer name pointer is copied too.
-    from sockscope.unixsock import UnixSocket
+    from sockscope.tables.unix import UnixSocket
 
     socks = [UnixSocket(abi.SOCK_STREAM, 1, 10 + i, name) for i, name in
              enumerate([None, b"/run/x.sock", b"@abstract", None])]  # fmt: skip

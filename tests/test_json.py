@@ -34,8 +34,8 @@ GOLDENS = SHARED / "goldens"
 SCENARIO = SHARED / "tools" / "scenario.py"
 
 sys.path.insert(0, str(SRC))
-from sockscope import fields  # noqa: E402
-from sockscope.extinfo import ms_timer  # noqa: E402
+from sockscope.render import view as fields# noqa: E402
+from sockscope.tables.inet.extinfo import ms_timer  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +96,8 @@ def test_schema_names_every_tcp_info_field() -> None:
 
 
 def test_library_to_dict_is_what_json_prints() -> None:
-    from sockscope import netlink, records
+    from sockscope.kernel import netlink
+    from sockscope.tables.inet import record as records
 
     data = (GOLDENS / "scenario-3" / "tcpdiag.bin").read_bytes()
     recs = list(records.decode_inet(netlink.replay(data), 6))

@@ -23,9 +23,9 @@ import pytest
 
 import netns
 import sockscope
-from sockscope import abi
-from sockscope.destroy import Killer, KillError, destroy_request
-from sockscope.records import InetSocket, decode_inet, make_proc_inet
+from sockscope.kernel import abi
+from sockscope.ops.destroy import Killer, KillError, destroy_request
+from sockscope.tables.inet.record import InetSocket, decode_inet, make_proc_inet
 
 REASON = netns.live_reason()
 needs_root = pytest.mark.skipif(REASON is not None, reason=REASON or "")

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 import netns
-from sockscope import netns as ops
+from sockscope.ops import netns as ops
 from sockscope.errors import SockscopeError
 from test_kill import ORACLE, REASON, comparable, populated
 

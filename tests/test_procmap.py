@@ -18,7 +18,7 @@ import pytest
 
 import netns
 from sockscope.options import Options
-from sockscope.procmap import ProcessMap, scan_int, task_name
+from sockscope.ops.procmap import ProcessMap, scan_int, task_name
 
 TESTS = Path(__file__).resolve().parent
 SRC = TESTS.parent / "src"

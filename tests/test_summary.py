@@ -17,7 +17,7 @@ import pytest
 
 import sockscope
 from sockscope.errors import SockscopeError
-from sockscope.sockstat import Summary, read, render, snmp_int
+from sockscope.ops.sockstat import Summary, read, render, snmp_int
 
 ORACLE = os.environ.get("SOCKSCOPE_ORACLE", "/work/oracle/ss71")
 REPO = Path(__file__).resolve().parent.parent

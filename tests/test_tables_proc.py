@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from sockscope import tables, unixsock
+from sockscope.tables import common as tables
+
+from sockscope.tables import unix as unixsock
 
 TESTS = Path(__file__).resolve().parent
 SRC = TESTS.parent / "src"

@@ -16,18 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from sockscope import (
-    abi,
-    cli,
-    netlink,
-    nlsock,
-    packetsock,
-    tables,
-    tipcsock,
-    unixsock,
-    vsock,
-    xdpsock,
-)
+from sockscope.cli import command as cli
+from sockscope.kernel import abi, netlink
+from sockscope.tables import common as tables
+from sockscope.tables import netlink as nlsock
+from sockscope.tables import packet as packetsock
+from sockscope.tables import tipc as tipcsock
+from sockscope.tables import unix as unixsock
+from sockscope.tables import vsock
+from sockscope.tables import xdp as xdpsock
 
 
 def attr(kind: int, data: bytes) -> bytes:

@@ -15,7 +15,10 @@ from pathlib import Path
 import pytest
 
 import netns
-from sockscope import abi, netlink, records, tcpinfo
+from sockscope.kernel import abi
+from sockscope.kernel import netlink
+from sockscope.tables.inet import record as records
+from sockscope.tables.inet import tcpinfo
 
 TESTS = Path(__file__).resolve().parent
 DUMP = TESTS / "golden" / "scenario-extinfo" / "tcpdiag.bin"
@@ -198,7 +201,11 @@ def test_live_getsockopt_matches_diag() -> None:
     code = r"""
 import socket, sys, struct
 sys.path.insert(0, sys.argv[1])
-from sockscope import netlink, records, abi, query, tcpinfo
+from sockscope.kernel import netlink
+from sockscope.tables.inet import record as records
+from sockscope.kernel import abi
+from sockscope.query import selection as query
+from sockscope.tables.inet import tcpinfo
 l = socket.socket(); l.bind(("127.0.0.1", 7301)); l.listen()
 c = socket.socket(); c.connect(("127.0.0.1", 7301)); s, _ = l.accept()
 c.sendall(b"x" * 1000); s.recv(1000)

@@ -15,11 +15,11 @@ Heavier pieces are imported on first use, so ``import sockscope`` stays cheap.
 
 from __future__ import annotations
 
-from .errors import FilterError, NetlinkError, NotSupportedError, SockscopeError, UsageError
+from sockscope.errors import FilterError, NetlinkError, NotSupportedError, SockscopeError, UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from .api import Query, parse_filter, sockets
+    from sockscope.api import Query, parse_filter, sockets
 
 __all__ = [
     "FilterError",
@@ -41,9 +41,9 @@ _LAZY = {
     "sockets": ("api", "sockets"),
     "parse_filter": ("api", "parse_filter"),
     "main": ("cli", "main"),
-    "summary": ("sockstat", "summary"),
-    "kill": ("destroy", "kill"),
-    "events": ("follow", "events"),
+    "summary": ("ops.sockstat", "summary"),
+    "kill": ("ops.destroy", "kill"),
+    "events": ("ops.follow", "events"),
 }
 
 

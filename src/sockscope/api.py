@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import os
 
-from . import abi, sources
-from .errors import SockscopeError
-from .options import Options
-from .query import FAMILY_WORDS, Selection, scan_state
+from sockscope.kernel import abi
+
+from sockscope.tables.inet import source as sources
+from sockscope.errors import SockscopeError
+from sockscope.options import Options
+from sockscope.query.selection import FAMILY_WORDS, Selection, scan_state
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
-    from .filter import Filter
+    from sockscope.query.filter import Filter
 
 
 class Query:
@@ -90,7 +92,7 @@ def parse_filter(text: str | Iterable[str]) -> Filter | None:
 
     Raises :class:`sockscope.FilterError` pointing at the offending token.
     """
-    from . import filter as ssfilter
+    from sockscope.query import filter as ssfilter
 
     return ssfilter.parse_filter(text)
 
@@ -121,7 +123,7 @@ def sockets(query: Query | None = None, **kwargs: object) -> Iterator[object]:
     if query.netns is None:
         yield from _gather(ctx)
         return
-    from . import netns
+    from sockscope.ops import netns
 
     # entered around each next(), so the caller's code between items runs at home
     yield from netns.iterate(query.netns, lambda: _gather(ctx), batch=1024)
@@ -130,7 +132,7 @@ def sockets(query: Query | None = None, **kwargs: object) -> Iterator[object]:
 def _filter_for(query: Query, sel: Selection) -> Filter | None:
     if query.filter is None or not isinstance(query.filter, str):
         return query.filter
-    from . import filter as ssfilter
+    from sockscope.query import filter as ssfilter
 
     ctx = ssfilter.FilterContext(
         preferred_family=sel.preferred_family, families=sel.families, dbs=sel.dbs
@@ -150,7 +152,7 @@ def _gather(ctx: sources.Context) -> Iterator[object]:
         if name in sources.INET_TABLES:
             yield from sources.inet_table(ctx, name)
         else:
-            from . import tables
+            from sockscope.tables import common as tables
 
             records = getattr(tables, "records", None)
             if records is not None:

@@ -1,0 +1,708 @@
+"""The ``sockscope`` command: ss's command line, flow, messages and exit statuses.
+
+This is the only module that prints to stderr or chooses exit codes. ``main()`` follows
+ss.c's ``main()`` step by step (iproute2 7.1): options in getopt order, the process map,
+``-s``, the leading ``state``/``exclude`` words, the selection defaults and checks, ``-D``,
+the filter expression, the columns, the header, ``-E`` or the dumps in ss's table order,
+and the final render.
+"""
+
+from __future__ import annotations
+
+import gc
+import io
+import os
+import signal
+import sys
+
+from sockscope.kernel import abi
+
+from sockscope.render import columns
+from sockscope.errors import SockscopeError, UsageError
+from sockscope.options import Options
+from sockscope.query.selection import FAMILY_WORDS, Selection, scan_state
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import BinaryIO
+
+    from sockscope.render.view import View
+    from sockscope.render.jsonout import Writer
+
+SHORTOPTS = "dhalBetuwxnro460spTbEf:mMiA:D:F:vVzZN:KHQSO"
+
+#: long_opts[] of ss.c, in its order: (name, takes an argument, short option or key)
+LONGOPTS: tuple[tuple[str, bool, str], ...] = (
+    ("numeric", False, "n"),
+    ("resolve", False, "r"),
+    ("options", False, "o"),
+    ("extended", False, "e"),
+    ("memory", False, "m"),
+    ("info", False, "i"),
+    ("processes", False, "p"),
+    ("threads", False, "T"),
+    ("bpf", False, "b"),
+    ("events", False, "E"),
+    ("dccp", False, "d"),
+    ("tcp", False, "t"),
+    ("sctp", False, "S"),
+    ("udp", False, "u"),
+    ("raw", False, "w"),
+    ("unix", False, "x"),
+    ("tipc", False, "tipc"),
+    ("vsock", False, "vsock"),
+    ("all", False, "a"),
+    ("listening", False, "l"),
+    ("bound-inactive", False, "B"),
+    ("ipv4", False, "4"),
+    ("ipv6", False, "6"),
+    ("packet", False, "0"),
+    ("family", True, "f"),
+    ("socket", True, "A"),
+    ("query", True, "A"),
+    ("summary", False, "s"),
+    ("diag", True, "D"),
+    ("filter", True, "F"),
+    ("version", False, "V"),
+    ("help", False, "h"),
+    ("context", False, "Z"),
+    ("contexts", False, "z"),
+    ("net", True, "N"),
+    ("tipcinfo", False, "tipcinfo"),
+    ("tos", False, "tos"),
+    ("cgroup", False, "cgroup"),
+    ("kill", False, "K"),
+    ("no-header", False, "H"),
+    ("no-queues", False, "Q"),
+    ("xdp", False, "xdp"),
+    ("mptcp", False, "M"),
+    ("oneline", False, "O"),
+    ("inet-sockopt", False, "inet-sockopt"),
+    ("bpf-maps", False, "bpf-maps"),
+    ("bpf-map-id", True, "bpf-map-id"),
+    # sockscope's own: machine-readable output (not ss options; keys that no ss option uses)
+    ("json", False, "json"),
+    ("json-lines", False, "json-lines"),
+    ("jsonl", False, "json-lines"),
+)
+
+
+class _Exit(Exception):
+    """Leave main() with a status after the messages have been written."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+def _prog(argv0: str) -> str:
+    """argv[0] as glibc's getopt messages show it."""
+    if argv0.endswith("__main__.py"):
+        return "sockscope"
+    return argv0
+
+
+def gnu_getopt(args: Sequence[str], prog: str) -> tuple[list[tuple[str, str]], list[str]]:
+    """getopt_long with glibc's permutation, clustering, prefixes and messages.
+
+    Returns the options in order as (key, value) pairs and the non-option arguments.
+    Raises UsageError with glibc's message on a bad option.
+    """
+    opts: list[tuple[str, str]] = []
+    rest: list[str] = []
+    posix = "POSIXLY_CORRECT" in os.environ
+    i = 0
+    n = len(args)
+    while i < n:
+        arg = args[i]
+        i += 1
+        if arg == "--":
+            rest.extend(args[i:])
+            break
+        if arg.startswith("--"):
+            i = _long_option(arg[2:], args, i, opts, prog)
+        elif arg.startswith("-") and arg != "-":
+            i = _short_options(arg[1:], args, i, opts, prog)
+        elif posix:
+            rest.append(arg)
+            rest.extend(args[i:])
+            break
+        else:
+            rest.append(arg)
+    return opts, rest
+
+
+def _long_option(
+    text: str, args: Sequence[str], i: int, opts: list[tuple[str, str]], prog: str
+) -> int:
+    name, eq, value = text.partition("=")
+    exact = [o for o in LONGOPTS if o[0] == name]
+    matches = exact or [o for o in LONGOPTS if o[0].startswith(name)]
+    if not matches:
+        raise UsageError(f"{prog}: unrecognized option '--{text}'")
+    found = matches[0]
+    if len({(o[1], o[2]) for o in matches}) > 1:
+        names = "".join(f" '--{o[0]}'" for o in matches)
+        raise UsageError(f"{prog}: option '--{name}' is ambiguous; possibilities:{names}")
+    if found[1]:
+        if not eq:
+            if i >= len(args):
+                raise UsageError(f"{prog}: option '--{found[0]}' requires an argument")
+            value = args[i]
+            i += 1
+    elif eq:
+        raise UsageError(f"{prog}: option '--{found[0]}' doesn't allow an argument")
+    opts.append((found[2], value))
+    return i
+
+
+def _short_options(
+    cluster: str, args: Sequence[str], i: int, opts: list[tuple[str, str]], prog: str
+) -> int:
+    k = 0
+    while k < len(cluster):
+        ch = cluster[k]
+        k += 1
+        pos = SHORTOPTS.find(ch)
+        if ch == ":" or pos < 0:
+            raise UsageError(f"{prog}: invalid option -- '{ch}'")
+        if SHORTOPTS[pos + 1 : pos + 2] == ":":
+            if k < len(cluster):
+                opts.append((ch, cluster[k:]))
+            elif i < len(args):
+                opts.append((ch, args[i]))
+                i += 1
+            else:
+                raise UsageError(f"{prog}: option requires an argument -- '{ch}'")
+            return i
+        opts.append((ch, ""))
+    return i
+
+
+# --- option table: each handler applies one option in getopt order ------------------------
+_FLAG_OPTS: dict[str, tuple[str, object]] = {
+    "n": ("numeric", True),
+    "r": ("resolve", True),
+    "o": ("show_options", True),
+    "m": ("show_mem", True),
+    "i": ("show_tcpinfo", True),
+    "E": ("events", True),
+    "tipcinfo": ("show_tipcinfo", True),
+    "tos": ("show_tos", True),
+    "cgroup": ("show_cgroup", True),
+    "K": ("kill", True),
+    "H": ("show_header", False),
+    "Q": ("show_queues", False),
+    "O": ("oneline", True),
+    "inet-sockopt": ("show_inet_sockopt", True),
+    "s": ("summary", True),
+}
+_DB_OPTS = {
+    "d": abi.DCCP_DB,
+    "t": abi.TCP_DB,
+    "S": abi.SCTP_DB,
+    "u": abi.UDP_DB,
+    "w": abi.RAW_DB,
+    "M": abi.MPTCP_DB,
+}
+_AF_OPTS = {
+    "x": abi.AF_UNIX,
+    "vsock": abi.AF_VSOCK,
+    "tipc": abi.AF_TIPC,
+    "4": abi.AF_INET,
+    "6": abi.AF_INET6,
+    "0": abi.AF_PACKET,
+    "xdp": abi.AF_XDP,
+}
+_STATE_OPTS = {
+    "a": abi.SS_ALL,
+    "l": (1 << abi.SS_LISTEN) | (1 << abi.SS_CLOSE),
+    "B": 1 << abi.SS_BOUND_INACTIVE,
+}
+
+
+class Run:
+    """The state of one invocation while options are applied (ss's globals)."""
+
+    def __init__(self, prog: str) -> None:
+        self.prog = prog
+        self.opts = Options()
+        self.sel = Selection()
+        self.state_filter = 0
+        self.saw_query = False
+        self.filter_fp: BinaryIO | None = None
+        #: -s with --json: the summary, written at the head of the JSON output
+        self.summary: object = None
+
+
+def _usage_error(message: str | None = None) -> UsageError:
+    return UsageError(message or "", status=255)
+
+
+def _apply_option(run: Run, key: str, value: str) -> None:
+    """One case of ss's option switch."""
+    opts, sel = run.opts, run.sel
+    if key in _FLAG_OPTS:
+        attr, flag = _FLAG_OPTS[key]
+        setattr(opts, attr, flag)
+    elif key in _DB_OPTS:
+        sel.db_set(_DB_OPTS[key])
+    elif key in _AF_OPTS:
+        sel.af_set(_AF_OPTS[key])
+    elif key in _STATE_OPTS:
+        run.state_filter = _STATE_OPTS[key]
+    elif key in _OTHER_OPTS:
+        _OTHER_OPTS[key](run, value)
+    else:
+        raise _usage_error()
+
+
+def _opt_e(run: Run, _v: str) -> None:
+    run.opts.show_options = True
+    run.opts.show_details += 1
+
+
+def _opt_p(run: Run, _v: str) -> None:
+    run.opts.show_processes += 1
+
+
+def _opt_T(run: Run, _v: str) -> None:
+    run.opts.show_threads += 1
+
+
+def _opt_b(run: Run, _v: str) -> None:
+    run.opts.show_options = True
+    run.opts.show_bpf += 1
+
+
+def _opt_f(run: Run, value: str) -> None:
+    family = FAMILY_WORDS.get(value)
+    if family is not None:
+        run.sel.af_set(family)
+    elif value == "help":
+        _help()
+    else:
+        raise UsageError(f'ss: "{value}" is invalid family')
+
+
+def _opt_A(run: Run, value: str) -> None:
+    sel = run.sel
+    if not run.saw_query:
+        sel.dbs = 0
+        run.state_filter = run.state_filter or abi.SS_CONN
+        run.saw_query = True
+        sel.do_default = False
+    for word in value.split(","):
+        if not sel.db_parse(word):
+            raise UsageError(f'ss: "{word}" is illegal socket table id')
+
+
+def _opt_D(run: Run, value: str) -> None:
+    run.opts.dump_file = value
+
+
+def _opt_F(run: Run, value: str) -> None:
+    if run.filter_fp is not None:
+        raise SockscopeError("More than one filter file", 255)
+    if value.startswith("-"):
+        run.filter_fp = sys.stdin.buffer
+    else:
+        try:
+            run.filter_fp = open(value, "rb")  # noqa: SIM115 - read later, like ss's FILE*
+        except IsADirectoryError:  # fopen() opens a directory; fgets() then reads nothing
+            run.filter_fp = io.BytesIO()
+        except OSError as e:
+            raise SockscopeError(f"fopen filter file: {os.strerror(e.errno or 0)}", 255) from None
+    run.opts.filter_file = value
+
+
+def _opt_V(_run: Run, _v: str) -> None:
+    from sockscope.cli.usage import VERSION
+
+    sys.stdout.write(VERSION)
+    raise _Exit(0)
+
+
+def _opt_Z(run: Run, key: str) -> None:
+    if not _selinux_enabled():
+        raise SockscopeError("ss: SELinux is not enabled.", 1)
+    run.opts.show_proc_ctx += 1
+
+
+def _opt_z(run: Run, _v: str) -> None:
+    run.opts.show_sock_ctx += 1
+    _opt_Z(run, "z")
+
+
+def _opt_N(run: Run, value: str) -> None:
+    from sockscope.ops import netns
+
+    netns.switch(value, _warn)
+    run.opts.net = value
+
+
+def _opt_h(_run: Run, _v: str) -> None:
+    _help()
+
+
+def _opt_bpf_maps(run: Run, _v: str) -> None:
+    if run.opts.bpf_map_ids:
+        raise SockscopeError("ss: --bpf-maps and --bpf-map-id cannot be used together", 255)
+    run.opts.bpf_maps = True
+
+
+def _opt_bpf_map_id(run: Run, value: str) -> None:
+    if run.opts.bpf_maps:
+        raise SockscopeError("ss: --bpf-maps and --bpf-map-id cannot be used together", 1)
+    from sockscope.ops import bpfmaps
+
+    map_id = bpfmaps.parse_id(value)
+    if map_id is None:
+        raise SockscopeError(f"ss: invalid BPF map ID {value}", 1)
+    if map_id not in run.opts.bpf_map_ids:
+        bpfmaps.check(map_id, value)
+    run.opts.bpf_map_ids.append(map_id)
+
+
+def _opt_json(run: Run, _v: str) -> None:
+    run.opts.json = "json"
+
+
+def _opt_json_lines(run: Run, _v: str) -> None:
+    run.opts.json = "lines"
+
+
+_OTHER_OPTS: dict[str, Callable[[Run, str], None]] = {
+    "e": _opt_e,
+    "p": _opt_p,
+    "T": _opt_T,
+    "b": _opt_b,
+    "f": _opt_f,
+    "A": _opt_A,
+    "D": _opt_D,
+    "F": _opt_F,
+    "v": _opt_V,
+    "V": _opt_V,
+    "Z": _opt_Z,
+    "z": _opt_z,
+    "N": _opt_N,
+    "h": _opt_h,
+    "bpf-maps": _opt_bpf_maps,
+    "bpf-map-id": _opt_bpf_map_id,
+    "json": _opt_json,
+    "json-lines": _opt_json_lines,
+}
+
+
+def _selinux_enabled() -> bool:
+    """libselinux's is_selinux_enabled: a mounted selinuxfs with a loaded policy."""
+    return os.path.exists("/sys/fs/selinux/enforce")
+
+
+def _help() -> None:
+    from sockscope.cli.usage import USAGE
+
+    sys.stdout.write(USAGE)
+    sys.stdout.flush()
+    raise _Exit(0)
+
+
+def _read_states(run: Run, args: list[str]) -> list[str]:
+    """The leading ``state X`` / ``exclude X`` words of the filter (main() in ss.c)."""
+    saw_states = False
+    while args:
+        word = args[0]
+        if word == "state" or word in ("exclude", "excl"):
+            if len(args) < 2:
+                raise SockscopeError('Command line is not complete. Try option "help"', 255)
+            mask = scan_state(args[1])
+            if mask is None:
+                raise SockscopeError(f"ss: wrong state name: {args[1]}", 255)
+            if word == "state":
+                if not saw_states:
+                    run.state_filter = 0
+                run.state_filter |= mask
+            else:
+                if not saw_states:
+                    run.state_filter = abi.SS_ALL
+                run.state_filter &= ~mask
+            saw_states = True
+            args = args[2:]
+        else:
+            break
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ss with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    if argv is None:
+        argv = sys.argv[1:]
+        prog = _prog(sys.argv[0] if sys.argv else "sockscope")
+    else:
+        prog = "sockscope"
+    try:
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    except (ValueError, OSError):
+        pass
+    try:
+        return _main(list(argv), prog)
+    except _Exit as e:
+        return e.status
+    except SockscopeError as e:
+        _report(e)
+        return e.status
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    except OSError as e:
+        # a failure ss would report through perror(): one line, no traceback
+        _report(SockscopeError(f"sockscope: {e.strerror or e}", 1))
+        return 1
+    finally:
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            pass
+
+
+def _report(e: SockscopeError) -> None:
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        pass
+    text = e.message
+    if text:
+        sys.stderr.write(text if text.endswith("\n") else text + "\n")
+    if e.usage:
+        from sockscope.cli.usage import USAGE
+
+        sys.stderr.write(USAGE)
+    sys.stderr.flush()
+
+
+def _warn_raw(text: str) -> None:
+    """Write ss's exact stderr text (some of its messages end without a newline)."""
+    sys.stderr.write(text)
+    sys.stderr.flush()
+
+
+def _warn(message: str) -> None:
+    sys.stderr.write(message if message.endswith("\n") else message + "\n")
+    sys.stderr.flush()
+
+
+def _main(argv: list[str], prog: str) -> int:
+    run = Run(prog)
+    pairs, args = gnu_getopt(argv, prog)
+    for key, value in pairs:
+        _apply_option(run, key, value)
+    opts, sel = run.opts, run.sel
+    environ = dict(os.environ)
+
+    users = None
+    if opts.wants_users:
+        from sockscope.ops import procmap
+
+        users = procmap.ProcessMap.build(environ, opts)
+
+    if opts.summary:
+        from sockscope.ops.sockstat import read as read_summary
+        from sockscope.ops.sockstat import render as render_summary
+
+        counters = read_summary(environ, _warn)
+        if opts.json:
+            run.summary = counters
+            if sel.do_default and not args:
+                return _show_json(run, None, None, environ, listing=False)
+        else:
+            sys.stdout.write(render_summary(counters))
+            sys.stdout.flush()
+            if sel.do_default and not args:
+                return 0
+
+    args = _read_states(run, args)
+    sel.finish(run.state_filter)
+
+    if sel.dbs == 0:
+        _warn("ss: no socket tables to show with such filter.")
+        return 0
+    if sel.families == 0:
+        _warn("ss: no families to show with such filter.")
+        return 0
+    if sel.states == 0:
+        _warn("ss: no socket states to show with such filter.")
+        return 0
+
+    if opts.dump_file is not None:
+        return _dump(run)
+
+    flt = _parse_filter(run, args)
+    return _show(run, flt, users, environ)
+
+
+def _dump(run: Run) -> int:
+    """-D FILE: the raw TCP dump, as ss writes it."""
+    from sockscope.tables.inet import source as sources
+
+    sel, opts = run.sel, run.opts
+    if not sel.has_db(abi.TCP_DB):
+        _warn("ss: tcpdiag dump requested and no tcp in filter.")
+        return 0
+    path = opts.dump_file or "-"
+    if path.startswith("-"):
+        out = sys.stdout.buffer
+        sources.dump_tcp(sources.Context(sel, opts), out)
+        out.flush()
+        return 0
+    try:
+        f = open(path, "wb")  # noqa: SIM115
+    except OSError as e:
+        raise SockscopeError(f"fopen dump file: {os.strerror(e.errno or 0)}", 255) from None
+    with f:
+        sources.dump_tcp(sources.Context(sel, opts), f)
+    return 0
+
+
+def _parse_filter(run: Run, args: list[str]) -> object:
+    """The filter expression from argv and -F (ssfilter_parse)."""
+    if not args and run.filter_fp is None:
+        return None
+    from sockscope.query import filter as ssfilter
+
+    ctx = ssfilter.FilterContext(
+        preferred_family=run.sel.preferred_family,
+        families=run.sel.families,
+        dbs=run.sel.dbs,
+    )
+    # the -F file is read lazily after argv, so errors come in ss's order
+    flt = ssfilter.parse_filter(args, ctx, fp=run.filter_fp)
+    run.sel.families = ctx.families
+    run.sel.preferred_family = ctx.preferred_family
+    return flt
+
+
+def _show(run: Run, flt: object, users: object, environ: dict[str, str]) -> int:
+    """Columns, header, then every selected table in ss's order, then the render."""
+    from sockscope.render.names import Resolver
+    from sockscope.render.printer import Printer, enabled_slots
+
+    opts, sel = run.opts, run.sel
+    if opts.json:
+        return _show_json(run, flt, users, environ)
+    slots = enabled_slots(
+        show_netid=not sel.single_db(),
+        show_state=not sel.single_state(),
+        show_queues=opts.show_queues,
+        show_proc=bool(opts.show_processes),
+    )
+    out = sys.stdout.buffer
+
+    def write(text: str) -> None:
+        out.write(text.encode("latin-1"))
+
+    renderer = columns.Renderer(slots, write, columns.screen_width(1, environ))
+    resolver = Resolver(numeric=opts.numeric, resolve_hosts=opts.resolve, environ=environ)
+    lookup = getattr(users, "users", None)
+    printer = Printer(opts, resolver, slots, lookup)
+    printer.warn = _warn
+    if opts.show_header:
+        renderer.header()
+    if opts.events:
+        from sockscope.ops.follow import follow
+
+        out.flush()
+        return follow(run.sel, opts, flt, printer, renderer, environ, _warn)
+    from sockscope.cli import listing as gather
+
+    # A listing allocates hundreds of thousands of acyclic tuples: the cyclic
+    # collector only costs time here (measured ~8% of -tan at 100k sockets).
+    gc.disable()
+    gather.show_all(sel, opts, flt, printer, renderer, environ, _warn, _warn_raw)
+    renderer.finish()
+    out.flush()
+    return 0
+
+
+def _events_json(run: Run, flt: object, writer: Writer, view: View) -> int:
+    """-E with --json/--json-lines: one object per destroyed socket, flushed as it comes.
+
+    The --json document stays open while events arrive and is closed when the run is
+    interrupted, so what was written is a complete document.
+    """
+    from sockscope.ops import follow
+    from sockscope.ops.destroy import Killer
+
+    sel, opts = run.sel, run.opts
+    groups = follow.groups_for(sel.families, sel.dbs)
+    if not groups:
+        return 255
+    killer = Killer(_warn) if opts.kill else None
+    writer.open_sockets()
+    status = 0
+
+    def _stop(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    # SIGTERM ends the run like Ctrl-C: the --json document still gets its closing
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        for rec in follow.watch(groups, sel.families, getattr(flt, "matches", None), killer):
+            writer.socket(rec.to_dict(view))
+            writer.out.flush()
+    except KeyboardInterrupt:
+        pass
+    except SockscopeError as e:
+        _report(e)
+        status = 255
+    finally:
+        if killer is not None:
+            killer.close()
+    writer.finish()
+    return status
+
+
+def _show_json(
+    run: Run, flt: object, users: object, environ: dict[str, str], listing: bool = True
+) -> int:
+    """--json / --json-lines: the same sockets as the text, written as data (jsonout)."""
+    from sockscope.render import view as fields
+    from sockscope.cli import listing as gather
+    from sockscope.render import jsonout
+    from sockscope.render.names import Resolver
+    from sockscope.render.printer import Printer
+
+    opts, sel = run.opts, run.sel
+    resolver = Resolver(numeric=opts.numeric, resolve_hosts=opts.resolve, environ=environ)
+    printer = Printer(opts, resolver, ())
+    printer.warn = _warn
+    view = fields.View.from_options(opts)
+    view.ifname = resolver.ifname
+    view.cgroup_path = lambda cgroup_id: printer.cgroups().path(cgroup_id)
+    if not opts.numeric:
+        view.service = printer.port
+    if opts.show_processes:
+        view.owners = getattr(users, "owners", None)
+    writer = jsonout.Writer(sys.stdout.buffer, opts.json == "lines")
+    summary = None if run.summary is None else jsonout.summary_dict(run.summary)
+    try:
+        writer.start(summary)
+        if listing and opts.events:
+            return _events_json(run, flt, writer, view)
+        if listing:
+            writer.open_sockets()
+            for _name, dg_proto, records in gather.records(
+                sel, opts, flt, environ, _warn, _warn_raw
+            ):
+                if dg_proto:
+                    printer.set_proto(dg_proto)
+                for rec in records:
+                    writer.socket(rec.to_dict(view))  # type: ignore[attr-defined]
+        writer.finish()
+    except BrokenPipeError:
+        # the reader went away (| head): end quietly, and keep the final flush silent
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    return 0

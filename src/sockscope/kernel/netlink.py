@@ -1,0 +1,233 @@
+"""Netlink transport: NETLINK_SOCK_DIAG sockets, dump requests, the receive loop.
+
+This module knows nlmsghdr framing and error handling, nothing about socket families.
+A dump yields the kernel's messages as ``(nlmsg_type, buffer, offset, length)`` so that
+decoders read them in place with one precompiled :class:`struct.Struct` call, without
+copying. It mirrors iproute2's ``rtnl_dump_filter_l``: messages with a foreign sequence
+number or port id are skipped, ``NLMSG_DONE`` ends the dump (a negative payload is an
+error), ``NLMSG_ERROR`` is an error, ``NLM_F_DUMP_INTR`` is reported to the caller.
+Recorded dumps (``ss -D`` files, ``TCPDIAG_FILE``) are read by :func:`replay`.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import os
+import socket
+
+from sockscope.kernel import abi
+from sockscope.errors import NetlinkError
+
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import BinaryIO
+
+    Message = tuple[int, bytes, int, int]
+
+_HDR = abi.NLMSGHDR
+_HDR_SIZE = _HDR.size
+#: nlmsghdr decoder for walkers outside this module
+HDR_UNPACK = _HDR.unpack_from
+_RECV_SIZE = 1 << 20
+
+
+class DumpState:
+    """What a finished dump reported besides its messages (``NLM_F_DUMP_INTR``)."""
+
+    __slots__ = ("interrupted",)
+
+    def __init__(self) -> None:
+        self.interrupted = False
+
+
+def open_diag(protocol: int = abi.NETLINK_SOCK_DIAG) -> socket.socket:
+    """Open and bind a netlink socket as ss's ``rtnl_open_byproto`` does."""
+    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, protocol)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 32768)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        sock.setsockopt(abi.SOL_NETLINK, abi.NETLINK_EXT_ACK, 1)
+        sock.bind((0, 0))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def message(nlmsg_type: int, flags: int, payload: bytes, seq: int = abi.MAGIC_SEQ) -> bytes:
+    """One netlink message: an nlmsghdr followed by ``payload`` (already aligned)."""
+    return _HDR.pack(_HDR_SIZE + len(payload), nlmsg_type, flags, seq, 0) + payload
+
+
+def attr(rta_type: int, data: bytes) -> bytes:
+    """One rtattr, padded to 4 bytes."""
+    length = abi.RTATTR.size + len(data)
+    return abi.RTATTR.pack(length, rta_type) + data + b"\0" * (-length & 3)
+
+
+def _raise_errno(err: int, what: str) -> None:
+    raise NetlinkError(f"{what}: {os.strerror(err)}", err)
+
+
+def dump(
+    sock: socket.socket,
+    request: bytes,
+    tee: BinaryIO | None = None,
+    state: DumpState | None = None,
+) -> Iterator[Message]:
+    """Send a dump request and yield every reply message until ``NLMSG_DONE``.
+
+    Raises :class:`NetlinkError` for an ``NLMSG_ERROR`` reply or a negative
+    ``NLMSG_DONE``. With ``tee``, every datagram received is also written verbatim, the
+    format of ``ss -D``.
+    """
+    sock.send(request)
+    local_pid = sock.getsockname()[0]
+    seq = _HDR.unpack_from(request, 0)[3]
+    scratch = bytearray(_RECV_SIZE)
+    view = memoryview(scratch)
+    recv_into = sock.recv_into
+    unpack = _HDR.unpack_from
+    while True:
+        # recv() would allocate a fresh 1 MiB object per datagram; copy out only
+        # what arrived (the kernel fills about 32 KiB per datagram of a dump)
+        buf = bytes(view[: recv_into(scratch)])
+        if tee is not None:
+            tee.write(buf + b"\0" * (-len(buf) & 3))
+        off = 0
+        end = len(buf)
+        while off + _HDR_SIZE <= end:
+            length, mtype, flags, mseq, pid = unpack(buf, off)
+            if length < _HDR_SIZE or off + length > end:
+                break
+            if mseq != seq or pid != local_pid:
+                off += (length + 3) & ~3
+                continue
+            if flags & abi.NLM_F_DUMP_INTR and state is not None:
+                state.interrupted = True
+            if mtype == abi.NLMSG_DONE:
+                if length >= _HDR_SIZE + 4:
+                    (err,) = abi.NLMSGERR.unpack_from(buf, off + _HDR_SIZE)
+                    if err < 0:
+                        _raise_errno(-err, "RTNETLINK answers")
+                return
+            if mtype == abi.NLMSG_ERROR:
+                (err,) = abi.NLMSGERR.unpack_from(buf, off + _HDR_SIZE)
+                if err < 0:
+                    _raise_errno(-err, "RTNETLINK answers")
+            else:
+                yield mtype, buf, off, length
+            off += (length + 3) & ~3
+
+
+def datagrams(sock: socket.socket, tee: BinaryIO | None = None) -> Iterator[bytes]:
+    """The raw datagrams of a dump in progress, for decoders that walk them in place.
+
+    The consumer walks the messages itself (one loop per message instead of two) and
+    hands every message that is not data to :func:`control`; it stops at the end of
+    the dump. With ``tee`` every datagram is also written verbatim (``ss -D``).
+    """
+    scratch = bytearray(_RECV_SIZE)
+    view = memoryview(scratch)
+    recv_into = sock.recv_into
+    while True:
+        buf = bytes(view[: recv_into(scratch)])
+        if tee is not None:
+            tee.write(buf + b"\0" * (-len(buf) & 3))
+        yield buf
+
+
+def control(mtype: int, buf: bytes, off: int, length: int) -> bool:
+    """A control message met while walking a dump: True at ``NLMSG_DONE``.
+
+    Raises :class:`NetlinkError` for ``NLMSG_ERROR`` or a negative ``NLMSG_DONE``, as
+    :func:`dump` does; ``NLMSG_NOOP`` and the like are skipped (False).
+    """
+    if mtype == abi.NLMSG_DONE:
+        if length >= _HDR_SIZE + 4:
+            (err,) = abi.NLMSGERR.unpack_from(buf, off + _HDR_SIZE)
+            if err < 0:
+                _raise_errno(-err, "RTNETLINK answers")
+        return True
+    if mtype == abi.NLMSG_ERROR:
+        (err,) = abi.NLMSGERR.unpack_from(buf, off + _HDR_SIZE)
+        if err < 0:
+            _raise_errno(-err, "RTNETLINK answers")
+    return False
+
+
+#: the first nlmsg_type that carries data (NLMSG_MIN_TYPE); lower ones are control
+NLMSG_MIN_TYPE = 0x10
+
+
+def replay(data: bytes) -> Iterator[Message]:
+    """Yield the messages of a recorded dump up to its first ``NLMSG_DONE``.
+
+    This is how ss reads ``TCPDIAG_FILE``: only the first dump of a file that holds
+    several (``ss -D`` writes the IPv4 then the IPv6 dump) is used. A truncated file or an
+    ``NLMSG_ERROR`` record raises :class:`NetlinkError` carrying ss's exact stderr text
+    (the EOF message has no newline, as in ss).
+    """
+    off = 0
+    end = len(data)
+    unpack = _HDR.unpack_from
+    while True:
+        if off + _HDR_SIZE > end:
+            raise NetlinkError("Unexpected EOF reading $TCPDIAG_FILE", 0)
+        length, mtype, _flags, _seq, _pid = unpack(data, off)
+        body = (length - _HDR_SIZE + 3) & ~3
+        if length < _HDR_SIZE or off + _HDR_SIZE + body > end:
+            raise NetlinkError("Unexpected EOF reading $TCPDIAG_FILE", 0)
+        if mtype == abi.NLMSG_DONE:
+            return
+        if mtype == abi.NLMSG_ERROR:
+            if length < _HDR_SIZE + abi.NLMSGERR.size + _HDR_SIZE:
+                raise NetlinkError("ERROR truncated\n", 0)
+            (err,) = abi.NLMSGERR.unpack_from(data, off + _HDR_SIZE)
+            raise NetlinkError(f"TCPDIAG answered: {os.strerror(-err)}\n", -err)
+        yield mtype, data, off, length
+        off += _HDR_SIZE + body
+
+
+def talk(sock: socket.socket, request: bytes) -> None:
+    """Send one request with NLM_F_ACK and wait for its acknowledgement (for -K)."""
+    sock.send(request)
+    seq = _HDR.unpack_from(request, 0)[3]
+    while True:
+        buf = sock.recv(65536)
+        off = 0
+        while off + _HDR_SIZE <= len(buf):
+            length, mtype, _flags, mseq, _pid = _HDR.unpack_from(buf, off)
+            if length < _HDR_SIZE:
+                break
+            if mseq == seq and mtype == abi.NLMSG_ERROR:
+                (err,) = abi.NLMSGERR.unpack_from(buf, off + _HDR_SIZE)
+                if err < 0:
+                    _raise_errno(-err, "RTNETLINK answers")
+                return
+            off += (length + 3) & ~3
+
+
+def attrs(buf: bytes, off: int, end: int) -> dict[int, tuple[int, int]]:
+    """Index the rtattrs in ``buf[off:end]``: type -> (payload start, payload end).
+
+    The first attribute of a type wins, as with iproute2's parse_rtattr. The nested flag
+    is masked off (parse_rtattr_flags with NLA_F_NESTED).
+    """
+    out: dict[int, tuple[int, int]] = {}
+    unpack = abi.RTATTR.unpack_from
+    while off + 4 <= end:
+        length, rtype = unpack(buf, off)
+        if length < 4 or off + length > end:
+            break
+        rtype &= abi.NLA_TYPE_MASK
+        if rtype not in out:
+            out[rtype] = (off + 4, off + length)
+        off += (length + 3) & ~3
+    return out
+
+
+#: errno values that make a sock_diag dump fail silently in ss (the kernel lacks the module)
+SILENT_ERRNOS = frozenset({_errno.ENOENT, _errno.EOPNOTSUPP})

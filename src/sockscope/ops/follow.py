@@ -1,0 +1,283 @@
+"""``ss -E``: following the kernel's socket-destruction events.
+
+The kernel broadcasts an inet_diag message on ``NETLINK_SOCK_DIAG`` when a full TCP or
+UDP socket is destroyed (multicast groups ``SKNLGRP_INET{,6}_{TCP,UDP}_DESTROY``).
+:func:`watch` subscribes and yields those sockets as :class:`~sockscope.records.InetSocket`
+records; :func:`events` is the library front; :func:`follow` is ss's ``-E`` mode, one
+row rendered and flushed per event. Ports of ss.c's ``handle_follow_request`` and
+``generic_show_sock`` with ``show_one_inet_sock`` (iproute2 7.1):
+
+* the groups come from the selected families x {tcp, udp} tables; none -> exit 255
+  without a message;
+* every event goes through the family check, the user-space filter and ``-K``, but not
+  through the state mask (sockets arrive in CLOSE and print as ``UNCONN``);
+* the Netid comes from ``INET_DIAG_PROTOCOL``; the filter and ``-K`` see ss's
+  placeholder protocol ``IPPROTO_MAX`` (so ``-K`` sends SOCK_DESTROY with protocol
+  262 & 0xff = TCP, and a socket that is already gone is hidden);
+* the header is rendered with the first event (even one the filter drops).
+
+(The module is not called ``events`` because ``sockscope.events`` is the public
+function; a submodule of the same name would replace it on import.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno as _errno
+import os
+import socket
+import sys
+
+from sockscope.kernel import abi
+
+from sockscope.kernel import netlink
+from sockscope.ops.destroy import Killer
+from sockscope.errors import NetlinkError
+from sockscope.ops.netns import iterate
+from sockscope.tables.inet.record import InetSocket, decode_inet
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator
+
+    from sockscope.render.columns import Renderer
+    from sockscope.options import Options
+    from sockscope.query.selection import Selection
+    from sockscope.render.printer import Printer
+
+#: IPPROTO_MAX, the protocol generic_show_sock hands to show_one_inet_sock
+IPPROTO_MAX = 262
+
+#: (family, table) -> multicast group of its destruction events
+GROUPS = {
+    (abi.AF_INET, abi.TCP_DB): abi.SKNLGRP_INET_TCP_DESTROY,
+    (abi.AF_INET, abi.UDP_DB): abi.SKNLGRP_INET_UDP_DESTROY,
+    (abi.AF_INET6, abi.TCP_DB): abi.SKNLGRP_INET6_TCP_DESTROY,
+    (abi.AF_INET6, abi.UDP_DB): abi.SKNLGRP_INET6_UDP_DESTROY,
+}
+
+_FAMILY_NAMES = {"inet": abi.AF_INET, "inet6": abi.AF_INET6, "4": abi.AF_INET, "6": abi.AF_INET6}
+_TABLE_NAMES = {"tcp": abi.TCP_DB, "udp": abi.UDP_DB}
+
+
+class EventError(OSError):
+    """Receiving events failed; ``message`` is ss's text for it."""
+
+    def __init__(self, err: int, message: str) -> None:
+        super().__init__(err, message)
+        self.message = message
+
+
+def groups_for(families: int, dbs: int) -> int:
+    """The ``nl_groups`` bitmask (bit = group - 1) for a families and a tables mask."""
+    groups = 0
+    for (family, db), group in GROUPS.items():
+        if families & (1 << family) and dbs & (1 << db):
+            groups |= 1 << (group - 1)
+    return groups
+
+
+def subscribe(groups: int) -> socket.socket:
+    """A NETLINK_SOCK_DIAG socket bound to ``groups`` (rtnl_open_byproto; needs CAP_NET_ADMIN).
+
+    Raises :class:`EventError` carrying libnetlink's ``perror`` text.
+    """
+    try:
+        sock = socket.socket(
+            socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, abi.NETLINK_SOCK_DIAG
+        )
+    except OSError as e:
+        raise _error(e, "Cannot open netlink socket") from None
+    step = "SO_SNDBUF"
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 32768)
+        step = "SO_RCVBUF"
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        with contextlib.suppress(OSError):  # ignored by libnetlink too
+            sock.setsockopt(abi.SOL_NETLINK, abi.NETLINK_EXT_ACK, 1)
+        step = "Cannot bind netlink socket"
+        sock.bind((0, groups))
+    except OSError as e:
+        sock.close()
+        raise _error(e, step) from None
+    return sock
+
+
+def _error(e: OSError, what: str) -> EventError:
+    err = e.errno or 0
+    return EventError(err, f"{what}: {os.strerror(err)}")
+
+
+def messages(sock: socket.socket) -> Iterator[netlink.Message]:
+    """Every multicast message received, forever (rtnl_dump_filter_l with seq 0, pid 0).
+
+    Raises :class:`EventError` with libnetlink's text when receiving fails (this
+    includes ENOBUFS, an overrun when events come faster than they are read).
+    """
+    unpack = abi.NLMSGHDR.unpack_from
+    hsize = abi.NLMSGHDR.size
+    while True:
+        try:
+            buf, _anc, _flags, addr = sock.recvmsg(1 << 20)
+        except InterruptedError:
+            continue
+        except OSError as e:
+            err = e.errno or 0
+            if err == _errno.EAGAIN:
+                continue
+            raise EventError(err, f"netlink receive error {os.strerror(err)} ({err})") from None
+        if not buf:
+            raise EventError(_errno.ENODATA, "EOF on netlink")
+        if addr[0] != 0:
+            continue  # not from the kernel
+        off, end = 0, len(buf)
+        while off + hsize <= end:
+            length, mtype, _fl, seq, pid = unpack(buf, off)
+            if length < hsize or off + length > end:
+                break
+            if seq == 0 and pid == 0 and mtype not in (abi.NLMSG_DONE, abi.NLMSG_ERROR):
+                yield mtype, buf, off, length
+            off += (length + 3) & ~3
+
+
+def _with_netid(records: Iterable[InetSocket]) -> Iterator[InetSocket]:
+    """Give each record the protocol of its INET_DIAG_PROTOCOL attribute (inet_show_sock)."""
+    new = tuple.__new__
+    for rec in records:
+        buf = rec[17]
+        span = netlink.attrs(buf, rec[18], rec[19]).get(abi.INET_DIAG_PROTOCOL)
+        if span is not None and span[1] > span[0]:
+            yield new(InetSocket, (*rec[:16], buf[span[0]], *rec[17:]))
+        else:
+            yield rec
+
+
+def watch(
+    groups: int,
+    families: int = (1 << abi.AF_INET) | (1 << abi.AF_INET6),
+    matcher: Callable[[InetSocket], bool] | None = None,
+    killer: Callable[[InetSocket, int], bool] | None = None,
+    on_event: Callable[[], None] | None = None,
+) -> Iterator[InetSocket]:
+    """Yield the destroyed sockets matching ``matcher`` (show_one_inet_sock for events).
+
+    ``killer`` is -K's (see :mod:`sockscope.destroy`); it may raise to stop. ``on_event``
+    runs after every event received, shown or not (ss's render + fflush).
+    """
+    sock = subscribe(groups)
+    try:
+        for msg in messages(sock):
+            for rec in decode_inet((msg,), IPPROTO_MAX, families):
+                if matcher is not None and not matcher(rec):
+                    continue
+                if killer is not None and not killer(rec, IPPROTO_MAX):
+                    continue
+                yield from _with_netid((rec,))
+            if on_event is not None:
+                on_event()
+    finally:
+        sock.close()
+
+
+def events(
+    tables: Iterable[str] = ("tcp", "udp"),
+    families: Iterable[str | int] = ("inet", "inet6"),
+    filter: object = None,
+    kill: bool = False,
+    netns: str | None = None,
+) -> Iterator[InetSocket]:
+    """Library: iterate over TCP/UDP sockets as the kernel destroys them (``ss -E``).
+
+    ``tables`` is any of ``"tcp"``/``"udp"``; ``families`` any of ``"inet"``/``"inet6"``
+    (or AF_* numbers); ``filter`` an ss filter text or an object with ``matches()``;
+    ``kill`` also sends SOCK_DESTROY as ``-K`` does; ``netns`` follows a namespace under
+    /var/run/netns instead of the current one. Blocks between events; needs
+    CAP_NET_ADMIN. Raises ValueError when nothing can be followed, :class:`EventError`
+    (an OSError with ss's text) when subscribing or receiving fails.
+    """
+    fam_mask = 0
+    for f in families:
+        fam_mask |= 1 << (f if isinstance(f, int) else _FAMILY_NAMES[f])
+    dbs = 0
+    for t in tables:
+        dbs |= 1 << _TABLE_NAMES[t]
+    groups = groups_for(fam_mask, dbs)
+    if not groups:
+        raise ValueError("no tcp/udp events to follow with these tables and families")
+    matcher = None
+    if isinstance(filter, str):
+        from sockscope.query.filter import FilterContext, parse_filter
+
+        flt = parse_filter(filter, FilterContext(families=fam_mask, dbs=dbs))
+        matcher = None if flt is None else flt.matches
+    elif filter is not None:
+        matcher = filter.matches  # type: ignore[attr-defined]
+    killer = None
+    if kill:
+        killer = Killer()
+    try:
+        if netns is None:
+            yield from watch(groups, fam_mask, matcher, killer)
+        else:
+            yield from iterate(netns, lambda: watch(groups, fam_mask, matcher, killer))
+    finally:
+        if killer is not None:
+            killer.close()
+
+
+def follow(
+    sel: Selection,
+    opts: Options,
+    flt: object,
+    printer: Printer,
+    renderer: Renderer,
+    environ: dict[str, str],
+    warn: Callable[[str], None],
+) -> int:
+    """``ss -E``: print a row per destroyed socket until killed; returns the exit status.
+
+    The header is already queued in ``renderer``; each event is rendered and flushed at
+    once, with column widths carried over from the rows before it.
+    """
+    del environ
+    groups = groups_for(sel.families, sel.dbs)
+    if not groups:
+        return 255
+    matcher = getattr(flt, "matches", None)
+    killer = None
+    if opts.kill:
+        killer = Killer(warn)
+    try:
+        ok = _follow(groups, sel.families, matcher, killer, printer, renderer, warn)
+    finally:
+        if killer is not None:
+            killer.close()
+    return 0 if ok else 255
+
+
+def _follow(
+    groups: int,
+    families: int,
+    matcher: Callable[[InetSocket], bool] | None,
+    killer: Callable[[InetSocket, int], bool] | None,
+    printer: Printer,
+    renderer: Renderer,
+    warn: Callable[[str], None],
+) -> bool:
+    def on_event() -> None:
+        renderer.finish()
+        sys.stdout.flush()
+        sys.stdout.buffer.flush()
+
+    row = printer.inet_row
+    add = renderer.add
+    try:
+        for rec in watch(groups, families, matcher, killer, on_event):
+            add(row(rec))
+    except NetlinkError:
+        on_event()  # generic_show_sock renders before it returns the -K error
+        return False
+    except EventError as e:
+        warn(e.message)
+        return False
+    return True

@@ -1,0 +1,260 @@
+"""``ss -N NAME``: moving into a named network namespace.
+
+:func:`switch` is the CLI's ``-N``: a port of iproute2's ``netns_switch``
+(lib/namespace.c, 7.1). It opens ``/var/run/netns/NAME`` (no pid fallback, like ss),
+joins that namespace, then, like ``ip netns exec``, takes a private mount namespace,
+makes ``/`` a recursive slave, mounts a ``/sys`` that describes the new namespace and
+bind-mounts every ``/etc/netns/NAME/*`` over ``/etc/*``. It changes the whole process for
+good, as ss does. Failures raise :class:`SockscopeError` with ss's message and status 1.
+
+:func:`entered` is the library's ``netns=``: a context manager that joins the network
+namespace only (no mounts) for the calling thread and returns to the previous one on
+exit. Sockets opened inside keep their namespace after it.
+
+``os.setns``/``os.unshare`` exist from Python 3.12; on 3.11 libc's are called via ctypes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from itertools import islice
+
+from sockscope.errors import SockscopeError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator
+    from typing import TypeVar
+
+    T = TypeVar("T")
+
+#: NETNS_RUN_DIR and NETNS_ETC_DIR of iproute2's build
+NETNS_RUN_DIR = "/var/run/netns"
+NETNS_ETC_DIR = "/etc/netns"
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWNET = 0x40000000
+MS_RDONLY = 1
+MS_BIND = 4096
+MS_REC = 16384
+MS_SLAVE = 1 << 19
+MNT_DETACH = 2
+#: NAME_MAX and PATH_MAX of <limits.h>
+NAME_MAX = 255
+PATH_MAX = 4096
+
+
+class _Libc:
+    """The few libc calls needed, through ctypes (loaded on first use)."""
+
+    def __init__(self) -> None:
+        import ctypes
+        import ctypes.util
+
+        self._ctypes = ctypes
+        self.lib = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+    def _check(self, ret: int) -> None:
+        if ret < 0:
+            err = self._ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+
+    def setns(self, fd: int, nstype: int) -> None:
+        self._check(self.lib.setns(fd, nstype))
+
+    def unshare(self, flags: int) -> None:
+        self._check(self.lib.unshare(flags))
+
+    def mount(self, source: str, target: str, fstype: str, flags: int) -> None:
+        c = self._ctypes
+        self._check(
+            self.lib.mount(
+                os.fsencode(source),
+                os.fsencode(target),
+                os.fsencode(fstype),
+                c.c_ulong(flags),
+                None,
+            )
+        )
+
+    def umount2(self, target: str, flags: int) -> None:
+        self._check(self.lib.umount2(os.fsencode(target), flags))
+
+
+_libc_cache: list[_Libc] = []
+
+
+def _libc() -> _Libc:
+    if not _libc_cache:
+        _libc_cache.append(_Libc())
+    return _libc_cache[0]
+
+
+def setns(fd: int, nstype: int = CLONE_NEWNET) -> None:
+    """setns(2): os.setns where it exists (3.12+), else libc's."""
+    if hasattr(os, "setns"):
+        os.setns(fd, nstype)
+    else:
+        _libc().setns(fd, nstype)
+
+
+def unshare(flags: int) -> None:
+    """unshare(2): os.unshare where it exists (3.12+), else libc's."""
+    if hasattr(os, "unshare"):
+        os.unshare(flags)
+    else:
+        _libc().unshare(flags)
+
+
+def _path(name: str) -> str:
+    """snprintf(net_path, PATH_MAX, "%s/%s", NETNS_RUN_DIR, name): cut to PATH_MAX - 1 bytes."""
+    raw = os.fsencode(f"{NETNS_RUN_DIR}/{name}")[: PATH_MAX - 1]
+    return os.fsdecode(raw)
+
+
+def _strerror(e: OSError) -> str:
+    return os.strerror(e.errno or 0)
+
+
+def open_netns(name: str) -> int:
+    """Open /var/run/netns/NAME; ss's message when it cannot be opened."""
+    try:
+        return os.open(_path(name), os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        raise SockscopeError(f'Cannot open network namespace "{name}": {_strerror(e)}', 1) from None
+
+
+def switch(name: str, warn: Callable[[str], None] | None = None) -> None:
+    """Port of lib/namespace.c:netns_switch (iproute2 7.1) for ``-N NAME``.
+
+    ``warn`` receives the non-fatal ``Bind A -> B failed: ...`` messages of the
+    /etc/netns bind mounts. Raises SockscopeError (status 1) on the fatal failures.
+    """
+    fd = open_netns(name)
+    try:
+        setns(fd, CLONE_NEWNET)
+    except OSError as e:
+        raise SockscopeError(
+            f'setting the network namespace "{name}" failed: {_strerror(e)}', 1
+        ) from None
+    finally:
+        os.close(fd)
+    try:
+        unshare(CLONE_NEWNS)
+    except OSError as e:
+        raise SockscopeError(f"unshare failed: {_strerror(e)}", 1) from None
+    libc = _libc()
+    try:
+        libc.mount("", "/", "none", MS_SLAVE | MS_REC)
+    except OSError as e:
+        raise SockscopeError(f'"mount --make-rslave /" failed: {_strerror(e)}', 1) from None
+    mountflags = 0
+    try:
+        libc.umount2("/sys", MNT_DETACH)
+    except OSError:
+        # no sysfs mounted, or it cannot go: overlay it (read-only stays read-only)
+        with contextlib.suppress(OSError):
+            if os.statvfs("/sys").f_flag & os.ST_RDONLY:
+                mountflags = MS_RDONLY
+    try:
+        libc.mount(name, "/sys", "sysfs", mountflags)
+    except OSError as e:
+        raise SockscopeError(f"mount of /sys failed: {_strerror(e)}", 1) from None
+    bind_etc(name, warn)
+
+
+def bind_etc(name: str, warn: Callable[[str], None] | None = None) -> None:
+    """Port of lib/namespace.c:bind_etc: /etc/netns/NAME/* over /etc/*, errors reported."""
+    if len(os.fsencode(name)) >= NAME_MAX:
+        return
+    etc_netns = f"{NETNS_ETC_DIR}/{name}"
+    try:
+        entries = os.listdir(etc_netns)
+    except OSError:
+        return
+    libc = _libc()
+    for entry in entries:
+        source = f"{etc_netns}/{entry}"
+        target = f"/etc/{entry}"
+        try:
+            libc.mount(source, target, "none", MS_BIND)
+        except OSError as e:
+            if warn is not None:
+                warn(f"Bind {source} -> {target} failed: {_strerror(e)}")
+
+
+def _current() -> int:
+    """An fd on the calling thread's network namespace, to come back to."""
+    try:
+        return os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+
+
+def _join(fd: int, name: str) -> None:
+    try:
+        setns(fd, CLONE_NEWNET)
+    except OSError as e:
+        raise SockscopeError(
+            f'setting the network namespace "{name}" failed: {_strerror(e)}', 1
+        ) from None
+
+
+@contextlib.contextmanager
+def entered(name: str) -> Iterator[None]:
+    """Library: run the body in network namespace NAME (this thread only, no mounts).
+
+    Raises SockscopeError like ``-N`` when the namespace cannot be opened or joined.
+    Do not wrap a generator's ``yield`` in it (the consumer would run inside the
+    namespace too): use :func:`iterate`. ``/proc/net`` follows the namespace of the
+    process's main thread, so use this from the main thread when ``/proc`` matters.
+    """
+    fd = open_netns(name)
+    back = _current()
+    try:
+        try:
+            _join(fd, name)
+        finally:
+            os.close(fd)
+        try:
+            yield
+        finally:
+            setns(back, CLONE_NEWNET)
+    finally:
+        os.close(back)
+
+
+def iterate(name: str, make: Callable[[], Iterable[T]], batch: int = 1) -> Iterator[T]:
+    """Library: the items of ``make()``, produced inside network namespace NAME.
+
+    Unlike wrapping a generator in :func:`entered`, the caller's code between items runs
+    in its own namespace again: the namespace is entered around each pull of up to
+    ``batch`` items (a setns pair costs some microseconds, so listings use batches; a
+    blocking source such as events uses 1).
+    """
+    fd = open_netns(name)
+    back = _current()
+    inner: Iterator[T] | None = None
+    try:
+        while True:
+            _join(fd, name)
+            try:
+                if inner is None:
+                    inner = iter(make())
+                items = list(islice(inner, batch))
+            finally:
+                setns(back, CLONE_NEWNET)
+            yield from items
+            if len(items) < batch:
+                return
+    finally:
+        close = getattr(inner, "close", None)
+        if close is not None:
+            _join(fd, name)
+            try:
+                close()
+            finally:
+                setns(back, CLONE_NEWNET)
+        os.close(fd)
+        os.close(back)

@@ -1,0 +1,261 @@
+"""The process map behind ``-p``/``-T``/``-Z``/``-z``: socket inode -> owning tasks.
+
+Port of ss.c's ``user_ent_hash_build``, ``user_ent_hash_build_task`` and
+``find_entry`` (iproute2 7.1). ss walks ``$PROC_ROOT`` (default ``/proc/``) in readdir
+order: every numeric entry is a pid; its ``fd/`` links of the form ``socket:[INODE]``
+are recorded with the task name from ``<pid>/stat`` (the comm cut at the first ``)``
+and escaped). With ``-T`` each other thread ``<pid>/task/<tid>`` is scanned again
+through ``$PROC_ROOT/<tid>/``. ss prepends every entry to a hash chain, so a socket's
+owners print in reverse discovery order: highest pid first, within a pid the last
+thread first, within a task the highest fd first.
+
+Here the map is a dict keyed by inode (ss's 256-bucket chains make its lookups
+quadratic on big hosts); each value is one entry text or a list of them in discovery
+order, and :meth:`ProcessMap.users` joins them reversed.
+"""
+
+from __future__ import annotations
+
+import os
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from sockscope.options import Options
+
+_UNAVAILABLE = "unavailable"
+#: lib/escape.c:esc_all with ss's (never set) C locale: controls -> '.', high bytes -> '?'
+_ESCAPE = bytes((0x2E if c < 0x20 or c == 0x7F else 0x3F if c >= 0x80 else c) for c in range(256))
+_O_DIR = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def scan_int(text: str) -> int | None:
+    """sscanf(text, "%d%*c", &n) == 1: a leading decimal int (blanks and sign allowed)."""
+    if text.isdigit() and text.isascii():
+        return _wrap32(int(text))
+    i, n = 0, len(text)
+    while i < n and text[i] in " \t\n\v\f\r":
+        i += 1
+    j = i
+    if j < n and text[j] in "+-":
+        j += 1
+    k = j
+    while k < n and "0" <= text[k] <= "9":
+        k += 1
+    if k == j:
+        return None
+    value = int(text[i:k])
+    # glibc converts through strtol (saturating at the long range), then truncates to int
+    value = max(-(1 << 63), min(value, (1 << 63) - 1))
+    return _wrap32(value)
+
+
+def _wrap32(value: int) -> int:
+    value &= 0xFFFFFFFF
+    return value - (1 << 32) if value & 0x80000000 else value
+
+
+def task_name(stat: bytes) -> str:
+    """``fscanf(fp, "%*d (%[^)])", name)`` then escape_str into ``char task[20]``.
+
+    An unparsable stat (or a comm starting with ``)``) gives the empty name.
+    """
+    i, n = 0, len(stat)
+    while i < n and stat[i] in b" \t\n\v\f\r":
+        i += 1
+    if i < n and stat[i] in b"+-":
+        i += 1
+    j = i
+    while j < n and 0x30 <= stat[j] <= 0x39:
+        j += 1
+    if j == i:
+        return ""
+    while j < n and stat[j] in b" \t\n\v\f\r":
+        j += 1
+    if j >= n or stat[j] != 0x28:  # '('
+        return ""
+    end = stat.find(b")", j + 1)
+    name = stat[j + 1 : n if end < 0 else end]
+    if not name:
+        return ""
+    name = name.split(b"\0", 1)[0][:19]  # a C string copied by strlcpy into task[20]
+    return name.translate(_ESCAPE).decode("latin-1")
+
+
+def _selinux_ctx(path: str) -> str:
+    """getfilecon: the security.selinux attribute, or ``unavailable``."""
+    try:
+        value = os.getxattr(path, "security.selinux")
+    except (OSError, AttributeError):
+        return _UNAVAILABLE
+    return value.rstrip(b"\0").decode("latin-1") or _UNAVAILABLE
+
+
+def _pid_ctx(tid: int) -> str:
+    """getpidcon: ``/proc/<tid>/attr/current``, or ``unavailable``."""
+    try:
+        with open(f"/proc/{tid}/attr/current", "rb") as f:
+            value = f.read()
+    except OSError:
+        return _UNAVAILABLE
+    return value.rstrip(b"\0\n").decode("latin-1") or _UNAVAILABLE
+
+
+class ProcessMap:
+    """Socket inode -> the ``users:(...)`` entries of the tasks holding it."""
+
+    __slots__ = ("entries", "kind", "threads")
+
+    #: entry kinds of find_entry
+    USERS, PROC_CTX, PROC_SOCK_CTX = 0, 1, 2
+
+    def __init__(self, kind: int = 0, threads: bool = False) -> None:
+        self.entries: dict[int, str | list[str]] = {}
+        self.kind = kind
+        self.threads = threads
+
+    @classmethod
+    def build(cls, environ: dict[str, str], opts: Options) -> ProcessMap:
+        """user_ent_hash_build over ``$PROC_ROOT`` with the entry format the options ask."""
+        if opts.show_proc_ctx or opts.show_sock_ctx:
+            both = opts.show_proc_ctx and opts.show_sock_ctx
+            kind = cls.PROC_SOCK_CTX if both else cls.PROC_CTX
+        else:
+            kind = cls.USERS
+        pmap = cls(kind, bool(opts.show_threads))
+        root = environ.get("PROC_ROOT")
+        if root is None:
+            root = "/proc/"
+        if not root.endswith("/"):
+            root += "/"
+        pmap.scan(root)
+        return pmap
+
+    # -- building ---------------------------------------------------------------------
+    def scan(self, root: str) -> None:
+        """Walk ``root`` as user_ent_hash_build does."""
+        try:
+            names = os.listdir(root)
+        except OSError:
+            return
+        threads = self.threads
+        for name in names:
+            pid = scan_int(name)
+            if pid is None:
+                continue
+            self.scan_task(root, pid, pid)
+            if not threads:
+                continue
+            try:
+                tids = os.listdir(f"{root}{pid}/task/")
+            except OSError:
+                continue
+            for tname in tids:
+                tid = scan_int(tname)
+                if tid is None or tid == pid:
+                    continue
+                self.scan_task(root, pid, tid)
+
+    def scan_task(self, root: str, pid: int, tid: int) -> None:
+        """user_ent_hash_build_task: the socket fds of ``root/<tid>/fd/``."""
+        base = f"{root}{tid}/"
+        try:
+            dfd = os.open(base + "fd/", _O_DIR)
+        except OSError:
+            return
+        try:
+            names = os.listdir(dfd)
+            readlink = os.readlink
+            found: list[tuple[int, int]] = []
+            for name in names:
+                if name.isdigit() and name.isascii():
+                    fd = int(name)
+                    if fd > 0x7FFFFFFF:
+                        fd = _wrap32(fd)
+                else:
+                    fd = scan_int(name)  # type: ignore[assignment]
+                    if fd is None:
+                        continue
+                try:
+                    link = readlink(str(fd), dir_fd=dfd)
+                except OSError:
+                    continue
+                if link[:8] != "socket:[":
+                    continue
+                ino = _socket_inode(link)
+                if ino is not None:
+                    found.append((fd, ino))
+        finally:
+            os.close(dfd)
+        if found:
+            self._add_task(base, pid, tid, found)
+
+    def _add_task(self, base: str, pid: int, tid: int, found: list[tuple[int, int]]) -> None:
+        try:
+            with open(base + "stat", "rb") as f:
+                task = task_name(f.read())
+        except OSError:
+            task = ""
+        thread = f"tid={tid}," if self.threads else ""
+        entries = self.entries
+        if self.kind == self.USERS:
+            head = f'("{task}",pid={pid},{thread}fd='
+            texts = [(ino, f"{head}{fd})") for fd, ino in found]
+        else:
+            pctx = _pid_ctx(tid)
+            head = f'("{task}",pid={pid},{thread}proc_ctx={pctx},fd='
+            if self.kind == self.PROC_CTX:
+                texts = [(ino, f"{head}{fd})") for fd, ino in found]
+            else:
+                texts = [
+                    (ino, f"{head}{fd},sock_ctx={_selinux_ctx(f'{base}fd/{fd}')})")
+                    for fd, ino in found
+                ]
+        for ino, text in texts:
+            have = entries.get(ino)
+            if have is None:
+                entries[ino] = text
+            elif type(have) is str:
+                entries[ino] = [have, text]
+            else:
+                have.append(text)  # type: ignore[union-attr]
+
+    # -- lookups ----------------------------------------------------------------------
+    def users(self, inode: int) -> str:
+        """find_entry: the entries for ``inode`` joined by ``,``, newest first ('' if none)."""
+        if not inode:
+            return ""
+        have = self.entries.get(inode)
+        if have is None:
+            return ""
+        if type(have) is str:
+            return have
+        return ",".join(reversed(have))
+
+    def owners(self, inode: int) -> list[tuple[object, ...]]:
+        """The entries for ``inode`` as data, in :meth:`users` order: ``(name, pid, fd)``,
+        or ``(name, pid, tid, fd)`` with threads (what ``--json`` prints as ``users``)."""
+        text = self.users(inode)
+        out: list[tuple[object, ...]] = []
+        for entry in text[1:-1].split("),(") if text else ():
+            name, _sep, rest = entry.rpartition('",pid=')
+            values = dict(item.partition("=")[::2] for item in ("pid=" + rest).split(","))
+            ids = (int(values["pid"]), *((int(values["tid"]),) if self.threads else ()))
+            out.append((name[1:], *ids, int(values["fd"])))
+        return out
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __contains__(self, inode: object) -> bool:
+        return inode in self.entries
+
+
+def _socket_inode(link: str) -> int | None:
+    """``sscanf(lnk, "socket:[%u]", &ino)`` on a link cut to 63 bytes."""
+    body = link[8:63]
+    close = body.find("]")
+    digits = body if close < 0 else body[:close]
+    if digits.isdigit() and digits.isascii():
+        return int(digits) & 0xFFFFFFFF
+    value = scan_int(body)
+    return None if value is None else value & 0xFFFFFFFF

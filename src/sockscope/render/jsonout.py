@@ -1,0 +1,106 @@
+"""``--json`` and ``--json-lines``: the sockets of a run as data, streamed.
+
+Each socket is written as it arrives from the dump, so memory stays flat however many
+sockets there are. ``--json-lines`` writes one object per line (the record's
+``to_dict()`` with ``schema_version`` in front) and flushes each line;
+``--json`` writes one document, ``{"schema_version": ..., "summary": {...},
+"sockets": [...]}``, as a stream too: the opening, then the sockets one per line, then
+the closing. The schema is ``schema/sockscope.schema.json`` in this package; the
+field names and the compatibility policy are in ``docs/json.md``.
+
+This module imports :mod:`json`; the CLI loads it only when one of the options is given.
+"""
+
+from __future__ import annotations
+
+import json
+
+from sockscope.render.view import SCHEMA_VERSION
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from typing import BinaryIO
+
+_HEAD = '{"schema_version":"%s"' % SCHEMA_VERSION
+
+
+class Writer:
+    """Writes socket dicts to a binary stream as JSON lines or one JSON document."""
+
+    def __init__(self, out: BinaryIO, lines: bool) -> None:
+        self.out = out
+        self.lines = lines
+        self.encode = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
+        self._open = False  # --json: the "sockets" array has been opened
+        self._count = 0
+        self._started = False
+
+    def start(self, summary: dict[str, object] | None = None) -> None:
+        """The head of the output: the summary (``-s``), and for --json the opening."""
+        self._started = True
+        if self.lines:
+            if summary is not None:
+                self._write(_HEAD + ',"summary":' + self.encode(summary) + "}\n")
+                self.out.flush()
+            return
+        head = _HEAD
+        if summary is not None:
+            head += ',"summary":' + self.encode(summary)
+        self._write(head)
+
+    def open_sockets(self) -> None:
+        """--json: open the ``sockets`` array (only runs that list sockets have it)."""
+        if not self.lines and not self._open:
+            self._write(',"sockets":[')
+            self._open = True
+
+    def socket(self, d: dict[str, object]) -> None:
+        """One socket: a line of its own, flushed (--json-lines), or an array element."""
+        text = self.encode(d)
+        if self.lines:
+            # the record's own object with schema_version in front: `{"schema_version":..,`
+            self._write(_HEAD + ("," + text[1:] if len(text) > 2 else "}") + "\n")
+            self.out.flush()
+            return
+        self._write(("\n" if self._count == 0 else ",\n") + text)
+        self._count += 1
+
+    def sockets(self, dicts: Iterable[dict[str, object]]) -> None:
+        self.open_sockets()
+        for d in dicts:
+            self.socket(d)
+
+    def finish(self) -> None:
+        """Close the document (--json) and flush."""
+        if not self.lines:
+            if self._open:
+                self._write("\n]" if self._count else "]")
+            self._write("}\n")
+        self.out.flush()
+
+    def _write(self, text: str) -> None:
+        self.out.write(text.encode("ascii"))
+
+
+def summary_dict(summary: object) -> dict[str, object]:
+    """The ``-s`` numbers as data: what the text summary shows, by plain names."""
+    to_dict = getattr(summary, "to_dict", None)
+    if to_dict is not None:
+        return to_dict()  # type: ignore[no-any-return]
+    s = summary
+    transport = [
+        {"name": name.lower(), "total": total, "ipv4": ip4, "ipv6": ip6}
+        for name, total, ip4, ip6 in s.rows()  # type: ignore[attr-defined]
+    ]
+    return {
+        "total": s.socks,  # type: ignore[attr-defined]
+        "tcp": {
+            "total": s.tcp_all,  # type: ignore[attr-defined]
+            "estab": s.tcp_estab,  # type: ignore[attr-defined]
+            "closed": s.tcp_closed,  # type: ignore[attr-defined]
+            "orphaned": s.tcp_orphans,  # type: ignore[attr-defined]
+            "timewait": s.tcp_tws,  # type: ignore[attr-defined]
+        },
+        "transport": transport,
+    }

@@ -1,0 +1,161 @@
+"""Addresses, ports and names as ss prints them, with per-run caches.
+
+A :class:`Resolver` holds every cache of one run (service names per protocol, host
+names for ``-r``, interface names, the ephemeral port range), so nothing is kept at
+module level. Text is returned as latin-1 ``str`` (one character per byte), ready for
+the column engine.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from sockscope.kernel import abi
+
+_IN6ADDR_ANY = bytes(16)
+_V4MAPPED = bytes(10) + b"\xff\xff"
+
+
+def proc_path(name: str, env_var: str | None = None, environ: dict[str, str] | None = None) -> str:
+    """Port of lib/fs.c's generic_proc_open path rule: $ENV_VAR, else $PROC_ROOT/name."""
+    env = os.environ if environ is None else environ
+    if env_var and env_var in env:
+        return env[env_var]
+    root = env.get("PROC_ROOT", "/proc")
+    return f"{root}/{name}"
+
+
+class Resolver:
+    """Name lookups of one run, cached like ss's ``cache_htab`` and ``nht``."""
+
+    __slots__ = (
+        "_ephemeral",
+        "_hosts",
+        "_ifnames",
+        "_protos",
+        "_services",
+        "environ",
+        "numeric",
+        "resolve_hosts",
+    )
+
+    def __init__(
+        self,
+        numeric: bool = False,
+        resolve_hosts: bool = False,
+        environ: dict[str, str] | None = None,
+    ) -> None:
+        self.numeric = numeric
+        self.resolve_hosts = resolve_hosts
+        self.environ = dict(os.environ) if environ is None else environ
+        self._services: dict[tuple[int, str | None], str] = {}
+        self._hosts: dict[bytes, str | None] = {}
+        self._ifnames: dict[int, str] = {}
+        self._protos: dict[int, str] = {}
+        self._ephemeral: tuple[int, int] | None = None
+
+    # -- ports --------------------------------------------------------------------------
+    def ephemeral_range(self) -> tuple[int, int]:
+        """ip_local_port_range as ss's is_ephemeral reads it (fallback 1024-4999)."""
+        if self._ephemeral is None:
+            lo, hi = 1024, 4999
+            path = proc_path(
+                "sys/net/ipv4/ip_local_port_range", "PROC_IP_LOCAL_PORT_RANGE", self.environ
+            )
+            try:
+                with open(path, "rb") as f:
+                    parts = f.read().split()
+                lo, hi = int(parts[0]), int(parts[1])
+            except (OSError, ValueError, IndexError):
+                pass
+            self._ephemeral = (lo, hi)
+        return self._ephemeral
+
+    def service(self, port: int, proto: str | None) -> str:
+        """Port of ss.c:resolve_service for the port cell ("*" for port 0)."""
+        if port == 0:
+            return "*"
+        if self.numeric:
+            return str(port)
+        if proto == "raw":
+            return self.ip_protocol(port)
+        key = (port, proto)
+        name = self._services.get(key)
+        if name is None:
+            name = str(port)
+            lo, hi = self.ephemeral_range()
+            if not lo <= port <= hi:
+                try:
+                    name = (
+                        socket.getservbyport(port, proto) if proto else socket.getservbyport(port)
+                    )
+                except (OSError, OverflowError):
+                    pass
+            self._services[key] = name
+        return name
+
+    def ip_protocol(self, proto: int) -> str:
+        """lib/inet_proto.c:inet_proto_n2a: /etc/protocols name or ``ipproto-N``."""
+        name = self._protos.get(proto)
+        if name is None:
+            name = _protocol_name(proto)
+            self._protos[proto] = name
+        return name
+
+    # -- addresses ----------------------------------------------------------------------
+    def host(self, family: int, data: bytes) -> str:
+        """format_host: the address text, or with -r the reverse-resolved name."""
+        if self.resolve_hosts:
+            name = self._lookup_host(family, data)
+            if name is not None:
+                return name
+        return socket.inet_ntop(family, data)
+
+    def _lookup_host(self, family: int, data: bytes) -> str | None:
+        if family == abi.AF_INET6 and data[:12] == _V4MAPPED:
+            family, data = abi.AF_INET, data[12:]
+        key = bytes([family]) + data
+        if key in self._hosts:
+            return self._hosts[key]
+        name: str | None
+        try:
+            name = socket.gethostbyaddr(socket.inet_ntop(family, data))[0]
+            name = name.encode("utf-8", "surrogateescape").decode("latin-1")
+        except (OSError, UnicodeError):
+            name = None
+        self._hosts[key] = name
+        return name
+
+    def inet_addr(self, family: int, data: bytes, v6only: bool) -> str:
+        """The address part of inet_addr_print (without scope and delimiter)."""
+        if family == abi.AF_INET:
+            return self.host(family, data[:4])
+        if not v6only and data == _IN6ADDR_ANY:
+            return "*"
+        text = self.host(family, data)
+        return f"[{text}]" if ":" in text else text
+
+    def ifname(self, index: int) -> str:
+        """ll_index_to_name: the interface name, ``if<N>`` when unknown."""
+        name = self._ifnames.get(index)
+        if name is None:
+            try:
+                name = socket.if_indextoname(index)
+            except OSError:
+                name = f"if{index}"
+            self._ifnames[index] = name
+        return name
+
+
+def _protocol_name(proto: int) -> str:
+    """getprotobynumber() through /etc/protocols, as glibc's files backend answers."""
+    try:
+        with open("/etc/protocols", "rb") as f:
+            for raw in f:
+                line = raw.split(b"#", 1)[0].split()
+                if len(line) >= 2 and line[1].isdigit() and int(line[1]) == proto:
+                    return line[0].decode("latin-1")
+    except OSError:
+        pass
+    return f"ipproto-{proto}"

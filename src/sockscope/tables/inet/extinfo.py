@@ -1,0 +1,437 @@
+"""The extra-information cell of inet rows: ``-o -e --tos --cgroup --inet-sockopt -m -i``.
+
+Ports of ss.c's ``tcp_timer_print``, ``print_ms_timer``, ``sock_details_print`` and the
+option blocks of ``inet_show_sock`` (iproute2 7.1). Each returns the text ss appends to
+the extra-information slot, every item with its leading blank.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+
+from sockscope.kernel import abi
+
+from sockscope.kernel import netlink
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from sockscope.options import Options
+    from sockscope.tables.inet.record import InetSocket
+    from sockscope.render.printer import Printer
+
+_TIMER_NAMES = ("off", "on", "keepalive", "timewait", "persist", "delack")
+_SCTP_STATES = abi.SCTP_STATE_NAMES
+_U8 = struct.Struct("=B")
+_U32 = struct.Struct("=I")
+_U64 = struct.Struct("=Q")
+_SOCKOPT_FLAGS = (
+    "recverr",
+    "is_icsk",
+    "freebind",
+    "hdrincl",
+    "mc_loop",
+    "transparent",
+    "mc_all",
+    "nodefrag",
+    "bind_addr_no_port",
+    "recverr_rfc4884",
+    "defer_connect",
+)
+
+
+def inet_wanted(opts: Options) -> bool:
+    """Whether any option puts text in the extra-information cell of inet rows."""
+    return bool(
+        opts.show_options
+        or opts.show_details
+        or opts.show_tos
+        or opts.show_cgroup
+        or opts.show_inet_sockopt
+        or opts.show_mem
+        or opts.show_tcpinfo
+    )
+
+
+def ms_timer(ms: int) -> str:
+    """Port of ss.c:print_ms_timer (7.1: ``1.396sec``, ``003ms``, ``1min21sec``)."""
+    secs, msecs = divmod(ms, 1000)
+    minutes, secs = divmod(secs, 60)
+    out = ""
+    if minutes:
+        msecs = 0
+        out = "%dmin" % minutes
+        if minutes > 9:
+            secs = 0
+    if secs:
+        if secs > 9:
+            msecs = 0
+        out += "%d%s" % (secs, "." if msecs else "sec")
+    if msecs:
+        out += "%03d%s" % (msecs, "sec" if secs else "ms")
+    return out
+
+
+def timer_text(timer: int, expires: int, retrans: int, sctp: bool = False) -> str:
+    """tcp_timer_print / sctp_timer_print: `` timer:(name,expire,retrans)``."""
+    if not timer:
+        return ""
+    if sctp:
+        name = "T3_RTX"
+    else:
+        name = _TIMER_NAMES[timer] if timer < len(_TIMER_NAMES) else "unknown"
+    return f" timer:({name},{ms_timer(expires)},{retrans})"
+
+
+def sctp_state_name(sock: InetSocket) -> str:
+    """The SCTP association state word drawn after `` `- ``."""
+    state = sock[1]
+    return _SCTP_STATES[state] if state < len(_SCTP_STATES) else "UNDEF"
+
+
+class CgroupMap:
+    """lib/cg_map.c: cgroup v2 id -> path relative to the cgroup2 mount."""
+
+    def __init__(self, warn: Callable[[str], None]) -> None:
+        self.warn = warn
+        self.paths: dict[int, str] | None = None
+        self.mount: str | None = None
+
+    def _find_mount(self) -> str | None:
+        try:
+            with open("/proc/mounts", "rb") as f:
+                for line in f:
+                    parts = line.split()
+                    if len(parts) >= 3 and parts[2] == b"cgroup2":
+                        return parts[1].decode("latin-1")
+        except OSError:
+            pass
+        self.warn("Failed to find cgroup2 mount")
+        return None
+
+    def _build(self) -> dict[int, str]:
+        paths: dict[int, str] = {}
+        mnt = self._find_mount()
+        self.mount = mnt
+        if mnt is None:
+            return paths
+        try:
+            root_dev = os.stat(mnt).st_dev
+        except OSError:
+            return paths
+        for dirpath, dirnames, _files in os.walk(mnt):
+            try:
+                st = os.stat(dirpath)
+            except OSError:
+                continue
+            if st.st_dev != root_dev:
+                dirnames[:] = []
+                continue
+            rel = dirpath[len(mnt) :] or "/"
+            paths.setdefault(st.st_ino, rel)
+        return paths
+
+    def path(self, cgroup_id: int) -> str:
+        if self.paths is None:
+            self.paths = self._build()
+        found = self.paths.get(cgroup_id)
+        if found is not None:
+            return found
+        if self.mount is None:
+            self.warn("Failed to find cgroup2 mount")
+        return "unreachable:%x" % cgroup_id
+
+
+def details(p: Printer, uid: int, inode: int, cookie: int, mark: int, cgroup_id: int) -> str:
+    """Port of ss.c:sock_details_print."""
+    out = f" uid:{uid}" if uid else ""
+    out += f" ino:{inode} sk:{cookie:x}"
+    if mark:
+        out += f" fwmark:0x{mark:x}"
+    if cgroup_id:
+        out += " cgroup:" + p.cgroups().path(cgroup_id)
+    return out
+
+
+def _hash_x(value: int) -> str:
+    """C's ``%#x``: ``0`` for zero, ``0x..`` otherwise."""
+    return "%#x" % value if value else "0"
+
+
+def inet(p: Printer, s: InetSocket, v6only: bool) -> str:
+    """The extra-information text of one inet row (inet_show_sock after the address)."""
+    row = p.ext_row
+    if row is None:
+        # made once per printer (its options do not change during a run)
+        row = p.ext_row = _bind(p)
+    return row(s, v6only)
+
+
+#: attribute types the -i/-m text of a TCP row reads besides INFO, CONG, BBRINFO and
+#: SKMEMINFO (the ones the fast path decodes): a layout with one of them, or with the
+#: old MEMINFO but no SKMEMINFO, is left to the general path, as are the options that
+#: read other attributes (--tos, --cgroup, --inet-sockopt)
+_SLOW_TYPES = frozenset(
+    {
+        abi.INET_DIAG_VEGASINFO,
+        abi.INET_DIAG_DCTCPINFO,
+        abi.INET_DIAG_MD5SIG,
+        abi.INET_DIAG_ULP_INFO,
+    }
+)
+#: the most layouts (one per attribute-block length) a run remembers
+_MAX_LAYOUTS = 256
+#: a layout: (unpack_from of its rtattr headers, their values, then the offsets in the
+#: block of the SKMEMINFO, INFO, CONG (start, end), BBRINFO, MARK, CGROUP_ID,
+#: SKV6ONLY and SHUTDOWN payloads, or None; MARK and CGROUP_ID None if short)
+_Plan = tuple[
+    "Callable[[bytes, int], tuple[int, ...]]",
+    tuple[int, ...],
+    "int | None",
+    "int | None",
+    "int | None",
+    "int | None",
+    "int | None",
+    "int | None",
+    "int | None",
+    "int | None",
+    "int | None",
+]
+
+
+def _bind(p: Printer) -> Callable[[InetSocket, bool], str]:
+    """Make the row function of a printer: a fast path for the TCP rows of -i/-m/-o/-e.
+
+    A kernel's TCP replies come in a few attribute layouts (which attributes, in which
+    order, of which sizes), and the length of the attribute block nearly always tells
+    them apart. The first row of each length is parsed in full and its layout kept:
+    a :class:`struct.Struct` reading every rtattr header of the block and the offsets
+    of the payloads the options read. Later rows of that length check their headers
+    with that one call and read the payloads at the kept offsets, without building an
+    attribute dictionary. Rows whose headers differ, and layouts the fast path does not
+    cover (short structures, vegas, dctcp, md5 keys, ULP, the old MEMINFO), go through
+    :func:`_inet`, the general path.
+    """
+    from sockscope.tables.inet import tcpinfo
+
+    opts = p.opts
+    generic = _inet
+    if not (opts.show_tcpinfo or opts.show_mem) or (
+        opts.show_tos or opts.show_cgroup or opts.show_inet_sockopt
+    ):
+
+        def slow(s: InetSocket, v6only: bool) -> str:
+            return generic(p, s, v6only)
+
+        return slow
+
+    show_options = bool(opts.show_options)
+    show_details = bool(opts.show_details)
+    numeric = bool(opts.numeric)
+    lead = "" if opts.oneline else "\n\t"
+    layouts: dict[int, _Plan | None] = {}
+    tcp_text = tcpinfo.tcp_text
+    hot_unpack = tcpinfo.TCP_HOT.unpack_from
+    bbr_unpack = tcpinfo.TCP_BBR_INFO.unpack_from
+    skmem_unpack = tcpinfo.SK_MEMINFO.unpack_from
+    cong_names = tcpinfo._CONG
+    cong_name = tcpinfo.cong_name
+    u32 = _U32.unpack_from
+    u64 = _U64.unpack_from
+    tcp = abi.IPPROTO_TCP
+    inet6 = abi.AF_INET6
+
+    def row(s: InetSocket, v6only: bool) -> str:
+        buf = s[17]
+        if buf is None or s[16] != tcp:
+            return generic(p, s, v6only)
+        off = s[18]
+        try:
+            plan = layouts[s[19] - off]
+        except KeyError:
+            plan = _learn(layouts, buf, off, s[19])
+        if plan is None:
+            return generic(p, s, v6only)
+        heads, expect, skmem, info, cong_a, cong_b, bbr, mark, cgid, v6, shut = plan
+        if heads(buf, off) != expect:
+            return generic(p, s, v6only)
+        out = timer_text(s[2], s[11], s[3]) if show_options and s[2] else ""
+        if show_details:
+            out += details(
+                p,
+                s[14],
+                s[15],
+                (s[10] << 32) | s[9],
+                0 if mark is None else u32(buf, off + mark)[0],
+                0 if cgid is None else u64(buf, off + cgid)[0],
+            )
+            if v6 is not None and s[0] == inet6:
+                out += " v6only:%d" % buf[off + v6]
+            if shut is not None:
+                mask = buf[off + shut]
+                out += " %s-%s" % ("-" if mask & 1 else "<", "-" if mask & 2 else ">")
+        out += lead
+        if skmem is not None:
+            out += " skmem:(r%u,rb%u,t%u,tb%u,f%u,w%u,o%u,bl%u,d%u)" % skmem_unpack(
+                buf, off + skmem
+            )
+        if info is None:
+            return out
+        if cong_a is None or cong_b is None:
+            cong = ""
+        else:
+            raw = buf[off + cong_a : off + cong_b]
+            cong = cong_names.get(raw) or cong_name(raw)
+        return out + tcp_text(
+            s[1],
+            hot_unpack(buf, off + info),
+            cong,
+            None if bbr is None else bbr_unpack(buf, off + bbr),
+            0,
+            "",
+            show_options,
+            numeric,
+        )
+
+    return row
+
+
+def _learn(layouts: dict[int, _Plan | None], buf: bytes, off: int, end: int) -> _Plan | None:
+    """Parse an attribute block as netlink.attrs does, keep and return its layout."""
+    from sockscope.tables.inet import tcpinfo
+
+    heads: list[int] = []
+    spans: dict[int, tuple[int, int]] = {}
+    pos = off
+    unpack = abi.RTATTR.unpack_from
+    plan: _Plan | None = None
+    while pos + 4 <= end:
+        length, rtype = unpack(buf, pos)
+        if length < 4 or pos + length > end:
+            break  # a bad header: no layout, netlink.attrs has its own rule for it
+        heads += (length, rtype)
+        rtype &= abi.NLA_TYPE_MASK
+        if rtype not in spans:
+            spans[rtype] = (pos - off + 4, pos - off + length)
+        pos += (length + 3) & ~3
+    else:
+        skmem = spans.get(abi.INET_DIAG_SKMEMINFO)
+        info = spans.get(abi.INET_DIAG_INFO)
+        bbr = spans.get(abi.INET_DIAG_BBRINFO)
+        cong = spans.get(abi.INET_DIAG_CONG)
+        mark = spans.get(abi.INET_DIAG_MARK)
+        cgid = spans.get(abi.INET_DIAG_CGROUP_ID)
+        v6 = spans.get(abi.INET_DIAG_SKV6ONLY)
+        shut = spans.get(abi.INET_DIAG_SHUTDOWN)
+        if (
+            spans.keys().isdisjoint(_SLOW_TYPES)
+            and (skmem[1] - skmem[0] >= 36 if skmem else abi.INET_DIAG_MEMINFO not in spans)
+            and (info is None or info[1] - info[0] >= tcpinfo.TCP_HOT_SIZE)
+            and (bbr is None or bbr[1] - bbr[0] >= 20)
+        ):
+            # each rtattr header read as one u32 (rta_len and rta_type together)
+            fmt = "="
+            last = rel = 0
+            for length in heads[::2]:
+                fmt += "%dxI" % (rel - last) if rel > last else "I"
+                last = rel + 4
+                rel += (length + 3) & ~3
+            check = struct.Struct(fmt).unpack_from
+            plan = (
+                check,
+                check(buf, off),
+                None if skmem is None else skmem[0],
+                None if info is None else info[0],
+                None if cong is None else cong[0],
+                None if cong is None else cong[1],
+                None if bbr is None else bbr[0],
+                mark[0] if mark and mark[1] - mark[0] >= 4 else None,
+                cgid[0] if cgid and cgid[1] - cgid[0] >= 8 else None,
+                None if v6 is None else v6[0],
+                None if shut is None else shut[0],
+            )
+    if len(layouts) < _MAX_LAYOUTS:
+        layouts[end - off] = plan
+    return plan
+
+
+def _inet(p: Printer, s: InetSocket, v6only: bool) -> str:
+    """The extra-information text of one inet row (inet_show_sock after the address)."""
+    opts = p.opts
+    buf = s[17]
+    if buf is None:
+        return _proc_inet(p, s)
+    attrs = netlink.attrs(buf, s[18], s[19])
+    out = []
+    proto = s[16]
+    if opts.show_options:
+        out.append(timer_text(s[2], s[11], s[3], proto == abi.IPPROTO_SCTP))
+    if opts.show_details:
+        mark = _u32(buf, attrs.get(abi.INET_DIAG_MARK))
+        cg = _u64(buf, attrs.get(abi.INET_DIAG_CGROUP_ID))
+        out.append(details(p, s[14], s[15], (s[10] << 32) | s[9], mark, cg))
+        span = attrs.get(abi.INET_DIAG_SKV6ONLY)
+        if s[0] == abi.AF_INET6 and span:
+            out.append(f" v6only:{buf[span[0]]}")
+        span = attrs.get(abi.INET_DIAG_SHUTDOWN)
+        if span:
+            mask = buf[span[0]]
+            out.append(" %s-%s" % ("-" if mask & 1 else "<", "-" if mask & 2 else ">"))
+    if opts.show_tos:
+        span = attrs.get(abi.INET_DIAG_TOS)
+        if span:
+            out.append(" tos:" + _hash_x(buf[span[0]]))
+        span = attrs.get(abi.INET_DIAG_TCLASS)
+        if span:
+            out.append(" tclass:" + _hash_x(buf[span[0]]))
+        span = attrs.get(abi.INET_DIAG_CLASS_ID)
+        if span:
+            out.append(" class_id:" + _hash_x(_u32(buf, span)))
+    if opts.show_cgroup:
+        span = attrs.get(abi.INET_DIAG_CGROUP_ID)
+        if span:
+            out.append(" cgroup:" + p.cgroups().path(_u64(buf, span)))
+    if opts.show_inet_sockopt:
+        span = attrs.get(abi.INET_DIAG_SOCKOPT)
+        if span and span[1] - span[0] >= 2:
+            bits = int.from_bytes(buf[span[0] : span[0] + 2], "little")
+            out.append(" inet-sockopt: (" if opts.oneline else "\n\tinet-sockopt: (")
+            out.extend(" " + name for i, name in enumerate(_SOCKOPT_FLAGS) if bits >> i & 1)
+            out.append(")")
+    if opts.show_mem or (opts.show_tcpinfo and proto != abi.IPPROTO_UDP):
+        if not opts.oneline:
+            out.append("\n\t")
+        out.append(p.info_block(s, attrs))
+    return "".join(out)
+
+
+def _proc_inet(p: Printer, s: InetSocket) -> str:
+    """What tcp_show_line/dgram_show_line print after the address for /proc rows."""
+    opts = p.opts
+    if s[16] != abi.IPPROTO_TCP:
+        return ""  # dgram_show_line: a scanf count bug drops every extra item
+    out = []
+    extra = s[20:]
+    if opts.show_options:
+        out.append(timer_text(s[2], s[11], s[3]))
+    if opts.show_details:
+        out.append(details(p, s[14], s[15], (s[10] << 32) | s[9], 0, 0))
+        if extra and extra[6]:
+            out.append(f' opt:"{extra[6]}"')
+    if opts.show_tcpinfo:
+        out.append(p.proc_tcp_info(s))
+    return "".join(out)
+
+
+def _u32(buf: bytes, span: tuple[int, int] | None) -> int:
+    if not span or span[1] - span[0] < 4:
+        return 0
+    return int(_U32.unpack_from(buf, span[0])[0])
+
+
+def _u64(buf: bytes, span: tuple[int, int] | None) -> int:
+    if not span or span[1] - span[0] < 8:
+        return 0
+    return int(_U64.unpack_from(buf, span[0])[0])

@@ -1,0 +1,323 @@
+"""Gathering: where each table's sockets come from, in ss's order, with its fallbacks.
+
+For every selected table this module picks the source ss would use: a sock_diag dump
+(with the filter compiled to kernel bytecode when possible), the legacy
+TCPDIAG_GETSOCK request, the ``/proc/net`` files (``PROC_ROOT``/``PROC_NET_*`` force
+them), or a recorded dump (``TCPDIAG_FILE``). Ports of ``tcp_show``, ``udp_show``,
+``raw_show``, ``mptcp_show``, ``dccp_show``, ``sctp_show``, ``inet_show_netlink``,
+``sockdiag_send``, ``tcpdiag_send`` and ``tcp_show_netlink_file`` (iproute2 7.1).
+The user-space filter is applied here, so callers only see matching sockets.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from itertools import chain
+
+from sockscope.kernel import abi
+
+from sockscope.kernel import netlink
+
+from sockscope.tables.inet import procfs
+from sockscope.errors import NetlinkError
+from sockscope.tables.inet.record import decode_inet, decode_inet_dump
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator
+    from typing import BinaryIO
+
+    from sockscope.options import Options
+    from sockscope.query.selection import Selection
+    from sockscope.tables.inet.record import InetSocket
+
+    Matcher = Callable[[object], bool] | None
+
+#: ss's dump order of tables (main() in ss.c), as (name, table bits)
+ORDER = (
+    ("netlink", 1 << abi.NETLINK_DB),
+    ("packet", abi.PACKET_DBM),
+    ("unix", abi.UNIX_DBM),
+    ("raw", 1 << abi.RAW_DB),
+    ("udp", 1 << abi.UDP_DB),
+    ("tcp", 1 << abi.TCP_DB),
+    ("dccp", 1 << abi.DCCP_DB),
+    ("sctp", 1 << abi.SCTP_DB),
+    ("vsock", abi.VSOCK_DBM),
+    ("tipc", 1 << abi.TIPC_DB),
+    ("xdp", 1 << abi.XDP_DB),
+    ("mptcp", 1 << abi.MPTCP_DB),
+)
+
+#: per inet table: protocol number, env var forcing /proc, dg_proto
+INET_TABLES = {
+    "raw": (abi.IPPROTO_RAW, "PROC_NET_RAW", "raw"),
+    "udp": (abi.IPPROTO_UDP, "PROC_NET_UDP", "udp"),
+    "tcp": (abi.IPPROTO_TCP, "PROC_NET_TCP", "tcp"),
+    "dccp": (abi.IPPROTO_DCCP, "PROC_NET_DCCP", None),
+    "sctp": (abi.IPPROTO_SCTP, "PROC_NET_SCTP", None),
+    "mptcp": (abi.IPPROTO_MPTCP, "PROC_NET_MPTCP", None),
+}
+
+
+INET_FAMILIES = (1 << abi.AF_INET) | (1 << abi.AF_INET6)
+
+#: tables without a legacy (TCPDIAG_GETSOCK) request that have a /proc fallback
+_NO_LEGACY = {abi.IPPROTO_UDP: "udp", abi.IPPROTO_RAW: "raw"}
+
+
+class Context:
+    """What a gatherer needs besides the selection: options, filter, environment."""
+
+    def __init__(
+        self,
+        sel: Selection,
+        opts: Options,
+        matcher: Matcher = None,
+        bytecode: bytes | None = None,
+        environ: dict[str, str] | None = None,
+    ) -> None:
+        self.sel = sel
+        self.opts = opts
+        self.matcher = matcher
+        self.bytecode = bytecode
+        self.environ = dict(os.environ) if environ is None else environ
+        #: -K: called for every matching inet socket before it is shown; returns
+        #: False to hide it (already gone), raises NetlinkError to abort the dump
+        self.killer: Callable[[InetSocket, int], bool] | None = None
+        #: -D: every received datagram is written here
+        self.tee: BinaryIO | None = None
+        self.warn: Callable[[str], None] = lambda _m: None
+        #: like ``warn`` but the text is exact: no newline is added (some of ss's
+        #: messages have none, e.g. "Unexpected EOF reading $TCPDIAG_FILE")
+        self.warn_raw: Callable[[str], None] = lambda _m: None
+
+
+def idiag_ext(opts: Options) -> int:
+    """The idiag_ext bits ss requests for -m, -i and --tos."""
+    ext = 0
+    if opts.show_mem:
+        ext |= 1 << (abi.INET_DIAG_MEMINFO - 1) | 1 << (abi.INET_DIAG_SKMEMINFO - 1)
+    if opts.show_tcpinfo:
+        ext |= (
+            1 << (abi.INET_DIAG_INFO - 1)
+            | 1 << (abi.INET_DIAG_VEGASINFO - 1)
+            | 1 << (abi.INET_DIAG_CONG - 1)
+        )
+    if opts.show_tos:
+        ext |= 1 << (abi.INET_DIAG_TOS - 1) | 1 << (abi.INET_DIAG_TCLASS - 1)
+    return ext
+
+
+def inet_request(
+    family: int, protocol: int, states: int, ext: int, bytecode: bytes | None
+) -> bytes:
+    """Port of sockdiag_send: a SOCK_DIAG_BY_FAMILY inet_diag_req_v2 dump request."""
+    zero16 = bytes(16)
+    body = abi.INET_DIAG_REQ_V2.pack(
+        family, protocol & 0xFF, ext, 0, states, b"\0\0", b"\0\0", zero16, zero16, 0, bytes(8)
+    )
+    if bytecode:
+        body += netlink.attr(abi.INET_DIAG_REQ_BYTECODE, bytecode)
+    if protocol > 255:
+        body += netlink.attr(abi.INET_DIAG_REQ_PROTOCOL, protocol.to_bytes(4, "little"))
+    return netlink.message(abi.SOCK_DIAG_BY_FAMILY, abi.NLM_F_REQUEST | abi.NLM_F_DUMP, body)
+
+
+def legacy_request(protocol: int, states: int, ext: int, bytecode: bytes | None) -> bytes | None:
+    """Port of tcpdiag_send (TCPDIAG_GETSOCK / DCCPDIAG_GETSOCK, AF_INET: all families)."""
+    if protocol == abi.IPPROTO_TCP:
+        mtype = abi.TCPDIAG_GETSOCK
+    elif protocol == abi.IPPROTO_DCCP:
+        mtype = abi.DCCPDIAG_GETSOCK
+    else:
+        return None
+    zero16 = bytes(16)
+    body = abi.INET_DIAG_REQ_V1.pack(
+        abi.AF_INET, 0, 0, ext, b"\0\0", b"\0\0", zero16, zero16, 0, bytes(8), states, 0
+    )
+    if bytecode:
+        body += netlink.attr(abi.INET_DIAG_REQ_BYTECODE, bytecode)
+    return netlink.message(mtype, abi.NLM_F_REQUEST | abi.NLM_F_DUMP, body)
+
+
+def _apply(
+    records: Iterable[InetSocket], ctx: Context, protocol: int, killable: bool = True
+) -> Iterator[InetSocket]:
+    """The user-space filter, then -K, for one dump (show_one_inet_sock).
+
+    ss kills only on its netlink path: /proc and TCPDIAG_FILE rows pass killable=False.
+    """
+    match = ctx.matcher
+    kill = ctx.killer if killable else None
+    if match is None and kill is None:
+        yield from records
+        return
+    for rec in records:
+        if match is not None and not match(rec):
+            continue
+        if kill is not None and not kill(rec, protocol):
+            continue
+        yield rec
+
+
+def inet_netlink(ctx: Context, protocol: int) -> Iterator[InetSocket] | None:
+    """Port of inet_show_netlink: AF_INET then AF_INET6 dumps, legacy retry on failure.
+
+    Returns None when the dumps failed so the caller falls back (ss's -1), otherwise an
+    iterator over the matching records, produced while the dump runs.
+    """
+    sel = ctx.sel
+    try:
+        sock = netlink.open_diag()
+    except OSError:
+        return None
+    pf = sel.preferred_family
+    if pf == abi.AF_INET6:
+        families = [abi.AF_INET6]
+    elif pf == abi.AF_INET:
+        families = [abi.AF_INET]
+    else:
+        families = [abi.AF_INET, abi.AF_INET6]
+    ext = idiag_ext(ctx.opts)
+    # ss falls back only when a dump fails as a whole, which the kernel says in its
+    # first answer: look at that before handing out any record.
+    request = inet_request(families[0], protocol, sel.states, ext, ctx.bytecode)
+    first = _start(sock, request, protocol, ctx)
+    if first is None:
+        legacy = legacy_request(protocol, sel.states, ext, ctx.bytecode)
+        first = None if legacy is None else _start(sock, legacy, protocol, ctx)
+        if first is None:
+            sock.close()
+            return None
+        families = families[:1]
+    return _inet_stream(sock, first, families[1:], protocol, ext, ctx)
+
+
+def _start(
+    sock: socket.socket, request: bytes, protocol: int, ctx: Context
+) -> Iterator[InetSocket] | None:
+    """Send a dump request; None if the kernel refuses it, else all of its records."""
+    sock.send(request)
+    seq = netlink.HDR_UNPACK(request, 0)[3]
+    state = netlink.DumpState()
+    gen = _warn_interrupted(
+        decode_inet_dump(netlink.datagrams(sock, ctx.tee), seq, protocol, ctx.sel.families, state),
+        state,
+        ctx,
+    )
+    try:
+        head = next(gen, None)
+    except (NetlinkError, OSError):
+        return None
+    return gen if head is None else chain((head,), gen)
+
+
+def _warn_interrupted(
+    records: Iterator[InetSocket], state: netlink.DumpState, ctx: Context
+) -> Iterator[InetSocket]:
+    """Pass the records on; at the end say so if the kernel flagged NLM_F_DUMP_INTR."""
+    yield from records
+    if state.interrupted:
+        ctx.warn("Dump was interrupted and may be inconsistent.")
+
+
+def _inet_stream(
+    sock: socket.socket,
+    first: Iterator[InetSocket],
+    rest: list[int],
+    protocol: int,
+    ext: int,
+    ctx: Context,
+) -> Iterator[InetSocket]:
+    try:
+        yield from _apply(first, ctx, protocol)
+        for family in rest:
+            req = inet_request(family, protocol, ctx.sel.states, ext, ctx.bytecode)
+            recs = _start(sock, req, protocol, ctx)
+            if recs is None:
+                return
+            yield from _apply(recs, ctx, protocol)
+    except (NetlinkError, OSError) as e:
+        # -K failed (destroy.KillError): ss abandons the dump and retries with the legacy
+        # request, which only TCP/DCCP have; UDP and RAW then fall back to /proc
+        if getattr(e, "kill_failed", False) and protocol in _NO_LEGACY:
+            yield from inet_proc(ctx, _NO_LEGACY[protocol])
+        return
+    finally:
+        sock.close()
+
+
+def tcpdiag_file(ctx: Context, path: str) -> Iterator[InetSocket]:
+    """Port of tcp_show_netlink_file: TCP sockets from a recorded dump (TCPDIAG_FILE).
+
+    Like ss, neither the state mask nor the families are applied, only the filter.
+    """
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        ctx.warn(f"fopen($TCPDIAG_FILE): {os.strerror(e.errno or 0)}")
+        return
+    # the records before any damage are shown, then ss's message
+    msgs: list[netlink.Message] = []
+    err = None
+    try:
+        msgs.extend(netlink.replay(data))
+    except NetlinkError as e:
+        err = e
+    yield from _apply(decode_inet(msgs, abi.IPPROTO_TCP), ctx, abi.IPPROTO_TCP, killable=False)
+    if err is not None:
+        ctx.warn_raw(err.message)
+
+
+def inet_proc(ctx: Context, table: str) -> Iterator[InetSocket]:
+    """The /proc/net fallbacks of tcp_show, udp_show and raw_show."""
+    sel = ctx.sel
+    env = ctx.environ
+    name = {"tcp": "tcp", "udp": "udp", "raw": "raw"}[table]
+    var = "PROC_NET_" + name.upper()
+    protocol = {"tcp": abi.IPPROTO_TCP, "udp": abi.IPPROTO_UDP, "raw": 0}[table]
+    for family, fname, fvar in ((abi.AF_INET, name, var), (abi.AF_INET6, name + "6", var + "6")):
+        if not sel.families & (1 << family):
+            continue
+        data = procfs.open_table(fname, fvar, env)
+        if data is None:
+            if family == abi.AF_INET:
+                return  # the v4 file missing is an error: the table is abandoned
+            continue
+        if table == "tcp":
+            recs = procfs.tcp_sockets(data, family, sel.states)
+        else:
+            recs = procfs.dgram_sockets(data, family, sel.states, protocol)
+        yield from _apply(recs, ctx, protocol, killable=False)
+
+
+def inet_table(ctx: Context, table: str) -> Iterator[InetSocket]:
+    """All matching sockets of one inet table, from the source ss would use."""
+    sel = ctx.sel
+    if not sel.families & ((1 << abi.AF_INET) | (1 << abi.AF_INET6)):
+        return iter(())
+    protocol, env_var, _dg = INET_TABLES[table]
+    env = ctx.environ
+    if table == "tcp" and "TCPDIAG_FILE" in env:
+        return tcpdiag_file(ctx, env["TCPDIAG_FILE"])
+    if env_var not in env and "PROC_ROOT" not in env:
+        recs = inet_netlink(ctx, protocol)
+        if recs is not None:
+            return recs
+    if table in ("tcp", "udp", "raw"):
+        return inet_proc(ctx, table)
+    return iter(())
+
+
+def dump_tcp(ctx: Context, out: BinaryIO) -> None:
+    """-D: write the raw TCP dump(s), no bytecode and no filtering (inet_show_netlink)."""
+    ctx.tee = out
+    ctx.bytecode = None
+    ctx.matcher = None
+    recs = inet_netlink(ctx, abi.IPPROTO_TCP)
+    if recs is not None:
+        for _ in recs:
+            pass
