@@ -22,7 +22,6 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from sockscope.kernel import abi
-
 from sockscope.query import hostcond
 from sockscope.query.bytecode import compile_bytecode, relocate
 from sockscope.query.filter import parse_filter, split_words

@@ -22,8 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from sockscope.kernel import abi
 from sockscope.errors import FilterError
+from sockscope.kernel import abi
+from sockscope.kernel.libc import c_strtol, c_strtoul, scanf_int
 from sockscope.query.filter import (
     SYNTAX_ERROR,
     And,
@@ -36,7 +37,7 @@ from sockscope.query.filter import (
     read_filter_file,
     split_words,
 )
-from sockscope.query.hostcond import FilterContext, c_strtol, c_strtoul, get_prefix, scanf_int
+from sockscope.query.hostcond import FilterContext, get_prefix
 
 ORACLE = Path(os.environ.get("SOCKSCOPE_ORACLE", "/work/oracle/ss71"))
 SCENARIO = Path("/work/shared/goldens/scenario-3/tcpdiag.bin")

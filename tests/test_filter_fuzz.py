@@ -15,10 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sockscope.kernel import abi
-
-from sockscope.query import hostcond
 from sockscope.errors import FilterError
+from sockscope.kernel import abi
+from sockscope.query import hostcond
 from sockscope.query.filter import parse_filter
 from sockscope.query.hostcond import FilterContext
 from test_filter import (

@@ -34,7 +34,8 @@ GOLDENS = SHARED / "goldens"
 SCENARIO = SHARED / "tools" / "scenario.py"
 
 sys.path.insert(0, str(SRC))
-from sockscope.render import view as fields# noqa: E402
+from sockscope.render import view as fields  # noqa: E402
+from sockscope.tables.inet import data as inet_data  # noqa: E402
 from sockscope.tables.inet.extinfo import ms_timer  # noqa: E402
 
 
@@ -91,7 +92,7 @@ def test_schema_version_matches_the_code() -> None:
 
 def test_schema_names_every_tcp_info_field() -> None:
     props = json.loads(SCHEMA_FILE.read_text())["$defs"]["tcp_info"]["properties"]
-    missing = [name for _c, name, _s, _k in fields.TCP_INFO_FIELDS if name not in props]
+    missing = [name for _c, name, _s, _k in inet_data.TCP_INFO_FIELDS if name not in props]
     assert not missing
 
 
@@ -259,7 +260,7 @@ class RowCheck:
             if re.fullmatch(r"[<-]-[->]", tok):
                 sd = d["shutdown"]
                 assert (tok[0] == "-", tok[2] == "-") == (sd["receive"], sd["send"])  # type: ignore[index]
-            elif tok in fields.TCP_OPTIONS:
+            elif tok in inet_data.TCP_OPTIONS:
                 assert tok in ti["options"]  # type: ignore[operator]
             elif tok == "app_limited":
                 assert ti["delivery_rate_app_limited"] is True

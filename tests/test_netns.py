@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 import netns
-from sockscope.ops import netns as ops
 from sockscope.errors import SockscopeError
+from sockscope.ops import netns as ops
 from test_kill import ORACLE, REASON, comparable, populated
 
 needs_root = pytest.mark.skipif(REASON is not None, reason=REASON or "")

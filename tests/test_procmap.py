@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 import netns
-from sockscope.options import Options
 from sockscope.ops.procmap import ProcessMap, scan_int, task_name
+from sockscope.options import Options
 
 TESTS = Path(__file__).resolve().parent
 SRC = TESTS.parent / "src"

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from sockscope.kernel import libc
 from sockscope.tables import common as tables
-
 from sockscope.tables import unix as unixsock
 
 TESTS = Path(__file__).resolve().parent
@@ -222,7 +222,7 @@ def test_netlink_proc(tmp_path):
 # --- C library helpers -----------------------------------------------------------------------
 def test_fgets_pieces():
     data = b"a" * 300 + b"\nshort\nend"
-    assert [len(x) for x in tables.fgets(data)] == [255, 46, 6, 3]
+    assert [len(x) for x in libc.fgets(data)] == [255, 46, 6, 3]
 
 
 @pytest.mark.parametrize(
@@ -240,7 +240,7 @@ def test_fgets_pieces():
     ],
 )  # fmt: skip
 def test_scanf(text, fmt, want):
-    assert tables.scanf(text, fmt) == want
+    assert libc.scanf(text, fmt) == want
 
 
 def test_skmem_text_lengths():

@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 
 import netns
-from sockscope.kernel import abi
-from sockscope.kernel import netlink
+from sockscope.kernel import abi, netlink, structs
 from sockscope.tables.inet import record as records
 from sockscope.tables.inet import tcpinfo
 
@@ -116,48 +115,48 @@ def test_decode_real_tcp_info() -> None:
 def test_decode_real_md5_and_ulp() -> None:
     socks = _recorded()
     md5 = [s.md5sig for s in socks if s.md5sig]
-    assert md5 == [[tcpinfo.Md5Sig(2, 32, 11, socket.inet_aton("127.0.0.1"), b"sec ret,\\k\x01")]]
+    assert md5 == [[structs.Md5Sig(2, 32, 11, socket.inet_aton("127.0.0.1"), b"sec ret,\\k\x01")]]
     ulps = [s.ulp for s in socks if s.ulp]
     assert {"name": "mptcp"} in ulps
     assert any("mptcp" in u and u["mptcp"].get("token_loc") for u in ulps)  # type: ignore[union-attr]
-    bbr = [s.cc_info for s in socks if isinstance(s.cc_info, tcpinfo.BbrInfo)]
+    bbr = [s.cc_info for s in socks if isinstance(s.cc_info, structs.BbrInfo)]
     assert bbr
 
 
 def test_short_tcp_info_is_zero_filled() -> None:
-    full = tcpinfo.TCP_INFO.pack(
+    full = structs.TCP_INFO.pack(
         1, 0, 0, 0, 2, 7, 0xA7, 1, *range(1, 25), *(2**40 + i for i in range(4)),
         *range(100, 106), 7, 8, 9, 10, 11, 12, 13, 14, *range(200, 206), 1, 2, *range(300, 309),
     )  # fmt: skip
-    whole = tcpinfo.decode_tcp_info(full)
+    whole = structs.decode_tcp_info(full)
     assert (whole.tcpi_snd_wscale, whole.tcpi_rcv_wscale) == (7, 10)
     assert whole.tcpi_delivery_rate_app_limited == 1
     assert whole.tcpi_rto == 1
     assert whole.tcpi_total_retrans == 24
     assert whole.tcpi_pacing_rate == 2**40
     for size in (0, 8, 92, 104, 136, 160, 168, 192, 200, 216, 240, 248, 276):
-        part = tcpinfo.decode_tcp_info(full[:size])
+        part = structs.decode_tcp_info(full[:size])
         for i, (a, b) in enumerate(zip(whole, part, strict=True)):
-            assert b in (a, 0), (size, tcpinfo.TcpInfo._fields[i])
+            assert b in (a, 0), (size, structs.TcpInfo._fields[i])
         assert sum(1 for a, b in zip(whole, part, strict=True) if a != b) >= (size < 280)
-    longer = tcpinfo.decode_tcp_info(full + b"\xff" * 40)
+    longer = structs.decode_tcp_info(full + b"\xff" * 40)
     assert longer == whole
 
 
 def test_decode_small_structs() -> None:
-    assert tcpinfo.decode_skmeminfo(struct.pack("=7I", *range(7))).backlog is None
-    assert tcpinfo.decode_skmeminfo(struct.pack("=8I", *range(8))) == tcpinfo.SkMemInfo(
+    assert structs.decode_skmeminfo(struct.pack("=7I", *range(7))).backlog is None
+    assert structs.decode_skmeminfo(struct.pack("=8I", *range(8))) == structs.SkMemInfo(
         0, 1, 2, 3, 4, 5, 6, 7, None
     )
-    assert tcpinfo.decode_meminfo(struct.pack("=4I", 1, 2, 3, 4)).idiag_tmem == 4
-    assert tcpinfo.decode_bbr(struct.pack("=3I", 1, 2, 3)).bbr_cwnd_gain == 0
-    assert tcpinfo.decode_dctcp(struct.pack("=HHIII", 1, 2, 3, 4, 5)).dctcp_ab_tot == 5
-    assert tcpinfo.decode_vegas(struct.pack("=4I", 1, 2, 3, 4)).tcpv_rtt == 3
-    m = tcpinfo.decode_mptcp_info(bytes(8))
+    assert structs.decode_meminfo(struct.pack("=4I", 1, 2, 3, 4)).idiag_tmem == 4
+    assert structs.decode_bbr(struct.pack("=3I", 1, 2, 3)).bbr_cwnd_gain == 0
+    assert structs.decode_dctcp(struct.pack("=HHIII", 1, 2, 3, 4, 5)).dctcp_ab_tot == 5
+    assert structs.decode_vegas(struct.pack("=4I", 1, 2, 3, 4)).tcpv_rtt == 3
+    m = structs.decode_mptcp_info(bytes(8))
     assert m.mptcpi_token == 0 and m.mptcpi_last_ack_recv == 0
     assert tcpinfo.MPTCP_INFO.size == 96
     assert tcpinfo.SCTP_INFO.size == 368
-    assert tcpinfo.TCP_INFO.size == 280
+    assert structs.TCP_INFO.size == 280
 
 
 # ---------------------------------------------------------------- MPTCP / SCTP printers
@@ -205,11 +204,12 @@ from sockscope.kernel import netlink
 from sockscope.tables.inet import record as records
 from sockscope.kernel import abi
 from sockscope.query import selection as query
+from sockscope.kernel import structs
 from sockscope.tables.inet import tcpinfo
 l = socket.socket(); l.bind(("127.0.0.1", 7301)); l.listen()
 c = socket.socket(); c.connect(("127.0.0.1", 7301)); s, _ = l.accept()
 c.sendall(b"x" * 1000); s.recv(1000)
-mine = tcpinfo.decode_tcp_info(c.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 512))
+mine = structs.decode_tcp_info(c.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 512))
 print(len(c.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 512)))
 print(mine.tcpi_state, mine.tcpi_options, mine.tcpi_snd_wscale, mine.tcpi_snd_mss,
       mine.tcpi_advmss, mine.tcpi_bytes_acked, mine.tcpi_data_segs_out)

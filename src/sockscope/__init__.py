@@ -15,7 +15,13 @@ Heavier pieces are imported on first use, so ``import sockscope`` stays cheap.
 
 from __future__ import annotations
 
-from sockscope.errors import FilterError, NetlinkError, NotSupportedError, SockscopeError, UsageError
+from sockscope.errors import (
+    FilterError,
+    NetlinkError,
+    NotSupportedError,
+    SockscopeError,
+    UsageError,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -42,7 +48,7 @@ _LAZY = {
     "parse_filter": ("api", "parse_filter"),
     "main": ("cli", "main"),
     "summary": ("ops.sockstat", "summary"),
-    "kill": ("ops.destroy", "kill"),
+    "kill": ("api", "kill"),
     "events": ("ops.follow", "events"),
 }
 

@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import os
 
-from sockscope.kernel import abi
-
-from sockscope.tables.inet import source as sources
 from sockscope.errors import SockscopeError
+from sockscope.kernel import abi
 from sockscope.options import Options
 from sockscope.query.selection import FAMILY_WORDS, Selection, scan_state
+from sockscope.tables.context import Context
+from sockscope.tables.walk import walk
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
     from sockscope.query.filter import Filter
+    from sockscope.tables.inet.record import InetSocket
 
 
 class Query:
@@ -113,7 +114,7 @@ def sockets(query: Query | None = None, **kwargs: object) -> Iterator[object]:
     opts.show_tcpinfo = query.info
     opts.show_tos = query.tos
     flt = _filter_for(query, sel)
-    ctx = sources.Context(
+    ctx = Context(
         sel,
         opts,
         flt.matches if flt is not None else None,
@@ -143,17 +144,58 @@ def _filter_for(query: Query, sel: Selection) -> Filter | None:
     return flt
 
 
-def _gather(ctx: sources.Context) -> Iterator[object]:
+def _gather(ctx: Context) -> Iterator[object]:
     """Every selected table in ss's order."""
-    sel = ctx.sel
-    for name, bits in sources.ORDER:
-        if not sel.dbs & bits:
-            continue
-        if name in sources.INET_TABLES:
-            yield from sources.inet_table(ctx, name)
-        else:
-            from sockscope.tables import common as tables
+    for table in walk(ctx):
+        yield from table.records
 
-            records = getattr(tables, "records", None)
-            if records is not None:
-                yield from records(name, ctx)
+
+def kill(
+    filter: str | Filter | None,
+    *,
+    tables: Iterable[str] | None = ("tcp",),
+    families: Iterable[str] | None = None,
+    states: Iterable[str] | None = None,
+    netns: str | None = None,
+) -> list[InetSocket]:
+    """Library: close every inet socket that matches, as ``ss -K`` does; returns them.
+
+    ``filter`` is ss filter text or a parsed filter (None kills everything selected, as
+    ``ss -K`` would); ``tables`` (default TCP only), ``families`` and ``states`` are
+    :class:`sockscope.Query`'s. Only sockets dumped over netlink are closed (not those
+    read from ``/proc``); sockets already gone are skipped. Raises :class:`KillError`
+    when the kernel refuses (e.g. ``Operation not permitted`` without CAP_NET_ADMIN);
+    sockets closed before that stay closed.
+    """
+    from sockscope.ops.destroy import Killer
+
+    query = Query(tables, families, states, filter, netns=netns)
+    sel = query.selection()
+    flt = _filter_for(query, sel)
+    ctx = Context(
+        sel,
+        Options(),
+        flt.matches if flt is not None else None,
+        flt.bytecode() if flt is not None else None,
+    )
+    killer = Killer()
+    ctx.killer = killer
+
+    def run() -> Iterator[object]:
+        for table in walk(ctx, inet_only=True):
+            yield from table.records
+
+    try:
+        if netns is None:
+            for _rec in run():
+                pass
+        else:
+            from sockscope.ops.netns import iterate
+
+            for _rec in iterate(netns, run, batch=1024):
+                pass
+    finally:
+        killer.close()
+    if killer.error is not None:
+        raise killer.error
+    return killer.killed

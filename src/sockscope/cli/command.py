@@ -15,20 +15,19 @@ import os
 import signal
 import sys
 
-from sockscope.kernel import abi
-
-from sockscope.render import columns
 from sockscope.errors import SockscopeError, UsageError
+from sockscope.kernel import abi
 from sockscope.options import Options
 from sockscope.query.selection import FAMILY_WORDS, Selection, scan_state
+from sockscope.render import columns
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from typing import BinaryIO
 
-    from sockscope.render.view import View
     from sockscope.render.jsonout import Writer
+    from sockscope.render.view import View
 
 SHORTOPTS = "dhalBetuwxnro460spTbEf:mMiA:D:F:vVzZN:KHQSO"
 
@@ -544,6 +543,7 @@ def _main(argv: list[str], prog: str) -> int:
 
 def _dump(run: Run) -> int:
     """-D FILE: the raw TCP dump, as ss writes it."""
+    from sockscope.tables.context import Context
     from sockscope.tables.inet import source as sources
 
     sel, opts = run.sel, run.opts
@@ -553,7 +553,7 @@ def _dump(run: Run) -> int:
     path = opts.dump_file or "-"
     if path.startswith("-"):
         out = sys.stdout.buffer
-        sources.dump_tcp(sources.Context(sel, opts), out)
+        sources.dump_tcp(Context(sel, opts), out)
         out.flush()
         return 0
     try:
@@ -561,7 +561,7 @@ def _dump(run: Run) -> int:
     except OSError as e:
         raise SockscopeError(f"fopen dump file: {os.strerror(e.errno or 0)}", 255) from None
     with f:
-        sources.dump_tcp(sources.Context(sel, opts), f)
+        sources.dump_tcp(Context(sel, opts), f)
     return 0
 
 
@@ -619,7 +619,8 @@ def _show(run: Run, flt: object, users: object, environ: dict[str, str]) -> int:
     # A listing allocates hundreds of thousands of acyclic tuples: the cyclic
     # collector only costs time here (measured ~8% of -tan at 100k sockets).
     gc.disable()
-    gather.show_all(sel, opts, flt, printer, renderer, environ, _warn, _warn_raw)
+    ctx = gather.make_context(sel, opts, flt, environ, _warn, _warn_raw)  # type: ignore[arg-type]
+    gather.show_all(ctx, printer, renderer)
     renderer.finish()
     out.flush()
     return 0
@@ -667,9 +668,9 @@ def _show_json(
     run: Run, flt: object, users: object, environ: dict[str, str], listing: bool = True
 ) -> int:
     """--json / --json-lines: the same sockets as the text, written as data (jsonout)."""
-    from sockscope.render import view as fields
     from sockscope.cli import listing as gather
     from sockscope.render import jsonout
+    from sockscope.render import view as fields
     from sockscope.render.names import Resolver
     from sockscope.render.printer import Printer
 
@@ -692,12 +693,11 @@ def _show_json(
             return _events_json(run, flt, writer, view)
         if listing:
             writer.open_sockets()
-            for _name, dg_proto, records in gather.records(
-                sel, opts, flt, environ, _warn, _warn_raw
-            ):
-                if dg_proto:
-                    printer.set_proto(dg_proto)
-                for rec in records:
+            ctx = gather.make_context(sel, opts, flt, environ, _warn, _warn_raw)  # type: ignore[arg-type]
+            for table in gather.tables(ctx):
+                if table.dg_proto:
+                    printer.set_proto(table.dg_proto)
+                for rec in table.records:
                     writer.socket(rec.to_dict(view))  # type: ignore[attr-defined]
         writer.finish()
     except BrokenPipeError:

@@ -1,39 +1,41 @@
-"""The CLI's dump loop: every selected table in ss's order, rows into the renderer.
+"""The CLI's listing loop: every selected table in ss's order, rows into the renderer.
 
-Ports the sequence of ``*_show()`` calls at the end of ss.c's ``main()``. The sockets
-come from :mod:`sockscope.sources` (inet tables) and :mod:`sockscope.tables` (the other
-families); the rows from :class:`sockscope.show.Printer`.
+The tables come from the one walk (:func:`sockscope.tables.walk.walk`); the rows from
+each table's row function over the run's :class:`~sockscope.render.printer.Printer`.
 """
 
 from __future__ import annotations
 
-from sockscope.tables.inet import source as sources
+from sockscope.tables.context import Context
+from sockscope.tables.walk import walk
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-    from sockscope.render.columns import Renderer
     from sockscope.options import Options
+    from sockscope.query.filter import Filter
     from sockscope.query.selection import Selection
+    from sockscope.render.columns import Renderer
     from sockscope.render.printer import Printer
+    from sockscope.tables.walk import Table
 
 
 def make_context(
     sel: Selection,
     opts: Options,
-    flt: object,
+    flt: Filter | None,
     environ: dict[str, str],
     warn: Callable[[str], None],
     warn_raw: Callable[[str], None] | None = None,
-) -> sources.Context:
+) -> Context:
     """The gathering context of a run: filter predicate, kernel bytecode, -K.
 
     ``warn`` takes a message line (a newline is added), ``warn_raw`` exact text.
     """
-    matcher = getattr(flt, "matches", None)
-    bytecode = flt.bytecode() if flt is not None else None  # type: ignore[attr-defined]
-    ctx = sources.Context(sel, opts, matcher, bytecode, environ)
+    matcher = None if flt is None else flt.matches
+    bytecode = None if flt is None else flt.bytecode()
+    ctx = Context(sel, opts, matcher, bytecode, environ)
     ctx.warn = warn
     ctx.warn_raw = warn_raw if warn_raw is not None else warn
     if opts.kill:
@@ -43,54 +45,24 @@ def make_context(
     return ctx
 
 
-def show_all(
-    sel: Selection,
-    opts: Options,
-    flt: object,
-    printer: Printer,
-    renderer: Renderer,
-    environ: dict[str, str],
-    warn: Callable[[str], None],
-    warn_raw: Callable[[str], None] | None = None,
-) -> None:
+def show_all(ctx: Context, printer: Printer, renderer: Renderer) -> None:
     """Dump every selected table in ss's order and queue its rows."""
-    ctx = make_context(sel, opts, flt, environ, warn, warn_raw)
-    for name, bits in sources.ORDER:
-        if not sel.dbs & bits:
-            continue
-        if name in sources.INET_TABLES:
-            if not sel.families & sources.INET_FAMILIES:
-                continue
-            dg_proto = sources.INET_TABLES[name][2]
-            if dg_proto:
-                printer.set_proto(dg_proto)
-            renderer.extend(map(printer.inet_row_fn(), sources.inet_table(ctx, name)))
+    inet_rows = None
+    for table in walk(ctx):
+        if table.dg_proto:
+            printer.set_proto(table.dg_proto)
+        if table.inet:
+            if inet_rows is None:
+                from sockscope.tables.inet.row import InetRows
+
+                inet_rows = InetRows(printer)  # one per run: SCTP rows look at the last inode
+            renderer.extend(map(inet_rows.row_fn(), table.records))  # type: ignore[arg-type]
         else:
-            from sockscope.tables import common as tables
+            from sockscope.tables import common
 
-            tables.show(name, ctx, printer, renderer)
+            renderer.extend(map(common.row_fn(table.name, printer, ctx), table.records))
 
 
-def records(
-    sel: Selection,
-    opts: Options,
-    flt: object,
-    environ: dict[str, str],
-    warn: Callable[[str], None],
-    warn_raw: Callable[[str], None] | None = None,
-) -> Iterator[tuple[str, str | None, Iterator[object]]]:
-    """The data path (--json): per selected table in ss's order, its name, dg_proto and
-    matching records. Tables whose module has no ``records(name, ctx)`` yet are skipped."""
-    ctx = make_context(sel, opts, flt, environ, warn, warn_raw)
-    for name, bits in sources.ORDER:
-        if not sel.dbs & bits:
-            continue
-        if name in sources.INET_TABLES:
-            if sel.families & sources.INET_FAMILIES:
-                yield name, sources.INET_TABLES[name][2], sources.inet_table(ctx, name)
-            continue
-        from sockscope.tables import common as tables
-
-        table_records = getattr(tables, "records", None)
-        if table_records is not None:
-            yield name, None, table_records(name, ctx)
+def tables(ctx: Context) -> Iterator[Table]:
+    """The data path (--json): the selected tables in ss's order, with their records."""
+    return walk(ctx)

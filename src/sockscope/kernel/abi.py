@@ -422,3 +422,50 @@ XDP_DIAG_UMEM_S = struct.Struct("=QIIIIIIII")
 #: struct xdp_diag_stats { __u64 n_rx_dropped, n_rx_invalid, n_rx_full, n_fill_ring_empty,
 #:   n_tx_invalid, n_tx_ring_empty; }
 XDP_DIAG_STATS_S = struct.Struct("=QQQQQQ")
+
+
+# --- name tables shared by the text rows and the data view ------------------------------
+
+
+class _Swap16:
+    """``SWAP16[p]``: swap the bytes of a u16 (ports arrive in network order and are
+    read as host u16). An object rather than a 65536-entry table, to keep import cheap.
+    """
+
+    __slots__ = ()
+
+    def __getitem__(self, p: int) -> int:
+        return ((p & 0xFF) << 8) | (p >> 8)
+
+
+SWAP16 = _Swap16()
+
+#: proto_name() of ss.c: the Netid text of an inet socket by protocol number.
+PROTO_NAMES = {
+    0: "raw",
+    IPPROTO_UDP: "udp",
+    IPPROTO_TCP: "tcp",
+    IPPROTO_MPTCP: "mptcp",
+    IPPROTO_SCTP: "sctp",
+    IPPROTO_DCCP: "dccp",
+    IPPROTO_ICMPV6: "icmp6",
+}
+
+
+#: tcp_timer_print's names of icsk_pending / the idiag_timer values (index = timer kind)
+TIMER_NAMES = ("off", "on", "keepalive", "timewait", "persist", "delack")
+
+#: the INET_DIAG_SOCKOPT bits, in bit order (struct inet_diag_sockopt of inet_diag.h)
+SOCKOPT_FLAGS = (
+    "recverr",
+    "is_icsk",
+    "freebind",
+    "hdrincl",
+    "mc_loop",
+    "transparent",
+    "mc_all",
+    "nodefrag",
+    "bind_addr_no_port",
+    "recverr_rfc4884",
+    "defer_connect",
+)

@@ -15,8 +15,8 @@ import errno as _errno
 import os
 import socket
 
-from sockscope.kernel import abi
 from sockscope.errors import NetlinkError
+from sockscope.kernel import abi
 
 TYPE_CHECKING = False
 

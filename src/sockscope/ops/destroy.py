@@ -13,8 +13,8 @@ the acknowledgement. Port of ss.c's ``kill_inet_sock`` and the error handling of
 Sockets read from ``/proc`` or from ``TCPDIAG_FILE`` are never killed (ss only kills on
 its netlink path), and neither are the other families.
 
-(The module is not called ``kill`` because ``sockscope.kill`` is the public
-function; a submodule of the same name would replace it on import.)
+The library's :func:`sockscope.kill` (in :mod:`sockscope.api`) runs a :class:`Killer`
+over the inet tables of the one table walk.
 """
 
 from __future__ import annotations
@@ -24,17 +24,15 @@ import os
 import struct
 import time
 
-from sockscope.kernel import abi
-
-from sockscope.kernel import netlink
 from sockscope.errors import NetlinkError
+from sockscope.kernel import abi, netlink
+from sockscope.tables.inet.layout import ATTR_END, ATTR_START, BUF, FAMILY
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import socket
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Callable
 
-    from sockscope.query.filter import Filter
     from sockscope.tables.inet.record import InetSocket
 
 #: errors after which ss hides the socket without a message
@@ -62,16 +60,16 @@ def destroy_request(rec: InetSocket, protocol: int, seq: int) -> bytes | None:
     u8 field, as in C), the reply's whole ``id`` copied byte for byte, and for raw sockets
     ``sdiag_raw_protocol`` from ``INET_DIAG_PROTOCOL`` (0 when absent).
     """
-    buf = rec[17]
+    buf = rec[BUF]
     if buf is None:
         return None
-    attr_start = rec[18]
+    attr_start = rec[ATTR_START]
     ident = bytes(buf[attr_start - _ID_FROM_END : attr_start - _ID_FROM_END + _ID_LEN])
     raw_prot = 0
     if protocol == abi.IPPROTO_RAW:
-        span = netlink.attrs(buf, attr_start, rec[19]).get(abi.INET_DIAG_PROTOCOL)
+        span = netlink.attrs(buf, attr_start, rec[ATTR_END]).get(abi.INET_DIAG_PROTOCOL)
         raw_prot = buf[span[0]] if span and span[1] > span[0] else 0
-    body = _REQ_HEAD.pack(rec[0], protocol & 0xFF, 0, raw_prot, 0) + ident
+    body = _REQ_HEAD.pack(rec[FAMILY], protocol & 0xFF, 0, raw_prot, 0) + ident
     return netlink.message(abi.SOCK_DESTROY, abi.NLM_F_REQUEST | abi.NLM_F_ACK, body, seq)
 
 
@@ -135,57 +133,3 @@ class Killer:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
-
-
-def kill(
-    filter: str | Filter | None,
-    *,
-    tables: Iterable[str] | None = ("tcp",),
-    families: Iterable[str] | None = None,
-    states: Iterable[str] | None = None,
-    netns: str | None = None,
-) -> list[InetSocket]:
-    """Library: close every inet socket that matches, as ``ss -K`` does; returns them.
-
-    ``filter`` is ss filter text or a parsed filter (None kills everything selected, as
-    ``ss -K`` would); ``tables`` (default TCP only), ``families`` and ``states`` are
-    :class:`sockscope.Query`'s. Only sockets dumped over netlink are closed (not those
-    read from ``/proc``); sockets already gone are skipped. Raises :class:`KillError`
-    when the kernel refuses (e.g. ``Operation not permitted`` without CAP_NET_ADMIN);
-    sockets closed before that stay closed.
-    """
-    from sockscope import api
-    from sockscope.tables.inet import source as sources
-    from sockscope.options import Options
-
-    query = api.Query(tables, families, states, filter, netns=netns)
-    sel = query.selection()
-    flt = api._filter_for(query, sel)
-    ctx = sources.Context(
-        sel,
-        Options(),
-        flt.matches if flt is not None else None,
-        flt.bytecode() if flt is not None else None,
-    )
-    killer = Killer()
-    ctx.killer = killer
-
-    def run() -> Iterator[object]:
-        for name, bits in sources.ORDER:
-            if sel.dbs & bits and name in sources.INET_TABLES:
-                yield from sources.inet_table(ctx, name)
-
-    try:
-        if netns is None:
-            for _rec in run():
-                pass
-        else:
-            from sockscope.ops.netns import iterate
-
-            for _rec in iterate(netns, run, batch=1024):
-                pass
-    finally:
-        killer.close()
-    if killer.error is not None:
-        raise killer.error
-    return killer.killed

@@ -28,21 +28,19 @@ import os
 import socket
 import sys
 
-from sockscope.kernel import abi
-
-from sockscope.kernel import netlink
-from sockscope.ops.destroy import Killer
 from sockscope.errors import NetlinkError
+from sockscope.kernel import abi, netlink
+from sockscope.ops.destroy import Killer
 from sockscope.ops.netns import iterate
-from sockscope.tables.inet.record import InetSocket, decode_inet
+from sockscope.tables.inet.record import ATTR_END, ATTR_START, BUF, InetSocket, decode_inet
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
 
-    from sockscope.render.columns import Renderer
     from sockscope.options import Options
     from sockscope.query.selection import Selection
+    from sockscope.render.columns import Renderer
     from sockscope.render.printer import Printer
 
 #: IPPROTO_MAX, the protocol generic_show_sock hands to show_one_inet_sock
@@ -144,10 +142,10 @@ def _with_netid(records: Iterable[InetSocket]) -> Iterator[InetSocket]:
     """Give each record the protocol of its INET_DIAG_PROTOCOL attribute (inet_show_sock)."""
     new = tuple.__new__
     for rec in records:
-        buf = rec[17]
-        span = netlink.attrs(buf, rec[18], rec[19]).get(abi.INET_DIAG_PROTOCOL)
+        buf = rec[BUF]
+        span = netlink.attrs(buf, rec[ATTR_START], rec[ATTR_END]).get(abi.INET_DIAG_PROTOCOL)
         if span is not None and span[1] > span[0]:
-            yield new(InetSocket, (*rec[:16], buf[span[0]], *rec[17:]))
+            yield new(InetSocket, (*rec[:16], buf[span[0]], *rec[BUF:]))
         else:
             yield rec
 
@@ -269,7 +267,9 @@ def _follow(
         sys.stdout.flush()
         sys.stdout.buffer.flush()
 
-    row = printer.inet_row
+    from sockscope.tables.inet.row import InetRows
+
+    row = InetRows(printer).row
     add = renderer.add
     try:
         for rec in watch(groups, families, matcher, killer, on_event):

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import os
 
+from sockscope.kernel.libc import int32
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from sockscope.options import Options
@@ -31,7 +33,7 @@ _O_DIR = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 
 def scan_int(text: str) -> int | None:
     """sscanf(text, "%d%*c", &n) == 1: a leading decimal int (blanks and sign allowed)."""
     if text.isdigit() and text.isascii():
-        return _wrap32(int(text))
+        return int32(int(text))
     i, n = 0, len(text)
     while i < n and text[i] in " \t\n\v\f\r":
         i += 1
@@ -46,12 +48,7 @@ def scan_int(text: str) -> int | None:
     value = int(text[i:k])
     # glibc converts through strtol (saturating at the long range), then truncates to int
     value = max(-(1 << 63), min(value, (1 << 63) - 1))
-    return _wrap32(value)
-
-
-def _wrap32(value: int) -> int:
-    value &= 0xFFFFFFFF
-    return value - (1 << 32) if value & 0x80000000 else value
+    return int32(value)
 
 
 def task_name(stat: bytes) -> str:
@@ -170,7 +167,7 @@ class ProcessMap:
                 if name.isdigit() and name.isascii():
                     fd = int(name)
                     if fd > 0x7FFFFFFF:
-                        fd = _wrap32(fd)
+                        fd = int32(fd)
                 else:
                     fd = scan_int(name)  # type: ignore[assignment]
                     if fd is None:

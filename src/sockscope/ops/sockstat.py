@@ -18,11 +18,12 @@ import errno as _errno
 import os
 
 from sockscope.errors import SockscopeError
+from sockscope.kernel.libc import fgets, int32
 from sockscope.ops.netns import entered
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping
+    from collections.abc import Callable, Mapping
 
 #: counters of ss.c's struct ssummary, in its order, then CurrEstab from /proc/net/snmp
 FIELDS = (
@@ -59,12 +60,6 @@ _LINE_FIELDS: dict[bytes, tuple[str, ...]] = {
 
 _SPACE = b" \t\n\v\f\r"
 _LONG_MAX = (1 << 63) - 1
-
-
-def _int32(n: int) -> int:
-    """C ``int`` wrap-around."""
-    n &= 0xFFFFFFFF
-    return n - (1 << 32) if n & 0x80000000 else n
 
 
 class Summary:
@@ -118,28 +113,28 @@ class Summary:
     @property
     def tcp_all(self) -> int:
         """``TCP:`` total: allocated plus time-wait sockets."""
-        return _int32(self.tcp_total + self.tcp_tws)
+        return int32(self.tcp_total + self.tcp_tws)
 
     @property
     def tcp_closed(self) -> int:
         """``closed``: allocated sockets not in the hash tables (time-wait excluded)."""
-        return _int32(self.tcp_total - (self.tcp4_hashed + self.tcp6_hashed - self.tcp_tws))
+        return int32(self.tcp_total - (self.tcp4_hashed + self.tcp6_hashed - self.tcp_tws))
 
     def rows(self) -> tuple[tuple[str, int, int, int], ...]:
         """The transport table: (name, total, IPv4, IPv6) per line."""
-        ip4 = _int32(self.raw4 + self.udp4 + self.tcp4_hashed)
-        ip6 = _int32(self.raw6 + self.udp6 + self.tcp6_hashed)
+        ip4 = int32(self.raw4 + self.udp4 + self.tcp4_hashed)
+        ip6 = int32(self.raw6 + self.udp6 + self.tcp6_hashed)
         return (
-            ("RAW", _int32(self.raw4 + self.raw6), self.raw4, self.raw6),
-            ("UDP", _int32(self.udp4 + self.udp6), self.udp4, self.udp6),
+            ("RAW", int32(self.raw4 + self.raw6), self.raw4, self.raw6),
+            ("UDP", int32(self.udp4 + self.udp6), self.udp4, self.udp6),
             (
                 "TCP",
-                _int32(self.tcp4_hashed + self.tcp6_hashed),
+                int32(self.tcp4_hashed + self.tcp6_hashed),
                 self.tcp4_hashed,
                 self.tcp6_hashed,
             ),
-            ("INET", _int32(ip4 + ip6), ip4, ip6),
-            ("FRAG", _int32(self.frag4 + self.frag6), self.frag4, self.frag6),
+            ("INET", int32(ip4 + ip6), ip4, ip6),
+            ("FRAG", int32(self.frag4 + self.frag6), self.frag4, self.frag6),
         )
 
 
@@ -171,22 +166,6 @@ def _proc_file(env_var: str, name: str, environ: Mapping[str, str]) -> str:
     return os.fsdecode(joined)
 
 
-def _fgets(data: bytes, size: int) -> Iterator[bytes]:
-    """The successive results of ``fgets(buf, size, fp)`` over ``data``."""
-    room = size - 1
-    pos = 0
-    end = len(data)
-    while pos < end:
-        nl = data.find(b"\n", pos, pos + room)
-        stop = pos + room if nl < 0 else nl + 1
-        stop = min(stop, end)
-        line = data[pos:stop]
-        pos = stop
-        # sscanf/strchr stop at a NUL byte that fgets copied
-        nul = line.find(b"\0")
-        yield line if nul < 0 else line[:nul]
-
-
 def _scan_int(text: bytes, pos: int) -> tuple[int | None, int]:
     """glibc ``%d``: blanks, optional sign, digits; the value as stored into an ``int``."""
     end = len(text)
@@ -202,7 +181,7 @@ def _scan_int(text: bytes, pos: int) -> tuple[int | None, int]:
         return None, start
     value = int(text[start:pos])
     value = max(-_LONG_MAX - 1, min(_LONG_MAX, value))  # strtol saturates at long
-    return _int32(value), pos
+    return int32(value), pos
 
 
 def _skip_word(text: bytes, pos: int) -> int | None:
@@ -286,13 +265,13 @@ def read_sockstat(environ: Mapping[str, str], counters: dict[str, int]) -> OSErr
         data = _read(_proc_file("PROC_NET_SOCKSTAT", "net/sockstat", environ))
     except OSError as e:
         return e
-    for line in _fgets(data, 256):
+    for line in fgets(data, 256, to_nul=True):
         _sockstat_line(line, counters)
     try:
         data = _read(_proc_file("PROC_NET_SOCKSTAT6", "net/sockstat6", environ))
     except OSError:
         return None
-    for line in _fgets(data, 256):
+    for line in fgets(data, 256, to_nul=True):
         _sockstat_line(line, counters)
     return None
 
@@ -304,7 +283,7 @@ def snmp_int(data: bytes, proto: bytes, key: bytes) -> int | None:
     field at that position is read. Quirk kept: when the key is missing from the header,
     the position is the number of blanks in it, i.e. the last value is returned.
     """
-    lines = _fgets(data, 1024)
+    lines = fgets(data, 1024, to_nul=True)
     for line in lines:
         if not line.startswith(proto):
             continue

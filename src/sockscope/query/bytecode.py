@@ -21,7 +21,8 @@ from __future__ import annotations
 import struct
 
 from sockscope.kernel import abi
-from sockscope.query.filter import (
+from sockscope.kernel.libc import int32
+from sockscope.query.tree import (
     And,
     AutoBound,
     CgroupCond,
@@ -55,11 +56,6 @@ def compile_bytecode(node: Node) -> bytes | None:
 
 def _op(code: int, yes: int, no: int) -> bytes:
     return _OP.pack(code, yes & 0xFF, no & 0xFFFF)
-
-
-def _int32(value: int) -> int:
-    value &= 0xFFFFFFFF
-    return value - (1 << 32) if value > 0x7FFFFFFF else value
 
 
 def relocate(code: bytearray, length: int, reloc: int) -> None:
@@ -121,7 +117,7 @@ def _hostcond(node: HostMatch) -> bytearray:
     total = count * oplen + (count - 1) * 4
     one = (
         _op(code, oplen, oplen + 4)
-        + _HOSTCOND.pack(first.family & 0xFF, bitlen & 0xFF, _int32(cond.port))
+        + _HOSTCOND.pack(first.family & 0xFF, bitlen & 0xFF, int32(cond.port))
         + data[:alen]
     )
     out = bytearray()

@@ -19,8 +19,16 @@ import os
 import socket
 import sys
 
-from sockscope.kernel import abi
 from sockscope.errors import FilterError
+from sockscope.kernel import abi
+from sockscope.kernel.libc import (
+    UINT_MAX,
+    ULONG_MAX,
+    c_strtol,
+    c_strtoul,
+    scanf_int,
+    scanf_unsigned,
+)
 
 TYPE_CHECKING = False  # no typing import at run time
 if TYPE_CHECKING:
@@ -37,12 +45,6 @@ __all__ = [
     "parse_markmask",
 ]
 
-LONG_MAX = (1 << 63) - 1
-LONG_MIN = -(1 << 63)
-ULONG_MAX = (1 << 64) - 1
-UINT_MAX = 0xFFFFFFFF
-_C_SPACE = " \t\n\v\f\r"
-_DIGITS = {c: int(c, 16) for c in "0123456789abcdefABCDEF"}
 
 #: default_afs[].states of ss.c: the states a family option adds.
 _FAMILY_STATES = {
@@ -202,50 +204,6 @@ class HostCond:
 # --- C number conventions ---------------------------------------------------------------
 
 
-def _scan_c_int(s: str, base: int) -> tuple[int, int]:
-    """The digits strtol/strtoul would read: (signed magnitude, end index; 0 = none)."""
-    i, n = 0, len(s)
-    while i < n and s[i] in _C_SPACE:
-        i += 1
-    neg = False
-    if i < n and s[i] in "+-":
-        neg = s[i] == "-"
-        i += 1
-    if base in (0, 16) and s[i : i + 2] in ("0x", "0X") and _digit(s, i + 2) < 16:
-        base, i = 16, i + 2
-    elif base == 0:
-        base = 8 if s[i : i + 1] == "0" else 10
-    start, value = i, 0
-    while i < n and (d := _digit(s, i)) < base:
-        value = value * base + d
-        i += 1
-    if i == start:
-        return 0, 0
-    return (-value if neg else value), i
-
-
-def _digit(s: str, i: int) -> int:
-    return _DIGITS.get(s[i], 99) if i < len(s) else 99
-
-
-def c_strtol(s: str, base: int = 0) -> tuple[int, int, bool]:
-    """strtol(): (value, end index, ERANGE)."""
-    value, end = _scan_c_int(s, base)
-    if value > LONG_MAX:
-        return LONG_MAX, end, True
-    if value < LONG_MIN:
-        return LONG_MIN, end, True
-    return value, end, False
-
-
-def c_strtoul(s: str, base: int = 0) -> tuple[int, int, bool]:
-    """strtoul(): (value, end index, ERANGE); a minus sign negates modulo 2**64."""
-    value, end = _scan_c_int(s, base)
-    if abs(value) > ULONG_MAX:
-        return ULONG_MAX, end, True
-    return value & ULONG_MAX, end, False
-
-
 def get_long(s: str) -> int | None:
     """get_long(..., 0) of lib/utils.c: the whole string must be a long."""
     value, end, erange = c_strtol(s)
@@ -260,30 +218,6 @@ def get_unsigned(s: str, limit: int = UINT_MAX) -> int | None:
     if not s or end != len(s) or erange or value > limit:
         return None
     return value
-
-
-def scanf_int(s: str) -> tuple[int, int] | None:
-    """scanf's ``%i`` into an int: (value as u32, characters consumed) or None."""
-    i, n = 0, len(s)
-    while i < n and s[i] in _C_SPACE:
-        i += 1
-    j = i + 1 if s[i : i + 1] in ("+", "-") else i
-    if s[j : j + 2] in ("0x", "0X"):  # glibc consumes "0x" even without hex digits
-        k = j + 2
-        while k < n and _digit(s, k) < 16:
-            k += 1
-        value = c_strtol(s[i:k], 0)[0] if k > j + 2 else 0
-        return value & UINT_MAX, k
-    value, end, _ = c_strtol(s[i:], 0)
-    if end == 0:
-        return None
-    return value & UINT_MAX, i + end
-
-
-def _scanf_unsigned(s: str) -> int | None:
-    """scanf's ``%u`` into an unsigned int (strtoul, then truncated to 32 bits)."""
-    value, end, _ = c_strtoul(s, 10)
-    return value & UINT_MAX if end else None
 
 
 # --- addresses (lib/utils.c) ------------------------------------------------------------
@@ -703,7 +637,7 @@ def name_to_index(name: str) -> int:
     except (OSError, ValueError, UnicodeError):
         pass
     if name.startswith("if"):
-        return _scanf_unsigned(name[2:]) or 0
+        return scanf_unsigned(name[2:]) or 0
     return 0
 
 

@@ -13,6 +13,10 @@ import socket
 
 from sockscope.kernel import abi
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 _IN6ADDR_ANY = bytes(16)
 _V4MAPPED = bytes(10) + b"\xff\xff"
 
@@ -159,3 +163,56 @@ def _protocol_name(proto: int) -> str:
     except OSError:
         pass
     return f"ipproto-{proto}"
+
+
+class CgroupMap:
+    """lib/cg_map.c: cgroup v2 id -> path relative to the cgroup2 mount."""
+
+    def __init__(self, warn: Callable[[str], None]) -> None:
+        self.warn = warn
+        self.paths: dict[int, str] | None = None
+        self.mount: str | None = None
+
+    def _find_mount(self) -> str | None:
+        try:
+            with open("/proc/mounts", "rb") as f:
+                for line in f:
+                    parts = line.split()
+                    if len(parts) >= 3 and parts[2] == b"cgroup2":
+                        return parts[1].decode("latin-1")
+        except OSError:
+            pass
+        self.warn("Failed to find cgroup2 mount")
+        return None
+
+    def _build(self) -> dict[int, str]:
+        paths: dict[int, str] = {}
+        mnt = self._find_mount()
+        self.mount = mnt
+        if mnt is None:
+            return paths
+        try:
+            root_dev = os.stat(mnt).st_dev
+        except OSError:
+            return paths
+        for dirpath, dirnames, _files in os.walk(mnt):
+            try:
+                st = os.stat(dirpath)
+            except OSError:
+                continue
+            if st.st_dev != root_dev:
+                dirnames[:] = []
+                continue
+            rel = dirpath[len(mnt) :] or "/"
+            paths.setdefault(st.st_ino, rel)
+        return paths
+
+    def path(self, cgroup_id: int) -> str:
+        if self.paths is None:
+            self.paths = self._build()
+        found = self.paths.get(cgroup_id)
+        if found is not None:
+            return found
+        if self.mount is None:
+            self.warn("Failed to find cgroup2 mount")
+        return "unreachable:%x" % cgroup_id

@@ -1,10 +1,11 @@
-"""Socket records to row cells, as ss's printers lay them out.
+"""The per-run row context: what every table's rows share.
 
-One :class:`Printer` per run holds the options, the name caches and which columns are
-enabled; its ``*_row`` methods turn one record into the tuple of cells the column
-engine (:mod:`sockscope.columns`) takes. The extra-information text (``-o -e -m -i``
-...) comes from :mod:`sockscope.extinfo`. Ports of ``sock_state_print``,
-``inet_addr_print``, ``sock_addr_print`` and ``proc_ctx_print`` (iproute2 7.1).
+One :class:`Printer` per run holds the options, the name resolver, which columns are
+enabled and the memos of cells that repeat (addresses, ports, queue lengths); each
+table's row function (``row_fn`` of the modules under :mod:`sockscope.tables`) turns a
+record into the tuple of cells the column engine (:mod:`sockscope.render.columns`)
+takes. Ports of ``sock_state_print``, ``inet_addr_print``'s address text and
+``proc_ctx_print`` (iproute2 7.1).
 """
 
 from __future__ import annotations
@@ -12,18 +13,15 @@ from __future__ import annotations
 from operator import itemgetter
 
 from sockscope.kernel import abi
-
-from sockscope.tables.inet import extinfo
 from sockscope.render.columns import COL_EXT, COL_NETID, COL_PROC, COL_RECVQ, COL_SENDQ, COL_STATE
-from sockscope.tables.inet.record import PROTO_NAMES, SWAP16
+from sockscope.render.names import CgroupMap
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from sockscope.render.names import Resolver
     from sockscope.options import Options
-    from sockscope.tables.inet.record import InetSocket
+    from sockscope.render.names import Resolver
 
 _STATES = abi.STATE_NAMES
 _AF_INET = abi.AF_INET
@@ -52,51 +50,32 @@ class Printer:
         #: dg_proto of ss.c: the protocol name used for service lookups ("tcp", "udp",
         #: "raw"), kept from one table to the next as ss does (mptcp/dccp/sctp inherit)
         self.dg_proto: str | None = None
-        #: inode of the previous inet row, to draw SCTP associations (sctp_ino)
-        self.sctp_ino = 0
         self._addr_memo: dict[tuple[int, bytes, bool, int], str] = {}
         self._port_memo: dict[int, str] = {}
-        self._port_be: dict[int, str] = {}
-        self._addr4: dict[bytes, str] = {}
-        self._addr6: dict[bytes, str] = {}
-        self._pick = itemgetter(*enabled) if len(enabled) > 1 else lambda t: (t[COL_EXT],)
-        self._q_memo: dict[int, str] = {}
-        self.ext_wanted = extinfo.inet_wanted(opts)
+        self.port_be: dict[int, str] = {}
+        self.addr4: dict[bytes, str] = {}
+        self.addr6: dict[bytes, str] = {}
+        self.pick = itemgetter(*enabled) if len(enabled) > 1 else lambda t: (t[COL_EXT],)
+        self.q_memo: dict[int, str] = {}
         #: where non-fatal messages go (ss prints them on stderr while dumping)
         self.warn: Callable[[str], None] = lambda _msg: None
-        self._cgroups: extinfo.CgroupMap | None = None
-        #: the extra-information function of this run's rows (made by extinfo.inet)
-        self.ext_row: Callable[[InetSocket, bool], str] | None = None
+        self._cgroups: CgroupMap | None = None
 
-    def cgroups(self) -> extinfo.CgroupMap:
+    def cgroups(self) -> CgroupMap:
         """The cgroup id -> path map, built on first use (cg_id_to_path)."""
         if self._cgroups is None:
-            self._cgroups = extinfo.CgroupMap(self.warn)
+            self._cgroups = CgroupMap(self.warn)
         return self._cgroups
-
-    def info_block(self, s: InetSocket, attrs: dict[int, tuple[int, int]]) -> str:
-        """The -m/-i text after the newline-tab of an inet row."""
-        from sockscope.tables.inet import tcpinfo
-
-        # bind once per run: later rows call the closure directly (no per-row import)
-        self.info_block = tcpinfo.bind_info_block(self)  # type: ignore[method-assign,assignment]
-        return self.info_block(s, attrs)
-
-    def proc_tcp_info(self, s: InetSocket) -> str:
-        """-i for a TCP row read from /proc (tcp_stats_print on the /proc fields)."""
-        from sockscope.tables.inet import tcpinfo
-
-        return tcpinfo.proc_info(self, s)
 
     # -- helpers ------------------------------------------------------------------------
     def queue(self, n: int) -> str:
         """``%-6d`` of a queue length (memoised: most are small)."""
-        text = self._q_memo.get(n)
+        text = self.q_memo.get(n)
         if text is None:
             # the kernel's u32 is printed with %d, as ss does
             text = "%-6d" % (n - 0x100000000 if n >= 0x80000000 else n)
-            if len(self._q_memo) < 65536:
-                self._q_memo[n] = text
+            if len(self.q_memo) < 65536:
+                self.q_memo[n] = text
         return text
 
     def port(self, port: int) -> str:
@@ -112,7 +91,7 @@ class Printer:
         if proto != self.dg_proto:
             self.dg_proto = proto
             self._port_memo.clear()
-            self._port_be.clear()
+            self.port_be.clear()
 
     def local_addr(self, family: int, data: bytes, v6only: bool, ifindex: int) -> str:
         """inet_addr_print's address cell: text, ``%ifname`` scope, then ``:``."""
@@ -145,87 +124,6 @@ class Printer:
             cells.append(self.queue(rq))
             cells.append(self.queue(wq))
         return cells
-
-    # -- inet ---------------------------------------------------------------------------
-    def inet_row(self, s: InetSocket) -> tuple[str, ...]:
-        """One TCP/UDP/RAW/MPTCP/DCCP/SCTP row (inet_stats_print + inet_show_sock).
-
-        This runs once per socket of a listing, so it reads the record by index and
-        memoises every cell that repeats (addresses, ports, queue lengths).
-        """
-        family = s[0]
-        state = s[1]
-        proto = s[16]
-        v6only = False
-        if family == _AF_INET6 and (state == 7 or state == 10) and s[17] is not None:
-            v6only = bool(s.v6only)
-        if v6only or s[8]:
-            laddr = self.local_addr(family, s[6], v6only, s[8])
-            raddr = self.local_addr(family, s[7], v6only, 0)
-        else:
-            memo = self._addr4 if family == _AF_INET else self._addr6
-            found = memo.get(s[6])
-            if found is None:
-                found = memo[s[6]] = self.local_addr(family, s[6], False, 0)
-            laddr = found
-            found = memo.get(s[7])
-            if found is None:
-                found = memo[s[7]] = self.local_addr(family, s[7], False, 0)
-            raddr = found
-        ports = self._port_be
-        lport = ports.get(s[4])
-        if lport is None:
-            lport = ports[s[4]] = self.port(SWAP16[s[4]])
-        rport = ports.get(s[5])
-        if rport is None:
-            rport = ports[s[5]] = self.port(SWAP16[s[5]])
-        qmemo = self._q_memo
-        rq = qmemo.get(s[12]) or self.queue(s[12])
-        wq = qmemo.get(s[13]) or self.queue(s[13])
-        if proto == _IPPROTO_SCTP and self.sctp_ino and self.sctp_ino == s[15]:
-            netid, state_text = "", "`- " + extinfo.sctp_state_name(s)
-        else:
-            netid, state_text = PROTO_NAMES.get(proto, "???"), _STATES[state]
-        proc = self.process(s[15]) if self.show_proc else ""
-        ext = extinfo.inet(self, s, v6only) if self.ext_wanted else ""
-        self.sctp_ino = s[15]
-        return self._pick((netid, state_text, rq, wq, laddr, lport, raddr, rport, proc, ext))
-
-    def inet_row_fn(self) -> Callable[[InetSocket], tuple[str, ...]]:
-        """The row function for a listing: a closure over the memos for plain rows.
-
-        Rows with extra information, a scope, a v6only attribute, SCTP, or a cell not
-        yet memoised go through :meth:`inet_row`; the rest (nearly all rows of a plain
-        listing) are assembled from the memos without attribute lookups.
-        """
-        slow = self.inet_row
-        if self.ext_wanted or self.show_proc:
-            return slow
-        a4, a6, ports, qmemo = self._addr4, self._addr6, self._port_be, self._q_memo
-        states, names, pick = _STATES, PROTO_NAMES, self._pick
-        sctp = _IPPROTO_SCTP
-
-        def row(s: InetSocket) -> tuple[str, ...]:
-            if s[8] or s[16] == sctp:
-                return slow(s)
-            state = s[1]
-            if s[0] == _AF_INET6:
-                if (state == 7 or state == 10) and s[17] is not None:
-                    return slow(s)
-                memo = a6
-            else:
-                memo = a4
-            la = memo.get(s[6])
-            ra = memo.get(s[7])
-            lp = ports.get(s[4])
-            rp = ports.get(s[5])
-            rq = qmemo.get(s[12])
-            wq = qmemo.get(s[13])
-            if la is None or ra is None or lp is None or rp is None or rq is None or wq is None:
-                return slow(s)
-            return pick((names.get(s[16], "???"), states[state], rq, wq, la, lp, ra, rp, "", ""))
-
-        return row
 
 
 def enabled_slots(

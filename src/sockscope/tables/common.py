@@ -21,10 +21,8 @@ import struct
 from importlib import import_module
 from operator import itemgetter
 
-from sockscope.kernel import abi
-
-from sockscope.kernel import netlink
 from sockscope.errors import NetlinkError
+from sockscope.kernel import abi, netlink
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -33,12 +31,11 @@ if TYPE_CHECKING:
 
     _R = TypeVar("_R")
 
-    from sockscope.render.columns import Renderer
-    from sockscope.render.view import View
     from sockscope.render.printer import Printer
-    from sockscope.tables.inet.source import Context
+    from sockscope.render.view import View
+    from sockscope.tables.context import Context
 
-#: table name (as gather/sources.ORDER spell it) -> module implementing it
+#: table name (as tables.walk.ORDER spells it) -> module implementing it
 MODULES = {
     "unix": "unix",
     "packet": "packet",
@@ -53,12 +50,9 @@ def _module(name: str):  # type: ignore[no-untyped-def]
     return import_module(f".{MODULES[name]}", __package__)
 
 
-def show(name: str, ctx: Context, printer: Printer, renderer: Renderer) -> None:
-    """Dump one non-inet table into the renderer (the ``*_show()`` functions of ss.c)."""
-    if name not in MODULES:
-        return
-    mod = _module(name)
-    renderer.extend(map(mod.row_fn(printer, ctx), mod.records(ctx)))
+def row_fn(name: str, printer: Printer, ctx: Context) -> Callable[[object], tuple[str, ...]]:
+    """The row function of one non-inet table (the ``*_show()`` printers of ss.c)."""
+    return _module(name).row_fn(printer, ctx)  # type: ignore[no-any-return]
 
 
 def records(name: str, ctx: Context) -> Iterator[object]:
@@ -243,119 +237,3 @@ def details_text(uid: int, inode: int, cookie: int) -> str:
 def picker(printer: Printer) -> Callable[[tuple[str, ...]], tuple[str, ...]]:
     """Select the enabled slots from a full 10-cell row (Netid .. extra information)."""
     return itemgetter(*printer.enabled)
-
-
-def to_signed32(value: int) -> int:
-    """A u32 as C's ``int`` reads it."""
-    value &= 0xFFFFFFFF
-    return value - 0x100000000 if value & 0x80000000 else value
-
-
-# --- C library behaviour the /proc parsers depend on ----------------------------------------
-def fgets(data: bytes, size: int = 256) -> Iterator[bytes]:
-    """What successive ``fgets(buf, size, fp)`` calls return over ``data``.
-
-    A line longer than ``size - 1`` bytes comes back in pieces; the last line may lack
-    its newline.
-    """
-    pos = 0
-    end = len(data)
-    room = size - 1
-    while pos < end:
-        nl = data.find(b"\n", pos, pos + room)
-        stop = min(pos + room, end) if nl < 0 else nl + 1
-        yield data[pos:stop]
-        pos = stop
-
-
-_BLANKS = b" \t\n\v\f\r"
-_DIGITS = {10: b"0123456789", 16: b"0123456789abcdefABCDEF"}
-
-
-def _scan_int(text: bytes, pos: int, base: int) -> tuple[int, int] | None:
-    """One integer conversion at ``pos`` (blanks already skipped): (value, new pos)."""
-    i = pos
-    neg = False
-    if i < len(text) and text[i] in b"+-":
-        neg = text[i] == 45
-        i += 1
-    if base == 16 and text[i : i + 2].lower() == b"0x":
-        i += 2
-    digits = _DIGITS[base]
-    start = i
-    while i < len(text) and text[i] in digits:
-        i += 1
-    if i == start:
-        return None
-    value = int(text[start:i], base)
-    return (-value if neg else value), i
-
-
-def scanf(text: bytes, fmt: str) -> list[object]:
-    """A small ``sscanf``: the values assigned, in order (their count is sscanf's result).
-
-    Supports blanks (any run of whitespace), literal characters, ``%d %u %x %lld %llu
-    %llx %s``, ``%*`` (convert without assigning). Integers wrap like the C variables
-    they are stored in: 32 bits unless ``ll``; ``%d`` signed, ``%u``/``%x`` unsigned.
-    The input ends at a NUL byte, as a C string does.
-    """
-    nul = text.find(b"\0")
-    if nul >= 0:
-        text = text[:nul]
-    out: list[object] = []
-    pos = 0
-    i = 0
-    n = len(fmt)
-    while i < n:
-        ch = fmt[i]
-        if ch == " ":
-            while pos < len(text) and text[pos] in _BLANKS:
-                pos += 1
-            i += 1
-            continue
-        if ch != "%":
-            if pos >= len(text) or text[pos] != ord(ch):
-                return out
-            pos += 1
-            i += 1
-            continue
-        i += 1
-        skip = fmt[i] == "*"
-        if skip:
-            i += 1
-        wide = fmt.startswith("ll", i)
-        if wide:
-            i += 2
-        conv = fmt[i]
-        i += 1
-        while pos < len(text) and text[pos] in _BLANKS:
-            pos += 1
-        if pos >= len(text):
-            return out
-        if conv == "s":
-            start = pos
-            while pos < len(text) and text[pos] not in _BLANKS:
-                pos += 1
-            if not skip:
-                out.append(text[start:pos])
-            continue
-        got = _scan_int(text, pos, 16 if conv == "x" else 10)
-        if got is None:
-            return out
-        value, pos = got
-        if not skip:
-            out.append(_c_int(value, conv, wide))
-    return out
-
-
-def _c_int(value: int, conv: str, wide: bool) -> int:
-    """strtol/strtoul clamping, then the store into a 32- or 64-bit variable."""
-    if conv == "d":
-        value = max(-(1 << 63), min(value, (1 << 63) - 1))
-    elif value > (1 << 64) - 1 or value < -((1 << 64) - 1):
-        value = (1 << 64) - 1
-    bits = 64 if wide else 32
-    value &= (1 << bits) - 1
-    if conv == "d" and value >> (bits - 1):
-        value -= 1 << bits
-    return value

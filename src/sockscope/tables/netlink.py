@@ -13,6 +13,7 @@ from __future__ import annotations
 import struct
 
 from sockscope.kernel import abi
+from sockscope.kernel.libc import fgets, int32, scanf
 from sockscope.render.names import proc_path
 from sockscope.tables.common import (
     apply_filter,
@@ -20,23 +21,20 @@ from sockscope.tables.common import (
     diag_dump,
     diag_request,
     dump_else_proc,
-    fgets,
     meminfo,
     parse_attrs,
     picker,
-    scanf,
     skmem_dict,
     skmem_text,
-    to_signed32,
 )
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-    from sockscope.render.view import View
     from sockscope.render.printer import Printer
-    from sockscope.tables.inet.source import Context
+    from sockscope.render.view import View
+    from sockscope.tables.context import Context
 
 #: nl_proto_tab[] of lib/rt_names.c (the built-in names, by protocol number)
 NL_PROTO_NAMES = {
@@ -179,15 +177,15 @@ def decode(buf: bytes, body: int, end: int) -> NetlinkSocket | None:
     )
     tb = parse_attrs(buf, body + abi.NETLINK_DIAG_MSG.size, end)
     mem = meminfo(buf, tb.get(abi.NETLINK_DIAG_MEMINFO))
-    rec = NetlinkSocket(proto, to_signed32(portid))
+    rec = NetlinkSocket(proto, int32(portid))
     if mem is not None:
         words = list(mem[:3]) + [0] * (3 - len(mem))
-        rec.recv_q = to_signed32(words[abi.SK_MEMINFO_RMEM_ALLOC])
-        rec.send_q = to_signed32(words[abi.SK_MEMINFO_WMEM_ALLOC])
+        rec.recv_q = int32(words[abi.SK_MEMINFO_RMEM_ALLOC])
+        rec.send_q = int32(words[abi.SK_MEMINFO_WMEM_ALLOC])
     rec.mem = mem
     rec.type = ntype
     rec.connected = state == abi.NETLINK_CONNECTED
-    rec.dst_portid = to_signed32(dst_portid)
+    rec.dst_portid = int32(dst_portid)
     rec.dst_group = dst_group
     rec.inode = ino
     rec.cookie = (c1 << 32) | c0

@@ -14,6 +14,7 @@ import socket
 import struct
 
 from sockscope.kernel import abi
+from sockscope.kernel.libc import fgets, int32, scanf
 from sockscope.render.names import proc_path
 from sockscope.tables.common import (
     DumpFailed,
@@ -22,15 +23,12 @@ from sockscope.tables.common import (
     diag_dump,
     diag_request,
     dump_else_proc,
-    fgets,
     meminfo,
     parse_attrs,
     picker,
-    scanf,
     skmem_dict,
     skmem_text,
     struct_at,
-    to_signed32,
     u32_at,
 )
 
@@ -38,9 +36,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-    from sockscope.render.view import View
     from sockscope.render.printer import Printer
-    from sockscope.tables.inet.source import Context
+    from sockscope.render.view import View
+    from sockscope.tables.context import Context
 
 #: llproto_names[] of lib/ll_proto.c, in table order (the first match wins).
 LL_PROTO_NAMES: tuple[tuple[int, str], ...] = (
@@ -145,7 +143,7 @@ class PacketSocket:
 
     @property
     def lport(self) -> int:
-        return to_signed32(self.ifindex)
+        return int32(self.ifindex)
 
     @property
     def local_data(self) -> bytes:
@@ -366,7 +364,7 @@ def _diag_details(s: PacketSocket, nl: str) -> str:
     out = ""
     if s.info is not None:
         _idx, ver, _res, thresh, _ts, flags = s.info
-        out += f"{nl}ver:{to_signed32(ver)} cpy_thresh:{to_signed32(thresh)} flags( "
+        out += f"{nl}ver:{int32(ver)} cpy_thresh:{int32(thresh)} flags( "
         if flags & abi.PDI_RUNNING:
             out += "running"
         out += "".join(text for bit, text in _PDI_FLAGS if flags & bit)
@@ -377,9 +375,9 @@ def _diag_details(s: PacketSocket, nl: str) -> str:
         if ring is not None:
             bs, bn, fs, fn, tmo, _priv, feat = ring
             out += (
-                f"{nl}{label}(blk_size:{to_signed32(bs)},blk_nr:{to_signed32(bn)},"
-                f"frm_size:{to_signed32(fs)},frm_nr:{to_signed32(fn)},"
-                f"tmo:{to_signed32(tmo)},features:0x{feat:x})"
+                f"{nl}{label}(blk_size:{int32(bs)},blk_nr:{int32(bn)},"
+                f"frm_size:{int32(fs)},frm_nr:{int32(fn)},"
+                f"tmo:{int32(tmo)},features:0x{feat:x})"
             )
     if s.fanout is not None:
         out += f"{nl}fanout(id:{s.fanout & 0xFFFF},type:{fanout_type(s.fanout)})"

@@ -27,9 +27,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-    from sockscope.render.view import View
     from sockscope.render.printer import Printer
-    from sockscope.tables.inet.source import Context
+    from sockscope.render.view import View
+    from sockscope.tables.context import Context
 
 _NETIDS = {
     abi.SOCK_STREAM: "ti_st",

@@ -12,6 +12,7 @@ import os
 import struct
 
 from sockscope.kernel import abi
+from sockscope.kernel.libc import fgets, int32, scanf
 from sockscope.render.names import proc_path
 from sockscope.tables.common import (
     add_owners,
@@ -19,23 +20,20 @@ from sockscope.tables.common import (
     diag_dump,
     diag_request,
     dump_else_proc,
-    fgets,
     meminfo,
     parse_attrs,
     picker,
-    scanf,
     skmem_dict,
     skmem_text,
-    to_signed32,
 )
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-    from sockscope.render.view import View
     from sockscope.render.printer import Printer
-    from sockscope.tables.inet.source import Context
+    from sockscope.render.view import View
+    from sockscope.tables.context import Context
 
 _STATES = abi.STATE_NAMES
 _NETIDS = {abi.SOCK_STREAM: "u_str", abi.SOCK_SEQPACKET: "u_seq"}
@@ -149,11 +147,11 @@ class UnixSocket:
     # -- filter view (struct sockstat as unix_show_sock / unix_show fill it) ----------------
     @property
     def lport(self) -> int:
-        return 0 if self.from_proc else to_signed32(self.inode)
+        return 0 if self.from_proc else int32(self.inode)
 
     @property
     def rport(self) -> int:
-        return 0 if self.from_proc else to_signed32(self.peer_inode)
+        return 0 if self.from_proc else int32(self.peer_inode)
 
     @property
     def local_data(self) -> bytes:
@@ -330,7 +328,7 @@ def _proc_line(
         flags = ints[3]  # an uninitialised local in ss: it keeps the last value read
     rport, rq, wq, _f, sock_type, state, ino = ints
     name = vals[7] if len(vals) >= 8 else b""
-    state = to_signed32(state)
+    state = int32(state)
     if flags & _ACCEPTCON:
         state = abi.SS_LISTEN
     elif 0 < state <= len(_PROC_STATES):

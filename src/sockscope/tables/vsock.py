@@ -11,6 +11,7 @@ from __future__ import annotations
 import struct
 
 from sockscope.kernel import abi
+from sockscope.kernel.libc import int32
 from sockscope.tables.common import (
     DumpFailed,
     add_owners,
@@ -19,16 +20,15 @@ from sockscope.tables.common import (
     diag_dump,
     diag_request,
     picker,
-    to_signed32,
 )
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-    from sockscope.render.view import View
     from sockscope.render.printer import Printer
-    from sockscope.tables.inet.source import Context
+    from sockscope.render.view import View
+    from sockscope.tables.context import Context
 
 VMADDR_ANY = 0xFFFFFFFF
 _NETIDS = {abi.SOCK_STREAM: "v_str", abi.SOCK_DGRAM: "v_dgr"}
@@ -88,11 +88,11 @@ class VsockSocket:
     # -- filter view (vsock_show_sock: ports as C ints, the CIDs as the addresses) --------
     @property
     def lport(self) -> int:
-        return to_signed32(self.src_port)
+        return int32(self.src_port)
 
     @property
     def rport(self) -> int:
-        return to_signed32(self.dst_port)
+        return int32(self.dst_port)
 
     @property
     def local_data(self) -> bytes:

@@ -10,6 +10,7 @@ form).
 from __future__ import annotations
 
 from sockscope.kernel import abi
+from sockscope.kernel.libc import int32
 from sockscope.tables.common import (
     DumpFailed,
     apply_filter,
@@ -23,7 +24,6 @@ from sockscope.tables.common import (
     skmem_dict,
     skmem_text,
     struct_at,
-    to_signed32,
     u32_at,
 )
 
@@ -31,9 +31,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-    from sockscope.render.view import View
     from sockscope.render.printer import Printer
-    from sockscope.tables.inet.source import Context
+    from sockscope.render.view import View
+    from sockscope.tables.context import Context
 
 REQUEST_SHOW = (
     abi.XDP_SHOW_INFO
@@ -113,7 +113,7 @@ class XdpSocket:
     # -- filter view (xdp_show_sock: lport = queue id, iface = ifindex) ----------------------
     @property
     def lport(self) -> int:
-        return to_signed32(self.queue_id)
+        return int32(self.queue_id)
 
     @property
     def iface(self) -> int:
@@ -218,7 +218,7 @@ def row_fn(printer: Printer, ctx: Context) -> Callable[[XdpSocket], tuple[str, .
 
     def row(s: XdpSocket) -> tuple[str, ...]:
         if s.ifindex:
-            laddr, lport = ifname(s.ifindex) + ":", f"q{to_signed32(s.queue_id)}"
+            laddr, lport = ifname(s.ifindex) + ":", f"q{int32(s.queue_id)}"
         else:
             laddr, lport = "*", ""
         ext = ""

@@ -7,39 +7,39 @@ the extra-information slot, every item with its leading blank.
 
 from __future__ import annotations
 
-import os
 import struct
 
-from sockscope.kernel import abi
-
-from sockscope.kernel import netlink
+from sockscope.kernel import abi, netlink
+from sockscope.kernel.abi import SOCKOPT_FLAGS, TIMER_NAMES
+from sockscope.tables.inet.layout import (
+    ATTR_END,
+    ATTR_START,
+    BUF,
+    COOKIE_HI,
+    COOKIE_LO,
+    EXPIRES,
+    FAMILY,
+    INODE,
+    PROTOCOL,
+    RAW,
+    RETRANS,
+    STATE,
+    TIMER,
+    UID,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from sockscope.options import Options
-    from sockscope.tables.inet.record import InetSocket
     from sockscope.render.printer import Printer
+    from sockscope.tables.inet.record import InetSocket
 
-_TIMER_NAMES = ("off", "on", "keepalive", "timewait", "persist", "delack")
 _SCTP_STATES = abi.SCTP_STATE_NAMES
 _U8 = struct.Struct("=B")
 _U32 = struct.Struct("=I")
 _U64 = struct.Struct("=Q")
-_SOCKOPT_FLAGS = (
-    "recverr",
-    "is_icsk",
-    "freebind",
-    "hdrincl",
-    "mc_loop",
-    "transparent",
-    "mc_all",
-    "nodefrag",
-    "bind_addr_no_port",
-    "recverr_rfc4884",
-    "defer_connect",
-)
 
 
 def inet_wanted(opts: Options) -> bool:
@@ -81,67 +81,14 @@ def timer_text(timer: int, expires: int, retrans: int, sctp: bool = False) -> st
     if sctp:
         name = "T3_RTX"
     else:
-        name = _TIMER_NAMES[timer] if timer < len(_TIMER_NAMES) else "unknown"
+        name = TIMER_NAMES[timer] if timer < len(TIMER_NAMES) else "unknown"
     return f" timer:({name},{ms_timer(expires)},{retrans})"
 
 
 def sctp_state_name(sock: InetSocket) -> str:
     """The SCTP association state word drawn after `` `- ``."""
-    state = sock[1]
+    state = sock[STATE]
     return _SCTP_STATES[state] if state < len(_SCTP_STATES) else "UNDEF"
-
-
-class CgroupMap:
-    """lib/cg_map.c: cgroup v2 id -> path relative to the cgroup2 mount."""
-
-    def __init__(self, warn: Callable[[str], None]) -> None:
-        self.warn = warn
-        self.paths: dict[int, str] | None = None
-        self.mount: str | None = None
-
-    def _find_mount(self) -> str | None:
-        try:
-            with open("/proc/mounts", "rb") as f:
-                for line in f:
-                    parts = line.split()
-                    if len(parts) >= 3 and parts[2] == b"cgroup2":
-                        return parts[1].decode("latin-1")
-        except OSError:
-            pass
-        self.warn("Failed to find cgroup2 mount")
-        return None
-
-    def _build(self) -> dict[int, str]:
-        paths: dict[int, str] = {}
-        mnt = self._find_mount()
-        self.mount = mnt
-        if mnt is None:
-            return paths
-        try:
-            root_dev = os.stat(mnt).st_dev
-        except OSError:
-            return paths
-        for dirpath, dirnames, _files in os.walk(mnt):
-            try:
-                st = os.stat(dirpath)
-            except OSError:
-                continue
-            if st.st_dev != root_dev:
-                dirnames[:] = []
-                continue
-            rel = dirpath[len(mnt) :] or "/"
-            paths.setdefault(st.st_ino, rel)
-        return paths
-
-    def path(self, cgroup_id: int) -> str:
-        if self.paths is None:
-            self.paths = self._build()
-        found = self.paths.get(cgroup_id)
-        if found is not None:
-            return found
-        if self.mount is None:
-            self.warn("Failed to find cgroup2 mount")
-        return "unreachable:%x" % cgroup_id
 
 
 def details(p: Printer, uid: int, inode: int, cookie: int, mark: int, cgroup_id: int) -> str:
@@ -244,30 +191,30 @@ def _bind(p: Printer) -> Callable[[InetSocket, bool], str]:
     inet6 = abi.AF_INET6
 
     def row(s: InetSocket, v6only: bool) -> str:
-        buf = s[17]
-        if buf is None or s[16] != tcp:
+        buf = s[BUF]
+        if buf is None or s[PROTOCOL] != tcp:
             return generic(p, s, v6only)
-        off = s[18]
+        off = s[ATTR_START]
         try:
-            plan = layouts[s[19] - off]
+            plan = layouts[s[ATTR_END] - off]
         except KeyError:
-            plan = _learn(layouts, buf, off, s[19])
+            plan = _learn(layouts, buf, off, s[ATTR_END])
         if plan is None:
             return generic(p, s, v6only)
         heads, expect, skmem, info, cong_a, cong_b, bbr, mark, cgid, v6, shut = plan
         if heads(buf, off) != expect:
             return generic(p, s, v6only)
-        out = timer_text(s[2], s[11], s[3]) if show_options and s[2] else ""
+        out = timer_text(s[TIMER], s[EXPIRES], s[RETRANS]) if show_options and s[TIMER] else ""
         if show_details:
             out += details(
                 p,
-                s[14],
-                s[15],
-                (s[10] << 32) | s[9],
+                s[UID],
+                s[INODE],
+                (s[COOKIE_HI] << 32) | s[COOKIE_LO],
                 0 if mark is None else u32(buf, off + mark)[0],
                 0 if cgid is None else u64(buf, off + cgid)[0],
             )
-            if v6 is not None and s[0] == inet6:
+            if v6 is not None and s[FAMILY] == inet6:
                 out += " v6only:%d" % buf[off + v6]
             if shut is not None:
                 mask = buf[off + shut]
@@ -285,7 +232,7 @@ def _bind(p: Printer) -> Callable[[InetSocket, bool], str]:
             raw = buf[off + cong_a : off + cong_b]
             cong = cong_names.get(raw) or cong_name(raw)
         return out + tcp_text(
-            s[1],
+            s[STATE],
             hot_unpack(buf, off + info),
             cong,
             None if bbr is None else bbr_unpack(buf, off + bbr),
@@ -360,20 +307,20 @@ def _learn(layouts: dict[int, _Plan | None], buf: bytes, off: int, end: int) -> 
 def _inet(p: Printer, s: InetSocket, v6only: bool) -> str:
     """The extra-information text of one inet row (inet_show_sock after the address)."""
     opts = p.opts
-    buf = s[17]
+    buf = s[BUF]
     if buf is None:
         return _proc_inet(p, s)
-    attrs = netlink.attrs(buf, s[18], s[19])
+    attrs = netlink.attrs(buf, s[ATTR_START], s[ATTR_END])
     out = []
-    proto = s[16]
+    proto = s[PROTOCOL]
     if opts.show_options:
-        out.append(timer_text(s[2], s[11], s[3], proto == abi.IPPROTO_SCTP))
+        out.append(timer_text(s[TIMER], s[EXPIRES], s[RETRANS], proto == abi.IPPROTO_SCTP))
     if opts.show_details:
         mark = _u32(buf, attrs.get(abi.INET_DIAG_MARK))
         cg = _u64(buf, attrs.get(abi.INET_DIAG_CGROUP_ID))
-        out.append(details(p, s[14], s[15], (s[10] << 32) | s[9], mark, cg))
+        out.append(details(p, s[UID], s[INODE], (s[COOKIE_HI] << 32) | s[COOKIE_LO], mark, cg))
         span = attrs.get(abi.INET_DIAG_SKV6ONLY)
-        if s[0] == abi.AF_INET6 and span:
+        if s[FAMILY] == abi.AF_INET6 and span:
             out.append(f" v6only:{buf[span[0]]}")
         span = attrs.get(abi.INET_DIAG_SHUTDOWN)
         if span:
@@ -398,7 +345,7 @@ def _inet(p: Printer, s: InetSocket, v6only: bool) -> str:
         if span and span[1] - span[0] >= 2:
             bits = int.from_bytes(buf[span[0] : span[0] + 2], "little")
             out.append(" inet-sockopt: (" if opts.oneline else "\n\tinet-sockopt: (")
-            out.extend(" " + name for i, name in enumerate(_SOCKOPT_FLAGS) if bits >> i & 1)
+            out.extend(" " + name for i, name in enumerate(SOCKOPT_FLAGS) if bits >> i & 1)
             out.append(")")
     if opts.show_mem or (opts.show_tcpinfo and proto != abi.IPPROTO_UDP):
         if not opts.oneline:
@@ -410,14 +357,14 @@ def _inet(p: Printer, s: InetSocket, v6only: bool) -> str:
 def _proc_inet(p: Printer, s: InetSocket) -> str:
     """What tcp_show_line/dgram_show_line print after the address for /proc rows."""
     opts = p.opts
-    if s[16] != abi.IPPROTO_TCP:
+    if s[PROTOCOL] != abi.IPPROTO_TCP:
         return ""  # dgram_show_line: a scanf count bug drops every extra item
     out = []
-    extra = s[20:]
+    extra = s[RAW:]
     if opts.show_options:
-        out.append(timer_text(s[2], s[11], s[3]))
+        out.append(timer_text(s[TIMER], s[EXPIRES], s[RETRANS]))
     if opts.show_details:
-        out.append(details(p, s[14], s[15], (s[10] << 32) | s[9], 0, 0))
+        out.append(details(p, s[UID], s[INODE], (s[COOKIE_HI] << 32) | s[COOKIE_LO], 0, 0))
         if extra and extra[6]:
             out.append(f' opt:"{extra[6]}"')
     if opts.show_tcpinfo:

@@ -17,40 +17,37 @@ import socket
 import struct
 from operator import itemgetter
 
-from sockscope.kernel import abi
-
-from sockscope.kernel import netlink
+from sockscope.kernel import abi, netlink
+from sockscope.kernel.abi import PROTO_NAMES, SWAP16
+from sockscope.tables.inet.layout import (
+    ATTR_END,
+    ATTR_START,
+    BUF,
+    COOKIE_HI,
+    COOKIE_LO,
+    DPORT,
+    DST,
+    EXPIRES,
+    FAMILY,
+    IFINDEX,
+    INODE,
+    PROTOCOL,
+    RETRANS,
+    RQUEUE,
+    SPORT,
+    SRC,
+    STATE,
+    TIMER,
+    UID,
+    WQUEUE,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
 
     from sockscope.render.view import View
 
-
-class _Swap16:
-    """``SWAP16[p]``: swap the bytes of a u16 (ports arrive in network order and are
-    read as host u16). An object rather than a 65536-entry table, to keep import cheap.
-    """
-
-    __slots__ = ()
-
-    def __getitem__(self, p: int) -> int:
-        return ((p & 0xFF) << 8) | (p >> 8)
-
-
-SWAP16 = _Swap16()
-
-#: proto_name() of ss.c: the Netid text of an inet socket by protocol number.
-PROTO_NAMES = {
-    0: "raw",
-    abi.IPPROTO_UDP: "udp",
-    abi.IPPROTO_TCP: "tcp",
-    abi.IPPROTO_MPTCP: "mptcp",
-    abi.IPPROTO_SCTP: "sctp",
-    abi.IPPROTO_DCCP: "dccp",
-    abi.IPPROTO_ICMPV6: "icmp6",
-}
 
 _U8 = struct.Struct("=B")
 _U32 = struct.Struct("=I")
@@ -71,84 +68,91 @@ class InetSocket(tuple):  # type: ignore[type-arg]
     ``inode``, ``protocol``, and the buffer span of the netlink attributes.
     """
 
-    __slots__ = ()
+    # No __slots__: the instance dict (created only when used) keeps what the accessors
+    # parse once, the attribute spans and the decoded structures.
 
-    family: int = property(itemgetter(0))  # type: ignore[assignment]
-    state: int = property(itemgetter(1))  # type: ignore[assignment]
-    timer: int = property(itemgetter(2))  # type: ignore[assignment]
-    retrans: int = property(itemgetter(3))  # type: ignore[assignment]
-    ifindex: int = property(itemgetter(8))  # type: ignore[assignment]
-    iface: int = property(itemgetter(8))  # type: ignore[assignment]
-    expires: int = property(itemgetter(11))  # type: ignore[assignment]
-    recv_q: int = property(itemgetter(12))  # type: ignore[assignment]
-    send_q: int = property(itemgetter(13))  # type: ignore[assignment]
-    uid: int = property(itemgetter(14))  # type: ignore[assignment]
-    inode: int = property(itemgetter(15))  # type: ignore[assignment]
+    family: int = property(itemgetter(FAMILY))  # type: ignore[assignment]
+    state: int = property(itemgetter(STATE))  # type: ignore[assignment]
+    timer: int = property(itemgetter(TIMER))  # type: ignore[assignment]
+    retrans: int = property(itemgetter(RETRANS))  # type: ignore[assignment]
+    ifindex: int = property(itemgetter(IFINDEX))  # type: ignore[assignment]
+    iface: int = property(itemgetter(IFINDEX))  # type: ignore[assignment]
+    expires: int = property(itemgetter(EXPIRES))  # type: ignore[assignment]
+    recv_q: int = property(itemgetter(RQUEUE))  # type: ignore[assignment]
+    send_q: int = property(itemgetter(WQUEUE))  # type: ignore[assignment]
+    uid: int = property(itemgetter(UID))  # type: ignore[assignment]
+    inode: int = property(itemgetter(INODE))  # type: ignore[assignment]
     #: the protocol the table was dumped with (IPPROTO_*), or the real protocol of a raw
     #: socket when the kernel reported INET_DIAG_PROTOCOL
-    protocol: int = property(itemgetter(16))  # type: ignore[assignment]
+    protocol: int = property(itemgetter(PROTOCOL))  # type: ignore[assignment]
     name = None
 
     @property
     def lport(self) -> int:
-        return SWAP16[self[4]]
+        return SWAP16[self[SPORT]]
 
     @property
     def rport(self) -> int:
-        return SWAP16[self[5]]
+        return SWAP16[self[DPORT]]
 
     local_port = lport
     peer_port = rport
 
     @property
     def local_data(self) -> bytes:
-        data: bytes = self[6]
-        return data[:4] if self[0] == abi.AF_INET else data
+        data: bytes = self[SRC]
+        return data[:4] if self[FAMILY] == abi.AF_INET else data
 
     @property
     def remote_data(self) -> bytes:
-        data: bytes = self[7]
-        return data[:4] if self[0] == abi.AF_INET else data
+        data: bytes = self[DST]
+        return data[:4] if self[FAMILY] == abi.AF_INET else data
 
     @property
     def local_addr(self) -> str:
         """The local address as inet_ntop text (``::ffff:127.0.0.1`` for mapped ones)."""
-        return socket.inet_ntop(self[0], self.local_data)
+        return socket.inet_ntop(self[FAMILY], self.local_data)
 
     @property
     def peer_addr(self) -> str:
-        return socket.inet_ntop(self[0], self.remote_data)
+        return socket.inet_ntop(self[FAMILY], self.remote_data)
 
     @property
     def cookie(self) -> int:
         """The socket cookie (ss prints it as ``sk:``); ``(cookie[1] << 32) | cookie[0]``."""
-        return int((self[10] << 32) | self[9])
+        return int((self[COOKIE_HI] << 32) | self[COOKIE_LO])
 
     @property
     def table(self) -> str:
-        return proto_name(self[16]) if self[16] in PROTO_NAMES else "raw"
+        return proto_name(self[PROTOCOL]) if self[PROTOCOL] in PROTO_NAMES else "raw"
 
     @property
     def netid(self) -> str:
-        return proto_name(self[16])
+        return proto_name(self[PROTOCOL])
 
     @property
     def state_name(self) -> str:
-        return abi.STATE_NAMES[self[1]]
+        return abi.STATE_NAMES[self[STATE]]
+
+    def spans(self) -> dict[int, tuple[int, int]]:
+        """The netlink attributes' payload spans in the receive buffer, by type (the
+        first of a type wins, as parse_rtattr); parsed on first use, then kept."""
+        cache = self.__dict__
+        found: dict[int, tuple[int, int]] | None = cache.get("_spans")
+        if found is None:
+            buf = self[BUF]
+            found = {} if buf is None else netlink.attrs(buf, self[ATTR_START], self[ATTR_END])
+            cache["_spans"] = found
+        return found
 
     def attrs(self) -> dict[int, bytes]:
         """The netlink attributes (INET_DIAG_*) by type, as bytes; empty for /proc rows."""
-        buf = self[17]
-        if buf is None:
-            return {}
-        return {t: buf[a:b] for t, (a, b) in netlink.attrs(buf, self[18], self[19]).items()}
+        buf = self[BUF]
+        return {t: buf[a:b] for t, (a, b) in self.spans().items()}
 
     def _attr(self, kind: int) -> bytes | None:
-        buf = self[17]
-        if buf is None:
-            return None
-        span = netlink.attrs(buf, self[18], self[19]).get(kind)
-        return None if span is None else buf[span[0] : span[1]]
+        span = self.spans().get(kind)
+        return None if span is None else self[BUF][span[0] : span[1]]
 
     @property
     def mark(self) -> int:
@@ -174,45 +178,57 @@ class InetSocket(tuple):  # type: ignore[type-arg]
         return _U8.unpack_from(data)[0] if data else None
 
     # -- extended information (-m, -i): decoded by sockscope.tcpinfo, None when absent --
-    def _decoded(self, kind: int, decoder: str) -> object:
+    def _decoded(self, kind: int, decode: Callable[[bytes], object] | None = None) -> object:
+        """The payload of an attribute through its kernel-struct decoder, decoded once."""
+        cache = self.__dict__
+        key = (kind, decode)
+        if key in cache:
+            return cache[key]
         data = self._attr(kind)
         if data is None:
-            return None
-        from sockscope.tables.inet import tcpinfo
+            value = None
+        else:
+            from sockscope.kernel.structs import DECODERS
 
-        return getattr(tcpinfo, decoder)(data)
+            value = (decode or DECODERS[kind])(data)
+        cache[key] = value
+        return value
 
     @property
     def tcp_info(self) -> object:
         """``struct tcp_info`` (:class:`sockscope.tcpinfo.TcpInfo`, C field names) of a TCP
         or DCCP socket dumped with -i; zero-filled when the kernel's is shorter."""
-        if self[16] not in (abi.IPPROTO_TCP, abi.IPPROTO_DCCP):
+        if self[PROTOCOL] not in (abi.IPPROTO_TCP, abi.IPPROTO_DCCP):
             return None
-        return self._decoded(abi.INET_DIAG_INFO, "decode_tcp_info")
+        return self._decoded(abi.INET_DIAG_INFO)
 
     @property
     def mptcp_info(self) -> object:
         """``struct mptcp_info`` of an MPTCP socket dumped with -i."""
-        if self[16] != abi.IPPROTO_MPTCP:
+        if self[PROTOCOL] != abi.IPPROTO_MPTCP:
             return None
-        return self._decoded(abi.INET_DIAG_INFO, "decode_mptcp_info")
+        from sockscope.kernel.structs import decode_mptcp_info
+
+        return self._decoded(abi.INET_DIAG_INFO, decode_mptcp_info)
 
     @property
     def sctp_info(self) -> object:
         """``struct sctp_info`` of an SCTP association dumped with -i."""
-        if self[16] != abi.IPPROTO_SCTP:
+        if self[PROTOCOL] != abi.IPPROTO_SCTP:
             return None
-        return self._decoded(abi.INET_DIAG_INFO, "decode_sctp_info")
+        from sockscope.kernel.structs import decode_sctp_info
+
+        return self._decoded(abi.INET_DIAG_INFO, decode_sctp_info)
 
     @property
     def skmem(self) -> object:
         """INET_DIAG_SKMEMINFO (:class:`sockscope.tcpinfo.SkMemInfo`), with -m."""
-        return self._decoded(abi.INET_DIAG_SKMEMINFO, "decode_skmeminfo")
+        return self._decoded(abi.INET_DIAG_SKMEMINFO)
 
     @property
     def meminfo(self) -> object:
         """INET_DIAG_MEMINFO (struct inet_diag_meminfo), the old-kernel -m data."""
-        return self._decoded(abi.INET_DIAG_MEMINFO, "decode_meminfo")
+        return self._decoded(abi.INET_DIAG_MEMINFO)
 
     @property
     def cong(self) -> str | None:
@@ -223,12 +239,8 @@ class InetSocket(tuple):  # type: ignore[type-arg]
     @property
     def cc_info(self) -> object:
         """The algorithm's own data: BbrInfo, DctcpInfo or VegasInfo, else None."""
-        for kind, decoder in (
-            (abi.INET_DIAG_BBRINFO, "decode_bbr"),
-            (abi.INET_DIAG_DCTCPINFO, "decode_dctcp"),
-            (abi.INET_DIAG_VEGASINFO, "decode_vegas"),
-        ):
-            found = self._decoded(kind, decoder)
+        for kind in (abi.INET_DIAG_BBRINFO, abi.INET_DIAG_DCTCPINFO, abi.INET_DIAG_VEGASINFO):
+            found = self._decoded(kind)
             if found is not None:
                 return found
         return None
@@ -236,18 +248,19 @@ class InetSocket(tuple):  # type: ignore[type-arg]
     @property
     def md5sig(self) -> object:
         """TCP-MD5 keys (list of :class:`sockscope.tcpinfo.Md5Sig`), CAP_NET_ADMIN and -i."""
-        return self._decoded(abi.INET_DIAG_MD5SIG, "decode_md5sig")
+        return self._decoded(abi.INET_DIAG_MD5SIG)
 
     @property
     def ulp(self) -> object:
         """INET_DIAG_ULP_INFO as a dict: name, and tls or mptcp (subflow) fields."""
-        return self._decoded(abi.INET_DIAG_ULP_INFO, "decode_ulp")
+        return self._decoded(abi.INET_DIAG_ULP_INFO)
 
     def to_dict(self, view: View | None = None) -> dict[str, object]:
         """The socket as data: what ``--json`` prints (:func:`sockscope.fields.inet`)."""
         from sockscope.render import view as fields
+        from sockscope.tables.inet import data
 
-        return fields.inet(self, fields.View() if view is None else view)
+        return data.inet(self, fields.View() if view is None else view)
 
     def __repr__(self) -> str:
         return (

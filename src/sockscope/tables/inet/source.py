@@ -15,12 +15,10 @@ import os
 import socket
 from itertools import chain
 
-from sockscope.kernel import abi
-
-from sockscope.kernel import netlink
-
-from sockscope.tables.inet import procfs
 from sockscope.errors import NetlinkError
+from sockscope.kernel import abi, netlink
+from sockscope.tables.context import Context
+from sockscope.tables.inet import procfs
 from sockscope.tables.inet.record import decode_inet, decode_inet_dump
 
 TYPE_CHECKING = False
@@ -29,26 +27,9 @@ if TYPE_CHECKING:
     from typing import BinaryIO
 
     from sockscope.options import Options
-    from sockscope.query.selection import Selection
     from sockscope.tables.inet.record import InetSocket
 
     Matcher = Callable[[object], bool] | None
-
-#: ss's dump order of tables (main() in ss.c), as (name, table bits)
-ORDER = (
-    ("netlink", 1 << abi.NETLINK_DB),
-    ("packet", abi.PACKET_DBM),
-    ("unix", abi.UNIX_DBM),
-    ("raw", 1 << abi.RAW_DB),
-    ("udp", 1 << abi.UDP_DB),
-    ("tcp", 1 << abi.TCP_DB),
-    ("dccp", 1 << abi.DCCP_DB),
-    ("sctp", 1 << abi.SCTP_DB),
-    ("vsock", abi.VSOCK_DBM),
-    ("tipc", 1 << abi.TIPC_DB),
-    ("xdp", 1 << abi.XDP_DB),
-    ("mptcp", 1 << abi.MPTCP_DB),
-)
 
 #: per inet table: protocol number, env var forcing /proc, dg_proto
 INET_TABLES = {
@@ -65,33 +46,6 @@ INET_FAMILIES = (1 << abi.AF_INET) | (1 << abi.AF_INET6)
 
 #: tables without a legacy (TCPDIAG_GETSOCK) request that have a /proc fallback
 _NO_LEGACY = {abi.IPPROTO_UDP: "udp", abi.IPPROTO_RAW: "raw"}
-
-
-class Context:
-    """What a gatherer needs besides the selection: options, filter, environment."""
-
-    def __init__(
-        self,
-        sel: Selection,
-        opts: Options,
-        matcher: Matcher = None,
-        bytecode: bytes | None = None,
-        environ: dict[str, str] | None = None,
-    ) -> None:
-        self.sel = sel
-        self.opts = opts
-        self.matcher = matcher
-        self.bytecode = bytecode
-        self.environ = dict(os.environ) if environ is None else environ
-        #: -K: called for every matching inet socket before it is shown; returns
-        #: False to hide it (already gone), raises NetlinkError to abort the dump
-        self.killer: Callable[[InetSocket, int], bool] | None = None
-        #: -D: every received datagram is written here
-        self.tee: BinaryIO | None = None
-        self.warn: Callable[[str], None] = lambda _m: None
-        #: like ``warn`` but the text is exact: no newline is added (some of ss's
-        #: messages have none, e.g. "Unexpected EOF reading $TCPDIAG_FILE")
-        self.warn_raw: Callable[[str], None] = lambda _m: None
 
 
 def idiag_ext(opts: Options) -> int:

@@ -17,19 +17,41 @@ the fields as locals, in ss's order.
 from __future__ import annotations
 
 import struct
-import sys
-from collections import namedtuple
 
 from sockscope.kernel import abi
+from sockscope.kernel.libc import int32
+from sockscope.kernel.structs import (
+    INET_DIAG_MEMINFO,
+    LITTLE,
+    MPTCP_INFO,
+    SCTP_INFO,
+    SF_MAX,
+    SK_MEMINFO,
+    SOCKADDR_STORAGE,
+    TCP_BBR_INFO,
+    TCP_DCTCP_INFO,
+    TCP_DIAG_MD5SIG,
+    TCPVEGAS_INFO,
+    TLS_INFO_MAX,
+    Spans,
+    chunk,
+    cstr,
+    nested,
+    padded,
+    sf_value,
+    u16,
+    u32,
+    u64,
+)
+from sockscope.tables.inet.layout import BUF, PROTOCOL, RAW, RETRANS, STATE
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from sockscope.tables.inet.record import InetSocket
     from sockscope.render.printer import Printer
+    from sockscope.tables.inet.record import InetSocket
 
-Spans = dict[int, tuple[int, int]]
 
 # --- C printf helpers ------------------------------------------------------------------
 
@@ -54,225 +76,10 @@ def sprint_bw(bw: float, numeric: bool) -> str:
     return "%g" % bw
 
 
-def _s32(value: int) -> int:
-    """A u32 printed with ``%d`` (ss keeps these fields in ``int``)."""
-    return value - ((value & 0x80000000) << 1)
-
-
-def _padded(buf: bytes, start: int, end: int, size: int) -> tuple[bytes, int]:
-    """The payload as a buffer of at least ``size`` bytes (zero-filled) and its offset."""
-    if end - start >= size:
-        return buf, start
-    return bytes(buf[start:end]) + bytes(size - (end - start)), 0
-
-
-def nested(buf: bytes, start: int, end: int, maxtype: int) -> Spans:
-    """Port of lib/libnetlink.c:parse_rtattr_nested (parse_rtattr_flags, NLA_F_NESTED).
-
-    The first attribute of a type wins; the NLA_F_NESTED bit is masked off, other
-    types above ``maxtype`` (NLA_F_NET_BYTEORDER set, say) are ignored.
-    """
-    out: Spans = {}
-    unpack = abi.RTATTR.unpack_from
-    while end - start >= 4:
-        length, rtype = unpack(buf, start)
-        if length < 4 or length > end - start:
-            break
-        rtype &= 0x7FFF
-        if rtype <= maxtype and rtype not in out:
-            out[rtype] = (start + 4, start + length)
-        start += (length + 3) & ~3
-    return out
-
-
-def _cstr(buf: bytes, start: int, end: int) -> str:
-    """rta_getattr_str: the text up to the first NUL."""
-    nul = buf.find(b"\0", start, end)
-    return buf[start : end if nul < 0 else nul].decode("latin-1")
-
-
-# --- struct tcp_info -------------------------------------------------------------------
-
-#: struct tcp_info (include/uapi/linux/tcp.h, iproute2 7.1), 280 bytes
-TCP_INFO = struct.Struct("=8B24I4Q6IQ3Q2I2Q6I2H9I")
-TCP_INFO_SIZE = TCP_INFO.size
-_LITTLE = sys.byteorder == "little"
-
-TcpInfo = namedtuple(
-    "TcpInfo",
-    "tcpi_state tcpi_ca_state tcpi_retransmits tcpi_probes tcpi_backoff tcpi_options"
-    " tcpi_snd_wscale tcpi_rcv_wscale tcpi_delivery_rate_app_limited"
-    " tcpi_fastopen_client_fail"
-    " tcpi_rto tcpi_ato tcpi_snd_mss tcpi_rcv_mss tcpi_unacked tcpi_sacked tcpi_lost"
-    " tcpi_retrans tcpi_fackets tcpi_last_data_sent tcpi_last_ack_sent"
-    " tcpi_last_data_recv tcpi_last_ack_recv tcpi_pmtu tcpi_rcv_ssthresh tcpi_rtt"
-    " tcpi_rttvar tcpi_snd_ssthresh tcpi_snd_cwnd tcpi_advmss tcpi_reordering"
-    " tcpi_rcv_rtt tcpi_rcv_space tcpi_total_retrans tcpi_pacing_rate"
-    " tcpi_max_pacing_rate tcpi_bytes_acked tcpi_bytes_received tcpi_segs_out"
-    " tcpi_segs_in tcpi_notsent_bytes tcpi_min_rtt tcpi_data_segs_in"
-    " tcpi_data_segs_out tcpi_delivery_rate tcpi_busy_time tcpi_rwnd_limited"
-    " tcpi_sndbuf_limited tcpi_delivered tcpi_delivered_ce tcpi_bytes_sent"
-    " tcpi_bytes_retrans tcpi_dsack_dups tcpi_reord_seen tcpi_rcv_ooopack"
-    " tcpi_snd_wnd tcpi_rcv_wnd tcpi_rehash tcpi_total_rto"
-    " tcpi_total_rto_recoveries tcpi_total_rto_time tcpi_received_ce"
-    " tcpi_delivered_e1_bytes tcpi_delivered_e0_bytes tcpi_delivered_ce_bytes"
-    " tcpi_received_e1_bytes tcpi_received_e0_bytes tcpi_received_ce_bytes"
-    " tcpi_ecn_mode tcpi_accecn_opt_seen tcpi_accecn_fail_mode tcpi_options2",
-)
-TcpInfo.__doc__ = "struct tcp_info with its C field names (bit-fields split out)."
-
-
-def _tcp_raw(buf: bytes, start: int, end: int) -> tuple[int, ...]:
-    """The 67 raw values of struct tcp_info (bit-field bytes/words unsplit)."""
-    if end - start >= TCP_INFO_SIZE:
-        return TCP_INFO.unpack_from(buf, start)
-    return TCP_INFO.unpack(bytes(buf[start:end]) + bytes(TCP_INFO_SIZE - (end - start)))
-
-
-def decode_tcp_info(data: bytes) -> TcpInfo:
-    """Decode an INET_DIAG_INFO payload of a TCP (or DCCP) socket."""
-    raw = _tcp_raw(data, 0, len(data))
-    wscale, flags, ecn = raw[6], raw[7], raw[66]
-    if _LITTLE:
-        split = (wscale & 15, wscale >> 4, flags & 1, (flags >> 1) & 3)
-        tail = (ecn & 3, (ecn >> 2) & 3, (ecn >> 4) & 15, ecn >> 8)
-    else:  # big-endian ABIs allocate bit-fields from the most significant bit
-        split = (wscale >> 4, wscale & 15, flags >> 7, (flags >> 5) & 3)
-        tail = (ecn >> 30, (ecn >> 28) & 3, (ecn >> 24) & 15, ecn & 0xFFFFFF)
-    return TcpInfo._make((*raw[:6], *split, *raw[8:66], *tail))
-
-
-# --- small structures ------------------------------------------------------------------
-
-SK_MEMINFO = struct.Struct("=9I")
-SkMemInfo = namedtuple(
-    "SkMemInfo", "rmem_alloc rcvbuf wmem_alloc sndbuf fwd_alloc wmem_queued optmem backlog drops"
-)
-SkMemInfo.__doc__ = "INET_DIAG_SKMEMINFO (SK_MEMINFO_*); backlog/drops are None on old kernels."
-
-INET_DIAG_MEMINFO = struct.Struct("=4I")
-MemInfo = namedtuple("MemInfo", "idiag_rmem idiag_wmem idiag_fmem idiag_tmem")
-
-TCPVEGAS_INFO = struct.Struct("=4I")
-VegasInfo = namedtuple("VegasInfo", "tcpv_enabled tcpv_rttcnt tcpv_rtt tcpv_minrtt")
-TCP_DCTCP_INFO = struct.Struct("=HHIII")
-DctcpInfo = namedtuple(
-    "DctcpInfo", "dctcp_enabled dctcp_ce_state dctcp_alpha dctcp_ab_ecn dctcp_ab_tot"
-)
-TCP_BBR_INFO = struct.Struct("=5I")
-BbrInfo = namedtuple("BbrInfo", "bbr_bw_lo bbr_bw_hi bbr_min_rtt bbr_pacing_gain bbr_cwnd_gain")
-TCP_DIAG_MD5SIG = struct.Struct("=BBH16s80s")
-Md5Sig = namedtuple("Md5Sig", "tcpm_family tcpm_prefixlen tcpm_keylen tcpm_addr tcpm_key")
-
-MPTCP_INFO = struct.Struct("=6BxxIIQQQBBBxIQQQQBBBBIII")
-MptcpInfo = namedtuple(
-    "MptcpInfo",
-    "mptcpi_subflows mptcpi_add_addr_signal mptcpi_add_addr_accepted"
-    " mptcpi_subflows_max mptcpi_add_addr_signal_max mptcpi_add_addr_accepted_max"
-    " mptcpi_flags mptcpi_token mptcpi_write_seq mptcpi_snd_una mptcpi_rcv_nxt"
-    " mptcpi_local_addr_used mptcpi_local_addr_max mptcpi_csum_enabled"
-    " mptcpi_retransmits mptcpi_bytes_retrans mptcpi_bytes_sent mptcpi_bytes_received"
-    " mptcpi_bytes_acked mptcpi_subflows_total mptcpi_endp_laminar_max"
-    " mptcpi_endp_fullmesh_max reserved mptcpi_last_data_sent mptcpi_last_data_recv"
-    " mptcpi_last_ack_recv",
-)
-
-SCTP_INFO = struct.Struct("=3I4HI7IBBH14Q128si10IHH3I4BII")
-SctpInfo = namedtuple(
-    "SctpInfo",
-    "sctpi_tag sctpi_state sctpi_rwnd sctpi_unackdata sctpi_penddata sctpi_instrms"
-    " sctpi_outstrms sctpi_fragmentation_point sctpi_inqueue sctpi_outqueue"
-    " sctpi_overall_error sctpi_max_burst sctpi_maxseg sctpi_peer_rwnd sctpi_peer_tag"
-    " sctpi_peer_capable sctpi_peer_sack reserved1 sctpi_isacks sctpi_osacks"
-    " sctpi_opackets sctpi_ipackets sctpi_rtxchunks sctpi_outofseqtsns"
-    " sctpi_idupchunks sctpi_gapcnt sctpi_ouodchunks sctpi_iuodchunks"
-    " sctpi_oodchunks sctpi_iodchunks sctpi_octrlchunks sctpi_ictrlchunks"
-    " sctpi_p_address sctpi_p_state sctpi_p_cwnd sctpi_p_srtt sctpi_p_rto"
-    " sctpi_p_hbinterval sctpi_p_pathmaxrxt sctpi_p_sackdelay sctpi_p_sackfreq"
-    " sctpi_p_ssthresh sctpi_p_partial_bytes_acked sctpi_p_flight_size sctpi_p_error"
-    " reserved2 sctpi_s_autoclose sctpi_s_adaptation_ind sctpi_s_pd_point"
-    " sctpi_s_nodelay sctpi_s_disable_fragments sctpi_s_v4mapped"
-    " sctpi_s_frag_interleave sctpi_s_type reserved3",
-)
-_SOCKADDR_STORAGE = 128
-
-
-def _decode(st: struct.Struct, cls: type, data: bytes) -> tuple[int, ...]:
-    buf, off = _padded(data, 0, len(data), st.size)
-    return cls(*st.unpack_from(buf, off))  # type: ignore[no-any-return]
-
-
-def decode_skmeminfo(data: bytes) -> SkMemInfo:
-    """INET_DIAG_SKMEMINFO (also UNIX/PACKET/NETLINK_DIAG_MEMINFO): the u32 array."""
-    vals = list(SK_MEMINFO.unpack(bytes(data[:36]) + bytes(max(0, 36 - len(data)))))
-    if len(data) < 36:
-        vals[8] = None
-    if len(data) < 32:
-        vals[7] = None
-    return SkMemInfo(*vals)
-
-
-def decode_meminfo(data: bytes) -> MemInfo:
-    """INET_DIAG_MEMINFO (struct inet_diag_meminfo), the pre-SKMEMINFO fallback."""
-    return _decode(INET_DIAG_MEMINFO, MemInfo, data)  # type: ignore[return-value]
-
-
-def decode_vegas(data: bytes) -> VegasInfo:
-    return _decode(TCPVEGAS_INFO, VegasInfo, data)  # type: ignore[return-value]
-
-
-def decode_dctcp(data: bytes) -> DctcpInfo:
-    return _decode(TCP_DCTCP_INFO, DctcpInfo, data)  # type: ignore[return-value]
-
-
-def decode_bbr(data: bytes) -> BbrInfo:
-    return _decode(TCP_BBR_INFO, BbrInfo, data)  # type: ignore[return-value]
-
-
-def decode_mptcp_info(data: bytes) -> MptcpInfo:
-    return _decode(MPTCP_INFO, MptcpInfo, data)  # type: ignore[return-value]
-
-
-def decode_sctp_info(data: bytes) -> SctpInfo:
-    return _decode(SCTP_INFO, SctpInfo, data)  # type: ignore[return-value]
-
-
-def decode_md5sig(data: bytes) -> list[Md5Sig]:
-    """INET_DIAG_MD5SIG: an array of struct tcp_diag_md5sig (key cut to tcpm_keylen)."""
-    size = TCP_DIAG_MD5SIG.size
-    out = []
-    for off in range(0, max(len(data), 1), size):
-        fam, plen, klen, addr, key = TCP_DIAG_MD5SIG.unpack(_chunk(data, off, size))
-        alen = 16 if fam == abi.AF_INET6 else 4
-        out.append(Md5Sig(fam, plen, klen, addr[:alen], key[: min(klen, 80)]))
-    return out
-
-
-def _chunk(data: bytes, off: int, size: int) -> bytes:
-    part = bytes(data[off : off + size])
-    return part + bytes(size - len(part))
-
-
-def decode_ulp(data: bytes) -> dict[str, object]:
-    """INET_DIAG_ULP_INFO: ``{"name": ..., "tls": {...}, "mptcp": {...}}`` (present keys only)."""
-    out: dict[str, object] = {}
-    ulp = nested(data, 0, len(data), abi.INET_ULP_INFO_MPTCP)
-    span = ulp.get(1)
-    if span:
-        out["name"] = _cstr(data, *span)
-    span = ulp.get(2)
-    if span:
-        tls = nested(data, span[0], span[1], _TLS_INFO_MAX)
-        out["tls"] = {
-            name: (_u16(data, tls[i]) if i < 5 else True)
-            for i, name in enumerate(_TLS_NAMES)
-            if i and i in tls
-        }
-    span = ulp.get(abi.INET_ULP_INFO_MPTCP)
-    if span:
-        sf = nested(data, span[0], span[1], _SF_MAX)
-        out["mptcp"] = {name: _sf_value(data, sf[i], i) for i, name in _SF_NAMES.items() if i in sf}
-    return out
+_U8 = struct.Struct("=B")
+_U16 = struct.Struct("=H")
+_U32 = struct.Struct("=I")
+_U64 = struct.Struct("=Q")
 
 
 # --- print_skmeminfo -------------------------------------------------------------------
@@ -299,7 +106,7 @@ def _mem_text(buf: bytes, attrs: Spans) -> str:
     span = attrs.get(abi.INET_DIAG_MEMINFO)
     if span is None:
         return ""
-    data, off = _padded(buf, span[0], span[1], 16)
+    data, off = padded(buf, span[0], span[1], 16)
     return " mem:(r%u,w%u,f%u,t%u)" % INET_DIAG_MEMINFO.unpack_from(data, off)
 
 
@@ -325,7 +132,7 @@ def bind_info_block(p: Printer) -> Callable[[InetSocket, Spans], str]:
     mptcp, sctp = abi.IPPROTO_MPTCP, abi.IPPROTO_SCTP
 
     def block(s: InetSocket, attrs: Spans) -> str:
-        buf = s[17]
+        buf = s[BUF]
         span = attrs.get(skmem_id)
         if span is None:
             out = _mem_text(buf, attrs)
@@ -333,14 +140,14 @@ def bind_info_block(p: Printer) -> Callable[[InetSocket, Spans], str]:
             out = " skmem:(r%u,rb%u,t%u,tb%u,f%u,w%u,o%u,bl%u,d%u)" % skmem_unpack(buf, span[0])
         else:
             out = skmem_text(buf, span[0], span[1])
-        proto = s[16]
+        proto = s[PROTOCOL]
         if proto == sctp:
             return out + _sctp_show_info(p, buf, attrs)
         span = attrs.get(info_id)
         if proto == mptcp:
             return out if span is None else out + mptcp_stats(buf, span[0], span[1])
         if span is not None:
-            out += tcp_stats(s[1], buf, span[0], span[1], attrs, show_options, numeric)
+            out += tcp_stats(s[STATE], buf, span[0], span[1], attrs, show_options, numeric)
         if md5_id in attrs:
             out += md5sig_text(p, buf, *attrs[md5_id])
         if ulp_id in attrs:
@@ -495,8 +302,8 @@ def _opt_names(options: int) -> str:
 
 _OPT_NAMES = tuple(_opt_names(i) for i in range(256))
 _CONG: dict[bytes, str] = {}
-_WSCALE = tuple(((w & 15, w >> 4) if _LITTLE else (w >> 4, w & 15)) for w in range(256))
-_APP_LIMITED = 1 if _LITTLE else 0x80
+_WSCALE = tuple(((w & 15, w >> 4) if LITTLE else (w >> 4, w & 15)) for w in range(256))
+_APP_LIMITED = 1 if LITTLE else 0x80
 _U64_MAX = 0xFFFFFFFFFFFFFFFF
 
 #: the fields of struct tcp_info that tcp_stats_print reads, up to tcpi_rehash (the
@@ -517,7 +324,7 @@ def cong_name(raw: bytes) -> str:
     """INET_DIAG_CONG's text as ss prints it (``%s`` of a 16-byte buffer: 15 chars)."""
     cong = _CONG.get(raw)
     if cong is None:
-        cong = _cstr(raw, 0, len(raw))[:15]
+        cong = cstr(raw, 0, len(raw))[:15]
         if len(_CONG) < 1024:
             _CONG[raw] = cong
     return cong
@@ -545,7 +352,7 @@ def tcp_stats(
         if span[1] - span[0] >= 20:
             bbr = TCP_BBR_INFO.unpack_from(buf, span[0])
         else:
-            bbr = TCP_BBR_INFO.unpack_from(*_padded(buf, span[0], span[1], 20))
+            bbr = TCP_BBR_INFO.unpack_from(*padded(buf, span[0], span[1], 20))
     return tcp_text(
         state, tcp_hot(buf, start, end), cong, bbr, vegas_rtt, dctcp, show_options, numeric
     )
@@ -789,13 +596,13 @@ def _vegas_dctcp(buf: bytes, attrs: Spans) -> tuple[int, str]:
     out = ""
     span = attrs.get(abi.INET_DIAG_VEGASINFO)
     if span is not None:
-        data, off = _padded(buf, span[0], span[1], 16)
+        data, off = padded(buf, span[0], span[1], 16)
         enabled, _cnt, vrtt, _min = TCPVEGAS_INFO.unpack_from(data, off)
         if enabled and vrtt and vrtt != 0x7FFFFFFF:
             rtt = vrtt
     span = attrs.get(abi.INET_DIAG_DCTCPINFO)
     if span is not None:
-        data, off = _padded(buf, span[0], span[1], 16)
+        data, off = padded(buf, span[0], span[1], 16)
         enabled, ce_state, alpha, ab_ecn, ab_tot = TCP_DCTCP_INFO.unpack_from(data, off)
         if enabled:
             out = " dctcp:(ce_state:%u,alpha:%u,ab_ecn:%u,ab_tot:%u)" % (
@@ -815,7 +622,7 @@ def proc_info(p: Printer, s: InetSocket) -> str:
     Everything ss does not parse from /proc stays zero, so ``reordering`` (0, not 3)
     is always printed.
     """
-    extra = s[20:]
+    extra = s[RAW:]
     if len(extra) < 6:
         extra = (0, 0, 0, 0, 0, 0)
     _refcnt, rto, ato, qack, cwnd, ssthresh = extra[:6]
@@ -832,8 +639,8 @@ def proc_info(p: Printer, s: InetSocket) -> str:
         out += " cwnd:%u" % (cwnd & 0xFFFFFFFF)
     if ssthresh:
         out += " ssthresh:%d" % ssthresh
-    if s[3]:  # the record's retrans: /proc's retransmits (timer on) or probes
-        out += " retrans:%u/0" % (s[3] & 0xFFFFFFFF)
+    if s[RETRANS]:  # the record's retrans: /proc's retransmits (timer on) or probes
+        out += " retrans:%u/0" % (s[RETRANS] & 0xFFFFFFFF)
     return out + " reordering:0"
 
 
@@ -852,7 +659,7 @@ def md5sig_text(p: Printer, buf: bytes, start: int, end: int) -> str:
     off = start
     while True:
         fam, plen, klen, addr, _key = TCP_DIAG_MD5SIG.unpack(
-            _chunk(buf[off : min(off + size, end)], 0, size)
+            chunk(buf[off : min(off + size, end)], 0, size)
         )
         if fam == abi.AF_INET:
             host = p.resolver.host(fam, addr[:4])
@@ -869,52 +676,10 @@ def md5sig_text(p: Printer, buf: bytes, start: int, end: int) -> str:
     return " md5keys:" + ",".join(parts)
 
 
-_TLS_INFO_MAX = 7
-_TLS_NAMES = ("", "version", "cipher", "txconf", "rxconf", "zc_ro_tx", "rx_no_pad")
 _TLS_VERSIONS = {0x0303: " version: 1.2", 0x0304: " version: 1.3"}
 _TLS_CIPHERS = {51: " cipher: aes-gcm-128", 52: " cipher: aes-gcm-256"}
 _TLS_CONF = {1: "none", 2: "sw", 3: "hw", 4: "hw-record"}
-_SF_MAX = 10
-_SF_NAMES = {
-    1: "token_rem",
-    2: "token_loc",
-    3: "relwrite_seq",
-    4: "map_seq",
-    5: "map_sfseq",
-    6: "ssn_offset",
-    7: "map_datalen",
-    8: "flags",
-    9: "id_rem",
-    10: "id_loc",
-}
 _SF_FLAGS = "MmJjBbecv"
-_U8 = struct.Struct("=B")
-_U16 = struct.Struct("=H")
-_U32 = struct.Struct("=I")
-_U64 = struct.Struct("=Q")
-
-
-def _u16(buf: bytes, span: tuple[int, int]) -> int:
-    data, off = _padded(buf, span[0], span[1], 2)
-    return int(_U16.unpack_from(data, off)[0])
-
-
-def _u32(buf: bytes, span: tuple[int, int]) -> int:
-    data, off = _padded(buf, span[0], span[1], 4)
-    return int(_U32.unpack_from(data, off)[0])
-
-
-def _u64(buf: bytes, span: tuple[int, int]) -> int:
-    data, off = _padded(buf, span[0], span[1], 8)
-    return int(_U64.unpack_from(data, off)[0])
-
-
-def _sf_value(buf: bytes, span: tuple[int, int], kind: int) -> int:
-    if kind in (3, 4):
-        return _u64(buf, span)
-    if kind in (9, 10):
-        return buf[span[0]] if span[1] > span[0] else 0
-    return _u32(buf, span)
 
 
 def ulp_text(buf: bytes, start: int, end: int) -> str:
@@ -923,13 +688,13 @@ def ulp_text(buf: bytes, start: int, end: int) -> str:
     out = ""
     span = ulp.get(1)
     if span is not None:
-        out += " tcp-ulp-" + _cstr(buf, *span)
+        out += " tcp-ulp-" + cstr(buf, *span)
     span = ulp.get(2)
     if span is not None:
-        out += _tls_text(buf, nested(buf, span[0], span[1], _TLS_INFO_MAX))
+        out += _tls_text(buf, nested(buf, span[0], span[1], TLS_INFO_MAX))
     span = ulp.get(3)
     if span is not None:
-        out += _subflow_text(buf, nested(buf, span[0], span[1], _SF_MAX))
+        out += _subflow_text(buf, nested(buf, span[0], span[1], SF_MAX))
     return out
 
 
@@ -938,15 +703,15 @@ def _tls_text(buf: bytes, tls: Spans) -> str:
     out = ""
     span = tls.get(1)
     if span is not None:
-        val = _u16(buf, span)
+        val = u16(buf, span)
         out += _TLS_VERSIONS.get(val) or " version: unknown(%u)" % val
     span = tls.get(2)
     if span is not None:
-        out += _TLS_CIPHERS.get(_u16(buf, span), "")
+        out += _TLS_CIPHERS.get(u16(buf, span), "")
     for name, kind in (("rxconf", 4), ("txconf", 3)):
         span = tls.get(kind)
         if span is not None:
-            val = _u16(buf, span)
+            val = u16(buf, span)
             out += " %s: %s" % (name, _TLS_CONF.get(val) or "unknown(%u)" % val)
     if 5 in tls:
         out += " zc_ro_tx"
@@ -960,20 +725,20 @@ def _subflow_text(buf: bytes, sf: Spans) -> str:
     out = ""
     span = sf.get(8)
     if span is not None:
-        flags = _u32(buf, span)
+        flags = u32(buf, span)
         if flags:
             out += " flags:" + "".join(c for i, c in enumerate(_SF_FLAGS) if flags >> i & 1)
     if 1 in sf and 2 in sf and 9 in sf and 10 in sf:
         out += " token:%04x(id:%u)/%04x(id:%u)" % (
-            _u32(buf, sf[1]),
-            _sf_value(buf, sf[9], 9),
-            _u32(buf, sf[2]),
-            _sf_value(buf, sf[10], 10),
+            u32(buf, sf[1]),
+            sf_value(buf, sf[9], 9),
+            u32(buf, sf[2]),
+            sf_value(buf, sf[10], 10),
         )
     for kind, fmt in ((4, " seq:%u"), (5, " sfseq:%u"), (6, " ssnoff:%u"), (7, " maplen:%u")):
         span = sf.get(kind)
         if span is not None:
-            out += fmt % (_u64(buf, span) if kind == 4 else _u32(buf, span))
+            out += fmt % (u64(buf, span) if kind == 4 else u32(buf, span))
     return out
 
 
@@ -1010,7 +775,7 @@ _MPTCP_TAIL = (
 
 def mptcp_stats(buf: bytes, start: int, end: int) -> str:
     """mptcp_show_info's INET_DIAG_INFO part: port of ss.c:mptcp_stats_print."""
-    data, off = _padded(buf, start, end, MPTCP_INFO.size)
+    data, off = padded(buf, start, end, MPTCP_INFO.size)
     v = MPTCP_INFO.unpack_from(data, off)
     out = "".join(fmt % v[i] for i, fmt in _MPTCP_ITEMS if v[i])
     if v[6] & 1:
@@ -1053,7 +818,7 @@ _SIGNED_D = frozenset({2, 8, 9, 10, 11, 12, 13, 46, 47, 48})
 
 def sctp_stats(buf: bytes, start: int, end: int) -> str:
     """Port of ss.c:sctp_stats_print (each item only if nonzero)."""
-    data, off = _padded(buf, start, end, SCTP_INFO.size)
+    data, off = padded(buf, start, end, SCTP_INFO.size)
     v = SCTP_INFO.unpack_from(data, off)
     out = ""
     for i, fmt in _SCTP_ITEMS:
@@ -1064,7 +829,7 @@ def sctp_stats(buf: bytes, start: int, end: int) -> str:
             # sctp_sstate_name[] has 8 entries; ss reads past it for other values
             out += " state:" + (_SCTP_STATES[val] if val < len(_SCTP_STATES) else "(null)")
         else:
-            out += fmt % (_s32(val) if i in _SIGNED_D else val)
+            out += fmt % (int32(val) if i in _SIGNED_D else val)
     return out
 
 
@@ -1081,9 +846,9 @@ def _sockaddr_host(p: Printer, buf: bytes, off: int) -> str:
 def _sctp_addrs(p: Printer, label: str, buf: bytes, span: tuple[int, int]) -> str:
     start, end = span
     data = bytes(buf[start:end])
-    if len(data) % _SOCKADDR_STORAGE or not data:
-        data += bytes(_SOCKADDR_STORAGE - len(data) % _SOCKADDR_STORAGE)
-    hosts = [_sockaddr_host(p, data, off) for off in range(0, len(data), _SOCKADDR_STORAGE)]
+    if len(data) % SOCKADDR_STORAGE or not data:
+        data += bytes(SOCKADDR_STORAGE - len(data) % SOCKADDR_STORAGE)
+    hosts = [_sockaddr_host(p, data, off) for off in range(0, len(data), SOCKADDR_STORAGE)]
     return " %s:%s" % (label, ",".join(hosts))
 
 
@@ -1103,27 +868,8 @@ def _sctp_show_info(p: Printer, buf: bytes, attrs: Spans) -> str:
 
 
 __all__ = [
-    "TCP_INFO",
-    "BbrInfo",
-    "DctcpInfo",
-    "Md5Sig",
-    "MemInfo",
-    "MptcpInfo",
-    "SctpInfo",
-    "SkMemInfo",
-    "TcpInfo",
-    "VegasInfo",
+    "bind_info_block",
     "c_g",
-    "decode_bbr",
-    "decode_dctcp",
-    "decode_md5sig",
-    "decode_meminfo",
-    "decode_mptcp_info",
-    "decode_sctp_info",
-    "decode_skmeminfo",
-    "decode_tcp_info",
-    "decode_ulp",
-    "decode_vegas",
     "info_block",
     "proc_info",
     "skmem_text",

@@ -1,0 +1,45 @@
+"""The context of one gathering run: what every table's source needs besides the record
+decoders (the selection, the display options, the filter, the environment, -K, -D and
+where non-fatal messages go)."""
+
+from __future__ import annotations
+
+import os
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import BinaryIO
+
+    from sockscope.options import Options
+    from sockscope.query.selection import Selection
+    from sockscope.tables.inet.record import InetSocket
+
+    Matcher = Callable[[object], bool] | None
+
+
+class Context:
+    """What a gatherer needs besides the selection: options, filter, environment."""
+
+    def __init__(
+        self,
+        sel: Selection,
+        opts: Options,
+        matcher: Matcher = None,
+        bytecode: bytes | None = None,
+        environ: dict[str, str] | None = None,
+    ) -> None:
+        self.sel = sel
+        self.opts = opts
+        self.matcher = matcher
+        self.bytecode = bytecode
+        self.environ = dict(os.environ) if environ is None else environ
+        #: -K: called for every matching inet socket before it is shown; returns
+        #: False to hide it (already gone), raises NetlinkError to abort the dump
+        self.killer: Callable[[InetSocket, int], bool] | None = None
+        #: -D: every received datagram is written here
+        self.tee: BinaryIO | None = None
+        self.warn: Callable[[str], None] = lambda _m: None
+        #: like ``warn`` but the text is exact: no newline is added (some of ss's
+        #: messages have none, e.g. "Unexpected EOF reading $TCPDIAG_FILE")
+        self.warn_raw: Callable[[str], None] = lambda _m: None

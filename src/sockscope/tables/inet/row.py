@@ -1,0 +1,152 @@
+"""The rows of the inet tables (TCP, UDP, RAW, MPTCP, DCCP, SCTP).
+
+Port of ``inet_stats_print`` and ``inet_show_sock`` (iproute2 7.1): the Netid, State,
+queue and address cells from the record, the extra-information cell from
+:mod:`sockscope.tables.inet.extinfo`. One :class:`InetRows` per run, over the run's
+:class:`~sockscope.render.printer.Printer`.
+"""
+
+from __future__ import annotations
+
+from sockscope.kernel import abi
+from sockscope.kernel.abi import PROTO_NAMES, SWAP16
+from sockscope.tables.inet import extinfo
+from sockscope.tables.inet.layout import (
+    BUF,
+    DPORT,
+    DST,
+    FAMILY,
+    IFINDEX,
+    INODE,
+    PROTOCOL,
+    RQUEUE,
+    SPORT,
+    SRC,
+    STATE,
+    WQUEUE,
+)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from sockscope.render.printer import Printer
+    from sockscope.tables.inet.record import InetSocket
+    from sockscope.tables.inet.tcpinfo import Spans
+
+_STATES = abi.STATE_NAMES
+_AF_INET = abi.AF_INET
+_AF_INET6 = abi.AF_INET6
+_IPPROTO_SCTP = abi.IPPROTO_SCTP
+
+
+class InetRows:
+    """The inet row functions of one run, and the state they keep between rows."""
+
+    def __init__(self, p: Printer) -> None:
+        self.p = p
+        self.opts = p.opts
+        self.resolver = p.resolver
+        self.cgroups = p.cgroups
+        #: inode of the previous inet row, to draw SCTP associations (sctp_ino)
+        self.sctp_ino = 0
+        #: whether any option puts text in the extra-information cell
+        self.ext_wanted = extinfo.inet_wanted(p.opts)
+        #: the extra-information function of this run's rows (made by extinfo.inet)
+        self.ext_row: Callable[[InetSocket, bool], str] | None = None
+
+    def info_block(self, s: InetSocket, attrs: Spans) -> str:
+        """The -m/-i text after the newline-tab of an inet row."""
+        from sockscope.tables.inet import tcpinfo
+
+        # bind once per run: later rows call the closure directly (no per-row import)
+        self.info_block = tcpinfo.bind_info_block(self)  # type: ignore[method-assign]
+        return self.info_block(s, attrs)
+
+    def proc_tcp_info(self, s: InetSocket) -> str:
+        """-i for a TCP row read from /proc (tcp_stats_print on the /proc fields)."""
+        from sockscope.tables.inet import tcpinfo
+
+        return tcpinfo.proc_info(self, s)
+
+    def row(self, s: InetSocket) -> tuple[str, ...]:
+        """One TCP/UDP/RAW/MPTCP/DCCP/SCTP row (inet_stats_print + inet_show_sock).
+
+        This runs once per socket of a listing, so it reads the record by index and
+        memoises every cell that repeats (addresses, ports, queue lengths).
+        """
+        family = s[FAMILY]
+        state = s[STATE]
+        proto = s[PROTOCOL]
+        v6only = False
+        if family == _AF_INET6 and (state == 7 or state == 10) and s[BUF] is not None:
+            v6only = bool(s.v6only)
+        if v6only or s[IFINDEX]:
+            laddr = self.p.local_addr(family, s[SRC], v6only, s[IFINDEX])
+            raddr = self.p.local_addr(family, s[DST], v6only, 0)
+        else:
+            memo = self.p.addr4 if family == _AF_INET else self.p.addr6
+            found = memo.get(s[SRC])
+            if found is None:
+                found = memo[s[SRC]] = self.p.local_addr(family, s[SRC], False, 0)
+            laddr = found
+            found = memo.get(s[DST])
+            if found is None:
+                found = memo[s[DST]] = self.p.local_addr(family, s[DST], False, 0)
+            raddr = found
+        ports = self.p.port_be
+        lport = ports.get(s[SPORT])
+        if lport is None:
+            lport = ports[s[SPORT]] = self.p.port(SWAP16[s[SPORT]])
+        rport = ports.get(s[DPORT])
+        if rport is None:
+            rport = ports[s[DPORT]] = self.p.port(SWAP16[s[DPORT]])
+        qmemo = self.p.q_memo
+        rq = qmemo.get(s[RQUEUE]) or self.p.queue(s[RQUEUE])
+        wq = qmemo.get(s[WQUEUE]) or self.p.queue(s[WQUEUE])
+        if proto == _IPPROTO_SCTP and self.sctp_ino and self.sctp_ino == s[INODE]:
+            netid, state_text = "", "`- " + extinfo.sctp_state_name(s)
+        else:
+            netid, state_text = PROTO_NAMES.get(proto, "???"), _STATES[state]
+        proc = self.p.process(s[INODE]) if self.p.show_proc else ""
+        ext = extinfo.inet(self, s, v6only) if self.ext_wanted else ""
+        self.sctp_ino = s[INODE]
+        return self.p.pick((netid, state_text, rq, wq, laddr, lport, raddr, rport, proc, ext))
+
+    def row_fn(self) -> Callable[[InetSocket], tuple[str, ...]]:
+        """The row function for a listing: a closure over the memos for plain rows.
+
+        Rows with extra information, a scope, a v6only attribute, SCTP, or a cell not
+        yet memoised go through :meth:`inet_row`; the rest (nearly all rows of a plain
+        listing) are assembled from the memos without attribute lookups.
+        """
+        slow = self.row
+        if self.ext_wanted or self.p.show_proc:
+            return slow
+        a4, a6, ports, qmemo = self.p.addr4, self.p.addr6, self.p.port_be, self.p.q_memo
+        states, names, pick = _STATES, PROTO_NAMES, self.p.pick
+        sctp = _IPPROTO_SCTP
+
+        def row(s: InetSocket) -> tuple[str, ...]:
+            if s[IFINDEX] or s[PROTOCOL] == sctp:
+                return slow(s)
+            state = s[STATE]
+            if s[FAMILY] == _AF_INET6:
+                if (state == 7 or state == 10) and s[BUF] is not None:
+                    return slow(s)
+                memo = a6
+            else:
+                memo = a4
+            la = memo.get(s[SRC])
+            ra = memo.get(s[DST])
+            lp = ports.get(s[SPORT])
+            rp = ports.get(s[DPORT])
+            rq = qmemo.get(s[RQUEUE])
+            wq = qmemo.get(s[WQUEUE])
+            if la is None or ra is None or lp is None or rp is None or rq is None or wq is None:
+                return slow(s)
+            return pick(
+                (names.get(s[PROTOCOL], "???"), states[state], rq, wq, la, lp, ra, rp, "", "")
+            )
+
+        return row

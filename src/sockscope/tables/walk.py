@@ -1,0 +1,67 @@
+"""The one walk over ss's tables, in ss's order, used by the listing, the library and -K.
+
+Port of the sequence of ``*_show()`` calls at the end of ss.c's ``main()`` (iproute2 7.1):
+netlink, packet, unix, raw, udp, tcp, dccp, sctp, vsock, tipc, xdp, mptcp. Each
+selected table's sockets come from the source ss would use (:mod:`sockscope.tables.inet.source`
+for the inet tables, the table's own module for the others), filtered in user space.
+"""
+
+from __future__ import annotations
+
+from sockscope.kernel import abi
+from sockscope.tables import common
+from sockscope.tables.inet import source
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from sockscope.tables.context import Context
+
+#: ss's dump order of tables (main() in ss.c), as (name, table bits)
+ORDER = (
+    ("netlink", 1 << abi.NETLINK_DB),
+    ("packet", abi.PACKET_DBM),
+    ("unix", abi.UNIX_DBM),
+    ("raw", 1 << abi.RAW_DB),
+    ("udp", 1 << abi.UDP_DB),
+    ("tcp", 1 << abi.TCP_DB),
+    ("dccp", 1 << abi.DCCP_DB),
+    ("sctp", 1 << abi.SCTP_DB),
+    ("vsock", abi.VSOCK_DBM),
+    ("tipc", 1 << abi.TIPC_DB),
+    ("xdp", 1 << abi.XDP_DB),
+    ("mptcp", 1 << abi.MPTCP_DB),
+)
+
+
+class Table:
+    """One selected table of a walk: its name, whether it is an inet table, the protocol
+    name ss uses for its service lookups (``dg_proto``: kept from one table to the next
+    when None) and its matching sockets, produced while the kernel dumps them."""
+
+    __slots__ = ("dg_proto", "inet", "name", "records")
+
+    def __init__(self, name: str, inet: bool, dg_proto: str | None, records: Iterator[object]):
+        self.name = name
+        self.inet = inet
+        self.dg_proto = dg_proto
+        self.records = records
+
+
+def walk(ctx: Context, *, inet_only: bool = False) -> Iterator[Table]:
+    """Every selected table in ss's order (only the inet ones with ``inet_only``).
+
+    A table's dump starts when the walk reaches it, after the previous table's records
+    were consumed, as ss prints one table before it asks for the next.
+    """
+    sel = ctx.sel
+    for name, bits in ORDER:
+        if not sel.dbs & bits:
+            continue
+        if name in source.INET_TABLES:
+            if sel.families & source.INET_FAMILIES:
+                dg_proto = source.INET_TABLES[name][2]
+                yield Table(name, True, dg_proto, source.inet_table(ctx, name))
+        elif not inet_only and name in common.MODULES:
+            yield Table(name, False, None, common.records(name, ctx))

@@ -1,0 +1,163 @@
+"""The house rules of the package, read from its source (ast, nothing imported).
+
+* No import cycles between modules, lazy (function-level) imports included: a lazy tie
+  is still a tie. Imports under ``if TYPE_CHECKING:`` are typing only and do not count.
+* Imports go one way, downwards through the layers below; ``query`` and ``render`` are
+  side by side and never import each other.
+
+    cli -> api -> ops -> tables -> {query, render} -> kernel -> {errors, options}
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PKG = Path(__file__).resolve().parent.parent / "src" / "sockscope"
+
+#: the layer of each top-level part of the package: a module may import its own layer's
+#: siblings (without cycles) and anything of a lower layer
+LAYERS = {
+    "errors": 0,
+    "options": 0,
+    "kernel": 1,
+    "query": 2,
+    "render": 2,
+    "tables": 3,
+    "ops": 4,
+    "api": 5,
+    "cli": 6,
+    "__main__": 7,
+    "": 7,  # the package's front door (sockscope/__init__.py)
+}
+#: parts of one layer that must not import each other
+APART = {frozenset(("query", "render"))}
+
+
+def modules() -> dict[str, Path]:
+    out = {}
+    for path in PKG.rglob("*.py"):
+        rel = path.relative_to(PKG.parent).with_suffix("")
+        name = ".".join(rel.parts)
+        out[name.removesuffix(".__init__")] = path
+    return out
+
+
+def _is_typing_block(node: ast.AST) -> bool:
+    return isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+
+
+def imports(name: str, path: Path, mods: dict[str, Path]) -> set[str]:
+    """The package modules ``name`` imports at run time (lazy ones too)."""
+    is_pkg = path.name == "__init__.py"
+    base = name.split(".") if is_pkg else name.split(".")[:-1]
+    found: set[str] = set()
+    stack: list[ast.AST] = list(ast.parse(path.read_text()).body)
+    while stack:
+        node = stack.pop()
+        if _is_typing_block(node):
+            stack.extend(node.orelse)  # type: ignore[attr-defined]
+            continue
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parent = base[: len(base) - node.level + 1]
+                module = ".".join(parent + ([node.module] if node.module else []))
+            else:
+                module = node.module or ""
+            targets = [module] + [f"{module}.{a.name}" for a in node.names]
+        else:
+            stack.extend(ast.iter_child_nodes(node))
+            continue
+        found.update(t for t in targets if t in mods and t != name)
+    # a package's own __init__ re-exporting its children is not a tie
+    if is_pkg:
+        found = {t for t in found if not t.startswith(name + ".")}
+    return found
+
+
+def graph() -> dict[str, set[str]]:
+    mods = modules()
+    return {name: imports(name, path, mods) for name, path in mods.items()}
+
+
+def part(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (iterative Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    out: list[list[str]] = []
+    counter = 0
+    for root in list(edges):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(edges[root])))]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on.add(root)
+        while work:
+            v, it = work[-1]
+            for w in it:
+                if w not in index:
+                    index[w] = low[w] = counter
+                    counter += 1
+                    stack.append(w)
+                    on.add(w)
+                    work.append((w, iter(sorted(edges[w]))))
+                    break
+                if w in on:
+                    low[v] = min(low[v], index[w])
+            else:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[v])
+                if low[v] == index[v]:
+                    comp = []
+                    while True:
+                        w = stack.pop()
+                        on.discard(w)
+                        comp.append(w)
+                        if w == v:
+                            break
+                    if len(comp) > 1:
+                        out.append(sorted(comp))
+    return out
+
+
+def test_the_layers_cover_every_part() -> None:
+    assert {part(m) for m in modules()} <= set(LAYERS)
+
+
+def test_no_import_cycles() -> None:
+    assert cycles(graph()) == []
+
+
+def test_imports_go_downwards() -> None:
+    wrong = []
+    for src, targets in graph().items():
+        for dst in targets:
+            a, b = part(src), part(dst)
+            if dst == "sockscope":
+                wrong.append(f"{src} -> {dst} (the front door)")
+            elif LAYERS[b] > LAYERS[a] or (a != b and frozenset((a, b)) in APART):
+                wrong.append(f"{src} -> {dst}")
+    assert wrong == []
+
+
+def test_the_checker_sees_a_cycle_and_an_upward_import() -> None:
+    """The rules above can fail: a made-up graph with both defects is caught."""
+    edges = {
+        "sockscope.kernel.a": {"sockscope.kernel.b"},
+        "sockscope.kernel.b": {"sockscope.kernel.a", "sockscope.tables.c"},
+        "sockscope.tables.c": set(),
+    }
+    assert cycles(edges) == [["sockscope.kernel.a", "sockscope.kernel.b"]]
+    assert LAYERS[part("sockscope.tables.c")] > LAYERS[part("sockscope.kernel.b")]
