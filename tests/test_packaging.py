@@ -217,7 +217,9 @@ class _Bash:
         got = self.expect(b">=END=").decode(errors="replace")
         self.expect(b"$ ")
         printed = got.rsplit("\n", 1)[-1]
-        return screen.decode(errors="replace"), "|".join(re.findall(r"<([^<>]*)>", printed))
+        # a slow completion may still be listing when the printf keys arrive: keep it all
+        screen_all = screen.decode(errors="replace") + got
+        return screen_all, "|".join(re.findall(r"<([^<>]*)>", printed))
 
     def close(self) -> None:
         try:
