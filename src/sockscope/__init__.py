@@ -16,7 +16,11 @@ Heavier pieces are imported on first use, so ``import sockscope`` stays cheap.
 from __future__ import annotations
 
 from sockscope.errors import (
+    ArgumentError,
+    EventError,
     FilterError,
+    KillError,
+    NamespaceError,
     NetlinkError,
     NotSupportedError,
     SockscopeError,
@@ -25,36 +29,66 @@ from sockscope.errors import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from sockscope.api import Query, parse_filter, sockets
+    from sockscope.api import (
+        Query,
+        Socket,
+        events,
+        kill,
+        parse_filter,
+        socket_types,
+        sockets,
+        summary,
+    )
+    from sockscope.cli import main
 
 __all__ = [
+    "ArgumentError",
+    "EventError",
     "FilterError",
+    "KillError",
+    "NamespaceError",
     "NetlinkError",
     "NotSupportedError",
     "Query",
+    "Socket",
     "SockscopeError",
     "UsageError",
     "__version__",
+    "events",
+    "kill",
     "main",
     "parse_filter",
+    "socket_types",
     "sockets",
+    "summary",
 ]
 
 __version__ = "0.1.0"
 
+#: public name -> (module, attribute): imported on first use (PEP 562), so that
+#: ``import sockscope`` stays cheap and the command's start-up loads only what it uses
 _LAZY = {
     "Query": ("api", "Query"),
     "sockets": ("api", "sockets"),
+    "socket_types": ("api", "socket_types"),
     "parse_filter": ("api", "parse_filter"),
-    "main": ("cli", "main"),
-    "summary": ("ops.sockstat", "summary"),
+    "summary": ("api", "summary"),
     "kill": ("api", "kill"),
-    "events": ("ops.follow", "events"),
+    "events": ("api", "events"),
+    "main": ("cli", "main"),
 }
 
 
 def __getattr__(name: str) -> object:
     """Import the public functions lazily (PEP 562)."""
+    if name == "Socket":  # the union of the record classes, built on first use
+        from sockscope.api import socket_types
+
+        union: object = None
+        for cls in socket_types():
+            union = cls if union is None else union | cls
+        globals()[name] = union
+        return union
     try:
         module, attr = _LAZY[name]
     except KeyError:

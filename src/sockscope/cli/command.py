@@ -15,7 +15,8 @@ import os
 import signal
 import sys
 
-from sockscope.errors import SockscopeError, UsageError
+from sockscope.cli.status import exit_status, shows_usage
+from sockscope.errors import ArgumentError, SockscopeError, UsageError
 from sockscope.kernel import abi
 from sockscope.options import Options
 from sockscope.query.selection import FAMILY_WORDS, Selection, scan_state
@@ -236,7 +237,7 @@ class Run:
 
 
 def _usage_error(message: str | None = None) -> UsageError:
-    return UsageError(message or "", status=255)
+    return UsageError(message or "")
 
 
 def _apply_option(run: Run, key: str, value: str) -> None:
@@ -303,7 +304,7 @@ def _opt_D(run: Run, value: str) -> None:
 
 def _opt_F(run: Run, value: str) -> None:
     if run.filter_fp is not None:
-        raise SockscopeError("More than one filter file", 255)
+        raise ArgumentError("More than one filter file")
     if value.startswith("-"):
         run.filter_fp = sys.stdin.buffer
     else:
@@ -312,7 +313,7 @@ def _opt_F(run: Run, value: str) -> None:
         except IsADirectoryError:  # fopen() opens a directory; fgets() then reads nothing
             run.filter_fp = io.BytesIO()
         except OSError as e:
-            raise SockscopeError(f"fopen filter file: {os.strerror(e.errno or 0)}", 255) from None
+            raise ArgumentError(f"fopen filter file: {os.strerror(e.errno or 0)}") from None
     run.opts.filter_file = value
 
 
@@ -325,7 +326,7 @@ def _opt_V(_run: Run, _v: str) -> None:
 
 def _opt_Z(run: Run, key: str) -> None:
     if not _selinux_enabled():
-        raise SockscopeError("ss: SELinux is not enabled.", 1)
+        raise SockscopeError("ss: SELinux is not enabled.")
     run.opts.show_proc_ctx += 1
 
 
@@ -347,18 +348,18 @@ def _opt_h(_run: Run, _v: str) -> None:
 
 def _opt_bpf_maps(run: Run, _v: str) -> None:
     if run.opts.bpf_map_ids:
-        raise SockscopeError("ss: --bpf-maps and --bpf-map-id cannot be used together", 255)
+        raise ArgumentError("ss: --bpf-maps and --bpf-map-id cannot be used together")
     run.opts.bpf_maps = True
 
 
 def _opt_bpf_map_id(run: Run, value: str) -> None:
     if run.opts.bpf_maps:
-        raise SockscopeError("ss: --bpf-maps and --bpf-map-id cannot be used together", 1)
+        raise SockscopeError("ss: --bpf-maps and --bpf-map-id cannot be used together")
     from sockscope.ops import bpfmaps
 
     map_id = bpfmaps.parse_id(value)
     if map_id is None:
-        raise SockscopeError(f"ss: invalid BPF map ID {value}", 1)
+        raise SockscopeError(f"ss: invalid BPF map ID {value}")
     if map_id not in run.opts.bpf_map_ids:
         bpfmaps.check(map_id, value)
     run.opts.bpf_map_ids.append(map_id)
@@ -414,10 +415,10 @@ def _read_states(run: Run, args: list[str]) -> list[str]:
         word = args[0]
         if word == "state" or word in ("exclude", "excl"):
             if len(args) < 2:
-                raise SockscopeError('Command line is not complete. Try option "help"', 255)
+                raise ArgumentError('Command line is not complete. Try option "help"')
             mask = scan_state(args[1])
             if mask is None:
-                raise SockscopeError(f"ss: wrong state name: {args[1]}", 255)
+                raise ArgumentError(f"ss: wrong state name: {args[1]}")
             if word == "state":
                 if not saw_states:
                     run.state_filter = 0
@@ -450,14 +451,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return e.status
     except SockscopeError as e:
         _report(e)
-        return e.status
+        return exit_status(e)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
         return 0
     except OSError as e:
         # a failure ss would report through perror(): one line, no traceback
-        _report(SockscopeError(f"sockscope: {e.strerror or e}", 1))
+        _report(SockscopeError(f"sockscope: {e.strerror or e}"))
         return 1
     finally:
         try:
@@ -474,7 +475,7 @@ def _report(e: SockscopeError) -> None:
     text = e.message
     if text:
         sys.stderr.write(text if text.endswith("\n") else text + "\n")
-    if e.usage:
+    if shows_usage(e):
         from sockscope.cli.usage import USAGE
 
         sys.stderr.write(USAGE)
@@ -559,7 +560,7 @@ def _dump(run: Run) -> int:
     try:
         f = open(path, "wb")  # noqa: SIM115
     except OSError as e:
-        raise SockscopeError(f"fopen dump file: {os.strerror(e.errno or 0)}", 255) from None
+        raise ArgumentError(f"fopen dump file: {os.strerror(e.errno or 0)}") from None
     with f:
         sources.dump_tcp(Context(sel, opts), f)
     return 0

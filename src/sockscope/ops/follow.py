@@ -28,11 +28,12 @@ import os
 import socket
 import sys
 
-from sockscope.errors import NetlinkError
+from sockscope.errors import ArgumentError, EventError, NetlinkError
 from sockscope.kernel import abi, netlink
 from sockscope.ops.destroy import Killer
 from sockscope.ops.netns import iterate
-from sockscope.tables.inet.record import ATTR_END, ATTR_START, BUF, InetSocket, decode_inet
+from sockscope.tables.inet.layout import ATTR_END, ATTR_START, BUF
+from sockscope.tables.inet.record import InetSocket, decode_inet
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -54,16 +55,8 @@ GROUPS = {
     (abi.AF_INET6, abi.UDP_DB): abi.SKNLGRP_INET6_UDP_DESTROY,
 }
 
-_FAMILY_NAMES = {"inet": abi.AF_INET, "inet6": abi.AF_INET6, "4": abi.AF_INET, "6": abi.AF_INET6}
-_TABLE_NAMES = {"tcp": abi.TCP_DB, "udp": abi.UDP_DB}
-
-
-class EventError(OSError):
-    """Receiving events failed; ``message`` is ss's text for it."""
-
-    def __init__(self, err: int, message: str) -> None:
-        super().__init__(err, message)
-        self.message = message
+FAMILY_NAMES = {"inet": abi.AF_INET, "inet6": abi.AF_INET6, "4": abi.AF_INET, "6": abi.AF_INET6}
+TABLE_NAMES = {"tcp": abi.TCP_DB, "udp": abi.UDP_DB}
 
 
 def groups_for(families: int, dbs: int) -> int:
@@ -103,7 +96,7 @@ def subscribe(groups: int) -> socket.socket:
 
 def _error(e: OSError, what: str) -> EventError:
     err = e.errno or 0
-    return EventError(err, f"{what}: {os.strerror(err)}")
+    return EventError(f"{what}: {os.strerror(err)}", err)
 
 
 def messages(sock: socket.socket) -> Iterator[netlink.Message]:
@@ -123,9 +116,9 @@ def messages(sock: socket.socket) -> Iterator[netlink.Message]:
             err = e.errno or 0
             if err == _errno.EAGAIN:
                 continue
-            raise EventError(err, f"netlink receive error {os.strerror(err)} ({err})") from None
+            raise EventError(f"netlink receive error {os.strerror(err)} ({err})", err) from None
         if not buf:
-            raise EventError(_errno.ENODATA, "EOF on netlink")
+            raise EventError("EOF on netlink", _errno.ENODATA)
         if addr[0] != 0:
             continue  # not from the kernel
         off, end = 0, len(buf)
@@ -190,18 +183,18 @@ def events(
     (or AF_* numbers); ``filter`` an ss filter text or an object with ``matches()``;
     ``kill`` also sends SOCK_DESTROY as ``-K`` does; ``netns`` follows a namespace under
     /var/run/netns instead of the current one. Blocks between events; needs
-    CAP_NET_ADMIN. Raises ValueError when nothing can be followed, :class:`EventError`
+    CAP_NET_ADMIN. Raises ArgumentError when nothing can be followed, :class:`EventError`
     (an OSError with ss's text) when subscribing or receiving fails.
     """
     fam_mask = 0
     for f in families:
-        fam_mask |= 1 << (f if isinstance(f, int) else _FAMILY_NAMES[f])
+        fam_mask |= 1 << (f if isinstance(f, int) else FAMILY_NAMES[f])
     dbs = 0
     for t in tables:
-        dbs |= 1 << _TABLE_NAMES[t]
+        dbs |= 1 << TABLE_NAMES[t]
     groups = groups_for(fam_mask, dbs)
     if not groups:
-        raise ValueError("no tcp/udp events to follow with these tables and families")
+        raise ArgumentError("no tcp/udp events to follow with these tables and families")
     matcher = None
     if isinstance(filter, str):
         from sockscope.query.filter import FilterContext, parse_filter

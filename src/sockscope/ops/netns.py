@@ -20,7 +20,7 @@ import contextlib
 import os
 from itertools import islice
 
-from sockscope.errors import SockscopeError
+from sockscope.errors import NamespaceError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -122,7 +122,9 @@ def open_netns(name: str) -> int:
     try:
         return os.open(_path(name), os.O_RDONLY | os.O_CLOEXEC)
     except OSError as e:
-        raise SockscopeError(f'Cannot open network namespace "{name}": {_strerror(e)}', 1) from None
+        raise NamespaceError(
+            f'Cannot open network namespace "{name}": {_strerror(e)}', e.errno or 0
+        ) from None
 
 
 def switch(name: str, warn: Callable[[str], None] | None = None) -> None:
@@ -135,20 +137,22 @@ def switch(name: str, warn: Callable[[str], None] | None = None) -> None:
     try:
         setns(fd, CLONE_NEWNET)
     except OSError as e:
-        raise SockscopeError(
-            f'setting the network namespace "{name}" failed: {_strerror(e)}', 1
+        raise NamespaceError(
+            f'setting the network namespace "{name}" failed: {_strerror(e)}', e.errno or 0
         ) from None
     finally:
         os.close(fd)
     try:
         unshare(CLONE_NEWNS)
     except OSError as e:
-        raise SockscopeError(f"unshare failed: {_strerror(e)}", 1) from None
+        raise NamespaceError(f"unshare failed: {_strerror(e)}", e.errno or 0) from None
     libc = _libc()
     try:
         libc.mount("", "/", "none", MS_SLAVE | MS_REC)
     except OSError as e:
-        raise SockscopeError(f'"mount --make-rslave /" failed: {_strerror(e)}', 1) from None
+        raise NamespaceError(
+            f'"mount --make-rslave /" failed: {_strerror(e)}', e.errno or 0
+        ) from None
     mountflags = 0
     try:
         libc.umount2("/sys", MNT_DETACH)
@@ -160,7 +164,7 @@ def switch(name: str, warn: Callable[[str], None] | None = None) -> None:
     try:
         libc.mount(name, "/sys", "sysfs", mountflags)
     except OSError as e:
-        raise SockscopeError(f"mount of /sys failed: {_strerror(e)}", 1) from None
+        raise NamespaceError(f"mount of /sys failed: {_strerror(e)}", e.errno or 0) from None
     bind_etc(name, warn)
 
 
@@ -196,8 +200,8 @@ def _join(fd: int, name: str) -> None:
     try:
         setns(fd, CLONE_NEWNET)
     except OSError as e:
-        raise SockscopeError(
-            f'setting the network namespace "{name}" failed: {_strerror(e)}', 1
+        raise NamespaceError(
+            f'setting the network namespace "{name}" failed: {_strerror(e)}', e.errno or 0
         ) from None
 
 

@@ -443,7 +443,7 @@ def _parse_port(port: str, ctx: FilterContext) -> int:
 
 def _addr_error(first: str | None = None) -> FilterError:
     text = "Cannot parse dst/src address."
-    return FilterError(text if first is None else f"{first}\n{text}", 1)
+    return FilterError(text if first is None else f"{first}\n{text}")
 
 
 # --- link, netlink, vsock operands ------------------------------------------------------
@@ -647,14 +647,14 @@ def parse_devcond(text: str) -> int:
     if index == 0:
         value = get_unsigned(text, ULONG_MAX)
         if value is None or value > UINT_MAX:
-            raise FilterError("Cannot parse device.", 1)
+            raise FilterError("Cannot parse device.")
         index = value
     return index
 
 
 def parse_markmask(text: str) -> tuple[int, int]:
     """parse_markmask: ``MARK[/MASK]`` with scanf's ``%i`` (trailing junk ignored)."""
-    error = FilterError(f"Cannot parse mark {text}.", 1)
+    error = FilterError(f"Cannot parse mark {text}.")
     first = scanf_int(text)
     if first is None:
         raise error
@@ -673,7 +673,7 @@ def parse_cgroupcond(text: str) -> int:
     cgroup_id = _cgroup2_id(text, notes.append)
     if not cgroup_id:
         notes.append(f"Cannot parse cgroup {text}.")
-        raise FilterError("\n".join(notes), 1)
+        raise FilterError("\n".join(notes))
     return cgroup_id
 
 

@@ -62,6 +62,38 @@ def records(name: str, ctx: Context) -> Iterator[object]:
     return _module(name).records(ctx)  # type: ignore[no-any-return]
 
 
+# --- records ---------------------------------------------------------------------------
+class Endpoints:
+    """The data view's names for a record's two ends, as properties: the values its
+    ``to_dict()`` (and ``--json``) gives, None where it gives none. The same names as
+    :class:`~sockscope.tables.inet.record.InetSocket`'s."""
+
+    __slots__ = ()
+
+    def to_dict(self, view: View | None = None) -> dict[str, object]:
+        raise NotImplementedError
+
+    def _end(self, key: str) -> str | int | None:
+        value = self.to_dict().get(key)
+        return value if isinstance(value, (str, int)) else None
+
+    @property
+    def local_address(self) -> str | int | None:
+        return self._end("local_address")
+
+    @property
+    def local_port(self) -> str | int | None:
+        return self._end("local_port")
+
+    @property
+    def peer_address(self) -> str | int | None:
+        return self._end("peer_address")
+
+    @property
+    def peer_port(self) -> str | int | None:
+        return self._end("peer_port")
+
+
 # --- filter ------------------------------------------------------------------------------
 def apply_filter(recs: Iterable[object], ctx: Context) -> Iterator[object]:
     """run_ssfilter on every record (ss applies the expression in user space)."""
