@@ -186,17 +186,8 @@ def dump_else_proc(
 
 
 def parse_attrs(buf: bytes, off: int, end: int) -> dict[int, tuple[int, int]]:
-    """parse_rtattr: type -> (payload start, payload end); the *first* of a type wins."""
-    out: dict[int, tuple[int, int]] = {}
-    unpack = abi.RTATTR.unpack_from
-    while off + 4 <= end:
-        length, rtype = unpack(buf, off)
-        if length < 4 or off + length > end:
-            break
-        if rtype not in out:
-            out[rtype] = (off + 4, off + length)
-        off += (length + 3) & ~3
-    return out
+    """parse_rtattr (no flag bits cleared): :func:`sockscope.kernel.netlink.attrs`."""
+    return netlink.attrs(buf, off, end, 0xFFFF)
 
 
 def u32_at(buf: bytes, span: tuple[int, int] | None) -> int:
