@@ -5,7 +5,7 @@ yields the same sockets as typed records, streaming::
 
     import sockscope
     for s in sockscope.sockets(tables=["tcp"], states=["listening"]):
-        print(s.netid, s.state_name, s.local_addr, s.lport)
+        print(s.netid, s.state_name, s.local_address, s.local_port)
 
     f = sockscope.parse_filter("sport = :22 or dport = :22")
     f.matches(s); str(f); f.bytecode()
