@@ -13,8 +13,8 @@ from __future__ import annotations
 import struct
 
 from sockscope.kernel import abi
+from sockscope.kernel.iproute import NL_PROTO_NAMES, NL_PROTOS_FILES, proc_path
 from sockscope.kernel.libc import fgets, int32, scanf
-from sockscope.render.names import proc_path
 from sockscope.tables.common import (
     Endpoints,
     apply_filter,
@@ -36,16 +36,6 @@ if TYPE_CHECKING:
     from sockscope.render.printer import Printer
     from sockscope.render.view import View
     from sockscope.tables.context import Context
-
-#: nl_proto_tab[] of lib/rt_names.c (the built-in names, by protocol number)
-NL_PROTO_NAMES = {
-    0: "rtnl", 1: "unused", 2: "usersock", 3: "fw", 4: "tcpdiag", 5: "nflog", 6: "xfrm",
-    7: "selinux", 8: "iscsi", 9: "audit", 10: "fiblookup", 11: "connector", 12: "nft",
-    13: "ip6fw", 14: "dec-rt", 15: "uevent", 16: "genl", 18: "scsi-trans", 19: "ecryptfs",
-    20: "rdma", 21: "crypto",
-}  # fmt: skip
-#: where nl_proto_initialize looks (CONF_ETC_DIR, then CONF_USR_DIR if the first is absent)
-NL_PROTOS_FILES = ("/etc/iproute2/nl_protos", "/usr/share/iproute2/nl_protos")
 
 
 class NetlinkSocket(Endpoints):

@@ -12,8 +12,8 @@ import os
 import struct
 
 from sockscope.kernel import abi
+from sockscope.kernel.iproute import proc_path
 from sockscope.kernel.libc import fgets, int32, scanf
-from sockscope.render.names import proc_path
 from sockscope.tables.common import (
     Endpoints,
     add_owners,
