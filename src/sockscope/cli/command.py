@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 
-from sockscope.cli.status import exit_status, shows_usage
+from sockscope.cli.status import EXIT_ARGUMENT, exit_status, shows_usage
 from sockscope.errors import ArgumentError, SockscopeError, UsageError
 from sockscope.kernel import abi
 from sockscope.options import Options
@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from typing import BinaryIO
 
+    from sockscope.ops.procmap import ProcessMap
+    from sockscope.query.filter import Filter
     from sockscope.render.jsonout import Writer
     from sockscope.render.view import View
 
@@ -566,7 +568,7 @@ def _dump(run: Run) -> int:
     return 0
 
 
-def _parse_filter(run: Run, args: list[str]) -> object:
+def _parse_filter(run: Run, args: list[str]) -> Filter | None:
     """The filter expression from argv and -F (ssfilter_parse)."""
     if not args and run.filter_fp is None:
         return None
@@ -584,7 +586,7 @@ def _parse_filter(run: Run, args: list[str]) -> object:
     return flt
 
 
-def _show(run: Run, flt: object, users: object, environ: dict[str, str]) -> int:
+def _show(run: Run, flt: Filter | None, users: ProcessMap | None, environ: dict[str, str]) -> int:
     """Columns, header, then every selected table in ss's order, then the render."""
     from sockscope.render.names import Resolver
     from sockscope.render.printer import Printer, enabled_slots
@@ -605,8 +607,7 @@ def _show(run: Run, flt: object, users: object, environ: dict[str, str]) -> int:
 
     renderer = columns.Renderer(slots, write, columns.screen_width(1, environ))
     resolver = Resolver(numeric=opts.numeric, resolve_hosts=opts.resolve, environ=environ)
-    lookup = getattr(users, "users", None)
-    printer = Printer(opts, resolver, slots, lookup)
+    printer = Printer(opts, resolver, slots, None if users is None else users.users)
     printer.warn = _warn
     if opts.show_header:
         renderer.header()
@@ -614,20 +615,21 @@ def _show(run: Run, flt: object, users: object, environ: dict[str, str]) -> int:
         from sockscope.ops.follow import follow
 
         out.flush()
-        return follow(run.sel, opts, flt, printer, renderer, environ, _warn)
+        ok = follow(run.sel, opts, flt, printer, renderer, environ, _warn)
+        return 0 if ok else EXIT_ARGUMENT
     from sockscope.cli import listing as gather
 
     # A listing allocates hundreds of thousands of acyclic tuples: the cyclic
     # collector only costs time here (measured ~8% of -tan at 100k sockets).
     gc.disable()
-    ctx = gather.make_context(sel, opts, flt, environ, _warn, _warn_raw)  # type: ignore[arg-type]
+    ctx = gather.make_context(sel, opts, flt, environ, _warn, _warn_raw)
     gather.show_all(ctx, printer, renderer)
     renderer.finish()
     out.flush()
     return 0
 
 
-def _events_json(run: Run, flt: object, writer: Writer, view: View) -> int:
+def _events_json(run: Run, flt: Filter | None, writer: Writer, view: View) -> int:
     """-E with --json/--json-lines: one object per destroyed socket, flushed as it comes.
 
     The --json document stays open while events arrive and is closed when the run is
@@ -650,7 +652,8 @@ def _events_json(run: Run, flt: object, writer: Writer, view: View) -> int:
     # SIGTERM ends the run like Ctrl-C: the --json document still gets its closing
     signal.signal(signal.SIGTERM, _stop)
     try:
-        for rec in follow.watch(groups, sel.families, getattr(flt, "matches", None), killer):
+        matcher = None if flt is None else flt.matches
+        for rec in follow.watch(groups, sel.families, matcher, killer):
             writer.socket(rec.to_dict(view))
             writer.out.flush()
     except KeyboardInterrupt:
@@ -666,26 +669,29 @@ def _events_json(run: Run, flt: object, writer: Writer, view: View) -> int:
 
 
 def _show_json(
-    run: Run, flt: object, users: object, environ: dict[str, str], listing: bool = True
+    run: Run,
+    flt: Filter | None,
+    users: ProcessMap | None,
+    environ: dict[str, str],
+    listing: bool = True,
 ) -> int:
     """--json / --json-lines: the same sockets as the text, written as data (jsonout)."""
     from sockscope.cli import listing as gather
     from sockscope.render import jsonout
     from sockscope.render import view as fields
-    from sockscope.render.names import Resolver
-    from sockscope.render.printer import Printer
+    from sockscope.render.names import CgroupMap, Resolver
 
     opts, sel = run.opts, run.sel
     resolver = Resolver(numeric=opts.numeric, resolve_hosts=opts.resolve, environ=environ)
-    printer = Printer(opts, resolver, ())
-    printer.warn = _warn
     view = fields.View.from_options(opts)
     view.ifname = resolver.ifname
-    view.cgroup_path = lambda cgroup_id: printer.cgroups().path(cgroup_id)
+    view.cgroup_path = CgroupMap(_warn).path
+    #: ss's dg_proto: the service names of a table's ports, kept from one table to the next
+    dg_proto: list[str | None] = [None]
     if not opts.numeric:
-        view.service = printer.port
+        view.service = lambda port: resolver.service(port, dg_proto[0])
     if opts.show_processes:
-        view.owners = getattr(users, "owners", None)
+        view.owners = None if users is None else users.owners
     writer = jsonout.Writer(sys.stdout.buffer, opts.json == "lines")
     summary = None if run.summary is None else jsonout.summary_dict(run.summary)
     try:
@@ -694,10 +700,10 @@ def _show_json(
             return _events_json(run, flt, writer, view)
         if listing:
             writer.open_sockets()
-            ctx = gather.make_context(sel, opts, flt, environ, _warn, _warn_raw)  # type: ignore[arg-type]
+            ctx = gather.make_context(sel, opts, flt, environ, _warn, _warn_raw)
             for table in gather.tables(ctx):
                 if table.dg_proto:
-                    printer.set_proto(table.dg_proto)
+                    dg_proto[0] = table.dg_proto
                 for rec in table.records:
                     writer.socket(rec.to_dict(view))  # type: ignore[attr-defined]
         writer.finish()

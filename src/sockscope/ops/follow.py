@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
 
     from sockscope.options import Options
+    from sockscope.query.filter import Filter
     from sockscope.query.selection import Selection
     from sockscope.render.columns import Renderer
     from sockscope.render.printer import Printer
@@ -219,13 +220,14 @@ def events(
 def follow(
     sel: Selection,
     opts: Options,
-    flt: object,
+    flt: Filter | None,
     printer: Printer,
     renderer: Renderer,
     environ: dict[str, str],
     warn: Callable[[str], None],
-) -> int:
-    """``ss -E``: print a row per destroyed socket until killed; returns the exit status.
+) -> bool:
+    """``ss -E``: print a row per destroyed socket until killed; False when it stopped
+    on an error (ss then exits with -1).
 
     The header is already queued in ``renderer``; each event is rendered and flushed at
     once, with column widths carried over from the rows before it.
@@ -233,8 +235,8 @@ def follow(
     del environ
     groups = groups_for(sel.families, sel.dbs)
     if not groups:
-        return 255
-    matcher = getattr(flt, "matches", None)
+        return False
+    matcher = None if flt is None else flt.matches
     killer = None
     if opts.kill:
         killer = Killer(warn)
@@ -243,7 +245,7 @@ def follow(
     finally:
         if killer is not None:
             killer.close()
-    return 0 if ok else 255
+    return ok
 
 
 def _follow(
