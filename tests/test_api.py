@@ -157,3 +157,74 @@ def test_a_users_script_type_checks_strictly(tmp_path: Path) -> None:
     assert ok.returncode == 0, ok.stdout
     wrong = subprocess.run([*cmd, str(bad)], capture_output=True, text=True, env=env, check=False)
     assert wrong.returncode == 1 and "Incompatible types in assignment" in wrong.stdout
+
+
+# --- owners in the library (Query(processes=True)) ------------------------------------------
+
+
+@pytest.mark.live
+@pytest.mark.parametrize(
+    ("query", "options"),
+    [
+        ({}, []),
+        ({"processes": True}, ["-p"]),
+        ({"processes": True, "tos": True, "memory": True, "info": True}, ["-p", "--tos", "-mi"]),
+    ],
+)
+def test_to_dict_is_what_json_prints(query: dict[str, bool], options: list[str]) -> None:
+    """A record's ``to_dict()`` is the object ``--json -n -oe --cgroup --inet-sockopt``
+    prints for the socket (plus ``--tos -m -i -p`` as the query asks), and ``owners``
+    are typed records of the same processes."""
+    import json
+
+    from netns import Holder, Netns, live_reason, sockscope_cmd, tool_env
+
+    reason = live_reason()
+    if reason:
+        pytest.skip(reason)
+    ns = Netns()
+    holder = None
+    try:
+        holder = Holder(ns)
+        tables = ["tcp", "udp", "unix"]
+        q = sockscope.Query(tables=tables, states=["all"], netns=ns.name, **query)
+        cmd = [*sockscope_cmd(), "-A", ",".join(tables), "-an", "-oe", "--cgroup"]
+        cmd += ["--inet-sockopt", *options, "--json-lines"]
+        records = list(sockscope.sockets(q))
+        out = ns.run(cmd, env=tool_env()).stdout
+        cli = [json.loads(line) for line in out.splitlines()]
+        for d in cli:
+            d.pop("schema_version")
+        lib = [r.to_dict() for r in records]
+        assert len(lib) > 10
+
+        def masked(objects: list[dict[str, object]]) -> list[str]:
+            # a timer's expiry moves between the two dumps
+            out = []
+            for obj in objects:
+                timer = obj.get("timer")
+                if isinstance(timer, dict):
+                    obj = {**obj, "timer": {**timer, "expires_ms": "T"}}  # noqa: PLW2901
+                out.append(json.dumps(obj, sort_keys=True))
+            return out
+
+        if options[-1:] == ["-mi"]:
+            assert [sorted(d) for d in lib] == [sorted(d) for d in cli]
+        else:
+            assert masked(lib) == masked(cli)
+        held = [r for r in records if r.owners]
+        if query.get("processes"):
+            assert held, "the holder's sockets have owners"
+            for rec in held:
+                assert rec.owners is not None
+                for owner in rec.owners:
+                    assert owner.pid > 0 and owner.fd >= 0 and owner.command
+                    assert (owner.uid, owner.user) == (0, "root")
+                users = rec.to_dict()["users"]
+                assert users == [o.to_dict() for o in rec.owners]
+        else:
+            assert not held
+    finally:
+        if holder is not None:
+            holder.close()
+        ns.close()

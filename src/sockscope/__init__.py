@@ -40,19 +40,35 @@ if TYPE_CHECKING:
         summary,
     )
     from sockscope.cli import main
+    from sockscope.tables.common import Owner
+    from sockscope.tables.inet.record import InetSocket
+    from sockscope.tables.netlink import NetlinkSocket
+    from sockscope.tables.packet import PacketSocket
+    from sockscope.tables.tipc import TipcSocket
+    from sockscope.tables.unix import UnixSocket
+    from sockscope.tables.vsock import VsockSocket
+    from sockscope.tables.xdp import XdpSocket
 
 __all__ = [
     "ArgumentError",
     "EventError",
     "FilterError",
+    "InetSocket",
     "KillError",
     "NamespaceError",
     "NetlinkError",
+    "NetlinkSocket",
     "NotSupportedError",
+    "Owner",
+    "PacketSocket",
     "Query",
     "Socket",
     "SockscopeError",
+    "TipcSocket",
+    "UnixSocket",
     "UsageError",
+    "VsockSocket",
+    "XdpSocket",
     "__version__",
     "events",
     "kill",
@@ -76,6 +92,14 @@ _LAZY = {
     "kill": ("api", "kill"),
     "events": ("api", "events"),
     "main": ("cli", "main"),
+    "Owner": ("tables.common", "Owner"),
+    "InetSocket": ("tables.inet.record", "InetSocket"),
+    "UnixSocket": ("tables.unix", "UnixSocket"),
+    "PacketSocket": ("tables.packet", "PacketSocket"),
+    "NetlinkSocket": ("tables.netlink", "NetlinkSocket"),
+    "VsockSocket": ("tables.vsock", "VsockSocket"),
+    "TipcSocket": ("tables.tipc", "TipcSocket"),
+    "XdpSocket": ("tables.xdp", "XdpSocket"),
 }
 
 

@@ -22,11 +22,13 @@ from sockscope.tables.walk import walk
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Mapping
+    from collections.abc import Callable, Iterable, Iterator, Mapping
     from typing import TypeAlias
 
     from sockscope.ops.sockstat import Summary
     from sockscope.query.filter import Filter
+    from sockscope.render.view import View
+    from sockscope.tables.common import Owner
     from sockscope.tables.inet.record import InetSocket
     from sockscope.tables.netlink import NetlinkSocket
     from sockscope.tables.packet import PacketSocket
@@ -92,6 +94,9 @@ class Query:
       ``"listening"``, ``"connected"``, ``"all"`` ...); None = the tables' defaults.
     * ``filter``: filter text in ss's language, or a parsed :class:`Filter`.
     * ``memory``, ``info``, ``tos``: ask the kernel for skmem, tcp_info and TOS data.
+    * ``processes``: find the processes holding each socket (``ss -p``): records then
+      have ``owners`` (:class:`~sockscope.tables.common.Owner`) and their ``to_dict()``
+      has ``users``, as ``--json -p`` prints them.
     * ``netns``: the name of a network namespace under /var/run/netns to list instead.
 
     The words are checked when the query is made: an unknown one raises
@@ -99,7 +104,17 @@ class Query:
     ``TypeError``. Queries compare equal when they ask for the same thing.
     """
 
-    __slots__ = ("families", "filter", "info", "memory", "netns", "states", "tables", "tos")
+    __slots__ = (
+        "families",
+        "filter",
+        "info",
+        "memory",
+        "netns",
+        "processes",
+        "states",
+        "tables",
+        "tos",
+    )
 
     def __init__(
         self,
@@ -111,6 +126,7 @@ class Query:
         memory: bool = False,
         info: bool = False,
         tos: bool = False,
+        processes: bool = False,
         netns: str | None = None,
     ) -> None:
         self.tables = _words("tables", tables)
@@ -122,6 +138,7 @@ class Query:
         self.memory = memory
         self.info = info
         self.tos = tos
+        self.processes = processes
         self.netns = netns
         self.selection()  # unknown words raise here, at the call
 
@@ -141,7 +158,8 @@ class Query:
             for name in ("tables", "families", "states", "filter")
             if getattr(self, name) is not None
         ]
-        parts += [f"{name}=True" for name in ("memory", "info", "tos") if getattr(self, name)]
+        flags = ("memory", "info", "tos", "processes")
+        parts += [f"{name}=True" for name in flags if getattr(self, name)]
         if self.netns is not None:
             parts.append(f"netns={self.netns!r}")
         return f"Query({', '.join(parts)})"
@@ -196,6 +214,11 @@ def sockets(query: Query | None = None, **kwargs: object) -> Iterator[Socket]:
         raise TypeError("pass either a Query or keyword arguments, not both")
     sel = query.selection()
     opts = Options()
+    # what the data view shows (-oe --cgroup --inet-sockopt) decides what to ask for
+    opts.show_options = True
+    opts.show_details = 1
+    opts.show_cgroup = True
+    opts.show_inet_sockopt = True
     opts.show_mem = query.memory
     opts.show_tcpinfo = query.info
     opts.show_tos = query.tos
@@ -207,17 +230,49 @@ def sockets(query: Query | None = None, **kwargs: object) -> Iterator[Socket]:
         flt.bytecode() if flt is not None else None,
         dict(os.environ),
     )
-    return _stream(ctx, query.netns)
+    view = _data_view(query)
+    owners = None
+    if query.processes:
+        from sockscope.ops.procmap import ProcessMap
+
+        opts.show_processes = 1
+        pmap = ProcessMap.build(ctx.environ, opts)
+        owners = pmap.owner_records
+        view.owners = pmap.owners
+    return _stream(ctx, query.netns, view, owners)
 
 
-def _stream(ctx: Context, netns: str | None) -> Iterator[Socket]:
+def _data_view(query: Query) -> View:
+    """The data view of a query's records: their ``to_dict()`` is the object that
+    ``sockscope --json -n -oe --cgroup --inet-sockopt`` prints for the socket, with
+    ``--tos``, ``-m``, ``-i`` and ``-p`` as the query asks for them."""
+    from sockscope.render.names import CgroupMap
+    from sockscope.render.view import View
+
+    view = View()
+    view.mem = query.memory
+    view.info = query.info
+    view.tos = query.tos
+    view.cgroup_path = CgroupMap(lambda _message: None).path
+    return view
+
+
+def _stream(
+    ctx: Context,
+    netns: str | None,
+    view: View,
+    owners: Callable[[int], tuple[Owner, ...]] | None,
+) -> Iterator[Socket]:
     if netns is None:
-        yield from _gather(ctx)
-        return
-    from sockscope.ops import netns as ns
+        records = _gather(ctx)
+    else:
+        from sockscope.ops import netns as ns
 
-    # entered around each next(), so the caller's code between items runs at home
-    yield from ns.iterate(netns, lambda: _gather(ctx), batch=1024)
+        # entered around each next(), so the caller's code between items runs at home
+        records = ns.iterate(netns, lambda: _gather(ctx), batch=1024)
+    for rec in records:
+        rec.attach(view, None if owners is None else owners(rec.inode))
+        yield rec
 
 
 def _filter_for(query: Query, sel: Selection) -> Filter | None:

@@ -17,6 +17,7 @@ behaviours the ``/proc`` parsers depend on (``fgets`` into a 256-byte buffer, ``
 
 from __future__ import annotations
 
+import os
 import struct
 from importlib import import_module
 from operator import itemgetter
@@ -63,12 +64,90 @@ def records(name: str, ctx: Context) -> Iterator[object]:
 
 
 # --- records ---------------------------------------------------------------------------
+class Owner:
+    """A process holding a socket, as ``ss -p`` lists it: the command name (``comm``),
+    the pid, the file descriptor, and the thread id with ``-T``. ``uid`` and ``user``
+    (the owner of ``/proc/PID``, by name) are looked up when first read."""
+
+    __slots__ = ("_uid", "command", "fd", "pid", "tid")
+
+    def __init__(self, command: str, pid: int, fd: int, tid: int | None = None) -> None:
+        self.command = command
+        self.pid = pid
+        self.fd = fd
+        self.tid = tid
+        self._uid: int | None = None
+
+    @property
+    def name(self) -> str:
+        """``command`` under the name ``--json`` gives it."""
+        return self.command
+
+    @property
+    def uid(self) -> int | None:
+        """The real uid of the process (None when it is gone)."""
+        if self._uid is None:
+            try:
+                self._uid = os.stat(f"/proc/{self.pid}").st_uid
+            except OSError:
+                return None
+        return self._uid
+
+    @property
+    def user(self) -> str | None:
+        """The user name of :attr:`uid` (its number as text when it has no name)."""
+        uid = self.uid
+        if uid is None:
+            return None
+        import pwd
+
+        try:
+            return pwd.getpwuid(uid).pw_name
+        except KeyError:
+            return str(uid)
+
+    def to_dict(self) -> dict[str, object]:
+        """One entry of ``users`` in ``--json -p`` (``-T`` adds ``tid``)."""
+        if self.tid is None:
+            return {"name": self.command, "pid": self.pid, "fd": self.fd}
+        return {"name": self.command, "pid": self.pid, "tid": self.tid, "fd": self.fd}
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Owner):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        tid = "" if self.tid is None else f", tid={self.tid}"
+        return f"Owner({self.command!r}, pid={self.pid}{tid}, fd={self.fd})"
+
+
 class Endpoints:
     """The data view's names for a record's two ends, as properties: the values its
     ``to_dict()`` (and ``--json``) gives, None where it gives none. The same names as
-    :class:`~sockscope.tables.inet.record.InetSocket`'s."""
+    :class:`~sockscope.tables.inet.record.InetSocket`'s. Also where the library keeps
+    the processes holding the socket (``Query(processes=True)``)."""
 
-    __slots__ = ()
+    __slots__ = ("_owners", "_view")
+
+    @property
+    def owners(self) -> tuple[Owner, ...] | None:
+        """The processes holding the socket, in ss's order, when they were asked for."""
+        return getattr(self, "_owners", None)
+
+    @property
+    def attached_view(self) -> View | None:
+        """The data view of the query that yielded the record (what ``to_dict()`` uses
+        when given none), or None."""
+        return getattr(self, "_view", None)
+
+    def attach(self, view: View, owners: tuple[Owner, ...] | None = None) -> None:
+        """Keep the query's data view and, with ``processes``, the socket's owners."""
+        self._view = view
+        if owners is not None:
+            self._owners = owners
 
     def to_dict(self, view: View | None = None) -> dict[str, object]:
         raise NotImplementedError
@@ -240,13 +319,19 @@ def skmem_dict(words: tuple[int, ...]) -> dict[str, int]:
     return skmem(struct.pack(f"={len(words)}I", *words), (0, 4 * len(words)))
 
 
-def add_owners(view: View | None, inode: int, out: dict[str, object]) -> None:
-    """``users`` of the data view (``-p``), when the view asks for owners."""
-    if view is None:
-        return
-    from sockscope.render.view import owners
+def add_owners(
+    view: View | None, inode: int, out: dict[str, object], attached: tuple[Owner, ...] | None
+) -> None:
+    """``users`` of the data view (``-p``): from the view's lookup when it has one, else
+    the owners the library attached to the record (``Query(processes=True)``)."""
+    if view is not None and view.owners is not None:
+        from sockscope.render.view import owners
 
-    users = owners(view, inode)
+        users = owners(view, inode)
+    elif attached:
+        users = [owner.to_dict() for owner in attached]
+    else:
+        users = None
     if users:
         out["users"] = users
 

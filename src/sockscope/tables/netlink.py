@@ -109,6 +109,8 @@ class NetlinkSocket(Endpoints):
 
     def to_dict(self, view: View | None = None) -> dict[str, object]:
         """The data view (``--json``, library)."""
+        if view is None:
+            view = self.attached_view
         out: dict[str, object] = {
             "netid": "nl",
             "state": "UNCONN",

@@ -135,6 +135,8 @@ class PacketSocket(Endpoints):
 
     def to_dict(self, view: View | None = None) -> dict[str, object]:
         """The data view (``--json``, library)."""
+        if view is None:
+            view = self.attached_view
         out: dict[str, object] = {
             "netid": self.netid,
             "state": "UNCONN",
@@ -168,7 +170,7 @@ class PacketSocket(Endpoints):
                 out["bpf"] = [list(ins) for ins in self.bpf]
         if (view is None or view.mem) and self.mem is not None:
             out["skmem"] = skmem_dict(self.mem)
-        add_owners(view, self.inode, out)
+        add_owners(view, self.inode, out, self.owners)
         return out
 
     def __repr__(self) -> str:

@@ -94,6 +94,8 @@ class TipcSocket(Endpoints):
         return states[self.state] if self.state < len(states) else "UNKNOWN"
 
     def to_dict(self, view: View | None = None) -> dict[str, object]:
+        if view is None:
+            view = self.attached_view
         out: dict[str, object] = {
             "netid": self.netid,
             "state": self.state_name,

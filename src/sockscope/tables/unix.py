@@ -170,6 +170,8 @@ class UnixSocket(Endpoints):
 
     def to_dict(self, view: View | None = None) -> dict[str, object]:
         """The data view (``--json``, library)."""
+        if view is None:
+            view = self.attached_view
         out: dict[str, object] = {
             "netid": self.netid,
             "state": self.state_name,
@@ -192,7 +194,7 @@ class UnixSocket(Endpoints):
                 out["pending_peers"] = list(self.icons)
         if (view is None or view.mem) and self.mem is not None:
             out["skmem"] = skmem_dict(self.mem)
-        add_owners(view, self.inode, out)
+        add_owners(view, self.inode, out, self.owners)
         return out
 
     def __repr__(self) -> str:

@@ -104,6 +104,8 @@ class VsockSocket(Endpoints):
         return struct.pack("=I", self.dst_cid)
 
     def to_dict(self, view: View | None = None) -> dict[str, object]:
+        if view is None:
+            view = self.attached_view
         out: dict[str, object] = {
             "netid": self.netid,
             "state": self.state_name,
@@ -115,7 +117,7 @@ class VsockSocket(Endpoints):
             "peer_port": self.dst_port,
             "family": "vsock",
         }
-        add_owners(view, self.inode, out)
+        add_owners(view, self.inode, out, self.owners)
         return out
 
     def __repr__(self) -> str:

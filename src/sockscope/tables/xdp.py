@@ -121,6 +121,8 @@ class XdpSocket(Endpoints):
         return self.ifindex
 
     def to_dict(self, view: View | None = None) -> dict[str, object]:
+        if view is None:
+            view = self.attached_view
         out: dict[str, object] = {
             "netid": "xdp",
             "state": "UNCONN",

@@ -59,6 +59,7 @@ if TYPE_CHECKING:
         VegasInfo,
     )
     from sockscope.render.view import View
+    from sockscope.tables.common import Owner
 
 
 _U8 = struct.Struct("=B")
@@ -196,6 +197,26 @@ class InetSocket(_Tuple):
     def state_name(self) -> str:
         return abi.STATE_NAMES[self[STATE]]
 
+    @property
+    def owners(self) -> tuple[Owner, ...] | None:
+        """The processes holding the socket, in ss's order, when they were asked for
+        (``Query(processes=True)``)."""
+        found: tuple[Owner, ...] | None = self.__dict__.get("_owners")
+        return found
+
+    @property
+    def attached_view(self) -> View | None:
+        """The data view of the query that yielded the record (what ``to_dict()`` uses
+        when given none), or None."""
+        found: View | None = self.__dict__.get("_view")
+        return found
+
+    def attach(self, view: View, owners: tuple[Owner, ...] | None = None) -> None:
+        """Keep the query's data view and, with ``processes``, the socket's owners."""
+        self.__dict__["_view"] = view
+        if owners is not None:
+            self.__dict__["_owners"] = owners
+
     def spans(self) -> dict[int, tuple[int, int]]:
         """The netlink attributes' payload spans in the receive buffer, by type (the
         first of a type wins, as parse_rtattr); parsed on first use, then kept."""
@@ -325,11 +346,17 @@ class InetSocket(_Tuple):
         return value
 
     def to_dict(self, view: View | None = None) -> dict[str, object]:
-        """The socket as data: what ``--json`` prints (:func:`sockscope.fields.inet`)."""
-        from sockscope.render import view as fields
+        """The socket as data: what ``--json`` prints (:func:`sockscope.tables.inet.data.inet`),
+        through ``view``, else the view of the query that yielded it, else every section."""
         from sockscope.tables.inet import data
 
-        return data.inet(self, fields.View() if view is None else view)
+        if view is None:
+            view = self.attached_view
+            if view is None:
+                from sockscope.render.view import View
+
+                view = View()
+        return data.inet(self, view)
 
     def __repr__(self) -> str:
         return (
