@@ -36,8 +36,8 @@ from sockscope.tables.inet.layout import (
     FAMILY,
     IFINDEX,
     INODE,
+    PROC_EXTRA,
     PROTOCOL,
-    RAW,
     RETRANS,
     RQUEUE,
     SPORT,
@@ -174,7 +174,7 @@ def _inet_info(
     """``-i``: tcp_info, congestion control and ULP (tcp_show_info's data)."""
     if buf is None:
         if s[PROTOCOL] == abi.IPPROTO_TCP and len(s) > 20:
-            out["tcp_info"] = _proc_tcp_info(s[RAW:])
+            out["tcp_info"] = _proc_tcp_info(s[PROC_EXTRA:])
         return
     from sockscope.kernel import structs as tcpinfo
 

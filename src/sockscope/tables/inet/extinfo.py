@@ -20,8 +20,9 @@ from sockscope.tables.inet.layout import (
     EXPIRES,
     FAMILY,
     INODE,
+    PROC_EXTRA,
+    PROC_OPT,
     PROTOCOL,
-    RAW,
     RETRANS,
     STATE,
     TIMER,
@@ -361,13 +362,13 @@ def _proc_inet(p: InetRows, s: InetSocket) -> str:
     if s[PROTOCOL] != abi.IPPROTO_TCP:
         return ""  # dgram_show_line: a scanf count bug drops every extra item
     out = []
-    extra = s[RAW:]
+    extra = s[PROC_EXTRA:]
     if opts.show_options:
         out.append(timer_text(s[TIMER], s[EXPIRES], s[RETRANS]))
     if opts.show_details:
         out.append(details(p, s[UID], s[INODE], (s[COOKIE_HI] << 32) | s[COOKIE_LO], 0, 0))
-        if extra and extra[6]:
-            out.append(f' opt:"{extra[6]}"')
+        if extra and s[PROC_OPT]:
+            out.append(f' opt:"{s[PROC_OPT]}"')
     if opts.show_tcpinfo:
         out.append(p.proc_tcp_info(s))
     return "".join(out)

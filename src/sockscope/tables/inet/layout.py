@@ -11,7 +11,7 @@ these names, never through bare numbers.
 #: id.idiag_if, id.idiag_cookie[0] and [1], idiag_expires, idiag_rqueue, idiag_wqueue,
 #: idiag_uid, idiag_inode. Then the protocol the table was dumped with, the receive
 #: buffer and the span of the netlink attributes in it (None, 0, 0 for /proc rows), and
-#: from ``RAW`` on, the extra fields of a /proc/net/tcp line (see procfs.tcp_sockets).
+#: from ``PROC_EXTRA`` on, the extra fields of a /proc/net/tcp line (see procfs.tcp_sockets).
 (
     FAMILY,
     STATE,
@@ -33,5 +33,17 @@ these names, never through bare numbers.
     BUF,
     ATTR_START,
     ATTR_END,
-    RAW,
+    PROC_EXTRA,
 ) = range(21)
+
+#: the extra fields of a /proc/net/tcp line, from ``PROC_EXTRA`` on (procfs.tcp_sockets):
+#: sk refcount, rto, ato, quick acks, cwnd, ssthresh (0 when none), the options text
+(
+    PROC_REFCNT,
+    PROC_RTO,
+    PROC_ATO,
+    PROC_QACK,
+    PROC_CWND,
+    PROC_SSTHRESH,
+    PROC_OPT,
+) = range(PROC_EXTRA, PROC_EXTRA + 7)

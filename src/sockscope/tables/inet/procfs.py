@@ -13,6 +13,7 @@ import struct
 
 from sockscope.kernel import abi
 from sockscope.kernel.iproute import proc_path
+from sockscope.tables.inet.layout import PROC_EXTRA
 from sockscope.tables.inet.record import InetSocket, make_proc_inet
 
 TYPE_CHECKING = False
@@ -22,10 +23,6 @@ if TYPE_CHECKING:
 _V4 = struct.Struct("=I")
 _V6 = struct.Struct("=IIII")
 _ZERO16 = bytes(16)
-
-#: index of the extra /proc TCP fields appended to an InetSocket (see make_proc_inet):
-#: refcnt, rto, ato, qack, cwnd, ssthresh, opt, probes
-PROC_TCP_EXTRA = 20
 
 
 def user_hz() -> int:
@@ -199,4 +196,4 @@ def dgram_sockets(data: bytes, family: int, states: int, protocol: int) -> Itera
 
 def proc_tcp_extra(sock: InetSocket) -> tuple[object, ...]:
     """The /proc-only TCP fields of a record (refcnt, rto, ato, qack, cwnd, ssthresh, opt)."""
-    return tuple(sock[PROC_TCP_EXTRA:])
+    return tuple(sock[PROC_EXTRA:])

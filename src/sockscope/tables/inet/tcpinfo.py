@@ -43,7 +43,7 @@ from sockscope.kernel.structs import (
     u32,
     u64,
 )
-from sockscope.tables.inet.layout import BUF, PROTOCOL, RAW, RETRANS, STATE
+from sockscope.tables.inet.layout import BUF, PROC_EXTRA, PROTOCOL, RETRANS, STATE
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -622,7 +622,7 @@ def proc_info(p: InetRows, s: InetSocket) -> str:
     Everything ss does not parse from /proc stays zero, so ``reordering`` (0, not 3)
     is always printed.
     """
-    extra = s[RAW:]
+    extra = s[PROC_EXTRA:]
     if len(extra) < 6:
         extra = (0, 0, 0, 0, 0, 0)
     _refcnt, rto, ato, qack, cwnd, ssthresh = extra[:6]
