@@ -12,10 +12,9 @@ seconds have passed, whichever comes first, so a crashed test run cannot leave
 it behind for long.
 
 Comparisons.  The reference is an upstream iproute2 7.1 ``ss``
-(``$SOCKSCOPE_ORACLE``, default ``/work/oracle/ss71``) when present: outputs must
-then match byte for byte.  Otherwise it is Debian's ``/usr/bin/ss`` 6.1.0, and
-:func:`mask_61` hides only the differences documented in
-``../shared/reference/ss-internals.md`` section 4 (see its docstring).  Time-
+(``$SOCKSCOPE_ORACLE``, see conftest.py) when set: outputs must then match byte for
+byte.  Otherwise it is Debian's ``/usr/bin/ss`` 6.1.0, and :func:`mask_61` hides only
+the documented 6.1 -> 7.1 differences (see its docstring).  Time-
 varying numbers (timers, rtt, last send/receive ages) are not version differences:
 :func:`mask_volatile` is applied to both sides of the few cases that print them.
 """
@@ -38,7 +37,6 @@ from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
-ORACLE_71 = os.environ.get("SOCKSCOPE_ORACLE", "/work/oracle/ss71")
 SYSTEM_SS = "/usr/bin/ss"
 NETNS_DIR = "/var/run/netns"
 
@@ -59,23 +57,23 @@ UNREAD = 1000  # bytes left unread on one established server socket (Recv-Q)
 
 
 def live_reason() -> str | None:
-    """Why live tests cannot run here, or None."""
-    if os.geteuid() != 0:
-        return "live tests need root"
-    for tool in ("ip", "nsenter"):
-        if shutil.which(tool) is None:
-            return f"live tests need {tool}"
-    if not os.access(SYSTEM_SS, os.X_OK):
-        return f"live tests need {SYSTEM_SS}"
+    """Why live comparisons cannot run here (no root, ``ip``, ``nsenter``, or no ss at
+    all: neither ``$SOCKSCOPE_ORACLE`` nor the system's), or None."""
+    from conftest import LIVE_REASON, ORACLE
+
+    if LIVE_REASON:
+        return LIVE_REASON
+    if ORACLE is None and not os.access(SYSTEM_SS, os.X_OK):
+        return f"live comparisons need SOCKSCOPE_ORACLE (ss 7.1) or {SYSTEM_SS}"
     return None
 
 
 def oracle() -> tuple[str, bool]:
-    """(path, is_71): the 7.1 oracle if it exists, else the system ss (6.1, masked)."""
-    if os.access(ORACLE_71, os.X_OK):
-        out = subprocess.run([ORACLE_71, "-V"], capture_output=True, text=True, check=False)
-        if "iproute2-7.1" in out.stdout:
-            return ORACLE_71, True
+    """(path, is_71): ``$SOCKSCOPE_ORACLE`` (7.1) when set, else the system ss (masked)."""
+    from conftest import ORACLE
+
+    if ORACLE is not None:
+        return ORACLE, True
     return SYSTEM_SS, False
 
 

@@ -3,8 +3,7 @@
 Synthetic: inet_diag dumps built here (``TCPDIAG_FILE``) with attribute payloads no
 kernel on this machine sends (short tcp_info, vegas/dctcp, old MEMINFO, TLS and
 MPTCP-subflow ULP info, u32 values past INT_MAX, ...); ss 7.1 and sockscope must
-print the same bytes.  Skipped without the oracle (``$SOCKSCOPE_ORACLE``, default
-``/work/oracle/ss71``).
+print the same bytes.  Skipped without the oracle (``$SOCKSCOPE_ORACLE``, see conftest.py).
 
 Live (marked ``live``): real sockets in a private netns; ss and sockscope run one
 after the other, so ages (lastsnd, last_data_sent, ...) and timers are compared as
@@ -25,12 +24,11 @@ from pathlib import Path
 import pytest
 
 import netns
+from conftest import ORACLE, ORACLE_REASON, needs_oracle
 
 TESTS = Path(__file__).resolve().parent
 SRC = TESTS.parent / "src"
-ORACLE = os.environ.get("SOCKSCOPE_ORACLE", "/work/oracle/ss71")
-HAVE_ORACLE = os.access(ORACLE, os.X_OK)
-needs_oracle = pytest.mark.skipif(not HAVE_ORACLE, reason="needs the ss 7.1 oracle")
+HAVE_ORACLE = ORACLE is not None
 
 NLMSG_DONE = 3
 TCPDIAG_GETSOCK = 18
@@ -396,7 +394,7 @@ LIVE_ARGS = ["-tanoemi", "-tani", "-tanin", "-tanmi -O", "-Mni", "-Mnm", "-tanpi
 def extlab():
     reason = netns.live_reason()
     if reason or not HAVE_ORACLE:
-        pytest.skip(reason or "needs the ss 7.1 oracle")
+        pytest.skip(reason or ORACLE_REASON)
     ns = netns.Netns(f"sockscope-ext-{os.getpid()}")
     proc = subprocess.Popen(
         [*ns.enter(), sys.executable, str(TESTS / "tools" / "extinfo_holder.py")],

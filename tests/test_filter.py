@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import needs_oracle, oracle_path
 from sockscope.cli.status import exit_status, shows_usage
 from sockscope.errors import FilterError
 from sockscope.kernel import abi
@@ -40,9 +41,7 @@ from sockscope.query.filter import (
 )
 from sockscope.query.hostcond import FilterContext, get_prefix
 
-ORACLE = Path(os.environ.get("SOCKSCOPE_ORACLE", "/work/oracle/ss71"))
-SCENARIO = Path("/work/shared/goldens/scenario-3/tcpdiag.bin")
-needs_oracle = pytest.mark.skipif(not os.access(ORACLE, os.X_OK), reason="no ss 7.1 oracle")
+SCENARIO = Path(__file__).resolve().parent / "golden" / "scenario-5" / "tcpdiag.bin"
 
 # --- socket records ---------------------------------------------------------------------
 
@@ -161,7 +160,7 @@ def dump_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 def run_oracle(args: list[str], env: dict[str, str] | None = None, stdin: bytes = b""):
     return subprocess.run(
-        [str(ORACLE), *args], env=env, input=stdin, capture_output=True, timeout=20, check=False
+        [oracle_path(), *args], env=env, input=stdin, capture_output=True, timeout=20, check=False
     )
 
 

@@ -32,7 +32,7 @@ needs_root = pytest.mark.skipif(REASON is not None, reason=REASON or "")
 ORACLE, IS_71 = netns.oracle()
 needs_71 = pytest.mark.skipif(not IS_71, reason="needs the iproute2 7.1 oracle")
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared" / "goldens" / "scenario-3"
+RECORDED = REPO / "tests" / "golden" / "scenario-5"
 
 #: the holder: fixed ports everywhere (clients bind too) so two namespaces print alike
 HOLDER = r"""
@@ -385,10 +385,9 @@ def _cli(argv: list[str], env: dict[str, str]) -> tuple[bytes, bytes, int]:
     return r.stdout, r.stderr, r.returncode
 
 
-@pytest.mark.skipif(not SHARED.is_dir(), reason="needs ../shared/goldens")
 @pytest.mark.parametrize(
     "env",
-    [{"TCPDIAG_FILE": str(SHARED / "tcpdiag.bin")}, {"PROC_ROOT": str(SHARED / "proc")}],
+    [{"TCPDIAG_FILE": str(RECORDED / "tcpdiag.bin")}, {"PROC_ROOT": str(RECORDED / "proc")}],
     ids=["tcpdiag-file", "proc-root"],
 )
 def test_recorded_inputs_are_listed_not_killed(env: dict[str, str]) -> None:

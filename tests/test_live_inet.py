@@ -1,8 +1,8 @@
 """Live comparison with upstream ss on real sockets in a private network namespace.
 
-Marked ``live``: skipped unless root with ``ip``, ``nsenter`` and ``/usr/bin/ss``.
-The reference is ``/work/oracle/ss71`` (upstream 7.1, byte-exact comparison) when
-it exists, else Debian's ``/usr/bin/ss`` 6.1.0 with only the documented
+Marked ``live``: skipped unless root with ``ip``, ``nsenter`` and an ss to compare with.
+The reference is ``$SOCKSCOPE_ORACLE`` (upstream 7.1, byte-exact comparison) when
+it is set, else Debian's ``/usr/bin/ss`` 6.1.0 with only the documented
 6.1 -> 7.1 differences masked (see ``netns.mask_61``).  See ``netns.py``.
 """
 

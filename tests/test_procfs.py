@@ -2,7 +2,7 @@
 
 ss reads /proc/net/tcp with a 256-byte fgets buffer; a read that does not end in a
 newline aborts the file. Observed with upstream ss 7.1 (PROC_ROOT pointing at a copy of
-the shared scenario-3 /proc/net/tcp with its first socket line padded with blanks to
+a recorded /proc/net/tcp with its first socket line padded with blanks to
 253, 254, 255 and 256 bytes): 253 and 254 list every socket, 255 and 256 list none.
 """
 
@@ -16,21 +16,20 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED_TCP = ROOT.parent / "shared" / "goldens" / "scenario-3" / "proc" / "net" / "tcp"
+RECORDED_TCP = ROOT / "tests" / "golden" / "scenario-5" / "proc" / "net" / "tcp"
 
 # socket lines of the padded files (header excluded) that upstream ss 7.1 listed
 ORACLE_ROWS = {253: 2, 254: 2, 255: 0, 256: 0}
 
 
 def _table(tmp_path: Path, length: int) -> Path:
-    lines = SHARED_TCP.read_bytes().split(b"\n")
+    lines = RECORDED_TCP.read_bytes().split(b"\n")
     first = lines[1].ljust(length)
     (tmp_path / "net").mkdir()
     (tmp_path / "net" / "tcp").write_bytes(b"\n".join([lines[0], first, lines[2], b""]))
     return tmp_path
 
 
-@pytest.mark.skipif(not SHARED_TCP.exists(), reason="../shared/goldens not present")
 @pytest.mark.parametrize("length", sorted(ORACLE_ROWS))
 def test_long_proc_line_aborts_the_file(tmp_path: Path, length: int) -> None:
     root = _table(tmp_path, length)

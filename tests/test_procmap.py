@@ -17,13 +17,12 @@ from pathlib import Path
 import pytest
 
 import netns
+from conftest import ORACLE, ORACLE_REASON, needs_oracle
 from sockscope.ops.procmap import ProcessMap, scan_int, task_name
 from sockscope.options import Options
 
 TESTS = Path(__file__).resolve().parent
 SRC = TESTS.parent / "src"
-ORACLE = os.environ.get("SOCKSCOPE_ORACLE", "/work/oracle/ss71")
-needs_oracle = pytest.mark.skipif(not os.access(ORACLE, os.X_OK), reason="needs the ss 7.1 oracle")
 
 
 def test_scan_int_is_sscanf_d() -> None:
@@ -196,8 +195,8 @@ def test_fake_tree_same_as_ss(tmp_path: Path) -> None:
 @pytest.mark.live
 def test_live_forked_and_threaded_same_as_ss() -> None:
     reason = netns.live_reason()
-    if reason or not os.access(ORACLE, os.X_OK):
-        pytest.skip(reason or "needs the ss 7.1 oracle")
+    if reason or ORACLE is None:
+        pytest.skip(reason or ORACLE_REASON)
     code = r"""
 import os, socket, sys, threading, time
 l = socket.socket(); l.bind(("127.0.0.1", 7401)); l.listen()

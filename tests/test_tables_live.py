@@ -1,7 +1,7 @@
 """Live comparison with upstream ss 7.1 for the UNIX, PACKET and NETLINK tables.
 
-Marked ``live``: needs root, ``ip``/``nsenter`` and the 7.1 oracle (``/work/oracle/ss71``
-or ``$SOCKSCOPE_ORACLE``); outputs must match byte for byte. A holder process (this file,
+Marked ``live``: needs root, ``ip``/``nsenter`` and the 7.1 oracle (``$SOCKSCOPE_ORACLE``,
+see conftest.py); outputs must match byte for byte. A holder process (this file,
 run as ``python test_tables_live.py hold DIR``) opens, inside a private network namespace:
 
 * UNIX: a path listener with two connections it never accepts (``-e`` ``peers:``), an
@@ -39,13 +39,12 @@ sys.path.insert(0, str(TESTS))
 
 import goldtest  # noqa: E402
 import netns  # noqa: E402
+from conftest import ORACLE_REASON  # noqa: E402
 
 REASON = netns.live_reason()
 ORACLE, IS71 = netns.oracle()
 live = pytest.mark.live
-needs = pytest.mark.skipif(
-    REASON is not None or not IS71, reason=REASON or "needs the ss 7.1 oracle"
-)
+needs = pytest.mark.skipif(REASON is not None or not IS71, reason=REASON or ORACLE_REASON)
 
 SOL_PACKET = 263
 PACKET_FANOUT = 18

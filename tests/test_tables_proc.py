@@ -4,7 +4,7 @@ ss reads these files with ``fgets`` into 256-byte buffers and ``sscanf``; the cr
 files poke at what that implies (unsorted input, odd states, long and unterminated
 lines, short lines, the old "Peer" format, more than MAX_UNIX_REMEMBER sockets). Each
 case is compared byte for byte with the upstream ss 7.1 oracle when it is present
-(``/work/oracle/ss71`` or ``$SOCKSCOPE_ORACLE``); the expected text of the key quirks is
+(``$SOCKSCOPE_ORACLE``, see conftest.py); the expected text of the key quirks is
 also pinned inline so that they stay tested without it.
 """
 
@@ -17,14 +17,14 @@ from pathlib import Path
 
 import pytest
 
+from conftest import ORACLE
 from sockscope.kernel import libc
 from sockscope.tables import common as tables
 from sockscope.tables import unix as unixsock
 
 TESTS = Path(__file__).resolve().parent
 SRC = TESTS.parent / "src"
-ORACLE = os.environ.get("SOCKSCOPE_ORACLE", "/work/oracle/ss71")
-HAVE_ORACLE = os.access(ORACLE, os.X_OK)
+HAVE_ORACLE = ORACLE is not None
 
 UNIX_HEADER = b"Num       RefCount Protocol Flags    Type St Inode Path\n"
 
