@@ -2,11 +2,13 @@
 """Benchmark sockscope against ss on namespaces full of real sockets.
 
     sudo python benchmarks/bench.py [--sizes 1000,10000,100000] [--reps 5]
-        [--ss /usr/bin/ss] [--cand 'python -m sockscope'] [--shared ../shared]
+        [--ss /usr/bin/ss] [--cand 'python -m sockscope']
         [--cmd '-tan' --cmd '-tani' ...] [--keep]
 
-For each size, ``../shared/tools/scenario.py up NAME N --seed S`` fills a private
-network namespace (loopback only) with about N sockets of every kind.  Each
+Runs from a clone: nothing outside the repository is needed but root, ``ip``, ``nsenter``
+and the ss to compare with.  For each size, the project's ``tests/tools/fill.py``
+fills a private network namespace (loopback only) with about N sockets of every kind
+(``fill.py up NAME N --seed S``).  Each
 command then runs inside it (``nsenter --net=...``, which execs the tool in place,
 so ``os.wait4`` reports the tool's own peak RSS) alternately for ss and sockscope,
 ``--reps`` times each after one untimed warm-up run, output to /dev/null.
@@ -29,6 +31,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests" / "tools"))
+import fill  # noqa: E402
+
 DEFAULT_CMDS = ["-tan", "-tanp", "-tani", "-tan dport = :6379", "-tan --json-lines", "-an", "-s"]
 
 
@@ -115,15 +120,14 @@ def main() -> int:
         help="sockscope command (default: %(default)s, with PYTHONPATH=<repo>/src); "
         "'sockscope' runs the installed console script",
     )
-    ap.add_argument("--shared", default=str(REPO.parent / "shared"))
     ap.add_argument("--cmd", action="append", help=f"ss arguments (default: {DEFAULT_CMDS})")
     ap.add_argument("--keep", action="store_true", help="leave the namespaces up")
     a = ap.parse_args()
-    if os.geteuid() != 0:
-        sys.exit("bench.py: needs root (network namespaces)")
-    scenario = Path(a.shared) / "tools" / "scenario.py"
-    if not scenario.is_file():
-        sys.exit(f"bench.py: {scenario} not found (use --shared)")
+    problem = fill.live_problem()
+    if problem:
+        sys.exit(f"bench.py: {problem}")
+    if not os.access(a.ss, os.X_OK):
+        sys.exit(f"bench.py: {a.ss} is not executable (use --ss)")
     base = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "LC_ALL": "C",
@@ -148,20 +152,13 @@ def main() -> int:
     )
     print("|---:|---|---:|---:|---:|---:|---:|")
     for size in (int(s) for s in a.sizes.split(",")):
-        netns = f"sockscope-bench-{size}"
-        log(f"scenario.py up {netns} {size} --seed {a.seed} ...")
-        subprocess.run(
-            [sys.executable, str(scenario), "down", netns], capture_output=True, check=False
-        )
-        up = subprocess.run(
-            [sys.executable, str(scenario), "up", netns, str(size), "--seed", str(a.seed)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if up.returncode:
-            sys.exit(f"bench.py: scenario up failed: {up.stderr or up.stdout}")
-        log(up.stdout.strip())
+        netns = f"sockscope-bench-{os.getpid()}-{size}"
+        log(f"fill.py up {netns} {size} --seed {a.seed} ...")
+        try:
+            report = fill.up(netns, size, a.seed)
+        except (RuntimeError, OSError, subprocess.CalledProcessError) as e:
+            sys.exit(f"bench.py: fill up failed: {e}")
+        log(str(report["counts"]))
         try:
             for args in cmds:
                 log(f"  {size}: ss {args}")
@@ -174,9 +171,7 @@ def main() -> int:
                 )
         finally:
             if not a.keep:
-                subprocess.run(
-                    [sys.executable, str(scenario), "down", netns], capture_output=True, check=False
-                )
+                fill.down(netns)
     return 0
 
 

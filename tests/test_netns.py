@@ -13,7 +13,9 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,25 +27,62 @@ from sockscope.ops import netns as ops
 from test_kill import ORACLE, REASON, comparable, populated
 
 needs_root = pytest.mark.skipif(REASON is not None, reason=REASON or "")
+SRC = Path(__file__).resolve().parent.parent / "src"
 IS_71 = netns.oracle()[1]
 needs_71 = pytest.mark.skipif(not IS_71, reason="needs the iproute2 7.1 oracle")
 
 
-def run(cmd: list[str], argv: list[str], *, user: bool = False) -> tuple[bytes, bytes, int]:
-    drop = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if user else []
+DROP = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+def run(
+    cmd: list[str], argv: list[str], *, user: bool = False, env: dict[str, str] | None = None
+) -> tuple[bytes, bytes, int]:
     r = subprocess.run(
-        [*drop, *cmd, *argv],
-        env=netns.tool_env(),
+        [*(DROP if user else []), *cmd, *argv],
+        env=env or netns.tool_env(),
         capture_output=True,
         stdin=subprocess.DEVNULL,
         check=False,
         timeout=60,
+        cwd="/" if user else None,
     )
     return r.stdout, r.stderr, r.returncode
 
 
+@contextlib.contextmanager
+def user_copy() -> Iterator[tuple[list[str], dict[str, str]]]:
+    """(command, environment) that an unprivileged user (uid 65534) can run.
+
+    The checkout may sit in a directory that user cannot enter (a clone under a 0700
+    home): the package is copied to a world-readable temporary directory and run by the
+    base interpreter (a virtual environment, too, may be private). Skips when even that
+    cannot run as the user.
+    """
+    if os.environ.get("SOCKSCOPE_CAND"):
+        yield netns.sockscope_cmd(), netns.tool_env()
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="sockscope-user-"))
+    try:
+        shutil.copytree(SRC / "sockscope", tmp / "sockscope")
+        for p in (tmp, *tmp.rglob("*")):
+            p.chmod(0o755 if p.is_dir() else 0o644)
+        python = os.path.realpath(sys.executable)
+        env = dict(netns.tool_env(), PYTHONPATH=str(tmp), PYTHONDONTWRITEBYTECODE="1")
+        probe = run([python, "-c", "import sockscope.cli"], [], user=True, env=env)
+        if probe[2] != 0:
+            pytest.skip(f"uid 65534 cannot run {python} on a copy of the package: {probe[1]!r}")
+        yield [python, "-m", "sockscope"], env
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def both(argv: list[str], *, user: bool = False) -> tuple[bytes, bytes, int]:
-    ours = run(netns.sockscope_cmd(), argv, user=user)
+    if user:
+        with user_copy() as (cmd, env):
+            ours = run(cmd, argv, user=True, env=env)
+    else:
+        ours = run(netns.sockscope_cmd(), argv)
     if IS_71:
         assert comparable(ours) == comparable(run([ORACLE], argv, user=user))
     return ours

@@ -400,11 +400,17 @@ def enter(name: str) -> list[str]:
 
 
 def up(name: str, n: int, seed: int = 0, timeout: float = 900) -> dict[str, object]:
-    """Create namespace ``name`` holding about ``n`` sockets; returns the holder's report."""
-    down(name)
+    """Create namespace ``name`` holding about ``n`` sockets; returns the holder's report.
+
+    A namespace of that name left by an earlier fill.py run is replaced; any other one is
+    left alone (RuntimeError)."""
+    rundir = RUN_DIR / name
+    if (NETNS_DIR / name).exists():
+        if not rundir.is_dir():
+            raise RuntimeError(f"network namespace {name} exists and is not fill.py's")
+        down(name)
     subprocess.run(["ip", "netns", "add", name], check=True, capture_output=True)
     subprocess.run([*enter(name), "ip", "link", "set", "lo", "up"], check=True)
-    rundir = RUN_DIR / name
     rundir.mkdir(parents=True, exist_ok=True)
     log = open(rundir / "holder.log", "wb")  # noqa: SIM115 - handed to the child
     holder = subprocess.Popen(
@@ -429,8 +435,10 @@ def up(name: str, n: int, seed: int = 0, timeout: float = 900) -> dict[str, obje
 
 
 def down(name: str) -> None:
-    """Stop namespace ``name``'s holder (if ours) and delete the namespace."""
+    """Stop namespace ``name``'s holder and delete the namespace (only one fill.py made)."""
     rundir = RUN_DIR / name
+    if not rundir.is_dir():
+        return
     with contextlib.suppress(OSError, ValueError):
         pid = int((rundir / "pid").read_text())
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
