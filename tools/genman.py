@@ -115,15 +115,19 @@ GROUPS = (
 OPTIONS: tuple[Opt, ...] = (
     # general
     Opt("h", ("help",), "", "show the usage summary",
-        "Print the usage summary on standard output and exit with status 0. The text is ss's; "
-        "a section on sockscope's own options follows it."),
+        "Print the usage summary on standard output and exit with status 0. The text is ss's, "
+        "unchanged; a short section on sockscope's own options (`-j`, `--json`, "
+        "`--json-lines`, `--jsonl`, `--version`) follows it. The usage that a bad option "
+        "prints on standard error, and `-f help`, are ss's alone."),
     Opt("V", (), "", "print the ss version line",
         "Print ss's version line, `ss utility, iproute2-7.1.0`, exactly as ss 7.1 does, and "
         "exit with status 0, so that scripts which check it keep working. `-v` is accepted "
         "as well, as in ss."),
     Opt("", ("version",), "", "print the ss version line and sockscope's version",
-        "Print the version of sockscope itself as well as the ss version that it reproduces, "
-        "and exit with status 0.", origin="sockscope"),
+        "Print ss's version line, byte for byte as `-V` does, then a second line, "
+        "`sockscope` ''X.Y.Z'' `(backend: pure Python)`, and exit with status 0. In ss, "
+        "`--version` is the long form of `-V`; scripts that read the first line keep "
+        "working. `-V` prints ss's line alone.", origin="sockscope"),
     Opt("H", ("no-header",), "", "suppress the header line",
         "Do not print the header line."),
     Opt("Q", ("no-queues",), "", "suppress the queue columns",
@@ -350,7 +354,12 @@ ENV = (
 )
 
 EXIT = (
-    ("0", "Success, also when no socket matched."),
+    (
+        "0",
+        "Success, also when no socket matched. With `--json`, `-j`, `--json-lines` or "
+        "`--jsonl`, also when the reader of the output goes away early (`| head -1`): the "
+        "run ends quietly, without a message.",
+    ),
     (
         "1",
         "A run-time failure that ss reports the same way, such as an unreadable file or "
@@ -362,6 +371,12 @@ EXIT = (
         "(ss's `exit(-1)`).",
     ),
     ("130", "Interrupted by SIGINT (ss dies of the signal, which a shell reports as 130 too)."),
+    (
+        "141",
+        "In a shell, for the text output only, when the reader goes away before the output "
+        "is written (`| head -1` on a long listing): the process ends by SIGPIPE, without "
+        "a message, as ss does. An output that fits in the pipe ends with 0.",
+    ),
 )
 
 EXAMPLES = (
@@ -484,7 +499,11 @@ def man_page(version: str) -> str:
             "This includes ss's oddities, which are listed with the test that pins each one "
             "in QUIRKS.md in the source distribution (also at "
             "https://github.com/sockscope/sockscope/blob/main/QUIRKS.md). Debian's "
-            "/usr/bin/ss 6.1 differs from 7.1 in places; sockscope follows 7.1."
+            "/usr/bin/ss 6.1 differs from 7.1 in places; sockscope follows 7.1.\n\n"
+            "sockscope adds to ss, never changes it: the options of the JSON section "
+            "(rejected by ss), a section after ss's text for `-h`, and a second line after "
+            "ss's version line for `--version` (`-V` prints ss's line alone). The JSON "
+            "output ends with status 0 when its reader goes away early."
         ),
         ".SH EXAMPLES",
     ]

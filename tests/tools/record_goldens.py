@@ -12,12 +12,13 @@ the result only depends on the oracle.  With ``--from-args`` (needs
 ``--scenario``) the named scenarios' ``cases/`` are instead rebuilt from the
 argument list ``tests/tools/golden_args.txt`` (after editing it).
 
-Record a new scenario (root; needs ``ip``, ``nsenter`` and ../shared/tools)::
+Record a new scenario (root; needs ``ip`` and ``nsenter``)::
 
     python tests/tools/record_goldens.py --ss /path/to/ss-7.1 \
         --record scenario-5 --sockets 300 --seed 5
 
-creates a private netns, fills it with ``scenario.py up NAME N --seed S``, dumps
+creates a private netns, fills it with ``tests/tools/fill.py`` (``up NAME N --seed S``;
+the existing scenario-5 and scenario-21 were filled by an earlier, external tool), dumps
 its TCP sockets with sockscope's own ``-D`` (``--dumper sockscope``; ``raw``
 sends the same NETLINK_SOCK_DIAG requests as ``ss -tanoemi -D`` itself;
 ``auto``, the default, tries sockscope first), copies its /proc/net files,
@@ -180,19 +181,15 @@ def dump_tcp(netns: str, out: Path, dumper: str) -> str:
 
 
 def record_inputs(a: argparse.Namespace, scen: Path) -> None:
-    scenario_py = Path(a.shared) / "tools" / "scenario.py"
-    if not scenario_py.is_file():
-        die(f"{scenario_py} not found (use --shared)")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import fill
+
     netns = f"sockscope-rec-{os.getpid()}"
-    up = subprocess.run(
-        [sys.executable, str(scenario_py), "up", netns, str(a.sockets), "--seed", str(a.seed)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
     try:
-        if up.returncode:
-            die(f"scenario.py up failed: {up.stderr or up.stdout}")
+        report = fill.up(netns, a.sockets, a.seed)
+    except (RuntimeError, OSError, subprocess.CalledProcessError) as e:
+        die(f"fill.py up failed: {e}")
+    try:
         time.sleep(a.settle)
         if scen.exists():
             shutil.rmtree(scen)
@@ -207,14 +204,12 @@ def record_inputs(a: argparse.Namespace, scen: Path) -> None:
             if p.returncode == 0:
                 (scen / "proc" / "net" / name).write_bytes(p.stdout)
         (scen / "RECORDED").write_text(
-            f"scenario.py up NAME {a.sockets} --seed {a.seed}\n{up.stdout.strip()}\n"
+            f"fill.py up NAME {a.sockets} --seed {a.seed}\n{report['counts']}\n"
             f"tcpdiag.bin: {how}\nkernel: {os.uname().release}\n"
         )
-        print(up.stdout.strip())
+        print(report["counts"])
     finally:
-        subprocess.run(
-            [sys.executable, str(scenario_py), "down", netns], capture_output=True, check=False
-        )
+        fill.down(netns)
 
 
 # ---------------------------------------------------------------- recording outputs
@@ -299,7 +294,6 @@ def main() -> int:
     ap.add_argument("--sockets", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--dumper", choices=("auto", "sockscope", "raw"), default="auto")
-    ap.add_argument("--shared", default=str(REPO.parent / "shared"))
     ap.add_argument("--settle", type=float, default=0.5, help="seconds to wait after 'up'")
     if len(sys.argv) == 3 and sys.argv[1] == "_rawdump":
         raw_dump(sys.argv[2])

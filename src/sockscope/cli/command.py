@@ -32,7 +32,8 @@ if TYPE_CHECKING:
     from sockscope.render.jsonout import Writer
     from sockscope.render.view import View
 
-SHORTOPTS = "dhalBetuwxnro460spTbEf:mMiA:D:F:vVzZN:KHQSO"
+#: ss 7.1's getopt string, then sockscope's own short options (-j: --json, as in ip -j)
+SHORTOPTS = "dhalBetuwxnro460spTbEf:mMiA:D:F:vVzZN:KHQSO" + "j"
 
 #: long_opts[] of ss.c, in its order: (name, takes an argument, short option or key)
 LONGOPTS: tuple[tuple[str, bool, str], ...] = (
@@ -66,7 +67,7 @@ LONGOPTS: tuple[tuple[str, bool, str], ...] = (
     ("summary", False, "s"),
     ("diag", True, "D"),
     ("filter", True, "F"),
-    ("version", False, "V"),
+    ("version", False, "version"),  # -V's long form in ss; sockscope adds its own version
     ("help", False, "h"),
     ("context", False, "Z"),
     ("contexts", False, "z"),
@@ -326,6 +327,14 @@ def _opt_V(_run: Run, _v: str) -> None:
     raise _Exit(0)
 
 
+def _opt_version(_run: Run, _v: str) -> None:
+    """--version: ss's line for -V, byte for byte, then sockscope's own (not for -V)."""
+    from sockscope.cli.usage import VERSION, sockscope_version
+
+    sys.stdout.write(VERSION + sockscope_version())
+    raise _Exit(0)
+
+
 def _opt_Z(run: Run, key: str) -> None:
     if not _selinux_enabled():
         raise SockscopeError("ss: SELinux is not enabled.")
@@ -345,7 +354,10 @@ def _opt_N(run: Run, value: str) -> None:
 
 
 def _opt_h(_run: Run, _v: str) -> None:
-    _help()
+    """-h/--help: ss's usage text unchanged, then a section on sockscope's own options."""
+    from sockscope.cli.usage import SOCKSCOPE_HELP
+
+    _help(SOCKSCOPE_HELP)
 
 
 def _opt_bpf_maps(run: Run, _v: str) -> None:
@@ -393,7 +405,9 @@ _OTHER_OPTS: dict[str, Callable[[Run, str], None]] = {
     "bpf-maps": _opt_bpf_maps,
     "bpf-map-id": _opt_bpf_map_id,
     "json": _opt_json,
+    "j": _opt_json,
     "json-lines": _opt_json_lines,
+    "version": _opt_version,
 }
 
 
@@ -402,10 +416,10 @@ def _selinux_enabled() -> bool:
     return os.path.exists("/sys/fs/selinux/enforce")
 
 
-def _help() -> None:
+def _help(extra: str = "") -> None:
     from sockscope.cli.usage import USAGE
 
-    sys.stdout.write(USAGE)
+    sys.stdout.write(USAGE + extra)
     sys.stdout.flush()
     raise _Exit(0)
 
@@ -668,6 +682,17 @@ def _events_json(run: Run, flt: Filter | None, writer: Writer, view: View) -> in
     return status
 
 
+def _quiet_on_closed_pipe() -> None:
+    """JSON output: a reader that goes away (``| head -1``) ends the run with status 0 and
+    no message, however much was left to write. Writes fail with EPIPE (caught below)
+    instead of killing the process by SIGPIPE, which a shell reports as 141. The text
+    output keeps ss's behaviour: ss dies of SIGPIPE when its reader leaves early."""
+    try:
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    except (ValueError, OSError):  # not the main thread (library use of main())
+        pass
+
+
 def _show_json(
     run: Run,
     flt: Filter | None,
@@ -694,6 +719,7 @@ def _show_json(
         view.owners = None if users is None else users.owners
     writer = jsonout.Writer(sys.stdout.buffer, opts.json == "lines")
     summary = None if run.summary is None else jsonout.summary_dict(run.summary)
+    _quiet_on_closed_pipe()
     try:
         writer.start(summary)
         if listing and opts.events:

@@ -1,7 +1,12 @@
 """ss's usage text (``_usage()`` in ss.c, iproute2 7.1 built with libbpf), verbatim.
 
-Loaded only for ``-h`` and for errors, to keep it off the start-up path.
+Loaded only for ``-h`` and for errors, to keep it off the start-up path. ``-h`` adds
+:data:`SOCKSCOPE_HELP` after ss's text (the usage printed on errors, on stderr, and by
+``-f help`` stays ss's alone); ``--version`` adds :func:`sockscope_version` after ss's
+line (``-V`` prints ss's line alone).
 """
+
+import sys
 
 USAGE = (
     "Usage: ss [ OPTIONS ]\n"
@@ -68,3 +73,23 @@ USAGE = (
 )
 
 VERSION = "ss utility, iproute2-7.1.0\n"
+
+#: after ss's usage text for -h/--help: sockscope's own options (tools/genman.py's
+#: OPTIONS rows of origin "sockscope" document the same options in the man page)
+SOCKSCOPE_HELP = (
+    "\n"
+    "sockscope's own options (not in ss):\n"
+    "   -j, --json          write the sockets as one JSON document\n"
+    "       --json-lines, --jsonl\n"
+    "                       write one JSON object per socket per line\n"
+    "       --version       print ss's version line, then sockscope's version\n"
+    "   The JSON fields and their schema: man sockscope, section JSON OUTPUT.\n"
+)
+
+
+def sockscope_version() -> str:
+    """The line that ``--version`` prints after ss's: ``sockscope X.Y.Z (backend: ...)``."""
+    # the package itself is always imported before its submodules: read its version
+    # without an import statement (the CLI layer never imports the front door)
+    version = getattr(sys.modules.get("sockscope"), "__version__", "unknown")
+    return f"sockscope {version} (backend: pure Python)\n"

@@ -1,0 +1,145 @@
+"""sockscope's own command-line additions to ss: ``-j``, ``--version``, ``-h``'s section,
+and the exit status when the reader of the output goes away.
+
+ss's bytes stay first everywhere: ``-V`` prints ss's line alone, ``--version`` adds one
+line after it, ``-h`` adds a section after ss's usage text (the usage printed on errors
+and by ``-f help`` is ss's alone). With the oracle (``$SOCKSCOPE_ORACLE``), ss 7.1 is
+checked to reject ``-j``, so the short option cannot collide with one of ss's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+import sockscope
+from conftest import needs_oracle, oracle_path
+from sockscope.cli.usage import SOCKSCOPE_HELP, USAGE, VERSION
+
+ROOT = Path(__file__).resolve().parent.parent
+RECORDED = ROOT / "tests" / "golden" / "scenario-21"  # ~1,000 sockets: ~400 KiB of -tani
+
+
+def run(argv: list[str], cmd: list[str] | None = None, **env: str) -> tuple[bytes, bytes, int]:
+    full = {"PATH": os.environ.get("PATH", ""), "LC_ALL": "C", "PYTHONPATH": str(ROOT / "src")}
+    p = subprocess.run(
+        [*(cmd or [sys.executable, "-m", "sockscope"]), *argv],
+        env={**full, **env},
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    return p.stdout, p.stderr, p.returncode
+
+
+def test_j_is_json() -> None:
+    env = {"TCPDIAG_FILE": str(RECORDED / "tcpdiag.bin")}
+    out, err, status = run(["-tanj"], **env)
+    assert (err, status) == (b"", 0)
+    assert out == run(["-tan", "--json"], **env)[0]
+    assert len(json.loads(out)["sockets"]) > 500
+
+
+@needs_oracle
+def test_j_is_not_an_ss_option() -> None:
+    _out, err, status = run(["-j"], [oracle_path()])
+    assert status == 255
+    assert err.startswith(f"{oracle_path()}: invalid option -- 'j'\n".encode())
+
+
+def test_version_adds_one_line_after_ss() -> None:
+    want = f"{VERSION}sockscope {sockscope.__version__} (backend: pure Python)\n".encode()
+    for argv in (["--version"], ["--vers"], ["-t", "--version"]):
+        assert run(argv) == (want, b"", 0), argv
+    for argv in (["-V"], ["-v"], ["-Vt"]):
+        assert run(argv) == (VERSION.encode(), b"", 0), argv
+
+
+@needs_oracle
+def test_version_first_line_is_ss() -> None:
+    ours = run(["--version"])[0].split(b"\n")
+    theirs = run(["--version"], [oracle_path()])
+    assert theirs == (ours[0] + b"\n", b"", 0)
+    assert run(["-V"]) == run(["-V"], [oracle_path()])
+
+
+def test_the_version_is_the_packages() -> None:
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert meta["project"]["version"] == sockscope.__version__
+
+
+def test_help_adds_a_section_after_ss_usage() -> None:
+    for argv in (["-h"], ["--help"], ["-th"]):
+        assert run(argv) == ((USAGE + SOCKSCOPE_HELP).encode(), b"", 0), argv
+    assert run(["-f", "help"]) == (USAGE.encode(), b"", 0)
+    out, err, status = run(["--no-such-option"])
+    assert (out, status) == (b"", 255)
+    assert err.endswith(USAGE.encode())
+
+
+def test_help_section_names_every_own_option() -> None:
+    for word in ("-j, --json", "--json-lines", "--jsonl", "--version"):
+        assert word in SOCKSCOPE_HELP
+
+
+@needs_oracle
+def test_help_starts_with_ss_usage() -> None:
+    ss = run(["-h"], [oracle_path()])
+    ours = run(["-h"])
+    assert ours[0].startswith(ss[0])
+    assert ours[0][len(ss[0]) :] == SOCKSCOPE_HELP.encode()
+    assert (ours[1], ours[2]) == (ss[1], ss[2]) == (b"", 0)
+    assert run(["-f", "help"]) == run(["-f", "help"], [oracle_path()])
+
+
+# --- a reader that goes away -----------------------------------------------------------
+def _head_one(argv: list[str], env: dict[str, str]) -> tuple[int, bytes, bytes]:
+    """Run sockscope into a real pipe whose reader takes one line and exits (``| head -1``);
+    returns (exit status as a shell shows it, the line, stderr)."""
+    shell = f'{sys.executable} -m sockscope {" ".join(argv)} 2>"$ERR" | head -1; '
+    shell += 'echo "status=${PIPESTATUS[0]}"'
+    err = Path(env["ERR"])
+    out = subprocess.run(
+        ["bash", "-c", shell], env=env, capture_output=True, check=True, timeout=120
+    ).stdout
+    line, status = out.rsplit(b"status=", 1)
+    return int(status), line, err.read_bytes()
+
+
+@pytest.mark.parametrize("mode", ["--json-lines", "--jsonl", "--json", "-j"])
+def test_json_ends_quietly_with_status_0_when_the_reader_leaves(tmp_path: Path, mode: str) -> None:
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "LC_ALL": "C",
+        "PYTHONPATH": str(ROOT / "src"),
+        "TCPDIAG_FILE": str(RECORDED / "tcpdiag.bin"),
+        "ERR": str(tmp_path / "err"),
+    }
+    for _ in range(3):  # the reader leaves at a different moment each time
+        status, line, err = _head_one(["-tani", mode], env)
+        assert line.startswith(b"{")
+        assert (status, err) == (0, b"")
+
+
+def test_text_reader_leaving_is_as_ss(tmp_path: Path) -> None:
+    """The text output keeps ss's behaviour: the whole output fits the pipe -> 0; more
+    than the reader takes -> death by SIGPIPE (141), as ss 7.1 does on the same input.
+    Either way, nothing on stderr."""
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "LC_ALL": "C",
+        "PYTHONPATH": str(ROOT / "src"),
+        "TCPDIAG_FILE": str(RECORDED / "tcpdiag.bin"),
+        "ERR": str(tmp_path / "err"),
+    }
+    status, line, err = _head_one(["-tan", "sport = :1"], env)  # a header only
+    assert (status, err) == (0, b"")
+    status, line, err = _head_one(["-tani"], env)  # ~400 KiB
+    assert line.startswith(b"State")
+    assert (status, err) == (141, b"")
