@@ -67,6 +67,8 @@ TCP_BASE, UDP_BASE = 20000, 10000  # below the ephemeral range (32768-60999)
 PER_LISTENER = 8000  # connections per listener: far below the ephemeral port range
 BATCH = 256  # connects before accepting them (below the listen backlog)
 TW_REFRESH = 50.0  # seconds; the kernel keeps TIME-WAIT sockets 60 s
+#: holders started by this process, reaped by down() (a Popen must not outlive its child)
+_HOLDERS: dict[str, subprocess.Popen[bytes]] = {}
 TCP_STATES = {
     "01": "ESTAB", "02": "SYN-SENT", "03": "SYN-RECV", "04": "FIN-WAIT-1",
     "05": "FIN-WAIT-2", "06": "TIME-WAIT", "07": "UNCONN", "08": "CLOSE-WAIT",
@@ -427,10 +429,12 @@ def up(name: str, n: int, seed: int = 0, timeout: float = 900) -> dict[str, obje
     report = json.loads(line) if line.startswith(b"{") else {"error": "no report"}
     if "error" in report:
         holder.kill()
+        holder.wait()
         err = (rundir / "holder.log").read_text(errors="replace")[-2000:]
         down(name)
         raise RuntimeError(f"fill up {name} {n}: {report['error']} {err}")
     (rundir / "pid").write_text(f"{report['pid']}\n")
+    _HOLDERS[name] = holder
     return report
 
 
@@ -448,6 +452,13 @@ def down(name: str) -> None:
                 if not Path(f"/proc/{pid}").exists():
                     break
                 time.sleep(0.05)
+    holder = _HOLDERS.pop(name, None)
+    if holder is not None:
+        try:
+            holder.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            holder.kill()
+            holder.wait()
     subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
     shutil.rmtree(rundir, ignore_errors=True)
 

@@ -7,6 +7,12 @@ copying. It mirrors iproute2's ``rtnl_dump_filter_l``: messages with a foreign s
 number or port id are skipped, ``NLMSG_DONE`` ends the dump (a negative payload is an
 error), ``NLMSG_ERROR`` is an error, ``NLM_F_DUMP_INTR`` is reported to the caller.
 Recorded dumps (``ss -D`` files, ``TCPDIAG_FILE``) are read by :func:`replay`.
+
+Receive buffers are sized on demand, as libnetlink's ``rtnl_recvmsg`` does: the length of
+the next datagram is peeked first (``MSG_PEEK | MSG_TRUNC`` into zero bytes: nothing is
+copied), and the buffer, 32 KiB to begin with (the kernel's cap for a dump datagram),
+grows only when a datagram is larger. A dump in progress holds its socket and that
+buffer; both go when its generator is closed, exhausted or dropped.
 """
 
 from __future__ import annotations
@@ -30,7 +36,10 @@ _HDR = abi.NLMSGHDR
 _HDR_SIZE = _HDR.size
 #: nlmsghdr decoder for walkers outside this module
 HDR_UNPACK = _HDR.unpack_from
-_RECV_SIZE = 1 << 20
+#: the first receive buffer: netlink_recvmsg caps a dump's datagrams at 32 KiB
+#: (``max_recvmsg_len``), and sock_diag asks for no larger minimum
+RECV_START = 32768
+_PEEK_LENGTH = socket.MSG_PEEK | socket.MSG_TRUNC
 
 
 class DumpState:
@@ -86,16 +95,8 @@ def dump(
     sock.send(request)
     local_pid = sock.getsockname()[0]
     seq = _HDR.unpack_from(request, 0)[3]
-    scratch = bytearray(_RECV_SIZE)
-    view = memoryview(scratch)
-    recv_into = sock.recv_into
     unpack = _HDR.unpack_from
-    while True:
-        # recv() would allocate a fresh 1 MiB object per datagram; copy out only
-        # what arrived (the kernel fills about 32 KiB per datagram of a dump)
-        buf = bytes(view[: recv_into(scratch)])
-        if tee is not None:
-            tee.write(buf + b"\0" * (-len(buf) & 3))
+    for buf in datagrams(sock, tee):
         off = 0
         end = len(buf)
         while off + _HDR_SIZE <= end:
@@ -129,14 +130,25 @@ def datagrams(sock: socket.socket, tee: BinaryIO | None = None) -> Iterator[byte
     hands every message that is not data to :func:`control`; it stops at the end of
     the dump. With ``tee`` every datagram is also written verbatim (``ss -D``).
     """
-    scratch = bytearray(_RECV_SIZE)
+    scratch = bytearray(RECV_START)
     view = memoryview(scratch)
     recv_into = sock.recv_into
-    while True:
-        buf = bytes(view[: recv_into(scratch)])
-        if tee is not None:
-            tee.write(buf + b"\0" * (-len(buf) & 3))
-        yield buf
+    nothing = bytearray()
+    try:
+        while True:
+            # the next datagram's length, nothing copied (rtnl_recvmsg's first call)
+            need = recv_into(nothing, 0, _PEEK_LENGTH)
+            if need > len(scratch):
+                view.release()
+                scratch = bytearray(need)
+                view = memoryview(scratch)
+            # recv() would allocate a fresh buffer per datagram; copy out only what came
+            buf = bytes(view[: recv_into(scratch)])
+            if tee is not None:
+                tee.write(buf + b"\0" * (-len(buf) & 3))
+            yield buf
+    finally:
+        view.release()
 
 
 def control(mtype: int, buf: bytes, off: int, length: int) -> bool:
