@@ -34,8 +34,8 @@ The mix, for N sockets (the shares are of N; the small kinds have at least one e
 * UDP (6%): bound IPv4 and IPv6 sockets, some with an unread datagram, connected pairs;
 * UNIX (20%): a path listener with accepted connections, an abstract seqpacket listener,
   stream/dgram/seqpacket socketpairs, bound datagram sockets;
-* RAW (ICMP, ICMPv6), PACKET (ETH_P_ALL on lo) and NETLINK (route with groups) sockets,
-  a few each, when the kernel allows them.
+* RAW (ICMP, ICMPv6), PACKET (ETH_P_ALL on lo), NETLINK (route with groups, generic) and
+  MPTCP (a listener, two connections) sockets, a few each, when the kernel allows them.
 
 Ports are fixed by worker (TCP from 20000 + 64 * worker, UDP from 10000 + 2000 * worker);
 ephemeral ports of clients vary. Which addresses the clients use depends only on ``--seed``. Standard library
@@ -63,6 +63,7 @@ from pathlib import Path
 NETNS_DIR = Path("/var/run/netns")
 RUN_DIR = Path("/run/sockscope-tests-fill")
 HERE = Path(__file__).resolve()
+IPPROTO_MPTCP = 262
 TCP_BASE, UDP_BASE = 20000, 10000  # below the ephemeral range (32768-60999)
 PER_LISTENER = 8000  # connections per listener: far below the ephemeral port range
 BATCH = 256  # connects before accepting them (below the listen backlog)
@@ -281,6 +282,19 @@ class Worker:
         for make in makers:
             with contextlib.suppress(OSError):
                 self.keep.append(make())
+        with contextlib.suppress(OSError):
+            self.mptcp()
+
+    def mptcp(self) -> None:
+        """An MPTCP listener with two connections, when the kernel has MPTCP."""
+        lst = socket.socket(socket.AF_INET, socket.SOCK_STREAM, IPPROTO_MPTCP)
+        lst.bind(("127.0.0.1", self.port()))
+        lst.listen(8)
+        self.keep.append(lst)
+        for _ in range(2):
+            c = socket.socket(socket.AF_INET, socket.SOCK_STREAM, IPPROTO_MPTCP)
+            c.connect(lst.getsockname())
+            self.keep += [c, lst.accept()[0]]
 
     def build(self) -> None:
         self.tcp()
