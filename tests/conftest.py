@@ -31,10 +31,6 @@ SRC = REPO / "src"
 if SRC.is_dir() and str(SRC) not in sys.path:
     sys.path.insert(0, str(SRC))
 
-#: where extra golden cases may live; never needed (tests/golden is the project's own)
-SHARED = REPO.parent / "shared"
-SHARED_GOLDENS = SHARED / "goldens"
-
 
 def _find_oracle() -> tuple[str | None, str]:
     path = os.environ.get("SOCKSCOPE_ORACLE", "")

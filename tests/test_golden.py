@@ -30,3 +30,11 @@ def test_golden(case: goldtest.Case, update_oracle: str | None) -> None:
 def test_golden_cases_exist() -> None:
     """The project's own goldens are part of the repository: never silently run zero cases."""
     assert goldtest.all_cases(goldtest.GOLDEN), "no cases under tests/golden"
+
+
+def test_shared_golden_cases() -> None:
+    """``../shared/goldens``, beside the checkout, adds cases when it is there (run above
+    as ``shared/...``); it is never needed."""
+    if not goldtest.SHARED_GOLDEN.is_dir():
+        pytest.skip(f"{goldtest.SHARED_GOLDEN} is absent: only tests/golden runs")
+    assert goldtest.all_cases(goldtest.SHARED_GOLDEN)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Record the ``scenario-extinfo`` goldens (-i/-m/-o/-e and -p/-T) from upstream ss 7.1.
 
-    python tests/tools/record_extinfo.py --ss /work/oracle/ss71
+    python tests/tools/record_extinfo.py --ss /path/to/ss-7.1
 
 Root only.  Creates a private netns (lo only), runs ``extinfo_holder.py`` in it
 (bbr/cubic/reno connections, zero-window senders with persist timers, an ECN
