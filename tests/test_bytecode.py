@@ -21,12 +21,13 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from conftest import ORACLE
 from sockscope.kernel import abi
 from sockscope.query import hostcond
 from sockscope.query.bytecode import compile_bytecode, relocate
 from sockscope.query.filter import parse_filter, split_words
 from sockscope.query.hostcond import FilterContext
-from test_filter import ORACLE, have_tools
+from test_filter import have_tools
 
 SRC = Path(__file__).resolve().parent.parent / "src"
 IS_ROOT = os.geteuid() == 0
@@ -35,7 +36,7 @@ needs_netns = pytest.mark.skipif(
     not (IS_ROOT and have_tools("unshare", "mount")), reason="needs root and unshare"
 )
 needs_strace = pytest.mark.skipif(
-    not (IS_ROOT and have_tools("strace", "unshare") and os.access(ORACLE, os.X_OK)),
+    not (IS_ROOT and have_tools("strace", "unshare") and ORACLE is not None),
     reason="needs root, strace, unshare and the ss 7.1 oracle",
 )
 
