@@ -32,7 +32,9 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent
@@ -120,6 +122,44 @@ def tool_env(**extra: str) -> dict[str, str]:
     }
     env.update(extra)
     return env
+
+
+#: run the rest of a command line as an unprivileged user (nobody)
+DROP = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+@contextlib.contextmanager
+def as_nobody(cmd: list[str]) -> Iterator[tuple[list[str], dict[str, str]]]:
+    """``cmd`` (and its environment) rewritten so that uid 65534 can run it.
+
+    The checkout may sit in a directory that user cannot enter (a clone under a 0700
+    home), and so may the virtual environment: when ``cmd`` starts with this
+    interpreter, the package is copied to a world-readable temporary directory and the
+    base interpreter runs it (sockscope has no runtime dependencies). Other commands
+    (the oracle) are left alone. Skips the test when even that cannot run as the user.
+    """
+    import pytest
+
+    if not cmd or cmd[0] != sys.executable:
+        yield [*DROP, *cmd], tool_env()
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="sockscope-nobody-"))
+    try:
+        shutil.copytree(REPO / "src" / "sockscope", tmp / "sockscope")
+        for p in (tmp, *tmp.rglob("*")):
+            p.chmod(0o755 if p.is_dir() else 0o644)
+        python = os.path.realpath(sys.executable)
+        env = tool_env(PYTHONPATH=str(tmp), PYTHONDONTWRITEBYTECODE="1")
+        probe = subprocess.run(
+            [*DROP, python, "-c", "import sockscope.cli"],
+            env=env, capture_output=True, check=False, cwd="/", timeout=60,
+        )  # fmt: skip
+        if probe.returncode:
+            pytest.skip(f"uid 65534 cannot run {python} on a copy of the package: "
+                        f"{probe.stderr[-300:]!r}")  # fmt: skip
+        yield [*DROP, python, *cmd[1:]], env
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def sockscope_cmd() -> list[str]:

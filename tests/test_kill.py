@@ -138,14 +138,23 @@ def populated(mode: str = "hold"):  # type: ignore[no-untyped-def]
 def run_in(
     ns: netns.Netns, cmd: list[str], argv: list[str], *, user: bool = False
 ) -> tuple[bytes, bytes, int]:
-    drop = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if user else []
+    if not user:
+        return _run(ns, cmd, argv, netns.tool_env())
+    with netns.as_nobody(cmd) as (cmd_as_nobody, env):  # a private checkout is fine
+        return _run(ns, cmd_as_nobody, argv, env, cwd="/")
+
+
+def _run(
+    ns: netns.Netns, cmd: list[str], argv: list[str], env: dict[str, str], cwd: str | None = None
+) -> tuple[bytes, bytes, int]:
     r = subprocess.run(
-        [*ns.enter(), *drop, *cmd, *argv],
-        env=netns.tool_env(),
+        [*ns.enter(), *cmd, *argv],
+        env=env,
         capture_output=True,
         stdin=subprocess.DEVNULL,
         timeout=60,
         check=False,
+        cwd=cwd,
     )
     return r.stdout, r.stderr, r.returncode
 

@@ -13,9 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,57 +30,23 @@ IS_71 = netns.oracle()[1]
 needs_71 = pytest.mark.skipif(not IS_71, reason="needs the iproute2 7.1 oracle")
 
 
-DROP = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+def run(cmd: list[str], argv: list[str], *, user: bool = False) -> tuple[bytes, bytes, int]:
+    if user:  # as nobody, on a world-readable copy when the checkout is private
+        with netns.as_nobody(cmd) as (cmd_as_nobody, env):
+            return _run([*cmd_as_nobody, *argv], env, cwd="/")
+    return _run([*cmd, *argv], netns.tool_env())
 
 
-def run(
-    cmd: list[str], argv: list[str], *, user: bool = False, env: dict[str, str] | None = None
-) -> tuple[bytes, bytes, int]:
+def _run(argv: list[str], env: dict[str, str], cwd: str | None = None) -> tuple[bytes, bytes, int]:
     r = subprocess.run(
-        [*(DROP if user else []), *cmd, *argv],
-        env=env or netns.tool_env(),
-        capture_output=True,
-        stdin=subprocess.DEVNULL,
-        check=False,
-        timeout=60,
-        cwd="/" if user else None,
-    )
+        argv, env=env, capture_output=True, stdin=subprocess.DEVNULL, check=False, timeout=60,
+        cwd=cwd,
+    )  # fmt: skip
     return r.stdout, r.stderr, r.returncode
 
 
-@contextlib.contextmanager
-def user_copy() -> Iterator[tuple[list[str], dict[str, str]]]:
-    """(command, environment) that an unprivileged user (uid 65534) can run.
-
-    The checkout may sit in a directory that user cannot enter (a clone under a 0700
-    home): the package is copied to a world-readable temporary directory and run by the
-    base interpreter (a virtual environment, too, may be private). Skips when even that
-    cannot run as the user.
-    """
-    if os.environ.get("SOCKSCOPE_CAND"):
-        yield netns.sockscope_cmd(), netns.tool_env()
-        return
-    tmp = Path(tempfile.mkdtemp(prefix="sockscope-user-"))
-    try:
-        shutil.copytree(SRC / "sockscope", tmp / "sockscope")
-        for p in (tmp, *tmp.rglob("*")):
-            p.chmod(0o755 if p.is_dir() else 0o644)
-        python = os.path.realpath(sys.executable)
-        env = dict(netns.tool_env(), PYTHONPATH=str(tmp), PYTHONDONTWRITEBYTECODE="1")
-        probe = run([python, "-c", "import sockscope.cli"], [], user=True, env=env)
-        if probe[2] != 0:
-            pytest.skip(f"uid 65534 cannot run {python} on a copy of the package: {probe[1]!r}")
-        yield [python, "-m", "sockscope"], env
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def both(argv: list[str], *, user: bool = False) -> tuple[bytes, bytes, int]:
-    if user:
-        with user_copy() as (cmd, env):
-            ours = run(cmd, argv, user=True, env=env)
-    else:
-        ours = run(netns.sockscope_cmd(), argv)
+    ours = run(netns.sockscope_cmd(), argv, user=user)
     if IS_71:
         assert comparable(ours) == comparable(run([ORACLE], argv, user=user))
     return ours
