@@ -87,7 +87,18 @@ LONGOPTS: tuple[tuple[str, bool, str], ...] = (
     ("json", False, "json"),
     ("json-lines", False, "json-lines"),
     ("jsonl", False, "json-lines"),
+    # sockscope's own: answers instead of listings (cli/answers.py)
+    ("count-by", True, "count-by"),
+    ("top", True, "top"),
+    ("sort", True, "sort"),
+    ("watch", False, "watch"),
+    ("top-view", False, "top-view"),
 )
+#: how many rows of LONGOPTS are ss's own: an abbreviation means what it means to ss
+#: before sockscope's options are looked at (``--to`` stays ``--tos``)
+SS_LONGOPTS = 47
+#: sockscope's options with an optional argument (``--watch[=SECONDS]``)
+OPTIONAL_ARG = frozenset(("watch",))
 
 
 class _Exit(Exception):
@@ -140,7 +151,11 @@ def _long_option(
 ) -> int:
     name, eq, value = text.partition("=")
     exact = [o for o in LONGOPTS if o[0] == name]
-    matches = exact or [o for o in LONGOPTS if o[0].startswith(name)]
+    matches = (
+        exact
+        or [o for o in LONGOPTS[:SS_LONGOPTS] if o[0].startswith(name)]
+        or [o for o in LONGOPTS if o[0].startswith(name)]
+    )
     if not matches:
         raise UsageError(f"{prog}: unrecognized option '--{text}'")
     found = matches[0]
@@ -153,7 +168,7 @@ def _long_option(
                 raise UsageError(f"{prog}: option '--{found[0]}' requires an argument")
             value = args[i]
             i += 1
-    elif eq:
+    elif eq and found[2] not in OPTIONAL_ARG:
         raise UsageError(f"{prog}: option '--{found[0]}' doesn't allow an argument")
     opts.append((found[2], value))
     return i
@@ -256,6 +271,10 @@ def _apply_option(run: Run, key: str, value: str) -> None:
         run.state_filter = _STATE_OPTS[key]
     elif key in _OTHER_OPTS:
         _OTHER_OPTS[key](run, value)
+    elif key in _ANSWER_OPTS:
+        from sockscope.cli import answers
+
+        answers.option(run, key, value)
     else:
         raise _usage_error()
 
@@ -395,6 +414,10 @@ _OTHER_OPTS: dict[str, Callable[[Run, str], None]] = {
     "json": _opt_json,
     "json-lines": _opt_json_lines,
 }
+
+
+#: sockscope's own options, applied by cli/answers.py
+_ANSWER_OPTS = frozenset(("count-by", "top", "sort", "watch", "top-view"))
 
 
 def _selinux_enabled() -> bool:
@@ -592,6 +615,12 @@ def _show(run: Run, flt: Filter | None, users: ProcessMap | None, environ: dict[
     from sockscope.render.printer import Printer, enabled_slots
 
     opts, sel = run.opts, run.sel
+    if getattr(run, "answers", None) is not None:
+        from sockscope.cli import answers
+
+        status = answers.show(run, flt, users, environ, _warn, _warn_raw)
+        if status is not None:
+            return status
     if opts.json:
         return _show_json(run, flt, users, environ)
     slots = enabled_slots(

@@ -104,3 +104,25 @@ def summary_dict(summary: object) -> dict[str, object]:
         },
         "transport": transport,
     }
+
+
+def write_groups(out: BinaryIO, groups: Iterable[dict[str, object]], lines: bool) -> None:
+    """``--count-by`` as data: one ``{"schema_version", "group", "count", ...}`` line per
+    group (--json-lines), or one document ``{"schema_version", "groups": [...]}``."""
+    encode = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
+    if lines:
+        for g in groups:
+            text = encode(g)
+            out.write((_HEAD + "," + text[1:] + "\n").encode("ascii"))
+        return
+    body = ",\n".join(encode(g) for g in groups)
+    out.write(
+        (_HEAD + ',"groups":[' + ("\n" + body + "\n" if body else "") + "]}\n").encode("ascii")
+    )
+
+
+def write_event(out: BinaryIO, event: dict[str, object]) -> None:
+    """One ``--watch`` event as a JSON line, flushed."""
+    text = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode(event)
+    out.write((_HEAD + "," + text[1:] + "\n").encode("ascii"))
+    out.flush()
