@@ -32,14 +32,18 @@ if TYPE_CHECKING:
     from sockscope.api import (
         Query,
         Socket,
+        count,
         events,
         kill,
         parse_filter,
         socket_types,
         sockets,
         summary,
+        watch,
     )
     from sockscope.cli import main
+    from sockscope.ops.aggregate import Group
+    from sockscope.ops.watch import Change
     from sockscope.tables.common import Owner
     from sockscope.tables.inet.record import InetSocket
     from sockscope.tables.netlink import NetlinkSocket
@@ -51,8 +55,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ArgumentError",
+    "Change",
     "EventError",
     "FilterError",
+    "Group",
     "InetSocket",
     "KillError",
     "NamespaceError",
@@ -70,6 +76,7 @@ __all__ = [
     "VsockSocket",
     "XdpSocket",
     "__version__",
+    "count",
     "events",
     "kill",
     "main",
@@ -77,6 +84,7 @@ __all__ = [
     "socket_types",
     "sockets",
     "summary",
+    "watch",
 ]
 
 __version__ = "0.1.0"
@@ -91,6 +99,10 @@ _LAZY = {
     "summary": ("api", "summary"),
     "kill": ("api", "kill"),
     "events": ("api", "events"),
+    "count": ("api", "count"),
+    "watch": ("api", "watch"),
+    "Group": ("ops.aggregate", "Group"),
+    "Change": ("ops.watch", "Change"),
     "main": ("cli", "main"),
     "Owner": ("tables.common", "Owner"),
     "InetSocket": ("tables.inet.record", "InetSocket"),

@@ -25,7 +25,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping
     from typing import TypeAlias
 
+    from sockscope.ops.aggregate import Group
     from sockscope.ops.sockstat import Summary
+    from sockscope.ops.watch import Change
     from sockscope.query.filter import Filter
     from sockscope.render.view import View
     from sockscope.tables.common import Owner
@@ -201,13 +203,21 @@ def parse_filter(text: str | Iterable[str]) -> Filter | None:
     return ssfilter.parse_filter(text)
 
 
-def sockets(query: Query | None = None, **kwargs: object) -> Iterator[Socket]:
+def sockets(
+    query: Query | None = None, *, sort: Iterable[str] | None = None, **kwargs: object
+) -> Iterator[Socket]:
     """Every socket the query selects, as records, streamed while the kernel dumps them.
 
     ``sockets(tables=["tcp"], states=["listening"])`` is short for
     ``sockets(Query(tables=["tcp"], states=["listening"]))``. The query and its filter
     are checked here; the dump starts at the first ``next()``.
+
+    ``sort``: key names as ``--sort`` takes them (``["-recv_q", "peer_address"]``; see
+    :func:`count` for the keys, ``-`` for descending). The records then come in that
+    order (ties in ss's), after the whole dump.
     """
+    if sort is not None:
+        return _sorted(query, _words("sort", sort) or [], kwargs)
     if query is None:
         query = Query(**kwargs)  # type: ignore[arg-type]
     elif kwargs:
@@ -240,6 +250,77 @@ def sockets(query: Query | None = None, **kwargs: object) -> Iterator[Socket]:
         owners = pmap.owner_records
         view.owners = pmap.owners
     return _stream(ctx, query.netns, view, owners)
+
+
+def _sorted(query: Query | None, words: list[str], kwargs: dict[str, object]) -> Iterator[Socket]:
+    from sockscope.ops import aggregate
+    from sockscope.ops.keys import lookups, make_keys
+
+    query = query if query is not None else Query(**kwargs)  # type: ignore[arg-type]
+    names, descending = aggregate.parse_sort(words)
+    keys = make_keys(names, lookups(names, None, dict(os.environ), lambda _m: None))
+    records = list(sockets(query))
+    return iter(aggregate.sort_records(records, keys, descending))  # type: ignore[arg-type]
+
+
+def count(
+    query: Query | None = None, by: Iterable[str] = ("state",), *, top: int | None = None
+) -> list[Group]:
+    """The sockets of ``query`` grouped by keys, biggest group first: ``ss ... | awk |
+    sort | uniq -c | sort -rn`` as data. Memory grows with the groups, not the sockets.
+
+    Keys: ``state``, ``netid``, ``family``, ``local_address``, ``local_port``,
+    ``peer_address``, ``peer_prefix/N`` (``/N/M``: N bits of IPv4, M of IPv6),
+    ``peer_port``, ``process`` and ``pid`` (the first owner ``ss -p`` shows), ``uid``,
+    ``cgroup`` (path), ``netns`` and ``container`` (records listed through namespaces),
+    and ``recv_q``, ``send_q``, ``inode``, ``cookie``, ``rtt``, ``cwnd``,
+    ``bytes_acked``, ``bytes_received``, ``retrans`` (the last five need
+    ``Query(info=True)``). Each :class:`~sockscope.ops.aggregate.Group` has ``key`` (name
+    -> value, None when the sockets have none), ``count`` and ``sums`` (``recv_q``,
+    ``send_q``; with ``info`` also ``bytes_acked``, ``bytes_received``, ``retrans``);
+    ``to_dict()`` is the ``--count-by --json-lines`` object. Ties are ordered by the key
+    values. Unknown keys raise :class:`~sockscope.errors.ArgumentError`.
+    """
+    from sockscope.ops import aggregate
+    from sockscope.ops.keys import lookups, make_keys
+
+    query = query if query is not None else Query()
+    words = _words("by", by) or []
+    keys = make_keys(words, lookups(words, None, dict(os.environ), lambda _m: None))
+    counter = aggregate.Counter(keys, info=query.info)
+    counter.add(sockets(query))
+    return counter.groups(top)
+
+
+def watch(query: Query | None = None, interval: float = 1.0) -> Iterator[Change]:
+    """Changes of the inet sockets ``query`` selects, forever (``--watch``): ``new``,
+    ``closed`` (also those that opened and closed between two snapshots, from the
+    kernel's destruction events; needs CAP_NET_ADMIN, else snapshots only), ``state``,
+    and with ``Query(info=True)`` ``rate`` (bytes acked/received and retransmits per
+    second). Each is a :class:`~sockscope.ops.watch.Change`, keyed by (``netns``,
+    ``cookie``). The first snapshot is the baseline and yields nothing.
+    """
+    from sockscope.ops import watch as watching
+
+    query = query if query is not None else Query()
+    if not interval > 0:
+        raise ArgumentError(f"interval must be positive, not {interval!r}")
+    sel = query.selection()
+    flt = _filter_for(query, sel)
+    matcher = None if flt is None else flt.matches
+    bytecode = None if flt is None else flt.bytecode()
+    view = _data_view(query)
+
+    def stream() -> Iterator[Change]:
+        for change in watching.changes(sel, interval, query.info, matcher, bytecode):
+            change.socket.attach(view)
+            yield change
+
+    if query.netns is None:
+        return stream()
+    from sockscope.ops import netns as ns
+
+    return ns.iterate(query.netns, stream)
 
 
 def _data_view(query: Query) -> View:

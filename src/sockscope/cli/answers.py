@@ -31,15 +31,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
 
-    from sockscope.ops.aggregate import Group
-    from sockscope.ops.keys import Lookups
     from sockscope.ops.procmap import ProcessMap
     from sockscope.options import Options
     from sockscope.query.filter import Filter
     from sockscope.tables.context import Context
-
-#: the default --watch interval, seconds
-DEFAULT_INTERVAL = 1.0
 
 
 class Answers:
@@ -84,7 +79,7 @@ def option(run: object, key: str, value: str) -> None:
             raise ArgumentError(f'sockscope: invalid --top "{value}" (a count)')
         found.top = int(value)
     elif key == "watch":
-        found.watch = _number(value, "--watch interval", 0.01) if value else DEFAULT_INTERVAL
+        found.watch = _number(value, "--watch interval", 0.01) if value else 0.0
     elif key == "top-view":
         found.top_view = True
 
@@ -117,25 +112,6 @@ def show(
     return None
 
 
-def lookups(
-    words: Sequence[str],
-    opts: Options,
-    users: ProcessMap | None,
-    environ: dict[str, str],
-    warn: Callable[[str], None],
-) -> Lookups:
-    """The process map (built here when a key needs it and -p did not) and cgroup paths."""
-    from sockscope.ops.keys import Lookups, needs_processes
-    from sockscope.render.names import CgroupMap
-
-    if users is None and needs_processes(words):
-        from sockscope.ops.procmap import ProcessMap
-        from sockscope.options import Options
-
-        users = ProcessMap.build(environ, Options())
-    return Lookups(users, CgroupMap(warn).path)
-
-
 def _records(ctx: Context) -> Iterable[object]:
     from sockscope.cli import listing
 
@@ -151,10 +127,10 @@ def _count(
     warn: Callable[[str], None],
 ) -> int:
     from sockscope.ops import aggregate
-    from sockscope.ops.keys import make_keys
+    from sockscope.ops.keys import lookups, make_keys
 
     words = answers.count_by or []
-    keys = make_keys(words, lookups(words, opts, users, ctx.environ, warn))
+    keys = make_keys(words, lookups(words, users, ctx.environ, warn))
     counter = aggregate.Counter(keys, info=bool(opts.show_tcpinfo))
     counter.add(_records(ctx))
     groups = counter.groups(answers.top)
@@ -165,39 +141,12 @@ def _count(
         jsonout.write_groups(out, [g.to_dict() for g in groups], opts.json == "lines")
     else:
         out.write(
-            count_table(groups, [k.name for k in keys], opts.show_header).encode(
+            aggregate.table_text(groups, [k.name for k in keys], opts.show_header).encode(
                 "utf-8", "surrogateescape"
             )
         )
     out.flush()
     return 0
-
-
-def count_table(groups: Sequence[Group], names: Sequence[str], header: bool = True) -> str:
-    """The text of ``--count-by``: ``COUNT KEY... RECV-Q SEND-Q`` (and the -i sums), one
-    space between columns, numbers right-aligned, text left-aligned, no trailing blanks;
-    a key without a value shows ``-``."""
-    sums = list(groups[0].sums) if groups else ["recv_q", "send_q"]
-    heads = ["COUNT", *(n.upper() for n in names), *(s.upper().replace("_", "-") for s in sums)]
-    numeric = [True]
-    numeric += [all(isinstance(g.key[n], (int, type(None))) for g in groups) for n in names]
-    numeric += [True] * len(sums)
-    rows = [heads] if header else []
-    for g in groups:
-        cells = [str(g.count)]
-        cells += ["-" if g.key[n] is None else str(g.key[n]) for n in names]
-        cells += [str(g.sums[s]) for s in sums]
-        rows.append(cells)
-    if not rows:
-        return ""
-    widths = [max(len(r[i]) for r in rows) for i in range(len(heads))]
-    lines = []
-    for r in rows:
-        cells = [
-            c.rjust(w) if num else c.ljust(w) for c, w, num in zip(r, widths, numeric, strict=True)
-        ]
-        lines.append(" ".join(cells).rstrip(" ") + "\n")
-    return "".join(lines)
 
 
 def _sorted(
@@ -208,11 +157,12 @@ def _sorted(
     environ: dict[str, str],
     warn: Callable[[str], None],
 ) -> int:
+    from sockscope.cli import listing
     from sockscope.ops import aggregate
-    from sockscope.ops.keys import make_keys
+    from sockscope.ops.keys import lookups, make_keys
 
     names, descending = aggregate.parse_sort(answers.sort or [])
-    keys = make_keys(names, lookups(names, opts, users, environ, warn))
+    keys = make_keys(names, lookups(names, users, environ, warn))
     if opts.json:
         return _sorted_json(answers, ctx, opts, users, environ, warn, keys, descending)
     from sockscope.render import columns
@@ -242,7 +192,7 @@ def _sorted(
     records: list[object] = []
     rows: list[tuple[str, ...]] = []
     inet_rows = None
-    for table in _tables(ctx):
+    for table in listing.tables(ctx):
         if table.dg_proto:
             printer.set_proto(table.dg_proto)
         if table.inet:
@@ -260,12 +210,6 @@ def _sorted(
     renderer.finish()
     out.flush()
     return 0
-
-
-def _tables(ctx: Context) -> Iterable[object]:
-    from sockscope.cli import listing
-
-    return listing.tables(ctx)  # type: ignore[return-value]
 
 
 def _sorted_json(

@@ -115,16 +115,16 @@ class Counter:
         inet = InetSocket
         for rec in records:
             if type(rec) is inet:
-                k = inet_key(rec)  # type: ignore[arg-type]
+                k = inet_key(rec)
                 g = get(k)
                 if g is None:
                     g = table[k] = [0] * width
                 g[0] += 1
-                g[1] += rec[RQUEUE]  # type: ignore[index]
-                g[2] += rec[WQUEUE]  # type: ignore[index]
+                g[1] += rec[RQUEUE]
+                g[2] += rec[WQUEUE]
                 if readers:
                     for i, read in enumerate(readers, 3):
-                        g[i] += read(rec) or 0  # type: ignore[arg-type]
+                        g[i] += read(rec) or 0
                 continue
             # the other tables' raw values are their data values: kept apart
             k = other_key(rec)
@@ -143,8 +143,8 @@ class Counter:
         single = len(keys) == 1
         pairs = [*self.table.items(), *self.others.items()]
         for raw, sums in pairs:
-            raws = (raw,) if single else raw
-            values = tuple(k.value(r) for k, r in zip(keys, raws, strict=True))  # type: ignore[arg-type]
+            raws: tuple[Hashable, ...] = (raw,) if single else raw  # type: ignore[assignment]
+            values = tuple(k.value(r) for k, r in zip(keys, raws, strict=True))
             have = merged.get(values)
             if have is None:
                 merged[values] = list(sums)
@@ -202,6 +202,33 @@ def sort_order(
         else:
             order.sort(key=ranks.__getitem__)
     return order
+
+
+def table_text(groups: Sequence[Group], names: Sequence[str], header: bool = True) -> str:
+    """The text of ``--count-by``: ``COUNT KEY... RECV-Q SEND-Q`` (and the -i sums), one
+    space between columns, numbers right-aligned, text left-aligned, no trailing blanks;
+    a key without a value shows ``-``."""
+    sums = list(groups[0].sums) if groups else ["recv_q", "send_q"]
+    heads = ["COUNT", *(n.upper() for n in names), *(s.upper().replace("_", "-") for s in sums)]
+    numeric = [True]
+    numeric += [all(isinstance(g.key[n], (int, type(None))) for g in groups) for n in names]
+    numeric += [True] * len(sums)
+    rows = [heads] if header else []
+    for g in groups:
+        cells = [str(g.count)]
+        cells += ["-" if g.key[n] is None else str(g.key[n]) for n in names]
+        cells += [str(g.sums[s]) for s in sums]
+        rows.append(cells)
+    if not rows:
+        return ""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(heads))]
+    lines = []
+    for r in rows:
+        cells = [
+            c.rjust(w) if num else c.ljust(w) for c, w, num in zip(r, widths, numeric, strict=True)
+        ]
+        lines.append(" ".join(cells).rstrip(" ") + "\n")
+    return "".join(lines)
 
 
 def _neg(rank: tuple[int, int, str]) -> tuple[int, int, _Reversed]:

@@ -102,11 +102,11 @@ class Lookups:
         if have is None:
             return None
         text = have if type(have) is str else have[-1]  # ss shows the newest first
-        found = self._owner_memo.get(text)  # type: ignore[arg-type]
+        found = self._owner_memo.get(text)
         if found is None:
-            name, _sep, rest = text.rpartition('",pid=')  # type: ignore[union-attr]
+            name, _sep, rest = text.rpartition('",pid=')
             digits = rest.split(",", 1)[0]
-            found = self._owner_memo[text] = (name[2:], int(digits))  # type: ignore[index]
+            found = self._owner_memo[text] = (name[2:], int(digits))
         return found
 
 
@@ -131,7 +131,7 @@ class Key:
         self.order = order or order_plain
 
     def raw(self, rec: object) -> Hashable:
-        return self.inet(rec) if type(rec) is _INET else self.other(rec)  # type: ignore[arg-type]
+        return self.inet(rec) if type(rec) is _INET else self.other(rec)
 
 
 def _same(raw: Hashable) -> Value:
@@ -275,7 +275,7 @@ def _k_process(arg: str | None, lk: Lookups) -> Key:
     _no_arg("process", arg)
 
     def command(rec: object) -> Hashable:
-        found = lk.first_owner(rec[INODE] if type(rec) is _INET else getattr(rec, "inode", 0))  # type: ignore[index]
+        found = lk.first_owner(rec[INODE] if type(rec) is _INET else getattr(rec, "inode", 0))
         return None if found is None else found[0]
 
     return Key("process", command, command)
@@ -285,7 +285,7 @@ def _k_pid(arg: str | None, lk: Lookups) -> Key:
     _no_arg("pid", arg)
 
     def pid(rec: object) -> Hashable:
-        found = lk.first_owner(rec[INODE] if type(rec) is _INET else getattr(rec, "inode", 0))  # type: ignore[index]
+        found = lk.first_owner(rec[INODE] if type(rec) is _INET else getattr(rec, "inode", 0))
         return None if found is None else found[1]
 
     return Key("pid", pid, pid)
@@ -434,3 +434,21 @@ def make_keys(words: Sequence[str], lookups: Lookups) -> list[Key]:
 
 def needs_processes(words: Sequence[str]) -> bool:
     return any(w.partition("/")[0] in PROCESS_KEYS for w in words)
+
+
+def lookups(
+    words: Sequence[str],
+    processes: ProcessMap | None,
+    environ: dict[str, str],
+    warn: Callable[[str], None],
+) -> Lookups:
+    """The lookups of a run: the process map (built here when a key needs it and none was
+    given) and the cgroup paths."""
+    from sockscope.render.names import CgroupMap
+
+    if processes is None and needs_processes(words):
+        from sockscope.ops.procmap import ProcessMap
+        from sockscope.options import Options
+
+        processes = ProcessMap.build(environ, Options())
+    return Lookups(processes, CgroupMap(warn).path)
