@@ -253,6 +253,8 @@ class Watcher:
         self.netns = netns_inode()
         self.snap = Snapshotter(sel, info, bytecode)
         self.prev: dict[int, dict[bytes, bytes]] = {}
+        #: the messages of the last snapshot, per protocol, as sets
+        self.sets: dict[int, set[bytes]] = {}
         self.prev_time = 0.0
         self.prev_clock = 0.0
         #: cookie -> monotonic time of the first snapshot that listed it (None: baseline)
@@ -278,8 +280,9 @@ class Watcher:
         self.prev_clock = time.monotonic()
         self.prev_time = time.time()
         self.prev = self.snap.take()
-        for msgs in self.prev.values():
+        for protocol, msgs in self.prev.items():
             self.first.update(dict.fromkeys(msgs))
+            self.sets[protocol] = set(msgs.values())
 
     def step(self) -> list[Change]:
         """Take a snapshot and return what changed since the previous one."""
@@ -313,7 +316,14 @@ class Watcher:
     ) -> None:
         ghosts = self.ghosts
         first = self.first
-        for cookie in old.keys() - cur.keys():
+        # compare whole messages as sets (C speed); only the differences are looked at
+        cur_set = set(cur.values())
+        old_set = self.sets.get(protocol, set())
+        self.sets[protocol] = cur_set
+        for gone in old_set - cur_set:
+            cookie = gone[_COOKIE]
+            if cookie in cur or cookie not in old:
+                continue  # changed, or already reported by its destruction event
             started = first.pop(cookie, None)
             if cookie in ghosts:
                 ghosts.discard(cookie)
@@ -326,7 +336,8 @@ class Watcher:
                 change.lifetime = clock - started
             change.counters = counters(rec) if self.info else None
             out.append(change)
-        for cookie, msg in cur.items() - old.items():
+        for msg in cur_set - old_set:
+            cookie = msg[_COOKIE]
             if cookie in ghosts:
                 continue
             before = old.get(cookie)
