@@ -131,10 +131,10 @@ def script(gap: float) -> None:
     c_c.shutdown(socket.SHUT_WR)
     _mark("c-half-closed")
     time.sleep(gap)
-    # paced data over A: 2000 bytes every 10 ms (200,000 B/s) for 3 s
+    # paced data over A: 2000 bytes every 10 ms (200,000 B/s) for 4 s
     _mark("a-data")
     start = time.monotonic()
-    for i in range(300):
+    for i in range(400):
         delay = start + i * 0.01 - time.monotonic()
         if delay > 0:
             time.sleep(delay)

@@ -40,6 +40,17 @@ needs_oracle = pytest.mark.skipif(not ORACLE or not os.access(ORACLE, os.X_OK), 
 
 # ---------------------------------------------------------------- the pipelines
 
+
+def validate(obj: object) -> None:
+    """The object validates against the shipped schema (when jsonschema is installed)."""
+    try:
+        import jsonschema
+    except ImportError:  # pragma: no cover - a test dependency
+        return
+    schema = json.loads((TESTS.parent / "src/sockscope/schema/sockscope.schema.json").read_text())
+    jsonschema.Draft202012Validator(schema).validate(obj)
+
+
 #: key -> (--count-by key, the awk/sed pipeline over `ss -tanH` lines printing the value)
 PIPELINES = {
     "state": ("state", "awk '{print $1}'"),
@@ -169,6 +180,11 @@ def test_count_text_table() -> None:
     assert not no_header.startswith("COUNT")
     doc = json.loads(sockscope(["-tan", "--count-by", "state", "--json"], env))
     assert doc["schema_version"] == "1.1"
+    validate(doc)
+    for line in sockscope(
+        ["-tani", "--count-by", "peer_prefix/16,state", "--json-lines"], env
+    ).splitlines():
+        validate(json.loads(line))
     assert sum(g["count"] for g in doc["groups"]) == len(
         sockscope(["-tanH"], env).decode().splitlines()
     )
@@ -402,21 +418,21 @@ def _ends(ev: dict[str, object]) -> tuple[int, int]:
 @live
 @needs_root
 def test_watch_script(tmp_path: Path) -> None:
-    """The timeline of answers_fixture.script, watched every 0.3 s with -i: the exact
+    """The timeline of answers_fixture.script, watched every 0.6 s with -i: the exact
     events of each socket, a connection opened and closed within 50 ms between two
     snapshots, and the paced transfer's rate within 5%."""
     ns = netns.Netns(f"sockscope-aggw-{os.getpid()}")
     # a file, not a pipe: the test reads at the end, a full pipe would stall the watcher
     sink = (tmp_path / "watch.out").open("wb")
     watcher = subprocess.Popen(
-        [*ns.enter(), *netns.sockscope_cmd(), "-tai", "--watch=0.3", "--json-lines"],
+        [*ns.enter(), *netns.sockscope_cmd(), "-tai", "--watch=0.6", "--json-lines"],
         stdout=sink,
         stderr=subprocess.PIPE,
         env=netns.tool_env(),
     )
     try:
         time.sleep(1.5)  # start-up and the baseline snapshot
-        script = ns.run([sys.executable, str(FIXTURE), "script", "0.8"], timeout=60)
+        script = ns.run([sys.executable, str(FIXTURE), "script", "1.4"], timeout=60)
         assert script.returncode == 0, script.stderr
         time.sleep(0.5)
         watcher.send_signal(signal.SIGINT)
@@ -430,6 +446,8 @@ def test_watch_script(tmp_path: Path) -> None:
     assert watcher.returncode in (130, -signal.SIGINT), err
     events = _events(out)
     assert all(ev["schema_version"] == "1.1" and "time" in ev for ev in events)
+    for ev in events:
+        validate(ev)
     by_kind: dict[str, list[dict[str, object]]] = {}
     for ev in events:
         by_kind.setdefault(ev["event"], []).append(ev)  # type: ignore[arg-type]
@@ -442,7 +460,7 @@ def test_watch_script(tmp_path: Path) -> None:
     unseen = [ev for ev in closed if "lifetime_max_s" in ev]
     assert len(unseen) == 2  # B: opened and closed between two snapshots
     for ev in unseen:
-        assert ev["lifetime_max_s"] < 0.8
+        assert ev["lifetime_max_s"] < 1.4
         counters = ev["counters"]
         moved = (
             counters["bytes_received"]
@@ -461,7 +479,7 @@ def test_watch_script(tmp_path: Path) -> None:
         for ev in by_kind.get("rate", [])
         if ev["socket"]["peer_port"] == 7100 and ev["rates"]["bytes_acked_per_s"] > 1000  # type: ignore[index]
     ]
-    assert len(rates) >= 6
+    assert len(rates) >= 5
     inner = rates[1:-1]  # the first and last intervals hold part of the transfer only
     assert all(abs(r - 200000) / 200000 < 0.05 for r in inner), inner
 

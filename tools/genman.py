@@ -100,6 +100,7 @@ class Opt:
     kind: str = ""  # what to complete for the argument: family, table, netns, file
     group: str = "general"
     origin: str = "ss"  # "ss" (an ss 7.1 option) or "sockscope" (sockscope's own)
+    optional: str = ""  # metavariable of an optional ``=VALUE`` (a flag to completions)
 
 
 GROUPS = (
@@ -109,6 +110,7 @@ GROUPS = (
     ("info", "What to show about each socket"),
     ("modes", "Other modes"),
     ("json", "Machine-readable output (sockscope's own)"),
+    ("answers", "Answers instead of listings (sockscope's own)"),
 )
 
 # fmt: off
@@ -246,6 +248,42 @@ OPTIONS: tuple[Opt, ...] = (
     Opt("", ("json-lines", "jsonl"), "", "write one JSON object per socket per line",
         "Write one JSON object per socket per line; see JSON OUTPUT.", group="json",
         origin="sockscope"),
+    Opt("", ("count-by",), "KEY[,KEY...]", "count the sockets per group of keys",
+        "Print a table `COUNT KEY... RECV-Q SEND-Q` instead of the sockets: one row per "
+        "group of sockets with the same values of the keys, biggest group first (ties by "
+        "the key values, ascending), with the sums of their queues; with `-i` also "
+        "`BYTES-ACKED BYTES-RECEIVED RETRANS`. Keys: `state`, `netid`, `family`, "
+        "`local_address`, `local_port`, `peer_address`, `peer_prefix/`''N'' (''N'' bits of "
+        "IPv4 and IPv6 addresses; `peer_prefix/`''N''`/`''M'': ''M'' bits of IPv6), "
+        "`peer_port`, `process` and `pid` (the first owner `-p` shows), `uid`, `cgroup`, "
+        "`netns`, `container`, and `recv_q`, `send_q`, `inode`, `cookie`, `rtt`, `cwnd`, "
+        "`bytes_acked`, `bytes_received`, `retrans` (the last five need `-i`). A key a "
+        "socket has no value for shows `-`. With `--json` or `--json-lines`, each group is "
+        "`{\"group\": {...}, \"count\": N, \"recv_q\": ..., \"send_q\": ...}`. Memory "
+        "grows with the number of groups, not of sockets.",
+        group="answers", origin="sockscope"),
+    Opt("", ("top",), "N", "keep the first N groups or rows",
+        "Keep the first ''N'' groups of `--count-by`, rows of `--sort` or lines of "
+        "`--top-view`.", group="answers", origin="sockscope"),
+    Opt("", ("sort",), "[-]KEY[,...]", "list the sockets in key order",
+        "List the sockets ordered by the keys of `--count-by` (`-` before a key: "
+        "descending; missing values last); ties keep ss's order. The rows and their "
+        "layout are ss's, for the rows shown.", group="answers", origin="sockscope"),
+    Opt("", ("watch",), "", "print what changes, every SECONDS (default 1)",
+        "Every ''SECONDS'' (default 1) compare a snapshot of the TCP, UDP, MPTCP and RAW "
+        "sockets with the previous one and print a line per change, starting with the "
+        "time: `new`, `closed` (with the lifetime and, from the kernel's destruction "
+        "events, the last counters; a connection that opened and closed between two "
+        "snapshots is reported too), `state` (old->new), and with `-i` `rate` (bytes "
+        "acked and received and retransmits per second). Sockets are keyed by network "
+        "namespace and cookie. Lines are flushed as written; with `--json-lines`, each "
+        "change is an object with `time` and `event`. Ctrl-C ends it.",
+        group="answers", origin="sockscope", optional="SECONDS"),
+    Opt("", ("top-view",), "", "a full-screen view of --count-by or the busiest sockets",
+        "On a terminal, redraw every interval (`--watch=`''SECONDS'') the groups of "
+        "`--count-by`, or the busiest connections by rate; `q` quits. When standard output "
+        "is not a terminal, print the `--watch` lines. (An option, not a `top` word: a bare "
+        "word is an ss filter.)", group="answers", origin="sockscope"),
 )
 # fmt: on
 
@@ -257,7 +295,7 @@ selection, the filter and the options that add information (`-o -e -m -i -p -T -
 --cgroup --inet-sockopt -s`) work as they do for the text. Options that only change the \
 layout of the text (`-H`, `-O`, column widths, `COLUMNS`) do not change the data.
 
-`--json` (or `-j`) writes one document, `{"schema_version": "1.0", "summary": {...}, \
+`--json` (or `-j`) writes one document, `{"schema_version": "1.1", "summary": {...}, \
 "sockets": [...]}`. It is streamed: the opening, one socket per line as it arrives, then \
 the closing.
 
@@ -266,7 +304,10 @@ arrives; each object starts with `schema_version`. With `-s`, the first line hol
 summary.
 
 Neither keeps a socket after writing it, so memory use is flat however many sockets there \
-are. With `-E`, each destroyed socket is one object, written as it comes.
+are. With `-E`, each destroyed socket is one object, written as it comes. With \
+`--count-by`, the document has `groups` and each line is a group (`group`, `count`, \
+`recv_q`, `send_q`); with `--watch`, each line is a change (`time`, `event`, \
+`netns_inode`, `cookie`, `socket`).
 
 Field names are plain words and carry their unit when there is one (`_us`, `_ms`, \
 `_bytes`, `_bps`). Addresses are text, ports are integers (`0`: no port). A field whose \
@@ -410,7 +451,10 @@ def _opt_head(o: Opt) -> str:
     if o.short:
         parts.append(f"\\fB\\-{o.short}\\fR" + (f" \\fI{arg}\\fR" if arg else ""))
     for name in o.longs:
-        parts.append(f"\\fB\\-\\-{esc(name)}\\fR" + (f"=\\fI{arg}\\fR" if arg else ""))
+        head = f"\\fB\\-\\-{esc(name)}\\fR" + (f"=\\fI{arg}\\fR" if arg else "")
+        if o.optional:
+            head += f"[=\\fI{esc(o.optional)}\\fR]"
+        parts.append(head)
     return ", ".join(parts)
 
 
