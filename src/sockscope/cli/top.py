@@ -4,7 +4,8 @@
 starting with its local time (ISO 8601, microseconds), flushed as it is written so a
 pipe sees it at once; ``--json-lines`` (or ``--json``) writes each as a JSON object with
 ``time``, ``event`` and the socket's data. Ctrl-C (SIGINT) or SIGTERM ends it: what was
-written stays complete, and the status is ss's for a signal (130 for SIGINT).
+written stays complete, and the status is the shell's for a process killed by the signal,
+as ss is (130 for SIGINT, 143 for SIGTERM).
 
 ``--top-view`` redraws a full screen every interval (stdlib :mod:`curses`): the groups
 of ``--count-by`` when given, else the busiest connections by rate (bytes acked plus
@@ -92,9 +93,17 @@ def line(change: Change) -> str:
     return " ".join(parts)
 
 
+class _Terminated(Exception):
+    """SIGTERM: end like Ctrl-C, with the status of a process killed by SIGTERM (143)."""
+
+
+#: the status of a process killed by SIGTERM, as the shell shows it
+EXIT_SIGTERM = 128 + signal.SIGTERM
+
+
 def _stop_on_term() -> None:
     def stop(_signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt
+        raise _Terminated
 
     try:
         signal.signal(signal.SIGTERM, stop)
@@ -126,6 +135,8 @@ def watch_lines(sel: Selection, opts: Options, flt: Filter | None, interval: flo
             else:
                 out.write((line(change) + "\n").encode("utf-8", "surrogateescape"))
                 out.flush()
+    except _Terminated:
+        return EXIT_SIGTERM
     finally:
         stream.close()
         out.flush()
@@ -147,6 +158,8 @@ def _screen(
     view = TopView(answers, sel, opts, flt, environ, warn, interval)
     try:
         curses.wrapper(view.loop)
+    except _Terminated:
+        return EXIT_SIGTERM
     finally:
         view.close()
     return 0
