@@ -57,6 +57,8 @@ if TYPE_CHECKING:
     Value = str | int | None
 
 _INET = InetSocket
+#: the most entries a per-key memo keeps
+_MEMO_MAX = 4096
 _FAMILY_WORDS = {abi.AF_INET: "inet", abi.AF_INET6: "inet6"}
 #: the data view's family of the other record classes
 _CLASS_FAMILY = {
@@ -102,11 +104,13 @@ class Lookups:
         if have is None:
             return None
         text = have if type(have) is str else have[-1]  # ss shows the newest first
-        found = self._owner_memo.get(text)
+        # keyed without the fd, so the memo grows with the processes, not the sockets
+        head = text.rpartition(",fd=")[0]
+        found = self._owner_memo.get(head)
         if found is None:
-            name, _sep, rest = text.rpartition('",pid=')
+            name, _sep, rest = head.rpartition('",pid=')
             digits = rest.split(",", 1)[0]
-            found = self._owner_memo[text] = (name[2:], int(digits))
+            found = self._owner_memo[head] = (name[2:], int(digits))
         return found
 
 
@@ -252,6 +256,8 @@ def _k_peer_prefix(arg: str | None, _lk: Lookups) -> Key:
         raw = (rec[FAMILY], rec[DST])
         found = memo.get(raw)
         if found is None:
+            if len(memo) >= _MEMO_MAX:
+                memo.clear()  # bounded: many distinct peers cost time, not memory
             found = memo[raw] = _prefix_text(raw[0], raw[1], n4, n6)
         return found
 

@@ -36,7 +36,6 @@ from operator import itemgetter
 from sockscope.errors import NetlinkError
 from sockscope.kernel import abi, netlink
 from sockscope.ops import follow
-from sockscope.ops.keys import info_reader
 from sockscope.tables.inet.layout import ATTR_END, ATTR_START, BUF, PROTOCOL
 from sockscope.tables.inet.record import InetSocket, decode_inet
 from sockscope.tables.inet.source import inet_request
@@ -62,11 +61,6 @@ TABLES = {
     abi.MPTCP_DB: abi.IPPROTO_MPTCP,
     abi.RAW_DB: abi.IPPROTO_RAW,
 }
-_COUNTERS = (
-    ("bytes_acked", info_reader("tcpi_bytes_acked")),
-    ("bytes_received", info_reader("tcpi_bytes_received")),
-    ("retrans", info_reader("tcpi_total_retrans")),
-)
 
 
 class Change:
@@ -131,12 +125,21 @@ class Change:
         return out
 
 
+#: tcpi_total_retrans (offset 100), then tcpi_bytes_acked and tcpi_bytes_received (120, 128)
+_INFO_COUNTERS = struct.Struct("=I16xQQ")
+_INFO_AT = 100
+_RTA = abi.RTATTR
+
+
 def counters(rec: InetSocket) -> dict[str, int] | None:
     """``bytes_acked``, ``bytes_received``, ``retrans`` of a TCP record with tcp_info."""
-    values = {name: read(rec) for name, read in _COUNTERS}
-    if values["bytes_acked"] is None:
+    if rec[PROTOCOL] != abi.IPPROTO_TCP or rec[BUF] is None:
         return None
-    return {k: v or 0 for k, v in values.items()}
+    span = rec.spans().get(abi.INET_DIAG_INFO)
+    if span is None or span[1] - span[0] < _INFO_AT + _INFO_COUNTERS.size:
+        return None
+    retrans, acked, received = _INFO_COUNTERS.unpack_from(rec[BUF], span[0] + _INFO_AT)
+    return {"bytes_acked": acked, "bytes_received": received, "retrans": retrans}
 
 
 def netns_inode() -> int:
@@ -154,6 +157,22 @@ def _decode(msg: bytes, protocol: int) -> InetSocket | None:
     for rec in decode_inet(((0, msg, 0, len(msg)),), protocol):
         return rec
     return None
+
+
+def _rate(
+    rec: InetSocket,
+    when: float,
+    netns: int,
+    then: tuple[int, int, int],
+    now: tuple[int, int, int],
+    dt: float,
+) -> Change:
+    change = Change("rate", when, netns, rec)
+    names = ("retrans", "bytes_acked", "bytes_received")
+    change.counters = {"bytes_acked": now[1], "bytes_received": now[2], "retrans": now[0]}
+    deltas = dict(zip(names, (b - a for a, b in zip(then, now, strict=True)), strict=True))
+    change.rates = {k: deltas[k] / dt for k in ("bytes_acked", "bytes_received", "retrans")}
+    return change
 
 
 class Snapshotter:
@@ -253,6 +272,8 @@ class Watcher:
         self.netns = netns_inode()
         self.snap = Snapshotter(sel, info, bytecode)
         self.prev: dict[int, dict[bytes, bytes]] = {}
+        #: message size -> where its INET_DIAG_INFO payload starts (-1: none)
+        self._info_at: dict[int, int] = {}
         #: the messages of the last snapshot, per protocol, as sets
         self.sets: dict[int, set[bytes]] = {}
         self.prev_time = 0.0
@@ -351,39 +372,38 @@ class Watcher:
                 if rec is not None:
                     out.append(Change("new", when, self.netns, rec))
                 continue
-            if before[_STATE] == msg[_STATE] and not self.info:
-                continue
+            state_changed = before[_STATE] != msg[_STATE]
+            moved = None
+            if self.info and protocol == abi.IPPROTO_TCP and dt > 0:
+                then, now = self._raw_counts(before), self._raw_counts(msg)
+                if then is not None and now is not None and then != now:
+                    moved = (then, now)
+            if not state_changed and moved is None:
+                continue  # a timer or a queue moved: nothing to report
             rec = self._match(msg, protocol)
             if rec is None:
                 continue
-            if before[_STATE] != msg[_STATE]:
+            if state_changed:
                 change = Change("state", when, self.netns, rec)
                 change.old_state = abi.STATE_NAMES[before[_STATE]]
                 out.append(change)
-            if self.info and dt > 0:
-                self._rate(before, rec, protocol, when, dt, out)
+            if moved is not None:
+                out.append(_rate(rec, when, self.netns, moved[0], moved[1], dt))
 
-    def _rate(
-        self,
-        before: bytes,
-        rec: InetSocket,
-        protocol: int,
-        when: float,
-        dt: float,
-        out: list[Change],
-    ) -> None:
-        now = counters(rec)
-        prev_rec = _decode(before, protocol)
-        then = None if prev_rec is None else counters(prev_rec)
-        if now is None or then is None:
-            return
-        deltas = {k: now[k] - then[k] for k in now}
-        if not any(deltas.values()):
-            return
-        change = Change("rate", when, self.netns, rec)
-        change.counters = now
-        change.rates = {k: v / dt for k, v in deltas.items()}
-        out.append(change)
+    def _raw_counts(self, msg: bytes) -> tuple[int, int, int] | None:
+        """(retrans, bytes_acked, bytes_received) read from a TCP reply's bytes: the
+        INET_DIAG_INFO attribute's place is found once per message size, then checked."""
+        size = len(msg)
+        at = self._info_at.get(size)
+        if at is None or at < 0 or _RTA.unpack_from(msg, at - 4)[1] != abi.INET_DIAG_INFO:
+            span = netlink.attrs(msg, _MIN, size).get(abi.INET_DIAG_INFO)
+            fits = span is not None and span[1] - span[0] >= _INFO_AT + _INFO_COUNTERS.size
+            at = span[0] if fits else -1  # type: ignore[index]
+            self._info_at[size] = at
+            if at < 0:
+                return None
+        found: tuple[int, int, int] = _INFO_COUNTERS.unpack_from(msg, at + _INFO_AT)
+        return found
 
     def _match(self, msg: bytes, protocol: int) -> InetSocket | None:
         rec = _decode(msg, protocol)
