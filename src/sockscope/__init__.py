@@ -25,7 +25,7 @@ from sockscope.errors import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from sockscope.api import Query, parse_filter, sockets
+    from sockscope.api import Query, namespaces, parse_filter, sockets
 
 __all__ = [
     "FilterError",
@@ -36,6 +36,7 @@ __all__ = [
     "UsageError",
     "__version__",
     "main",
+    "namespaces",
     "parse_filter",
     "sockets",
 ]
@@ -46,6 +47,7 @@ _LAZY = {
     "Query": ("api", "Query"),
     "sockets": ("api", "sockets"),
     "parse_filter": ("api", "parse_filter"),
+    "namespaces": ("api", "namespaces"),
     "main": ("cli", "main"),
     "summary": ("ops.sockstat", "summary"),
     "kill": ("api", "kill"),

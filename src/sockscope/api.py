@@ -21,6 +21,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
+    from sockscope.ops.namespaces import Namespace
     from sockscope.query.filter import Filter
     from sockscope.tables.inet.record import InetSocket
 
@@ -35,7 +36,11 @@ class Query:
       ``"listening"``, ``"connected"``, ``"all"`` ...); None = the tables' defaults.
     * ``filter``: filter text in ss's language, or a parsed :class:`Filter`.
     * ``memory``, ``info``, ``tos``: ask the kernel for skmem, tcp_info and TOS data.
-    * ``netns``: the name of a network namespace under /var/run/netns to list instead.
+    * ``netns``: the network namespace to list instead of the caller's: a name under
+      /var/run/netns, a namespace file's path (``/proc/PID/ns/net``, a bind mount),
+      ``"pid:PID"``, or ``"all"`` for every namespace of the host (see
+      :func:`namespaces`). The records' ``netns`` attribute then says which namespace
+      each came from (a :class:`~sockscope.ops.namespaces.Namespace`).
     """
 
     __slots__ = ("families", "filter", "info", "memory", "netns", "states", "tables", "tos")
@@ -124,10 +129,26 @@ def sockets(query: Query | None = None, **kwargs: object) -> Iterator[object]:
     if query.netns is None:
         yield from _gather(ctx)
         return
-    from sockscope.ops import netns
+    from sockscope.ops import namespaces as nsops
 
-    # entered around each next(), so the caller's code between items runs at home
-    yield from netns.iterate(query.netns, lambda: _gather(ctx), batch=1024)
+    # entered around each batch, so the caller's code between items runs at home
+    for ns, rec in nsops.listing(query.netns, lambda: _gather(ctx.fresh())):
+        rec.netns = ns  # type: ignore[attr-defined]
+        yield rec
+
+
+def namespaces() -> Iterator[Namespace]:
+    """Every network namespace of the host, with what holds it and its container.
+
+    Found from /var/run/netns, the nsfs bind mounts and every process's
+    ``/proc/PID/ns/net``, deduplicated by nsfs inode, in inode order. Each is a
+    :class:`~sockscope.ops.namespaces.Namespace` (``inode``, ``names``, ``paths``,
+    ``pids``, ``container``, ``unit``, ``cgroup``, ``to_dict()``). Processes whose
+    namespace cannot be read (another user's, without privileges) are left out.
+    """
+    from sockscope.ops import namespaces as found
+
+    return found.namespaces()
 
 
 def _filter_for(query: Query, sel: Selection) -> Filter | None:

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
     _R = TypeVar("_R")
 
+    from sockscope.ops.namespaces import Namespace
     from sockscope.render.printer import Printer
     from sockscope.render.view import View
     from sockscope.tables.context import Context
@@ -44,6 +45,25 @@ MODULES = {
     "tipc": "tipc",
     "xdp": "xdp",
 }
+
+
+class InNamespace:
+    """Base of the slots records: ``netns``, the namespace a record was listed in.
+
+    None (the default, nothing stored) for the caller's own namespace; the library's
+    ``sockets(netns=...)`` sets it to a :class:`sockscope.ops.namespaces.Namespace`.
+    (Inet records are tuples with an instance dict and have a plain class attribute.)
+    """
+
+    __slots__ = ("_netns",)
+
+    @property
+    def netns(self) -> Namespace | None:
+        return getattr(self, "_netns", None)
+
+    @netns.setter
+    def netns(self, value: Namespace | None) -> None:
+        self._netns = value
 
 
 def _module(name: str):  # type: ignore[no-untyped-def]

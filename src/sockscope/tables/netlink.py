@@ -16,6 +16,7 @@ from sockscope.kernel import abi
 from sockscope.kernel.libc import fgets, int32, scanf
 from sockscope.render.names import proc_path
 from sockscope.tables.common import (
+    InNamespace,
     apply_filter,
     decoded,
     diag_dump,
@@ -47,7 +48,7 @@ NL_PROTO_NAMES = {
 NL_PROTOS_FILES = ("/etc/iproute2/nl_protos", "/usr/share/iproute2/nl_protos")
 
 
-class NetlinkSocket:
+class NetlinkSocket(InNamespace):
     """One AF_NETLINK socket.
 
     ``portid`` is C's ``int`` view of the port id (autobound ids are negative), 0 for a

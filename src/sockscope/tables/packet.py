@@ -18,6 +18,7 @@ from sockscope.kernel.libc import fgets, int32, scanf
 from sockscope.render.names import proc_path
 from sockscope.tables.common import (
     DumpFailed,
+    InNamespace,
     add_owners,
     details_text,
     diag_dump,
@@ -77,7 +78,7 @@ def ll_proto_name(protocol: int, numeric: bool = False) -> str:
     return f"[{protocol}]" if name is None else name
 
 
-class PacketSocket:
+class PacketSocket(InNamespace):
     """One AF_PACKET socket.
 
     ``protocol`` is the bound ethertype (host order), ``ifindex`` the bound interface (0:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from sockscope.kernel import abi
 from sockscope.tables.common import (
     DumpFailed,
+    InNamespace,
     decoded,
     details_text,
     diag_dump,
@@ -41,7 +42,7 @@ _NETIDS = {
 _TYPE_NAMES = ("UNKNOWN", "STREAM", "DGRAM", "(null)", "RDM", "SEQPACKET")
 
 
-class TipcSocket:
+class TipcSocket(InNamespace):
     """One AF_TIPC socket: ``node:ref`` locally; ``con_node:con_sock`` when connected."""
 
     __slots__ = (

@@ -15,6 +15,7 @@ from sockscope.kernel import abi
 from sockscope.kernel.libc import fgets, int32, scanf
 from sockscope.render.names import proc_path
 from sockscope.tables.common import (
+    InNamespace,
     add_owners,
     decoded,
     diag_dump,
@@ -62,7 +63,7 @@ def netid_name(sock_type: int) -> str:
 _NAME_POINTER = bytes((0x30, 0xB2, 0x5E, 0xD6, 0xFC, 0x7F, 0, 0))
 
 
-class UnixSocket:
+class UnixSocket(InNamespace):
     """One AF_UNIX socket.
 
     ``name`` is the bound name as ss shows it (abstract names begin with ``@`` and every

@@ -14,6 +14,7 @@ from sockscope.kernel import abi
 from sockscope.kernel.libc import int32
 from sockscope.tables.common import (
     DumpFailed,
+    InNamespace,
     add_owners,
     apply_filter,
     decoded,
@@ -35,7 +36,7 @@ _NETIDS = {abi.SOCK_STREAM: "v_str", abi.SOCK_DGRAM: "v_dgr"}
 _TYPE_DB = {abi.SOCK_STREAM: abi.VSOCK_ST_DB, abi.SOCK_DGRAM: abi.VSOCK_DG_DB}
 
 
-class VsockSocket:
+class VsockSocket(InNamespace):
     """One AF_VSOCK socket: (CID, port) at each end, ``0xffffffff`` meaning any."""
 
     __slots__ = (

@@ -13,6 +13,7 @@ from sockscope.kernel import abi
 from sockscope.kernel.libc import int32
 from sockscope.tables.common import (
     DumpFailed,
+    InNamespace,
     apply_filter,
     decoded,
     details_text,
@@ -51,7 +52,7 @@ _STATS_KEYS = (
 )  # fmt: skip
 
 
-class XdpSocket:
+class XdpSocket(InNamespace):
     """One AF_XDP socket, bound to queue ``queue_id`` of interface ``ifindex`` (0: unbound).
 
     Ring sizes are entry counts (None when the ring is not set up); ``umem`` is

@@ -46,6 +46,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
 
+    from sockscope.ops.namespaces import Namespace
     from sockscope.render.view import View
 
 
@@ -86,6 +87,9 @@ class InetSocket(tuple):  # type: ignore[type-arg]
     #: socket when the kernel reported INET_DIAG_PROTOCOL
     protocol: int = property(itemgetter(PROTOCOL))  # type: ignore[assignment]
     name = None
+    #: the namespace the record was listed in (set on the instance by
+    #: ``sockets(netns=...)``); None: the caller's own
+    netns: Namespace | None = None
 
     @property
     def lport(self) -> int:
