@@ -17,7 +17,9 @@ sockfs), so an inode identifies one socket whatever its namespace.
 
 A namespace that has gone between the scan and its turn is skipped silently. One that
 cannot be entered (no CAP_SYS_ADMIN) is skipped, and a note at the end says how many were
-skipped and why; the exit status is then 1.
+skipped and why; the exit status is then 1. Processes whose ``ns/net`` cannot be read
+(another user's, or one with more capabilities than the caller) get a note too, but do
+not change the status: their namespaces may well be among those listed.
 """
 
 from __future__ import annotations
@@ -123,7 +125,8 @@ def _walk(found: Discovery, hooks: Hooks, body: Callable[[Namespace], int]) -> i
             status = e.status
     if denied or found.denied_pids:
         _denied_note(found, denied, hooks.warn)
-        status = status or 1
+    if denied:
+        status = status or 1  # a namespace known to exist was not listed
     return status
 
 
