@@ -305,7 +305,7 @@ def test_fleet_is_big_enough(fleet) -> None:  # type: ignore[no-untyped-def]
         ["-s"],
         ["-s", "-tl"],
     ],
-    ids=lambda a: " ".join(a),
+    ids=" ".join,
 )
 def test_blocks_equal_ss_inside(fleet, argv: list[str]) -> None:  # type: ignore[no-untyped-def]
     out, err, status = _run(["--all-netns", *argv])
@@ -333,7 +333,7 @@ def _mask_summary(out: bytes) -> bytes:
 
 @pytest.mark.live
 def test_headers_and_attribution(fleet) -> None:  # type: ignore[no-untyped-def]
-    out, err, status = _run(["--all-netns", "-tan"])
+    out, _err, status = _run(["--all-netns", "-tan"])
     assert status == 0
     got = blocks(out)
     inodes = [int(m.group(1)) for m in HEADER.finditer(out)]
@@ -551,7 +551,6 @@ def test_namespace_gone_during_the_walk() -> None:
     if REASON is not None:
         pytest.skip(REASON)
     from allns_fleet import Holder
-
     from sockscope.ops import namespaces
 
     name = f"sockscope-allns-gone-{os.getpid()}"
@@ -583,7 +582,7 @@ def test_namespace_gone_during_the_walk() -> None:
             assert doomed not in listed and doomed in skipped
         assert len(listed) + len(skipped) == len(found.namespaces)
         # and the command, with a scan that is stale in the same way
-        import sockscope.cli.allns as allns
+        from sockscope.cli import allns
 
         out, err, status = _inprocess(allns, found, ["--all-netns", "-tan"])
         assert status == 0 and NOTE.sub(b"", err) == b""
