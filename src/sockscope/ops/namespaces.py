@@ -165,7 +165,8 @@ class Namespace:
         if self.paths:
             d["paths"] = list(self.paths)
         d["pids"] = list(self.pids)
-        d["container"] = None if self.container is None else self.container.to_dict()
+        if self.container is not None:
+            d["container"] = self.container.to_dict()
         if self.unit:
             d["unit"] = self.unit
         if self.cgroup is not None:
