@@ -408,7 +408,9 @@ def test_library(fleet) -> None:  # type: ignore[no-untyped-def]
 def test_json(fleet) -> None:  # type: ignore[no-untyped-def]
     jsonschema = pytest.importorskip("jsonschema")
     validator = jsonschema.Draft202012Validator(json.loads(SCHEMA_FILE.read_text()))
-    out, _err, status = _run(["--all-netns", "--json", "-tanp"])
+    # the fleet's ports only: other namespaces of the host may hold 100,000 sockets
+    ours = ["sport", ">=", ":7300", "and", "sport", "<", ":7600"]
+    out, _err, status = _run(["--all-netns", "--json", "-tanp", *ours])
     assert status == 0
     doc = json.loads(out)
     validator.validate(doc)
