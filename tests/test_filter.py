@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from sockscope.cli.status import exit_status, shows_usage
 from sockscope.errors import FilterError
 from sockscope.kernel import abi
 from sockscope.kernel.libc import c_strtol, c_strtoul, scanf_int
@@ -196,7 +197,7 @@ def our_error(words: list[str], ctx: FilterContext | None = None) -> tuple[str, 
     with pytest.raises(FilterError) as info:
         parse_filter(words, ctx or FilterContext(dbs=1 << abi.TCP_DB))
     exc = info.value
-    return exc.message + "\n", exc.status & 0xFF
+    return exc.message + "\n", exit_status(exc) & 0xFF
 
 
 # --- tokenizer --------------------------------------------------------------------------
@@ -604,7 +605,7 @@ def test_syntax_error_details() -> None:
         parse_filter("sport = :22 )")
     exc = info.value
     assert exc.message == SYNTAX_ERROR
-    assert (exc.status, exc.usage, exc.token, exc.position) == (255, True, ")", 3)
+    assert (exit_status(exc), shows_usage(exc), exc.token, exc.position) == (255, True, ")", 3)
     with pytest.raises(FilterError) as info:
         parse_filter("sport = :22 or")
     assert (info.value.token, info.value.position) == (None, 4)
@@ -673,7 +674,7 @@ def test_filter_file_errors_like_oracle(content: bytes) -> None:
             with open(tmp.name, "rb") as fp:
                 parse_filter([], FilterContext(dbs=1 << abi.TCP_DB), fp=fp)
         except FilterError as exc:
-            assert (exc.message + "\n", exc.status & 0xFF) == (err, status)
+            assert (exc.message + "\n", exit_status(exc) & 0xFF) == (err, status)
         else:
             assert status == 0
 
@@ -683,7 +684,7 @@ def test_read_filter_file_eager_and_lazy_agree() -> None:
     assert read_filter_file(io.BytesIO(text)) == ["sport = :22", "", "dport = :80"]
     with pytest.raises(FilterError, match="Too long line in filter") as info:
         read_filter_file(io.BytesIO(b"z" * 1100))
-    assert info.value.status == 255
+    assert exit_status(info.value) == 255
     # ss reads the file lazily: an argv syntax error is reported before a bad line
     with pytest.raises(FilterError) as info:
         parse_filter([")"], fp=io.BytesIO(b"z" * 1100))
@@ -720,7 +721,7 @@ def test_preferred_family_like_oracle(
     try:
         flt = parse_filter(words, ctx)
     except FilterError as exc:
-        assert (exc.message + "\n", exc.status) == oracle_error([option, *words], dump_env)
+        assert (exc.message + "\n", exit_status(exc)) == oracle_error([option, *words], dump_env)
         return
     proc = run_oracle(["-tanH", option, *words], dump_env)
     assert proc.returncode == 0, proc.stderr

@@ -8,6 +8,7 @@ entries are created under a unique name and removed afterwards.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import subprocess
@@ -18,7 +19,8 @@ from pathlib import Path
 import pytest
 
 import netns
-from sockscope.errors import SockscopeError
+from sockscope.cli.status import exit_status
+from sockscope.errors import NamespaceError, SockscopeError
 from sockscope.ops import netns as ops
 from test_kill import ORACLE, REASON, comparable, populated
 
@@ -205,7 +207,9 @@ def test_entered_is_per_thread() -> None:
 def test_missing_namespace_library() -> None:
     with pytest.raises(SockscopeError) as info, ops.entered("sockscope-no-such-ns"):
         pass
-    assert info.value.status == 1
+    assert isinstance(info.value, NamespaceError)
+    assert info.value.errno == errno.ENOENT
+    assert exit_status(info.value) == 1
     assert info.value.message.startswith('Cannot open network namespace "sockscope-no-such-ns": ')
     with pytest.raises(SockscopeError):
         list(ops.iterate("sockscope-no-such-ns", lambda: iter(())))

@@ -5,7 +5,7 @@ yields the same sockets as typed records, streaming::
 
     import sockscope
     for s in sockscope.sockets(tables=["tcp"], states=["listening"]):
-        print(s.netid, s.state_name, s.local_addr, s.lport)
+        print(s.netid, s.state_name, s.local_address, s.local_port)
 
     f = sockscope.parse_filter("sport = :22 or dport = :22")
     f.matches(s); str(f); f.bytecode()
@@ -16,7 +16,11 @@ Heavier pieces are imported on first use, so ``import sockscope`` stays cheap.
 from __future__ import annotations
 
 from sockscope.errors import (
+    ArgumentError,
+    EventError,
     FilterError,
+    KillError,
+    NamespaceError,
     NetlinkError,
     NotSupportedError,
     SockscopeError,
@@ -25,38 +29,93 @@ from sockscope.errors import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from sockscope.api import Query, namespaces, parse_filter, sockets
+    from sockscope.api import (
+        Query,
+        Socket,
+        events,
+        kill,
+        namespaces,
+        parse_filter,
+        socket_types,
+        sockets,
+        summary,
+    )
+    from sockscope.cli import main
+    from sockscope.tables.common import Owner
+    from sockscope.tables.inet.record import InetSocket
+    from sockscope.tables.netlink import NetlinkSocket
+    from sockscope.tables.packet import PacketSocket
+    from sockscope.tables.tipc import TipcSocket
+    from sockscope.tables.unix import UnixSocket
+    from sockscope.tables.vsock import VsockSocket
+    from sockscope.tables.xdp import XdpSocket
 
 __all__ = [
+    "ArgumentError",
+    "EventError",
     "FilterError",
+    "InetSocket",
+    "KillError",
+    "NamespaceError",
     "NetlinkError",
+    "NetlinkSocket",
     "NotSupportedError",
+    "Owner",
+    "PacketSocket",
     "Query",
+    "Socket",
     "SockscopeError",
+    "TipcSocket",
+    "UnixSocket",
     "UsageError",
+    "VsockSocket",
+    "XdpSocket",
     "__version__",
+    "events",
+    "kill",
     "main",
     "namespaces",
     "parse_filter",
+    "socket_types",
     "sockets",
+    "summary",
 ]
 
 __version__ = "0.1.0"
 
+#: public name -> (module, attribute): imported on first use (PEP 562), so that
+#: ``import sockscope`` stays cheap and the command's start-up loads only what it uses
 _LAZY = {
     "Query": ("api", "Query"),
     "sockets": ("api", "sockets"),
+    "socket_types": ("api", "socket_types"),
     "parse_filter": ("api", "parse_filter"),
     "namespaces": ("api", "namespaces"),
-    "main": ("cli", "main"),
-    "summary": ("ops.sockstat", "summary"),
+    "summary": ("api", "summary"),
     "kill": ("api", "kill"),
-    "events": ("ops.follow", "events"),
+    "events": ("api", "events"),
+    "main": ("cli", "main"),
+    "Owner": ("tables.common", "Owner"),
+    "InetSocket": ("tables.inet.record", "InetSocket"),
+    "UnixSocket": ("tables.unix", "UnixSocket"),
+    "PacketSocket": ("tables.packet", "PacketSocket"),
+    "NetlinkSocket": ("tables.netlink", "NetlinkSocket"),
+    "VsockSocket": ("tables.vsock", "VsockSocket"),
+    "TipcSocket": ("tables.tipc", "TipcSocket"),
+    "XdpSocket": ("tables.xdp", "XdpSocket"),
 }
 
 
 def __getattr__(name: str) -> object:
     """Import the public functions lazily (PEP 562)."""
+    if name == "Socket":  # the union of the record classes, built on first use
+        from sockscope.api import socket_types
+
+        union: object = None
+        for cls in socket_types():
+            union = cls if union is None else union | cls
+        globals()[name] = union
+        return union
     try:
         module, attr = _LAZY[name]
     except KeyError:

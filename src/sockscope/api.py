@@ -1,16 +1,19 @@
-"""The library API: a query in plain words, a generator of socket records.
+"""The library's front door: a query in plain words, streams of typed socket records.
 
-``sockets()`` streams the same sockets the command prints, as typed records (see
-:mod:`sockscope.records` and the per-family record modules), with the same selection
-rules as ss: when nothing is named, ss's defaults apply (every table but TIPC, connected
-states only).
+``sockets()`` yields the same sockets the command prints, as records of the table they
+belong to (:data:`Socket`: :class:`~sockscope.tables.inet.record.InetSocket`,
+:class:`~sockscope.tables.unix.UnixSocket`, ...), with the same selection rules as ss:
+when nothing is named, ss's defaults apply (every table but TIPC, connected states
+only). ``kill()``, ``summary()`` and ``events()`` are ``ss -K``, ``ss -s`` and ``ss -E``.
+Bad arguments raise at the call (:class:`~sockscope.errors.ArgumentError`,
+:class:`~sockscope.errors.FilterError`, ``TypeError``), not at the first ``next()``.
 """
 
 from __future__ import annotations
 
 import os
 
-from sockscope.errors import SockscopeError
+from sockscope.errors import ArgumentError
 from sockscope.kernel import abi
 from sockscope.options import Options
 from sockscope.query.selection import FAMILY_WORDS, Selection, scan_state
@@ -19,11 +22,67 @@ from sockscope.tables.walk import walk
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator, Mapping
+    from typing import TypeAlias
 
     from sockscope.ops.namespaces import Namespace
+    from sockscope.ops.sockstat import Summary
     from sockscope.query.filter import Filter
+    from sockscope.render.view import View
+    from sockscope.tables.common import Owner
     from sockscope.tables.inet.record import InetSocket
+    from sockscope.tables.netlink import NetlinkSocket
+    from sockscope.tables.packet import PacketSocket
+    from sockscope.tables.tipc import TipcSocket
+    from sockscope.tables.unix import UnixSocket
+    from sockscope.tables.vsock import VsockSocket
+    from sockscope.tables.xdp import XdpSocket
+
+    #: any record sockets() yields; ``netid`` / ``isinstance`` tell them apart
+    Socket: TypeAlias = (
+        InetSocket
+        | UnixSocket
+        | PacketSocket
+        | NetlinkSocket
+        | VsockSocket
+        | TipcSocket
+        | XdpSocket
+    )
+
+
+def socket_types() -> tuple[type, ...]:
+    """The record classes :func:`sockets` yields (``isinstance(s, socket_types())``)."""
+    from sockscope.tables.inet.record import InetSocket
+    from sockscope.tables.netlink import NetlinkSocket
+    from sockscope.tables.packet import PacketSocket
+    from sockscope.tables.tipc import TipcSocket
+    from sockscope.tables.unix import UnixSocket
+    from sockscope.tables.vsock import VsockSocket
+    from sockscope.tables.xdp import XdpSocket
+
+    return (
+        InetSocket,
+        UnixSocket,
+        PacketSocket,
+        NetlinkSocket,
+        VsockSocket,
+        TipcSocket,
+        XdpSocket,
+    )
+
+
+def _words(name: str, value: Iterable[str] | None) -> list[str] | None:
+    """A list of words from an iterable of str; a bare string is a mistake, not a list
+    of one-letter words."""
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be a list of words, not a single {type(value).__name__}")
+    words = list(value)
+    for word in words:
+        if not isinstance(word, str):
+            raise TypeError(f"{name} must contain str, not {type(word).__name__}")
+    return words
 
 
 class Query:
@@ -36,14 +95,31 @@ class Query:
       ``"listening"``, ``"connected"``, ``"all"`` ...); None = the tables' defaults.
     * ``filter``: filter text in ss's language, or a parsed :class:`Filter`.
     * ``memory``, ``info``, ``tos``: ask the kernel for skmem, tcp_info and TOS data.
+    * ``processes``: find the processes holding each socket (``ss -p``): records then
+      have ``owners`` (:class:`~sockscope.tables.common.Owner`) and their ``to_dict()``
+      has ``users``, as ``--json -p`` prints them.
     * ``netns``: the network namespace to list instead of the caller's: a name under
       /var/run/netns, a namespace file's path (``/proc/PID/ns/net``, a bind mount),
       ``"pid:PID"``, or ``"all"`` for every namespace of the host (see
-      :func:`namespaces`). The records' ``netns`` attribute then says which namespace
-      each came from (a :class:`~sockscope.ops.namespaces.Namespace`).
+      :func:`namespaces`). The records' ``netns`` then says which namespace each came
+      from (a :class:`~sockscope.ops.namespaces.Namespace`; None without ``netns``).
+
+    The words are checked when the query is made: an unknown one raises
+    :class:`~sockscope.errors.ArgumentError`, a bare string where a list belongs
+    ``TypeError``. Queries compare equal when they ask for the same thing.
     """
 
-    __slots__ = ("families", "filter", "info", "memory", "netns", "states", "tables", "tos")
+    __slots__ = (
+        "families",
+        "filter",
+        "info",
+        "memory",
+        "netns",
+        "processes",
+        "states",
+        "tables",
+        "tos",
+    )
 
     def __init__(
         self,
@@ -55,16 +131,43 @@ class Query:
         memory: bool = False,
         info: bool = False,
         tos: bool = False,
+        processes: bool = False,
         netns: str | None = None,
     ) -> None:
-        self.tables = list(tables) if tables is not None else None
-        self.families = list(families) if families is not None else None
-        self.states = list(states) if states is not None else None
+        self.tables = _words("tables", tables)
+        self.families = _words("families", families)
+        self.states = _words("states", states)
+        if filter is not None and not isinstance(filter, str) and not hasattr(filter, "matches"):
+            raise TypeError(f"filter must be text or a parsed Filter, not {type(filter).__name__}")
         self.filter = filter
         self.memory = memory
         self.info = info
         self.tos = tos
+        self.processes = processes
         self.netns = netns
+        self.selection()  # unknown words raise here, at the call
+
+    def _key(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in sorted(self.__slots__))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Query):
+            return NotImplemented
+        return self._key() == other._key()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like a list
+
+    def __repr__(self) -> str:
+        parts = [
+            f"{name}={getattr(self, name)!r}"
+            for name in ("tables", "families", "states", "filter")
+            if getattr(self, name) is not None
+        ]
+        flags = ("memory", "info", "tos", "processes")
+        parts += [f"{name}=True" for name in flags if getattr(self, name)]
+        if self.netns is not None:
+            parts.append(f"netns={self.netns!r}")
+        return f"Query({', '.join(parts)})"
 
     def selection(self) -> Selection:
         """The ss selection this query stands for (raises SockscopeError on bad words)."""
@@ -76,18 +179,18 @@ class Query:
             state_filter = abi.SS_CONN
             for word in self.tables:
                 if not sel.db_parse(word):
-                    raise SockscopeError(f'"{word}" is not a socket table', 255)
+                    raise ArgumentError(f'"{word}" is not a socket table')
         for word in self.families or ():
             family = FAMILY_WORDS.get(word)
             if family is None:
-                raise SockscopeError(f'"{word}" is invalid family', 255)
+                raise ArgumentError(f'"{word}" is invalid family')
             sel.af_set(family)
         if self.states is not None:
             state_filter = 0
             for word in self.states:
                 mask = scan_state(word)
                 if mask is None:
-                    raise SockscopeError(f"wrong state name: {word}", 255)
+                    raise ArgumentError(f"wrong state name: {word}")
                 state_filter |= mask
         sel.finish(state_filter)
         return sel
@@ -103,11 +206,12 @@ def parse_filter(text: str | Iterable[str]) -> Filter | None:
     return ssfilter.parse_filter(text)
 
 
-def sockets(query: Query | None = None, **kwargs: object) -> Iterator[object]:
-    """Yield every socket the query selects, as records, while the kernel dumps them.
+def sockets(query: Query | None = None, **kwargs: object) -> Iterator[Socket]:
+    """Every socket the query selects, as records, streamed while the kernel dumps them.
 
     ``sockets(tables=["tcp"], states=["listening"])`` is short for
-    ``sockets(Query(tables=["tcp"], states=["listening"]))``.
+    ``sockets(Query(tables=["tcp"], states=["listening"]))``. The query and its filter
+    are checked here; the dump starts at the first ``next()``.
     """
     if query is None:
         query = Query(**kwargs)  # type: ignore[arg-type]
@@ -115,6 +219,11 @@ def sockets(query: Query | None = None, **kwargs: object) -> Iterator[object]:
         raise TypeError("pass either a Query or keyword arguments, not both")
     sel = query.selection()
     opts = Options()
+    # what the data view shows (-oe --cgroup --inet-sockopt) decides what to ask for
+    opts.show_options = True
+    opts.show_details = 1
+    opts.show_cgroup = True
+    opts.show_inet_sockopt = True
     opts.show_mem = query.memory
     opts.show_tcpinfo = query.info
     opts.show_tos = query.tos
@@ -126,14 +235,49 @@ def sockets(query: Query | None = None, **kwargs: object) -> Iterator[object]:
         flt.bytecode() if flt is not None else None,
         dict(os.environ),
     )
-    if query.netns is None:
-        yield from _gather(ctx)
+    view = _data_view(query)
+    owners = None
+    if query.processes:
+        from sockscope.ops.procmap import ProcessMap
+
+        opts.show_processes = 1
+        pmap = ProcessMap.build(ctx.environ, opts)
+        owners = pmap.owner_records
+        view.owners = pmap.owners
+    return _stream(ctx, query.netns, view, owners)
+
+
+def _data_view(query: Query) -> View:
+    """The data view of a query's records: their ``to_dict()`` is the object that
+    ``sockscope --json -n -oe --cgroup --inet-sockopt`` prints for the socket, with
+    ``--tos``, ``-m``, ``-i`` and ``-p`` as the query asks for them."""
+    from sockscope.render.names import CgroupMap
+    from sockscope.render.view import View
+
+    view = View()
+    view.mem = query.memory
+    view.info = query.info
+    view.tos = query.tos
+    view.cgroup_path = CgroupMap(lambda _message: None).path
+    return view
+
+
+def _stream(
+    ctx: Context,
+    netns: str | None,
+    view: View,
+    owners: Callable[[int], tuple[Owner, ...]] | None,
+) -> Iterator[Socket]:
+    if netns is None:
+        for rec in _gather(ctx):
+            rec.attach(view, None if owners is None else owners(rec.inode))
+            yield rec
         return
     from sockscope.ops import namespaces as nsops
 
     # entered around each batch, so the caller's code between items runs at home
-    for ns, rec in nsops.listing(query.netns, lambda: _gather(ctx.fresh())):
-        rec.netns = ns  # type: ignore[attr-defined]
+    for space, rec in nsops.listing(netns, lambda: _gather(ctx.fresh())):
+        rec.attach(view, None if owners is None else owners(rec.inode), space)
         yield rec
 
 
@@ -165,10 +309,10 @@ def _filter_for(query: Query, sel: Selection) -> Filter | None:
     return flt
 
 
-def _gather(ctx: Context) -> Iterator[object]:
+def _gather(ctx: Context) -> Iterator[Socket]:
     """Every selected table in ss's order."""
     for table in walk(ctx):
-        yield from table.records
+        yield from table.records  # type: ignore[misc]
 
 
 def kill(
@@ -220,3 +364,47 @@ def kill(
     if killer.error is not None:
         raise killer.error
     return killer.killed
+
+
+def summary(netns: str | None = None, environ: Mapping[str, str] | None = None) -> Summary:
+    """The counters behind ``ss -s``: totals per socket kind and TCP state.
+
+    ``netns`` names a network namespace under /var/run/netns to read instead of the
+    current one; ``environ`` (default ``os.environ``) supplies ``PROC_ROOT`` and the
+    ``PROC_NET_*`` overrides. Raises :class:`~sockscope.errors.SockscopeError` with ss's
+    message where ss would print one and go on with zeros.
+    """
+    from sockscope.ops import sockstat
+
+    return sockstat.summary(netns, environ)
+
+
+def events(
+    tables: Iterable[str] = ("tcp", "udp"),
+    families: Iterable[str | int] = ("inet", "inet6"),
+    filter: str | Filter | None = None,
+    kill: bool = False,
+    netns: str | None = None,
+) -> Iterator[InetSocket]:
+    """TCP and UDP sockets as the kernel destroys them (``ss -E``), until closed.
+
+    ``tables`` is any of ``"tcp"``/``"udp"``; ``families`` any of ``"inet"``/``"inet6"``
+    (or AF_* numbers); ``filter`` ss filter text or a parsed filter; ``kill`` also sends
+    SOCK_DESTROY as ``-K`` does; ``netns`` follows a namespace under /var/run/netns.
+    Blocks between events; needs CAP_NET_ADMIN. Unknown words raise
+    :class:`~sockscope.errors.ArgumentError` here; subscribing or receiving failures
+    raise :class:`~sockscope.errors.EventError` from the iterator.
+    """
+    from sockscope.ops import follow
+
+    table_words = _words("tables", tables) or []
+    family_list = list(families)
+    for word in table_words:
+        if word not in follow.TABLE_NAMES:
+            raise ArgumentError(f'"{word}" has no destroy events (tcp or udp)')
+    for fam in family_list:
+        if not isinstance(fam, int) and fam not in follow.FAMILY_NAMES:
+            raise ArgumentError(f'"{fam}" is invalid family')
+    if isinstance(filter, str):
+        filter = parse_filter(filter)
+    return follow.events(table_words, family_list, filter, kill, netns)

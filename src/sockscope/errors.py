@@ -1,9 +1,11 @@
 """Exceptions raised by the library.
 
 The library never prints and never exits: it raises one of these, and only the CLI
-(:mod:`sockscope.cli`) turns them into ss's messages on stderr and ss's exit statuses.
-Each error carries the exact text ss would print (``message``, possibly several lines,
-without the final newline) and the status ss exits with (``status``).
+(:mod:`sockscope.cli`) turns them into ss's messages on stderr and picks ss's exit
+status from the kind of error (:func:`sockscope.cli.status.exit_status`). Each error
+carries the exact text ss would print (``message``, possibly several lines, without the
+final newline) and what a program needs to act on it (``errno``, the filter ``token``
+and its ``position``), never an exit status.
 """
 
 from __future__ import annotations
@@ -12,52 +14,66 @@ from __future__ import annotations
 class SockscopeError(Exception):
     """Base class of every error the library raises."""
 
-    #: Exit status ss uses for this kind of failure (255 is ss's ``exit(-1)``).
-    status: int = 1
-    #: When true the CLI prints ss's usage text after the message, as ss's usage() does.
-    usage: bool = False
-
-    def __init__(self, message: str, status: int | None = None, *, usage: bool | None = None):
+    def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
-        if status is not None:
-            self.status = status
-        if usage is not None:
-            self.usage = usage
 
 
-class UsageError(SockscopeError):
-    """Bad command line: message, then the usage text, exit 255."""
+class ArgumentError(SockscopeError):
+    """A word or value the library does not accept: an unknown table, family or state
+    name, an unreadable filter file (ss rejects these before it dumps anything)."""
 
-    status = 255
-    usage = True
+
+class UsageError(ArgumentError):
+    """A bad command line: ss prints the message, then its usage text."""
 
 
 class FilterError(SockscopeError):
     """A malformed filter expression.
 
-    ``token`` is the offending token (or None when the text ended early) and ``position``
-    its index in the token stream, so a library user can point at it.
+    ``kind`` says what is wrong: ``"syntax"`` (the grammar: ss's "syntax error!",
+    followed by the usage text on the command line), ``"file"`` (a ``-F`` file ss
+    cannot read as filter lines) or ``"operand"`` (an address, port, device, mark or
+    cgroup ss cannot parse). ``token`` is the offending token (None when the text ended
+    early) and ``position`` its index in the token stream, so a caller can point at it.
     """
 
     def __init__(
         self,
         message: str,
-        status: int | None = None,
+        kind: str = "operand",
         *,
-        usage: bool | None = None,
         token: str | None = None,
         position: int | None = None,
-    ):
-        super().__init__(message, status, usage=usage)
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
         self.token = token
         self.position = position
 
 
 class NetlinkError(SockscopeError):
-    """The kernel answered a request with an error (``errno`` is positive)."""
+    """The kernel answered a request with an error, or a dump could not be read
+    (``errno`` is positive, 0 when there is none, as for a truncated recorded dump)."""
 
-    def __init__(self, message: str, errno: int):
+    def __init__(self, message: str, errno: int) -> None:
+        super().__init__(message)
+        self.errno = errno
+
+
+class KillError(NetlinkError):
+    """SOCK_DESTROY (``-K``, :func:`sockscope.kill`) failed with an error ss reports; the
+    dump in progress is abandoned."""
+
+
+class EventError(NetlinkError):
+    """Receiving socket-destroy events (``-E``, :func:`sockscope.events`) failed."""
+
+
+class NamespaceError(SockscopeError):
+    """A network namespace could not be entered (``errno`` is positive)."""
+
+    def __init__(self, message: str, errno: int = 0) -> None:
         super().__init__(message)
         self.errno = errno
 

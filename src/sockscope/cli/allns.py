@@ -28,7 +28,8 @@ import io
 import os
 import sys
 
-from sockscope.errors import SockscopeError
+from sockscope.cli.status import exit_status
+from sockscope.errors import ArgumentError, SockscopeError
 from sockscope.ops.namespaces import NamespaceDenied, NamespaceGone, discover, inside
 
 TYPE_CHECKING = False
@@ -37,22 +38,23 @@ if TYPE_CHECKING:
 
     from sockscope.cli.command import Run
     from sockscope.ops.namespaces import Discovery, Namespace
+    from sockscope.ops.procmap import ProcessMap
+    from sockscope.query.filter import Filter
 
-    Parse = Callable[[Run, list[str]], object]
-    Show = Callable[[Run, object, object, dict[str, str]], int]
+    Parse = Callable[[Run, list[str]], Filter | None]
+    Show = Callable[[Run, Filter | None, ProcessMap | None, dict[str, str]], int]
 
 
 def check(run: Run) -> None:
     """Options that cannot go with ``--all-netns`` (called right after the options)."""
     opts = run.opts
     if opts.net is not None:
-        raise SockscopeError("sockscope: --all-netns and -N cannot be used together", 255)
+        raise ArgumentError("sockscope: --all-netns and -N cannot be used together")
     if opts.dump_file is not None:
-        raise SockscopeError("sockscope: --all-netns and -D cannot be used together", 255)
+        raise ArgumentError("sockscope: --all-netns and -D cannot be used together")
     if opts.events:
-        raise SockscopeError(
-            "sockscope: --all-netns cannot follow events (-E): follow one namespace with -N",
-            255,
+        raise ArgumentError(
+            "sockscope: --all-netns cannot follow events (-E): follow one namespace with -N"
         )
 
 
@@ -77,7 +79,7 @@ class Hooks:
 def show(
     run: Run,
     args: list[str],
-    users: object,
+    users: ProcessMap | None,
     environ: dict[str, str],
     summary_only: bool,
     hooks: Hooks,
@@ -91,14 +93,13 @@ def show(
         run.filter_fp = io.BytesIO(filter_text)
     flt = hooks.parse(run, args)  # the syntax check, once, before any output
     if run.opts.kill and flt is None:
-        raise SockscopeError(
+        raise ArgumentError(
             "sockscope: -K with --all-netns needs a filter expression (without one it would"
-            " close every selected socket of every namespace)",
-            255,
+            " close every selected socket of every namespace)"
         )
     found = discover()
 
-    def parse_here() -> object:
+    def parse_here() -> Filter | None:
         if filter_text is not None:
             run.filter_fp = io.BytesIO(filter_text)
         return hooks.parse(run, args)
@@ -122,7 +123,7 @@ def _walk(found: Discovery, hooks: Hooks, body: Callable[[Namespace], int]) -> i
             denied.append((ns, e))
         except SockscopeError as e:
             hooks.report(e)
-            status = e.status
+            status = exit_status(e)
     if denied or found.denied_pids:
         _denied_note(found, denied, hooks.warn)
     if denied:
@@ -153,8 +154,8 @@ def _denied_note(
 def _text(
     run: Run,
     found: Discovery,
-    parse_here: Callable[[], object],
-    users: object,
+    parse_here: Callable[[], Filter | None],
+    users: ProcessMap | None,
     environ: dict[str, str],
     summary_only: bool,
     hooks: Hooks,
@@ -187,8 +188,8 @@ def _text(
 def _json(
     run: Run,
     found: Discovery,
-    parse_here: Callable[[], object],
-    users: object,
+    parse_here: Callable[[], Filter | None],
+    users: ProcessMap | None,
     environ: dict[str, str],
     summary_only: bool,
     hooks: Hooks,
@@ -202,13 +203,13 @@ def _json(
     from sockscope.cli import listing as gather
     from sockscope.render import jsonout
     from sockscope.render import view as fields
-    from sockscope.render.names import Resolver
-    from sockscope.render.printer import Printer
+    from sockscope.render.names import CgroupMap, Resolver
 
     opts = run.opts
     lines = opts.json == "lines"
     writer = jsonout.Writer(sys.stdout.buffer, lines)
     walked: list[dict[str, object]] = []
+    cgroups = CgroupMap(hooks.warn)  # cgroups are the host's, whatever the namespace
 
     def body(ns: Namespace) -> int:
         nsdict = ns.to_dict()
@@ -224,28 +225,29 @@ def _json(
         if summary_only:
             return 0
         flt = parse_here()
+        # a resolver per namespace: interface indexes and names are the namespace's
         resolver = Resolver(numeric=opts.numeric, resolve_hosts=opts.resolve, environ=environ)
-        printer = Printer(opts, resolver, ())
-        printer.warn = hooks.warn
         view = fields.View.from_options(opts)
         view.ifname = resolver.ifname
-        view.cgroup_path = lambda cgroup_id: printer.cgroups().path(cgroup_id)
+        view.cgroup_path = cgroups.path
+        dg_proto: list[str | None] = [None]
         if not opts.numeric:
-            view.service = printer.port
+            view.service = lambda port: resolver.service(port, dg_proto[0])
         if opts.show_processes:
-            view.owners = getattr(users, "owners", None)
+            view.owners = None if users is None else users.owners
         tail = writer.tail({"netns": nsdict})
         writer.open_sockets()
-        ctx = gather.make_context(run.sel, opts, flt, environ, hooks.warn)  # type: ignore[arg-type]
+        ctx = gather.make_context(run.sel, opts, flt, environ, hooks.warn)
         try:
             for table in gather.tables(ctx):
                 if table.dg_proto:
-                    printer.set_proto(table.dg_proto)
+                    dg_proto[0] = table.dg_proto
                 for rec in table.records:
                     writer.socket(rec.to_dict(view), tail)  # type: ignore[attr-defined]
         finally:
-            if ctx.killer is not None:
-                ctx.killer.close()  # type: ignore[attr-defined]
+            close = getattr(ctx.killer, "close", None)  # -K's socket was opened in here
+            if close is not None:
+                close()
         return 0
 
     try:

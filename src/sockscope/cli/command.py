@@ -15,7 +15,8 @@ import os
 import signal
 import sys
 
-from sockscope.errors import SockscopeError, UsageError
+from sockscope.cli.status import EXIT_ARGUMENT, exit_status, shows_usage
+from sockscope.errors import ArgumentError, SockscopeError, UsageError
 from sockscope.kernel import abi
 from sockscope.options import Options
 from sockscope.query.selection import FAMILY_WORDS, Selection, scan_state
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from typing import BinaryIO
 
+    from sockscope.ops.procmap import ProcessMap
+    from sockscope.query.filter import Filter
     from sockscope.render.jsonout import Writer
     from sockscope.render.view import View
 
@@ -239,7 +242,7 @@ class Run:
 
 
 def _usage_error(message: str | None = None) -> UsageError:
-    return UsageError(message or "", status=255)
+    return UsageError(message or "")
 
 
 def _apply_option(run: Run, key: str, value: str) -> None:
@@ -306,7 +309,7 @@ def _opt_D(run: Run, value: str) -> None:
 
 def _opt_F(run: Run, value: str) -> None:
     if run.filter_fp is not None:
-        raise SockscopeError("More than one filter file", 255)
+        raise ArgumentError("More than one filter file")
     if value.startswith("-"):
         run.filter_fp = sys.stdin.buffer
     else:
@@ -315,7 +318,7 @@ def _opt_F(run: Run, value: str) -> None:
         except IsADirectoryError:  # fopen() opens a directory; fgets() then reads nothing
             run.filter_fp = io.BytesIO()
         except OSError as e:
-            raise SockscopeError(f"fopen filter file: {os.strerror(e.errno or 0)}", 255) from None
+            raise ArgumentError(f"fopen filter file: {os.strerror(e.errno or 0)}") from None
     run.opts.filter_file = value
 
 
@@ -328,7 +331,7 @@ def _opt_V(_run: Run, _v: str) -> None:
 
 def _opt_Z(run: Run, key: str) -> None:
     if not _selinux_enabled():
-        raise SockscopeError("ss: SELinux is not enabled.", 1)
+        raise SockscopeError("ss: SELinux is not enabled.")
     run.opts.show_proc_ctx += 1
 
 
@@ -350,18 +353,18 @@ def _opt_h(_run: Run, _v: str) -> None:
 
 def _opt_bpf_maps(run: Run, _v: str) -> None:
     if run.opts.bpf_map_ids:
-        raise SockscopeError("ss: --bpf-maps and --bpf-map-id cannot be used together", 255)
+        raise ArgumentError("ss: --bpf-maps and --bpf-map-id cannot be used together")
     run.opts.bpf_maps = True
 
 
 def _opt_bpf_map_id(run: Run, value: str) -> None:
     if run.opts.bpf_maps:
-        raise SockscopeError("ss: --bpf-maps and --bpf-map-id cannot be used together", 1)
+        raise SockscopeError("ss: --bpf-maps and --bpf-map-id cannot be used together")
     from sockscope.ops import bpfmaps
 
     map_id = bpfmaps.parse_id(value)
     if map_id is None:
-        raise SockscopeError(f"ss: invalid BPF map ID {value}", 1)
+        raise SockscopeError(f"ss: invalid BPF map ID {value}")
     if map_id not in run.opts.bpf_map_ids:
         bpfmaps.check(map_id, value)
     run.opts.bpf_map_ids.append(map_id)
@@ -422,10 +425,10 @@ def _read_states(run: Run, args: list[str]) -> list[str]:
         word = args[0]
         if word == "state" or word in ("exclude", "excl"):
             if len(args) < 2:
-                raise SockscopeError('Command line is not complete. Try option "help"', 255)
+                raise ArgumentError('Command line is not complete. Try option "help"')
             mask = scan_state(args[1])
             if mask is None:
-                raise SockscopeError(f"ss: wrong state name: {args[1]}", 255)
+                raise ArgumentError(f"ss: wrong state name: {args[1]}")
             if word == "state":
                 if not saw_states:
                     run.state_filter = 0
@@ -458,14 +461,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return e.status
     except SockscopeError as e:
         _report(e)
-        return e.status
+        return exit_status(e)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
         return 0
     except OSError as e:
         # a failure ss would report through perror(): one line, no traceback
-        _report(SockscopeError(f"sockscope: {e.strerror or e}", 1))
+        _report(SockscopeError(f"sockscope: {e.strerror or e}"))
         return 1
     finally:
         try:
@@ -482,7 +485,7 @@ def _report(e: SockscopeError) -> None:
     text = e.message
     if text:
         sys.stderr.write(text if text.endswith("\n") else text + "\n")
-    if e.usage:
+    if shows_usage(e):
         from sockscope.cli.usage import USAGE
 
         sys.stderr.write(USAGE)
@@ -575,13 +578,13 @@ def _dump(run: Run) -> int:
     try:
         f = open(path, "wb")  # noqa: SIM115
     except OSError as e:
-        raise SockscopeError(f"fopen dump file: {os.strerror(e.errno or 0)}", 255) from None
+        raise ArgumentError(f"fopen dump file: {os.strerror(e.errno or 0)}") from None
     with f:
         sources.dump_tcp(Context(sel, opts), f)
     return 0
 
 
-def _parse_filter(run: Run, args: list[str]) -> object:
+def _parse_filter(run: Run, args: list[str]) -> Filter | None:
     """The filter expression from argv and -F (ssfilter_parse)."""
     if not args and run.filter_fp is None:
         return None
@@ -599,7 +602,7 @@ def _parse_filter(run: Run, args: list[str]) -> object:
     return flt
 
 
-def _show(run: Run, flt: object, users: object, environ: dict[str, str]) -> int:
+def _show(run: Run, flt: Filter | None, users: ProcessMap | None, environ: dict[str, str]) -> int:
     """Columns, header, then every selected table in ss's order, then the render."""
     from sockscope.render.names import Resolver
     from sockscope.render.printer import Printer, enabled_slots
@@ -620,8 +623,7 @@ def _show(run: Run, flt: object, users: object, environ: dict[str, str]) -> int:
 
     renderer = columns.Renderer(slots, write, columns.screen_width(1, environ))
     resolver = Resolver(numeric=opts.numeric, resolve_hosts=opts.resolve, environ=environ)
-    lookup = getattr(users, "users", None)
-    printer = Printer(opts, resolver, slots, lookup)
+    printer = Printer(opts, resolver, slots, None if users is None else users.users)
     printer.warn = _warn
     if opts.show_header:
         renderer.header()
@@ -629,20 +631,21 @@ def _show(run: Run, flt: object, users: object, environ: dict[str, str]) -> int:
         from sockscope.ops.follow import follow
 
         out.flush()
-        return follow(run.sel, opts, flt, printer, renderer, environ, _warn)
+        ok = follow(run.sel, opts, flt, printer, renderer, environ, _warn)
+        return 0 if ok else EXIT_ARGUMENT
     from sockscope.cli import listing as gather
 
     # A listing allocates hundreds of thousands of acyclic tuples: the cyclic
     # collector only costs time here (measured ~8% of -tan at 100k sockets).
     gc.disable()
-    ctx = gather.make_context(sel, opts, flt, environ, _warn, _warn_raw)  # type: ignore[arg-type]
+    ctx = gather.make_context(sel, opts, flt, environ, _warn, _warn_raw)
     gather.show_all(ctx, printer, renderer)
     renderer.finish()
     out.flush()
     return 0
 
 
-def _events_json(run: Run, flt: object, writer: Writer, view: View) -> int:
+def _events_json(run: Run, flt: Filter | None, writer: Writer, view: View) -> int:
     """-E with --json/--json-lines: one object per destroyed socket, flushed as it comes.
 
     The --json document stays open while events arrive and is closed when the run is
@@ -665,7 +668,8 @@ def _events_json(run: Run, flt: object, writer: Writer, view: View) -> int:
     # SIGTERM ends the run like Ctrl-C: the --json document still gets its closing
     signal.signal(signal.SIGTERM, _stop)
     try:
-        for rec in follow.watch(groups, sel.families, getattr(flt, "matches", None), killer):
+        matcher = None if flt is None else flt.matches
+        for rec in follow.watch(groups, sel.families, matcher, killer):
             writer.socket(rec.to_dict(view))
             writer.out.flush()
     except KeyboardInterrupt:
@@ -681,26 +685,29 @@ def _events_json(run: Run, flt: object, writer: Writer, view: View) -> int:
 
 
 def _show_json(
-    run: Run, flt: object, users: object, environ: dict[str, str], listing: bool = True
+    run: Run,
+    flt: Filter | None,
+    users: ProcessMap | None,
+    environ: dict[str, str],
+    listing: bool = True,
 ) -> int:
     """--json / --json-lines: the same sockets as the text, written as data (jsonout)."""
     from sockscope.cli import listing as gather
     from sockscope.render import jsonout
     from sockscope.render import view as fields
-    from sockscope.render.names import Resolver
-    from sockscope.render.printer import Printer
+    from sockscope.render.names import CgroupMap, Resolver
 
     opts, sel = run.opts, run.sel
     resolver = Resolver(numeric=opts.numeric, resolve_hosts=opts.resolve, environ=environ)
-    printer = Printer(opts, resolver, ())
-    printer.warn = _warn
     view = fields.View.from_options(opts)
     view.ifname = resolver.ifname
-    view.cgroup_path = lambda cgroup_id: printer.cgroups().path(cgroup_id)
+    view.cgroup_path = CgroupMap(_warn).path
+    #: ss's dg_proto: the service names of a table's ports, kept from one table to the next
+    dg_proto: list[str | None] = [None]
     if not opts.numeric:
-        view.service = printer.port
+        view.service = lambda port: resolver.service(port, dg_proto[0])
     if opts.show_processes:
-        view.owners = getattr(users, "owners", None)
+        view.owners = None if users is None else users.owners
     writer = jsonout.Writer(sys.stdout.buffer, opts.json == "lines")
     summary = None if run.summary is None else jsonout.summary_dict(run.summary)
     try:
@@ -709,10 +716,10 @@ def _show_json(
             return _events_json(run, flt, writer, view)
         if listing:
             writer.open_sockets()
-            ctx = gather.make_context(sel, opts, flt, environ, _warn, _warn_raw)  # type: ignore[arg-type]
+            ctx = gather.make_context(sel, opts, flt, environ, _warn, _warn_raw)
             for table in gather.tables(ctx):
                 if table.dg_proto:
-                    printer.set_proto(table.dg_proto)
+                    dg_proto[0] = table.dg_proto
                 for rec in table.records:
                     writer.socket(rec.to_dict(view))  # type: ignore[attr-defined]
         writer.finish()

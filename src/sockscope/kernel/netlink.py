@@ -210,11 +210,19 @@ def talk(sock: socket.socket, request: bytes) -> None:
             off += (length + 3) & ~3
 
 
-def attrs(buf: bytes, off: int, end: int) -> dict[int, tuple[int, int]]:
+def attrs(
+    buf: bytes,
+    off: int,
+    end: int,
+    mask: int = abi.NLA_TYPE_MASK,
+    maxtype: int = 0xFFFF,
+) -> dict[int, tuple[int, int]]:
     """Index the rtattrs in ``buf[off:end]``: type -> (payload start, payload end).
 
-    The first attribute of a type wins, as with iproute2's parse_rtattr. The nested flag
-    is masked off (parse_rtattr_flags with NLA_F_NESTED).
+    The one attribute walker (lib/libnetlink.c:parse_rtattr_flags): the first attribute
+    of a type wins; ``mask`` clears flag bits from the type first (NLA_F_NESTED and
+    NLA_F_NET_BYTEORDER by default; ``0xFFFF`` for parse_rtattr, which clears none);
+    types above ``maxtype`` are ignored; a header with a bad length ends the walk.
     """
     out: dict[int, tuple[int, int]] = {}
     unpack = abi.RTATTR.unpack_from
@@ -222,8 +230,8 @@ def attrs(buf: bytes, off: int, end: int) -> dict[int, tuple[int, int]]:
         length, rtype = unpack(buf, off)
         if length < 4 or off + length > end:
             break
-        rtype &= abi.NLA_TYPE_MASK
-        if rtype not in out:
+        rtype &= mask
+        if rtype <= maxtype and rtype not in out:
             out[rtype] = (off + 4, off + length)
         off += (length + 3) & ~3
     return out

@@ -14,7 +14,7 @@ import struct
 import sys
 from collections import namedtuple
 
-from sockscope.kernel import abi
+from sockscope.kernel import abi, netlink
 
 Spans = dict[int, tuple[int, int]]
 
@@ -32,17 +32,7 @@ def nested(buf: bytes, start: int, end: int, maxtype: int) -> Spans:
     The first attribute of a type wins; the NLA_F_NESTED bit is masked off, other
     types above ``maxtype`` (NLA_F_NET_BYTEORDER set, say) are ignored.
     """
-    out: Spans = {}
-    unpack = abi.RTATTR.unpack_from
-    while end - start >= 4:
-        length, rtype = unpack(buf, start)
-        if length < 4 or length > end - start:
-            break
-        rtype &= 0x7FFF
-        if rtype <= maxtype and rtype not in out:
-            out[rtype] = (start + 4, start + length)
-        start += (length + 3) & ~3
-    return out
+    return netlink.attrs(buf, start, end, 0x7FFF, maxtype)
 
 
 def cstr(buf: bytes, start: int, end: int) -> str:

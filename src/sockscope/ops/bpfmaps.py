@@ -61,7 +61,7 @@ def _bpf(cmd: int, attr: bytes) -> tuple[int, int, bytes]:
 
     number = _SYS_BPF.get(platform.machine())
     if number is None:
-        raise NotSupportedError("sockscope: --bpf-map-id is not supported on this machine", 1)
+        raise NotSupportedError("sockscope: --bpf-map-id is not supported on this machine")
     libc = ctypes.CDLL(None, use_errno=True)
     buf = ctypes.create_string_buffer(attr, len(attr))
     ret = libc.syscall(number, cmd, buf, len(attr))
@@ -74,7 +74,7 @@ def check(map_id: int, text: str) -> None:
     if fd < 0:
         # ss tests `errno == -ENOENT`, which never holds: a missing map is an error too
         suffix = ": missing root permissions, CAP_BPF, or CAP_SYS_ADMIN" if err == 1 else ""
-        raise SockscopeError(f"ss: cannot get fd for BPF map ID {map_id}{suffix}", 1)
+        raise SockscopeError(f"ss: cannot get fd for BPF map ID {map_id}{suffix}")
     try:
         info = bytearray(80)
         import ctypes
@@ -83,14 +83,13 @@ def check(map_id: int, text: str) -> None:
         attr = struct.pack("=IIQ", fd, len(info), ctypes.addressof(holder)) + bytes(104)
         ret, _err, _ = _bpf(BPF_OBJ_GET_INFO_BY_FD, attr)
         if ret:
-            raise SockscopeError(f"ss: failed to get info for BPF map ID {map_id}", 1)
+            raise SockscopeError(f"ss: failed to get info for BPF map ID {map_id}")
         (map_type,) = struct.unpack_from("=I", holder.raw, 0)
         if map_type != BPF_MAP_TYPE_SK_STORAGE:
             raise SockscopeError(
                 f"ss: BPF map with ID {text} has type ID {map_type}, expecting "
-                f"{BPF_MAP_TYPE_SK_STORAGE} ('sk_storage')",
-                1,
+                f"{BPF_MAP_TYPE_SK_STORAGE} ('sk_storage')"
             )
-        raise NotSupportedError("sockscope: printing BPF socket-local storage is not supported", 1)
+        raise NotSupportedError("sockscope: printing BPF socket-local storage is not supported")
     finally:
         os.close(fd)

@@ -24,7 +24,7 @@ import os
 import struct
 import time
 
-from sockscope.errors import NetlinkError
+from sockscope.errors import KillError, NetlinkError
 from sockscope.kernel import abi, netlink
 from sockscope.tables.inet.layout import ATTR_END, ATTR_START, BUF, FAMILY
 
@@ -44,13 +44,6 @@ _REQ_HEAD = struct.Struct("=BBBBI")
 #: where the id lies in an inet_diag_msg, counted back from the end of the fixed part
 _ID_FROM_END = 68
 _ID_LEN = 48
-
-
-class KillError(NetlinkError):
-    """SOCK_DESTROY failed with an error ss reports; the current dump is abandoned."""
-
-    #: tells the gatherers that a kill, not the dump itself, failed
-    kill_failed = True
 
 
 def destroy_request(rec: InetSocket, protocol: int, seq: int) -> bytes | None:

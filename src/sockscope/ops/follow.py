@@ -28,17 +28,19 @@ import os
 import socket
 import sys
 
-from sockscope.errors import NetlinkError
+from sockscope.errors import ArgumentError, EventError, NetlinkError
 from sockscope.kernel import abi, netlink
 from sockscope.ops.destroy import Killer
 from sockscope.ops.netns import iterate
-from sockscope.tables.inet.record import ATTR_END, ATTR_START, BUF, InetSocket, decode_inet
+from sockscope.tables.inet.layout import ATTR_END, ATTR_START, BUF
+from sockscope.tables.inet.record import InetSocket, decode_inet
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
 
     from sockscope.options import Options
+    from sockscope.query.filter import Filter
     from sockscope.query.selection import Selection
     from sockscope.render.columns import Renderer
     from sockscope.render.printer import Printer
@@ -54,16 +56,8 @@ GROUPS = {
     (abi.AF_INET6, abi.UDP_DB): abi.SKNLGRP_INET6_UDP_DESTROY,
 }
 
-_FAMILY_NAMES = {"inet": abi.AF_INET, "inet6": abi.AF_INET6, "4": abi.AF_INET, "6": abi.AF_INET6}
-_TABLE_NAMES = {"tcp": abi.TCP_DB, "udp": abi.UDP_DB}
-
-
-class EventError(OSError):
-    """Receiving events failed; ``message`` is ss's text for it."""
-
-    def __init__(self, err: int, message: str) -> None:
-        super().__init__(err, message)
-        self.message = message
+FAMILY_NAMES = {"inet": abi.AF_INET, "inet6": abi.AF_INET6, "4": abi.AF_INET, "6": abi.AF_INET6}
+TABLE_NAMES = {"tcp": abi.TCP_DB, "udp": abi.UDP_DB}
 
 
 def groups_for(families: int, dbs: int) -> int:
@@ -103,7 +97,7 @@ def subscribe(groups: int) -> socket.socket:
 
 def _error(e: OSError, what: str) -> EventError:
     err = e.errno or 0
-    return EventError(err, f"{what}: {os.strerror(err)}")
+    return EventError(f"{what}: {os.strerror(err)}", err)
 
 
 def messages(sock: socket.socket) -> Iterator[netlink.Message]:
@@ -123,9 +117,9 @@ def messages(sock: socket.socket) -> Iterator[netlink.Message]:
             err = e.errno or 0
             if err == _errno.EAGAIN:
                 continue
-            raise EventError(err, f"netlink receive error {os.strerror(err)} ({err})") from None
+            raise EventError(f"netlink receive error {os.strerror(err)} ({err})", err) from None
         if not buf:
-            raise EventError(_errno.ENODATA, "EOF on netlink")
+            raise EventError("EOF on netlink", _errno.ENODATA)
         if addr[0] != 0:
             continue  # not from the kernel
         off, end = 0, len(buf)
@@ -190,18 +184,18 @@ def events(
     (or AF_* numbers); ``filter`` an ss filter text or an object with ``matches()``;
     ``kill`` also sends SOCK_DESTROY as ``-K`` does; ``netns`` follows a namespace under
     /var/run/netns instead of the current one. Blocks between events; needs
-    CAP_NET_ADMIN. Raises ValueError when nothing can be followed, :class:`EventError`
+    CAP_NET_ADMIN. Raises ArgumentError when nothing can be followed, :class:`EventError`
     (an OSError with ss's text) when subscribing or receiving fails.
     """
     fam_mask = 0
     for f in families:
-        fam_mask |= 1 << (f if isinstance(f, int) else _FAMILY_NAMES[f])
+        fam_mask |= 1 << (f if isinstance(f, int) else FAMILY_NAMES[f])
     dbs = 0
     for t in tables:
-        dbs |= 1 << _TABLE_NAMES[t]
+        dbs |= 1 << TABLE_NAMES[t]
     groups = groups_for(fam_mask, dbs)
     if not groups:
-        raise ValueError("no tcp/udp events to follow with these tables and families")
+        raise ArgumentError("no tcp/udp events to follow with these tables and families")
     matcher = None
     if isinstance(filter, str):
         from sockscope.query.filter import FilterContext, parse_filter
@@ -226,13 +220,14 @@ def events(
 def follow(
     sel: Selection,
     opts: Options,
-    flt: object,
+    flt: Filter | None,
     printer: Printer,
     renderer: Renderer,
     environ: dict[str, str],
     warn: Callable[[str], None],
-) -> int:
-    """``ss -E``: print a row per destroyed socket until killed; returns the exit status.
+) -> bool:
+    """``ss -E``: print a row per destroyed socket until killed; False when it stopped
+    on an error (ss then exits with -1).
 
     The header is already queued in ``renderer``; each event is rendered and flushed at
     once, with column widths carried over from the rows before it.
@@ -240,8 +235,8 @@ def follow(
     del environ
     groups = groups_for(sel.families, sel.dbs)
     if not groups:
-        return 255
-    matcher = getattr(flt, "matches", None)
+        return False
+    matcher = None if flt is None else flt.matches
     killer = None
     if opts.kill:
         killer = Killer(warn)
@@ -250,7 +245,7 @@ def follow(
     finally:
         if killer is not None:
             killer.close()
-    return 0 if ok else 255
+    return ok
 
 
 def _follow(

@@ -26,7 +26,7 @@ import errno as _errno
 import os
 from itertools import islice
 
-from sockscope.errors import SockscopeError
+from sockscope.errors import NamespaceError, SockscopeError
 from sockscope.ops import containers
 from sockscope.ops.netns import CLONE_NEWNET, NETNS_RUN_DIR, iterate, open_netns, setns
 
@@ -42,16 +42,12 @@ if TYPE_CHECKING:
 _O_NS = os.O_RDONLY | os.O_CLOEXEC
 
 
-class NamespaceGone(SockscopeError):
+class NamespaceGone(NamespaceError):
     """The namespace no longer exists (no name, mount or process holds it any more)."""
 
 
-class NamespaceDenied(SockscopeError):
+class NamespaceDenied(NamespaceError):
     """The namespace exists but cannot be entered (``errno``: EPERM without CAP_SYS_ADMIN)."""
-
-    def __init__(self, message: str, errno: int) -> None:
-        super().__init__(message, 1)
-        self.errno = errno
 
 
 class Namespace:
@@ -131,7 +127,7 @@ class Namespace:
                 f"cannot open network namespace {self.label}: {os.strerror(denied.errno or 0)}",
                 denied.errno or 0,
             )
-        raise NamespaceGone(f"network namespace {self.label} has gone", 1)
+        raise NamespaceGone(f"network namespace {self.label} has gone", _errno.ENOENT)
 
     @property
     def label(self) -> str:

@@ -22,7 +22,7 @@ import errno
 import os
 from itertools import islice
 
-from sockscope.errors import SockscopeError
+from sockscope.errors import NamespaceError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -129,14 +129,15 @@ def target(spec: str) -> tuple[str, str]:
       mount), ``("path", spec)``;
     * otherwise a name again (which then does not exist: ss's message).
 
-    Raises SockscopeError (status 1) for a ``pid:`` that is not a process id.
+    Raises NamespaceError (EINVAL) for a ``pid:`` that is not a process id.
     """
     named = _path(spec)
     if spec.startswith("pid:") and not os.path.lexists(named):
         digits = spec[4:]
         if not (digits.isascii() and digits.isdigit()) or not 0 < int(digits) < 1 << 22:
-            raise SockscopeError(
-                f'Cannot open network namespace "{spec}": "{digits}" is not a process id', 1
+            raise NamespaceError(
+                f'Cannot open network namespace "{spec}": "{digits}" is not a process id',
+                errno.EINVAL,
             )
         return "pid", f"/proc/{int(digits)}/ns/net"
     if "/" in spec and not os.path.lexists(named):
@@ -154,7 +155,9 @@ def open_netns(spec: str) -> int:
         reason = _strerror(e)
         if kind == "pid" and e.errno == errno.ENOENT:
             reason = os.strerror(errno.ESRCH)
-        raise SockscopeError(f'Cannot open network namespace "{spec}": {reason}', 1) from None
+        raise NamespaceError(
+            f'Cannot open network namespace "{spec}": {reason}', e.errno or 0
+        ) from None
 
 
 def switch(name: str, warn: Callable[[str], None] | None = None) -> None:
@@ -171,12 +174,14 @@ def switch(name: str, warn: Callable[[str], None] | None = None) -> None:
     try:
         unshare(CLONE_NEWNS)
     except OSError as e:
-        raise SockscopeError(f"unshare failed: {_strerror(e)}", 1) from None
+        raise NamespaceError(f"unshare failed: {_strerror(e)}", e.errno or 0) from None
     libc = _libc()
     try:
         libc.mount("", "/", "none", MS_SLAVE | MS_REC)
     except OSError as e:
-        raise SockscopeError(f'"mount --make-rslave /" failed: {_strerror(e)}', 1) from None
+        raise NamespaceError(
+            f'"mount --make-rslave /" failed: {_strerror(e)}', e.errno or 0
+        ) from None
     mountflags = 0
     try:
         libc.umount2("/sys", MNT_DETACH)
@@ -188,7 +193,7 @@ def switch(name: str, warn: Callable[[str], None] | None = None) -> None:
     try:
         libc.mount(name, "/sys", "sysfs", mountflags)
     except OSError as e:
-        raise SockscopeError(f"mount of /sys failed: {_strerror(e)}", 1) from None
+        raise NamespaceError(f"mount of /sys failed: {_strerror(e)}", e.errno or 0) from None
     if target(name)[0] == "name":
         bind_etc(name, warn)
 
@@ -228,7 +233,9 @@ def _join(fd: int, name: str) -> None:
         why = _strerror(e)
         if e.errno == errno.EINVAL and target(name)[0] != "name":
             why += " (not a network namespace file)"
-        raise SockscopeError(f'setting the network namespace "{name}" failed: {why}', 1) from None
+        raise NamespaceError(
+            f'setting the network namespace "{name}" failed: {why}', e.errno or 0
+        ) from None
 
 
 @contextlib.contextmanager

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 
 from sockscope.kernel.libc import int32
+from sockscope.tables.common import Owner
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -228,17 +229,22 @@ class ProcessMap:
             return have
         return ",".join(reversed(have))
 
-    def owners(self, inode: int) -> list[tuple[object, ...]]:
-        """The entries for ``inode`` as data, in :meth:`users` order: ``(name, pid, fd)``,
-        or ``(name, pid, tid, fd)`` with threads (what ``--json`` prints as ``users``)."""
+    def owner_records(self, inode: int) -> tuple[Owner, ...]:
+        """The entries for ``inode`` in :meth:`users` order, as
+        :class:`~sockscope.tables.common.Owner` records (``tid`` with threads)."""
         text = self.users(inode)
-        out: list[tuple[object, ...]] = []
+        out = []
         for entry in text[1:-1].split("),(") if text else ():
             name, _sep, rest = entry.rpartition('",pid=')
             values = dict(item.partition("=")[::2] for item in ("pid=" + rest).split(","))
-            ids = (int(values["pid"]), *((int(values["tid"]),) if self.threads else ()))
-            out.append((name[1:], *ids, int(values["fd"])))
-        return out
+            tid = int(values["tid"]) if self.threads else None
+            out.append(Owner(name[1:], int(values["pid"]), int(values["fd"]), tid))
+        return tuple(out)
+
+    def owners(self, inode: int) -> list[tuple[object, ...]]:
+        """The entries for ``inode`` as data, in :meth:`users` order: ``(name, pid, fd)``,
+        or ``(name, pid, tid, fd)`` with threads (what ``--json`` prints as ``users``)."""
+        return [tuple(o.to_dict().values()) for o in self.owner_records(inode)]
 
     def __len__(self) -> int:
         return len(self.entries)

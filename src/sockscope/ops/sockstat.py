@@ -357,5 +357,5 @@ def summary(netns: str | None = None, environ: Mapping[str, str] | None = None) 
         with entered(netns):
             result = read(environ, problems.append)
     if problems:
-        raise SockscopeError("\n".join(problems), 1)
+        raise SockscopeError("\n".join(problems))
     return result

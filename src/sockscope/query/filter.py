@@ -135,9 +135,9 @@ def _file_lines(fp: IO[bytes] | IO[str]) -> Iterator[str]:
         if nul >= 0:
             line = line[:nul]
         if not line:
-            raise FilterError("Invalid line", 255)
+            raise FilterError("Invalid line", "file")
         if len(line) >= _FILE_LINE_MAX - 1:
-            raise FilterError("Too long line in filter", 255)
+            raise FilterError("Too long line in filter", "file")
         if line.endswith(b"\n"):
             line = line[:-1]
         if line[:1] in (b"#", b"0"):
@@ -214,7 +214,7 @@ class _Parser:
 
     @staticmethod
     def _error(tok: _Token) -> FilterError:
-        return FilterError(SYNTAX_ERROR, 255, usage=True, token=tok.text, position=tok.pos)
+        return FilterError(SYNTAX_ERROR, "syntax", token=tok.text, position=tok.pos)
 
     def parse(self) -> Node | None:
         if self._peek().kind == _EOF:

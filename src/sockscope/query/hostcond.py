@@ -21,6 +21,12 @@ import sys
 
 from sockscope.errors import FilterError
 from sockscope.kernel import abi
+from sockscope.kernel.iproute import (
+    LL_PROTO_NAMES,
+    NL_PROTO_NAMES,
+    NL_PROTOS_FILES,
+    ephemeral_range,
+)
 from sockscope.kernel.libc import (
     UINT_MAX,
     ULONG_MAX,
@@ -68,33 +74,6 @@ FAMILY_PREFIXES = (
     ("inet6:", abi.AF_INET6),
 )
 FAMILY_PREFIX_OF = {fam: prefix for prefix, fam in FAMILY_PREFIXES}
-
-#: llproto_names[] of lib/ll_proto.c (names compared case-insensitively, first wins).
-LL_PROTOS = (
-    ("loop", 0x0060), ("pup", 0x0200), ("pupat", 0x0201), ("ip", 0x0800),
-    ("x25", 0x0805), ("arp", 0x0806), ("bpq", 0x08FF), ("ieeepup", 0x0A00),
-    ("ieeepupat", 0x0A01), ("dec", 0x6000), ("dna_dl", 0x6001), ("dna_rc", 0x6002),
-    ("dna_rt", 0x6003), ("lat", 0x6004), ("diag", 0x6005), ("cust", 0x6006),
-    ("sca", 0x6007), ("rarp", 0x8035), ("atalk", 0x809B), ("aarp", 0x80F3),
-    ("ipx", 0x8137), ("ipv6", 0x86DD), ("ppp_disc", 0x8863), ("ppp_ses", 0x8864),
-    ("atmmpoa", 0x884C), ("atmfate", 0x8884), ("802_3", 0x0001), ("ax25", 0x0002),
-    ("all", 0x0003), ("802_2", 0x0004), ("snap", 0x0005), ("ddcmp", 0x0006),
-    ("wan_ppp", 0x0007), ("ppp_mp", 0x0008), ("localtalk", 0x0009), ("can", 0x000C),
-    ("ppptalk", 0x0010), ("tr_802_2", 0x0011), ("mobitex", 0x0015), ("control", 0x0016),
-    ("irda", 0x0017), ("econet", 0x0018), ("tipc", 0x88CA), ("profinet", 0x8892),
-    ("aoe", 0x88A2), ("ethercat", 0x88A4), ("802.1q", 0x8100), ("802.1ad", 0x88A8),
-    ("mpls_uc", 0x8847), ("mpls_mc", 0x8848), ("teb", 0x6558), ("cfm", 0x8902),
-    ("lldp", 0x88CC), ("ipv4", 0x0800),
-)  # fmt: skip
-
-#: nl_proto_tab[] of lib/rt_names.c before nl_protos is read.
-NL_PROTOS = {
-    0: "rtnl", 1: "unused", 2: "usersock", 3: "fw", 4: "tcpdiag", 5: "nflog", 6: "xfrm",
-    7: "selinux", 8: "iscsi", 9: "audit", 10: "fiblookup", 11: "connector", 12: "nft",
-    13: "ip6fw", 14: "dec-rt", 15: "uevent", 16: "genl", 18: "scsi-trans", 19: "ecryptfs",
-    20: "rdma", 21: "crypto",
-}  # fmt: skip
-NL_PROTOS_FILES = ("/etc/iproute2/nl_protos", "/usr/share/iproute2/nl_protos")
 
 
 class FilterContext:
@@ -443,7 +422,7 @@ def _parse_port(port: str, ctx: FilterContext) -> int:
 
 def _addr_error(first: str | None = None) -> FilterError:
     text = "Cannot parse dst/src address."
-    return FilterError(text if first is None else f"{first}\n{text}", 1)
+    return FilterError(text if first is None else f"{first}\n{text}")
 
 
 # --- link, netlink, vsock operands ------------------------------------------------------
@@ -460,8 +439,8 @@ def _split_port(addr: str, is_port: bool) -> tuple[str, str | None]:
 def ll_proto_a2n(name: str) -> int | None:
     """ll_proto_a2n: an Ethernet protocol name (any case) or a 16-bit number."""
     low = name.lower() if name.isascii() else name
-    for proto, number in LL_PROTOS:
-        if proto == low:
+    for number, proto in LL_PROTO_NAMES:
+        if proto.lower() == low:
             return number
     return get_unsigned(name, 0xFFFF)
 
@@ -475,7 +454,7 @@ def nl_proto_a2n(name: str) -> int | None:
 
 
 def _nl_proto_table() -> dict[int, str]:
-    table = dict(NL_PROTOS)
+    table = dict(NL_PROTO_NAMES)
     for path in NL_PROTOS_FILES:
         try:
             with open(path, "rb") as fp:
@@ -647,14 +626,14 @@ def parse_devcond(text: str) -> int:
     if index == 0:
         value = get_unsigned(text, ULONG_MAX)
         if value is None or value > UINT_MAX:
-            raise FilterError("Cannot parse device.", 1)
+            raise FilterError("Cannot parse device.")
         index = value
     return index
 
 
 def parse_markmask(text: str) -> tuple[int, int]:
     """parse_markmask: ``MARK[/MASK]`` with scanf's ``%i`` (trailing junk ignored)."""
-    error = FilterError(f"Cannot parse mark {text}.", 1)
+    error = FilterError(f"Cannot parse mark {text}.")
     first = scanf_int(text)
     if first is None:
         raise error
@@ -673,7 +652,7 @@ def parse_cgroupcond(text: str) -> int:
     cgroup_id = _cgroup2_id(text, notes.append)
     if not cgroup_id:
         notes.append(f"Cannot parse cgroup {text}.")
-        raise FilterError("\n".join(notes), 1)
+        raise FilterError("\n".join(notes))
     return cgroup_id
 
 
@@ -730,26 +709,3 @@ def _cgroup2_mount() -> str | None:
     except OSError:
         pass
     return None
-
-
-def ephemeral_range() -> tuple[int, int]:
-    """is_ephemeral's range: ``$PROC_IP_LOCAL_PORT_RANGE`` or
-    ``$PROC_ROOT/sys/net/ipv4/ip_local_port_range`` (default 1024-4999)."""
-    path = os.environ.get("PROC_IP_LOCAL_PORT_RANGE")
-    if path is None:
-        path = os.environ.get("PROC_ROOT", "/proc") + "/sys/net/ipv4/ip_local_port_range"
-    try:
-        with open(path, "rb") as fp:
-            text = fp.read(4096).decode("latin-1")
-    except OSError:
-        return 1024, 4999
-    low, end, _ = c_strtol(text, 10)
-    high, end2, _ = c_strtol(text[end:], 10) if end else (0, 0, False)
-    if not end or not end2:
-        return 1024, 4999
-    return _c_int(low), _c_int(high)
-
-
-def _c_int(value: int) -> int:
-    value &= UINT_MAX
-    return value - (1 << 32) if value > 0x7FFFFFFF else value

@@ -12,6 +12,7 @@ import os
 import socket
 
 from sockscope.kernel import abi
+from sockscope.kernel.iproute import ephemeral_range
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -19,15 +20,6 @@ if TYPE_CHECKING:
 
 _IN6ADDR_ANY = bytes(16)
 _V4MAPPED = bytes(10) + b"\xff\xff"
-
-
-def proc_path(name: str, env_var: str | None = None, environ: dict[str, str] | None = None) -> str:
-    """Port of lib/fs.c's generic_proc_open path rule: $ENV_VAR, else $PROC_ROOT/name."""
-    env = os.environ if environ is None else environ
-    if env_var and env_var in env:
-        return env[env_var]
-    root = env.get("PROC_ROOT", "/proc")
-    return f"{root}/{name}"
 
 
 class Resolver:
@@ -61,19 +53,9 @@ class Resolver:
 
     # -- ports --------------------------------------------------------------------------
     def ephemeral_range(self) -> tuple[int, int]:
-        """ip_local_port_range as ss's is_ephemeral reads it (fallback 1024-4999)."""
+        """ip_local_port_range as ss's is_ephemeral reads it, once per run."""
         if self._ephemeral is None:
-            lo, hi = 1024, 4999
-            path = proc_path(
-                "sys/net/ipv4/ip_local_port_range", "PROC_IP_LOCAL_PORT_RANGE", self.environ
-            )
-            try:
-                with open(path, "rb") as f:
-                    parts = f.read().split()
-                lo, hi = int(parts[0]), int(parts[1])
-            except (OSError, ValueError, IndexError):
-                pass
-            self._ephemeral = (lo, hi)
+            self._ephemeral = ephemeral_range(self.environ)
         return self._ephemeral
 
     def service(self, port: int, proto: str | None) -> str:

@@ -17,6 +17,7 @@ behaviours the ``/proc`` parsers depend on (``fgets`` into a 256-byte buffer, ``
 
 from __future__ import annotations
 
+import os
 import struct
 from importlib import import_module
 from operator import itemgetter
@@ -47,25 +48,6 @@ MODULES = {
 }
 
 
-class InNamespace:
-    """Base of the slots records: ``netns``, the namespace a record was listed in.
-
-    None (the default, nothing stored) for the caller's own namespace; the library's
-    ``sockets(netns=...)`` sets it to a :class:`sockscope.ops.namespaces.Namespace`.
-    (Inet records are tuples with an instance dict and have a plain class attribute.)
-    """
-
-    __slots__ = ("_netns",)
-
-    @property
-    def netns(self) -> Namespace | None:
-        return getattr(self, "_netns", None)
-
-    @netns.setter
-    def netns(self, value: Namespace | None) -> None:
-        self._netns = value
-
-
 def _module(name: str):  # type: ignore[no-untyped-def]
     return import_module(f".{MODULES[name]}", __package__)
 
@@ -80,6 +62,130 @@ def records(name: str, ctx: Context) -> Iterator[object]:
     if name not in MODULES:
         return iter(())
     return _module(name).records(ctx)  # type: ignore[no-any-return]
+
+
+# --- records ---------------------------------------------------------------------------
+class Owner:
+    """A process holding a socket, as ``ss -p`` lists it: the command name (``comm``),
+    the pid, the file descriptor, and the thread id with ``-T``. ``uid`` and ``user``
+    (the owner of ``/proc/PID``, by name) are looked up when first read."""
+
+    __slots__ = ("_uid", "command", "fd", "pid", "tid")
+
+    def __init__(self, command: str, pid: int, fd: int, tid: int | None = None) -> None:
+        self.command = command
+        self.pid = pid
+        self.fd = fd
+        self.tid = tid
+        self._uid: int | None = None
+
+    @property
+    def name(self) -> str:
+        """``command`` under the name ``--json`` gives it."""
+        return self.command
+
+    @property
+    def uid(self) -> int | None:
+        """The real uid of the process (None when it is gone)."""
+        if self._uid is None:
+            try:
+                self._uid = os.stat(f"/proc/{self.pid}").st_uid
+            except OSError:
+                return None
+        return self._uid
+
+    @property
+    def user(self) -> str | None:
+        """The user name of :attr:`uid` (its number as text when it has no name)."""
+        uid = self.uid
+        if uid is None:
+            return None
+        import pwd
+
+        try:
+            return pwd.getpwuid(uid).pw_name
+        except KeyError:
+            return str(uid)
+
+    def to_dict(self) -> dict[str, object]:
+        """One entry of ``users`` in ``--json -p`` (``-T`` adds ``tid``)."""
+        if self.tid is None:
+            return {"name": self.command, "pid": self.pid, "fd": self.fd}
+        return {"name": self.command, "pid": self.pid, "tid": self.tid, "fd": self.fd}
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Owner):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        tid = "" if self.tid is None else f", tid={self.tid}"
+        return f"Owner({self.command!r}, pid={self.pid}{tid}, fd={self.fd})"
+
+
+class Endpoints:
+    """The data view's names for a record's two ends, as properties: the values its
+    ``to_dict()`` (and ``--json``) gives, None where it gives none. The same names as
+    :class:`~sockscope.tables.inet.record.InetSocket`'s. Also where the library keeps
+    the processes holding the socket (``Query(processes=True)``)."""
+
+    __slots__ = ("_netns", "_owners", "_view")
+
+    @property
+    def owners(self) -> tuple[Owner, ...] | None:
+        """The processes holding the socket, in ss's order, when they were asked for."""
+        return getattr(self, "_owners", None)
+
+    @property
+    def attached_view(self) -> View | None:
+        """The data view of the query that yielded the record (what ``to_dict()`` uses
+        when given none), or None."""
+        return getattr(self, "_view", None)
+
+    @property
+    def netns(self) -> Namespace | None:
+        """The network namespace the record was listed in (``sockets(netns=...)``), or
+        None for the caller's own."""
+        return getattr(self, "_netns", None)
+
+    def attach(
+        self,
+        view: View,
+        owners: tuple[Owner, ...] | None = None,
+        netns: Namespace | None = None,
+    ) -> None:
+        """Keep the query's data view and, with ``processes``, the socket's owners; with
+        ``netns``, the namespace it was listed in."""
+        self._view = view
+        if owners is not None:
+            self._owners = owners
+        if netns is not None:
+            self._netns = netns
+
+    def to_dict(self, view: View | None = None) -> dict[str, object]:
+        raise NotImplementedError
+
+    def _end(self, key: str) -> str | int | None:
+        value = self.to_dict().get(key)
+        return value if isinstance(value, (str, int)) else None
+
+    @property
+    def local_address(self) -> str | int | None:
+        return self._end("local_address")
+
+    @property
+    def local_port(self) -> str | int | None:
+        return self._end("local_port")
+
+    @property
+    def peer_address(self) -> str | int | None:
+        return self._end("peer_address")
+
+    @property
+    def peer_port(self) -> str | int | None:
+        return self._end("peer_port")
 
 
 # --- filter ------------------------------------------------------------------------------
@@ -174,17 +280,8 @@ def dump_else_proc(
 
 
 def parse_attrs(buf: bytes, off: int, end: int) -> dict[int, tuple[int, int]]:
-    """parse_rtattr: type -> (payload start, payload end); the *first* of a type wins."""
-    out: dict[int, tuple[int, int]] = {}
-    unpack = abi.RTATTR.unpack_from
-    while off + 4 <= end:
-        length, rtype = unpack(buf, off)
-        if length < 4 or off + length > end:
-            break
-        if rtype not in out:
-            out[rtype] = (off + 4, off + length)
-        off += (length + 3) & ~3
-    return out
+    """parse_rtattr (no flag bits cleared): :func:`sockscope.kernel.netlink.attrs`."""
+    return netlink.attrs(buf, off, end, 0xFFFF)
 
 
 def u32_at(buf: bytes, span: tuple[int, int] | None) -> int:
@@ -237,13 +334,19 @@ def skmem_dict(words: tuple[int, ...]) -> dict[str, int]:
     return skmem(struct.pack(f"={len(words)}I", *words), (0, 4 * len(words)))
 
 
-def add_owners(view: View | None, inode: int, out: dict[str, object]) -> None:
-    """``users`` of the data view (``-p``), when the view asks for owners."""
-    if view is None:
-        return
-    from sockscope.render.view import owners
+def add_owners(
+    view: View | None, inode: int, out: dict[str, object], attached: tuple[Owner, ...] | None
+) -> None:
+    """``users`` of the data view (``-p``): from the view's lookup when it has one, else
+    the owners the library attached to the record (``Query(processes=True)``)."""
+    if view is not None and view.owners is not None:
+        from sockscope.render.view import owners
 
-    users = owners(view, inode)
+        users = owners(view, inode)
+    elif attached:
+        users = [owner.to_dict() for owner in attached]
+    else:
+        users = None
     if users:
         out["users"] = users
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 import struct
 
 from sockscope.kernel import abi
+from sockscope.kernel.iproute import NL_PROTO_NAMES, NL_PROTOS_FILES, proc_path
 from sockscope.kernel.libc import fgets, int32, scanf
-from sockscope.render.names import proc_path
 from sockscope.tables.common import (
-    InNamespace,
+    Endpoints,
     apply_filter,
     decoded,
     diag_dump,
@@ -37,18 +37,8 @@ if TYPE_CHECKING:
     from sockscope.render.view import View
     from sockscope.tables.context import Context
 
-#: nl_proto_tab[] of lib/rt_names.c (the built-in names, by protocol number)
-NL_PROTO_NAMES = {
-    0: "rtnl", 1: "unused", 2: "usersock", 3: "fw", 4: "tcpdiag", 5: "nflog", 6: "xfrm",
-    7: "selinux", 8: "iscsi", 9: "audit", 10: "fiblookup", 11: "connector", 12: "nft",
-    13: "ip6fw", 14: "dec-rt", 15: "uevent", 16: "genl", 18: "scsi-trans", 19: "ecryptfs",
-    20: "rdma", 21: "crypto",
-}  # fmt: skip
-#: where nl_proto_initialize looks (CONF_ETC_DIR, then CONF_USR_DIR if the first is absent)
-NL_PROTOS_FILES = ("/etc/iproute2/nl_protos", "/usr/share/iproute2/nl_protos")
 
-
-class NetlinkSocket(InNamespace):
+class NetlinkSocket(Endpoints):
     """One AF_NETLINK socket.
 
     ``portid`` is C's ``int`` view of the port id (autobound ids are negative), 0 for a
@@ -119,6 +109,8 @@ class NetlinkSocket(InNamespace):
 
     def to_dict(self, view: View | None = None) -> dict[str, object]:
         """The data view (``--json``, library)."""
+        if view is None:
+            view = self.attached_view
         out: dict[str, object] = {
             "netid": "nl",
             "state": "UNCONN",

@@ -14,11 +14,11 @@ import socket
 import struct
 
 from sockscope.kernel import abi
+from sockscope.kernel.iproute import LL_PROTO_NAMES, proc_path
 from sockscope.kernel.libc import fgets, int32, scanf
-from sockscope.render.names import proc_path
 from sockscope.tables.common import (
     DumpFailed,
-    InNamespace,
+    Endpoints,
     add_owners,
     details_text,
     diag_dump,
@@ -41,23 +41,6 @@ if TYPE_CHECKING:
     from sockscope.render.view import View
     from sockscope.tables.context import Context
 
-#: llproto_names[] of lib/ll_proto.c, in table order (the first match wins).
-LL_PROTO_NAMES: tuple[tuple[int, str], ...] = (
-    (0x0060, "loop"), (0x0200, "pup"), (0x0201, "pupat"), (0x0800, "ip"),
-    (0x0805, "x25"), (0x0806, "arp"), (0x08FF, "bpq"), (0x0A00, "ieeepup"),
-    (0x0A01, "ieeepupat"), (0x6000, "dec"), (0x6001, "dna_dl"), (0x6002, "dna_rc"),
-    (0x6003, "dna_rt"), (0x6004, "lat"), (0x6005, "diag"), (0x6006, "cust"),
-    (0x6007, "sca"), (0x8035, "rarp"), (0x809B, "atalk"), (0x80F3, "aarp"),
-    (0x8137, "ipx"), (0x86DD, "ipv6"), (0x8863, "ppp_disc"), (0x8864, "ppp_ses"),
-    (0x884C, "atmmpoa"), (0x8884, "atmfate"), (0x0001, "802_3"), (0x0002, "ax25"),
-    (0x0003, "all"), (0x0004, "802_2"), (0x0005, "snap"), (0x0006, "ddcmp"),
-    (0x0007, "wan_ppp"), (0x0008, "ppp_mp"), (0x0009, "localtalk"), (0x000C, "can"),
-    (0x0010, "ppptalk"), (0x0011, "tr_802_2"), (0x0015, "mobitex"), (0x0016, "control"),
-    (0x0017, "irda"), (0x0018, "econet"), (0x88CA, "tipc"), (0x8892, "profinet"),
-    (0x88A2, "aoe"), (0x88A4, "ethercat"), (0x8100, "802.1Q"), (0x88A8, "802.1ad"),
-    (0x8847, "mpls_uc"), (0x8848, "mpls_mc"), (0x6558, "teb"), (0x8902, "cfm"),
-    (0x8100, "802.1Q"), (0x88CC, "LLDP"), (0x0800, "ipv4"),
-)  # fmt: skip
 _LL_NAMES: dict[int, str] = {}
 for _id, _name in LL_PROTO_NAMES:
     _LL_NAMES.setdefault(_id, _name)
@@ -78,7 +61,7 @@ def ll_proto_name(protocol: int, numeric: bool = False) -> str:
     return f"[{protocol}]" if name is None else name
 
 
-class PacketSocket(InNamespace):
+class PacketSocket(Endpoints):
     """One AF_PACKET socket.
 
     ``protocol`` is the bound ethertype (host order), ``ifindex`` the bound interface (0:
@@ -152,6 +135,8 @@ class PacketSocket(InNamespace):
 
     def to_dict(self, view: View | None = None) -> dict[str, object]:
         """The data view (``--json``, library)."""
+        if view is None:
+            view = self.attached_view
         out: dict[str, object] = {
             "netid": self.netid,
             "state": "UNCONN",
@@ -185,7 +170,7 @@ class PacketSocket(InNamespace):
                 out["bpf"] = [list(ins) for ins in self.bpf]
         if (view is None or view.mem) and self.mem is not None:
             out["skmem"] = skmem_dict(self.mem)
-        add_owners(view, self.inode, out)
+        add_owners(view, self.inode, out, self.owners)
         return out
 
     def __repr__(self) -> str:

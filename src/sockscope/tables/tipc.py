@@ -13,7 +13,7 @@ from __future__ import annotations
 from sockscope.kernel import abi
 from sockscope.tables.common import (
     DumpFailed,
-    InNamespace,
+    Endpoints,
     decoded,
     details_text,
     diag_dump,
@@ -42,7 +42,7 @@ _NETIDS = {
 _TYPE_NAMES = ("UNKNOWN", "STREAM", "DGRAM", "(null)", "RDM", "SEQPACKET")
 
 
-class TipcSocket(InNamespace):
+class TipcSocket(Endpoints):
     """One AF_TIPC socket: ``node:ref`` locally; ``con_node:con_sock`` when connected."""
 
     __slots__ = (
@@ -94,6 +94,8 @@ class TipcSocket(InNamespace):
         return states[self.state] if self.state < len(states) else "UNKNOWN"
 
     def to_dict(self, view: View | None = None) -> dict[str, object]:
+        if view is None:
+            view = self.attached_view
         out: dict[str, object] = {
             "netid": self.netid,
             "state": self.state_name,

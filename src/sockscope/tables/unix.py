@@ -12,10 +12,10 @@ import os
 import struct
 
 from sockscope.kernel import abi
+from sockscope.kernel.iproute import proc_path
 from sockscope.kernel.libc import fgets, int32, scanf
-from sockscope.render.names import proc_path
 from sockscope.tables.common import (
-    InNamespace,
+    Endpoints,
     add_owners,
     decoded,
     diag_dump,
@@ -63,7 +63,7 @@ def netid_name(sock_type: int) -> str:
 _NAME_POINTER = bytes((0x30, 0xB2, 0x5E, 0xD6, 0xFC, 0x7F, 0, 0))
 
 
-class UnixSocket(InNamespace):
+class UnixSocket(Endpoints):
     """One AF_UNIX socket.
 
     ``name`` is the bound name as ss shows it (abstract names begin with ``@`` and every
@@ -170,6 +170,8 @@ class UnixSocket(InNamespace):
 
     def to_dict(self, view: View | None = None) -> dict[str, object]:
         """The data view (``--json``, library)."""
+        if view is None:
+            view = self.attached_view
         out: dict[str, object] = {
             "netid": self.netid,
             "state": self.state_name,
@@ -192,7 +194,7 @@ class UnixSocket(InNamespace):
                 out["pending_peers"] = list(self.icons)
         if (view is None or view.mem) and self.mem is not None:
             out["skmem"] = skmem_dict(self.mem)
-        add_owners(view, self.inode, out)
+        add_owners(view, self.inode, out, self.owners)
         return out
 
     def __repr__(self) -> str:

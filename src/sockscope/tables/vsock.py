@@ -14,7 +14,7 @@ from sockscope.kernel import abi
 from sockscope.kernel.libc import int32
 from sockscope.tables.common import (
     DumpFailed,
-    InNamespace,
+    Endpoints,
     add_owners,
     apply_filter,
     decoded,
@@ -36,7 +36,7 @@ _NETIDS = {abi.SOCK_STREAM: "v_str", abi.SOCK_DGRAM: "v_dgr"}
 _TYPE_DB = {abi.SOCK_STREAM: abi.VSOCK_ST_DB, abi.SOCK_DGRAM: abi.VSOCK_DG_DB}
 
 
-class VsockSocket(InNamespace):
+class VsockSocket(Endpoints):
     """One AF_VSOCK socket: (CID, port) at each end, ``0xffffffff`` meaning any."""
 
     __slots__ = (
@@ -104,6 +104,8 @@ class VsockSocket(InNamespace):
         return struct.pack("=I", self.dst_cid)
 
     def to_dict(self, view: View | None = None) -> dict[str, object]:
+        if view is None:
+            view = self.attached_view
         out: dict[str, object] = {
             "netid": self.netid,
             "state": self.state_name,
@@ -115,7 +117,7 @@ class VsockSocket(InNamespace):
             "peer_port": self.dst_port,
             "family": "vsock",
         }
-        add_owners(view, self.inode, out)
+        add_owners(view, self.inode, out, self.owners)
         return out
 
     def __repr__(self) -> str:

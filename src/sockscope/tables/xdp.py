@@ -13,7 +13,7 @@ from sockscope.kernel import abi
 from sockscope.kernel.libc import int32
 from sockscope.tables.common import (
     DumpFailed,
-    InNamespace,
+    Endpoints,
     apply_filter,
     decoded,
     details_text,
@@ -52,7 +52,7 @@ _STATS_KEYS = (
 )  # fmt: skip
 
 
-class XdpSocket(InNamespace):
+class XdpSocket(Endpoints):
     """One AF_XDP socket, bound to queue ``queue_id`` of interface ``ifindex`` (0: unbound).
 
     Ring sizes are entry counts (None when the ring is not set up); ``umem`` is
@@ -121,6 +121,8 @@ class XdpSocket(InNamespace):
         return self.ifindex
 
     def to_dict(self, view: View | None = None) -> dict[str, object]:
+        if view is None:
+            view = self.attached_view
         out: dict[str, object] = {
             "netid": "xdp",
             "state": "UNCONN",

@@ -18,12 +18,12 @@ from sockscope.render.view import (
     MEMINFO_FIELDS,
     View,
     cgroup,
-    owners,
     skmem,
     timer,
     u32,
     u64,
 )
+from sockscope.tables.common import add_owners
 from sockscope.tables.inet.layout import (
     ATTR_END,
     ATTR_START,
@@ -48,12 +48,16 @@ from sockscope.tables.inet.layout import (
     WQUEUE,
 )
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from sockscope.tables.inet.record import InetSocket
+
 _SHUTDOWN_BITS = (("receive", 1), ("send", 2))
 _U32 = struct.Struct("=I")
 _U64 = struct.Struct("=Q")
 
 
-def inet(s: tuple, view: View) -> dict[str, object]:  # type: ignore[type-arg]
+def inet(s: InetSocket, view: View) -> dict[str, object]:
     """The dict of an :class:`~sockscope.records.InetSocket` (``InetSocket.to_dict``)."""
     family, state, proto = s[FAMILY], s[STATE], s[PROTOCOL]
     lport, rport = SWAP16[s[SPORT]], SWAP16[s[DPORT]]
@@ -93,9 +97,7 @@ def inet(s: tuple, view: View) -> dict[str, object]:  # type: ignore[type-arg]
         cgroup(view, out, u64(buf, attrs.get(abi.INET_DIAG_CGROUP_ID)))
     if buf is not None:
         _inet_attrs(view, buf, attrs, out)
-    users = owners(view, s[INODE])
-    if users:
-        out["users"] = users
+    add_owners(view, s[INODE], out, s.owners)
     # ss's -m/-i block: with either option, whatever memory and TCP information the
     # socket came with (a recorded dump may hold more than was asked for)
     if view.mem or (view.info and proto != abi.IPPROTO_UDP):

@@ -33,8 +33,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from sockscope.options import Options
-    from sockscope.render.printer import Printer
     from sockscope.tables.inet.record import InetSocket
+    from sockscope.tables.inet.row import InetRows
 
 _SCTP_STATES = abi.SCTP_STATE_NAMES
 _U8 = struct.Struct("=B")
@@ -91,7 +91,7 @@ def sctp_state_name(sock: InetSocket) -> str:
     return _SCTP_STATES[state] if state < len(_SCTP_STATES) else "UNDEF"
 
 
-def details(p: Printer, uid: int, inode: int, cookie: int, mark: int, cgroup_id: int) -> str:
+def details(p: InetRows, uid: int, inode: int, cookie: int, mark: int, cgroup_id: int) -> str:
     """Port of ss.c:sock_details_print."""
     out = f" uid:{uid}" if uid else ""
     out += f" ino:{inode} sk:{cookie:x}"
@@ -107,7 +107,7 @@ def _hash_x(value: int) -> str:
     return "%#x" % value if value else "0"
 
 
-def inet(p: Printer, s: InetSocket, v6only: bool) -> str:
+def inet(p: InetRows, s: InetSocket, v6only: bool) -> str:
     """The extra-information text of one inet row (inet_show_sock after the address)."""
     row = p.ext_row
     if row is None:
@@ -148,7 +148,7 @@ _Plan = tuple[
 ]
 
 
-def _bind(p: Printer) -> Callable[[InetSocket, bool], str]:
+def _bind(p: InetRows) -> Callable[[InetSocket, bool], str]:
     """Make the row function of a printer: a fast path for the TCP rows of -i/-m/-o/-e.
 
     A kernel's TCP replies come in a few attribute layouts (which attributes, in which
@@ -161,6 +161,7 @@ def _bind(p: Printer) -> Callable[[InetSocket, bool], str]:
     cover (short structures, vegas, dctcp, md5 keys, ULP, the old MEMINFO), go through
     :func:`_inet`, the general path.
     """
+    from sockscope.kernel import structs
     from sockscope.tables.inet import tcpinfo
 
     opts = p.opts
@@ -181,8 +182,8 @@ def _bind(p: Printer) -> Callable[[InetSocket, bool], str]:
     layouts: dict[int, _Plan | None] = {}
     tcp_text = tcpinfo.tcp_text
     hot_unpack = tcpinfo.TCP_HOT.unpack_from
-    bbr_unpack = tcpinfo.TCP_BBR_INFO.unpack_from
-    skmem_unpack = tcpinfo.SK_MEMINFO.unpack_from
+    bbr_unpack = structs.TCP_BBR_INFO.unpack_from
+    skmem_unpack = structs.SK_MEMINFO.unpack_from
     cong_names = tcpinfo._CONG
     cong_name = tcpinfo.cong_name
     u32 = _U32.unpack_from
@@ -304,7 +305,7 @@ def _learn(layouts: dict[int, _Plan | None], buf: bytes, off: int, end: int) -> 
     return plan
 
 
-def _inet(p: Printer, s: InetSocket, v6only: bool) -> str:
+def _inet(p: InetRows, s: InetSocket, v6only: bool) -> str:
     """The extra-information text of one inet row (inet_show_sock after the address)."""
     opts = p.opts
     buf = s[BUF]
@@ -354,7 +355,7 @@ def _inet(p: Printer, s: InetSocket, v6only: bool) -> str:
     return "".join(out)
 
 
-def _proc_inet(p: Printer, s: InetSocket) -> str:
+def _proc_inet(p: InetRows, s: InetSocket) -> str:
     """What tcp_show_line/dgram_show_line print after the address for /proc rows."""
     opts = p.opts
     if s[PROTOCOL] != abi.IPPROTO_TCP:

@@ -12,7 +12,7 @@ import os
 import struct
 
 from sockscope.kernel import abi
-from sockscope.render.names import proc_path
+from sockscope.kernel.iproute import proc_path
 from sockscope.tables.inet.record import InetSocket, make_proc_inet
 
 TYPE_CHECKING = False

@@ -45,9 +45,22 @@ from sockscope.tables.inet.layout import (
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
+    from typing import Any
 
+    from sockscope.kernel.structs import (
+        BbrInfo,
+        DctcpInfo,
+        Md5Sig,
+        MemInfo,
+        MptcpInfo,
+        SctpInfo,
+        SkMemInfo,
+        TcpInfo,
+        VegasInfo,
+    )
     from sockscope.ops.namespaces import Namespace
     from sockscope.render.view import View
+    from sockscope.tables.common import Owner
 
 
 _U8 = struct.Struct("=B")
@@ -60,7 +73,13 @@ def proto_name(protocol: int) -> str:
     return PROTO_NAMES.get(protocol, "???")
 
 
-class InetSocket(tuple):  # type: ignore[type-arg]
+if TYPE_CHECKING:
+    _Tuple = tuple[Any, ...]
+else:
+    _Tuple = tuple  # typing's Any is not imported at run time (start-up cost)
+
+
+class InetSocket(_Tuple):
     """A TCP, UDP, RAW, MPTCP, DCCP or SCTP socket.
 
     The tuple holds, in order: ``family``, ``state``, ``timer``, ``retrans``, the two
@@ -72,24 +91,60 @@ class InetSocket(tuple):  # type: ignore[type-arg]
     # No __slots__: the instance dict (created only when used) keeps what the accessors
     # parse once, the attribute spans and the decoded structures.
 
-    family: int = property(itemgetter(FAMILY))  # type: ignore[assignment]
-    state: int = property(itemgetter(STATE))  # type: ignore[assignment]
-    timer: int = property(itemgetter(TIMER))  # type: ignore[assignment]
-    retrans: int = property(itemgetter(RETRANS))  # type: ignore[assignment]
-    ifindex: int = property(itemgetter(IFINDEX))  # type: ignore[assignment]
-    iface: int = property(itemgetter(IFINDEX))  # type: ignore[assignment]
-    expires: int = property(itemgetter(EXPIRES))  # type: ignore[assignment]
-    recv_q: int = property(itemgetter(RQUEUE))  # type: ignore[assignment]
-    send_q: int = property(itemgetter(WQUEUE))  # type: ignore[assignment]
-    uid: int = property(itemgetter(UID))  # type: ignore[assignment]
-    inode: int = property(itemgetter(INODE))  # type: ignore[assignment]
-    #: the protocol the table was dumped with (IPPROTO_*), or the real protocol of a raw
-    #: socket when the kernel reported INET_DIAG_PROTOCOL
-    protocol: int = property(itemgetter(PROTOCOL))  # type: ignore[assignment]
+    # The plain fields are C-speed itemgetter properties (the user-space filter reads some
+    # for every socket); the type checker sees them as the typed properties they are.
+    if TYPE_CHECKING:
+
+        @property
+        def family(self) -> int: ...
+
+        @property
+        def state(self) -> int: ...
+
+        @property
+        def timer(self) -> int: ...
+
+        @property
+        def retrans(self) -> int: ...
+
+        @property
+        def ifindex(self) -> int: ...
+
+        @property
+        def iface(self) -> int: ...
+
+        @property
+        def expires(self) -> int: ...
+
+        @property
+        def recv_q(self) -> int: ...
+
+        @property
+        def send_q(self) -> int: ...
+
+        @property
+        def uid(self) -> int: ...
+
+        @property
+        def inode(self) -> int: ...
+
+        @property
+        def protocol(self) -> int: ...
+
+    else:
+        family = property(itemgetter(FAMILY))
+        state = property(itemgetter(STATE))
+        timer = property(itemgetter(TIMER))
+        retrans = property(itemgetter(RETRANS))
+        ifindex = property(itemgetter(IFINDEX))
+        iface = property(itemgetter(IFINDEX))
+        expires = property(itemgetter(EXPIRES))
+        recv_q = property(itemgetter(RQUEUE))
+        send_q = property(itemgetter(WQUEUE))
+        uid = property(itemgetter(UID))
+        inode = property(itemgetter(INODE))
+        protocol = property(itemgetter(PROTOCOL))
     name = None
-    #: the namespace the record was listed in (set on the instance by
-    #: ``sockets(netns=...)``); None: the caller's own
-    netns: Namespace | None = None
 
     @property
     def lport(self) -> int:
@@ -99,6 +154,7 @@ class InetSocket(tuple):  # type: ignore[type-arg]
     def rport(self) -> int:
         return SWAP16[self[DPORT]]
 
+    #: the names of the data view (``to_dict()``, ``--json``)
     local_port = lport
     peer_port = rport
 
@@ -121,6 +177,10 @@ class InetSocket(tuple):  # type: ignore[type-arg]
     def peer_addr(self) -> str:
         return socket.inet_ntop(self[FAMILY], self.remote_data)
 
+    #: the names of the data view (``local_addr``/``peer_addr`` are kept as aliases)
+    local_address = local_addr
+    peer_address = peer_addr
+
     @property
     def cookie(self) -> int:
         """The socket cookie (ss prints it as ``sk:``); ``(cookie[1] << 32) | cookie[0]``."""
@@ -137,6 +197,41 @@ class InetSocket(tuple):  # type: ignore[type-arg]
     @property
     def state_name(self) -> str:
         return abi.STATE_NAMES[self[STATE]]
+
+    @property
+    def owners(self) -> tuple[Owner, ...] | None:
+        """The processes holding the socket, in ss's order, when they were asked for
+        (``Query(processes=True)``)."""
+        found: tuple[Owner, ...] | None = self.__dict__.get("_owners")
+        return found
+
+    @property
+    def attached_view(self) -> View | None:
+        """The data view of the query that yielded the record (what ``to_dict()`` uses
+        when given none), or None."""
+        found: View | None = self.__dict__.get("_view")
+        return found
+
+    @property
+    def netns(self) -> Namespace | None:
+        """The network namespace the record was listed in (``sockets(netns=...)``), or
+        None for the caller's own."""
+        found: Namespace | None = self.__dict__.get("_netns")
+        return found
+
+    def attach(
+        self,
+        view: View,
+        owners: tuple[Owner, ...] | None = None,
+        netns: Namespace | None = None,
+    ) -> None:
+        """Keep the query's data view and, with ``processes``, the socket's owners; with
+        ``netns``, the namespace it was listed in."""
+        self.__dict__["_view"] = view
+        if owners is not None:
+            self.__dict__["_owners"] = owners
+        if netns is not None:
+            self.__dict__["_netns"] = netns
 
     def spans(self) -> dict[int, tuple[int, int]]:
         """The netlink attributes' payload spans in the receive buffer, by type (the
@@ -182,9 +277,9 @@ class InetSocket(tuple):  # type: ignore[type-arg]
         return _U8.unpack_from(data)[0] if data else None
 
     # -- extended information (-m, -i): decoded by sockscope.tcpinfo, None when absent --
-    def _decoded(self, kind: int, decode: Callable[[bytes], object] | None = None) -> object:
+    def _decoded(self, kind: int, decode: Callable[[bytes], object] | None = None) -> Any:
         """The payload of an attribute through its kernel-struct decoder, decoded once."""
-        cache = self.__dict__
+        cache: dict[Any, Any] = self.__dict__
         key = (kind, decode)
         if key in cache:
             return cache[key]
@@ -199,40 +294,45 @@ class InetSocket(tuple):  # type: ignore[type-arg]
         return value
 
     @property
-    def tcp_info(self) -> object:
+    def tcp_info(self) -> TcpInfo | None:
         """``struct tcp_info`` (:class:`sockscope.tcpinfo.TcpInfo`, C field names) of a TCP
         or DCCP socket dumped with -i; zero-filled when the kernel's is shorter."""
         if self[PROTOCOL] not in (abi.IPPROTO_TCP, abi.IPPROTO_DCCP):
             return None
-        return self._decoded(abi.INET_DIAG_INFO)
+        value: TcpInfo | None = self._decoded(abi.INET_DIAG_INFO)
+        return value
 
     @property
-    def mptcp_info(self) -> object:
+    def mptcp_info(self) -> MptcpInfo | None:
         """``struct mptcp_info`` of an MPTCP socket dumped with -i."""
         if self[PROTOCOL] != abi.IPPROTO_MPTCP:
             return None
         from sockscope.kernel.structs import decode_mptcp_info
 
-        return self._decoded(abi.INET_DIAG_INFO, decode_mptcp_info)
+        value: MptcpInfo | None = self._decoded(abi.INET_DIAG_INFO, decode_mptcp_info)
+        return value
 
     @property
-    def sctp_info(self) -> object:
+    def sctp_info(self) -> SctpInfo | None:
         """``struct sctp_info`` of an SCTP association dumped with -i."""
         if self[PROTOCOL] != abi.IPPROTO_SCTP:
             return None
         from sockscope.kernel.structs import decode_sctp_info
 
-        return self._decoded(abi.INET_DIAG_INFO, decode_sctp_info)
+        value: SctpInfo | None = self._decoded(abi.INET_DIAG_INFO, decode_sctp_info)
+        return value
 
     @property
-    def skmem(self) -> object:
+    def skmem(self) -> SkMemInfo | None:
         """INET_DIAG_SKMEMINFO (:class:`sockscope.tcpinfo.SkMemInfo`), with -m."""
-        return self._decoded(abi.INET_DIAG_SKMEMINFO)
+        value: SkMemInfo | None = self._decoded(abi.INET_DIAG_SKMEMINFO)
+        return value
 
     @property
-    def meminfo(self) -> object:
+    def meminfo(self) -> MemInfo | None:
         """INET_DIAG_MEMINFO (struct inet_diag_meminfo), the old-kernel -m data."""
-        return self._decoded(abi.INET_DIAG_MEMINFO)
+        value: MemInfo | None = self._decoded(abi.INET_DIAG_MEMINFO)
+        return value
 
     @property
     def cong(self) -> str | None:
@@ -241,30 +341,38 @@ class InetSocket(tuple):  # type: ignore[type-arg]
         return None if data is None else data.split(b"\0", 1)[0].decode("latin-1")
 
     @property
-    def cc_info(self) -> object:
+    def cc_info(self) -> BbrInfo | DctcpInfo | VegasInfo | None:
         """The algorithm's own data: BbrInfo, DctcpInfo or VegasInfo, else None."""
         for kind in (abi.INET_DIAG_BBRINFO, abi.INET_DIAG_DCTCPINFO, abi.INET_DIAG_VEGASINFO):
-            found = self._decoded(kind)
+            found: BbrInfo | DctcpInfo | VegasInfo | None = self._decoded(kind)
             if found is not None:
                 return found
         return None
 
     @property
-    def md5sig(self) -> object:
+    def md5sig(self) -> list[Md5Sig] | None:
         """TCP-MD5 keys (list of :class:`sockscope.tcpinfo.Md5Sig`), CAP_NET_ADMIN and -i."""
-        return self._decoded(abi.INET_DIAG_MD5SIG)
+        value: list[Md5Sig] | None = self._decoded(abi.INET_DIAG_MD5SIG)
+        return value
 
     @property
-    def ulp(self) -> object:
+    def ulp(self) -> dict[str, object] | None:
         """INET_DIAG_ULP_INFO as a dict: name, and tls or mptcp (subflow) fields."""
-        return self._decoded(abi.INET_DIAG_ULP_INFO)
+        value: dict[str, object] | None = self._decoded(abi.INET_DIAG_ULP_INFO)
+        return value
 
     def to_dict(self, view: View | None = None) -> dict[str, object]:
-        """The socket as data: what ``--json`` prints (:func:`sockscope.fields.inet`)."""
-        from sockscope.render import view as fields
+        """The socket as data: what ``--json`` prints (:func:`sockscope.tables.inet.data.inet`),
+        through ``view``, else the view of the query that yielded it, else every section."""
         from sockscope.tables.inet import data
 
-        return data.inet(self, fields.View() if view is None else view)
+        if view is None:
+            view = self.attached_view
+            if view is None:
+                from sockscope.render.view import View
+
+                view = View()
+        return data.inet(self, view)
 
     def __repr__(self) -> str:
         return (

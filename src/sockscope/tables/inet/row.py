@@ -30,9 +30,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from sockscope.kernel.structs import Spans
     from sockscope.render.printer import Printer
     from sockscope.tables.inet.record import InetSocket
-    from sockscope.tables.inet.tcpinfo import Spans
 
 _STATES = abi.STATE_NAMES
 _AF_INET = abi.AF_INET
@@ -60,7 +60,7 @@ class InetRows:
         from sockscope.tables.inet import tcpinfo
 
         # bind once per run: later rows call the closure directly (no per-row import)
-        self.info_block = tcpinfo.bind_info_block(self)  # type: ignore[method-assign]
+        self.info_block = tcpinfo.bind_info_block(self)  # type: ignore[method-assign,assignment]
         return self.info_block(s, attrs)
 
     def proc_tcp_info(self, s: InetSocket) -> str:

@@ -15,7 +15,7 @@ import os
 import socket
 from itertools import chain
 
-from sockscope.errors import NetlinkError
+from sockscope.errors import KillError, NetlinkError
 from sockscope.kernel import abi, netlink
 from sockscope.tables.context import Context
 from sockscope.tables.inet import procfs
@@ -196,7 +196,7 @@ def _inet_stream(
     except (NetlinkError, OSError) as e:
         # -K failed (destroy.KillError): ss abandons the dump and retries with the legacy
         # request, which only TCP/DCCP have; UDP and RAW then fall back to /proc
-        if getattr(e, "kill_failed", False) and protocol in _NO_LEGACY:
+        if isinstance(e, KillError) and protocol in _NO_LEGACY:
             yield from inet_proc(ctx, _NO_LEGACY[protocol])
         return
     finally:

@@ -49,8 +49,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from sockscope.render.printer import Printer
     from sockscope.tables.inet.record import InetSocket
+    from sockscope.tables.inet.row import InetRows
 
 
 # --- C printf helpers ------------------------------------------------------------------
@@ -113,12 +113,12 @@ def _mem_text(buf: bytes, attrs: Spans) -> str:
 # --- the inet block --------------------------------------------------------------------
 
 
-def info_block(p: Printer, s: InetSocket, attrs: Spans) -> str:
+def info_block(p: InetRows, s: InetSocket, attrs: Spans) -> str:
     """The text after ``\\n\\t`` for -m/-i on an inet row (the show_info of its protocol)."""
     return bind_info_block(p)(s, attrs)
 
 
-def bind_info_block(p: Printer) -> Callable[[InetSocket, Spans], str]:
+def bind_info_block(p: InetRows) -> Callable[[InetSocket, Spans], str]:
     """:func:`info_block` for one run's options, as a closure (the per-row hot path)."""
     show_options = bool(p.opts.show_options)
     numeric = bool(p.opts.numeric)
@@ -616,7 +616,7 @@ def _vegas_dctcp(buf: bytes, attrs: Spans) -> tuple[int, str]:
     return rtt, out
 
 
-def proc_info(p: Printer, s: InetSocket) -> str:
+def proc_info(p: InetRows, s: InetSocket) -> str:
     """tcp_stats_print for a /proc TCP row (tcp_show_line): the few fields /proc has.
 
     Everything ss does not parse from /proc stays zero, so ``reordering`` (0, not 3)
@@ -652,7 +652,7 @@ _KEY_ESCAPE = tuple(
 )
 
 
-def md5sig_text(p: Printer, buf: bytes, start: int, end: int) -> str:
+def md5sig_text(p: InetRows, buf: bytes, start: int, end: int) -> str:
     """`` md5keys:`` + print_md5sig of each struct tcp_diag_md5sig, joined by ``,``."""
     size = TCP_DIAG_MD5SIG.size
     parts = []
@@ -833,7 +833,7 @@ def sctp_stats(buf: bytes, start: int, end: int) -> str:
     return out
 
 
-def _sockaddr_host(p: Printer, buf: bytes, off: int) -> str:
+def _sockaddr_host(p: InetRows, buf: bytes, off: int) -> str:
     """format_host_sa: the address of a sockaddr_in/sockaddr_in6 (no port, no brackets)."""
     family = _U16.unpack_from(buf, off)[0]
     if family == abi.AF_INET:
@@ -843,7 +843,7 @@ def _sockaddr_host(p: Printer, buf: bytes, off: int) -> str:
     return ""
 
 
-def _sctp_addrs(p: Printer, label: str, buf: bytes, span: tuple[int, int]) -> str:
+def _sctp_addrs(p: InetRows, label: str, buf: bytes, span: tuple[int, int]) -> str:
     start, end = span
     data = bytes(buf[start:end])
     if len(data) % SOCKADDR_STORAGE or not data:
@@ -852,7 +852,7 @@ def _sctp_addrs(p: Printer, label: str, buf: bytes, span: tuple[int, int]) -> st
     return " %s:%s" % (label, ",".join(hosts))
 
 
-def _sctp_show_info(p: Printer, buf: bytes, attrs: Spans) -> str:
+def _sctp_show_info(p: InetRows, buf: bytes, attrs: Spans) -> str:
     """sctp_show_info after print_skmeminfo: locals, peers, then sctp_stats_print."""
     out = ""
     span = attrs.get(abi.INET_DIAG_LOCALS)

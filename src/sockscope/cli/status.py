@@ -1,0 +1,35 @@
+"""ss's exit statuses and usage text, chosen from the kind of error the library raised.
+
+ss exits with ``-1`` (255) for what it rejects while reading its command line (an
+unknown option, table, family or state, a filter it cannot parse as grammar or read as
+a file) and with 1 for what fails later (an address or device it cannot resolve, a
+namespace it cannot enter, a kernel error it reports). The library's errors say which
+kind they are; only the CLI turns that into a status.
+"""
+
+from __future__ import annotations
+
+from sockscope.errors import ArgumentError, FilterError, SockscopeError
+
+#: ss's ``exit(-1)``
+EXIT_ARGUMENT = 255
+#: ss's ``exit(1)``
+EXIT_FAILURE = 1
+
+
+def exit_status(error: SockscopeError) -> int:
+    """The status ss exits with after reporting ``error``."""
+    if isinstance(error, ArgumentError):
+        return EXIT_ARGUMENT
+    if isinstance(error, FilterError) and error.kind in ("syntax", "file"):
+        return EXIT_ARGUMENT
+    return EXIT_FAILURE
+
+
+def shows_usage(error: SockscopeError) -> bool:
+    """Whether ss prints its usage text after the message (its usage() calls)."""
+    from sockscope.errors import UsageError
+
+    return isinstance(error, UsageError) or (
+        isinstance(error, FilterError) and error.kind == "syntax"
+    )

@@ -1,0 +1,169 @@
+"""The netlink transport and the inet record, on messages built from the uapi layouts.
+
+``struct nlmsghdr``, ``struct rtattr`` and ``struct inet_diag_msg`` are packed here with
+their C field order (sockscope.kernel.abi's Structs), then walked and decoded: the one
+attribute walker (parse_rtattr_flags), the recorded-dump reader (TCPDIAG_FILE), the
+fused dump decoder of the listing, and the record read through its field names.
+"""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from sockscope.errors import NetlinkError
+from sockscope.kernel import abi, netlink
+from sockscope.tables.inet import layout
+from sockscope.tables.inet.record import InetSocket, decode_inet, decode_inet_dump
+
+
+def rta(kind: int, payload: bytes, length: int | None = None) -> bytes:
+    """An rtattr; ``length`` may lie about rta_len."""
+    size = abi.RTATTR.size + len(payload) if length is None else length
+    data = abi.RTATTR.pack(size, kind) + payload
+    return data + bytes(-len(data) % 4)
+
+
+def diag_msg(
+    family: int = abi.AF_INET,
+    state: int = abi.SS_ESTABLISHED,
+    sport: int = 8080,
+    dport: int = 40000,
+    src: str = "127.0.0.1",
+    dst: str = "127.0.0.2",
+    inode: int = 4242,
+    cookie: int = 0x1_0000_0002,
+) -> bytes:
+    """struct inet_diag_msg { idiag_family, idiag_state, idiag_timer, idiag_retrans,
+    id { idiag_sport, idiag_dport (be16), idiag_src[4], idiag_dst[4], idiag_if,
+    idiag_cookie[2] }, idiag_expires, idiag_rqueue, idiag_wqueue, idiag_uid, idiag_inode }"""
+    addr = socket.inet_pton(family, src).ljust(16, b"\0")
+    peer = socket.inet_pton(family, dst).ljust(16, b"\0")
+    return abi.INET_DIAG_MSG.pack(
+        family, state, 1, 2,
+        int.from_bytes(sport.to_bytes(2, "big"), "little"),
+        int.from_bytes(dport.to_bytes(2, "big"), "little"),
+        addr, peer, 3, cookie & 0xFFFFFFFF, cookie >> 32, 1500, 7, 9, 1000, inode,
+    )  # fmt: skip
+
+
+def nlmsg(kind: int, payload: bytes, seq: int = abi.MAGIC_SEQ, flags: int = 0) -> bytes:
+    msg = abi.NLMSGHDR.pack(abi.NLMSGHDR.size + len(payload), kind, flags, seq, 0) + payload
+    return msg + bytes(-len(msg) % 4)
+
+
+DONE = nlmsg(abi.NLMSG_DONE, b"\0\0\0\0")
+BODY = abi.NLMSGHDR.size + abi.INET_DIAG_MSG_SIZE
+
+
+# --- the attribute walker ------------------------------------------------------------------
+def test_first_attribute_of_a_type_wins_and_nested_flag_is_masked() -> None:
+    block = rta(4, b"aaaa") + rta(4 | 0x8000, b"bbbb") + rta(6, b"cc")
+    spans = netlink.attrs(block, 0, len(block))
+    assert {k: block[a:b] for k, (a, b) in spans.items()} == {4: b"aaaa", 6: b"cc"}
+    # parse_rtattr clears no flag bit: the nested-flagged copy is a type of its own
+    raw = netlink.attrs(block, 0, len(block), 0xFFFF)
+    assert sorted(raw) == [4, 6, 4 | 0x8000]
+
+
+def test_a_lying_length_ends_the_walk() -> None:
+    block = rta(1, b"ok..") + rta(2, b"xx", length=400) + rta(3, b"never")
+    assert sorted(netlink.attrs(block, 0, len(block))) == [1]
+    short = rta(1, b"ok..") + abi.RTATTR.pack(2, 5)  # rta_len below the header size
+    assert sorted(netlink.attrs(short, 0, len(short))) == [1]
+
+
+def test_types_above_maxtype_are_ignored() -> None:
+    block = rta(2, b"aaaa") + rta(9, b"bbbb")
+    assert sorted(netlink.attrs(block, 0, len(block), 0x7FFF, 3)) == [2]
+
+
+# --- the recorded-dump reader ----------------------------------------------------------------
+def test_replay_stops_at_the_first_done() -> None:
+    one = nlmsg(abi.SOCK_DIAG_BY_FAMILY, diag_msg(inode=1))
+    two = nlmsg(abi.SOCK_DIAG_BY_FAMILY, diag_msg(inode=2))
+    msgs = list(netlink.replay(one + DONE + two + DONE))
+    assert [m[3] for m in msgs] == [len(one)]
+    recs = list(decode_inet(msgs, abi.IPPROTO_TCP))
+    assert [r.inode for r in recs] == [1]
+
+
+@pytest.mark.parametrize("cut", [3, abi.NLMSGHDR.size + 10])
+def test_replay_of_a_truncated_dump_says_what_ss_says(cut: int) -> None:
+    data = nlmsg(abi.SOCK_DIAG_BY_FAMILY, diag_msg())[:cut]
+    with pytest.raises(NetlinkError) as info:
+        list(netlink.replay(data))
+    assert info.value.message == "Unexpected EOF reading $TCPDIAG_FILE"  # no newline
+
+
+def test_replay_of_an_error_record() -> None:
+    err = nlmsg(abi.NLMSG_ERROR, abi.NLMSGERR.pack(-13) + abi.NLMSGHDR.pack(0, 0, 0, 0, 0))
+    with pytest.raises(NetlinkError) as info:
+        list(netlink.replay(err))
+    assert (info.value.errno, info.value.message) == (13, "TCPDIAG answered: Permission denied\n")
+
+
+# --- the listing's fused decoder ---------------------------------------------------------------
+def test_dump_decoder_reads_what_was_packed() -> None:
+    attrs = rta(abi.INET_DIAG_SHUTDOWN, b"\x03") + rta(
+        abi.INET_DIAG_MARK, (77).to_bytes(4, "little")
+    )
+    datagram = nlmsg(abi.SOCK_DIAG_BY_FAMILY, diag_msg() + attrs) + DONE
+    (rec,) = decode_inet_dump([datagram], abi.MAGIC_SEQ, abi.IPPROTO_TCP)
+    assert isinstance(rec, InetSocket)
+    assert (rec.family, rec.state, rec.timer, rec.retrans) == (
+        abi.AF_INET,
+        abi.SS_ESTABLISHED,
+        1,
+        2,
+    )
+    assert (rec.local_address, rec.local_port, rec.peer_address, rec.peer_port) == (
+        "127.0.0.1", 8080, "127.0.0.2", 40000,
+    )  # fmt: skip
+    assert (rec.ifindex, rec.cookie, rec.expires, rec.recv_q, rec.send_q) == (
+        3,
+        0x1_0000_0002,
+        1500,
+        7,
+        9,
+    )
+    assert (rec.uid, rec.inode, rec.protocol, rec.netid) == (1000, 4242, abi.IPPROTO_TCP, "tcp")
+    assert (rec.shutdown, rec.mark) == (3, 77)
+    # the names of the layout are the positions the decoder filled
+    assert rec[layout.INODE] == 4242 and rec[layout.PROTOCOL] == abi.IPPROTO_TCP
+    assert rec.spans() is rec.spans()  # parsed once
+
+
+def test_dump_decoder_skips_what_ss_skips() -> None:
+    good = nlmsg(abi.SOCK_DIAG_BY_FAMILY, diag_msg(inode=1))
+    other_seq = nlmsg(abi.SOCK_DIAG_BY_FAMILY, diag_msg(inode=2), seq=abi.MAGIC_SEQ + 1)
+    short = nlmsg(abi.SOCK_DIAG_BY_FAMILY, diag_msg(inode=3)[:40])
+    v6 = nlmsg(abi.SOCK_DIAG_BY_FAMILY, diag_msg(abi.AF_INET6, src="::1", dst="::1", inode=4))
+    datagram = (
+        good + other_seq + short + v6 + DONE + nlmsg(abi.SOCK_DIAG_BY_FAMILY, diag_msg(inode=5))
+    )
+    recs = decode_inet_dump([datagram], abi.MAGIC_SEQ, abi.IPPROTO_TCP, 1 << abi.AF_INET)
+    assert [r.inode for r in recs] == [1]  # v6 dropped by the family mask, 5 after DONE
+
+
+def test_dump_decoder_stops_at_a_lying_message_length() -> None:
+    good = nlmsg(abi.SOCK_DIAG_BY_FAMILY, diag_msg(inode=1))
+    liar = bytearray(nlmsg(abi.SOCK_DIAG_BY_FAMILY, diag_msg(inode=2)))
+    abi.NLMSGHDR.pack_into(liar, 0, 10_000, abi.SOCK_DIAG_BY_FAMILY, 0, abi.MAGIC_SEQ, 0)
+    recs = decode_inet_dump([good + bytes(liar)], abi.MAGIC_SEQ, abi.IPPROTO_TCP)
+    assert [r.inode for r in recs] == [1]
+
+
+def test_dump_interrupted_flag_is_reported() -> None:
+    state = netlink.DumpState()
+    datagram = nlmsg(abi.SOCK_DIAG_BY_FAMILY, diag_msg(), flags=abi.NLM_F_DUMP_INTR) + DONE
+    list(decode_inet_dump([datagram], abi.MAGIC_SEQ, abi.IPPROTO_TCP, state=state))
+    assert state.interrupted
+
+
+def test_dump_error_raises_with_errno() -> None:
+    err = nlmsg(abi.NLMSG_ERROR, abi.NLMSGERR.pack(-1) + abi.NLMSGHDR.pack(0, 0, 0, 0, 0))
+    with pytest.raises(NetlinkError) as info:
+        list(decode_inet_dump([err], abi.MAGIC_SEQ, abi.IPPROTO_TCP))
+    assert info.value.errno == 1
