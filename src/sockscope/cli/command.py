@@ -87,6 +87,8 @@ LONGOPTS: tuple[tuple[str, bool, str], ...] = (
     ("json", False, "json"),
     ("json-lines", False, "json-lines"),
     ("jsonl", False, "json-lines"),
+    # every network namespace of the host (cli/allns.py)
+    ("all-netns", False, "all-netns"),
 )
 
 
@@ -236,6 +238,7 @@ class Run:
         self.filter_fp: BinaryIO | None = None
         #: -s with --json: the summary, written at the head of the JSON output
         self.summary: object = None
+        self.all_netns = False
 
 
 def _usage_error(message: str | None = None) -> UsageError:
@@ -375,6 +378,10 @@ def _opt_json_lines(run: Run, _v: str) -> None:
     run.opts.json = "lines"
 
 
+def _opt_all_netns(run: Run, _v: str) -> None:
+    run.all_netns = True
+
+
 _OTHER_OPTS: dict[str, Callable[[Run, str], None]] = {
     "e": _opt_e,
     "p": _opt_p,
@@ -394,6 +401,7 @@ _OTHER_OPTS: dict[str, Callable[[Run, str], None]] = {
     "bpf-map-id": _opt_bpf_map_id,
     "json": _opt_json,
     "json-lines": _opt_json_lines,
+    "all-netns": _opt_all_netns,
 }
 
 
@@ -502,6 +510,11 @@ def _main(argv: list[str], prog: str) -> int:
         _apply_option(run, key, value)
     opts, sel = run.opts, run.sel
     environ = dict(os.environ)
+    if run.all_netns:
+        from sockscope.cli import allns
+
+        allns.check(run)
+    summary_only = sel.do_default and not args
 
     users = None
     if opts.wants_users:
@@ -509,7 +522,7 @@ def _main(argv: list[str], prog: str) -> int:
 
         users = procmap.ProcessMap.build(environ, opts)
 
-    if opts.summary:
+    if opts.summary and not run.all_netns:
         from sockscope.ops.sockstat import read as read_summary
         from sockscope.ops.sockstat import render as render_summary
 
@@ -540,6 +553,9 @@ def _main(argv: list[str], prog: str) -> int:
     if opts.dump_file is not None:
         return _dump(run)
 
+    if run.all_netns:
+        hooks = allns.Hooks(_parse_filter, _show, _report, _warn)
+        return allns.show(run, args, users, environ, opts.summary and summary_only, hooks)
     flt = _parse_filter(run, args)
     return _show(run, flt, users, environ)
 

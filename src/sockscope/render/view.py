@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from sockscope.options import Options
 
 #: the version of the JSON schema this module produces (see docs/json.md for the policy)
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 
 FAMILY_NAMES = {abi.AF_INET: "inet", abi.AF_INET6: "inet6"}
 
