@@ -26,6 +26,7 @@ from sockscope.errors import (
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from sockscope.api import Query, parse_filter, sockets
+    from sockscope.accel import backend
 
 __all__ = [
     "FilterError",
@@ -35,6 +36,7 @@ __all__ = [
     "SockscopeError",
     "UsageError",
     "__version__",
+    "backend",
     "main",
     "parse_filter",
     "sockets",
@@ -50,6 +52,7 @@ _LAZY = {
     "summary": ("ops.sockstat", "summary"),
     "kill": ("api", "kill"),
     "events": ("ops.follow", "events"),
+    "backend": ("accel", "backend"),
 }
 
 
