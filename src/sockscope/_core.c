@@ -590,7 +590,7 @@ rowmaker_init(RowMaker *self, PyObject *args, PyObject *kwds)
     PyObject *enabled, *addr4, *addr6, *ports, *qmemo, *states, *netid, *slow, *rec_type,
         *control, *matcher, *proc;
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwds, "iLOO!O!O!O!O!UOOOOOpp", kwlist, &protocol, &families, &enabled,
+            args, kwds, "iLOO!O!O!O!OUOOOOOpp", kwlist, &protocol, &families, &enabled,
             &PyDict_Type, &addr4, &PyDict_Type, &addr6, &PyDict_Type, &ports, &PyDict_Type,
             &qmemo, &states, &netid, &slow, &rec_type, &control, &matcher, &proc, &numeric,
             &hosts))
