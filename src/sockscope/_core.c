@@ -835,6 +835,7 @@ one_row(RowMaker *self, const struct diag_msg *m, PyObject *buf, Py_ssize_t attr
     }
     int state = m->state, family = m->family;
     int slow = m->ifindex != 0 || self->protocol == IPPROTO_SCTP_ || state >= NSTATES ||
+               (family != AF_INET && family != AF_INET6) ||
                (family == AF_INET6 && (state == 7 || state == 10));
     PyObject *cells[NSLOTS];
     memset(cells, 0, sizeof(cells));

@@ -82,7 +82,7 @@ class InetRows:
         v6only = False
         if family == _AF_INET6 and (state == 7 or state == 10) and s[BUF] is not None:
             v6only = bool(s.v6only)
-        if v6only or s[IFINDEX]:
+        if v6only or s[IFINDEX] or (family != _AF_INET and family != _AF_INET6):
             laddr = self.p.local_addr(family, s[SRC], v6only, s[IFINDEX])
             raddr = self.p.local_addr(family, s[DST], v6only, 0)
         else:
@@ -135,12 +135,15 @@ class InetRows:
             state = s[STATE]
             if s[IFINDEX] or s[PROTOCOL] == sctp or state >= _NSTATES:
                 return slow(s)
-            if s[FAMILY] == _AF_INET6:
+            family = s[FAMILY]
+            if family == _AF_INET6:
                 if (state == 7 or state == 10) and s[BUF] is not None:
                     return slow(s)
                 memo = a6
-            else:
+            elif family == _AF_INET:
                 memo = a4
+            else:
+                return slow(s)  # a family ss does not know: no memo
             la = memo.get(s[SRC])
             ra = memo.get(s[DST])
             lp = ports.get(s[SPORT])
