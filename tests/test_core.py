@@ -95,7 +95,7 @@ def _paths(numeric: bool = True, proc: bool = False, matcher: object = None):  #
             for rec in decode_inet_dump([buf], seq, protocol, families, state):
                 if matcher is None or matcher(rec):
                     out.append(fn(rec))
-        except Exception as e:  # noqa: BLE001 - compared with the other path's
+        except Exception as e:
             return out, type(e), state.interrupted
         return out, None, state.interrupted
 
@@ -105,7 +105,7 @@ def _paths(numeric: bool = True, proc: bool = False, matcher: object = None):  #
         out: list[tuple[str, ...]] = []
         try:
             flags = maker.feed(buf, seq, out)
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             return out, type(e), None
         return out, None, bool(flags & 2)
 
@@ -122,8 +122,10 @@ def _msg(body: bytes, mtype: int = 20, flags: int = 2, seq: int = SEQ) -> bytes:
 def _rec(rng: random.Random) -> bytes:
     fam = rng.choice((2, 2, 2, 10, 10, 0, 1, 255))
     v6 = fam == 10
-    src = rng.choice(["127.0.0.1", "10.0.0.1", "0.0.0.0"]) if not v6 else rng.choice(
-        ["::1", "::", "::ffff:127.0.0.1", "fe80::1"]
+    src = (
+        rng.choice(["127.0.0.1", "10.0.0.1", "0.0.0.0"])
+        if not v6
+        else rng.choice(["::1", "::", "::ffff:127.0.0.1", "fe80::1"])
     )
     dst = "0.0.0.0" if not v6 else "::"
     raw = synthdump.record(
@@ -246,7 +248,7 @@ def test_replay_mode_reads_every_message() -> None:
     try:
         for rec in decode_inet(msgs, 6):
             want.append(fn(rec))
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         err = type(e)
     end = msgs[-1][2] + ((msgs[-1][3] + 3) & ~3)
     from sockscope.tables.inet import fast
@@ -260,7 +262,7 @@ def test_replay_mode_reads_every_message() -> None:
     got_err = None
     try:
         maker.feed(data[:end], -1, got)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         got_err = type(e)
     assert (got, got_err) == (want, err)
     assert len(want) > 100
@@ -297,7 +299,7 @@ def test_renderer_same_as_python() -> None:
 
     rng = random.Random(11)
     for _ in range(40):
-        slots = sorted(rng.sample(range(9), rng.randrange(1, 9))) + [9]
+        slots = [*sorted(rng.sample(range(9), rng.randrange(1, 9))), 9]
         width = rng.choice((-1, -1, 40, 80, 200))
         rows = [
             tuple("x" * rng.choice((0, 1, 2, 5, 20, 3000)) for _ in slots)

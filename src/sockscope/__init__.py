@@ -25,8 +25,8 @@ from sockscope.errors import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from sockscope.api import Query, parse_filter, sockets
     from sockscope.accel import backend
+    from sockscope.api import Query, parse_filter, sockets
 
 __all__ = [
     "FilterError",

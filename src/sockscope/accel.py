@@ -3,8 +3,9 @@
 ``sockscope._core`` (src/sockscope/_core.c) is an optional C extension built at install
 time when a compiler is present. It is a leaf: it imports nothing of the package, so it
 sits with this module at the bottom of the layers (tests/test_architecture.py) and every
-layer above reaches it only through :func:`core` (``sockscope.backend()`` is :func:`backend`). ``SOCKSCOPE_PURE=1`` in the environment
-forces pure Python (read once, at the first call). The pure-Python modules stay the
+layer above reaches it only through :func:`core`; ``sockscope.backend()`` is
+:func:`backend`. ``SOCKSCOPE_PURE=1`` in the environment forces pure Python (read once,
+at the first call). The pure-Python modules stay the
 reference: the compiled pieces are drop-ins that must print the same bytes.
 """
 

@@ -94,7 +94,8 @@ class PyRenderer:
     """Buffers rows like ss's token buffer and writes them laid out as ss does.
 
     The pure-Python reference; :data:`Renderer` is the compiled twin when the C core is
-    available (same interface, same bytes). ``enabled`` lists the enabled slots (a subset of 0..9, always containing 9).
+    available (same interface, same bytes). ``enabled`` lists the enabled slots (a subset
+    of 0..9, always containing 9).
     ``write`` receives latin-1 ``str`` chunks of finished output.
     """
 
@@ -304,11 +305,13 @@ class PyRenderer:
         return widths
 
 
-#: the column engine of a run: the C core's when it is available, else the reference
-Renderer: type[PyRenderer] = PyRenderer
-_core = _compiled_core()
-if _core is not None:
-    Renderer = _core.Renderer
+#: the column engine of a run: the C core's when it is available (same interface, same
+#: bytes), else the reference above
+if TYPE_CHECKING:
+    Renderer = PyRenderer
+else:
+    _core = _compiled_core()
+    Renderer = PyRenderer if _core is None else _core.Renderer
 
 
 def _spread(widths: list[int], screen: int) -> None:

@@ -128,7 +128,7 @@ def _receiver(sock: Any, request: bytes, seq: int, queue: SimpleQueue[Any]) -> N
             if dump_end(buf, seq):
                 break
         queue.put(_END)
-    except BaseException as e:  # noqa: BLE001 - handed to the consumer
+    except BaseException as e:
         queue.put(e)
     finally:
         sock.close()
@@ -174,7 +174,7 @@ def _netlink(ctx: Context, maker: Any, protocol: int, inet_rows: InetRows) -> It
         families = [abi.AF_INET]
     else:
         families = [abi.AF_INET, abi.AF_INET6]
-    dumps = []
+    dumps: list[tuple[SimpleQueue[Any], int]] = []
     for family in families:
         started = _start_dump(family, protocol, ctx)
         if started is None:
@@ -197,7 +197,9 @@ def _netlink(ctx: Context, maker: Any, protocol: int, inet_rows: InetRows) -> It
     return _stream(ctx, maker, dumps, first, flags, failed, inet_rows)
 
 
-def _dump_rows(ctx: Context, queue: SimpleQueue[Any], seq: int, maker: Any, flags: int) -> Iterator[Rows]:
+def _dump_rows(
+    ctx: Context, queue: SimpleQueue[Any], seq: int, maker: Any, flags: int
+) -> Iterator[Rows]:
     """The rest of one dump's rows; the interrupted-dump warning at its end."""
     while not flags & 1:
         out: Rows = []
