@@ -145,7 +145,7 @@ def test_host_mounts_untouched() -> None:
     with populated() as (ns, _h):
         code = (
             "import os, sys\n"
-            "from sockscope import netns\n"
+            "from sockscope.ops import netns\n"
             "netns.switch(sys.argv[1])\n"
             "print(' '.join(sorted(os.listdir('/sys/class/net'))))\n"
         )

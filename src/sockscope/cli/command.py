@@ -504,7 +504,7 @@ def _main(argv: list[str], prog: str) -> int:
     if opts.wants_users:
         from sockscope.ops import procmap
 
-        users = procmap.ProcessMap.build(environ, opts)
+        users = procmap.PendingMap(environ, opts)  # the /proc scan overlaps the dumps
 
     if opts.summary:
         from sockscope.ops.sockstat import read as read_summary
