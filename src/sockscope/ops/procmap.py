@@ -282,7 +282,7 @@ class PendingMap:
     def _build(self, environ: dict[str, str], opts: Options) -> None:
         try:
             self._map = ProcessMap.build(environ, opts)
-        except BaseException as e:  # noqa: BLE001 - raised again at the first lookup
+        except BaseException as e:  # raised again at the first lookup
             self._error = e
         finally:
             self._done.release()
