@@ -18,7 +18,7 @@ WHEEL = [
     "{data}/share/bash-completion/completions/sockscope",
     "{data}/share/zsh/site-functions/_sockscope",
     "{info}/licenses/LICENSE",
-    "{data}/scripts/sockscope",
+    "{scripts}/sockscope",
 ]
 SDIST = [
     "README.md",
@@ -56,7 +56,11 @@ def main(dist: Path) -> int:
     missing = [
         n
         for n in (
-            p.format(data=f"{name_version}.data/data", info=f"{name_version}.dist-info")
+            p.format(
+                data=f"{name_version}.data/data",
+                scripts=f"{name_version}.data/scripts",
+                info=f"{name_version}.dist-info",
+            )
             for p in WHEEL
         )
         if n not in in_wheel
