@@ -29,6 +29,7 @@ from sockscope.errors import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from sockscope.accel import backend
     from sockscope.api import (
         Query,
         Socket,
@@ -71,6 +72,7 @@ __all__ = [
     "VsockSocket",
     "XdpSocket",
     "__version__",
+    "backend",
     "events",
     "kill",
     "main",
@@ -103,6 +105,7 @@ _LAZY = {
     "VsockSocket": ("tables.vsock", "VsockSocket"),
     "TipcSocket": ("tables.tipc", "TipcSocket"),
     "XdpSocket": ("tables.xdp", "XdpSocket"),
+    "backend": ("accel", "backend"),
 }
 
 

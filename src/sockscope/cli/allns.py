@@ -38,11 +38,11 @@ if TYPE_CHECKING:
 
     from sockscope.cli.command import Run
     from sockscope.ops.namespaces import Discovery, Namespace
-    from sockscope.ops.procmap import ProcessMap
+    from sockscope.ops.procmap import PendingMap, ProcessMap
     from sockscope.query.filter import Filter
 
     Parse = Callable[[Run, list[str]], Filter | None]
-    Show = Callable[[Run, Filter | None, ProcessMap | None, dict[str, str]], int]
+    Show = Callable[[Run, Filter | None, ProcessMap | PendingMap | None, dict[str, str]], int]
 
 
 def check(run: Run) -> None:
@@ -79,7 +79,7 @@ class Hooks:
 def show(
     run: Run,
     args: list[str],
-    users: ProcessMap | None,
+    users: ProcessMap | PendingMap | None,
     environ: dict[str, str],
     summary_only: bool,
     hooks: Hooks,
@@ -155,7 +155,7 @@ def _text(
     run: Run,
     found: Discovery,
     parse_here: Callable[[], Filter | None],
-    users: ProcessMap | None,
+    users: ProcessMap | PendingMap | None,
     environ: dict[str, str],
     summary_only: bool,
     hooks: Hooks,
@@ -189,7 +189,7 @@ def _json(
     run: Run,
     found: Discovery,
     parse_here: Callable[[], Filter | None],
-    users: ProcessMap | None,
+    users: ProcessMap | PendingMap | None,
     environ: dict[str, str],
     summary_only: bool,
     hooks: Hooks,

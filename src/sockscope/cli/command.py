@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from typing import BinaryIO
 
-    from sockscope.ops.procmap import ProcessMap
+    from sockscope.ops.procmap import PendingMap, ProcessMap
     from sockscope.query.filter import Filter
     from sockscope.render.jsonout import Writer
     from sockscope.render.view import View
@@ -520,7 +520,7 @@ def _main(argv: list[str], prog: str) -> int:
     if opts.wants_users:
         from sockscope.ops import procmap
 
-        users = procmap.ProcessMap.build(environ, opts)
+        users = procmap.PendingMap(environ, opts)  # the /proc scan overlaps the dumps
 
     if opts.summary and not run.all_netns:
         from sockscope.ops.sockstat import read as read_summary
@@ -602,7 +602,9 @@ def _parse_filter(run: Run, args: list[str]) -> Filter | None:
     return flt
 
 
-def _show(run: Run, flt: Filter | None, users: ProcessMap | None, environ: dict[str, str]) -> int:
+def _show(
+    run: Run, flt: Filter | None, users: ProcessMap | PendingMap | None, environ: dict[str, str]
+) -> int:
     """Columns, header, then every selected table in ss's order, then the render."""
     from sockscope.render.names import Resolver
     from sockscope.render.printer import Printer, enabled_slots
@@ -687,7 +689,7 @@ def _events_json(run: Run, flt: Filter | None, writer: Writer, view: View) -> in
 def _show_json(
     run: Run,
     flt: Filter | None,
-    users: ProcessMap | None,
+    users: ProcessMap | PendingMap | None,
     environ: dict[str, str],
     listing: bool = True,
 ) -> int:
