@@ -75,6 +75,8 @@ class Case:
         env = dict(BASE_ENV)
         env["PATH"] = os.environ.get("PATH", BASE_ENV["PATH"])
         env.update(extra or {})
+        if "SOCKSCOPE_PURE" in os.environ:  # the backend fixture's choice (conftest.py)
+            env["SOCKSCOPE_PURE"] = os.environ["SOCKSCOPE_PURE"]
         env.update(self.env)
         return env
 

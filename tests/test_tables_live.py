@@ -40,6 +40,9 @@ sys.path.insert(0, str(TESTS))
 import goldtest  # noqa: E402
 import netns  # noqa: E402
 
+#: every test here runs against both backends, compiled and pure (conftest.py)
+pytestmark = pytest.mark.usefixtures("backend")
+
 REASON = netns.live_reason()
 ORACLE, IS71 = netns.oracle()
 live = pytest.mark.live

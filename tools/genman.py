@@ -233,8 +233,23 @@ OPTIONS: tuple[Opt, ...] = (
     Opt("E", ("events",), "", "display sockets as they are destroyed",
         "Keep running and print each socket as the kernel destroys it.", group="modes"),
     Opt("N", ("net",), "NSNAME", "switch to a network namespace",
-        "Run in the named network namespace (one of /var/run/netns).",
+        "Run in the named network namespace (one of /var/run/netns). sockscope also takes, "
+        "when no such name exists, `pid:`''PID'' (the namespace of a process) and the path "
+        "of a namespace file (`/proc/`''PID''`/ns/net`, a bind mount).",
         kind="netns", group="modes"),
+    Opt("", ("all-netns",), "", "list every network namespace of the host",
+        "List every network namespace of the host, each once: the names under "
+        "/var/run/netns, the other namespace bind mounts and the namespace of every process "
+        "(deduplicated by inode). Before each one's output comes a line `# netns "
+        "net:[`''INODE''`] name=`''NAME'' `pid=`''PID'' `container=`''RUNTIME''`:`''ID'' "
+        "`pod=`''UID'' (fields present when known; `pid=none` for a namespace no process "
+        "is in, `unit=`''UNIT'' when the processes are in no container), then exactly what "
+        "ss prints inside that namespace. The container (Docker, containerd, CRI-O, podman, "
+        "Kubernetes) is read from the cgroup path of the namespace's processes. With "
+        "`--json`, every socket has a `netns` object. `-K` needs a filter; `-N`, `-D` and "
+        "`-E` cannot be combined with it. Namespaces that cannot be entered (no "
+        "CAP_SYS_ADMIN) are skipped with a note, and the exit status is 1.",
+        group="modes", origin="sockscope"),
     Opt("D", ("diag",), "FILE", "dump raw TCP socket information to FILE",
         "Print nothing: write the raw netlink answers about TCP sockets, after filtering, "
         "to ''FILE'' (`-` is standard output).", kind="file", group="modes"),
@@ -308,6 +323,11 @@ are. With `-E`, each destroyed socket is one object, written as it comes. With \
 `--count-by`, the document has `groups` and each line is a group (`group`, `count`, \
 `recv_q`, `send_q`); with `--watch`, each line is a change (`time`, `event`, \
 `netns_inode`, `cookie`, `socket`).
+
+With `--all-netns`, every socket has a `netns` object (`inode`, `name`, `pids`, \
+and, when a process's cgroup names one, `container` with `runtime`, `id`, `pod_uid`), the document ends with \
+`namespaces` (each namespace walked, with its `summary` under `-s`), and with \
+`--json-lines -s` each namespace's summary is a line of its own.
 
 Field names are plain words and carry their unit when there is one (`_us`, `_ms`, \
 `_bytes`, `_bps`). Addresses are text, ports are integers (`0`: no port). A field whose \

@@ -29,12 +29,14 @@ from sockscope.errors import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from sockscope.accel import backend
     from sockscope.api import (
         Query,
         Socket,
         count,
         events,
         kill,
+        namespaces,
         parse_filter,
         socket_types,
         sockets,
@@ -76,10 +78,12 @@ __all__ = [
     "VsockSocket",
     "XdpSocket",
     "__version__",
+    "backend",
     "count",
     "events",
     "kill",
     "main",
+    "namespaces",
     "parse_filter",
     "socket_types",
     "sockets",
@@ -96,6 +100,7 @@ _LAZY = {
     "sockets": ("api", "sockets"),
     "socket_types": ("api", "socket_types"),
     "parse_filter": ("api", "parse_filter"),
+    "namespaces": ("api", "namespaces"),
     "summary": ("api", "summary"),
     "kill": ("api", "kill"),
     "events": ("api", "events"),
@@ -112,6 +117,7 @@ _LAZY = {
     "VsockSocket": ("tables.vsock", "VsockSocket"),
     "TipcSocket": ("tables.tipc", "TipcSocket"),
     "XdpSocket": ("tables.xdp", "XdpSocket"),
+    "backend": ("accel", "backend"),
 }
 
 

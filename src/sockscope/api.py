@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from typing import TypeAlias
 
     from sockscope.ops.aggregate import Group
+    from sockscope.ops.namespaces import Namespace
     from sockscope.ops.sockstat import Summary
     from sockscope.ops.watch import Change
     from sockscope.query.filter import Filter
@@ -99,7 +100,11 @@ class Query:
     * ``processes``: find the processes holding each socket (``ss -p``): records then
       have ``owners`` (:class:`~sockscope.tables.common.Owner`) and their ``to_dict()``
       has ``users``, as ``--json -p`` prints them.
-    * ``netns``: the name of a network namespace under /var/run/netns to list instead.
+    * ``netns``: the network namespace to list instead of the caller's: a name under
+      /var/run/netns, a namespace file's path (``/proc/PID/ns/net``, a bind mount),
+      ``"pid:PID"``, or ``"all"`` for every namespace of the host (see
+      :func:`namespaces`). The records' ``netns`` then says which namespace each came
+      from (a :class:`~sockscope.ops.namespaces.Namespace`; None without ``netns``).
 
     The words are checked when the query is made: an unknown one raises
     :class:`~sockscope.errors.ArgumentError`, a bare string where a list belongs
@@ -345,15 +350,30 @@ def _stream(
     owners: Callable[[int], tuple[Owner, ...]] | None,
 ) -> Iterator[Socket]:
     if netns is None:
-        records = _gather(ctx)
-    else:
-        from sockscope.ops import netns as ns
+        for rec in _gather(ctx):
+            rec.attach(view, None if owners is None else owners(rec.inode))
+            yield rec
+        return
+    from sockscope.ops import namespaces as nsops
 
-        # entered around each next(), so the caller's code between items runs at home
-        records = ns.iterate(netns, lambda: _gather(ctx), batch=1024)
-    for rec in records:
-        rec.attach(view, None if owners is None else owners(rec.inode))
+    # entered around each batch, so the caller's code between items runs at home
+    for space, rec in nsops.listing(netns, lambda: _gather(ctx.fresh())):
+        rec.attach(view, None if owners is None else owners(rec.inode), space)
         yield rec
+
+
+def namespaces() -> Iterator[Namespace]:
+    """Every network namespace of the host, with what holds it and its container.
+
+    Found from /var/run/netns, the nsfs bind mounts and every process's
+    ``/proc/PID/ns/net``, deduplicated by nsfs inode, in inode order. Each is a
+    :class:`~sockscope.ops.namespaces.Namespace` (``inode``, ``names``, ``paths``,
+    ``pids``, ``container``, ``unit``, ``cgroup``, ``to_dict()``). Processes whose
+    namespace cannot be read (another user's, without privileges) are left out.
+    """
+    from sockscope.ops import namespaces as found
+
+    return found.namespaces()
 
 
 def _filter_for(query: Query, sel: Selection) -> Filter | None:

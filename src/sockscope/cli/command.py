@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from typing import BinaryIO
 
-    from sockscope.ops.procmap import ProcessMap
+    from sockscope.ops.procmap import PendingMap, ProcessMap
     from sockscope.query.filter import Filter
     from sockscope.render.jsonout import Writer
     from sockscope.render.view import View
@@ -87,6 +87,8 @@ LONGOPTS: tuple[tuple[str, bool, str], ...] = (
     ("json", False, "json"),
     ("json-lines", False, "json-lines"),
     ("jsonl", False, "json-lines"),
+    # every network namespace of the host (cli/allns.py)
+    ("all-netns", False, "all-netns"),
     # sockscope's own: answers instead of listings (cli/answers.py)
     ("count-by", True, "count-by"),
     ("top", True, "top"),
@@ -96,7 +98,7 @@ LONGOPTS: tuple[tuple[str, bool, str], ...] = (
 )
 #: how many rows of LONGOPTS are ss's own: an abbreviation means what it means to ss
 #: before sockscope's options are looked at (``--to`` stays ``--tos``)
-SS_LONGOPTS = 47
+SS_LONGOPTS = next(i for i, o in enumerate(LONGOPTS) if o[0] == "json")
 #: sockscope's options with an optional argument (``--watch[=SECONDS]``)
 OPTIONAL_ARG = frozenset(("watch",))
 
@@ -251,6 +253,7 @@ class Run:
         self.filter_fp: BinaryIO | None = None
         #: -s with --json: the summary, written at the head of the JSON output
         self.summary: object = None
+        self.all_netns = False
 
 
 def _usage_error(message: str | None = None) -> UsageError:
@@ -394,6 +397,10 @@ def _opt_json_lines(run: Run, _v: str) -> None:
     run.opts.json = "lines"
 
 
+def _opt_all_netns(run: Run, _v: str) -> None:
+    run.all_netns = True
+
+
 _OTHER_OPTS: dict[str, Callable[[Run, str], None]] = {
     "e": _opt_e,
     "p": _opt_p,
@@ -413,6 +420,7 @@ _OTHER_OPTS: dict[str, Callable[[Run, str], None]] = {
     "bpf-map-id": _opt_bpf_map_id,
     "json": _opt_json,
     "json-lines": _opt_json_lines,
+    "all-netns": _opt_all_netns,
 }
 
 
@@ -525,14 +533,19 @@ def _main(argv: list[str], prog: str) -> int:
         _apply_option(run, key, value)
     opts, sel = run.opts, run.sel
     environ = dict(os.environ)
+    if run.all_netns:
+        from sockscope.cli import allns
+
+        allns.check(run)
+    summary_only = sel.do_default and not args
 
     users = None
     if opts.wants_users:
         from sockscope.ops import procmap
 
-        users = procmap.ProcessMap.build(environ, opts)
+        users = procmap.PendingMap(environ, opts)  # the /proc scan overlaps the dumps
 
-    if opts.summary:
+    if opts.summary and not run.all_netns:
         from sockscope.ops.sockstat import read as read_summary
         from sockscope.ops.sockstat import render as render_summary
 
@@ -563,6 +576,9 @@ def _main(argv: list[str], prog: str) -> int:
     if opts.dump_file is not None:
         return _dump(run)
 
+    if run.all_netns:
+        hooks = allns.Hooks(_parse_filter, _show, _report, _warn)
+        return allns.show(run, args, users, environ, opts.summary and summary_only, hooks)
     flt = _parse_filter(run, args)
     return _show(run, flt, users, environ)
 
@@ -609,7 +625,9 @@ def _parse_filter(run: Run, args: list[str]) -> Filter | None:
     return flt
 
 
-def _show(run: Run, flt: Filter | None, users: ProcessMap | None, environ: dict[str, str]) -> int:
+def _show(
+    run: Run, flt: Filter | None, users: ProcessMap | PendingMap | None, environ: dict[str, str]
+) -> int:
     """Columns, header, then every selected table in ss's order, then the render."""
     from sockscope.render.names import Resolver
     from sockscope.render.printer import Printer, enabled_slots
@@ -700,7 +718,7 @@ def _events_json(run: Run, flt: Filter | None, writer: Writer, view: View) -> in
 def _show_json(
     run: Run,
     flt: Filter | None,
-    users: ProcessMap | None,
+    users: ProcessMap | PendingMap | None,
     environ: dict[str, str],
     listing: bool = True,
 ) -> int:

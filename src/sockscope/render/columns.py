@@ -26,6 +26,8 @@ from bisect import bisect_right
 from itertools import accumulate, chain, islice
 from operator import itemgetter
 
+from sockscope.accel import core as _compiled_core
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
@@ -88,10 +90,12 @@ def _atoi(text: str) -> int:
     return sign * digits
 
 
-class Renderer:
+class PyRenderer:
     """Buffers rows like ss's token buffer and writes them laid out as ss does.
 
-    ``enabled`` lists the enabled slots (a subset of 0..9, always containing 9).
+    The pure-Python reference; :data:`Renderer` is the compiled twin when the C core is
+    available (same interface, same bytes). ``enabled`` lists the enabled slots (a subset
+    of 0..9, always containing 9).
     ``write`` receives latin-1 ``str`` chunks of finished output.
     """
 
@@ -147,15 +151,17 @@ class Renderer:
     def finish(self) -> None:
         """Render what is buffered (ss's final render())."""
         self._account()
-        while self.render_at >= 0:
+        while 0 <= self.render_at < len(self.rows):
             self._flush_batch()
             self._account()
+        # a render due at the end of a row that never came: ss renders what it has
         if self.rows:
             self._render(self.rows)
         self.rows = []
         self.chunks = 0
         self.start = 0
         self.accounted = 0
+        self.render_at = -1
 
     # -- ss's chunk accounting ----------------------------------------------------------
     def _account(self) -> None:
@@ -297,6 +303,15 @@ class Renderer:
         if self.screen > 0:
             _spread(widths, self.screen)
         return widths
+
+
+#: the column engine of a run: the C core's when it is available (same interface, same
+#: bytes), else the reference above
+if TYPE_CHECKING:
+    Renderer = PyRenderer
+else:
+    _core = _compiled_core()
+    Renderer = PyRenderer if _core is None else _core.Renderer
 
 
 def _spread(widths: list[int], screen: int) -> None:

@@ -55,9 +55,15 @@ class Writer:
             self._write(',"sockets":[')
             self._open = True
 
-    def socket(self, d: dict[str, object]) -> None:
-        """One socket: a line of its own, flushed (--json-lines), or an array element."""
+    def socket(self, d: dict[str, object], tail: str = "") -> None:
+        """One socket: a line of its own, flushed (--json-lines), or an array element.
+
+        ``tail`` is pre-encoded fields added at the end (:meth:`tail`: ``--all-netns``
+        encodes the namespace once, not once per socket).
+        """
         text = self.encode(d)
+        if tail:
+            text = text[:-1] + ("," if len(text) > 2 else "") + tail + "}"
         if self.lines:
             # the record's own object with schema_version in front: `{"schema_version":..,`
             self._write(_HEAD + ("," + text[1:] if len(text) > 2 else "}") + "\n")
@@ -66,16 +72,27 @@ class Writer:
         self._write(("\n" if self._count == 0 else ",\n") + text)
         self._count += 1
 
+    def tail(self, fields: dict[str, object]) -> str:
+        """``fields`` encoded for :meth:`socket`'s ``tail`` (``"k":v,...`` without braces)."""
+        return self.encode(fields)[1:-1]
+
+    def line(self, fields: dict[str, object]) -> None:
+        """--json-lines: an object of its own (e.g. a namespace's summary), flushed."""
+        self._write(_HEAD + "," + self.encode(fields)[1:] + "\n")
+        self.out.flush()
+
     def sockets(self, dicts: Iterable[dict[str, object]]) -> None:
         self.open_sockets()
         for d in dicts:
             self.socket(d)
 
-    def finish(self) -> None:
-        """Close the document (--json) and flush."""
+    def finish(self, trailer: dict[str, object] | None = None) -> None:
+        """Close the document (--json), with ``trailer``'s fields last, and flush."""
         if not self.lines:
             if self._open:
                 self._write("\n]" if self._count else "]")
+            if trailer:
+                self._write("," + self.encode(trailer)[1:-1])
             self._write("}\n")
         self.out.flush()
 

@@ -117,6 +117,8 @@ class Resolver:
         """The address part of inet_addr_print (without scope and delimiter)."""
         if family == abi.AF_INET:
             return self.host(family, data[:4])
+        if family != abi.AF_INET6:
+            return "???"  # rt_addr_n2a_r's text for a family it does not know
         if not v6only and data == _IN6ADDR_ANY:
             return "*"
         text = self.host(family, data)

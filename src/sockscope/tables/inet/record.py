@@ -58,6 +58,7 @@ if TYPE_CHECKING:
         TcpInfo,
         VegasInfo,
     )
+    from sockscope.ops.namespaces import Namespace
     from sockscope.render.view import View
     from sockscope.tables.common import Owner
 
@@ -211,11 +212,26 @@ class InetSocket(_Tuple):
         found: View | None = self.__dict__.get("_view")
         return found
 
-    def attach(self, view: View, owners: tuple[Owner, ...] | None = None) -> None:
-        """Keep the query's data view and, with ``processes``, the socket's owners."""
+    @property
+    def netns(self) -> Namespace | None:
+        """The network namespace the record was listed in (``sockets(netns=...)``), or
+        None for the caller's own."""
+        found: Namespace | None = self.__dict__.get("_netns")
+        return found
+
+    def attach(
+        self,
+        view: View,
+        owners: tuple[Owner, ...] | None = None,
+        netns: Namespace | None = None,
+    ) -> None:
+        """Keep the query's data view and, with ``processes``, the socket's owners; with
+        ``netns``, the namespace it was listed in."""
         self.__dict__["_view"] = view
         if owners is not None:
             self.__dict__["_owners"] = owners
+        if netns is not None:
+            self.__dict__["_netns"] = netns
 
     def spans(self) -> dict[int, tuple[int, int]]:
         """The netlink attributes' payload spans in the receive buffer, by type (the
