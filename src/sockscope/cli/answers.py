@@ -29,9 +29,9 @@ from sockscope.errors import ArgumentError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Sequence
+    from collections.abc import Callable, Iterable, Iterator, Sequence
 
-    from sockscope.ops.procmap import ProcessMap
+    from sockscope.ops.procmap import PendingMap, ProcessMap
     from sockscope.options import Options
     from sockscope.query.filter import Filter
     from sockscope.tables.context import Context
@@ -87,7 +87,7 @@ def option(run: object, key: str, value: str) -> None:
 def show(
     run: object,
     flt: Filter | None,
-    users: ProcessMap | None,
+    users: ProcessMap | PendingMap | None,
     environ: dict[str, str],
     warn: Callable[[str], None],
     warn_raw: Callable[[str], None],
@@ -112,7 +112,37 @@ def show(
     return None
 
 
-def _records(ctx: Context) -> Iterable[object]:
+def show_all_netns(
+    run: object,
+    flt: Filter | None,
+    users: ProcessMap | PendingMap | None,
+    environ: dict[str, str],
+    warn: Callable[[str], None],
+    warn_raw: Callable[[str], None],
+) -> int:
+    """``--all-netns --count-by``: one count over every namespace (each record carries its
+    namespace, so ``netns`` and ``container`` are keys). The other answer options watch or
+    sort one namespace's sockets: with --all-netns they are refused."""
+    answers: Answers = run.answers  # type: ignore[attr-defined]
+    if answers.count_by is None:
+        raise ArgumentError("sockscope: --all-netns combines with --count-by only")
+    from sockscope.cli import listing
+    from sockscope.ops import namespaces as nsops
+    from sockscope.render.view import View
+
+    opts: Options = run.opts  # type: ignore[attr-defined]
+    ctx = listing.make_context(run.sel, opts, flt, environ, warn, warn_raw)  # type: ignore[attr-defined]
+    view = View()
+
+    def records() -> Iterator[object]:
+        for space, rec in nsops.listing("all", lambda: _records(ctx.fresh())):
+            rec.attach(view, None, space)  # type: ignore[attr-defined]
+            yield rec
+
+    return _count(answers, ctx, opts, users, warn, records())
+
+
+def _records(ctx: Context) -> Iterator[object]:
     from sockscope.cli import listing
 
     for table in listing.tables(ctx):
@@ -123,8 +153,9 @@ def _count(
     answers: Answers,
     ctx: Context,
     opts: Options,
-    users: ProcessMap | None,
+    users: ProcessMap | PendingMap | None,
     warn: Callable[[str], None],
+    records: Iterable[object] | None = None,
 ) -> int:
     from sockscope.ops import aggregate
     from sockscope.ops.keys import lookups, make_keys
@@ -132,7 +163,7 @@ def _count(
     words = answers.count_by or []
     keys = make_keys(words, lookups(words, users, ctx.environ, warn))
     counter = aggregate.Counter(keys, info=bool(opts.show_tcpinfo))
-    counter.add(_records(ctx))
+    counter.add(_records(ctx) if records is None else records)
     groups = counter.groups(answers.top)
     out = sys.stdout.buffer
     if opts.json:
@@ -153,7 +184,7 @@ def _sorted(
     answers: Answers,
     ctx: Context,
     opts: Options,
-    users: ProcessMap | None,
+    users: ProcessMap | PendingMap | None,
     environ: dict[str, str],
     warn: Callable[[str], None],
 ) -> int:
@@ -216,7 +247,7 @@ def _sorted_json(
     answers: Answers,
     ctx: Context,
     opts: Options,
-    users: ProcessMap | None,
+    users: ProcessMap | PendingMap | None,
     environ: dict[str, str],
     warn: Callable[[str], None],
     keys: Sequence[object],

@@ -30,6 +30,7 @@ from operator import itemgetter
 from sockscope.errors import ArgumentError
 from sockscope.kernel import abi
 from sockscope.kernel.abi import PROTO_NAMES, STATE_NAMES, SWAP16
+from sockscope.ops.procmap import PendingMap
 from sockscope.tables.inet.layout import (
     BUF,
     COOKIE_HI,
@@ -88,10 +89,11 @@ class Lookups:
 
     def __init__(
         self,
-        processes: ProcessMap | None = None,
+        processes: ProcessMap | PendingMap | None = None,
         cgroup_path: Callable[[int], str] | None = None,
     ) -> None:
-        self.processes = processes
+        #: a map still being built (-p scans /proc during the dump) is waited for here
+        self.processes = processes.result() if isinstance(processes, PendingMap) else processes
         self.cgroup_path = cgroup_path
         #: first entry text of a socket's owners -> (command, pid)
         self._owner_memo: dict[str, tuple[str, int]] = {}
@@ -444,7 +446,7 @@ def needs_processes(words: Sequence[str]) -> bool:
 
 def lookups(
     words: Sequence[str],
-    processes: ProcessMap | None,
+    processes: ProcessMap | PendingMap | None,
     environ: dict[str, str],
     warn: Callable[[str], None],
 ) -> Lookups:
