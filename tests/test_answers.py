@@ -593,3 +593,51 @@ def test_top_view_not_a_terminal_falls_back_to_watch(fleet) -> None:  # type: ig
     out, _err = proc.communicate(timeout=10)
     assert b"\x1b[" not in out
     assert proc.returncode in (130, -signal.SIGINT)
+
+
+@live
+@needs_root
+def test_all_netns_count_by_netns() -> None:
+    """--all-netns --count-by netns: one count over every namespace, keyed by its name."""
+    spaces = [netns.Netns(f"sockscope-aggn{i}-{os.getpid()}") for i in (1, 2)]
+    holders = []
+    try:
+        for n, ns in enumerate(spaces, 1):
+            code = (
+                "import socket,sys,time; l=socket.socket(); l.bind(('127.0.0.1',7400)); "
+                f"l.listen(); c=[socket.create_connection(('127.0.0.1',7400)) for _ in range({n})]; "
+                "print('ready',flush=True); sys.stdin.read()"
+            )
+            proc = subprocess.Popen(
+                [*ns.enter(), sys.executable, "-c", code],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+            )
+            holders.append(proc)
+            assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+        out = sockscope(
+            ["--all-netns", "-tan", "--count-by", "netns,state", "--json-lines"], netns.tool_env()
+        )
+        found = {}
+        for line in out.decode().splitlines():
+            obj = json.loads(line)
+            found[(obj["group"].get("netns"), obj["group"]["state"])] = obj["count"]
+        for n, ns in enumerate(spaces, 1):
+            # n client ends; the accept queue holds the n server ends (ESTAB too)
+            assert found[(ns.name, "ESTAB")] == 2 * n
+            assert found[(ns.name, "LISTEN")] == 1
+        res = subprocess.run(
+            [*netns.sockscope_cmd(), "--all-netns", "-tan", "--watch"],
+            capture_output=True,
+            env=netns.tool_env(),
+        )
+        assert res.returncode == 255
+        assert b"--all-netns combines with --count-by only" in res.stderr
+    finally:
+        for proc in holders:
+            for pipe in (proc.stdin, proc.stdout):
+                if pipe is not None:
+                    pipe.close()
+            proc.wait(10)
+        for ns in spaces:
+            ns.close()
