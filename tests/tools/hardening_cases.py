@@ -1,0 +1,163 @@
+"""The hardening cases (issue 12): damaged dumps, hostile environments, option order.
+
+Shared by ``tests/tools/record_hardening.py`` (which runs upstream ss 7.1 on each case
+and writes ``tests/data/hardening.json``) and ``tests/test_hardening.py`` (which runs
+sockscope on the same case and compares). Every input is built here, deterministically,
+so both sides see the same bytes.
+
+A case is a dict:
+
+* ``id``: its name;
+* ``argv``: the arguments; ``{dir}`` is replaced by the case's scratch directory;
+* ``env``: extra environment (``{dir}`` replaced too);
+* ``files``: path under the scratch directory -> name of a generator in ``GENERATORS``;
+* ``links``: path under the scratch directory -> symlink target;
+* ``limit``: compare only the first ``limit`` bytes of stdout (as a digest).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import synthdump as sd
+
+Case = dict[str, object]
+
+_HDR = struct.Struct("=IHHII")
+
+
+def _msg(length: int, mtype: int, body: bytes) -> bytes:
+    return _HDR.pack(length, mtype, sd.NLM_F_MULTI, 123456, 0) + body
+
+
+def _rows(n: int = 3) -> bytes:
+    return b"".join(
+        sd.record(socket.AF_INET, 1, "127.0.0.1", 40000 + i, "127.0.0.2", 80, 1000 + i, 7 + i)
+        for i in range(n)
+    )
+
+
+def _with_fields(**fields: int) -> bytes:
+    """One record with some inet_diag_msg fields overwritten (offsets in the body)."""
+    rec = bytearray(sd.record(socket.AF_INET, 1, "127.0.0.1", 5000, "127.0.0.2", 80, 99, 1))
+    offsets = {"family": 16, "state": 17, "timer": 18, "retrans": 19}
+    for name, value in fields.items():
+        rec[offsets[name]] = value
+    return bytes(rec)
+
+
+def _error(code: int, length: int = 36) -> bytes:
+    return _msg(length, 2, struct.pack("=i", code) + _HDR.pack(20, 20, 0, 0, 0))[:length]
+
+
+def _with_attrs(attrs: bytes, msg_len: int | None = None) -> bytes:
+    rec = sd.record(socket.AF_INET, 1, "127.0.0.1", 5000, "127.0.0.2", 80, 99, 1)
+    body = rec[16:] + attrs
+    length = 16 + len(body) if msg_len is None else msg_len
+    return _msg(length, sd.SOCK_DIAG_BY_FAMILY, body)
+
+
+def _rta(rtype: int, payload: bytes, rta_len: int | None = None) -> bytes:
+    n = 4 + len(payload) if rta_len is None else rta_len
+    raw = struct.pack("=HH", n, rtype) + payload
+    return raw + b"\0" * (-len(raw) % 4)
+
+
+GENERATORS: dict[str, Callable[[], bytes]] = {
+    "rows": lambda: _rows() + sd.done(),
+    "two-rows": lambda: _rows(2) + sd.done(),
+    "family-0": lambda: _rows(1) + _with_fields(family=0) + sd.done(),
+    "family-99": lambda: _with_fields(family=99) + sd.done(),
+    "family-1": lambda: _with_fields(family=1) + _rows(1) + sd.done(),
+    "state-255": lambda: _rows(1) + _with_fields(state=255) + sd.done(),
+    "state-12": lambda: _with_fields(state=12) + sd.done(),
+    "state-0": lambda: _with_fields(state=0) + sd.done(),
+    "timer-9": lambda: _with_fields(timer=9) + sd.done(),
+    "error-intmin": lambda: _rows(1) + _error(-(2**31)),
+    "error-enoent": lambda: _error(-2),
+    "error-positive": lambda: _error(5),
+    "error-zero": lambda: _error(0),
+    "error-truncated": lambda: _rows(1) + _error(-2, 24),
+    "len-4": lambda: _msg(4, 20, b"\0" * 100),
+    "len-beyond": lambda: _rows(1) + _msg(0x100000, 20, b"\0" * 200),
+    "len-short": lambda: _msg(40, 20, b"\0" * 24) + sd.done(),
+    "header-only": lambda: _HDR.pack(16, 20, 0, 0, 0),
+    "odd-bytes": lambda: _rows(1)[:-3],
+    "attr-short": lambda: _with_attrs(_rta(2, b"\1")) + sd.done(),  # INFO of 1 byte
+    "attr-lying": lambda: _with_attrs(_rta(4, b"cubic\0\0\0", 200)) + sd.done(),
+    "attr-zero-len": lambda: _with_attrs(struct.pack("=HH", 0, 4) + b"\0" * 8) + sd.done(),
+    "attr-deficit": lambda: _with_attrs(_rta(4, b"reno\0")[:6]) + sd.done(),
+    "msg-len-lies": lambda: _with_attrs(b"", 40) + b"\0" * 48 + sd.done(),
+}
+
+
+def materialize(case: Case, scratch: Path) -> tuple[list[str], dict[str, str]]:
+    """Create the case's files under ``scratch``; return its argv and extra environment."""
+    for rel, gen in dict(case.get("files", {})).items():  # type: ignore[call-overload]
+        path = scratch / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(GENERATORS[gen]())
+    for rel, target in dict(case.get("links", {})).items():  # type: ignore[call-overload]
+        path = scratch / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(target, path)
+    for rel in list(case.get("dirs", [])):  # type: ignore[call-overload]
+        (scratch / rel).mkdir(parents=True, exist_ok=True)
+    subst = str(scratch)
+    argv = [a.replace("{dir}", subst) for a in case["argv"]]  # type: ignore[attr-defined]
+    env = {k: v.replace("{dir}", subst) for k, v in dict(case.get("env", {})).items()}  # type: ignore[call-overload]
+    return argv, env
+
+
+def _dump_case(name: str, argv: list[str] | None = None, **extra: object) -> Case:
+    return {
+        "id": f"tcpdiag-{name}" + (" " + " ".join(argv) if argv else ""),
+        "argv": argv or ["-tan"],
+        "env": {"TCPDIAG_FILE": "{dir}/dump"},
+        "files": {"dump": name},
+        **extra,
+    }
+
+
+CASES: list[Case] = [
+    # defect 1: COLUMNS with C int semantics, streamed
+    *(
+        {
+            "id": f"columns-{value}",
+            "argv": ["-tan"],
+            "env": {"COLUMNS": value, "TCPDIAG_FILE": "{dir}/dump"},
+            "files": {"dump": "two-rows"},
+            "limit": 1 << 26,
+        }
+        for value in (
+            "99999999", "2147483648", "99999999999999999999", "-2147483649", "4294967376",
+            "1000000", "-1", " 90x", "0x50", "1", "+00000000000000000000000000080",
+        )
+    ),
+    # defect 2 and 13: TCPDIAG_FILE that is not a dump
+    {"id": "tcpdiag-dev-zero", "argv": ["-tan"], "env": {"TCPDIAG_FILE": "/dev/zero"}},
+    {"id": "tcpdiag-directory", "argv": ["-tan"], "env": {"TCPDIAG_FILE": "{dir}"}},
+    {"id": "tcpdiag-missing", "argv": ["-tan"], "env": {"TCPDIAG_FILE": "{dir}/none"}},
+    {"id": "tcpdiag-dev-null", "argv": ["-tan"], "env": {"TCPDIAG_FILE": "/dev/null"}},
+    # defect 4 and 13: damaged records
+    *(_dump_case(name) for name in GENERATORS if name not in ("rows", "two-rows")),
+    _dump_case("rows", ["-tane"]),
+    _dump_case("family-0", ["-tan", "src", "127.0.0.1"]),
+    _dump_case("family-0", ["-tan", "dport", "=", ":80"]),
+    _dump_case("state-255", ["-tan", "-o"]),
+    _dump_case("timer-9", ["-tano"]),
+    _dump_case("attr-short", ["-tani"]),
+    _dump_case("attr-lying", ["-tani"]),
+    _dump_case("attr-deficit", ["-tani"]),
+]  # fmt: skip
+
+
+def case_id(case: Case) -> str:
+    return str(case["id"])
