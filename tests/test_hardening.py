@@ -13,9 +13,11 @@ import hashlib
 import json
 import os
 import resource
+import select
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -53,7 +55,17 @@ def run(
         digest = hashlib.sha256()
         size = 0
         head = b""
-        while chunk := p.stdout.read(1 << 20):
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([p.stdout], [], [], left)[0]:
+                p.kill()
+                p.wait()
+                p.stdout.close()
+                raise subprocess.TimeoutExpired(argv, timeout)
+            chunk = p.stdout.read1(1 << 20)
+            if not chunk:
+                break
             if limit is not None and size + len(chunk) > limit:
                 chunk = chunk[: limit - size]
             if size < 20000:
@@ -71,12 +83,9 @@ def run(
 RECORDED = [c for c in CASES if DATA.get(str(c["id"]), {}).get("status") is not None]
 #: cases not fixed yet (each fix removes its ids)
 OPEN = {
-    "tcpdiag-dev-zero", "tcpdiag-directory", "tcpdiag-family-0", "tcpdiag-family-99",
-    "tcpdiag-family-1", "tcpdiag-state-255", "tcpdiag-error-intmin", "tcpdiag-len-short",
-    "tcpdiag-header-only", "tcpdiag-attr-lying", "tcpdiag-attr-zero-len",
-    "tcpdiag-attr-deficit", "tcpdiag-msg-len-lies", "tcpdiag-family-0 -tan src 127.0.0.1",
-    "tcpdiag-family-0 -tan dport = :80", "tcpdiag-state-255 -tan -o",
-    "tcpdiag-attr-lying -tani", "tcpdiag-attr-deficit -tani",
+    "tcpdiag-family-0", "tcpdiag-family-99", "tcpdiag-family-1", "tcpdiag-state-255",
+    "tcpdiag-family-0 -tan src 127.0.0.1", "tcpdiag-family-0 -tan dport = :80",
+    "tcpdiag-state-255 -tan -o",
 }  # fmt: skip
 
 
@@ -93,12 +102,17 @@ def test_like_ss(case: dict[str, object], tmp_path: Path) -> None:
     argv, env = materialize(case, tmp_path)
     status, head, stderr, digest, size = run(argv, env, case.get("limit"))  # type: ignore[arg-type]
     assert b"Traceback" not in stderr, stderr.decode("latin-1")
-    assert stderr.decode("latin-1").replace(str(tmp_path), "{dir}") == want["stderr"]
-    assert status == want["status"]
+    got = {"status": status, "stderr": stderr.decode("latin-1").replace(str(tmp_path), "{dir}")}
     if "stdout" in want:
-        assert head.decode("latin-1") == want["stdout"]
+        got["stdout"] = head.decode("latin-1")
     else:
-        assert (size, digest) == (want["stdout_len"], want["stdout_sha256"])
+        got["stdout_len"], got["stdout_sha256"] = size, digest
+    # where ss 7.1 answered differently from run to run, any of its answers is right
+    answers = [want, *want.get("alternatives", [])]
+    for answer in answers:
+        if all(got[k] == answer.get(k) for k in got):
+            return
+    assert got == {k: want.get(k) for k in got}
 
 
 # -- defect 1: COLUMNS ----------------------------------------------------------------------
@@ -125,3 +139,25 @@ def test_huge_columns_stream_in_bounded_memory(tmp_path: Path) -> None:
     assert stderr == b""
     assert size == 1 << 26
     assert head.startswith(b"State") and head.strip(b" ") == b"State"
+
+
+# -- defect 2: files without end --------------------------------------------------------------
+def test_summary_of_endless_proc_files_hangs_in_bounded_memory(tmp_path: Path) -> None:
+    """``-s`` over a PROC_ROOT whose sockstat is /dev/zero: ss reads it with fgets forever
+    (it never returns); so does sockscope, without growing (the run is capped)."""
+    (tmp_path / "net").mkdir()
+    for name in ("sockstat", "sockstat6", "snmp"):
+        os.symlink("/dev/zero", tmp_path / "net" / name)
+    with pytest.raises(subprocess.TimeoutExpired):
+        run(["-s"], {"PROC_ROOT": str(tmp_path)}, timeout=3)
+
+
+def test_tcpdiag_file_is_read_in_bounded_pieces(tmp_path: Path) -> None:
+    """A message longer than ss's stack can take ends the file with EFAULT's message; a
+    shorter one that the file does not hold is a truncated file."""
+    dump = tmp_path / "dump"
+    for body, message in ((30000, b"Reading $TCPDIAG_FILE: Bad address\n"),
+                          (20000, b"Unexpected EOF reading $TCPDIAG_FILE")):  # fmt: skip
+        dump.write_bytes(b"\x00\x00\x00\x10\x14\x00\x02\x00" + bytes(8) + bytes(body))
+        status, _head, stderr, _d, _n = run(["-tan"], {"TCPDIAG_FILE": str(dump)})
+        assert (status, stderr) == (0, message)

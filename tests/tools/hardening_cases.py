@@ -98,6 +98,10 @@ GENERATORS: dict[str, Callable[[], bytes]] = {
 }
 
 
+PROC_NET_FILES = ("tcp", "tcp6", "udp", "udp6", "raw", "raw6", "unix", "packet", "netlink",
+                  "sockstat", "sockstat6", "snmp")  # fmt: skip
+
+
 def materialize(case: Case, scratch: Path) -> tuple[list[str], dict[str, str]]:
     """Create the case's files under ``scratch``; return its argv and extra environment."""
     for rel, gen in dict(case.get("files", {})).items():  # type: ignore[call-overload]
@@ -146,6 +150,17 @@ CASES: list[Case] = [
     {"id": "tcpdiag-directory", "argv": ["-tan"], "env": {"TCPDIAG_FILE": "{dir}"}},
     {"id": "tcpdiag-missing", "argv": ["-tan"], "env": {"TCPDIAG_FILE": "{dir}/none"}},
     {"id": "tcpdiag-dev-null", "argv": ["-tan"], "env": {"TCPDIAG_FILE": "/dev/null"}},
+    # defect 2: a PROC_ROOT whose files never end
+    *(
+        {
+            "id": f"proc-dev-zero {' '.join(argv)}",
+            "argv": argv,
+            "env": {"PROC_ROOT": "{dir}/proc"},
+            "links": {f"proc/net/{name}": "/dev/zero" for name in PROC_NET_FILES},
+            "limit": 100000,
+        }
+        for argv in (["-tan"], ["-uan"], ["-wan"], ["-0a"], ["-A", "netlink"], ["-xa"])
+    ),
     # defect 4 and 13: damaged records
     *(_dump_case(name) for name in GENERATORS if name not in ("rows", "two-rows")),
     _dump_case("rows", ["-tane"]),

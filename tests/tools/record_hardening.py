@@ -6,7 +6,7 @@ The cases and their inputs are built by ``hardening_cases.py``. Each case is run
 times: some damaged inputs make ss 7.1 read past its stack buffer, and then it crashes
 (SIGSEGV) or prints one message or another depending on where ASLR put the stack. The
 most frequent outcome of the runs that did not die of a signal is recorded, with how
-many runs crashed and how many ended otherwise; a case where every run crashed is recorded with status null and is pinned by a direct
+many runs crashed and the other outcomes (``alternatives``, each accepted by the test); a case where every run crashed is recorded with status null and is pinned by a direct
 test and QUIRKS.md instead. stdout is kept whole when short, else as a digest of its
 first ``limit`` bytes (or all of it) and its length.
 """
@@ -88,6 +88,10 @@ def main() -> None:
             best = max(set(keys), key=keys.count)
             found = json.loads(best)
             found["other_outcomes"] = len(keys) - keys.count(best)
+            # ss 7.1 answered differently from run to run (ASLR): any of its answers is right
+            others = sorted({k for k in keys if k != best})
+            if others:
+                found["alternatives"] = [json.loads(k) for k in others]
         else:
             found = {"status": None}
         out.append({"id": case["id"], "crashed_runs": crashes, **found})

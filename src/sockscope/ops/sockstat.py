@@ -22,7 +22,7 @@ from sockscope.ops.netns import entered
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping
+    from collections.abc import Callable, Iterable, Iterator, Mapping
 
 #: counters of ss.c's struct ssummary, in its order, then CurrEstab from /proc/net/snmp
 FIELDS = (
@@ -171,17 +171,27 @@ def _proc_file(env_var: str, name: str, environ: Mapping[str, str]) -> str:
     return os.fsdecode(joined)
 
 
-def _fgets(data: bytes, size: int) -> Iterator[bytes]:
-    """The successive results of ``fgets(buf, size, fp)`` over ``data``."""
+def _fgets(data: bytes | Iterable[bytes], size: int) -> Iterator[bytes]:
+    """The successive results of ``fgets(buf, size, fp)`` over ``data`` (the contents, or
+    an iterable of its pieces, so that a file without end is read in bounded pieces)."""
     room = size - 1
-    pos = 0
-    end = len(data)
-    while pos < end:
-        nl = data.find(b"\n", pos, pos + room)
-        stop = pos + room if nl < 0 else nl + 1
-        stop = min(stop, end)
-        line = data[pos:stop]
-        pos = stop
+    pieces = iter((data,) if isinstance(data, bytes) else data)
+    buf = b""
+    more = True
+    while True:
+        nl = buf.find(b"\n", 0, room)
+        if nl < 0 and len(buf) < room and more:
+            piece = next(pieces, None)
+            if piece is None:
+                more = False
+            else:
+                buf += piece
+            continue
+        if not buf:
+            return
+        stop = room if nl < 0 else nl + 1
+        line = buf[:stop]
+        buf = buf[stop:]
         # sscanf/strchr stop at a NUL byte that fgets copied
         nul = line.find(b"\0")
         yield line if nul < 0 else line[:nul]
@@ -255,22 +265,25 @@ def _sockstat_line(line: bytes, counters: dict[str, int]) -> None:
         counters[name] = value
 
 
-def _read(path: str) -> bytes:
-    """fopen(path, "r") then fgets until NULL: a directory opens fine and reads as empty."""
+def _read(path: str) -> Iterator[bytes]:
+    """fopen(path, "r") now (OSError if it fails), then the file's pieces as fgets reads
+    them: a directory opens fine and reads as empty, a read error ends the file."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    chunks = []
-    try:
-        while True:
-            try:
-                chunk = os.read(fd, 65536)
-            except OSError:
-                break  # fgets returns NULL on a read error: the end of the file for ss
-            if not chunk:
-                break
-            chunks.append(chunk)
-    finally:
-        os.close(fd)
-    return b"".join(chunks)
+
+    def pieces() -> Iterator[bytes]:
+        try:
+            while True:
+                try:
+                    chunk = os.read(fd, 65536)
+                except OSError:
+                    return  # fgets returns NULL on a read error: the end of the file for ss
+                if not chunk:
+                    return
+                yield chunk
+        finally:
+            os.close(fd)
+
+    return pieces()
 
 
 def _strerror(e: OSError) -> str:
@@ -297,7 +310,7 @@ def read_sockstat(environ: Mapping[str, str], counters: dict[str, int]) -> OSErr
     return None
 
 
-def snmp_int(data: bytes, proto: bytes, key: bytes) -> int | None:
+def snmp_int(data: bytes | Iterable[bytes], proto: bytes, key: bytes) -> int | None:
     """Port of ss.c:get_snmp_int over the file's contents; None if not found (ESRCH).
 
     The header line gives the position of ``key`` by counting blanks; the value line's

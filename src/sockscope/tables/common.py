@@ -268,6 +268,36 @@ def fgets(data: bytes, size: int = 256) -> Iterator[bytes]:
         pos = stop
 
 
+def open_fgets(path: str, size: int = 256) -> Iterator[bytes]:
+    """fopen(path) now (OSError if it fails), then what successive ``fgets`` calls return,
+    read lazily in bounded pieces: a file without end (``/dev/zero``) costs no memory. A
+    read error ends the lines, as fgets() returning NULL does."""
+    f = open(path, "rb")  # noqa: SIM115 - closed by the generator
+
+    def lines() -> Iterator[bytes]:
+        with f:
+            buf = b""
+            room = size - 1
+            while True:
+                nl = buf.find(b"\n", 0, room)
+                if nl >= 0 or len(buf) >= room:
+                    stop = room if nl < 0 else nl + 1
+                    yield buf[:stop]
+                    buf = buf[stop:]
+                    continue
+                try:
+                    chunk = f.read1(65536)
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    if buf:
+                        yield buf
+                    return
+                buf += chunk
+
+    return lines()
+
+
 _BLANKS = b" \t\n\v\f\r"
 _DIGITS = {10: b"0123456789", 16: b"0123456789abcdefABCDEF"}
 

@@ -21,6 +21,7 @@ from sockscope.tables.common import (
     diag_request,
     dump_else_proc,
     fgets,
+    open_fgets,
     meminfo,
     parse_attrs,
     picker,
@@ -202,11 +203,9 @@ def proc_records(ctx: Context) -> Iterator[NetlinkSocket]:
     """/proc/net/netlink (``sk Eth Pid Groups Rmem Wmem Dump Locks ...``) read with
     ``sscanf("%llx %d %d %x %d %d %llx %d")``; the variables outlive a short line."""
     try:
-        with open(proc_path("net/netlink", "PROC_NET_NETLINK", ctx.environ), "rb") as f:
-            data = f.read()
+        lines = open_fgets(proc_path("net/netlink", "PROC_NET_NETLINK", ctx.environ))
     except OSError:
         return
-    lines = fgets(data)
     if next(lines, None) is None:
         return
     vals: list[int] = [0] * 8

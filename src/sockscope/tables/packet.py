@@ -22,7 +22,7 @@ from sockscope.tables.common import (
     diag_dump,
     diag_request,
     dump_else_proc,
-    fgets,
+    open_fgets,
     meminfo,
     parse_attrs,
     picker,
@@ -294,13 +294,11 @@ def proc_records(ctx: Context) -> Iterator[PacketSocket]:
     Inode``), read through generic_record_read: the header is skipped and the read stops
     at a line that does not end in a newline (or is longer than 255 bytes)."""
     try:
-        with open(proc_path("net/packet", "PROC_NET_PACKET", ctx.environ), "rb") as f:
-            data = f.read()
+        lines = open_fgets(proc_path("net/packet", "PROC_NET_PACKET", ctx.environ))
     except OSError:
         return
     dbs = ctx.sel.dbs
     match = ctx.matcher
-    lines = fgets(data)
     if next(lines, None) is None:
         return
     for line in lines:

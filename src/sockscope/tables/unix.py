@@ -19,7 +19,7 @@ from sockscope.tables.common import (
     diag_dump,
     diag_request,
     dump_else_proc,
-    fgets,
+    open_fgets,
     meminfo,
     parse_attrs,
     picker,
@@ -293,11 +293,9 @@ def proc_records(ctx: Context) -> Iterator[UnixSocket]:
     type then inode, in batches of MAX_UNIX_REMEMBER + 1.
     """
     try:
-        with open(proc_path("net/unix", "PROC_NET_UNIX", ctx.environ), "rb") as f:
-            data = f.read()
+        lines = open_fgets(proc_path("net/unix", "PROC_NET_UNIX", ctx.environ))
     except OSError:
         return
-    lines = fgets(data)
     header = next(lines, None)
     if header is None:
         return
