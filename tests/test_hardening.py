@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import resource
 import select
 import subprocess
@@ -161,3 +162,96 @@ def test_tcpdiag_file_is_read_in_bounded_pieces(tmp_path: Path) -> None:
         dump.write_bytes(b"\x00\x00\x00\x10\x14\x00\x02\x00" + bytes(8) + bytes(body))
         status, _head, stderr, _d, _n = run(["-tan"], {"TCPDIAG_FILE": str(dump)})
         assert (status, stderr) == (0, message)
+
+
+# -- defect 3: long and deep filters ----------------------------------------------------------
+def _reference_bytecode(node: object) -> bytearray | None:
+    """The recursive ssfilter_bytecompile + ssfilter_patch, as the compiler was before it
+    became iterative (fine for the small trees it is compared on)."""
+    from sockscope.kernel import abi
+    from sockscope.query import bytecode as bc
+    from sockscope.query.filter import And, Not, Or
+
+    if isinstance(node, (And, Or)):
+        left, right = _reference_bytecode(node.left), _reference_bytecode(node.right)
+        if left is None or right is None:
+            return None
+        if isinstance(node, And):
+            bc.relocate(left, len(left), len(right))
+            return left + right
+        return left + bc._op(abi.INET_DIAG_BC_JMP, 4, len(right) + 4) + right
+    if isinstance(node, Not):
+        child = _reference_bytecode(node.child)
+        return None if child is None else child + bc._op(abi.INET_DIAG_BC_JMP, 4, 8)
+    return bc._leaf(node)  # type: ignore[arg-type]
+
+
+def _random_filter(rng: random.Random, size: int) -> list[str]:
+    leaves = [["sport", "=", ":22"], ["dport", ">=", ":1024"], ["src", "127.0.0.1"],
+              ["dst", "10.0.0.0/8"], ["autobound"], ["fwmark", "0x10/0xff"],
+              ["dport", "!=", ":80"], ["sport", "<", ":5000"], ["src", "127.0.0.1:22"]]  # fmt: skip
+    words: list[str] = []
+    for i in range(size):
+        if i:
+            words.append(rng.choice(["and", "or", "&", "|", ""]) or "and")
+        opened = 0
+        while rng.random() < 0.2:
+            words.append(rng.choice(["(", "!"]))
+            opened += words[-1] == "("
+        words += rng.choice(leaves)
+        words += [")"] * opened
+    return words
+
+
+def test_iterative_bytecode_is_the_recursive_one() -> None:
+    from sockscope.query.bytecode import compile_bytecode
+    from sockscope.query.filter import parse_filter
+
+    rng = random.Random(12)
+    for _ in range(300):
+        flt = parse_filter(_random_filter(rng, rng.randint(1, 40)))
+        assert flt is not None
+        want = _reference_bytecode(flt.root)
+        assert compile_bytecode(flt.root) == (None if want is None else bytes(want))
+    # a chain past 64 KiB: the u16 jumps wrap exactly as ssfilter_patch's do
+    flt = parse_filter(" and ".join(f"dst ::1/128 or sport = :{i}" for i in range(1, 1800)))
+    assert flt is not None
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(10000)  # for the recursive reference only
+    try:
+        want = bytes(_reference_bytecode(flt.root) or b"")
+    finally:
+        sys.setrecursionlimit(limit)
+    assert len(want) > 65536
+    assert compile_bytecode(flt.root) == want
+
+
+def test_deep_filters_in_the_library() -> None:
+    """No RecursionError anywhere: parse, str, ==, hash, matches, bytecode."""
+    from sockscope.errors import FilterError
+    from sockscope.query.filter import parse_filter
+
+    with pytest.raises(FilterError, match="memory exhausted"):
+        parse_filter(["("] * 20000 + ["autobound"] + [")"] * 20000)
+    for words in (
+        " or ".join(f"sport = :{i}" for i in range(1, 30001)),
+        "! " * 9990 + "sport = :1",
+        " and ".join(f"( sport = :{i} or ! dport = :{i} )" for i in range(1, 5001)),
+    ):
+        flt = parse_filter(words)
+        again = parse_filter(str(flt))
+        assert flt == again and hash(flt) == hash(again)
+        assert isinstance(flt.matches(_Sock()), bool)  # type: ignore[union-attr]
+        flt.bytecode()  # type: ignore[union-attr]
+
+
+class _Sock:
+    family = 2
+    lport = 1
+    rport = 2
+    iface = 0
+    mark = 0
+    cgroup_id = 0
+    local_data = b"\x7f\0\0\x01"
+    remote_data = b"\x7f\0\0\x01"
+    name = None

@@ -102,6 +102,24 @@ PROC_NET_FILES = ("tcp", "tcp6", "udp", "udp6", "raw", "raw6", "unix", "packet",
                   "sockstat", "sockstat6", "snmp")  # fmt: skip
 
 
+def _nest(n: int, leaf: list[str]) -> list[str]:
+    return ["("] * n + leaf + [")"] * n
+
+
+def _filter_lines(n: int) -> bytes:
+    return b"".join(b"sport = :%d or\n" % (i + 1) for i in range(n)) + b"autobound\n"
+
+
+GENERATORS["filter-1000-lines"] = lambda: _filter_lines(1000)
+GENERATORS["filter-nested-9995"] = lambda: "\n".join(_nest(9995, ["dport", ":80"])).encode()
+GENERATORS["filter-nested-9996"] = lambda: "\n".join(_nest(9996, ["dport", ":80"])).encode()
+_LEAVES = ["sport", "=", ":40001"]
+_OR_1000 = " or ".join(f"sport = :{40000 + i}" for i in range(0, 2000, 2)).split()
+_AND_OR = " ".join(
+    f"{'and' if i % 3 else 'or'} {'!' if i % 5 == 0 else ''} dport != :{i}" for i in range(3000)
+).split()[1:]
+
+
 def materialize(case: Case, scratch: Path) -> tuple[list[str], dict[str, str]]:
     """Create the case's files under ``scratch``; return its argv and extra environment."""
     for rel, gen in dict(case.get("files", {})).items():  # type: ignore[call-overload]
@@ -127,7 +145,7 @@ def _dump_case(name: str, argv: list[str] | None = None, **extra: object) -> Cas
         "env": {"TCPDIAG_FILE": "{dir}/dump"},
         "files": {"dump": name},
         **extra,
-    }
+    }  # extra may replace the id (long argv) and the files
 
 
 CASES: list[Case] = [
@@ -161,6 +179,31 @@ CASES: list[Case] = [
         }
         for argv in (["-tan"], ["-uan"], ["-wan"], ["-0a"], ["-A", "netlink"], ["-xa"])
     ),
+    # defect 3: long and deep filters (evaluated in user space over a recorded dump)
+    *(
+        _dump_case("rows", ["-tan", *words], id=f"filter-{name}")
+        for name, words in (
+            ("nested-9995", _nest(9995, _LEAVES)),
+            ("nested-9996", _nest(9996, _LEAVES)),
+            ("not-9995", ["!"] * 9995 + _LEAVES),
+            ("not-9996", ["!"] * 9996 + _LEAVES),
+            ("not-9997-autobound", ["!"] * 9997 + ["autobound"]),
+            ("not-1000", ["!"] * 1000 + _LEAVES),
+            ("or-then-nested-9993", ["autobound", "or", *_nest(9993, _LEAVES)]),
+            ("or-then-nested-9994", ["autobound", "or", *_nest(9994, _LEAVES)]),
+            ("or-1000", _OR_1000),
+            ("and-or-3000", _AND_OR),
+            ("nested-500-bad", _nest(500, ["sport", "=", ":bogus"])),
+            ("nested-9999-bad", ["("] * 9999 + ["sport", "=", ":bogus"]),
+            ("nested-500-unclosed", ["("] * 500 + _LEAVES),
+        )
+    ),
+    _dump_case("rows", ["-tan", "-F", "{dir}/filter"], id="filter-file-1000-lines",
+               files={"dump": "rows", "filter": "filter-1000-lines"}),
+    _dump_case("rows", ["-tan", "-F", "{dir}/filter"], id="filter-file-nested-9995",
+               files={"dump": "rows", "filter": "filter-nested-9995"}),
+    _dump_case("rows", ["-tan", "-F", "{dir}/filter"], id="filter-file-nested-9996",
+               files={"dump": "rows", "filter": "filter-nested-9996"}),
     # defect 4 and 13: damaged records
     *(_dump_case(name) for name in GENERATORS if name not in ("rows", "two-rows")),
     _dump_case("rows", ["-tane"]),

@@ -199,7 +199,10 @@ def _start(
     sock: socket.socket, request: bytes, protocol: int, ctx: Context
 ) -> Iterator[InetSocket] | None:
     """Send a dump request; None if the kernel refuses it, else all of its records."""
-    sock.send(request)
+    try:
+        sock.send(request)
+    except OSError:
+        return None  # EMSGSIZE: the bytecode of a filter of thousands of terms
     seq = netlink.HDR_UNPACK(request, 0)[3]
     state = netlink.DumpState()
     gen = _warn_interrupted(
