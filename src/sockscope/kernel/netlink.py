@@ -187,7 +187,8 @@ def replay(data: bytes) -> Iterator[Message]:
             if length < _HDR_SIZE + abi.NLMSGERR.size + _HDR_SIZE:
                 raise NetlinkError("ERROR truncated\n", 0)
             (err,) = abi.NLMSGERR.unpack_from(data, off + _HDR_SIZE)
-            raise NetlinkError(f"TCPDIAG answered: {os.strerror(-err)}\n", -err)
+            code = -err if err != -(2**31) else err  # errno = -err->error, a C int
+            raise NetlinkError(f"TCPDIAG answered: {os.strerror(code)}\n", code)
         yield mtype, data, off, length
         off += _HDR_SIZE + body
 

@@ -25,7 +25,9 @@ if TYPE_CHECKING:
     from sockscope.options import Options
     from sockscope.tables.inet.record import InetSocket
 
-_STATES = abi.STATE_NAMES
+#: sstate_name[] of ss.c, padded to the 256 values of idiag_state: ss reads past its
+#: 14 entries (another table's names, "(null)", or a crash); a correct one says UNKNOWN
+_STATES = abi.STATE_NAMES + ("UNKNOWN",) * (256 - len(abi.STATE_NAMES))
 _AF_INET = abi.AF_INET
 _AF_INET6 = abi.AF_INET6
 _IPPROTO_SCTP = abi.IPPROTO_SCTP
@@ -159,7 +161,7 @@ class Printer:
         v6only = False
         if family == _AF_INET6 and (state == 7 or state == 10) and s[17] is not None:
             v6only = bool(s.v6only)
-        if v6only or s[8]:
+        if v6only or s[8] or (family != _AF_INET and family != _AF_INET6):
             laddr = self.local_addr(family, s[6], v6only, s[8])
             raddr = self.local_addr(family, s[7], v6only, 0)
         else:
@@ -209,12 +211,15 @@ class Printer:
             if s[8] or s[16] == sctp:
                 return slow(s)
             state = s[1]
-            if s[0] == _AF_INET6:
+            family = s[0]
+            if family == _AF_INET6:
                 if (state == 7 or state == 10) and s[17] is not None:
                     return slow(s)
                 memo = a6
-            else:
+            elif family == _AF_INET:
                 memo = a4
+            else:
+                return slow(s)  # a damaged dump: the address memos are per family
             la = memo.get(s[6])
             ra = memo.get(s[7])
             lp = ports.get(s[4])

@@ -113,10 +113,18 @@ class InetSocket(tuple):  # type: ignore[type-arg]
     @property
     def local_addr(self) -> str:
         """The local address as inet_ntop text (``::ffff:127.0.0.1`` for mapped ones)."""
+        if self[0] != abi.AF_INET and self[0] != abi.AF_INET6:
+            from sockscope.render.names import addr_text
+
+            return addr_text(self[0], self.local_data)  # a damaged dump: any family
         return socket.inet_ntop(self[0], self.local_data)
 
     @property
     def peer_addr(self) -> str:
+        if self[0] != abi.AF_INET and self[0] != abi.AF_INET6:
+            from sockscope.render.names import addr_text
+
+            return addr_text(self[0], self.remote_data)
         return socket.inet_ntop(self[0], self.remote_data)
 
     @property
@@ -134,7 +142,8 @@ class InetSocket(tuple):  # type: ignore[type-arg]
 
     @property
     def state_name(self) -> str:
-        return abi.STATE_NAMES[self[1]]
+        states = abi.STATE_NAMES
+        return states[self[1]] if self[1] < len(states) else "UNKNOWN"
 
     def attrs(self) -> dict[int, bytes]:
         """The netlink attributes (INET_DIAG_*) by type, as bytes; empty for /proc rows."""
