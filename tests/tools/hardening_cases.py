@@ -207,6 +207,18 @@ CASES: list[Case] = [
                files={"dump": "rows", "filter": "filter-nested-9995"}),
     _dump_case("rows", ["-tan", "-F", "{dir}/filter"], id="filter-file-nested-9996",
                files={"dump": "rows", "filter": "filter-nested-9996"}),
+    # defects 5 and 6: stdout closed or full (ss never checks its writes: exit 0)
+    *(
+        {
+            "id": f"stdout{redirect} {' '.join(argv)}",
+            "argv": argv,
+            "env": {"TCPDIAG_FILE": "{dir}/dump"},
+            "files": {"dump": "rows"},
+            "redirect": redirect,
+        }
+        for redirect in (">&-", ">/dev/full")
+        for argv in (["-tan"], ["-V"], ["-h"], ["-tan", "-q"], ["-f", "bogus"], ["-tane"])
+    ),
     # defect 4 and 13: damaged records
     *(_dump_case(name) for name in GENERATORS if name not in ("rows", "two-rows")),
     _dump_case("rows", ["-tane"]),
@@ -218,6 +230,15 @@ CASES: list[Case] = [
     _dump_case("attr-lying", ["-tani"]),
     _dump_case("attr-deficit", ["-tani"]),
 ]  # fmt: skip
+
+
+def command(program: list[str], case: Case, argv: list[str]) -> list[str]:
+    """The command line of a case: with ``redirect`` (``>/dev/full``, ``>&-``) the program
+    runs under sh with its stdout redirected so."""
+    redirect = case.get("redirect")
+    if not redirect:
+        return [*program, *argv]
+    return ["/bin/sh", "-c", f'exec "$0" "$@" {redirect}', *program, *argv]
 
 
 def case_id(case: Case) -> str:

@@ -22,17 +22,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from hardening_cases import CASES, materialize
+from hardening_cases import CASES, command, materialize
 
 RUNS = 9
 SMALL = 20000
 
 
-def _run(oracle: str, argv: list[str], env: dict[str, str], limit: int | None) -> dict[str, object]:
+def _run(
+    oracle: str, case: dict[str, object], argv: list[str], env: dict[str, str], limit: int | None
+) -> dict[str, object]:
     full_env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C", **env}
     with tempfile.TemporaryFile() as err:
         p = subprocess.Popen(
-            [oracle, *argv], stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL,
+            command([oracle], case, argv), stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL,
             env=full_env,
         )  # fmt: skip
         assert p.stdout is not None
@@ -76,7 +78,7 @@ def main() -> None:
         for _ in range(RUNS):
             with tempfile.TemporaryDirectory() as tmp:
                 argv, env = materialize(case, Path(tmp))
-                res = _run(oracle, argv, env, case.get("limit"))  # type: ignore[arg-type]
+                res = _run(oracle, case, argv, env, case.get("limit"))  # type: ignore[arg-type]
             # the scratch path differs between runs: write it as {dir}
             res["stderr"] = str(res["stderr"]).replace(tmp, "{dir}")
             if int(res["status"]) < 0 and res["status"] != -13:  # type: ignore[call-overload]

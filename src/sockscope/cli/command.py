@@ -9,6 +9,7 @@ and the final render.
 
 from __future__ import annotations
 
+import errno
 import gc
 import io
 import os
@@ -445,6 +446,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     except (ValueError, OSError):
         pass
+    _ensure_std_streams()
     try:
         return _main(list(argv), prog)
     except _Exit as e:
@@ -457,14 +459,52 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     except OSError as e:
+        if e.errno in _OUTPUT_ERRNOS:
+            # stdout is full or gone: ss never checks its printf()s and exits 0
+            _discard_stdout()
+            return 0
         # a failure ss would report through perror(): one line, no traceback
         _report(SockscopeError(f"sockscope: {e.strerror or e}", 1))
         return 1
     finally:
         try:
             sys.stdout.flush()
-        except BrokenPipeError:
-            pass
+        except OSError:
+            _discard_stdout()
+
+
+#: write errors of a full, broken or closed stdout
+_OUTPUT_ERRNOS = frozenset(
+    (errno.ENOSPC, errno.EIO, errno.EFBIG, errno.EDQUOT, errno.EPIPE, errno.EBADF)
+)
+
+
+def _ensure_std_streams() -> None:
+    """``sockscope >&-`` / ``2>&-``: ss writes to the closed descriptor, fails silently and
+    exits 0. Python leaves sys.stdout None; point the descriptor at /dev/null (so that no
+    socket opened later takes it) and give the stream back."""
+    for fd, name in ((1, "stdout"), (2, "stderr")):
+        if getattr(sys, name) is not None:
+            continue
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_WRONLY)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+        setattr(sys, name, open(fd, "w", encoding="utf-8", errors="surrogateescape", closefd=False))  # noqa: SIM115
+
+
+def _discard_stdout() -> None:
+    """After a failed write: what is still buffered goes to /dev/null, so that the final
+    flush at exit succeeds (no 'Exception ignored' message, no status 120)."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+    except (OSError, ValueError):
+        pass
 
 
 def _report(e: SockscopeError) -> None:
@@ -552,17 +592,51 @@ def _dump(run: Run) -> int:
         return 0
     path = opts.dump_file or "-"
     if path.startswith("-"):
-        out = sys.stdout.buffer
-        sources.dump_tcp(sources.Context(sel, opts), out)
+        out = _DumpOut(sys.stdout.buffer)
+        sources.dump_tcp(sources.Context(sel, opts), out)  # type: ignore[arg-type]
         out.flush()
-        return 0
-    try:
-        f = open(path, "wb")  # noqa: SIM115
-    except OSError as e:
-        raise SockscopeError(f"fopen dump file: {os.strerror(e.errno or 0)}", 255) from None
-    with f:
-        sources.dump_tcp(sources.Context(sel, opts), f)
+    else:
+        try:
+            f = open(path, "wb")  # noqa: SIM115
+        except OSError as e:
+            raise SockscopeError(f"fopen dump file: {os.strerror(e.errno or 0)}", 255) from None
+        out = _DumpOut(f)
+        sources.dump_tcp(sources.Context(sel, opts), out)  # type: ignore[arg-type]
+        out.flush()
+        try:
+            f.close()
+        except OSError as e:  # what the failed flush left in the buffer
+            out.errno = out.errno or e.errno or errno.EIO
+    if out.errno:
+        # ss ignores its fwrite() errors; a dump written nowhere is reported (QUIRKS.md)
+        if path.startswith("-"):
+            _discard_stdout()
+        raise SockscopeError(f"sockscope: writing the dump: {os.strerror(out.errno)}", 1)
     return 0
+
+
+class _DumpOut:
+    """The -D output: like ss's fwrite(), a failed write does not stop the dump; the
+    first error is kept and reported at the end."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self.out = out
+        self.errno = 0
+
+    def write(self, data: bytes) -> int:
+        if not self.errno:
+            try:
+                self.out.write(data)
+            except OSError as e:
+                self.errno = e.errno or errno.EIO
+        return len(data)
+
+    def flush(self) -> None:
+        if not self.errno:
+            try:
+                self.out.flush()
+            except OSError as e:
+                self.errno = e.errno or errno.EIO
 
 
 def _parse_filter(run: Run, args: list[str]) -> object:
