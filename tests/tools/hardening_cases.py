@@ -207,6 +207,20 @@ CASES: list[Case] = [
                files={"dump": "rows", "filter": "filter-nested-9995"}),
     _dump_case("rows", ["-tan", "-F", "{dir}/filter"], id="filter-file-nested-9996",
                files={"dump": "rows", "filter": "filter-nested-9996"}),
+    # defect 12: options act in getopt order, so a bad option after -V/-h/... is not seen
+    *(
+        {"id": "options " + " ".join(argv), "argv": argv}
+        for argv in (
+            ["-V", "-1"], ["-h", "--bogus"], ["-f", "help", "-1"], ["-Z", "-1"],
+            ["-F", "/nonexistent", "-1"], ["-N", "nosuchns", "-1"], ["--bpf-map-id=x", "-1"],
+            ["-A", "foo", "--bogus"], ["-tn", "fwmark", "-1"], ["-tn", "sport", "=", "-1"],
+            ["-V", "--fam"], ["-v", "--bogus=1"], ["-f", "bogus", "-V"], ["-1", "-V"],
+            ["-F", "/dev/null", "-F", "/dev/null", "-q"], ["-tV", "-q"], ["-Vq"], ["-qV"],
+            ["--bpf-maps", "--bpf-map-id=3", "-q"], ["-f", "help", "--bogus"],
+            ["-N", "nosuchns", "--fam"], ["-A", "tcp,bogus", "-x", "-1"], ["-z", "-q"],
+            ["-h", "-D"], ["-D"], ["-V", "-f"], ["state", "bogus", "-1"], ["-t", "-Q", "-?"],
+        )
+    ),
     # defects 5 and 6: stdout closed or full (ss never checks its writes: exit 0)
     *(
         {

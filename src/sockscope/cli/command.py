@@ -115,22 +115,28 @@ def gnu_getopt(args: Sequence[str], prog: str) -> tuple[list[tuple[str, str]], l
     posix = "POSIXLY_CORRECT" in os.environ
     i = 0
     n = len(args)
-    while i < n:
-        arg = args[i]
-        i += 1
-        if arg == "--":
-            rest.extend(args[i:])
-            break
-        if arg.startswith("--"):
-            i = _long_option(arg[2:], args, i, opts, prog)
-        elif arg.startswith("-") and arg != "-":
-            i = _short_options(arg[1:], args, i, opts, prog)
-        elif posix:
-            rest.append(arg)
-            rest.extend(args[i:])
-            break
-        else:
-            rest.append(arg)
+    try:
+        while i < n:
+            arg = args[i]
+            i += 1
+            if arg == "--":
+                rest.extend(args[i:])
+                break
+            if arg.startswith("--"):
+                i = _long_option(arg[2:], args, i, opts, prog)
+            elif arg.startswith("-") and arg != "-":
+                i = _short_options(arg[1:], args, i, opts, prog)
+            elif posix:
+                rest.append(arg)
+                rest.extend(args[i:])
+                break
+            else:
+                rest.append(arg)
+    except UsageError as e:
+        # getopt reports a bad option only when it reaches it: the options before it
+        # are applied first (ss -V -1 prints the version)
+        e.parsed = opts  # type: ignore[attr-defined]
+        raise
     return opts, rest
 
 
@@ -535,9 +541,15 @@ def _warn(message: str) -> None:
 
 def _main(argv: list[str], prog: str) -> int:
     run = Run(prog)
-    pairs, args = gnu_getopt(argv, prog)
+    late: UsageError | None = None
+    try:
+        pairs, args = gnu_getopt(argv, prog)
+    except UsageError as e:
+        pairs, args, late = e.parsed, [], e  # type: ignore[attr-defined]
     for key, value in pairs:
         _apply_option(run, key, value)
+    if late is not None:
+        raise late
     opts, sel = run.opts, run.sel
     environ = dict(os.environ)
 
