@@ -302,3 +302,61 @@ def test_dump_to_a_full_device_is_reported(redirect: str, tmp_path: Path) -> Non
     status, _h, stderr, _d, _n = run(argv, case={"redirect": redirect})
     assert status == 1
     assert stderr == b"sockscope: writing the dump: No space left on device\n"
+
+
+# -- defect 11: names that are not UTF-8 in JSON ----------------------------------------------
+def test_json_names_that_are_not_utf8_are_latin1_with_a_flag(tmp_path: Path) -> None:
+    import jsonschema
+
+    (tmp_path / "net").mkdir()
+    (tmp_path / "net" / "unix").write_bytes(
+        b"Num       RefCount Protocol Flags    Type St Inode Path\n"
+        b"0000000000000000: 00000002 00000000 00010000 0001 01 12345 /tmp/a\xffb\xc3\xa9\n"
+        b"0000000000000000: 00000002 00000000 00010000 0001 01 12346 /tmp/caf\xc3\xa9\n"
+    )
+    schema = json.loads((ROOT / "src/sockscope/schema/sockscope.schema.json").read_text())
+    for mode in ("--json", "--json-lines"):
+        status, head, stderr, _d, _n = run(["-xa", mode], {"PROC_ROOT": str(tmp_path)})
+        assert (status, stderr) == (0, b"")
+        text = head.decode("utf-8")  # valid UTF-8: no lone surrogates
+        docs = (
+            [json.loads(x) for x in text.splitlines()]
+            if mode == "--json-lines"
+            else [json.loads(text)]
+        )
+        socks = [d for doc in docs for d in doc.get("sockets", [doc])]
+        odd, plain = socks
+        assert odd["local_address"].encode("latin-1") == b"/tmp/a\xffb\xc3\xa9"
+        assert odd["local_address_encoding"] == "latin-1"
+        assert plain["local_address"] == "/tmp/café" and "local_address_encoding" not in plain
+        if mode == "--json":
+            jsonschema.validate(docs[0], schema)
+
+
+# -- defect 10: SIGINT ------------------------------------------------------------------------
+@pytest.mark.parametrize("mode", ["", "--json", "--json-lines"])
+def test_sigint_kills_like_ss_and_closes_json(mode: str, tmp_path: Path) -> None:
+    """ss dies of SIGINT (status -2 here, 130 only in a shell); an interrupted --json
+    listing is still one complete document."""
+    from hardening_cases import _rows
+
+    fifo = tmp_path / "dump"
+    os.mkfifo(fifo)
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT / "src"),
+           "TCPDIAG_FILE": str(fifo)}  # fmt: skip
+    p = subprocess.Popen(
+        [sys.executable, "-m", "sockscope", "-tan", *([mode] if mode else [])],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+    )  # fmt: skip
+    with open(fifo, "wb") as w:
+        w.write(_rows(3))
+        w.flush()
+        time.sleep(1.0)  # the records are read; sockscope waits for more
+        p.send_signal(2)
+        out, err = p.communicate(timeout=30)
+    assert p.returncode == -2
+    assert b"Traceback" not in err
+    if mode == "--json":
+        assert len(json.loads(out)["sockets"]) == 3
+    elif mode == "--json-lines":
+        assert [json.loads(x)["local_port"] for x in out.splitlines()] == [40000, 40001, 40002]

@@ -461,7 +461,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _report(e)
         return e.status
     except KeyboardInterrupt:
-        return 130
+        # ss dies of SIGINT (shells and xargs tell that from an exit status)
+        return _die_by(signal.SIGINT)
     except BrokenPipeError:
         return 0
     except OSError as e:
@@ -477,6 +478,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stdout.flush()
         except OSError:
             _discard_stdout()
+
+
+def _die_by(signum: int) -> int:
+    """End the process by the default action of ``signum``; 128 + signum if it survives
+    (the signal is blocked or ignored by whoever called us in-process)."""
+    try:
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+    except (OSError, ValueError):
+        pass
+    return 128 + signum
 
 
 #: write errors of a full, broken or closed stdout
@@ -778,13 +790,18 @@ def _show_json(
             return _events_json(run, flt, writer, view)
         if listing:
             writer.open_sockets()
-            for _name, dg_proto, records in gather.records(
-                sel, opts, flt, environ, _warn, _warn_raw
-            ):
-                if dg_proto:
-                    printer.set_proto(dg_proto)
-                for rec in records:
-                    writer.socket(rec.to_dict(view))  # type: ignore[attr-defined]
+            try:
+                for _name, dg_proto, records in gather.records(
+                    sel, opts, flt, environ, _warn, _warn_raw
+                ):
+                    if dg_proto:
+                        printer.set_proto(dg_proto)
+                    for rec in records:
+                        writer.socket(rec.to_dict(view))  # type: ignore[attr-defined]
+            except KeyboardInterrupt:
+                # Ctrl-C: what was written becomes a complete document, then ss's death
+                writer.finish()
+                raise
         writer.finish()
     except BrokenPipeError:
         # the reader went away (| head): end quietly, and keep the final flush silent
