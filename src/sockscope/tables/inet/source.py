@@ -365,7 +365,8 @@ def _file_records(fd: int, ctx: Context) -> Iterator[tuple[InetSocket, str | Non
                 ctx.warn(f"TCPDIAG answered: {os.strerror(code)}")
             return
         end = max(length, _DIAG_MSG_END)
-        snapshot = bytes(buf[: max(16 + nitems, _DIAG_MSG_END)])
+        # with the stale bytes after the message that ss's printers read through
+        snapshot = bytes(buf[: max(16 + nitems, _DIAG_MSG_END) + 64])
         rec = next(decode_inet([(mtype, snapshot, 0, end)], abi.IPPROTO_TCP))
         yield rec, _deficit(buf, length)
 
