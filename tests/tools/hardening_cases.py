@@ -237,6 +237,11 @@ CASES: list[Case] = [
             ["--bpf-maps", "--bpf-map-id=3", "-q"], ["-f", "help", "--bogus"],
             ["-N", "nosuchns", "--fam"], ["-A", "tcp,bogus", "-x", "-1"], ["-z", "-q"],
             ["-h", "-D"], ["-D"], ["-V", "-f"], ["state", "bogus", "-1"], ["-t", "-Q", "-?"],
+            # defect 9: bytes that are not UTF-8, and multibyte characters, echoed as bytes
+            ["-é"], ["-t\udcff"], ["-f", "\udcffx"], ["-A", "tcp,\udcfe"], ["state", "bogus\n"],
+            ["-tn", "src", "\udcff"], ["-tn", "dev", "\udcffé"], ["-tn", "sport", ":é"],
+            ["--\udcff"], ["--fam=\udcff"], ["-N", "\udcff"], ["-F", "/\udcff"],
+            ["exclude", "\udcff"], ["-tn", "fwmark", "\udcff"],
         )
     ),
     # defects 5 and 6: stdout closed or full (ss never checks its writes: exit 0)

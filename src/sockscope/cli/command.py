@@ -173,7 +173,9 @@ def _short_options(
         k += 1
         pos = SHORTOPTS.find(ch)
         if ch == ":" or pos < 0:
-            raise UsageError(f"{prog}: invalid option -- '{ch}'")
+            # getopt works on bytes: a multibyte character is invalid by its first byte
+            first = os.fsdecode(os.fsencode(ch)[:1])
+            raise UsageError(f"{prog}: invalid option -- '{first}'")
         if SHORTOPTS[pos + 1 : pos + 2] == ":":
             if k < len(cluster):
                 opts.append((ch, cluster[k:]))
@@ -425,7 +427,8 @@ def _read_states(run: Run, args: list[str]) -> list[str]:
                 raise SockscopeError('Command line is not complete. Try option "help"', 255)
             mask = scan_state(args[1])
             if mask is None:
-                raise SockscopeError(f"ss: wrong state name: {args[1]}", 255)
+                # fprintf("%s\n"): a name ending in a newline gives two
+                raise SockscopeError(f"ss: wrong state name: {args[1]}\n", 255)
             if word == "state":
                 if not saw_states:
                     run.state_filter = 0
@@ -502,7 +505,17 @@ def _ensure_std_streams() -> None:
     exits 0. Python leaves sys.stdout None; point the descriptor at /dev/null (so that no
     socket opened later takes it) and give the stream back."""
     for fd, name in ((1, "stdout"), (2, "stderr")):
-        if getattr(sys, name) is not None:
+        stream = getattr(sys, name)
+        if stream is not None:
+            # argv words are decoded with surrogateescape: messages that echo them give
+            # their bytes back, as ss prints them (not "\udcff")
+            reconfigure = getattr(stream, "reconfigure", None)
+            if reconfigure is not None:
+                try:
+                    stream.flush()
+                    reconfigure(encoding=sys.getfilesystemencoding(), errors="surrogateescape")
+                except (OSError, ValueError):
+                    pass
             continue
         try:
             os.fstat(fd)
