@@ -362,3 +362,22 @@ def test_sigint_kills_like_ss_and_closes_json(mode: str, tmp_path: Path) -> None
         assert len(json.loads(out)["sockets"]) == 3
     elif mode == "--json-lines":
         assert [json.loads(x)["local_port"] for x in out.splitlines()] == [40000, 40001, 40002]
+
+
+# -- defect 7: a damaged /proc line gives up the table ------------------------------------------
+@pytest.mark.parametrize(
+    "damage",
+    [b"x" * 300 + b"\n", b"   1: 0100007F:0001 0100007F:0050 01 0\0:0 00:0 0 0 0 9 1\n", b"tail"],
+)
+def test_damaged_proc_line_skips_the_rest_of_the_table(damage: bytes, tmp_path: Path) -> None:
+    """generic_record_read fails on a line without its newline in 255 bytes (or cut by a
+    NUL): tcp_show then gives up, tcp6 included (checked against ss 7.1)."""
+    head = b"  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+    line4 = b"   0: 0100007F:03E8 0100007F:0050 01 00000000:00000000 00:00000000 00000000     0        0 100 1 0 20 4 30 10 -1\n"
+    line6 = b"   0: 00000000000000000000000001000000:03E9 00000000000000000000000001000000:0050 01 00000000:00000000 00:00000000 00000000     0        0 101 1 0 20 4 30 10 -1\n"
+    (tmp_path / "net").mkdir()
+    (tmp_path / "net" / "tcp").write_bytes(head + line4 + damage)
+    (tmp_path / "net" / "tcp6").write_bytes(head + line6)
+    status, out, err, _d, _n = run(["-tan"], {"PROC_ROOT": str(tmp_path)})
+    assert (status, err) == (0, b"")
+    assert b":1000" in out and b":1001" not in out

@@ -71,7 +71,7 @@ def _read_lines_part(f: BinaryIO) -> bytes:
             pos = pos + 255 if nl < 0 else nl + 1
             continue
         if nl < 0:
-            return bytes(buf[:pos])
+            return bytes(buf[: pos + 255])  # the line that stops it is kept: it says so
         pos = nl + 1
 
 
@@ -92,10 +92,16 @@ def _lines(data: bytes) -> Iterator[bytes]:
             first = False
             pos = pos + 255 if nl < 0 else nl + 1
             continue
-        if nl < 0:
-            return
+        if nl < 0 or data.find(b"\0", pos, nl) >= 0:
+            # no newline in the 255 bytes fgets read, or a NUL that ends strlen() before
+            # it: generic_record_read fails, and tcp_show/dgram_show give up the table
+            raise TableAborted
         yield data[pos:nl]
         pos = nl + 1
+
+
+class TableAborted(Exception):
+    """generic_record_read returned -1: ss skips the rest of the table (tcp6 too)."""
 
 
 def _split(line: bytes) -> tuple[bytes, bytes, bytes] | None:
