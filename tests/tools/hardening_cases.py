@@ -266,6 +266,7 @@ CASES: list[Case] = [
     _dump_case("attr-short", ["-tani"]),
     _dump_case("attr-lying", ["-tani"]),
     _dump_case("attr-deficit", ["-tani"]),
+    _dump_case("rows", ["-tan", "-F", "/proc/self/mem"]),  # fgets: EIO is the end
     _dump_case("attr-skmem-short", ["-tanm"]),
     _dump_case("attr-skmem-short", ["-tani"]),
     _dump_case("attr-skmem-short", ["-tanmiO"]),

@@ -370,7 +370,10 @@ def split_words(text: str) -> list[str]:
 def _file_lines(fp: IO[bytes] | IO[str]) -> Iterator[str]:
     """The -F FILE half of yylex(): fgets() into a 1024-byte buffer, line by line."""
     while True:
-        raw = fp.readline(_FILE_LINE_MAX - 1)
+        try:
+            raw = fp.readline(_FILE_LINE_MAX - 1)
+        except OSError:
+            return  # fgets() returns NULL on a read error (-F /proc/self/mem): the end
         if not raw:
             return
         line = raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogateescape")
