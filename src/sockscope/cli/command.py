@@ -455,7 +455,11 @@ def _read_states(run: Run, args: list[str]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ss with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    """Run ss with ``argv`` (default ``sys.argv[1:]``); returns the exit status.
+
+    Run as the command (no ``argv``), Ctrl-C ends the process by SIGINT as it ends ss;
+    called with ``argv`` it returns 130 instead."""
+    program = argv is None  # the command itself (python -m sockscope, the launcher)
     if argv is None:
         argv = sys.argv[1:]
         prog = _prog(sys.argv[0] if sys.argv else "sockscope")
@@ -474,8 +478,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _report(e)
         return exit_status(e)
     except KeyboardInterrupt:
-        # ss dies of SIGINT (shells and xargs tell that from an exit status)
-        return _die_by(signal.SIGINT)
+        # ss dies of SIGINT (shells and xargs tell that from an exit status); a caller
+        # that runs main(argv) in its own process gets the status instead
+        return _die_by(signal.SIGINT) if program else 128 + signal.SIGINT
     except BrokenPipeError:
         return 0
     except OSError as e:

@@ -12,7 +12,6 @@ import os
 import socket
 
 from sockscope.kernel import abi
-from sockscope.kernel.iproute import ephemeral_range
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -55,6 +54,8 @@ class Resolver:
     def ephemeral_range(self) -> tuple[int, int]:
         """ip_local_port_range as ss's is_ephemeral reads it, once per run."""
         if self._ephemeral is None:
+            from sockscope.kernel.iproute import ephemeral_range  # only for service names
+
             self._ephemeral = ephemeral_range(self.environ)
         return self._ephemeral
 

@@ -18,7 +18,6 @@ from itertools import chain
 from sockscope.errors import KillError, NetlinkError
 from sockscope.kernel import abi, netlink
 from sockscope.tables.context import Context
-from sockscope.tables.inet import procfs
 from sockscope.tables.inet.record import decode_inet, decode_inet_dump
 
 TYPE_CHECKING = False
@@ -345,6 +344,8 @@ def _deficit(buf: bytearray, length: int) -> str | None:
 
 def inet_proc(ctx: Context, table: str) -> Iterator[InetSocket]:
     """The /proc/net fallbacks of tcp_show, udp_show and raw_show."""
+    from sockscope.tables.inet import procfs  # the fallback: off the netlink path
+
     sel = ctx.sel
     env = ctx.environ
     name = {"tcp": "tcp", "udp": "udp", "raw": "raw"}[table]
