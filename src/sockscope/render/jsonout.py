@@ -62,6 +62,10 @@ class Writer:
         encodes the namespace once, not once per socket).
         """
         text = self.encode(d)
+        if "\\udc" in text:
+            # a name that is not UTF-8 (kept as surrogate escapes) would be a lone
+            # surrogate, which is not valid UTF-8 JSON: write it losslessly instead
+            text = self.encode(bytes_as_latin1(d))
         if tail:
             text = text[:-1] + ("," if len(text) > 2 else "") + tail + "}"
         if self.lines:
@@ -98,6 +102,30 @@ class Writer:
 
     def _write(self, text: str) -> None:
         self.out.write(text.encode("ascii"))
+
+
+def bytes_as_latin1(d: dict[str, object]) -> dict[str, object]:
+    """A copy of ``d`` where each string holding bytes that are not UTF-8 (surrogate
+    escapes, as os.fsdecode gives them) is replaced by the latin-1 text of its raw bytes
+    (one code point U+0000..U+00FF per byte: ``value.encode("latin-1")`` gives them back)
+    and flagged by a sibling key ``<key>_encoding: "latin-1"``."""
+    out: dict[str, object] = {}
+    for key, value in d.items():
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raw = value.encode("utf-8", "surrogateescape")
+                out[key] = raw.decode("latin-1")
+                out[key + "_encoding"] = "latin-1"
+                continue
+        if isinstance(value, dict):
+            out[key] = bytes_as_latin1(value)
+        elif isinstance(value, list):
+            out[key] = [bytes_as_latin1(v) if isinstance(v, dict) else v for v in value]
+        else:
+            out[key] = value
+    return out
 
 
 def summary_dict(summary: object) -> dict[str, object]:

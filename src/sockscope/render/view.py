@@ -103,6 +103,10 @@ class View:
 
     def address(self, family: int, data: bytes) -> str:
         """inet_ntop text of an address, memoised (most hosts have few addresses)."""
+        if family != abi.AF_INET and family != abi.AF_INET6:
+            from sockscope.render.names import addr_text
+
+            return addr_text(family, data)  # a damaged dump: any family
         text = self._addrs.get(data)
         if text is None:
             text = socket.inet_ntop(family, data)

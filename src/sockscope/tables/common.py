@@ -24,6 +24,7 @@ from operator import itemgetter
 
 from sockscope.errors import NetlinkError
 from sockscope.kernel import abi, netlink
+from sockscope.tables import MODULES
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -36,16 +37,6 @@ if TYPE_CHECKING:
     from sockscope.render.printer import Printer
     from sockscope.render.view import View
     from sockscope.tables.context import Context
-
-#: table name (as tables.walk.ORDER spells it) -> module implementing it
-MODULES = {
-    "unix": "unix",
-    "packet": "packet",
-    "netlink": "netlink",
-    "vsock": "vsock",
-    "tipc": "tipc",
-    "xdp": "xdp",
-}
 
 
 def _module(name: str):  # type: ignore[no-untyped-def]

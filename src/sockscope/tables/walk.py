@@ -11,7 +11,7 @@ from __future__ import annotations
 from functools import partial
 
 from sockscope.kernel import abi
-from sockscope.tables import common
+from sockscope.tables import MODULES
 from sockscope.tables.inet import source
 
 TYPE_CHECKING = False
@@ -84,5 +84,7 @@ def walk(ctx: Context, *, inet_only: bool = False) -> Iterator[Table]:
                 dg_proto = source.INET_TABLES[name][2]
                 opener = partial(source.inet_table, ctx, name)
                 yield Table(name, True, dg_proto, opener=opener)
-        elif not inet_only and name in common.MODULES:
+        elif not inet_only and name in MODULES:
+            from sockscope.tables import common  # not on the path of an inet listing
+
             yield Table(name, False, None, common.records(name, ctx))

@@ -37,8 +37,6 @@ if TYPE_CHECKING:
 
     Rows = list[tuple[str, ...]]
 
-#: messages handed to the row maker at once when replaying a recorded dump
-_REPLAY_STEP = 512
 _END = object()
 
 
@@ -52,9 +50,9 @@ def table_rows(ctx: Context, name: str, inet_rows: InetRows) -> Iterator[Rows] |
     if protocol == abi.IPPROTO_RAW:
         return None  # the real protocol comes from an attribute: few sockets, Python
     env = ctx.environ
-    if name == "tcp" and "TCPDIAG_FILE" in env:
-        return _replay(ctx, _maker(mod, ctx, inet_rows, protocol, -1), env["TCPDIAG_FILE"])
-    if env_var in env or "PROC_ROOT" in env:
+    if (name == "tcp" and "TCPDIAG_FILE" in env) or env_var in env or "PROC_ROOT" in env:
+        # a recorded dump is read as ss reads it, in bounded pieces with its damage
+        # rules (source.tcpdiag_file): the Python path
         return None
     maker = _maker(mod, ctx, inet_rows, protocol, ctx.sel.families)
     return _netlink(ctx, maker, protocol, inet_rows)
@@ -80,37 +78,6 @@ def _maker(mod: Any, ctx: Context, inet_rows: InetRows, protocol: int, families:
         numeric=p.resolver.numeric,
         hosts=p.resolver.resolve_hosts,
     )
-
-
-def _replay(ctx: Context, maker: Any, path: str) -> Iterator[Rows]:
-    """tcpdiag_file's rows (TCPDIAG_FILE): the messages before any damage, then ss's
-    message; neither states nor families are applied, only the filter."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        import os
-
-        ctx.warn(f"fopen($TCPDIAG_FILE): {os.strerror(e.errno or 0)}")
-        return
-    starts: list[int] = []
-    err = None
-    try:
-        for _mtype, _buf, off, _length in netlink.replay(data):
-            starts.append(off)
-    except NetlinkError as e:
-        err = e
-    if starts:
-        last = starts[-1]
-        length = netlink.HDR_UNPACK(data, last)[0]
-        starts.append(last + ((length + 3) & ~3))
-        for i in range(0, len(starts) - 1, _REPLAY_STEP):
-            lo, hi = starts[i], starts[min(i + _REPLAY_STEP, len(starts) - 1)]
-            out: Rows = []
-            maker.feed(data[lo:hi], -1, out)
-            yield out
-    if err is not None:
-        ctx.warn_raw(err.message)
 
 
 def _receiver(sock: Any, request: bytes, seq: int, queue: SimpleQueue[Any]) -> None:

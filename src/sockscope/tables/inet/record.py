@@ -171,10 +171,18 @@ class InetSocket(_Tuple):
     @property
     def local_addr(self) -> str:
         """The local address as inet_ntop text (``::ffff:127.0.0.1`` for mapped ones)."""
+        if self[FAMILY] != abi.AF_INET and self[FAMILY] != abi.AF_INET6:
+            from sockscope.render.names import addr_text
+
+            return addr_text(self[FAMILY], self.local_data)  # a damaged dump: any family
         return socket.inet_ntop(self[FAMILY], self.local_data)
 
     @property
     def peer_addr(self) -> str:
+        if self[FAMILY] != abi.AF_INET and self[FAMILY] != abi.AF_INET6:
+            from sockscope.render.names import addr_text
+
+            return addr_text(self[FAMILY], self.remote_data)
         return socket.inet_ntop(self[FAMILY], self.remote_data)
 
     #: the names of the data view (``local_addr``/``peer_addr`` are kept as aliases)
@@ -196,7 +204,9 @@ class InetSocket(_Tuple):
 
     @property
     def state_name(self) -> str:
-        return abi.STATE_NAMES[self[STATE]]
+        states = abi.STATE_NAMES
+        state: int = self[STATE]
+        return states[state] if state < len(states) else "UNKNOWN"
 
     @property
     def owners(self) -> tuple[Owner, ...] | None:
