@@ -4,8 +4,8 @@
 starting with its local time (ISO 8601, microseconds), flushed as it is written so a
 pipe sees it at once; ``--json-lines`` (or ``--json``) writes each as a JSON object with
 ``time``, ``event`` and the socket's data. Ctrl-C (SIGINT) or SIGTERM ends it: what was
-written stays complete, and the status is the shell's for a process killed by the signal,
-as ss is (130 for SIGINT, 143 for SIGTERM).
+written stays complete. SIGINT ends the command as it ends ss (main() lets the process die
+of it); SIGTERM returns 143, the shell's status for a process killed by SIGTERM.
 
 ``--top-view`` redraws a full screen every interval (stdlib :mod:`curses`): the groups
 of ``--count-by`` when given, else the busiest connections by rate (bytes acked plus
