@@ -1,6 +1,11 @@
 """setuptools hook; the project's metadata and configuration are in pyproject.toml.
 
-The only thing set here: the sdist keeps the symbolic links of the test fixtures. The
+Two things are set here. The optional compiled core ``sockscope._core`` (one C file, see
+src/sockscope/_core.c) is built when a C compiler and the Python headers are present;
+when the build fails the install still succeeds and sockscope runs in pure Python
+(``sockscope.backend()`` says which). ``SOCKSCOPE_NO_EXT=1`` skips the build on purpose.
+
+And the sdist keeps the symbolic links of the test fixtures. The
 golden cases hold fake ``/proc/PID/fd`` directories whose entries are links to
 ``socket:[INODE]`` (dangling, as in the real /proc), which setuptools' file list skips.
 Without them the tests would not pass from the sdist. Links to absolute paths (the fixtures'
@@ -11,8 +16,10 @@ left out: ``build`` and ``pip`` refuse to unpack an sdist that holds one.
 from __future__ import annotations
 
 import os
+import sys
 
-from setuptools import setup
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 from setuptools.command.sdist import sdist
 
 #: trees whose symbolic links are carried into the sdist as links
@@ -37,4 +44,39 @@ class SdistWithLinks(sdist):
                     os.symlink(target, dst)
 
 
-setup(cmdclass={"sdist": SdistWithLinks})
+class OptionalBuildExt(build_ext):
+    """build_ext that never fails the install: a missing compiler or Python.h (or any
+    other build error) leaves the pure-Python package, with a warning."""
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except Exception as e:  # noqa: BLE001 - any build failure means pure Python
+            self._skip(e)
+
+    def build_extension(self, ext: Extension) -> None:
+        try:
+            super().build_extension(ext)
+        except Exception as e:  # noqa: BLE001
+            self._skip(e)
+
+    @staticmethod
+    def _skip(e: BaseException) -> None:
+        print(f"warning: sockscope._core not built ({e}); using pure Python", file=sys.stderr)
+
+
+EXT_MODULES = []
+if os.environ.get("SOCKSCOPE_NO_EXT", "") in ("", "0"):
+    EXT_MODULES.append(
+        Extension(
+            "sockscope._core",
+            sources=["src/sockscope/_core.c"],
+            extra_compile_args=["-O2", "-std=c11", "-D_DEFAULT_SOURCE"],
+            optional=True,
+        )
+    )
+
+setup(
+    cmdclass={"sdist": SdistWithLinks, "build_ext": OptionalBuildExt},
+    ext_modules=EXT_MODULES,
+)

@@ -18,7 +18,7 @@ WHEEL = [
     "{data}/share/bash-completion/completions/sockscope",
     "{data}/share/zsh/site-functions/_sockscope",
     "{info}/licenses/LICENSE",
-    "{info}/entry_points.txt",
+    "{scripts}/sockscope",
 ]
 SDIST = [
     "README.md",
@@ -38,6 +38,8 @@ SDIST = [
     "tests/golden",
     "src/sockscope/py.typed",
     "src/sockscope/schema/sockscope.schema.json",
+    "src/sockscope/_core.c",
+    "scripts/sockscope",
 ]
 
 
@@ -47,21 +49,25 @@ def main(dist: Path) -> int:
     name_version = "-".join(whl.name.split("-")[:2])
     with zipfile.ZipFile(whl) as z:
         in_wheel = set(z.namelist())
-        entry_points = z.read(f"{name_version}.dist-info/entry_points.txt").decode()
+        launcher = z.read(f"{name_version}.data/scripts/sockscope").decode()
     top = sdist.name.removesuffix(".tar.gz") + "/"
     with tarfile.open(sdist) as t:
         in_sdist = {n.removeprefix(top) for n in t.getnames()}
     missing = [
         n
         for n in (
-            p.format(data=f"{name_version}.data/data", info=f"{name_version}.dist-info")
+            p.format(
+                data=f"{name_version}.data/data",
+                scripts=f"{name_version}.data/scripts",
+                info=f"{name_version}.dist-info",
+            )
             for p in WHEEL
         )
         if n not in in_wheel
     ]
     missing += [f"sdist:{n}" for n in SDIST if n not in in_sdist]
-    if "sockscope = sockscope.cli:main" not in entry_points:
-        missing.append("console script sockscope = sockscope.cli:main")
+    if "from sockscope.cli import main" not in launcher:
+        missing.append("the launcher script sockscope (scripts/sockscope)")
     if missing:
         print("missing from the archives:", *missing, sep="\n  ", file=sys.stderr)
         return 1

@@ -1,19 +1,20 @@
 #!/usr/bin/env python3
 """Benchmark sockscope against ss on namespaces full of real sockets.
 
-    sudo python benchmarks/bench.py [--sizes 1000,10000,100000] [--reps 5]
-        [--ss /usr/bin/ss] [--cand 'python -m sockscope']
+    sudo python benchmarks/bench.py [--sizes 300,10000,90000] [--reps 5]
+        [--ss /usr/bin/ss] [--cand 'python -m sockscope'] [--filler CMD]
         [--cmd '-tan' --cmd '-tani' ...] [--keep]
 
-Runs from a clone: nothing outside the repository is needed but root, ``ip``, ``nsenter``
-and the ss to compare with.  For each size, the project's ``tests/tools/fill.py``
-fills a private network namespace (loopback only) with about N sockets of every kind
-(``fill.py up NAME N --seed S``).  Each
+For each size, ``benchmarks/fill.py up NAME N`` (in this repository) fills a private
+network namespace (loopback only) with about N TCP sockets (``--filler`` takes another
+filler with the same ``up NAME N`` / ``down NAME`` interface).
+sockscope runs twice per command, with its compiled core and with SOCKSCOPE_PURE=1.  Each
 command then runs inside it (``nsenter --net=...``, which execs the tool in place,
 so ``os.wait4`` reports the tool's own peak RSS) alternately for ss and sockscope,
 ``--reps`` times each after one untimed warm-up run, output to /dev/null.
-Reported per command: median wall time of each, the ratio sockscope/ss, and peak
-RSS (``ru_maxrss``).  A command a tool rejects (non-zero exit) is shown as n/a.
+Reported per command: median wall time of each, the ratio to ss, median CPU time
+(user+sys, of the tool and its threads) and peak RSS (``ru_maxrss``). A command a tool
+rejects (non-zero exit) is shown as n/a.
 The result is a Markdown table on stdout (progress goes to stderr).
 Not run in CI: it needs root and minutes per size.
 """
@@ -31,18 +32,15 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests" / "tools"))
-import fill  # noqa: E402
-
-DEFAULT_CMDS = ["-tan", "-tanp", "-tani", "-tan dport = :6379", "-tan --json-lines", "-an", "-s"]
+DEFAULT_CMDS = ["-tan", "-tanp", "-tani", "-tan dport = :7003", "-tan --json-lines", "-an", "-s"]
 
 
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def run_once(argv: list[str], env: dict[str, str]) -> tuple[int, float, int]:
-    """(exit status, wall seconds, peak RSS in KiB) of one run.
+def run_once(argv: list[str], env: dict[str, str]) -> tuple[int, float, int, float]:
+    """(exit status, wall seconds, peak RSS in KiB, CPU seconds) of one run.
 
     The peak RSS comes from GNU time when it is installed: a child forked straight from
     this driver would carry the driver's own pages into its ru_maxrss (it survives
@@ -51,7 +49,7 @@ def run_once(argv: list[str], env: dict[str, str]) -> tuple[int, float, int]:
     gnu_time = "/usr/bin/time"
     use_time = os.access(gnu_time, os.X_OK)
     with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss:
-        cmd = [gnu_time, "-f", "%M", "-o", rss.name, *argv] if use_time else argv
+        cmd = [gnu_time, "-f", "%U %S %M", "-o", rss.name, *argv] if use_time else argv
         t0 = time.perf_counter()
         proc = subprocess.Popen(
             cmd,
@@ -64,11 +62,14 @@ def run_once(argv: list[str], env: dict[str, str]) -> tuple[int, float, int]:
         wall = time.perf_counter() - t0
         code = os.waitstatus_to_exitcode(status)
         peak = usage.ru_maxrss
+        cpu = usage.ru_utime + usage.ru_stime
         if use_time:
             text = rss.read().split()
-            # GNU time writes "Command exited with non-zero status N" before %M
-            peak = int(text[-1]) if text and text[-1].isdigit() else peak
-    return code, wall, peak
+            # GNU time writes "Command exited with non-zero status N" before its fields
+            if len(text) >= 3 and text[-1].isdigit():
+                peak = int(text[-1])
+                cpu = float(text[-3]) + float(text[-2])
+    return code, wall, peak, cpu
 
 
 class Tool:
@@ -81,21 +82,26 @@ def bench_command(netns: str, tools: list[Tool], args: str, reps: int) -> dict[s
     words = shlex.split(args)
     results: dict[str, dict] = {}
     for tool in tools:  # warm-up, and drop tools that reject the command
-        status, _, _ = run_once([*enter, *tool.argv, *words], tool.env)
-        results[tool.name] = {"ok": status == 0, "wall": [], "rss": []}
+        status, _, _, _ = run_once([*enter, *tool.argv, *words], tool.env)
+        results[tool.name] = {"ok": status == 0, "wall": [], "rss": [], "cpu": []}
     for _ in range(reps):
         for tool in tools:  # alternate, so drift hits both alike
             res = results[tool.name]
             if res["ok"]:
-                status, wall, rss = run_once([*enter, *tool.argv, *words], tool.env)
+                status, wall, rss, cpu = run_once([*enter, *tool.argv, *words], tool.env)
                 res["ok"] = status == 0
                 res["wall"].append(wall)
                 res["rss"].append(rss)
+                res["cpu"].append(cpu)
     return results
 
 
 def fmt_time(res: dict) -> str:
     return f"{statistics.median(res['wall']):.3f}" if res["ok"] and res["wall"] else "n/a"
+
+
+def fmt_cpu(res: dict) -> str:
+    return f"{statistics.median(res['cpu']):.3f}" if res["ok"] and res["cpu"] else "n/a"
 
 
 def fmt_rss(res: dict) -> str:
@@ -110,9 +116,8 @@ def ratio(cand: dict, ref: dict) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--sizes", default="1000,10000,100000")
+    ap.add_argument("--sizes", default="300,10000,90000")
     ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--ss", default="/usr/bin/ss")
     ap.add_argument(
         "--cand",
@@ -120,14 +125,17 @@ def main() -> int:
         help="sockscope command (default: %(default)s, with PYTHONPATH=<repo>/src); "
         "'sockscope' runs the installed console script",
     )
+    ap.add_argument(
+        "--filler",
+        default=shlex.join([sys.executable, str(REPO / "benchmarks" / "fill.py")]),
+        help="socket filler command taking `up NAME N` and `down NAME` (default: %(default)s)",
+    )
     ap.add_argument("--cmd", action="append", help=f"ss arguments (default: {DEFAULT_CMDS})")
     ap.add_argument("--keep", action="store_true", help="leave the namespaces up")
     a = ap.parse_args()
-    problem = fill.live_problem()
-    if problem:
-        sys.exit(f"bench.py: {problem}")
-    if not os.access(a.ss, os.X_OK):
-        sys.exit(f"bench.py: {a.ss} is not executable (use --ss)")
+    if os.geteuid() != 0:
+        sys.exit("bench.py: needs root (network namespaces)")
+    filler = shlex.split(a.filler)
     base = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "LC_ALL": "C",
@@ -136,42 +144,51 @@ def main() -> int:
     version = subprocess.run(
         [a.ss, "-V"], capture_output=True, text=True, check=False
     ).stdout.strip()
+    cand_env = dict(base)
+    if a.cand.endswith("-m sockscope"):
+        cand_env["PYTHONPATH"] = str(REPO / "src")
     tools = [
         Tool("ss", [a.ss], base),
-        Tool("sockscope", shlex.split(a.cand), dict(base, PYTHONPATH=str(REPO / "src"))),
+        Tool("compiled", shlex.split(a.cand), cand_env),
+        Tool("pure", shlex.split(a.cand), dict(cand_env, SOCKSCOPE_PURE="1")),
     ]
     cmds = a.cmd or DEFAULT_CMDS
     print(
-        f"ss: `{a.ss}` ({version}); sockscope: `{a.cand}`; median of {a.reps} alternated "
+        f"ss: `{a.ss}` ({version}); sockscope: `{a.cand}` (compiled core, and pure with "
+        f"SOCKSCOPE_PURE=1); median of {a.reps} alternated "
         f"runs, output to /dev/null; RSS = peak `ru_maxrss`; kernel {os.uname().release}, "
         f"{os.cpu_count()} CPUs.\n"
     )
     print(
-        "| sockets | command | ss (s) | sockscope (s) | ratio | ss RSS (MiB) "
-        "| sockscope RSS (MiB) |"
+        "| sockets | command | ss (s) | compiled (s) | ratio | pure (s) | ratio "
+        "| CPU ss / compiled / pure (s) | RSS ss / compiled / pure (MiB) |"
     )
-    print("|---:|---|---:|---:|---:|---:|---:|")
+    print("|---:|---|---:|---:|---:|---:|---:|---|---|")
     for size in (int(s) for s in a.sizes.split(",")):
-        netns = f"sockscope-bench-{os.getpid()}-{size}"
-        log(f"fill.py up {netns} {size} --seed {a.seed} ...")
-        try:
-            report = fill.up(netns, size, a.seed)
-        except (RuntimeError, OSError, subprocess.CalledProcessError) as e:
-            sys.exit(f"bench.py: fill up failed: {e}")
-        log(str(report["counts"]))
+        netns = f"sockscope-bench-{size}"
+        log(f"{a.filler} up {netns} {size} ...")
+        subprocess.run([*filler, "down", netns], capture_output=True, check=False)
+        up = subprocess.run(
+            [*filler, "up", netns, str(size)], capture_output=True, text=True, check=False
+        )
+        if up.returncode:
+            sys.exit(f"bench.py: filler up failed: {up.stderr or up.stdout}")
+        log(up.stdout.strip())
         try:
             for args in cmds:
                 log(f"  {size}: ss {args}")
                 res = bench_command(netns, tools, args, a.reps)
-                ss, cand = res["ss"], res["sockscope"]
+                ss, comp, pure = res["ss"], res["compiled"], res["pure"]
                 print(
-                    f"| {size:,} | `{args}` | {fmt_time(ss)} | {fmt_time(cand)} | "
-                    f"{ratio(cand, ss)} | {fmt_rss(ss)} | {fmt_rss(cand)} |",
+                    f"| {size:,} | `{args}` | {fmt_time(ss)} | {fmt_time(comp)} | "
+                    f"{ratio(comp, ss)} | {fmt_time(pure)} | {ratio(pure, ss)} | "
+                    f"{fmt_cpu(ss)} / {fmt_cpu(comp)} / {fmt_cpu(pure)} | "
+                    f"{fmt_rss(ss)} / {fmt_rss(comp)} / {fmt_rss(pure)} |",
                     flush=True,
                 )
         finally:
             if not a.keep:
-                fill.down(netns)
+                subprocess.run([*filler, "down", netns], capture_output=True, check=False)
     return 0
 
 

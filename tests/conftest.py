@@ -74,6 +74,31 @@ def oracle_path() -> str:
     return ORACLE
 
 
+def _compiled_available() -> bool:
+    try:
+        import sockscope._core  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.fixture(params=["compiled", "pure"])
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test against both backends: the C core and pure Python (SOCKSCOPE_PURE=1).
+
+    The commands the tests start inherit the choice through the environment
+    (goldtest.Case.environ, netns.tool_env). Without a built core the compiled variant
+    is skipped; tests/test_core.py fails instead when CI expects the core.
+    """
+    if request.param == "compiled":
+        if not _compiled_available():
+            pytest.skip("the compiled core is not built (pure Python only)")
+        monkeypatch.delenv("SOCKSCOPE_PURE", raising=False)
+    else:
+        monkeypatch.setenv("SOCKSCOPE_PURE", "1")
+    return str(request.param)
+
+
 def pytest_addoption(parser):  # type: ignore[no-untyped-def]
     parser.addoption(
         "--update-golden",

@@ -75,6 +75,8 @@ class Case:
         env = dict(BASE_ENV)
         env["PATH"] = os.environ.get("PATH", BASE_ENV["PATH"])
         env.update(extra or {})
+        if "SOCKSCOPE_PURE" in os.environ:  # the backend fixture's choice (conftest.py)
+            env["SOCKSCOPE_PURE"] = os.environ["SOCKSCOPE_PURE"]
         env.update(self.env)
         return env
 
@@ -176,13 +178,21 @@ def update(case: Case, ss: str) -> Case:
 
 def sockscope_addition(argv: list[str]) -> bytes:
     """What sockscope prints after ss's bytes (QUIRKS.md, "Beyond ss"): its own options
-    after ``-h``'s usage text, its version after ``--version``'s line; else nothing."""
-    from sockscope.cli.usage import SOCKSCOPE_HELP, sockscope_version
+    after ``-h``'s usage text, its version after ``--version``'s line; else nothing.
+    The version line names the backend that the command run with this environment uses
+    (``SOCKSCOPE_PURE``, set by the ``backend`` fixture, or the compiled core if built)."""
+    import importlib.util
+
+    import sockscope
+    from sockscope.cli.usage import SOCKSCOPE_HELP
 
     if argv in (["-h"], ["--help"]):
         return SOCKSCOPE_HELP.encode()
     if argv == ["--version"]:
-        return sockscope_version().encode()
+        pure = os.environ.get("SOCKSCOPE_PURE", "") not in ("", "0")
+        built = importlib.util.find_spec("sockscope._core") is not None
+        name = "compiled C core" if built and not pure else "pure Python"
+        return f"sockscope {sockscope.__version__} (backend: {name})\n".encode()
     return b""
 
 

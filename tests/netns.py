@@ -120,6 +120,8 @@ def tool_env(**extra: str) -> dict[str, str]:
         "HOME": os.environ.get("HOME", "/root"),
         "PYTHONPATH": str(REPO / "src"),
     }
+    if "SOCKSCOPE_PURE" in os.environ:  # the backend fixture's choice (conftest.py)
+        env["SOCKSCOPE_PURE"] = os.environ["SOCKSCOPE_PURE"]
     env.update(extra)
     return env
 

@@ -20,6 +20,10 @@ PKG = Path(__file__).resolve().parent.parent / "src" / "sockscope"
 LAYERS = {
     "errors": 0,
     "options": 0,
+    # the choice of implementation: compiled core or pure Python. The C extension
+    # sockscope._core (src/sockscope/_core.c, not read by this test) is a leaf at this
+    # layer too: it imports no sockscope module, and is reached only through accel
+    "accel": 0,
     "kernel": 1,
     "query": 2,
     "render": 2,

@@ -54,8 +54,14 @@ def test_j_is_not_an_ss_option() -> None:
 
 
 def test_version_adds_one_line_after_ss() -> None:
-    want = f"{VERSION}sockscope {sockscope.__version__} (backend: pure Python)\n".encode()
-    for argv in (["--version"], ["--vers"], ["-t", "--version"]):
+    for pure, name in (("1", "pure Python"), ("0", None)):
+        out = run(["--version"], SOCKSCOPE_PURE=pure)[0]
+        first, second = out.decode().splitlines()
+        assert first + "\n" == VERSION
+        assert second.startswith(f"sockscope {sockscope.__version__} (backend: ")
+        assert name is None or second.endswith(f"(backend: {name})")
+    want = run(["--version"])[0]
+    for argv in (["--vers"], ["-t", "--version"]):
         assert run(argv) == (want, b"", 0), argv
     for argv in (["-V"], ["-v"], ["-Vt"]):
         assert run(argv) == (VERSION.encode(), b"", 0), argv
@@ -84,8 +90,13 @@ def test_help_adds_a_section_after_ss_usage() -> None:
 
 
 def test_help_section_names_every_own_option() -> None:
-    for word in ("-j, --json", "--json-lines", "--jsonl", "--version"):
-        assert word in SOCKSCOPE_HELP
+    from sockscope.cli.command import LONGOPTS
+
+    own = [name for name, _arg, _key in LONGOPTS[[o[0] for o in LONGOPTS].index("json") :]]
+    assert "json-lines" in own and "count-by" in own
+    for name in [*own, "version"]:
+        assert f"--{name}" in SOCKSCOPE_HELP, name
+    assert "-j, --json" in SOCKSCOPE_HELP
 
 
 @needs_oracle

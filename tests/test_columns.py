@@ -26,6 +26,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent / "tools"))
 import synthdump
 
+#: every test here runs against both backends, compiled and pure (conftest.py)
+pytestmark = pytest.mark.usefixtures("backend")
+
 ROOT = Path(__file__).resolve().parent.parent
 
 ORACLE_SHA256 = {
@@ -62,6 +65,8 @@ def test_batches_like_ss(big_dump: Path, args: str, columns: str) -> None:
         "PYTHONPATH": str(ROOT / "src"),
         "TCPDIAG_FILE": str(big_dump),
     }
+    if "SOCKSCOPE_PURE" in os.environ:  # the backend fixture's choice
+        env["SOCKSCOPE_PURE"] = os.environ["SOCKSCOPE_PURE"]
     if columns:
         env["COLUMNS"] = columns
     out = subprocess.run(

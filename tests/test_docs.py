@@ -37,10 +37,9 @@ def test_quick_start_is_two_commands() -> None:
     block = re.search(r"## Quick start\n\n```sh\n(.*?)```", readme, re.S)
     assert block, "README has a Quick start code block"
     lines = [x for x in block.group(1).splitlines() if x.strip()]
-    assert lines == [
-        "pip install . && sockscope -tan",
-        "pip install '.[test]' && python -m pytest -q",
-    ]
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("pip install ") and lines[0].endswith("&& sockscope -tan")
+    assert "[test]" in lines[1] and lines[1].endswith("&& python -m pytest -q")
 
 
 def test_local_links_resolve() -> None:

@@ -6,6 +6,9 @@ import pytest
 
 import goldtest
 
+#: every test here runs against both backends, compiled and pure (conftest.py)
+pytestmark = pytest.mark.usefixtures("backend")
+
 CASES = goldtest.all_cases()
 
 

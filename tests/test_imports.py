@@ -4,8 +4,8 @@
 cumulative cost in microseconds.  It runs in a fresh interpreter with ``-S``:
 ``site`` and the ``.pth`` files of whatever environment runs the tests may
 import ``typing`` and friends first, which would hide sockscope's own imports.
-Startup cost is the sum of the cumulative times of the top-level imports made
-by ``import sockscope.cli`` (interpreter start-up modules excluded).
+The start-up budget is a count of sockscope's own modules that ``import
+sockscope.cli`` loads, not a time: time is the benchmark's to measure.
 """
 
 from __future__ import annotations
@@ -19,8 +19,6 @@ import pytest
 
 SRC = Path(__file__).resolve().parent.parent / "src"
 FORBIDDEN = ("argparse", "dataclasses", "inspect", "typing", "ipaddress", "json", "pyroute2")
-#: cumulative import time of the sockscope package, in milliseconds (importtime clock)
-BUDGET_MS = float(os.environ.get("SOCKSCOPE_IMPORT_BUDGET_MS", "40"))
 
 
 def importtime(code: str) -> list[tuple[str, int, int, int]]:
@@ -59,13 +57,14 @@ def test_heavy_module_not_imported(cli_imports: list[tuple[str, int, int, int]],
     assert not loaded, f"`import sockscope.cli` pulls in {loaded}"
 
 
-def test_startup_budget(cli_imports: list[tuple[str, int, int, int]]) -> None:
-    names = [m for m, *_ in cli_imports]
+#: how many of its own modules ``import sockscope.cli`` may load (counted, not timed: a
+#: timed test fails on a busy machine; benchmarks/bench.py measures the time)
+MODULE_BUDGET = int(os.environ.get("SOCKSCOPE_IMPORT_MODULE_BUDGET", "18"))
+
+
+def test_startup_module_budget(cli_imports: list[tuple[str, int, int, int]]) -> None:
+    names = sorted({m for m, *_ in cli_imports if m.split(".")[0] == "sockscope"})
     assert "sockscope.cli" in names
-    total = sum(cum for _, depth, _, cum in cli_imports if depth == 0)
-    worst = sorted(((own, m) for m, _, own, _ in cli_imports), reverse=True)[:5]
-    detail = ", ".join(f"{m} {own / 1000:.1f}" for own, m in worst)
-    assert total / 1000 < BUDGET_MS, (
-        f"import sockscope.cli costs {total / 1000:.1f} ms cumulative, budget {BUDGET_MS} ms "
-        f"(largest self times, ms: {detail})"
+    assert len(names) <= MODULE_BUDGET, (
+        f"import sockscope.cli loads {len(names)} modules, budget {MODULE_BUDGET}: {names}"
     )

@@ -24,6 +24,9 @@ import pytest
 import goldtest
 import netns
 
+#: every test here runs against both backends, compiled and pure (conftest.py)
+pytestmark = pytest.mark.usefixtures("backend")
+
 REASON = netns.live_reason()
 live = pytest.mark.live
 needs_root = pytest.mark.skipif(REASON is not None, reason=REASON or "")

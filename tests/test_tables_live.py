@@ -41,6 +41,9 @@ import goldtest  # noqa: E402
 import netns  # noqa: E402
 from conftest import ORACLE_REASON  # noqa: E402
 
+#: every test here runs against both backends, compiled and pure (conftest.py)
+pytestmark = pytest.mark.usefixtures("backend")
+
 REASON = netns.live_reason()
 ORACLE, IS71 = netns.oracle()
 live = pytest.mark.live

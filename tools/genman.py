@@ -100,6 +100,7 @@ class Opt:
     kind: str = ""  # what to complete for the argument: family, table, netns, file
     group: str = "general"
     origin: str = "ss"  # "ss" (an ss 7.1 option) or "sockscope" (sockscope's own)
+    optional: str = ""  # metavariable of an optional ``=VALUE`` (a flag to completions)
 
 
 GROUPS = (
@@ -109,6 +110,7 @@ GROUPS = (
     ("info", "What to show about each socket"),
     ("modes", "Other modes"),
     ("json", "Machine-readable output (sockscope's own)"),
+    ("answers", "Answers instead of listings (sockscope's own)"),
 )
 
 # fmt: off
@@ -125,7 +127,8 @@ OPTIONS: tuple[Opt, ...] = (
         "as well, as in ss."),
     Opt("", ("version",), "", "print the ss version line and sockscope's version",
         "Print ss's version line, byte for byte as `-V` does, then a second line, "
-        "`sockscope` ''X.Y.Z'' `(backend: pure Python)`, and exit with status 0. In ss, "
+        "`sockscope` ''X.Y.Z'' `(backend: pure Python)` (or `compiled C core`), and exit with "
+        "status 0. In ss, "
         "`--version` is the long form of `-V`; scripts that read the first line keep "
         "working. `-V` prints ss's line alone.", origin="sockscope"),
     Opt("H", ("no-header",), "", "suppress the header line",
@@ -235,8 +238,23 @@ OPTIONS: tuple[Opt, ...] = (
     Opt("E", ("events",), "", "display sockets as they are destroyed",
         "Keep running and print each socket as the kernel destroys it.", group="modes"),
     Opt("N", ("net",), "NSNAME", "switch to a network namespace",
-        "Run in the named network namespace (one of /var/run/netns).",
+        "Run in the named network namespace (one of /var/run/netns). sockscope also takes, "
+        "when no such name exists, `pid:`''PID'' (the namespace of a process) and the path "
+        "of a namespace file (`/proc/`''PID''`/ns/net`, a bind mount).",
         kind="netns", group="modes"),
+    Opt("", ("all-netns",), "", "list every network namespace of the host",
+        "List every network namespace of the host, each once: the names under "
+        "/var/run/netns, the other namespace bind mounts and the namespace of every process "
+        "(deduplicated by inode). Before each one's output comes a line `# netns "
+        "net:[`''INODE''`] name=`''NAME'' `pid=`''PID'' `container=`''RUNTIME''`:`''ID'' "
+        "`pod=`''UID'' (fields present when known; `pid=none` for a namespace no process "
+        "is in, `unit=`''UNIT'' when the processes are in no container), then exactly what "
+        "ss prints inside that namespace. The container (Docker, containerd, CRI-O, podman, "
+        "Kubernetes) is read from the cgroup path of the namespace's processes. With "
+        "`--json`, every socket has a `netns` object. `-K` needs a filter; `-N`, `-D` and "
+        "`-E` cannot be combined with it. Namespaces that cannot be entered (no "
+        "CAP_SYS_ADMIN) are skipped with a note, and the exit status is 1.",
+        group="modes", origin="sockscope"),
     Opt("D", ("diag",), "FILE", "dump raw TCP socket information to FILE",
         "Print nothing: write the raw netlink answers about TCP sockets, after filtering, "
         "to ''FILE'' (`-` is standard output).", kind="file", group="modes"),
@@ -250,6 +268,42 @@ OPTIONS: tuple[Opt, ...] = (
     Opt("", ("json-lines", "jsonl"), "", "write one JSON object per socket per line",
         "Write one JSON object per socket per line; see JSON OUTPUT.", group="json",
         origin="sockscope"),
+    Opt("", ("count-by",), "KEY[,KEY...]", "count the sockets per group of keys",
+        "Print a table `COUNT KEY... RECV-Q SEND-Q` instead of the sockets: one row per "
+        "group of sockets with the same values of the keys, biggest group first (ties by "
+        "the key values, ascending), with the sums of their queues; with `-i` also "
+        "`BYTES-ACKED BYTES-RECEIVED RETRANS`. Keys: `state`, `netid`, `family`, "
+        "`local_address`, `local_port`, `peer_address`, `peer_prefix/`''N'' (''N'' bits of "
+        "IPv4 and IPv6 addresses; `peer_prefix/`''N''`/`''M'': ''M'' bits of IPv6), "
+        "`peer_port`, `process` and `pid` (the first owner `-p` shows), `uid`, `cgroup`, "
+        "`netns`, `container`, and `recv_q`, `send_q`, `inode`, `cookie`, `rtt`, `cwnd`, "
+        "`bytes_acked`, `bytes_received`, `retrans` (the last five need `-i`). A key a "
+        "socket has no value for shows `-`. With `--json` or `--json-lines`, each group is "
+        "`{\"group\": {...}, \"count\": N, \"recv_q\": ..., \"send_q\": ...}`. Memory "
+        "grows with the number of groups, not of sockets.",
+        group="answers", origin="sockscope"),
+    Opt("", ("top",), "N", "keep the first N groups or rows",
+        "Keep the first ''N'' groups of `--count-by`, rows of `--sort` or lines of "
+        "`--top-view`.", group="answers", origin="sockscope"),
+    Opt("", ("sort",), "[-]KEY[,...]", "list the sockets in key order",
+        "List the sockets ordered by the keys of `--count-by` (`-` before a key: "
+        "descending; missing values last); ties keep ss's order. The rows and their "
+        "layout are ss's, for the rows shown.", group="answers", origin="sockscope"),
+    Opt("", ("watch",), "", "print what changes, every SECONDS (default 1)",
+        "Every ''SECONDS'' (default 1) compare a snapshot of the TCP, UDP, MPTCP and RAW "
+        "sockets with the previous one and print a line per change, starting with the "
+        "time: `new`, `closed` (with the lifetime and, from the kernel's destruction "
+        "events, the last counters; a connection that opened and closed between two "
+        "snapshots is reported too), `state` (old->new), and with `-i` `rate` (bytes "
+        "acked and received and retransmits per second). Sockets are keyed by network "
+        "namespace and cookie. Lines are flushed as written; with `--json-lines`, each "
+        "change is an object with `time` and `event`. Ctrl-C ends it.",
+        group="answers", origin="sockscope", optional="SECONDS"),
+    Opt("", ("top-view",), "", "a full-screen view of --count-by or the busiest sockets",
+        "On a terminal, redraw every interval (`--watch=`''SECONDS'') the groups of "
+        "`--count-by`, or the busiest connections by rate; `q` quits. When standard output "
+        "is not a terminal, print the `--watch` lines. (An option, not a `top` word: a bare "
+        "word is an ss filter.)", group="answers", origin="sockscope"),
 )
 # fmt: on
 
@@ -261,7 +315,7 @@ selection, the filter and the options that add information (`-o -e -m -i -p -T -
 --cgroup --inet-sockopt -s`) work as they do for the text. Options that only change the \
 layout of the text (`-H`, `-O`, column widths, `COLUMNS`) do not change the data.
 
-`--json` (or `-j`) writes one document, `{"schema_version": "1.0", "summary": {...}, \
+`--json` (or `-j`) writes one document, `{"schema_version": "1.1", "summary": {...}, \
 "sockets": [...]}`. It is streamed: the opening, one socket per line as it arrives, then \
 the closing.
 
@@ -270,7 +324,15 @@ arrives; each object starts with `schema_version`. With `-s`, the first line hol
 summary.
 
 Neither keeps a socket after writing it, so memory use is flat however many sockets there \
-are. With `-E`, each destroyed socket is one object, written as it comes.
+are. With `-E`, each destroyed socket is one object, written as it comes. With \
+`--count-by`, the document has `groups` and each line is a group (`group`, `count`, \
+`recv_q`, `send_q`); with `--watch`, each line is a change (`time`, `event`, \
+`netns_inode`, `cookie`, `socket`).
+
+With `--all-netns`, every socket has a `netns` object (`inode`, `name`, `pids`, \
+and, when a process's cgroup names one, `container` with `runtime`, `id`, `pod_uid`), the document ends with \
+`namespaces` (each namespace walked, with its `summary` under `-s`), and with \
+`--json-lines -s` each namespace's summary is a line of its own.
 
 Field names are plain words and carry their unit when there is one (`_us`, `_ms`, \
 `_bytes`, `_bps`). Addresses are text, ports are integers (`0`: no port). A field whose \
@@ -425,7 +487,10 @@ def _opt_head(o: Opt) -> str:
     if o.short:
         parts.append(f"\\fB\\-{o.short}\\fR" + (f" \\fI{arg}\\fR" if arg else ""))
     for name in o.longs:
-        parts.append(f"\\fB\\-\\-{esc(name)}\\fR" + (f"=\\fI{arg}\\fR" if arg else ""))
+        head = f"\\fB\\-\\-{esc(name)}\\fR" + (f"=\\fI{arg}\\fR" if arg else "")
+        if o.optional:
+            head += f"[=\\fI{esc(o.optional)}\\fR]"
+        parts.append(head)
     return ", ".join(parts)
 
 

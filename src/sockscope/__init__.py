@@ -29,17 +29,23 @@ from sockscope.errors import (
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from sockscope.accel import backend
     from sockscope.api import (
         Query,
         Socket,
+        count,
         events,
         kill,
+        namespaces,
         parse_filter,
         socket_types,
         sockets,
         summary,
+        watch,
     )
     from sockscope.cli import main
+    from sockscope.ops.aggregate import Group
+    from sockscope.ops.watch import Change
     from sockscope.tables.common import Owner
     from sockscope.tables.inet.record import InetSocket
     from sockscope.tables.netlink import NetlinkSocket
@@ -51,8 +57,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ArgumentError",
+    "Change",
     "EventError",
     "FilterError",
+    "Group",
     "InetSocket",
     "KillError",
     "NamespaceError",
@@ -70,13 +78,17 @@ __all__ = [
     "VsockSocket",
     "XdpSocket",
     "__version__",
+    "backend",
+    "count",
     "events",
     "kill",
     "main",
+    "namespaces",
     "parse_filter",
     "socket_types",
     "sockets",
     "summary",
+    "watch",
 ]
 
 __version__ = "0.1.0"
@@ -88,9 +100,14 @@ _LAZY = {
     "sockets": ("api", "sockets"),
     "socket_types": ("api", "socket_types"),
     "parse_filter": ("api", "parse_filter"),
+    "namespaces": ("api", "namespaces"),
     "summary": ("api", "summary"),
     "kill": ("api", "kill"),
     "events": ("api", "events"),
+    "count": ("api", "count"),
+    "watch": ("api", "watch"),
+    "Group": ("ops.aggregate", "Group"),
+    "Change": ("ops.watch", "Change"),
     "main": ("cli", "main"),
     "Owner": ("tables.common", "Owner"),
     "InetSocket": ("tables.inet.record", "InetSocket"),
@@ -100,6 +117,7 @@ _LAZY = {
     "VsockSocket": ("tables.vsock", "VsockSocket"),
     "TipcSocket": ("tables.tipc", "TipcSocket"),
     "XdpSocket": ("tables.xdp", "XdpSocket"),
+    "backend": ("accel", "backend"),
 }
 
 

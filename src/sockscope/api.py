@@ -25,7 +25,10 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping
     from typing import TypeAlias
 
+    from sockscope.ops.aggregate import Group
+    from sockscope.ops.namespaces import Namespace
     from sockscope.ops.sockstat import Summary
+    from sockscope.ops.watch import Change
     from sockscope.query.filter import Filter
     from sockscope.render.view import View
     from sockscope.tables.common import Owner
@@ -97,7 +100,11 @@ class Query:
     * ``processes``: find the processes holding each socket (``ss -p``): records then
       have ``owners`` (:class:`~sockscope.tables.common.Owner`) and their ``to_dict()``
       has ``users``, as ``--json -p`` prints them.
-    * ``netns``: the name of a network namespace under /var/run/netns to list instead.
+    * ``netns``: the network namespace to list instead of the caller's: a name under
+      /var/run/netns, a namespace file's path (``/proc/PID/ns/net``, a bind mount),
+      ``"pid:PID"``, or ``"all"`` for every namespace of the host (see
+      :func:`namespaces`). The records' ``netns`` then says which namespace each came
+      from (a :class:`~sockscope.ops.namespaces.Namespace`; None without ``netns``).
 
     The words are checked when the query is made: an unknown one raises
     :class:`~sockscope.errors.ArgumentError`, a bare string where a list belongs
@@ -201,13 +208,21 @@ def parse_filter(text: str | Iterable[str]) -> Filter | None:
     return ssfilter.parse_filter(text)
 
 
-def sockets(query: Query | None = None, **kwargs: object) -> Iterator[Socket]:
+def sockets(
+    query: Query | None = None, *, sort: Iterable[str] | None = None, **kwargs: object
+) -> Iterator[Socket]:
     """Every socket the query selects, as records, streamed while the kernel dumps them.
 
     ``sockets(tables=["tcp"], states=["listening"])`` is short for
     ``sockets(Query(tables=["tcp"], states=["listening"]))``. The query and its filter
     are checked here; the dump starts at the first ``next()``.
+
+    ``sort``: key names as ``--sort`` takes them (``["-recv_q", "peer_address"]``; see
+    :func:`count` for the keys, ``-`` for descending). The records then come in that
+    order (ties in ss's), after the whole dump.
     """
+    if sort is not None:
+        return _sorted(query, _words("sort", sort) or [], kwargs)
     if query is None:
         query = Query(**kwargs)  # type: ignore[arg-type]
     elif kwargs:
@@ -242,6 +257,77 @@ def sockets(query: Query | None = None, **kwargs: object) -> Iterator[Socket]:
     return _stream(ctx, query.netns, view, owners)
 
 
+def _sorted(query: Query | None, words: list[str], kwargs: dict[str, object]) -> Iterator[Socket]:
+    from sockscope.ops import aggregate
+    from sockscope.ops.keys import lookups, make_keys
+
+    query = query if query is not None else Query(**kwargs)  # type: ignore[arg-type]
+    names, descending = aggregate.parse_sort(words)
+    keys = make_keys(names, lookups(names, None, dict(os.environ), lambda _m: None))
+    records = list(sockets(query))
+    return iter(aggregate.sort_records(records, keys, descending))  # type: ignore[arg-type]
+
+
+def count(
+    query: Query | None = None, by: Iterable[str] = ("state",), *, top: int | None = None
+) -> list[Group]:
+    """The sockets of ``query`` grouped by keys, biggest group first: ``ss ... | awk |
+    sort | uniq -c | sort -rn`` as data. Memory grows with the groups, not the sockets.
+
+    Keys: ``state``, ``netid``, ``family``, ``local_address``, ``local_port``,
+    ``peer_address``, ``peer_prefix/N`` (``/N/M``: N bits of IPv4, M of IPv6),
+    ``peer_port``, ``process`` and ``pid`` (the first owner ``ss -p`` shows), ``uid``,
+    ``cgroup`` (path), ``netns`` and ``container`` (records listed through namespaces),
+    and ``recv_q``, ``send_q``, ``inode``, ``cookie``, ``rtt``, ``cwnd``,
+    ``bytes_acked``, ``bytes_received``, ``retrans`` (the last five need
+    ``Query(info=True)``). Each :class:`~sockscope.ops.aggregate.Group` has ``key`` (name
+    -> value, None when the sockets have none), ``count`` and ``sums`` (``recv_q``,
+    ``send_q``; with ``info`` also ``bytes_acked``, ``bytes_received``, ``retrans``);
+    ``to_dict()`` is the ``--count-by --json-lines`` object. Ties are ordered by the key
+    values. Unknown keys raise :class:`~sockscope.errors.ArgumentError`.
+    """
+    from sockscope.ops import aggregate
+    from sockscope.ops.keys import lookups, make_keys
+
+    query = query if query is not None else Query()
+    words = _words("by", by) or []
+    keys = make_keys(words, lookups(words, None, dict(os.environ), lambda _m: None))
+    counter = aggregate.Counter(keys, info=query.info)
+    counter.add(sockets(query))
+    return counter.groups(top)
+
+
+def watch(query: Query | None = None, interval: float = 1.0) -> Iterator[Change]:
+    """Changes of the inet sockets ``query`` selects, forever (``--watch``): ``new``,
+    ``closed`` (also those that opened and closed between two snapshots, from the
+    kernel's destruction events; needs CAP_NET_ADMIN, else snapshots only), ``state``,
+    and with ``Query(info=True)`` ``rate`` (bytes acked/received and retransmits per
+    second). Each is a :class:`~sockscope.ops.watch.Change`, keyed by (``netns``,
+    ``cookie``). The first snapshot is the baseline and yields nothing.
+    """
+    from sockscope.ops import watch as watching
+
+    query = query if query is not None else Query()
+    if not interval > 0:
+        raise ArgumentError(f"interval must be positive, not {interval!r}")
+    sel = query.selection()
+    flt = _filter_for(query, sel)
+    matcher = None if flt is None else flt.matches
+    bytecode = None if flt is None else flt.bytecode()
+    view = _data_view(query)
+
+    def stream() -> Iterator[Change]:
+        for change in watching.changes(sel, interval, query.info, matcher, bytecode):
+            change.socket.attach(view)
+            yield change
+
+    if query.netns is None:
+        return stream()
+    from sockscope.ops import netns as ns
+
+    return ns.iterate(query.netns, stream)
+
+
 def _data_view(query: Query) -> View:
     """The data view of a query's records: their ``to_dict()`` is the object that
     ``sockscope --json -n -oe --cgroup --inet-sockopt`` prints for the socket, with
@@ -264,15 +350,30 @@ def _stream(
     owners: Callable[[int], tuple[Owner, ...]] | None,
 ) -> Iterator[Socket]:
     if netns is None:
-        records = _gather(ctx)
-    else:
-        from sockscope.ops import netns as ns
+        for rec in _gather(ctx):
+            rec.attach(view, None if owners is None else owners(rec.inode))
+            yield rec
+        return
+    from sockscope.ops import namespaces as nsops
 
-        # entered around each next(), so the caller's code between items runs at home
-        records = ns.iterate(netns, lambda: _gather(ctx), batch=1024)
-    for rec in records:
-        rec.attach(view, None if owners is None else owners(rec.inode))
+    # entered around each batch, so the caller's code between items runs at home
+    for space, rec in nsops.listing(netns, lambda: _gather(ctx.fresh())):
+        rec.attach(view, None if owners is None else owners(rec.inode), space)
         yield rec
+
+
+def namespaces() -> Iterator[Namespace]:
+    """Every network namespace of the host, with what holds it and its container.
+
+    Found from /var/run/netns, the nsfs bind mounts and every process's
+    ``/proc/PID/ns/net``, deduplicated by nsfs inode, in inode order. Each is a
+    :class:`~sockscope.ops.namespaces.Namespace` (``inode``, ``names``, ``paths``,
+    ``pids``, ``container``, ``unit``, ``cgroup``, ``to_dict()``). Processes whose
+    namespace cannot be read (another user's, without privileges) are left out.
+    """
+    from sockscope.ops import namespaces as found
+
+    return found.namespaces()
 
 
 def _filter_for(query: Query, sel: Selection) -> Filter | None:

@@ -9,6 +9,7 @@ and the final render.
 
 from __future__ import annotations
 
+import errno
 import gc
 import io
 import os
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from typing import BinaryIO
 
-    from sockscope.ops.procmap import ProcessMap
+    from sockscope.ops.procmap import PendingMap, ProcessMap
     from sockscope.query.filter import Filter
     from sockscope.render.jsonout import Writer
     from sockscope.render.view import View
@@ -88,7 +89,20 @@ LONGOPTS: tuple[tuple[str, bool, str], ...] = (
     ("json", False, "json"),
     ("json-lines", False, "json-lines"),
     ("jsonl", False, "json-lines"),
+    # every network namespace of the host (cli/allns.py)
+    ("all-netns", False, "all-netns"),
+    # sockscope's own: answers instead of listings (cli/answers.py)
+    ("count-by", True, "count-by"),
+    ("top", True, "top"),
+    ("sort", True, "sort"),
+    ("watch", False, "watch"),
+    ("top-view", False, "top-view"),
 )
+#: how many rows of LONGOPTS are ss's own: an abbreviation means what it means to ss
+#: before sockscope's options are looked at (``--to`` stays ``--tos``)
+SS_LONGOPTS = next(i for i, o in enumerate(LONGOPTS) if o[0] == "json")
+#: sockscope's options with an optional argument (``--watch[=SECONDS]``)
+OPTIONAL_ARG = frozenset(("watch",))
 
 
 class _Exit(Exception):
@@ -117,22 +131,28 @@ def gnu_getopt(args: Sequence[str], prog: str) -> tuple[list[tuple[str, str]], l
     posix = "POSIXLY_CORRECT" in os.environ
     i = 0
     n = len(args)
-    while i < n:
-        arg = args[i]
-        i += 1
-        if arg == "--":
-            rest.extend(args[i:])
-            break
-        if arg.startswith("--"):
-            i = _long_option(arg[2:], args, i, opts, prog)
-        elif arg.startswith("-") and arg != "-":
-            i = _short_options(arg[1:], args, i, opts, prog)
-        elif posix:
-            rest.append(arg)
-            rest.extend(args[i:])
-            break
-        else:
-            rest.append(arg)
+    try:
+        while i < n:
+            arg = args[i]
+            i += 1
+            if arg == "--":
+                rest.extend(args[i:])
+                break
+            if arg.startswith("--"):
+                i = _long_option(arg[2:], args, i, opts, prog)
+            elif arg.startswith("-") and arg != "-":
+                i = _short_options(arg[1:], args, i, opts, prog)
+            elif posix:
+                rest.append(arg)
+                rest.extend(args[i:])
+                break
+            else:
+                rest.append(arg)
+    except UsageError as e:
+        # getopt reports a bad option only when it reaches it: the options before it
+        # are applied first (ss -V -1 prints the version)
+        e.parsed = opts  # type: ignore[attr-defined]
+        raise
     return opts, rest
 
 
@@ -141,7 +161,11 @@ def _long_option(
 ) -> int:
     name, eq, value = text.partition("=")
     exact = [o for o in LONGOPTS if o[0] == name]
-    matches = exact or [o for o in LONGOPTS if o[0].startswith(name)]
+    matches = (
+        exact
+        or [o for o in LONGOPTS[:SS_LONGOPTS] if o[0].startswith(name)]
+        or [o for o in LONGOPTS if o[0].startswith(name)]
+    )
     if not matches:
         raise UsageError(f"{prog}: unrecognized option '--{text}'")
     found = matches[0]
@@ -154,7 +178,7 @@ def _long_option(
                 raise UsageError(f"{prog}: option '--{found[0]}' requires an argument")
             value = args[i]
             i += 1
-    elif eq:
+    elif eq and found[2] not in OPTIONAL_ARG:
         raise UsageError(f"{prog}: option '--{found[0]}' doesn't allow an argument")
     opts.append((found[2], value))
     return i
@@ -169,7 +193,9 @@ def _short_options(
         k += 1
         pos = SHORTOPTS.find(ch)
         if ch == ":" or pos < 0:
-            raise UsageError(f"{prog}: invalid option -- '{ch}'")
+            # getopt works on bytes: a multibyte character is invalid by its first byte
+            first = os.fsdecode(os.fsencode(ch)[:1])
+            raise UsageError(f"{prog}: invalid option -- '{first}'")
         if SHORTOPTS[pos + 1 : pos + 2] == ":":
             if k < len(cluster):
                 opts.append((ch, cluster[k:]))
@@ -237,6 +263,7 @@ class Run:
         self.filter_fp: BinaryIO | None = None
         #: -s with --json: the summary, written at the head of the JSON output
         self.summary: object = None
+        self.all_netns = False
 
 
 def _usage_error(message: str | None = None) -> UsageError:
@@ -257,6 +284,10 @@ def _apply_option(run: Run, key: str, value: str) -> None:
         run.state_filter = _STATE_OPTS[key]
     elif key in _OTHER_OPTS:
         _OTHER_OPTS[key](run, value)
+    elif key in _ANSWER_OPTS:
+        from sockscope.cli import answers
+
+        answers.option(run, key, value)
     else:
         raise _usage_error()
 
@@ -387,6 +418,10 @@ def _opt_json_lines(run: Run, _v: str) -> None:
     run.opts.json = "lines"
 
 
+def _opt_all_netns(run: Run, _v: str) -> None:
+    run.all_netns = True
+
+
 _OTHER_OPTS: dict[str, Callable[[Run, str], None]] = {
     "e": _opt_e,
     "p": _opt_p,
@@ -408,7 +443,12 @@ _OTHER_OPTS: dict[str, Callable[[Run, str], None]] = {
     "j": _opt_json,
     "json-lines": _opt_json_lines,
     "version": _opt_version,
+    "all-netns": _opt_all_netns,
 }
+
+
+#: sockscope's own options, applied by cli/answers.py
+_ANSWER_OPTS = frozenset(("count-by", "top", "sort", "watch", "top-view"))
 
 
 def _selinux_enabled() -> bool:
@@ -434,7 +474,8 @@ def _read_states(run: Run, args: list[str]) -> list[str]:
                 raise ArgumentError('Command line is not complete. Try option "help"')
             mask = scan_state(args[1])
             if mask is None:
-                raise ArgumentError(f"ss: wrong state name: {args[1]}")
+                # fprintf("%s\n"): a name ending in a newline gives two
+                raise ArgumentError(f"ss: wrong state name: {args[1]}\n")
             if word == "state":
                 if not saw_states:
                     run.state_filter = 0
@@ -451,7 +492,11 @@ def _read_states(run: Run, args: list[str]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ss with ``argv`` (default ``sys.argv[1:]``); returns the exit status."""
+    """Run ss with ``argv`` (default ``sys.argv[1:]``); returns the exit status.
+
+    Run as the command (no ``argv``), Ctrl-C ends the process by SIGINT as it ends ss;
+    called with ``argv`` it returns 130 instead."""
+    program = argv is None  # the command itself (python -m sockscope, the launcher)
     if argv is None:
         argv = sys.argv[1:]
         prog = _prog(sys.argv[0] if sys.argv else "sockscope")
@@ -461,6 +506,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     except (ValueError, OSError):
         pass
+    _ensure_std_streams()
     try:
         return _main(list(argv), prog)
     except _Exit as e:
@@ -469,18 +515,79 @@ def main(argv: Sequence[str] | None = None) -> int:
         _report(e)
         return exit_status(e)
     except KeyboardInterrupt:
-        return 130
+        # ss dies of SIGINT (shells and xargs tell that from an exit status); a caller
+        # that runs main(argv) in its own process gets the status instead
+        return _die_by(signal.SIGINT) if program else 128 + signal.SIGINT
     except BrokenPipeError:
         return 0
     except OSError as e:
+        if e.errno in _OUTPUT_ERRNOS:
+            # stdout is full or gone: ss never checks its printf()s and exits 0
+            _discard_stdout()
+            return 0
         # a failure ss would report through perror(): one line, no traceback
         _report(SockscopeError(f"sockscope: {e.strerror or e}"))
         return 1
     finally:
         try:
             sys.stdout.flush()
-        except BrokenPipeError:
-            pass
+        except OSError:
+            _discard_stdout()
+
+
+def _die_by(signum: int) -> int:
+    """End the process by the default action of ``signum``; 128 + signum if it survives
+    (the signal is blocked or ignored by whoever called us in-process)."""
+    try:
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+    except (OSError, ValueError):
+        pass
+    return 128 + signum
+
+
+#: write errors of a full, broken or closed stdout
+_OUTPUT_ERRNOS = frozenset(
+    (errno.ENOSPC, errno.EIO, errno.EFBIG, errno.EDQUOT, errno.EPIPE, errno.EBADF)
+)
+
+
+def _ensure_std_streams() -> None:
+    """``sockscope >&-`` / ``2>&-``: ss writes to the closed descriptor, fails silently and
+    exits 0. Python leaves sys.stdout None; point the descriptor at /dev/null (so that no
+    socket opened later takes it) and give the stream back."""
+    for fd, name in ((1, "stdout"), (2, "stderr")):
+        stream = getattr(sys, name)
+        if stream is not None:
+            # argv words are decoded with surrogateescape: messages that echo them give
+            # their bytes back, as ss prints them (not "\udcff")
+            reconfigure = getattr(stream, "reconfigure", None)
+            if reconfigure is not None:
+                try:
+                    stream.flush()
+                    reconfigure(encoding=sys.getfilesystemencoding(), errors="surrogateescape")
+                except (OSError, ValueError):
+                    pass
+            continue
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_WRONLY)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+        setattr(sys, name, open(fd, "w", encoding="utf-8", errors="surrogateescape", closefd=False))  # noqa: SIM115
+
+
+def _discard_stdout() -> None:
+    """After a failed write: what is still buffered goes to /dev/null, so that the final
+    flush at exit succeeds (no 'Exception ignored' message, no status 120)."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+    except (OSError, ValueError):
+        pass
 
 
 def _report(e: SockscopeError) -> None:
@@ -511,19 +618,30 @@ def _warn(message: str) -> None:
 
 def _main(argv: list[str], prog: str) -> int:
     run = Run(prog)
-    pairs, args = gnu_getopt(argv, prog)
+    late: UsageError | None = None
+    try:
+        pairs, args = gnu_getopt(argv, prog)
+    except UsageError as e:
+        pairs, args, late = e.parsed, [], e  # type: ignore[attr-defined]
     for key, value in pairs:
         _apply_option(run, key, value)
+    if late is not None:
+        raise late
     opts, sel = run.opts, run.sel
     environ = dict(os.environ)
+    if run.all_netns:
+        from sockscope.cli import allns
+
+        allns.check(run)
+    summary_only = sel.do_default and not args
 
     users = None
     if opts.wants_users:
         from sockscope.ops import procmap
 
-        users = procmap.ProcessMap.build(environ, opts)
+        users = procmap.PendingMap(environ, opts)  # the /proc scan overlaps the dumps
 
-    if opts.summary:
+    if opts.summary and not run.all_netns:
         from sockscope.ops.sockstat import read as read_summary
         from sockscope.ops.sockstat import render as render_summary
 
@@ -554,6 +672,15 @@ def _main(argv: list[str], prog: str) -> int:
     if opts.dump_file is not None:
         return _dump(run)
 
+    if run.all_netns and getattr(run, "answers", None) is not None:
+        from sockscope.cli import answers
+
+        return answers.show_all_netns(
+            run, _parse_filter(run, args), users, environ, _warn, _warn_raw
+        )
+    if run.all_netns:
+        hooks = allns.Hooks(_parse_filter, _show, _report, _warn)
+        return allns.show(run, args, users, environ, opts.summary and summary_only, hooks)
     flt = _parse_filter(run, args)
     return _show(run, flt, users, environ)
 
@@ -569,17 +696,51 @@ def _dump(run: Run) -> int:
         return 0
     path = opts.dump_file or "-"
     if path.startswith("-"):
-        out = sys.stdout.buffer
-        sources.dump_tcp(Context(sel, opts), out)
+        out = _DumpOut(sys.stdout.buffer)
+        sources.dump_tcp(Context(sel, opts), out)  # type: ignore[arg-type]
         out.flush()
-        return 0
-    try:
-        f = open(path, "wb")  # noqa: SIM115
-    except OSError as e:
-        raise ArgumentError(f"fopen dump file: {os.strerror(e.errno or 0)}") from None
-    with f:
-        sources.dump_tcp(Context(sel, opts), f)
+    else:
+        try:
+            f = open(path, "wb")  # noqa: SIM115
+        except OSError as e:
+            raise ArgumentError(f"fopen dump file: {os.strerror(e.errno or 0)}") from None
+        out = _DumpOut(f)
+        sources.dump_tcp(Context(sel, opts), out)  # type: ignore[arg-type]
+        out.flush()
+        try:
+            f.close()
+        except OSError as e:  # what the failed flush left in the buffer
+            out.errno = out.errno or e.errno or errno.EIO
+    if out.errno:
+        # ss ignores its fwrite() errors; a dump written nowhere is reported (QUIRKS.md)
+        if path.startswith("-"):
+            _discard_stdout()
+        raise SockscopeError(f"sockscope: writing the dump: {os.strerror(out.errno)}")
     return 0
+
+
+class _DumpOut:
+    """The -D output: like ss's fwrite(), a failed write does not stop the dump; the
+    first error is kept and reported at the end."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self.out = out
+        self.errno = 0
+
+    def write(self, data: bytes) -> int:
+        if not self.errno:
+            try:
+                self.out.write(data)
+            except OSError as e:
+                self.errno = e.errno or errno.EIO
+        return len(data)
+
+    def flush(self) -> None:
+        if not self.errno:
+            try:
+                self.out.flush()
+            except OSError as e:
+                self.errno = e.errno or errno.EIO
 
 
 def _parse_filter(run: Run, args: list[str]) -> Filter | None:
@@ -600,12 +761,20 @@ def _parse_filter(run: Run, args: list[str]) -> Filter | None:
     return flt
 
 
-def _show(run: Run, flt: Filter | None, users: ProcessMap | None, environ: dict[str, str]) -> int:
+def _show(
+    run: Run, flt: Filter | None, users: ProcessMap | PendingMap | None, environ: dict[str, str]
+) -> int:
     """Columns, header, then every selected table in ss's order, then the render."""
     from sockscope.render.names import Resolver
     from sockscope.render.printer import Printer, enabled_slots
 
     opts, sel = run.opts, run.sel
+    if getattr(run, "answers", None) is not None:
+        from sockscope.cli import answers
+
+        status = answers.show(run, flt, users, environ, _warn, _warn_raw)
+        if status is not None:
+            return status
     if opts.json:
         return _show_json(run, flt, users, environ)
     slots = enabled_slots(
@@ -619,7 +788,7 @@ def _show(run: Run, flt: Filter | None, users: ProcessMap | None, environ: dict[
     def write(text: str) -> None:
         out.write(text.encode("latin-1"))
 
-    renderer = columns.Renderer(slots, write, columns.screen_width(1, environ))
+    renderer = columns.make_renderer(slots, write, columns.screen_width(1, environ))
     resolver = Resolver(numeric=opts.numeric, resolve_hosts=opts.resolve, environ=environ)
     printer = Printer(opts, resolver, slots, None if users is None else users.users)
     printer.warn = _warn
@@ -696,7 +865,7 @@ def _quiet_on_closed_pipe() -> None:
 def _show_json(
     run: Run,
     flt: Filter | None,
-    users: ProcessMap | None,
+    users: ProcessMap | PendingMap | None,
     environ: dict[str, str],
     listing: bool = True,
 ) -> int:
@@ -726,12 +895,17 @@ def _show_json(
             return _events_json(run, flt, writer, view)
         if listing:
             writer.open_sockets()
-            ctx = gather.make_context(sel, opts, flt, environ, _warn, _warn_raw)
-            for table in gather.tables(ctx):
-                if table.dg_proto:
-                    dg_proto[0] = table.dg_proto
-                for rec in table.records:
-                    writer.socket(rec.to_dict(view))  # type: ignore[attr-defined]
+            try:
+                ctx = gather.make_context(sel, opts, flt, environ, _warn, _warn_raw)
+                for table in gather.tables(ctx):
+                    if table.dg_proto:
+                        dg_proto[0] = table.dg_proto
+                    for rec in table.records:
+                        writer.socket(rec.to_dict(view))  # type: ignore[attr-defined]
+            except KeyboardInterrupt:
+                # Ctrl-C: what was written becomes a complete document, then ss's death
+                writer.finish()
+                raise
         writer.finish()
     except BrokenPipeError:
         # the reader went away (| head): end quietly, and keep the final flush silent

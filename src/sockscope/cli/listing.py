@@ -56,7 +56,14 @@ def show_all(ctx: Context, printer: Printer, renderer: Renderer) -> None:
                 from sockscope.tables.inet.row import InetRows
 
                 inet_rows = InetRows(printer)  # one per run: SCTP rows look at the last inode
-            renderer.extend(map(inet_rows.row_fn(), table.records))  # type: ignore[arg-type]
+            from sockscope.tables.inet import fast
+
+            chunks = fast.table_rows(ctx, table.name, inet_rows)
+            if chunks is None:  # the pure-Python path, the reference
+                renderer.extend(map(inet_rows.row_fn(), table.records))  # type: ignore[arg-type]
+            else:  # the compiled path: rows made in C, a datagram at a time
+                for rows in chunks:
+                    renderer.extend(rows)
         else:
             from sockscope.tables import common
 

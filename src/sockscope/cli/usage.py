@@ -82,14 +82,23 @@ SOCKSCOPE_HELP = (
     "   -j, --json          write the sockets as one JSON document\n"
     "       --json-lines, --jsonl\n"
     "                       write one JSON object per socket per line\n"
+    "       --all-netns     every network namespace of the host, one block each\n"
+    "       --count-by=KEY[,KEY...]  count the sockets per group of keys\n"
+    "       --sort=[-]KEY[,...]      list the sockets in key order\n"
+    "       --top=N         keep the first N groups or rows\n"
+    "       --watch[=SECONDS]        print what changes, every SECONDS\n"
+    "       --top-view      a full-screen view of --count-by or the busiest sockets\n"
     "       --version       print ss's version line, then sockscope's version\n"
-    "   The JSON fields and their schema: man sockscope, section JSON OUTPUT.\n"
+    "   More, and the JSON fields and schema: man sockscope.\n"
 )
 
 
 def sockscope_version() -> str:
     """The line that ``--version`` prints after ss's: ``sockscope X.Y.Z (backend: ...)``."""
+    from sockscope.accel import backend
+
     # the package itself is always imported before its submodules: read its version
     # without an import statement (the CLI layer never imports the front door)
     version = getattr(sys.modules.get("sockscope"), "__version__", "unknown")
-    return f"sockscope {version} (backend: pure Python)\n"
+    name = "compiled C core" if backend() == "compiled" else "pure Python"
+    return f"sockscope {version} (backend: {name})\n"

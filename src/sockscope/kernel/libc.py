@@ -10,7 +10,7 @@ from __future__ import annotations
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterable, Iterator
 
 LONG_MAX = (1 << 63) - 1
 LONG_MIN = -(1 << 63)
@@ -28,26 +28,77 @@ def int32(value: int) -> int:
     return value - 0x100000000 if value & 0x80000000 else value
 
 
-def fgets(data: bytes, size: int = 256, *, to_nul: bool = False) -> Iterator[bytes]:
-    """What successive ``fgets(buf, size, fp)`` calls return over ``data``.
+def fgets(
+    data: bytes | Iterable[bytes], size: int = 256, *, to_nul: bool = False
+) -> Iterator[bytes]:
+    """What successive ``fgets(buf, size, fp)`` calls return over ``data``: the file's
+    contents, or an iterable of its pieces (read in bounded pieces, so that a file
+    without end, such as /dev/zero, costs no memory).
 
     A line longer than ``size - 1`` bytes comes back in pieces; the last line may lack
     its newline. With ``to_nul`` each piece ends at its first NUL byte, as the C string
     that strchr/sscanf then read does.
     """
-    pos = 0
-    end = len(data)
     room = size - 1
-    while pos < end:
-        nl = data.find(b"\n", pos, pos + room)
-        stop = min(pos + room, end) if nl < 0 else nl + 1
-        line = data[pos:stop]
-        pos = stop
-        if to_nul:
-            nul = line.find(b"\0")
-            if nul >= 0:
-                line = line[:nul]
-        yield line
+    if isinstance(data, bytes):
+        pos = 0
+        end = len(data)
+        while pos < end:
+            nl = data.find(b"\n", pos, pos + room)
+            stop = min(pos + room, end) if nl < 0 else nl + 1
+            yield _cut(data[pos:stop], to_nul)
+            pos = stop
+        return
+    pieces = iter(data)
+    buf = b""
+    more = True
+    while True:
+        nl = buf.find(b"\n", 0, room)
+        if nl < 0 and len(buf) < room and more:
+            piece = next(pieces, None)
+            if piece is None:
+                more = False
+            else:
+                buf += piece
+            continue
+        if not buf:
+            return
+        stop = room if nl < 0 else nl + 1
+        yield _cut(buf[:stop], to_nul)
+        buf = buf[stop:]
+
+
+def _cut(line: bytes, to_nul: bool) -> bytes:
+    if to_nul:
+        nul = line.find(b"\0")
+        if nul >= 0:
+            return line[:nul]
+    return line
+
+
+def read_pieces(path: str, size: int = 65536) -> Iterator[bytes]:
+    """fopen(path) now (OSError if it fails), then the file's contents in bounded pieces
+    as they are read; a read error ends them, as fgets() returning NULL does."""
+    f = open(path, "rb")  # noqa: SIM115 - closed by the generator
+
+    def pieces() -> Iterator[bytes]:
+        with f:
+            while True:
+                try:
+                    chunk = f.read1(size)
+                except OSError:
+                    return
+                if not chunk:
+                    return
+                yield chunk
+
+    return pieces()
+
+
+def open_fgets(path: str, size: int = 256) -> Iterator[bytes]:
+    """fopen(path) now (OSError if it fails), then what successive ``fgets`` calls
+    return, read lazily in bounded pieces."""
+    return fgets(read_pieces(path), size)
 
 
 _DIGITS = {10: b"0123456789", 16: b"0123456789abcdefABCDEF"}

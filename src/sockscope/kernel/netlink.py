@@ -71,9 +71,10 @@ def message(nlmsg_type: int, flags: int, payload: bytes, seq: int = abi.MAGIC_SE
 
 
 def attr(rta_type: int, data: bytes) -> bytes:
-    """One rtattr, padded to 4 bytes."""
+    """One rtattr, padded to 4 bytes. rta_len is a u16: a longer payload (the bytecode of
+    a filter of thousands of terms) wraps it, as in ss."""
     length = abi.RTATTR.size + len(data)
-    return abi.RTATTR.pack(length, rta_type) + data + b"\0" * (-length & 3)
+    return abi.RTATTR.pack(length & 0xFFFF, rta_type) + data + b"\0" * (-length & 3)
 
 
 def _raise_errno(err: int, what: str) -> None:
@@ -198,7 +199,8 @@ def replay(data: bytes) -> Iterator[Message]:
             if length < _HDR_SIZE + abi.NLMSGERR.size + _HDR_SIZE:
                 raise NetlinkError("ERROR truncated\n", 0)
             (err,) = abi.NLMSGERR.unpack_from(data, off + _HDR_SIZE)
-            raise NetlinkError(f"TCPDIAG answered: {os.strerror(-err)}\n", -err)
+            code = -err if err != -(2**31) else err  # errno = -err->error, a C int
+            raise NetlinkError(f"TCPDIAG answered: {os.strerror(code)}\n", code)
         yield mtype, data, off, length
         off += _HDR_SIZE + body
 

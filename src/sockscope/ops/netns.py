@@ -1,7 +1,8 @@
 """``ss -N NAME``: moving into a named network namespace.
 
 :func:`switch` is the CLI's ``-N``: a port of iproute2's ``netns_switch``
-(lib/namespace.c, 7.1). It opens ``/var/run/netns/NAME`` (no pid fallback, like ss),
+(lib/namespace.c, 7.1). It opens ``/var/run/netns/NAME`` (or, sockscope's additions
+when no such name exists, ``pid:PID`` or a namespace file's path: see :func:`target`),
 joins that namespace, then, like ``ip netns exec``, takes a private mount namespace,
 makes ``/`` a recursive slave, mounts a ``/sys`` that describes the new namespace and
 bind-mounts every ``/etc/netns/NAME/*`` over ``/etc/*``. It changes the whole process for
@@ -17,6 +18,7 @@ exit. Sockets opened inside keep their namespace after it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from itertools import islice
 
@@ -117,13 +119,44 @@ def _strerror(e: OSError) -> str:
     return os.strerror(e.errno or 0)
 
 
-def open_netns(name: str) -> int:
-    """Open /var/run/netns/NAME; ss's message when it cannot be opened."""
+def target(spec: str) -> tuple[str, str]:
+    """What a ``-N``/``netns=`` argument names: ``(kind, file)``.
+
+    * a name under /var/run/netns (as ss takes it): ``("name", "/var/run/netns/NAME")``;
+      whenever that file exists the argument is a name, so everything ss opens, this opens;
+    * otherwise ``pid:PID``: the namespace of a process, ``("pid", "/proc/PID/ns/net")``;
+    * otherwise an argument with a ``/``: a namespace file (``/proc/PID/ns/net``, a bind
+      mount), ``("path", spec)``;
+    * otherwise a name again (which then does not exist: ss's message).
+
+    Raises NamespaceError (EINVAL) for a ``pid:`` that is not a process id.
+    """
+    named = _path(spec)
+    if spec.startswith("pid:") and not os.path.lexists(named):
+        digits = spec[4:]
+        if not (digits.isascii() and digits.isdigit()) or not 0 < int(digits) < 1 << 22:
+            raise NamespaceError(
+                f'Cannot open network namespace "{spec}": "{digits}" is not a process id',
+                errno.EINVAL,
+            )
+        return "pid", f"/proc/{int(digits)}/ns/net"
+    if "/" in spec and not os.path.lexists(named):
+        return "path", spec
+    return "name", named
+
+
+def open_netns(spec: str) -> int:
+    """Open the namespace file ``spec`` names (see :func:`target`); ss's message when it
+    cannot be opened (``No such process`` for a ``pid:`` that does not exist)."""
+    kind, path = target(spec)
     try:
-        return os.open(_path(name), os.O_RDONLY | os.O_CLOEXEC)
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as e:
+        reason = _strerror(e)
+        if kind == "pid" and e.errno == errno.ENOENT:
+            reason = os.strerror(errno.ESRCH)
         raise NamespaceError(
-            f'Cannot open network namespace "{name}": {_strerror(e)}', e.errno or 0
+            f'Cannot open network namespace "{spec}": {reason}', e.errno or 0
         ) from None
 
 
@@ -135,11 +168,7 @@ def switch(name: str, warn: Callable[[str], None] | None = None) -> None:
     """
     fd = open_netns(name)
     try:
-        setns(fd, CLONE_NEWNET)
-    except OSError as e:
-        raise NamespaceError(
-            f'setting the network namespace "{name}" failed: {_strerror(e)}', e.errno or 0
-        ) from None
+        _join(fd, name)
     finally:
         os.close(fd)
     try:
@@ -165,7 +194,8 @@ def switch(name: str, warn: Callable[[str], None] | None = None) -> None:
         libc.mount(name, "/sys", "sysfs", mountflags)
     except OSError as e:
         raise NamespaceError(f"mount of /sys failed: {_strerror(e)}", e.errno or 0) from None
-    bind_etc(name, warn)
+    if target(name)[0] == "name":
+        bind_etc(name, warn)
 
 
 def bind_etc(name: str, warn: Callable[[str], None] | None = None) -> None:
@@ -200,8 +230,11 @@ def _join(fd: int, name: str) -> None:
     try:
         setns(fd, CLONE_NEWNET)
     except OSError as e:
+        why = _strerror(e)
+        if e.errno == errno.EINVAL and target(name)[0] != "name":
+            why += " (not a network namespace file)"
         raise NamespaceError(
-            f'setting the network namespace "{name}" failed: {_strerror(e)}', e.errno or 0
+            f'setting the network namespace "{name}" failed: {why}', e.errno or 0
         ) from None
 
 

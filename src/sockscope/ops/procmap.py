@@ -262,3 +262,58 @@ def _socket_inode(link: str) -> int | None:
         return int(digits) & 0xFFFFFFFF
     value = scan_int(body)
     return None if value is None else value & 0xFFFFFFFF
+
+
+class PendingMap:
+    """A :class:`ProcessMap` being built by a thread while the kernel dumps the sockets.
+
+    Work ss does not do: its /proc scan runs before the first dump request. Here the
+    scan (``ProcessMap.build``) runs in a background thread; the first lookup waits for
+    it, then every name is the built map's. The listing's receive threads keep reading
+    the dumps meanwhile, so the scan and the kernel's work overlap. The map's contents,
+    hence the output, are the same.
+    """
+
+    __slots__ = ("_done", "_error", "_map")
+
+    def __init__(self, environ: dict[str, str], opts: Options) -> None:
+        import _thread
+
+        self._map: ProcessMap | None = None
+        self._error: BaseException | None = None
+        self._done = _thread.allocate_lock()
+        self._done.acquire()
+        _thread.start_new_thread(self._build, (environ, opts))
+
+    def _build(self, environ: dict[str, str], opts: Options) -> None:
+        try:
+            self._map = ProcessMap.build(environ, opts)
+        except BaseException as e:  # raised again at the first lookup
+            self._error = e
+        finally:
+            self._done.release()
+
+    def result(self) -> ProcessMap:
+        """The built map (waits for the scan; raises what the scan raised)."""
+        if self._map is None:
+            with self._done:
+                pass
+            if self._error is not None:
+                raise self._error
+        assert self._map is not None
+        return self._map
+
+    def users(self, inode: int) -> str:
+        return self.result().users(inode)
+
+    def owners(self, inode: int) -> list[tuple[object, ...]]:
+        return self.result().owners(inode)
+
+    def owner_records(self, inode: int) -> tuple[Owner, ...]:
+        return self.result().owner_records(inode)
+
+    def __len__(self) -> int:
+        return len(self.result())
+
+    def __contains__(self, inode: object) -> bool:
+        return inode in self.result()

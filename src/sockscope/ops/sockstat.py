@@ -23,7 +23,7 @@ from sockscope.ops.netns import entered
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Iterable, Iterator, Mapping
 
 #: counters of ss.c's struct ssummary, in its order, then CurrEstab from /proc/net/snmp
 FIELDS = (
@@ -234,22 +234,25 @@ def _sockstat_line(line: bytes, counters: dict[str, int]) -> None:
         counters[name] = value
 
 
-def _read(path: str) -> bytes:
-    """fopen(path, "r") then fgets until NULL: a directory opens fine and reads as empty."""
+def _read(path: str) -> Iterator[bytes]:
+    """fopen(path, "r") now (OSError if it fails), then the file's pieces as fgets reads
+    them: a directory opens fine and reads as empty, a read error ends the file."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    chunks = []
-    try:
-        while True:
-            try:
-                chunk = os.read(fd, 65536)
-            except OSError:
-                break  # fgets returns NULL on a read error: the end of the file for ss
-            if not chunk:
-                break
-            chunks.append(chunk)
-    finally:
-        os.close(fd)
-    return b"".join(chunks)
+
+    def pieces() -> Iterator[bytes]:
+        try:
+            while True:
+                try:
+                    chunk = os.read(fd, 65536)
+                except OSError:
+                    return  # fgets returns NULL on a read error: the end of the file for ss
+                if not chunk:
+                    return
+                yield chunk
+        finally:
+            os.close(fd)
+
+    return pieces()
 
 
 def _strerror(e: OSError) -> str:
@@ -276,7 +279,7 @@ def read_sockstat(environ: Mapping[str, str], counters: dict[str, int]) -> OSErr
     return None
 
 
-def snmp_int(data: bytes, proto: bytes, key: bytes) -> int | None:
+def snmp_int(data: bytes | Iterable[bytes], proto: bytes, key: bytes) -> int | None:
     """Port of ss.c:get_snmp_int over the file's contents; None if not found (ESRCH).
 
     The header line gives the position of ``key`` by counting blanks; the value line's

@@ -70,20 +70,113 @@ def relocate(code: bytearray, length: int, reloc: int) -> None:
         pos += yes
 
 
-def _compile(node: Node) -> bytearray | None:
-    if isinstance(node, (And, Or)):
-        left, right = _compile(node.left), _compile(node.right)
-        if left is None or right is None:
-            return None
-        if isinstance(node, And):
-            relocate(left, len(left), len(right))
-            return left + right
-        return left + _op(abi.INET_DIAG_BC_JMP, 4, len(right) + 4) + right
-    if isinstance(node, Not):
-        child = _compile(node.child)
-        if child is None:
-            return None
-        return child + _op(abi.INET_DIAG_BC_JMP, 4, 8)
+class _Code:
+    """A compiled subtree: its bytes and, sorted, the offsets of the ops that reject
+    (jump to its end + 4). Those ops' ``no`` fields are written when they stop
+    rejecting (an ``or``/``!`` above makes them jump elsewhere) or at the end, so that an
+    ``and`` chain of n terms costs O(n), not ssfilter_patch()'s walk over the left side
+    at every step; the bytes are the same."""
+
+    __slots__ = ("code", "head", "rejects")
+
+    def __init__(self, code: bytearray, rejects: list[int]) -> None:
+        self.code = code
+        self.rejects = rejects
+        self.head = 0  # rejects[:head] no longer reject (their ``no`` is written)
+
+    def settle(self, upto: int | None = None) -> None:
+        """Write ``no`` = distance to the end + 4 (as a u16) for the rejects up to ``upto``."""
+        code, rejects = self.code, self.rejects
+        stop = len(rejects) if upto is None else upto
+        length = len(code)
+        for i in range(self.head, stop):
+            pos = rejects[i]
+            _code, yes, _no = _OP.unpack_from(code, pos)
+            _OP.pack_into(code, pos, _code, yes, (length - pos + 4) & 0xFFFF)
+        self.head = max(self.head, stop)
+
+
+def _compile(root: Node) -> bytearray | None:
+    """ssfilter_bytecompile() without recursion (a filter can nest thousands deep)."""
+    done: list[_Code | None] = []
+    todo: list[tuple[Node, bool]] = [(root, False)]
+    while todo:
+        node, ready = todo.pop()
+        if isinstance(node, (And, Or, Not)) and not ready:
+            todo.append((node, True))
+            if isinstance(node, Not):
+                todo.append((node.child, False))
+            else:
+                todo.append((node.right, False))
+                todo.append((node.left, False))
+            continue
+        if isinstance(node, Not):
+            child = done.pop()
+            if child is not None:
+                # the child's rejects now land after the jump: on the end (accept)
+                child.settle()
+                at = len(child.code)
+                child.code += _op(abi.INET_DIAG_BC_JMP, 4, 8)
+                child.rejects, child.head = [at], 0
+            done.append(child)
+        elif isinstance(node, (And, Or)):
+            right = done.pop()
+            left = done.pop()
+            if left is None or right is None:
+                done.append(None)
+                continue
+            base = len(left.code)
+            if isinstance(node, And):
+                # ssfilter_patch: the left side's rejects move to the new end (+ 4)
+                total = base + len(right.code)
+                head = left.head
+                rejects = left.rejects
+                while head < len(rejects) and total - rejects[head] + 4 > 0xFFFF:
+                    head += 1  # their u16 ``no`` wraps: they stop matching len + 4
+                _settle_wrapped(left, head, total)
+            else:
+                left.settle()
+                left.code += _op(abi.INET_DIAG_BC_JMP, 4, len(right.code) + 4)
+                left.rejects, left.head = [], 0
+                base += 4
+            left.code += right.code
+            left.rejects.extend(pos + base for pos in right.rejects[right.head :])
+            done.append(left)
+        else:
+            leaf = _leaf(node)
+            done.append(None if leaf is None else _Code(leaf, [_leaf_reject(leaf)]))
+    result = done.pop()
+    if result is None:
+        return None
+    result.settle()
+    return result.code
+
+
+def _settle_wrapped(frag: _Code, upto: int, total: int) -> None:
+    """Rejects before ``upto`` whose jump to ``total`` + 4 wraps: ``no += reloc`` in u16."""
+    code, rejects = frag.code, frag.rejects
+    for i in range(frag.head, upto):
+        pos = rejects[i]
+        _code, yes, _no = _OP.unpack_from(code, pos)
+        _OP.pack_into(code, pos, _code, yes, (total - pos + 4) & 0xFFFF)
+    frag.head = max(frag.head, upto)
+
+
+def _leaf_reject(code: bytearray) -> int:
+    """The offset of a leaf's rejecting op: its last (host alternatives chain to it)."""
+    pos = 0
+    last = 0
+    while pos < len(code):
+        _code, yes, no = _OP.unpack_from(code, pos)
+        if pos + no == len(code) + 4:
+            last = pos
+        if yes <= 0:
+            break
+        pos += yes
+    return last
+
+
+def _leaf(node: Node) -> bytearray | None:
     if isinstance(node, HostMatch):
         return _hostcond(node)
     if isinstance(node, PortRange):

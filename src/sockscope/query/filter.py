@@ -39,6 +39,7 @@ from sockscope.query.hostcond import (
 from sockscope.query.tree import (
     And,
     AutoBound,
+    Binary,
     CgroupCond,
     DevCond,
     HostMatch,
@@ -78,6 +79,11 @@ __all__ = [
 
 #: yyerror() + ssfilter_parse()'s " Sorry." (ss then prints its usage and exits 255).
 SYNTAX_ERROR = 'ss: bison bellows (while parsing filter): "syntax error!" Sorry.'
+
+#: yyerror() when bison's stack would pass YYMAXDEPTH (10,000 states: ~9,995 nested
+#: parentheses or ``!``).
+MEMORY_EXHAUSTED = 'ss: bison bellows (while parsing filter): "memory exhausted!" Sorry.'
+_YYMAXDEPTH = 10000
 
 #: yylex(): keyword spelling -> token kind.
 _KEYWORDS = {
@@ -127,7 +133,10 @@ def split_words(text: str) -> list[str]:
 def _file_lines(fp: IO[bytes] | IO[str]) -> Iterator[str]:
     """The -F FILE half of yylex(): fgets() into a 1024-byte buffer, line by line."""
     while True:
-        raw = fp.readline(_FILE_LINE_MAX - 1)
+        try:
+            raw = fp.readline(_FILE_LINE_MAX - 1)
+        except OSError:
+            return  # fgets() returns NULL on a read error (-F /proc/self/mem): the end
         if not raw:
             return
         line = raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogateescape")
@@ -161,7 +170,7 @@ class _Token:
 
 
 class _Parser:
-    """yyparse() + yylex() as a recursive descent parser with one token of lookahead.
+    """yyparse() + yylex() as an iterative parser with one token of lookahead.
 
     Tokens are lexed (and their operands parsed, which may fail or change the context)
     exactly when bison would read them, so the first error reported is ss's.
@@ -173,6 +182,7 @@ class _Parser:
         self._mode = ""
         self._count = 0
         self._ahead: _Token | None = None
+        self._depth = 1  # bison's state stack: the initial state
 
     def _lex(self) -> _Token:
         text = next(self._words, None)
@@ -216,61 +226,101 @@ class _Parser:
     def _error(tok: _Token) -> FilterError:
         return FilterError(SYNTAX_ERROR, "syntax", token=tok.text, position=tok.pos)
 
+    def _shift(self) -> None:
+        """Bison pushes a state: its stack holds at most YYMAXDEPTH - 1 = 9999 of them."""
+        self._depth += 1
+        if self._depth >= _YYMAXDEPTH:
+            raise FilterError(MEMORY_EXHAUSTED, "syntax")
+
     def parse(self) -> Node | None:
+        """``applet: exprlist | null`` without recursion: one frame per open parenthesis,
+        each with its exprlist so far, the operator that joins the next expr, and the
+        ``!`` waiting for that expr. ``_depth`` counts bison's stack as it would grow."""
         if self._peek().kind == _EOF:
             return None
-        node = self._exprlist()
-        tok = self._peek()
-        if tok.kind != _EOF:
-            raise self._error(tok)
-        return node
-
-    def _exprlist(self) -> Node:
-        node = self._expr()
+        # frame: [exprlist so far or None, the class joining the next expr, pending !,
+        # is a parenthesis, stack entries that join pops (2 for | and &, 1 for juxtaposition)]
+        frames: list[list[Any]] = [[None, None, 0, False, 0]]
         while True:
-            kind = self._peek().kind
-            if kind == "|":
-                self._take()
-                node = Or(node, self._expr())
-            elif kind == "&":
-                self._take()
-                node = And(node, self._expr())
-            elif kind in _EXPR_START:
-                node = And(node, self._expr())
-            else:
-                return node
+            frame = frames[-1]
+            tok = self._take()
+            kind = tok.kind
+            if kind == "(":
+                self._shift()
+                frames.append([None, None, 0, True, 0])
+                continue
+            if kind == "!":
+                self._shift()
+                frame[2] += 1
+                continue
+            node = self._leaf(tok)
+            while True:
+                # expr is reduced: apply its !, then join it to the frame's exprlist
+                frame = frames[-1]
+                for _ in range(frame[2]):
+                    node = Not(node)
+                self._depth -= frame[2]
+                frame[2] = 0
+                if frame[0] is None:
+                    frame[0] = node
+                else:
+                    frame[0] = frame[1](frame[0], node)
+                    self._depth -= frame[4]
+                nxt = self._peek()
+                if nxt.kind in ("|", "&"):
+                    self._take()
+                    self._shift()
+                    frame[1], frame[4] = (Or if nxt.kind == "|" else And), 2
+                    break
+                if nxt.kind in _EXPR_START:
+                    frame[1], frame[4] = And, 1
+                    break
+                if not frame[3]:
+                    if nxt.kind != _EOF:
+                        raise self._error(nxt)
+                    return frame[0]  # type: ignore[no-any-return]
+                close = self._take()
+                if close.kind != ")":
+                    raise self._error(close)
+                self._shift()
+                self._depth -= 2  # '(' exprlist ')' -> expr
+                node = frame[0]
+                frames.pop()
 
-    def _expr(self) -> Node:
-        tok = self._take()
+    def _leaf(self, tok: _Token) -> Node:
+        """An expr that is not ``( ... )`` or ``! expr``; bison's stack grows by its tokens."""
         kind = tok.kind
-        if kind == "(":
-            node = self._exprlist()
-            close = self._take()
-            if close.kind != ")":
-                raise self._error(close)
-            return node
-        if kind == "!":
-            return Not(self._expr())
+        if kind not in _EXPR_START:
+            raise self._error(tok)
+        self._shift()
+        before = self._depth
         if kind == "autobound":
-            return AutoBound()
-        if kind in ("src", "dst"):
-            return self._host(kind)
-        if kind in ("sport", "dport"):
-            return self._port(kind)
-        if kind == "dev":
-            return self._negatable(_DEV, lambda t: DevCond(t.value, t.text or ""))
-        if kind == "fwmark":
-            return self._negatable(_MARK, lambda t: MarkCond(t.value[0], t.value[1], t.text or ""))
-        if kind == "cgroup":
-            return self._negatable(_CGROUP, lambda t: CgroupCond(t.value, t.text or ""))
-        raise self._error(tok)
+            node: Node = AutoBound()
+        elif kind in ("src", "dst"):
+            node = self._host(kind)
+        elif kind in ("sport", "dport"):
+            node = self._port(kind)
+        elif kind == "dev":
+            node = self._negatable(_DEV, lambda t: DevCond(t.value, t.text or ""))
+        elif kind == "fwmark":
+            node = self._negatable(_MARK, lambda t: MarkCond(t.value[0], t.value[1], t.text or ""))
+        elif kind == "cgroup":
+            node = self._negatable(_CGROUP, lambda t: CgroupCond(t.value, t.text or ""))
+        else:
+            raise self._error(tok)
+        self._depth = before  # the leaf's tokens are reduced to one expr
+        return node
 
     def _host(self, side: str) -> Node:
         tok = self._take()
         if tok.kind == "=":
+            self._shift()
             tok = self._take()
+        else:
+            self._shift()  # the empty ``eq``
         if tok.kind != _HOST:
             raise self._error(tok)
+        self._shift()
         return HostMatch(side, tok.value)
 
     def _port(self, keyword: str) -> Node:
@@ -279,9 +329,13 @@ class _Parser:
         op = "="
         if tok.kind in _PORT_OPS:
             op = tok.kind
+            self._shift()
             tok = self._take()
+        else:
+            self._shift()  # the empty ``eq``
         if tok.kind != _HOST:
             raise self._error(tok)
+        self._shift()
         cond: HostCond = tok.value
         if op in (">=", "<="):
             return PortRange(side, op, cond)
@@ -296,9 +350,13 @@ class _Parser:
         tok = self._take()
         negate = tok.kind == "!="
         if tok.kind in ("=", "!="):
+            self._shift()
             tok = self._take()
+        else:
+            self._shift()  # the empty ``eq``
         if tok.kind != kind:
             raise self._error(tok)
+        self._shift()
         node = build(tok)
         return Not(node) if negate else node
 
@@ -379,15 +437,73 @@ def _false(sock: Any) -> bool:
     return False
 
 
+#: trees deeper than this are evaluated by a loop instead of nested closures
+_CLOSURE_DEPTH = 200
+
+
 def _compile(node: Node) -> Predicate:
+    """run_ssfilter() as a predicate: nested closures for the usual shallow filter, a
+    postfix program run by a loop for a deep one (``a or b or ...`` of thousands)."""
+    depth = 0
+    todo = [(node, 1)]
+    while todo and depth <= _CLOSURE_DEPTH:
+        item, level = todo.pop()
+        depth = max(depth, level)
+        if isinstance(item, Binary):
+            todo += ((item.left, level + 1), (item.right, level + 1))
+        elif isinstance(item, Not):
+            todo.append((item.child, level + 1))
+    if depth <= _CLOSURE_DEPTH:
+        return _compile_tree(node)
+    return _compile_program(node)
+
+
+def _compile_program(root: Node) -> Predicate:
+    program: list[Any] = []  # postorder: leaf predicates, And, Or, Not
+    todo: list[tuple[Node, bool]] = [(root, False)]
+    while todo:
+        node, ready = todo.pop()
+        if isinstance(node, Binary):
+            if ready:
+                program.append(type(node))
+            else:
+                todo += ((node, True), (node.right, False), (node.left, False))
+        elif isinstance(node, Not):
+            if ready:
+                program.append(Not)
+            else:
+                todo += ((node, True), (node.child, False))
+        else:
+            program.append(_compile_tree(node))
+    steps = tuple(program)
+
+    def run(sock: Any) -> bool:
+        stack: list[bool] = []
+        for step in steps:
+            if step is And:
+                right = stack.pop()
+                stack[-1] = stack[-1] and right
+            elif step is Or:
+                right = stack.pop()
+                stack[-1] = stack[-1] or right
+            elif step is Not:
+                stack[-1] = not stack[-1]
+            else:
+                stack.append(bool(step(sock)))
+        return stack[0]
+
+    return run
+
+
+def _compile_tree(node: Node) -> Predicate:
     if isinstance(node, And):
-        left, right = _compile(node.left), _compile(node.right)
+        left, right = _compile_tree(node.left), _compile_tree(node.right)
         return lambda s: left(s) and right(s)
     if isinstance(node, Or):
-        left, right = _compile(node.left), _compile(node.right)
+        left, right = _compile_tree(node.left), _compile_tree(node.right)
         return lambda s: left(s) or right(s)
     if isinstance(node, Not):
-        child = _compile(node.child)
+        child = _compile_tree(node.child)
         return lambda s: not child(s)
     if isinstance(node, HostMatch):
         return _compile_host(node)

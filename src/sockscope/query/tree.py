@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 __all__ = [
     "And",
     "AutoBound",
+    "Binary",
     "CgroupCond",
     "DevCond",
     "HostMatch",
@@ -39,16 +40,34 @@ class Node:
         raise NotImplementedError
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Node) and type(other) is type(self) and self._key() == other._key()
+        return isinstance(other, Node) and self._flat() == other._flat()
 
     def __hash__(self) -> int:
-        return hash((type(self).__name__, self._key()))
+        return hash(tuple(self._flat()))
+
+    def _flat(self) -> list[tuple[object, ...]]:
+        """The tree in preorder, one entry per node (leaves with their key): equal lists
+        mean equal trees. Iterative, as a filter can nest thousands deep."""
+        out: list[tuple[object, ...]] = []
+        todo: list[Node] = [self]
+        while todo:
+            node = todo.pop()
+            if isinstance(node, Binary):
+                out.append((type(node).__name__,))
+                todo.append(node.right)
+                todo.append(node.left)
+            elif isinstance(node, Not):
+                out.append(("Not",))
+                todo.append(node.child)
+            else:
+                out.append((type(node).__name__, *node._key()))
+        return out
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self}>"
 
 
-class _Binary(Node):
+class Binary(Node):
     """A left-associative pair: ``left WORD right``."""
 
     __slots__ = ("left", "right")
@@ -61,17 +80,17 @@ class _Binary(Node):
         return (self.left, self.right)
 
     def __str__(self) -> str:
-        return f"{self.left} {self.word} {_atom(self.right)}"
+        return _to_text(self)
 
 
-class And(_Binary):
+class And(Binary):
     """``left and right`` (SSF_AND)."""
 
     __slots__ = ()
     word = "and"
 
 
-class Or(_Binary):
+class Or(Binary):
     """``left or right`` (SSF_OR)."""
 
     __slots__ = ()
@@ -90,6 +109,10 @@ class Not(Node):
         return (self.child,)
 
     def __str__(self) -> str:
+        return _to_text(self)
+
+    def _special(self) -> str | None:
+        """The text of ``>``, ``<`` and ``!=``, which parse to a Not of one leaf."""
         child = self.child
         if isinstance(child, PortRange):
             return f"{child.keyword} {'>' if child.op == '<=' else '<'} {_operand(child.cond)}"
@@ -97,7 +120,7 @@ class Not(Node):
             return f"{child.keyword} != {_operand(child.cond)}"
         if isinstance(child, (DevCond, MarkCond, CgroupCond)):
             return f"{child.keyword} != {_escape(child.text)}"
-        return f"! {_atom(child)}"
+        return None
 
 
 class HostMatch(Node):
@@ -211,6 +234,34 @@ class CgroupCond(Node):
 
 def _atom(node: Node) -> str:
     return f"( {node} )" if isinstance(node, (And, Or)) else str(node)
+
+
+def _to_text(root: Node) -> str:
+    """str() of an And, Or or Not tree: ``left WORD atom(right)`` and ``! atom(child)``,
+    written without recursion (a filter can nest thousands deep)."""
+    parts: list[str] = []
+    todo: list[Node | str] = [root]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, str):
+            parts.append(item)
+        elif isinstance(item, Binary):
+            right: list[Node | str] = [item.right]
+            if isinstance(item.right, Binary):
+                right = ["( ", item.right, " )"]
+            todo.extend(reversed([item.left, f" {item.word} ", *right]))
+        elif isinstance(item, Not):
+            special = item._special()
+            if special is not None:
+                parts.append(special)
+                continue
+            child: list[Node | str] = [item.child]
+            if isinstance(item.child, Binary):
+                child = ["( ", item.child, " )"]
+            todo.extend(reversed(["! ", *child]))
+        else:
+            parts.append(str(item))
+    return "".join(parts)
 
 
 def _escape(text: str) -> str:

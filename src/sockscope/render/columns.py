@@ -26,6 +26,8 @@ from bisect import bisect_right
 from itertools import accumulate, chain, islice
 from operator import itemgetter
 
+from sockscope.accel import core as _compiled_core
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
@@ -54,6 +56,8 @@ _CHUNKS_MAX = 5
 _TOKEN_MAX = 0xFFFF
 #: rows accumulated before the chunk accounting is brought up to date
 _CHECK_EVERY = 512
+#: a layout wider than this (COLUMNS=99999999) is written cell by cell, in bounded pieces
+_WIDE = 1 << 16
 
 
 def screen_width(fd: int = 1, environ: dict[str, str] | None = None) -> int:
@@ -74,7 +78,9 @@ def screen_width(fd: int = 1, environ: dict[str, str] | None = None) -> int:
 
 
 def _atoi(text: str) -> int:
-    """C atoi: optional blanks and sign, then digits; anything else stops it."""
+    """glibc atoi, ``(int) strtol(text, NULL, 10)``: optional blanks and sign, then digits;
+    strtol saturates at the 64-bit limits and the cast keeps the low 32 bits, signed
+    (``2147483648`` is INT_MIN, ``99999999999999999999`` is -1)."""
     text = text.lstrip(" \t\n\v\f\r")
     sign = 1
     if text[:1] in ("+", "-"):
@@ -85,13 +91,19 @@ def _atoi(text: str) -> int:
         if not "0" <= ch <= "9":
             break
         digits = digits * 10 + ord(ch) - 48
-    return sign * digits
+        if digits > 1 << 63:
+            break  # saturated either way; stop before the number grows without bound
+    value = max(-(1 << 63), min(sign * digits, (1 << 63) - 1))
+    value &= 0xFFFFFFFF
+    return value - (1 << 32) if value >= 1 << 31 else value
 
 
-class Renderer:
+class PyRenderer:
     """Buffers rows like ss's token buffer and writes them laid out as ss does.
 
-    ``enabled`` lists the enabled slots (a subset of 0..9, always containing 9).
+    The pure-Python reference; :data:`Renderer` is the compiled twin when the C core is
+    available (same interface, same bytes). ``enabled`` lists the enabled slots (a subset
+    of 0..9, always containing 9).
     ``write`` receives latin-1 ``str`` chunks of finished output.
     """
 
@@ -147,15 +159,17 @@ class Renderer:
     def finish(self) -> None:
         """Render what is buffered (ss's final render())."""
         self._account()
-        while self.render_at >= 0:
+        while 0 <= self.render_at < len(self.rows):
             self._flush_batch()
             self._account()
+        # a render due at the end of a row that never came: ss renders what it has
         if self.rows:
             self._render(self.rows)
         self.rows = []
         self.chunks = 0
         self.start = 0
         self.accounted = 0
+        self.render_at = -1
 
     # -- ss's chunk accounting ----------------------------------------------------------
     def _account(self) -> None:
@@ -279,6 +293,10 @@ class Renderer:
             pieces.append(delim + spec)
         fmt = "".join(pieces) + "\n"
         write = self.write
+        if sum(widths) > _WIDE:
+            # COLUMNS=99999999: lines of ~100 MB, streamed as ss's printf does
+            _render_wide(rows, pieces, write)
+            return
         step = 8192
         for k in range(0, len(rows), step):
             write("".join(map(fmt.__mod__, rows[k : k + step])))
@@ -297,6 +315,55 @@ class Renderer:
         if self.screen > 0:
             _spread(widths, self.screen)
         return widths
+
+
+def _render_wide(
+    rows: list[tuple[str, ...]], pieces: list[str], write: Callable[[str], object]
+) -> None:
+    """What ``fmt % row`` gives for each row, written in bounded pieces: the padding of
+    a cell can be as wide as the screen (up to INT_MAX)."""
+    specs = []
+    for piece in pieces:
+        delim, _pct, spec = piece.partition("%")
+        width = int(spec[:-1] or 0)  # "s", "12s" or "-12s"
+        specs.append((delim, abs(width), width > 0))
+    blank = " " * _WIDE
+    for row in rows:
+        for (delim, width, right), cell in zip(specs, row, strict=True):
+            pad = width - len(cell)
+            if delim:
+                write(delim)
+            if right and pad > 0:
+                _write_blanks(write, blank, pad)
+            write(cell)
+            if not right and pad > 0:
+                _write_blanks(write, blank, pad)
+        write("\n")
+
+
+def _write_blanks(write: Callable[[str], object], blank: str, count: int) -> None:
+    while count > len(blank):
+        write(blank)
+        count -= len(blank)
+    write(blank[:count])
+
+
+#: the column engine of a run: the C core's when it is available (same interface, same
+#: bytes), else the reference above
+if TYPE_CHECKING:
+    Renderer = PyRenderer
+else:
+    _core = _compiled_core()
+    Renderer = PyRenderer if _core is None else _core.Renderer
+
+
+def make_renderer(slots: tuple[int, ...], write: Callable[[str], object], screen: int) -> Renderer:
+    """The column engine of a run: :data:`Renderer`, except for a screen so wide (COLUMNS
+    up to INT_MAX) that rows must be written in bounded pieces, which only the reference
+    engine does."""
+    if screen > _WIDE:
+        return PyRenderer(slots, write, screen)
+    return Renderer(slots, write, screen)
 
 
 def _spread(widths: list[int], screen: int) -> None:

@@ -55,9 +55,19 @@ class Writer:
             self._write(',"sockets":[')
             self._open = True
 
-    def socket(self, d: dict[str, object]) -> None:
-        """One socket: a line of its own, flushed (--json-lines), or an array element."""
+    def socket(self, d: dict[str, object], tail: str = "") -> None:
+        """One socket: a line of its own, flushed (--json-lines), or an array element.
+
+        ``tail`` is pre-encoded fields added at the end (:meth:`tail`: ``--all-netns``
+        encodes the namespace once, not once per socket).
+        """
         text = self.encode(d)
+        if "\\udc" in text:
+            # a name that is not UTF-8 (kept as surrogate escapes) would be a lone
+            # surrogate, which is not valid UTF-8 JSON: write it losslessly instead
+            text = self.encode(bytes_as_latin1(d))
+        if tail:
+            text = text[:-1] + ("," if len(text) > 2 else "") + tail + "}"
         if self.lines:
             # the record's own object with schema_version in front: `{"schema_version":..,`
             self._write(_HEAD + ("," + text[1:] if len(text) > 2 else "}") + "\n")
@@ -66,21 +76,56 @@ class Writer:
         self._write(("\n" if self._count == 0 else ",\n") + text)
         self._count += 1
 
+    def tail(self, fields: dict[str, object]) -> str:
+        """``fields`` encoded for :meth:`socket`'s ``tail`` (``"k":v,...`` without braces)."""
+        return self.encode(fields)[1:-1]
+
+    def line(self, fields: dict[str, object]) -> None:
+        """--json-lines: an object of its own (e.g. a namespace's summary), flushed."""
+        self._write(_HEAD + "," + self.encode(fields)[1:] + "\n")
+        self.out.flush()
+
     def sockets(self, dicts: Iterable[dict[str, object]]) -> None:
         self.open_sockets()
         for d in dicts:
             self.socket(d)
 
-    def finish(self) -> None:
-        """Close the document (--json) and flush."""
+    def finish(self, trailer: dict[str, object] | None = None) -> None:
+        """Close the document (--json), with ``trailer``'s fields last, and flush."""
         if not self.lines:
             if self._open:
                 self._write("\n]" if self._count else "]")
+            if trailer:
+                self._write("," + self.encode(trailer)[1:-1])
             self._write("}\n")
         self.out.flush()
 
     def _write(self, text: str) -> None:
         self.out.write(text.encode("ascii"))
+
+
+def bytes_as_latin1(d: dict[str, object]) -> dict[str, object]:
+    """A copy of ``d`` where each string holding bytes that are not UTF-8 (surrogate
+    escapes, as os.fsdecode gives them) is replaced by the latin-1 text of its raw bytes
+    (one code point U+0000..U+00FF per byte: ``value.encode("latin-1")`` gives them back)
+    and flagged by a sibling key ``<key>_encoding: "latin-1"``."""
+    out: dict[str, object] = {}
+    for key, value in d.items():
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raw = value.encode("utf-8", "surrogateescape")
+                out[key] = raw.decode("latin-1")
+                out[key + "_encoding"] = "latin-1"
+                continue
+        if isinstance(value, dict):
+            out[key] = bytes_as_latin1(value)
+        elif isinstance(value, list):
+            out[key] = [bytes_as_latin1(v) if isinstance(v, dict) else v for v in value]
+        else:
+            out[key] = value
+    return out
 
 
 def summary_dict(summary: object) -> dict[str, object]:
@@ -104,3 +149,25 @@ def summary_dict(summary: object) -> dict[str, object]:
         },
         "transport": transport,
     }
+
+
+def write_groups(out: BinaryIO, groups: Iterable[dict[str, object]], lines: bool) -> None:
+    """``--count-by`` as data: one ``{"schema_version", "group", "count", ...}`` line per
+    group (--json-lines), or one document ``{"schema_version", "groups": [...]}``."""
+    encode = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
+    if lines:
+        for g in groups:
+            text = encode(g)
+            out.write((_HEAD + "," + text[1:] + "\n").encode("ascii"))
+        return
+    body = ",\n".join(encode(g) for g in groups)
+    out.write(
+        (_HEAD + ',"groups":[' + ("\n" + body + "\n" if body else "") + "]}\n").encode("ascii")
+    )
+
+
+def write_event(out: BinaryIO, event: dict[str, object]) -> None:
+    """One ``--watch`` event as a JSON line, flushed."""
+    text = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode(event)
+    out.write((_HEAD + "," + text[1:] + "\n").encode("ascii"))
+    out.flush()

@@ -12,7 +12,6 @@ import os
 import socket
 
 from sockscope.kernel import abi
-from sockscope.kernel.iproute import ephemeral_range
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -55,6 +54,8 @@ class Resolver:
     def ephemeral_range(self) -> tuple[int, int]:
         """ip_local_port_range as ss's is_ephemeral reads it, once per run."""
         if self._ephemeral is None:
+            from sockscope.kernel.iproute import ephemeral_range  # only for service names
+
             self._ephemeral = ephemeral_range(self.environ)
         return self._ephemeral
 
@@ -92,11 +93,11 @@ class Resolver:
     # -- addresses ----------------------------------------------------------------------
     def host(self, family: int, data: bytes) -> str:
         """format_host: the address text, or with -r the reverse-resolved name."""
-        if self.resolve_hosts:
+        if self.resolve_hosts and (family == abi.AF_INET or family == abi.AF_INET6):
             name = self._lookup_host(family, data)
             if name is not None:
                 return name
-        return socket.inet_ntop(family, data)
+        return addr_text(family, data)
 
     def _lookup_host(self, family: int, data: bytes) -> str | None:
         if family == abi.AF_INET6 and data[:12] == _V4MAPPED:
@@ -117,6 +118,8 @@ class Resolver:
         """The address part of inet_addr_print (without scope and delimiter)."""
         if family == abi.AF_INET:
             return self.host(family, data[:4])
+        # any other family, as a damaged dump may say, takes ss's AF_INET6 branch:
+        # format_host's rt_addr_n2a_r text (addr_text), "*" for sixteen zero bytes
         if not v6only and data == _IN6ADDR_ANY:
             return "*"
         text = self.host(family, data)
@@ -132,6 +135,38 @@ class Resolver:
                 name = f"if{index}"
             self._ifnames[index] = name
         return name
+
+
+_AF_BRIDGE, _AF_PACKET, _AF_MPLS = 7, 17, 28
+
+
+def addr_text(family: int, data: bytes) -> str:
+    """rt_addr_n2a_r of lib/utils.c: the text of an address of any family (a damaged
+    dump can say any): inet_ntop, hex bytes for AF_PACKET, the sockaddr inside an
+    AF_BRIDGE address, MPLS labels, else ``???``."""
+    if family == abi.AF_INET or family == abi.AF_INET6:
+        return socket.inet_ntop(family, data)
+    if family == _AF_PACKET:
+        return ":".join(f"{b:02x}" for b in data)
+    if family == _AF_BRIDGE:
+        inner = int.from_bytes(data[:2], "little")
+        padded = data.ljust(24, b"\0")
+        if inner == abi.AF_INET:
+            return socket.inet_ntop(abi.AF_INET, padded[4:8])
+        if inner == abi.AF_INET6:
+            return socket.inet_ntop(abi.AF_INET6, padded[8:24])
+        return "???"
+    if family == _AF_MPLS:
+        # labels up to the bottom-of-stack bit; ss reads on past the 16 bytes of the
+        # address (and crashes) when none has it: a correct one stops at the end
+        labels = []
+        for i in range(0, len(data) - 3, 4):
+            entry = int.from_bytes(data[i : i + 4], "big")
+            labels.append(str(entry >> 12))
+            if entry & 0x100:
+                break
+        return "/".join(labels)
+    return "???"
 
 
 def _protocol_name(proto: int) -> str:

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from sockscope.options import Options
 
 #: the version of the JSON schema this module produces (see docs/json.md for the policy)
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 
 FAMILY_NAMES = {abi.AF_INET: "inet", abi.AF_INET6: "inet6"}
 
@@ -103,6 +103,10 @@ class View:
 
     def address(self, family: int, data: bytes) -> str:
         """inet_ntop text of an address, memoised (most hosts have few addresses)."""
+        if family != abi.AF_INET and family != abi.AF_INET6:
+            from sockscope.render.names import addr_text
+
+            return addr_text(family, data)  # a damaged dump: any family
         text = self._addrs.get(data)
         if text is None:
             text = socket.inet_ntop(family, data)

@@ -24,6 +24,7 @@ from operator import itemgetter
 
 from sockscope.errors import NetlinkError
 from sockscope.kernel import abi, netlink
+from sockscope.tables import MODULES
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -32,19 +33,10 @@ if TYPE_CHECKING:
 
     _R = TypeVar("_R")
 
+    from sockscope.ops.namespaces import Namespace
     from sockscope.render.printer import Printer
     from sockscope.render.view import View
     from sockscope.tables.context import Context
-
-#: table name (as tables.walk.ORDER spells it) -> module implementing it
-MODULES = {
-    "unix": "unix",
-    "packet": "packet",
-    "netlink": "netlink",
-    "vsock": "vsock",
-    "tipc": "tipc",
-    "xdp": "xdp",
-}
 
 
 def _module(name: str):  # type: ignore[no-untyped-def]
@@ -130,7 +122,7 @@ class Endpoints:
     :class:`~sockscope.tables.inet.record.InetSocket`'s. Also where the library keeps
     the processes holding the socket (``Query(processes=True)``)."""
 
-    __slots__ = ("_owners", "_view")
+    __slots__ = ("_netns", "_owners", "_view")
 
     @property
     def owners(self) -> tuple[Owner, ...] | None:
@@ -143,11 +135,25 @@ class Endpoints:
         when given none), or None."""
         return getattr(self, "_view", None)
 
-    def attach(self, view: View, owners: tuple[Owner, ...] | None = None) -> None:
-        """Keep the query's data view and, with ``processes``, the socket's owners."""
+    @property
+    def netns(self) -> Namespace | None:
+        """The network namespace the record was listed in (``sockets(netns=...)``), or
+        None for the caller's own."""
+        return getattr(self, "_netns", None)
+
+    def attach(
+        self,
+        view: View,
+        owners: tuple[Owner, ...] | None = None,
+        netns: Namespace | None = None,
+    ) -> None:
+        """Keep the query's data view and, with ``processes``, the socket's owners; with
+        ``netns``, the namespace it was listed in."""
         self._view = view
         if owners is not None:
             self._owners = owners
+        if netns is not None:
+            self._netns = netns
 
     def to_dict(self, view: View | None = None) -> dict[str, object]:
         raise NotImplementedError

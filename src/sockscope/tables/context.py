@@ -43,3 +43,9 @@ class Context:
         #: like ``warn`` but the text is exact: no newline is added (some of ss's
         #: messages have none, e.g. "Unexpected EOF reading $TCPDIAG_FILE")
         self.warn_raw: Callable[[str], None] = lambda _m: None
+
+    def fresh(self) -> Context:
+        """A context for another run of the same query (e.g. in another namespace)."""
+        ctx = Context(self.sel, self.opts, self.matcher, self.bytecode, self.environ)
+        ctx.warn, ctx.warn_raw = self.warn, self.warn_raw
+        return ctx

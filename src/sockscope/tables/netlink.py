@@ -14,7 +14,7 @@ import struct
 
 from sockscope.kernel import abi
 from sockscope.kernel.iproute import NL_PROTO_NAMES, NL_PROTOS_FILES, proc_path
-from sockscope.kernel.libc import fgets, int32, scanf
+from sockscope.kernel.libc import fgets, int32, open_fgets, scanf
 from sockscope.tables.common import (
     Endpoints,
     apply_filter,
@@ -193,11 +193,9 @@ def proc_records(ctx: Context) -> Iterator[NetlinkSocket]:
     """/proc/net/netlink (``sk Eth Pid Groups Rmem Wmem Dump Locks ...``) read with
     ``sscanf("%llx %d %d %x %d %d %llx %d")``; the variables outlive a short line."""
     try:
-        with open(proc_path("net/netlink", "PROC_NET_NETLINK", ctx.environ), "rb") as f:
-            data = f.read()
+        lines = open_fgets(proc_path("net/netlink", "PROC_NET_NETLINK", ctx.environ))
     except OSError:
         return
-    lines = fgets(data)
     if next(lines, None) is None:
         return
     vals: list[int] = [0] * 8

@@ -15,7 +15,7 @@ import struct
 
 from sockscope.kernel import abi
 from sockscope.kernel.iproute import LL_PROTO_NAMES, proc_path
-from sockscope.kernel.libc import fgets, int32, scanf
+from sockscope.kernel.libc import int32, open_fgets, scanf
 from sockscope.tables.common import (
     DumpFailed,
     Endpoints,
@@ -278,13 +278,11 @@ def proc_records(ctx: Context) -> Iterator[PacketSocket]:
     Inode``), read through generic_record_read: the header is skipped and the read stops
     at a line that does not end in a newline (or is longer than 255 bytes)."""
     try:
-        with open(proc_path("net/packet", "PROC_NET_PACKET", ctx.environ), "rb") as f:
-            data = f.read()
+        lines = open_fgets(proc_path("net/packet", "PROC_NET_PACKET", ctx.environ))
     except OSError:
         return
     dbs = ctx.sel.dbs
     match = ctx.matcher
-    lines = fgets(data)
     if next(lines, None) is None:
         return
     for line in lines:

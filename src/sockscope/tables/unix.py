@@ -13,7 +13,7 @@ import struct
 
 from sockscope.kernel import abi
 from sockscope.kernel.iproute import proc_path
-from sockscope.kernel.libc import fgets, int32, scanf
+from sockscope.kernel.libc import int32, open_fgets, scanf
 from sockscope.tables.common import (
     Endpoints,
     add_owners,
@@ -294,11 +294,9 @@ def proc_records(ctx: Context) -> Iterator[UnixSocket]:
     type then inode, in batches of MAX_UNIX_REMEMBER + 1.
     """
     try:
-        with open(proc_path("net/unix", "PROC_NET_UNIX", ctx.environ), "rb") as f:
-            data = f.read()
+        lines = open_fgets(proc_path("net/unix", "PROC_NET_UNIX", ctx.environ))
     except OSError:
         return
-    lines = fgets(data)
     header = next(lines, None)
     if header is None:
         return

@@ -8,13 +8,15 @@ for the inet tables, the table's own module for the others), filtered in user sp
 
 from __future__ import annotations
 
+from functools import partial
+
 from sockscope.kernel import abi
-from sockscope.tables import common
+from sockscope.tables import MODULES
 from sockscope.tables.inet import source
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from sockscope.tables.context import Context
 
@@ -38,15 +40,33 @@ ORDER = (
 class Table:
     """One selected table of a walk: its name, whether it is an inet table, the protocol
     name ss uses for its service lookups (``dg_proto``: kept from one table to the next
-    when None) and its matching sockets, produced while the kernel dumps them."""
+    when None) and its matching sockets, produced while the kernel dumps them.
 
-    __slots__ = ("dg_proto", "inet", "name", "records")
+    An inet table's gathering starts at the first use of ``records``, so a consumer with
+    its own way to read the table (the compiled listing path) never starts it.
+    """
 
-    def __init__(self, name: str, inet: bool, dg_proto: str | None, records: Iterator[object]):
+    __slots__ = ("_open", "_records", "dg_proto", "inet", "name")
+
+    def __init__(
+        self,
+        name: str,
+        inet: bool,
+        dg_proto: str | None,
+        records: Iterator[object] | None = None,
+        opener: Callable[[], Iterator[object]] | None = None,
+    ):
         self.name = name
         self.inet = inet
         self.dg_proto = dg_proto
-        self.records = records
+        self._records = records
+        self._open = opener
+
+    @property
+    def records(self) -> Iterator[object]:
+        if self._records is None:
+            self._records = iter(()) if self._open is None else self._open()
+        return self._records
 
 
 def walk(ctx: Context, *, inet_only: bool = False) -> Iterator[Table]:
@@ -62,6 +82,9 @@ def walk(ctx: Context, *, inet_only: bool = False) -> Iterator[Table]:
         if name in source.INET_TABLES:
             if sel.families & source.INET_FAMILIES:
                 dg_proto = source.INET_TABLES[name][2]
-                yield Table(name, True, dg_proto, source.inet_table(ctx, name))
-        elif not inet_only and name in common.MODULES:
+                opener = partial(source.inet_table, ctx, name)
+                yield Table(name, True, dg_proto, opener=opener)
+        elif not inet_only and name in MODULES:
+            from sockscope.tables import common  # not on the path of an inet listing
+
             yield Table(name, False, None, common.records(name, ctx))

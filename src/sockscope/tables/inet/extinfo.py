@@ -231,7 +231,7 @@ def _bind(p: InetRows) -> Callable[[InetSocket, bool], str]:
         if cong_a is None or cong_b is None:
             cong = ""
         else:
-            raw = buf[off + cong_a : off + cong_b]
+            raw = buf[off + cong_a : off + cong_a + 15]  # strncpy(.., 15): read through
             cong = cong_names.get(raw) or cong_name(raw)
         return out + tcp_text(
             s[STATE],

@@ -19,6 +19,7 @@ from sockscope.tables.inet.record import InetSocket, make_proc_inet
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from typing import BinaryIO
 
 _V4 = struct.Struct("=I")
 _V6 = struct.Struct("=IIII")
@@ -37,9 +38,38 @@ def open_table(name: str, env_var: str, environ: dict[str, str]) -> bytes | None
     """Read /proc/net/<name> (or $env_var) whole, None if it cannot be opened."""
     try:
         with open(proc_path(f"net/{name}", env_var, environ), "rb") as f:
-            return f.read()
+            return _read_lines_part(f)
     except OSError:
         return None
+
+
+def _read_lines_part(f: BinaryIO) -> bytes:
+    """The part of the file that :func:`_lines` reads, read in bounded pieces: up to the
+    first line (after the header) with no newline in 255 bytes, where ss's
+    generic_record_read stops (a link to ``/dev/zero`` ends after 510 bytes)."""
+    buf = bytearray()
+    pos = 0
+    first = True
+    eof = False
+    while True:
+        nl = buf.find(b"\n", pos, pos + 255)
+        if nl < 0 and len(buf) - pos < 255 and not eof:
+            try:
+                chunk = f.read(1 << 16)
+            except OSError:
+                chunk = b""  # fgets() returning NULL: the end of the file for ss
+            eof = not chunk
+            buf += chunk
+            continue
+        if pos >= len(buf):
+            return bytes(buf)
+        if first:
+            first = False
+            pos = pos + 255 if nl < 0 else nl + 1
+            continue
+        if nl < 0:
+            return bytes(buf[: pos + 255])  # the line that stops it is kept: it says so
+        pos = nl + 1
 
 
 def _lines(data: bytes) -> Iterator[bytes]:
@@ -59,10 +89,16 @@ def _lines(data: bytes) -> Iterator[bytes]:
             first = False
             pos = pos + 255 if nl < 0 else nl + 1
             continue
-        if nl < 0:
-            return
+        if nl < 0 or data.find(b"\0", pos, nl) >= 0:
+            # no newline in the 255 bytes fgets read, or a NUL that ends strlen() before
+            # it: generic_record_read fails, and tcp_show/dgram_show give up the table
+            raise TableAborted
         yield data[pos:nl]
         pos = nl + 1
+
+
+class TableAborted(Exception):
+    """generic_record_read returned -1: ss skips the rest of the table (tcp6 too)."""
 
 
 def _split(line: bytes) -> tuple[bytes, bytes, bytes] | None:

@@ -58,6 +58,7 @@ if TYPE_CHECKING:
         TcpInfo,
         VegasInfo,
     )
+    from sockscope.ops.namespaces import Namespace
     from sockscope.render.view import View
     from sockscope.tables.common import Owner
 
@@ -170,10 +171,18 @@ class InetSocket(_Tuple):
     @property
     def local_addr(self) -> str:
         """The local address as inet_ntop text (``::ffff:127.0.0.1`` for mapped ones)."""
+        if self[FAMILY] != abi.AF_INET and self[FAMILY] != abi.AF_INET6:
+            from sockscope.render.names import addr_text
+
+            return addr_text(self[FAMILY], self.local_data)  # a damaged dump: any family
         return socket.inet_ntop(self[FAMILY], self.local_data)
 
     @property
     def peer_addr(self) -> str:
+        if self[FAMILY] != abi.AF_INET and self[FAMILY] != abi.AF_INET6:
+            from sockscope.render.names import addr_text
+
+            return addr_text(self[FAMILY], self.remote_data)
         return socket.inet_ntop(self[FAMILY], self.remote_data)
 
     #: the names of the data view (``local_addr``/``peer_addr`` are kept as aliases)
@@ -195,7 +204,9 @@ class InetSocket(_Tuple):
 
     @property
     def state_name(self) -> str:
-        return abi.STATE_NAMES[self[STATE]]
+        states = abi.STATE_NAMES
+        state: int = self[STATE]
+        return states[state] if state < len(states) else "UNKNOWN"
 
     @property
     def owners(self) -> tuple[Owner, ...] | None:
@@ -211,11 +222,26 @@ class InetSocket(_Tuple):
         found: View | None = self.__dict__.get("_view")
         return found
 
-    def attach(self, view: View, owners: tuple[Owner, ...] | None = None) -> None:
-        """Keep the query's data view and, with ``processes``, the socket's owners."""
+    @property
+    def netns(self) -> Namespace | None:
+        """The network namespace the record was listed in (``sockets(netns=...)``), or
+        None for the caller's own."""
+        found: Namespace | None = self.__dict__.get("_netns")
+        return found
+
+    def attach(
+        self,
+        view: View,
+        owners: tuple[Owner, ...] | None = None,
+        netns: Namespace | None = None,
+    ) -> None:
+        """Keep the query's data view and, with ``processes``, the socket's owners; with
+        ``netns``, the namespace it was listed in."""
         self.__dict__["_view"] = view
         if owners is not None:
             self.__dict__["_owners"] = owners
+        if netns is not None:
+            self.__dict__["_netns"] = netns
 
     def spans(self) -> dict[int, tuple[int, int]]:
         """The netlink attributes' payload spans in the receive buffer, by type (the

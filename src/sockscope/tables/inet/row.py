@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from sockscope.kernel import abi
 from sockscope.kernel.abi import PROTO_NAMES, SWAP16
+from sockscope.render.printer import STATE_TEXT
 from sockscope.tables.inet import extinfo
 from sockscope.tables.inet.layout import (
     BUF,
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from sockscope.tables.inet.record import InetSocket
 
 _STATES = abi.STATE_NAMES
+_NSTATES = len(_STATES)
 _AF_INET = abi.AF_INET
 _AF_INET6 = abi.AF_INET6
 _IPPROTO_SCTP = abi.IPPROTO_SCTP
@@ -81,7 +83,7 @@ class InetRows:
         v6only = False
         if family == _AF_INET6 and (state == 7 or state == 10) and s[BUF] is not None:
             v6only = bool(s.v6only)
-        if v6only or s[IFINDEX]:
+        if v6only or s[IFINDEX] or (family != _AF_INET and family != _AF_INET6):
             laddr = self.p.local_addr(family, s[SRC], v6only, s[IFINDEX])
             raddr = self.p.local_addr(family, s[DST], v6only, 0)
         else:
@@ -107,7 +109,10 @@ class InetRows:
         if proto == _IPPROTO_SCTP and self.sctp_ino and self.sctp_ino == s[INODE]:
             netid, state_text = "", "`- " + extinfo.sctp_state_name(s)
         else:
-            netid, state_text = PROTO_NAMES.get(proto, "???"), _STATES[state]
+            netid = PROTO_NAMES.get(proto, "???")
+            # past sstate_name[] ss reads beyond its array (undefined): what its 7.1
+            # build prints there, UNKNOWN where it crashes (QUIRKS.md)
+            state_text = STATE_TEXT[state] if state < len(STATE_TEXT) else "UNKNOWN"
         proc = self.p.process(s[INODE]) if self.p.show_proc else ""
         ext = extinfo.inet(self, s, v6only) if self.ext_wanted else ""
         self.sctp_ino = s[INODE]
@@ -128,15 +133,18 @@ class InetRows:
         sctp = _IPPROTO_SCTP
 
         def row(s: InetSocket) -> tuple[str, ...]:
-            if s[IFINDEX] or s[PROTOCOL] == sctp:
-                return slow(s)
             state = s[STATE]
-            if s[FAMILY] == _AF_INET6:
+            if s[IFINDEX] or s[PROTOCOL] == sctp or state >= _NSTATES:
+                return slow(s)
+            family = s[FAMILY]
+            if family == _AF_INET6:
                 if (state == 7 or state == 10) and s[BUF] is not None:
                     return slow(s)
                 memo = a6
-            else:
+            elif family == _AF_INET:
                 memo = a4
+            else:
+                return slow(s)  # a family ss does not know: no memo
             la = memo.get(s[SRC])
             ra = memo.get(s[DST])
             lp = ports.get(s[SPORT])

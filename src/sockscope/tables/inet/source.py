@@ -18,7 +18,6 @@ from itertools import chain
 from sockscope.errors import KillError, NetlinkError
 from sockscope.kernel import abi, netlink
 from sockscope.tables.context import Context
-from sockscope.tables.inet import procfs
 from sockscope.tables.inet.record import decode_inet, decode_inet_dump
 
 TYPE_CHECKING = False
@@ -153,7 +152,10 @@ def _start(
     sock: socket.socket, request: bytes, protocol: int, ctx: Context
 ) -> Iterator[InetSocket] | None:
     """Send a dump request; None if the kernel refuses it, else all of its records."""
-    sock.send(request)
+    try:
+        sock.send(request)
+    except OSError:
+        return None  # EMSGSIZE: the bytecode of a filter of thousands of terms
     seq = netlink.HDR_UNPACK(request, 0)[3]
     state = netlink.DumpState()
     gen = _warn_interrupted(
@@ -203,31 +205,147 @@ def _inet_stream(
         sock.close()
 
 
+#: tcp_show_netlink_file reads each message into a 16 KiB buffer on its stack
+_FILE_BUF = 16384
+#: how far past the start of that buffer's body a longer message can be read before
+#: the read reaches the end of the stack and fails with EFAULT ("Bad address"); measured
+#: with ss 7.1 (22,000 bytes: mostly read, 24,000: mostly EFAULT, ASLR moves it)
+_STACK_ROOM = 23 * 1024
+_DIAG_MSG_END = 16 + 72  # NLMSG_LENGTH(sizeof(struct inet_diag_msg))
+
+
 def tcpdiag_file(ctx: Context, path: str) -> Iterator[InetSocket]:
     """Port of tcp_show_netlink_file: TCP sockets from a recorded dump (TCPDIAG_FILE).
 
-    Like ss, neither the state mask nor the families are applied, only the filter.
+    Like ss, neither the state mask nor the families are applied, only the filter. The
+    file is read message by message into a buffer that keeps what earlier messages left
+    (a message shorter than its struct shows the stale bytes, as in ss), and never more
+    than ss could read: a message longer than ss's stack allows ends the file with
+    ``Bad address`` (``TCPDIAG_FILE=/dev/zero``).
     """
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        fd = os.open(path, os.O_RDONLY)  # fopen() also opens a directory
     except OSError as e:
         ctx.warn(f"fopen($TCPDIAG_FILE): {os.strerror(e.errno or 0)}")
         return
-    # the records before any damage are shown, then ss's message
-    msgs: list[netlink.Message] = []
-    err = None
+    match = ctx.matcher
     try:
-        msgs.extend(netlink.replay(data))
-    except NetlinkError as e:
-        err = e
-    yield from _apply(decode_inet(msgs, abi.IPPROTO_TCP), ctx, abi.IPPROTO_TCP, killable=False)
-    if err is not None:
-        ctx.warn_raw(err.message)
+        for rec, deficit in _file_records(fd, ctx):
+            if deficit:
+                ctx.warn(deficit)  # parse_diag_msg
+            if match is not None and not match(rec):
+                continue
+            if deficit:
+                ctx.warn(deficit)  # inet_show_sock parses the attributes again
+            yield rec
+    finally:
+        os.close(fd)
+
+
+class _FileReader:
+    """fread() over a file descriptor: reads in bounded pieces, remembers EOF and errors."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.pending = b""
+        self.eof = False
+        self.error = 0
+
+    def read(self, count: int) -> bytes:
+        parts = []
+        have = 0
+        if self.pending:
+            part = self.pending[:count]
+            self.pending = self.pending[count:]
+            parts.append(part)
+            have = len(part)
+        while have < count and not self.eof and not self.error:
+            try:
+                chunk = os.read(self.fd, max(65536, min(count - have, 1 << 20)))
+            except OSError as e:
+                self.error = e.errno or 0
+                break
+            if not chunk:
+                self.eof = True
+                break
+            need = count - have
+            parts.append(chunk[:need])
+            self.pending = chunk[need:]
+            have += min(len(chunk), need)
+        return b"".join(parts)
+
+
+def _file_records(fd: int, ctx: Context) -> Iterator[tuple[InetSocket, str | None]]:
+    """The messages of a TCPDIAG_FILE as records, each with its "!!!Deficit" warning."""
+    f = _FileReader(fd)
+    buf = bytearray(_FILE_BUF)
+    unpack = abi.NLMSGHDR.unpack_from
+    while True:
+        head = f.read(16)
+        if len(head) != 16:
+            if f.error:
+                ctx.warn(f"Reading header from $TCPDIAG_FILE: {os.strerror(f.error)}")
+            if f.eof:
+                ctx.warn_raw("Unexpected EOF reading $TCPDIAG_FILE")
+            return
+        length, mtype = unpack(head, 0)[:2]
+        # NLMSG_ALIGN(h->nlmsg_len - sizeof(*h)): size_t arithmetic, then the mask ~3U
+        # keeps the low 32 bits only
+        nitems = (length - 16 + 3) & 0xFFFFFFFC
+        room = _FILE_BUF - 16 if nitems <= _FILE_BUF - 16 else _STACK_ROOM
+        body = f.read(min(nitems, room + 1))
+        if len(body) > room:
+            ctx.warn("Reading $TCPDIAG_FILE: Bad address")  # the read ran off the stack
+            return
+        if len(body) != nitems:
+            if f.error:
+                ctx.warn(f"Reading $TCPDIAG_FILE: {os.strerror(f.error)}")
+            if f.eof:
+                ctx.warn_raw("Unexpected EOF reading $TCPDIAG_FILE")
+            return
+        if 16 + nitems > len(buf):
+            buf.extend(bytes(16 + nitems - len(buf)))
+        buf[0:16] = head
+        buf[16 : 16 + nitems] = body
+        if mtype == abi.NLMSG_DONE:
+            return
+        if mtype == abi.NLMSG_ERROR:
+            if length < 16 + abi.NLMSGERR.size + 16:
+                ctx.warn("ERROR truncated")
+            else:
+                (err,) = abi.NLMSGERR.unpack_from(buf, 16)
+                code = -err if err != -(2**31) else err  # errno = -err->error, a C int
+                ctx.warn(f"TCPDIAG answered: {os.strerror(code)}")
+            return
+        end = max(length, _DIAG_MSG_END)
+        # with the stale bytes after the message that ss's printers read through
+        snapshot = bytes(buf[: max(16 + nitems, _DIAG_MSG_END) + 64])
+        rec = next(decode_inet([(mtype, snapshot, 0, end)], abi.IPPROTO_TCP))
+        yield rec, _deficit(buf, length)
+
+
+def _deficit(buf: bytearray, length: int) -> str | None:
+    """parse_rtattr's "!!!Deficit" warning for the attributes of the message in ``buf``."""
+    left = ((length - _DIAG_MSG_END) & 0xFFFFFFFF) ^ 0x80000000
+    left -= 0x80000000  # the u32 difference passed as an int
+    off = _DIAG_MSG_END
+    while left >= 4:
+        rta_len = int.from_bytes(buf[off : off + 2], "little")
+        if rta_len < 4 or rta_len > left:
+            break
+        step = (rta_len + 3) & ~3
+        left -= step
+        off += step
+    if not left:
+        return None
+    rta_len = int.from_bytes(buf[off : off + 2].ljust(2, b"\0"), "little")
+    return f"!!!Deficit {left}, rta_len={rta_len}"
 
 
 def inet_proc(ctx: Context, table: str) -> Iterator[InetSocket]:
     """The /proc/net fallbacks of tcp_show, udp_show and raw_show."""
+    from sockscope.tables.inet import procfs  # the fallback: off the netlink path
+
     sel = ctx.sel
     env = ctx.environ
     name = {"tcp": "tcp", "udp": "udp", "raw": "raw"}[table]
@@ -245,7 +363,10 @@ def inet_proc(ctx: Context, table: str) -> Iterator[InetSocket]:
             recs = procfs.tcp_sockets(data, family, sel.states)
         else:
             recs = procfs.dgram_sockets(data, family, sel.states, protocol)
-        yield from _apply(recs, ctx, protocol, killable=False)
+        try:
+            yield from _apply(recs, ctx, protocol, killable=False)
+        except procfs.TableAborted:
+            return  # a damaged line: ss's tcp_show skips tcp6 too ("goto outerr")
 
 
 def inet_table(ctx: Context, table: str) -> Iterator[InetSocket]:

@@ -91,7 +91,12 @@ def skmem_text(buf: bytes, start: int, end: int) -> str:
     if size >= 36:
         vals = SK_MEMINFO.unpack_from(buf, start)
         return " skmem:(r%u,rb%u,t%u,tb%u,f%u,w%u,o%u,bl%u,d%u)" % vals
-    vals = SK_MEMINFO.unpack(bytes(buf[start:end]) + bytes(36 - size))
+    # print_skmeminfo reads the seven first counters whatever the payload's length: a
+    # short one is read through into what follows it in the buffer (zeros past its end)
+    data = bytes(buf[start : start + 28]) if size >= 0 else b""
+    vals = SK_MEMINFO.unpack(
+        (data + bytes(28 - len(data)))[:28] + bytes(buf[start + 28 : end]).ljust(8, b"\0")[:8]
+    )
     text = " skmem:(r%u,rb%u,t%u,tb%u,f%u,w%u,o%u" % vals[:7]
     if size >= 32:
         text += ",bl%u" % vals[7]
@@ -341,7 +346,8 @@ def tcp_stats(
 ) -> str:
     """tcp_show_info's struct tcp_info part + tcp_stats_print (7.1's items and order)."""
     span = attrs.get(4)  # INET_DIAG_CONG
-    cong = "" if span is None else cong_name(buf[span[0] : span[1]])
+    # strncpy(cong_alg, RTA_DATA, 15): a name without its NUL is read through the buffer
+    cong = "" if span is None else cong_name(bytes(buf[span[0] : span[0] + 15]))
     vegas_rtt = 0
     dctcp = ""
     if 3 in attrs or 9 in attrs:  # INET_DIAG_VEGASINFO, INET_DIAG_DCTCPINFO

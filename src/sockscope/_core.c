@@ -1,0 +1,1065 @@
+/*
+ * sockscope._core: the optional compiled core of a listing (CPython extension).
+ *
+ * Two pieces, each a drop-in for a pure-Python reference that stays the readable
+ * definition of the behaviour (and is what runs when this module is absent or
+ * SOCKSCOPE_PURE=1 is set):
+ *
+ *   Renderer   ss's token buffer and column engine: same interface and output as
+ *              sockscope.render.columns.PyRenderer (ports of ss.c's field_next,
+ *              buf_update, field_flush, render_calc_width and render, iproute2 7.1).
+ *   RowMaker   the per-socket work of a plain inet listing: walks the messages of one
+ *              sock_diag datagram, decodes struct inet_diag_msg and makes the cells of
+ *              each row exactly as the fast row closure of
+ *              sockscope.tables.inet.row.InetRows.row_fn does, with the same memos (the
+ *              Printer's dicts, shared). Everything outside that fast domain (a scope,
+ *              v6only, SCTP, an unknown state or family, -r, service names, a memo
+ *              miss it cannot fill) is handed to the Python row function with the
+ *              record tuple, so both paths agree by construction.
+ *
+ * Place in the package's layers: a leaf (it imports no sockscope module), reached only
+ * through sockscope.backend; see tests/test_architecture.py.
+ *
+ * Licence: GPL-2.0-or-later, like iproute2. Written from ss's behaviour and the uapi
+ * headers, not copied.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <arpa/inet.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+
+/* ------------------------------------------------------------------------------------ */
+/* column engine                                                                          */
+/* ------------------------------------------------------------------------------------ */
+
+#define COL_PROC 8
+#define COL_EXT 9
+#define NSLOTS 10
+#define CHUNK_ROOM (1024 * 1024 - 16)
+#define CHUNKS_MAX 5
+#define TOKEN_MAX 0xFFFF
+#define OUT_FLUSH (1 << 18)
+
+/* columns[] of ss.c: right-aligned and left delimiter length per slot */
+static const int COL_RIGHT[NSLOTS] = {0, 0, 0, 0, 1, 0, 1, 0, 0, 0};
+static const int COL_DELIM[NSLOTS] = {0, 1, 1, 1, 1, 0, 1, 0, 0, 0};
+static const char *COL_HEADER[NSLOTS] = {
+    "Netid", "State", "Recv-Q", "Send-Q", "Local Address:", "Port",
+    "Peer Address:", "Port", "Process", ""};
+
+typedef struct {
+    PyObject_HEAD
+    int slots[NSLOTS];
+    int ncols;
+    int ext_col;
+    int last_visible;
+    long screen;
+    PyObject *write;
+    Py_ssize_t max_len[NSLOTS];
+    PyObject **rows;
+    Py_ssize_t nrows, cap;
+    /* ss's chunk accounting of the current batch */
+    int chunks;
+    long start;
+    /* -1: no render pending; 0: render after this row; 1: after the next row */
+    int pending;
+    char *out;
+    Py_ssize_t outlen, outcap;
+} Renderer;
+
+static int
+renderer_init(Renderer *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"enabled", "write", "width", NULL};
+    PyObject *enabled, *write;
+    long width = -1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|l", kwlist, &enabled, &write, &width))
+        return -1;
+    PyObject *seq = PySequence_Fast(enabled, "enabled must be a sequence");
+    if (seq == NULL)
+        return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    if (n < 1 || n > NSLOTS) {
+        Py_DECREF(seq);
+        PyErr_SetString(PyExc_ValueError, "enabled: 1 to 10 slots");
+        return -1;
+    }
+    self->last_visible = -1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        long s = PyLong_AsLong(PySequence_Fast_GET_ITEM(seq, i));
+        if (s < 0 || s >= NSLOTS) {
+            Py_DECREF(seq);
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "slot out of range");
+            return -1;
+        }
+        self->slots[i] = (int)s;
+        if (s < COL_EXT)
+            self->last_visible = (int)i;
+        self->max_len[i] = 0;
+    }
+    Py_DECREF(seq);
+    self->ncols = (int)n;
+    self->ext_col = (int)n - 1;
+    self->screen = width;
+    Py_XSETREF(self->write, Py_NewRef(write));
+    self->chunks = 0;
+    self->start = 0;
+    self->pending = -1;
+    return 0;
+}
+
+static void
+renderer_clear_rows(Renderer *self)
+{
+    for (Py_ssize_t i = 0; i < self->nrows; i++)
+        Py_DECREF(self->rows[i]);
+    self->nrows = 0;
+}
+
+static void
+renderer_dealloc(Renderer *self)
+{
+    renderer_clear_rows(self);
+    PyMem_Free(self->rows);
+    PyMem_Free(self->out);
+    Py_XDECREF(self->write);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* One token of n bytes in column col (ss's buf_update/field_flush); returns -1, or 0/1
+ * when five chunks exist: render at the end of this row / of the next one. */
+static int
+account_token(Renderer *self, Py_ssize_t n, int col)
+{
+    if (n > TOKEN_MAX)
+        n = TOKEN_MAX;
+    long cost = 2 + (long)n + (long)(n & 1);
+    for (;;) {
+        if (self->start + cost <= CHUNK_ROOM - 2) {
+            self->start += cost;
+            return -1;
+        }
+        int out_called = n > 0 || self->slots[col] < COL_PROC;
+        if (out_called && self->start != 0 && self->start + 2 + n >= CHUNK_ROOM) {
+            /* buf_update: the token moves to a fresh chunk */
+            self->chunks++;
+            if (self->chunks >= CHUNKS_MAX)
+                return 0;
+            self->start = 0;
+            continue;
+        }
+        /* field_flush: the next length field would not fit */
+        if (col == self->ext_col && self->chunks >= CHUNKS_MAX)
+            return 0;
+        self->chunks++;
+        self->start = 0;
+        if (self->chunks >= CHUNKS_MAX)
+            return col == self->ext_col ? 1 : 0;
+        return -1;
+    }
+}
+
+static int
+out_reserve(Renderer *self, Py_ssize_t more)
+{
+    if (self->outlen + more <= self->outcap)
+        return 0;
+    Py_ssize_t cap = self->outcap ? self->outcap : 65536;
+    while (cap < self->outlen + more)
+        cap *= 2;
+    char *p = PyMem_Realloc(self->out, cap);
+    if (p == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    self->out = p;
+    self->outcap = cap;
+    return 0;
+}
+
+static int
+out_flush(Renderer *self)
+{
+    if (self->outlen == 0)
+        return 0;
+    PyObject *text = PyUnicode_DecodeLatin1(self->out, self->outlen, NULL);
+    self->outlen = 0;
+    if (text == NULL)
+        return -1;
+    PyObject *r = PyObject_CallOneArg(self->write, text);
+    Py_DECREF(text);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+/* Second pass of render_calc_width: distribute free space line by line. */
+static void
+spread(long *widths, int n, long screen)
+{
+    long length = 0;
+    int linecols = 0, eol = -1, c = 0;
+    while (c < n) {
+        if (!widths[c]) {
+            c++;
+            continue;
+        }
+        linecols++;
+        length += widths[c];
+        int last = 1;
+        for (int t = c + 1; t < n; t++)
+            if (widths[t]) {
+                last = 0;
+                break;
+            }
+        if (!last && length < screen) {
+            c++;
+            continue;
+        }
+        if (length != screen) {
+            if (length > screen) {
+                length -= widths[c];
+                c--;
+                linecols--;
+            }
+            long pad = screen - length;
+            long spacing = 0, rem = 0;
+            if (linecols) {
+                /* Python's divmod: floor division */
+                spacing = pad / linecols;
+                rem = pad % linecols;
+                if (rem != 0 && ((rem < 0) != (linecols < 0))) {
+                    rem += linecols;
+                    spacing -= 1;
+                }
+            }
+            for (int t = c; t > eol; t--) {
+                if (widths[t]) {
+                    widths[t] += spacing;
+                    if (rem) {
+                        widths[t] += 1;
+                        rem -= 1;
+                    }
+                }
+            }
+        }
+        eol = c;
+        length = 0;
+        linecols = 0;
+        c++;
+    }
+}
+
+/* Port of render_calc_width + render for the buffered rows (one batch). */
+static int
+render_batch(Renderer *self)
+{
+    Py_ssize_t nrows = self->nrows;
+    int ncols = self->ncols;
+    if (nrows == 0)
+        return 0;
+    for (int j = 0; j < ncols; j++) {
+        Py_ssize_t upto = j == self->ext_col ? nrows - 1 : nrows;
+        Py_ssize_t longest = -1;
+        for (Py_ssize_t r = 0; r < upto; r++) {
+            Py_ssize_t n = PyUnicode_GET_LENGTH(PyTuple_GET_ITEM(self->rows[r], j));
+            if (n > longest)
+                longest = n;
+        }
+        if (upto > 0 && longest > self->max_len[j])
+            self->max_len[j] = longest < TOKEN_MAX ? longest : TOKEN_MAX;
+    }
+    long widths[NSLOTS];
+    long screen = self->screen > 0 ? self->screen : LONG_MAX;
+    int first = 1;
+    for (int j = 0; j < ncols; j++) {
+        long m = (long)self->max_len[j];
+        long w = (!first && m) ? m + COL_DELIM[self->slots[j]] : m;
+        if (w > screen)
+            w = screen;
+        if (w)
+            first = 0;
+        widths[j] = w;
+    }
+    if (self->screen > 0)
+        spread(widths, ncols, self->screen);
+    /* per column: delimiter length, pad width (0: none), right-aligned */
+    int delim[NSLOTS], right[NSLOTS];
+    long pad[NSLOTS];
+    int compact = self->screen < 0;
+    for (int j = 0; j < ncols; j++) {
+        int slot = self->slots[j];
+        delim[j] = j == 0 ? 0 : COL_DELIM[slot];
+        long w = widths[j] - delim[j];
+        if (widths[j] == 0 || (compact && j == self->last_visible) || w <= 0)
+            pad[j] = 0;
+        else
+            pad[j] = w;
+        right[j] = COL_RIGHT[slot];
+    }
+    for (Py_ssize_t r = 0; r < nrows; r++) {
+        PyObject *row = self->rows[r];
+        for (int j = 0; j < ncols; j++) {
+            PyObject *cell = PyTuple_GET_ITEM(row, j);
+            Py_ssize_t n = PyUnicode_GET_LENGTH(cell);
+            Py_ssize_t fill = pad[j] > n ? pad[j] - n : 0;
+            if (out_reserve(self, 1 + n + fill + 1) < 0)
+                return -1;
+            char *o = self->out + self->outlen;
+            if (delim[j])
+                *o++ = ' ';
+            if (fill && right[j]) {
+                memset(o, ' ', fill);
+                o += fill;
+            }
+            memcpy(o, PyUnicode_1BYTE_DATA(cell), n);
+            o += n;
+            if (fill && !right[j]) {
+                memset(o, ' ', fill);
+                o += fill;
+            }
+            self->outlen = o - self->out;
+        }
+        self->out[self->outlen++] = '\n';
+        if (self->outlen >= OUT_FLUSH && out_flush(self) < 0)
+            return -1;
+    }
+    renderer_clear_rows(self);
+    self->chunks = 0;
+    self->start = 0;
+    self->pending = -1;
+    return out_flush(self);
+}
+
+/* Check a row's cells: a tuple of ncols latin-1 str. */
+static int
+check_row(Renderer *self, PyObject *row)
+{
+    if (!PyTuple_CheckExact(row) && !PyTuple_Check(row)) {
+        PyErr_SetString(PyExc_TypeError, "a row is a tuple of str");
+        return -1;
+    }
+    if (PyTuple_GET_SIZE(row) != self->ncols) {
+        PyErr_Format(PyExc_TypeError, "a row has %d cells, got %zd", self->ncols,
+                     PyTuple_GET_SIZE(row));
+        return -1;
+    }
+    for (int j = 0; j < self->ncols; j++) {
+        PyObject *cell = PyTuple_GET_ITEM(row, j);
+        if (!PyUnicode_Check(cell)) {
+            PyErr_SetString(PyExc_TypeError, "a cell is a str");
+            return -1;
+        }
+        if (PyUnicode_KIND(cell) != PyUnicode_1BYTE_KIND) {
+            /* raises UnicodeEncodeError, as encoding the text would */
+            PyObject *b = PyUnicode_AsLatin1String(cell);
+            if (b == NULL)
+                return -1;
+            Py_DECREF(b);
+            PyErr_SetString(PyExc_ValueError, "cell is not latin-1");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Queue one row (field_next at the end of a row); renders when ss would. */
+static int
+renderer_add_row(Renderer *self, PyObject *row)
+{
+    if (check_row(self, row) < 0)
+        return -1;
+    if (self->nrows == self->cap) {
+        Py_ssize_t cap = self->cap ? self->cap * 2 : 4096;
+        PyObject **p = PyMem_Realloc(self->rows, cap * sizeof(PyObject *));
+        if (p == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        self->rows = p;
+        self->cap = cap;
+    }
+    self->rows[self->nrows++] = Py_NewRef(row);
+    if (self->pending == 1) {
+        self->pending = 0;
+    } else if (self->pending < 0) {
+        if (self->chunks == 0) {
+            self->chunks = 1;
+            self->start = 0;
+        }
+        for (int j = 0; j < self->ncols; j++) {
+            int r = account_token(self, PyUnicode_GET_LENGTH(PyTuple_GET_ITEM(row, j)), j);
+            if (r >= 0) {
+                self->pending = r;
+                break;
+            }
+        }
+    }
+    if (self->pending == 0)
+        return render_batch(self);
+    return 0;
+}
+
+static PyObject *
+renderer_add(Renderer *self, PyObject *row)
+{
+    if (renderer_add_row(self, row) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+renderer_extend(Renderer *self, PyObject *rows)
+{
+    if (PyList_CheckExact(rows)) {
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(rows); i++)
+            if (renderer_add_row(self, PyList_GET_ITEM(rows, i)) < 0)
+                return NULL;
+        Py_RETURN_NONE;
+    }
+    PyObject *it = PyObject_GetIter(rows);
+    if (it == NULL)
+        return NULL;
+    PyObject *row;
+    while ((row = PyIter_Next(it)) != NULL) {
+        int r = renderer_add_row(self, row);
+        Py_DECREF(row);
+        if (r < 0) {
+            Py_DECREF(it);
+            return NULL;
+        }
+    }
+    Py_DECREF(it);
+    if (PyErr_Occurred())
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+renderer_header(Renderer *self, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *row = PyTuple_New(self->ncols);
+    if (row == NULL)
+        return NULL;
+    for (int j = 0; j < self->ncols; j++) {
+        PyObject *s = PyUnicode_FromString(COL_HEADER[self->slots[j]]);
+        if (s == NULL) {
+            Py_DECREF(row);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(row, j, s);
+    }
+    int r = renderer_add_row(self, row);
+    Py_DECREF(row);
+    if (r < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+renderer_finish(Renderer *self, PyObject *Py_UNUSED(ignored))
+{
+    if (render_batch(self) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+renderer_get_max_len(Renderer *self, void *Py_UNUSED(closure))
+{
+    PyObject *out = PyList_New(self->ncols);
+    if (out == NULL)
+        return NULL;
+    for (int j = 0; j < self->ncols; j++) {
+        PyObject *v = PyLong_FromSsize_t(self->max_len[j]);
+        if (v == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyList_SET_ITEM(out, j, v);
+    }
+    return out;
+}
+
+static PyMethodDef renderer_methods[] = {
+    {"add", (PyCFunction)renderer_add, METH_O, "Queue one row (a cell per enabled slot)."},
+    {"extend", (PyCFunction)renderer_extend, METH_O, "Queue many rows."},
+    {"header", (PyCFunction)renderer_header, METH_NOARGS, "Queue the header row."},
+    {"finish", (PyCFunction)renderer_finish, METH_NOARGS, "Render what is buffered."},
+    {NULL}};
+
+static PyGetSetDef renderer_getset[] = {
+    {"max_len", (getter)renderer_get_max_len, NULL, "column widths so far", NULL},
+    {NULL}};
+
+static PyTypeObject RendererType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "sockscope._core.Renderer",
+    .tp_doc = "ss's token buffer and column engine (see render.columns.PyRenderer).",
+    .tp_basicsize = sizeof(Renderer),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)renderer_init,
+    .tp_dealloc = (destructor)renderer_dealloc,
+    .tp_methods = renderer_methods,
+    .tp_getset = renderer_getset,
+};
+
+/* ------------------------------------------------------------------------------------ */
+/* inet rows                                                                              */
+/* ------------------------------------------------------------------------------------ */
+
+#define NLMSG_HDRLEN_ 16
+#define DIAG_MSG_LEN 72
+#define NLMSG_DONE_ 3
+#define NLMSG_MIN_TYPE_ 0x10
+#define NLM_F_DUMP_INTR_ 0x10
+#define IPPROTO_SCTP_ 132
+#define NSTATES 14
+
+struct diag_msg {
+    uint8_t family, state, timer, retrans;
+    uint16_t sport, dport;
+    uint8_t src[16], dst[16];
+    uint32_t ifindex, cookie_lo, cookie_hi, expires, rqueue, wqueue, uid, inode;
+};
+
+/* a one-entry memo in front of a dict: most rows repeat the previous address */
+struct addr_last {
+    uint8_t key[16];
+    int family;
+    PyObject *text; /* a strong reference */
+};
+
+typedef struct {
+    PyObject_HEAD
+    int protocol;
+    long long families;
+    int enabled[NSLOTS];
+    int ncols;
+    int numeric;       /* ports may be made here (no service names) */
+    int hosts;         /* -r: addresses go through Python */
+    PyObject *addr4, *addr6, *ports, *qmemo;
+    PyObject *states;  /* tuple of the State texts */
+    PyObject *netid;
+    PyObject *slow;    /* record -> row tuple */
+    PyObject *rec_type;
+    PyObject *control; /* (mtype, buf, off, length) -> done? */
+    PyObject *matcher; /* record -> bool, or None */
+    PyObject *proc;    /* inode -> Process cell, or None (no -p) */
+    PyObject *empty, *star;
+    struct addr_last last[2];
+    /* records decoded (before the filter), rows made, the last row's inode */
+    Py_ssize_t decoded, made;
+    unsigned long last_inode;
+    int last_fast;
+} RowMaker;
+
+static void
+rowmaker_dealloc(RowMaker *self)
+{
+    Py_XDECREF(self->addr4);
+    Py_XDECREF(self->addr6);
+    Py_XDECREF(self->ports);
+    Py_XDECREF(self->qmemo);
+    Py_XDECREF(self->states);
+    Py_XDECREF(self->netid);
+    Py_XDECREF(self->slow);
+    Py_XDECREF(self->rec_type);
+    Py_XDECREF(self->control);
+    Py_XDECREF(self->matcher);
+    Py_XDECREF(self->proc);
+    Py_XDECREF(self->empty);
+    Py_XDECREF(self->star);
+    Py_XDECREF(self->last[0].text);
+    Py_XDECREF(self->last[1].text);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int
+rowmaker_init(RowMaker *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"protocol", "families", "enabled", "addr4", "addr6", "ports",
+                             "qmemo", "states", "netid", "slow", "rec_type", "control",
+                             "matcher", "proc", "numeric", "hosts", NULL};
+    int protocol, numeric, hosts;
+    long long families;
+    PyObject *enabled, *addr4, *addr6, *ports, *qmemo, *states, *netid, *slow, *rec_type,
+        *control, *matcher, *proc;
+    if (!PyArg_ParseTupleAndKeywords(
+            args, kwds, "iLOO!O!O!O!OUOOOOOpp", kwlist, &protocol, &families, &enabled,
+            &PyDict_Type, &addr4, &PyDict_Type, &addr6, &PyDict_Type, &ports, &PyDict_Type,
+            &qmemo, &states, &netid, &slow, &rec_type, &control, &matcher, &proc, &numeric,
+            &hosts))
+        return -1;
+    if (!PyTuple_Check(states) || PyTuple_GET_SIZE(states) < NSTATES) {
+        PyErr_SetString(PyExc_TypeError, "states: a tuple of the 14 State texts");
+        return -1;
+    }
+    PyObject *seq = PySequence_Fast(enabled, "enabled must be a sequence");
+    if (seq == NULL)
+        return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    if (n < 1 || n > NSLOTS) {
+        Py_DECREF(seq);
+        PyErr_SetString(PyExc_ValueError, "enabled: 1 to 10 slots");
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        long s = PyLong_AsLong(PySequence_Fast_GET_ITEM(seq, i));
+        if (s < 0 || s >= NSLOTS) {
+            Py_DECREF(seq);
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "slot out of range");
+            return -1;
+        }
+        self->enabled[i] = (int)s;
+    }
+    Py_DECREF(seq);
+    self->ncols = (int)n;
+    self->protocol = protocol;
+    self->families = families;
+    self->numeric = numeric;
+    self->hosts = hosts;
+    Py_XSETREF(self->addr4, Py_NewRef(addr4));
+    Py_XSETREF(self->addr6, Py_NewRef(addr6));
+    Py_XSETREF(self->ports, Py_NewRef(ports));
+    Py_XSETREF(self->qmemo, Py_NewRef(qmemo));
+    Py_XSETREF(self->states, Py_NewRef(states));
+    Py_XSETREF(self->netid, Py_NewRef(netid));
+    Py_XSETREF(self->slow, Py_NewRef(slow));
+    Py_XSETREF(self->rec_type, Py_NewRef(rec_type));
+    Py_XSETREF(self->control, Py_NewRef(control));
+    Py_XSETREF(self->matcher, matcher == Py_None ? NULL : Py_NewRef(matcher));
+    Py_XSETREF(self->proc, proc == Py_None ? NULL : Py_NewRef(proc));
+    Py_XSETREF(self->empty, PyUnicode_FromStringAndSize("", 0));
+    Py_XSETREF(self->star, PyUnicode_FromString("*"));
+    if (self->empty == NULL || self->star == NULL)
+        return -1;
+    Py_CLEAR(self->last[0].text);
+    Py_CLEAR(self->last[1].text);
+    memset(self->last, 0, sizeof(self->last));
+    self->decoded = self->made = 0;
+    self->last_fast = 0;
+    self->last_inode = 0;
+    return 0;
+}
+
+/* The record tuple (tables/inet/layout.py): the 16 fields, protocol, buffer, span. */
+static PyObject *
+make_record(RowMaker *self, const struct diag_msg *m, PyObject *buf, Py_ssize_t attrs,
+            Py_ssize_t end)
+{
+    PyObject *t = PyTuple_New(20);
+    if (t == NULL)
+        return NULL;
+    PyObject *v[20];
+    v[0] = PyLong_FromLong(m->family);
+    v[1] = PyLong_FromLong(m->state);
+    v[2] = PyLong_FromLong(m->timer);
+    v[3] = PyLong_FromLong(m->retrans);
+    v[4] = PyLong_FromLong(m->sport);
+    v[5] = PyLong_FromLong(m->dport);
+    v[6] = PyBytes_FromStringAndSize((const char *)m->src, 16);
+    v[7] = PyBytes_FromStringAndSize((const char *)m->dst, 16);
+    v[8] = PyLong_FromUnsignedLong(m->ifindex);
+    v[9] = PyLong_FromUnsignedLong(m->cookie_lo);
+    v[10] = PyLong_FromUnsignedLong(m->cookie_hi);
+    v[11] = PyLong_FromUnsignedLong(m->expires);
+    v[12] = PyLong_FromUnsignedLong(m->rqueue);
+    v[13] = PyLong_FromUnsignedLong(m->wqueue);
+    v[14] = PyLong_FromUnsignedLong(m->uid);
+    v[15] = PyLong_FromUnsignedLong(m->inode);
+    v[16] = PyLong_FromLong(self->protocol);
+    v[17] = Py_NewRef(buf);
+    v[18] = PyLong_FromSsize_t(attrs);
+    v[19] = PyLong_FromSsize_t(end);
+    int bad = 0;
+    for (int i = 0; i < 20; i++) {
+        if (v[i] == NULL)
+            bad = 1;
+        PyTuple_SET_ITEM(t, i, v[i]);
+    }
+    if (bad) {
+        Py_DECREF(t);
+        return NULL;
+    }
+    /* tuple.__new__(InetSocket, t) */
+    PyObject *targs = PyTuple_Pack(1, t);
+    Py_DECREF(t);
+    if (targs == NULL)
+        return NULL;
+    PyObject *rec = PyTuple_Type.tp_new((PyTypeObject *)self->rec_type, targs, NULL);
+    Py_DECREF(targs);
+    return rec;
+}
+
+/* The address cell of inet_addr_print (no scope, no v6only), or NULL with no error
+ * when only Python can make it (-r, a family other than the two). New reference. */
+static PyObject *
+addr_text(RowMaker *self, int family, const uint8_t *data)
+{
+    char text[INET6_ADDRSTRLEN + 4];
+    if (self->hosts)
+        return NULL;
+    if (family == AF_INET) {
+        if (inet_ntop(AF_INET, data, text, INET6_ADDRSTRLEN) == NULL)
+            return NULL;
+        strcat(text, ":");
+        return PyUnicode_DecodeLatin1(text, strlen(text), NULL);
+    }
+    if (family != AF_INET6)
+        return NULL;
+    static const uint8_t any[16] = {0};
+    if (memcmp(data, any, 16) == 0)
+        return PyUnicode_FromString("*:");
+    char addr[INET6_ADDRSTRLEN];
+    if (inet_ntop(AF_INET6, data, addr, sizeof(addr)) == NULL)
+        return NULL;
+    if (strchr(addr, ':') != NULL)
+        snprintf(text, sizeof(text), "[%s]:", addr);
+    else
+        snprintf(text, sizeof(text), "%s:", addr);
+    return PyUnicode_DecodeLatin1(text, strlen(text), NULL);
+}
+
+/* The memoised address cell; borrowed reference, NULL without error = go slow. */
+static PyObject *
+addr_cell(RowMaker *self, int family, const uint8_t *data)
+{
+    struct addr_last *l = &self->last[family == AF_INET6];
+    if (l->text != NULL && l->family == family && memcmp(l->key, data, 16) == 0)
+        return l->text;
+    PyObject *memo = family == AF_INET6 ? self->addr6 : self->addr4;
+    PyObject *key = PyBytes_FromStringAndSize((const char *)data, 16);
+    if (key == NULL)
+        return NULL;
+    PyObject *text = PyDict_GetItemWithError(memo, key);
+    if (text == NULL && !PyErr_Occurred()) {
+        PyObject *made = addr_text(self, family, data);
+        if (made != NULL) {
+            int r = PyDict_SetItem(memo, key, made);
+            Py_DECREF(made);
+            text = r < 0 ? NULL : PyDict_GetItemWithError(memo, key);
+        }
+    }
+    Py_DECREF(key);
+    if (text != NULL) {
+        memcpy(l->key, data, 16);
+        l->family = family;
+        Py_XSETREF(l->text, Py_NewRef(text));
+    }
+    return text;
+}
+
+/* The memoised port cell, keyed by the port in network order. */
+static PyObject *
+port_cell(RowMaker *self, uint16_t port_be)
+{
+    PyObject *key = PyLong_FromLong(port_be);
+    if (key == NULL)
+        return NULL;
+    PyObject *text = PyDict_GetItemWithError(self->ports, key);
+    if (text == NULL && !PyErr_Occurred() && self->numeric) {
+        unsigned port = ((port_be & 0xFF) << 8) | (port_be >> 8);
+        PyObject *made = port ? PyUnicode_FromFormat("%u", port) : Py_NewRef(self->star);
+        if (made != NULL) {
+            int r = PyDict_SetItem(self->ports, key, made);
+            Py_DECREF(made);
+            text = r < 0 ? NULL : PyDict_GetItemWithError(self->ports, key);
+        }
+    }
+    Py_DECREF(key);
+    return text;
+}
+
+/* Printer.queue: "%-6d" of the kernel's u32 read as int, memoised up to 65536. */
+static PyObject *
+queue_cell(RowMaker *self, uint32_t n)
+{
+    PyObject *key = PyLong_FromUnsignedLong(n);
+    if (key == NULL)
+        return NULL;
+    PyObject *text = PyDict_GetItemWithError(self->qmemo, key);
+    if (text == NULL && !PyErr_Occurred()) {
+        char buf[32];
+        int len = snprintf(buf, sizeof(buf), "%-6d", (int32_t)n);
+        PyObject *made = PyUnicode_DecodeLatin1(buf, len, NULL);
+        if (made != NULL) {
+            if (PyDict_GET_SIZE(self->qmemo) < 65536) {
+                if (PyDict_SetItem(self->qmemo, key, made) < 0) {
+                    Py_DECREF(made);
+                    Py_DECREF(key);
+                    return NULL;
+                }
+                Py_DECREF(made);
+                text = PyDict_GetItemWithError(self->qmemo, key);
+            } else {
+                /* not kept: hand back a reference the caller owns through `key` */
+                Py_DECREF(key);
+                return made; /* caller must know it is new: see row_cells */
+            }
+        }
+    }
+    Py_DECREF(key);
+    if (text != NULL)
+        Py_INCREF(text);
+    return text;
+}
+
+/* One message's row, appended to out; 0 ok, -1 error. */
+static int
+one_row(RowMaker *self, const struct diag_msg *m, PyObject *buf, Py_ssize_t attrs,
+        Py_ssize_t end, PyObject *out)
+{
+    PyObject *rec = NULL, *row = NULL;
+    self->decoded++;
+    if (self->matcher != NULL) {
+        rec = make_record(self, m, buf, attrs, end);
+        if (rec == NULL)
+            return -1;
+        PyObject *r = PyObject_CallOneArg(self->matcher, rec);
+        if (r == NULL)
+            goto error;
+        int keep = PyObject_IsTrue(r);
+        Py_DECREF(r);
+        if (keep < 0)
+            goto error;
+        if (!keep) {
+            Py_DECREF(rec);
+            return 0;
+        }
+    }
+    int state = m->state, family = m->family;
+    int slow = m->ifindex != 0 || self->protocol == IPPROTO_SCTP_ || state >= NSTATES ||
+               (family != AF_INET && family != AF_INET6) ||
+               (family == AF_INET6 && (state == 7 || state == 10));
+    PyObject *cells[NSLOTS];
+    memset(cells, 0, sizeof(cells));
+    if (!slow) {
+        cells[4] = addr_cell(self, family, m->src);
+        cells[6] = cells[4] ? addr_cell(self, family, m->dst) : NULL;
+        cells[5] = cells[6] ? port_cell(self, m->sport) : NULL;
+        cells[7] = cells[5] ? port_cell(self, m->dport) : NULL;
+        if (PyErr_Occurred())
+            goto error;
+        if (cells[7] == NULL) {
+            slow = 1;
+        } else {
+            Py_INCREF(cells[4]);
+            Py_INCREF(cells[5]);
+            Py_INCREF(cells[6]);
+            Py_INCREF(cells[7]);
+            cells[2] = queue_cell(self, m->rqueue);
+            cells[3] = cells[2] ? queue_cell(self, m->wqueue) : NULL;
+            if (cells[3] == NULL)
+                goto error_cells;
+            cells[0] = Py_NewRef(self->netid);
+            cells[1] = Py_NewRef(PyTuple_GET_ITEM(self->states, state));
+            if (self->proc != NULL) {
+                PyObject *ino = PyLong_FromUnsignedLong(m->inode);
+                if (ino == NULL)
+                    goto error_cells;
+                cells[8] = PyObject_CallOneArg(self->proc, ino);
+                Py_DECREF(ino);
+                if (cells[8] == NULL)
+                    goto error_cells;
+            } else {
+                cells[8] = Py_NewRef(self->empty);
+            }
+            cells[9] = Py_NewRef(self->empty);
+            row = PyTuple_New(self->ncols);
+            if (row == NULL)
+                goto error_cells;
+            for (int j = 0; j < self->ncols; j++) {
+                PyObject *c = cells[self->enabled[j]];
+                Py_INCREF(c);
+                PyTuple_SET_ITEM(row, j, c);
+            }
+            for (int j = 0; j < NSLOTS; j++)
+                Py_DECREF(cells[j]);
+            self->last_fast = 1;
+        }
+    }
+    if (slow) {
+        if (rec == NULL) {
+            rec = make_record(self, m, buf, attrs, end);
+            if (rec == NULL)
+                return -1;
+        }
+        row = PyObject_CallOneArg(self->slow, rec);
+        if (row == NULL)
+            goto error;
+        self->last_fast = 0;
+    }
+    Py_XDECREF(rec);
+    self->last_inode = m->inode;
+    self->made++;
+    int r = PyList_Append(out, row);
+    Py_DECREF(row);
+    return r;
+error_cells:
+    for (int j = 0; j < NSLOTS; j++)
+        Py_XDECREF(cells[j]);
+error:
+    Py_XDECREF(rec);
+    return -1;
+}
+
+static int
+families_has(long long families, int family)
+{
+    if (families < 0)
+        return 1; /* Python's -1 >> n is -1: every family */
+    if (family >= 63)
+        return 0;
+    return (int)((families >> family) & 1);
+}
+
+/*
+ * feed(buf, seq, out) -> flags: walk one datagram (port of decode_inet_dump's loop),
+ * append a row per matching message to the list out. seq < 0 is a recorded dump
+ * (decode_inet over netlink.replay): every message is data, up to len(buf).
+ * Returns bit 0 set at NLMSG_DONE, bit 1 when NLM_F_DUMP_INTR was seen. Exceptions of
+ * the control callback (NLMSG_ERROR) propagate; the rows made before stay in out.
+ */
+static PyObject *
+rowmaker_feed(RowMaker *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !PyBytes_Check(args[0]) || !PyList_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "feed(buf: bytes, seq: int, out: list)");
+        return NULL;
+    }
+    PyObject *buf = args[0], *out = args[2];
+    long long seq = PyLong_AsLongLong(args[1]);
+    if (seq == -1 && PyErr_Occurred())
+        return NULL;
+    int replay = seq < 0;
+    const uint8_t *data = (const uint8_t *)PyBytes_AS_STRING(buf);
+    Py_ssize_t end = PyBytes_GET_SIZE(buf), off = 0;
+    long flags_out = 0;
+    while (off + NLMSG_HDRLEN_ <= end) {
+        uint32_t length, mseq;
+        uint16_t mtype, flags;
+        memcpy(&length, data + off, 4);
+        memcpy(&mtype, data + off + 4, 2);
+        memcpy(&flags, data + off + 6, 2);
+        memcpy(&mseq, data + off + 8, 4);
+        if (length < NLMSG_HDRLEN_ || (Py_ssize_t)length > end - off)
+            break;
+        if (replay || (long long)mseq == seq) {
+            if (!replay && (flags & NLM_F_DUMP_INTR_))
+                flags_out |= 2;
+            if (!replay && mtype < NLMSG_MIN_TYPE_) {
+                PyObject *r = PyObject_CallFunction(self->control, "iOnn", (int)mtype, buf,
+                                                    off, (Py_ssize_t)length);
+                if (r == NULL)
+                    return NULL;
+                int done = PyObject_IsTrue(r);
+                Py_DECREF(r);
+                if (done < 0)
+                    return NULL;
+                if (done)
+                    return PyLong_FromLong(flags_out | 1);
+            } else if (length >= NLMSG_HDRLEN_ + DIAG_MSG_LEN &&
+                       families_has(self->families, data[off + NLMSG_HDRLEN_])) {
+                struct diag_msg m;
+                memcpy(&m, data + off + NLMSG_HDRLEN_, DIAG_MSG_LEN);
+                if (one_row(self, &m, buf, off + NLMSG_HDRLEN_ + DIAG_MSG_LEN,
+                            off + (Py_ssize_t)length, out) < 0)
+                    return NULL;
+            }
+        }
+        off += ((Py_ssize_t)length + 3) & ~(Py_ssize_t)3;
+    }
+    return PyLong_FromLong(flags_out);
+}
+
+static PyObject *
+rowmaker_get_stats(RowMaker *self, void *Py_UNUSED(closure))
+{
+    return Py_BuildValue("nnkO", self->decoded, self->made, self->last_inode,
+                         self->last_fast ? Py_True : Py_False);
+}
+
+static PyMethodDef rowmaker_methods[] = {
+    {"feed", (PyCFunction)(void (*)(void))rowmaker_feed, METH_FASTCALL,
+     "feed(buf, seq, out) -> flags: the rows of one datagram appended to out."},
+    {NULL}};
+
+static PyGetSetDef rowmaker_getset[] = {
+    {"stats", (getter)rowmaker_get_stats, NULL,
+     "(records decoded, rows made, last row's inode, last row made here)", NULL},
+    {NULL}};
+
+static PyTypeObject RowMakerType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "sockscope._core.RowMaker",
+    .tp_doc = "The rows of a plain inet listing (see tables.inet.row.InetRows.row_fn).",
+    .tp_basicsize = sizeof(RowMaker),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)rowmaker_init,
+    .tp_dealloc = (destructor)rowmaker_dealloc,
+    .tp_methods = rowmaker_methods,
+    .tp_getset = rowmaker_getset,
+};
+
+/* ------------------------------------------------------------------------------------ */
+
+/* dump_end(buf, seq) -> bool: does the datagram end dump seq (NLMSG_DONE or an error)?
+ * For receive threads, which stop at the end without decoding anything. */
+static PyObject *
+core_dump_end(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyBytes_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "dump_end(buf: bytes, seq: int)");
+        return NULL;
+    }
+    long long seq = PyLong_AsLongLong(args[1]);
+    if (seq == -1 && PyErr_Occurred())
+        return NULL;
+    const uint8_t *data = (const uint8_t *)PyBytes_AS_STRING(args[0]);
+    Py_ssize_t end = PyBytes_GET_SIZE(args[0]), off = 0;
+    while (off + NLMSG_HDRLEN_ <= end) {
+        uint32_t length, mseq;
+        uint16_t mtype;
+        memcpy(&length, data + off, 4);
+        memcpy(&mtype, data + off + 4, 2);
+        memcpy(&mseq, data + off + 8, 4);
+        if (length < NLMSG_HDRLEN_ || (Py_ssize_t)length > end - off)
+            break;
+        if ((long long)mseq == seq && (mtype == NLMSG_DONE_ || mtype == 2))
+            Py_RETURN_TRUE;
+        off += ((Py_ssize_t)length + 3) & ~(Py_ssize_t)3;
+    }
+    Py_RETURN_FALSE;
+}
+
+static PyMethodDef core_methods[] = {
+    {"dump_end", (PyCFunction)(void (*)(void))core_dump_end, METH_FASTCALL,
+     "dump_end(buf, seq) -> True if the datagram holds NLMSG_DONE or NLMSG_ERROR of seq."},
+    {NULL}};
+
+static struct PyModuleDef core_module = {
+    PyModuleDef_HEAD_INIT, "sockscope._core",
+    "The optional compiled core of a listing: column engine and inet rows.", -1,
+    core_methods};
+
+PyMODINIT_FUNC
+PyInit__core(void)
+{
+    if (PyType_Ready(&RendererType) < 0 || PyType_Ready(&RowMakerType) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&core_module);
+    if (m == NULL)
+        return NULL;
+    if (PyModule_AddObjectRef(m, "Renderer", (PyObject *)&RendererType) < 0 ||
+        PyModule_AddObjectRef(m, "RowMaker", (PyObject *)&RowMakerType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -1,0 +1,38 @@
+"""Which implementation of the listing hot path runs: the compiled core or pure Python.
+
+``sockscope._core`` (src/sockscope/_core.c) is an optional C extension built at install
+time when a compiler is present. It is a leaf: it imports nothing of the package, so it
+sits with this module at the bottom of the layers (tests/test_architecture.py) and every
+layer above reaches it only through :func:`core`; ``sockscope.backend()`` is
+:func:`backend`. ``SOCKSCOPE_PURE=1`` in the environment forces pure Python (read once,
+at the first call). The pure-Python modules stay the
+reference: the compiled pieces are drop-ins that must print the same bytes.
+"""
+
+from __future__ import annotations
+
+import os
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import ModuleType
+
+_loaded: list[ModuleType | None] = []
+
+
+def core() -> ModuleType | None:
+    """The compiled core module, or None (not built, not importable, or SOCKSCOPE_PURE)."""
+    if not _loaded:
+        mod = None
+        if os.environ.get("SOCKSCOPE_PURE", "") in ("", "0"):
+            try:
+                import sockscope._core as mod  # type: ignore[import-not-found,no-redef]
+            except ImportError:
+                mod = None
+        _loaded.append(mod)
+    return _loaded[0]
+
+
+def backend() -> str:
+    """``"compiled"`` when the C core is in use, else ``"pure"``."""
+    return "pure" if core() is None else "compiled"

@@ -1,0 +1,294 @@
+"""Answers instead of listings: ``--count-by``, ``--top``, ``--sort``, ``--watch`` and
+``--top-view``, sockscope's own options (not ss's).
+
+The command's option switch hands these options to :func:`option`, which keeps them on
+the run (``run.answers``); once the selection and the filter are read, the command calls
+:func:`show`, which answers instead of listing when one of them was given:
+
+* ``--count-by KEY[,KEY...]``: a table ``COUNT KEY... RECV-Q SEND-Q`` (with ``-i`` also
+  ``BYTES-ACKED BYTES-RECEIVED RETRANS``), biggest group first; ``--json`` /
+  ``--json-lines`` write the groups as data (``{"group": {...}, "count": N, ...}``);
+* ``--sort [-]KEY[,...]``: ss's listing, rows in key order, laid out as ss lays out the
+  same rows; ``--top N`` keeps the first N groups or rows;
+* ``--watch[=SECONDS]``: what changes, one timestamped line per event
+  (:mod:`sockscope.ops.watch`);
+* ``--top-view``: a full-screen view on a terminal (:mod:`sockscope.cli.top`), else
+  ``--watch`` lines.
+
+Why ``--top-view`` and not a ``sockscope top`` word: a bare word is an ss filter
+expression (``ss top`` is a host condition today and fails with "an inet prefix is
+expected rather than "top""), so a word would change what an ss command line means.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from sockscope.errors import ArgumentError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator, Sequence
+
+    from sockscope.ops.procmap import PendingMap, ProcessMap
+    from sockscope.options import Options
+    from sockscope.query.filter import Filter
+    from sockscope.tables.context import Context
+
+
+class Answers:
+    """The answer options of one run."""
+
+    __slots__ = ("count_by", "sort", "top", "top_view", "watch")
+
+    def __init__(self) -> None:
+        self.count_by: list[str] | None = None
+        self.sort: list[str] | None = None
+        self.top: int | None = None
+        self.watch: float | None = None
+        self.top_view = False
+
+
+def _number(text: str, what: str, minimum: float) -> float:
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < minimum:
+        raise ArgumentError(f'sockscope: invalid {what} "{text}"')
+    return value
+
+
+def option(run: object, key: str, value: str) -> None:
+    """One of sockscope's answer options, in getopt order (the last one of a kind wins)."""
+    from sockscope.ops.keys import split_words
+
+    found: Answers | None = getattr(run, "answers", None)
+    if found is None:
+        found = Answers()
+        run.answers = found  # type: ignore[attr-defined]
+    if key == "count-by":
+        found.count_by = split_words(value)
+    elif key == "sort":
+        found.sort = split_words(value)
+    elif key == "top":
+        if not value.isdigit():
+            raise ArgumentError(f'sockscope: invalid --top "{value}" (a count)')
+        found.top = int(value)
+    elif key == "watch":
+        found.watch = _number(value, "--watch interval", 0.01) if value else 0.0
+    elif key == "top-view":
+        found.top_view = True
+
+
+def show(
+    run: object,
+    flt: Filter | None,
+    users: ProcessMap | PendingMap | None,
+    environ: dict[str, str],
+    warn: Callable[[str], None],
+    warn_raw: Callable[[str], None],
+) -> int | None:
+    """Answer instead of listing when an answer option was given; None otherwise."""
+    answers: Answers | None = getattr(run, "answers", None)
+    if answers is None:
+        return None
+    from sockscope.cli import listing
+
+    opts: Options = run.opts  # type: ignore[attr-defined]
+    sel = run.sel  # type: ignore[attr-defined]
+    if answers.top_view or answers.watch is not None:
+        from sockscope.cli import top
+
+        return top.run(answers, sel, opts, flt, environ, warn)
+    ctx = listing.make_context(sel, opts, flt, environ, warn, warn_raw)
+    if answers.count_by is not None:
+        return _count(answers, ctx, opts, users, warn)
+    if answers.sort is not None or answers.top is not None:
+        return _sorted(answers, ctx, opts, users, environ, warn)
+    return None
+
+
+def show_all_netns(
+    run: object,
+    flt: Filter | None,
+    users: ProcessMap | PendingMap | None,
+    environ: dict[str, str],
+    warn: Callable[[str], None],
+    warn_raw: Callable[[str], None],
+) -> int:
+    """``--all-netns --count-by``: one count over every namespace (each record carries its
+    namespace, so ``netns`` and ``container`` are keys). The other answer options watch or
+    sort one namespace's sockets: with --all-netns they are refused."""
+    answers: Answers = run.answers  # type: ignore[attr-defined]
+    if answers.count_by is None:
+        raise ArgumentError("sockscope: --all-netns combines with --count-by only")
+    from sockscope.cli import listing
+    from sockscope.ops import namespaces as nsops
+    from sockscope.render.view import View
+
+    opts: Options = run.opts  # type: ignore[attr-defined]
+    ctx = listing.make_context(run.sel, opts, flt, environ, warn, warn_raw)  # type: ignore[attr-defined]
+    view = View()
+
+    def records() -> Iterator[object]:
+        for space, rec in nsops.listing("all", lambda: _records(ctx.fresh())):
+            rec.attach(view, None, space)  # type: ignore[attr-defined]
+            yield rec
+
+    return _count(answers, ctx, opts, users, warn, records())
+
+
+def _records(ctx: Context) -> Iterator[object]:
+    from sockscope.cli import listing
+
+    for table in listing.tables(ctx):
+        yield from table.records
+
+
+def _count(
+    answers: Answers,
+    ctx: Context,
+    opts: Options,
+    users: ProcessMap | PendingMap | None,
+    warn: Callable[[str], None],
+    records: Iterable[object] | None = None,
+) -> int:
+    from sockscope.ops import aggregate
+    from sockscope.ops.keys import lookups, make_keys
+
+    words = answers.count_by or []
+    keys = make_keys(words, lookups(words, users, ctx.environ, warn))
+    counter = aggregate.Counter(keys, info=bool(opts.show_tcpinfo))
+    counter.add(_records(ctx) if records is None else records)
+    groups = counter.groups(answers.top)
+    out = sys.stdout.buffer
+    if opts.json:
+        from sockscope.render import jsonout
+
+        jsonout.write_groups(out, [g.to_dict() for g in groups], opts.json == "lines")
+    else:
+        out.write(
+            aggregate.table_text(groups, [k.name for k in keys], opts.show_header).encode(
+                "utf-8", "surrogateescape"
+            )
+        )
+    out.flush()
+    return 0
+
+
+def _sorted(
+    answers: Answers,
+    ctx: Context,
+    opts: Options,
+    users: ProcessMap | PendingMap | None,
+    environ: dict[str, str],
+    warn: Callable[[str], None],
+) -> int:
+    from sockscope.cli import listing
+    from sockscope.ops import aggregate
+    from sockscope.ops.keys import lookups, make_keys
+
+    names, descending = aggregate.parse_sort(answers.sort or [])
+    keys = make_keys(names, lookups(names, users, environ, warn))
+    if opts.json:
+        return _sorted_json(answers, ctx, opts, users, environ, warn, keys, descending)
+    from sockscope.render import columns
+    from sockscope.render.names import Resolver
+    from sockscope.render.printer import Printer, enabled_slots
+    from sockscope.tables import common
+    from sockscope.tables.inet.row import InetRows
+
+    sel = ctx.sel
+    slots = enabled_slots(
+        show_netid=not sel.single_db(),
+        show_state=not sel.single_state(),
+        show_queues=opts.show_queues,
+        show_proc=bool(opts.show_processes),
+    )
+    out = sys.stdout.buffer
+
+    def write(text: str) -> None:
+        out.write(text.encode("latin-1"))
+
+    renderer = columns.Renderer(slots, write, columns.screen_width(1, environ))
+    resolver = Resolver(numeric=opts.numeric, resolve_hosts=opts.resolve, environ=environ)
+    printer = Printer(opts, resolver, slots, None if users is None else users.users)
+    printer.warn = warn
+    if opts.show_header:
+        renderer.header()
+    records: list[object] = []
+    rows: list[tuple[str, ...]] = []
+    inet_rows = None
+    for table in listing.tables(ctx):
+        if table.dg_proto:
+            printer.set_proto(table.dg_proto)
+        if table.inet:
+            inet_rows = inet_rows or InetRows(printer)
+            row = inet_rows.row_fn()
+        else:
+            row = common.row_fn(table.name, printer, ctx)
+        for rec in table.records:
+            records.append(rec)
+            rows.append(row(rec))  # type: ignore[arg-type]
+    order = aggregate.sort_order(records, keys, descending)
+    if answers.top is not None:
+        order = order[: answers.top]
+    renderer.extend(rows[i] for i in order)
+    renderer.finish()
+    out.flush()
+    return 0
+
+
+def _sorted_json(
+    answers: Answers,
+    ctx: Context,
+    opts: Options,
+    users: ProcessMap | PendingMap | None,
+    environ: dict[str, str],
+    warn: Callable[[str], None],
+    keys: Sequence[object],
+    descending: Sequence[bool],
+) -> int:
+    from sockscope.cli import listing
+    from sockscope.ops import aggregate
+    from sockscope.render import jsonout
+    from sockscope.render import view as fields
+    from sockscope.render.names import CgroupMap, Resolver
+
+    resolver = Resolver(numeric=opts.numeric, resolve_hosts=opts.resolve, environ=environ)
+    view = fields.View.from_options(opts)
+    view.ifname = resolver.ifname
+    view.cgroup_path = CgroupMap(warn).path
+    if opts.show_processes:
+        view.owners = None if users is None else users.owners
+    dicts: list[dict[str, object]] = []
+    records: list[object] = []
+    #: ss's dg_proto: a table's service names, kept from one table to the next
+    dg_proto: list[str | None] = [None]
+    if not opts.numeric:
+        view.service = lambda port: resolver.service(port, dg_proto[0])
+    for table in listing.tables(ctx):
+        if table.dg_proto:
+            dg_proto[0] = table.dg_proto
+        for rec in table.records:
+            records.append(rec)
+            dicts.append(rec.to_dict(view))  # type: ignore[attr-defined]
+    order = aggregate.sort_order(records, keys, descending)  # type: ignore[arg-type]
+    if answers.top is not None:
+        order = order[: answers.top]
+    writer = jsonout.Writer(sys.stdout.buffer, opts.json == "lines")
+    writer.start(None)
+    writer.sockets(dicts[i] for i in order)
+    writer.finish()
+    return 0
+
+
+def isatty(fd: int = 1) -> bool:
+    try:
+        return os.isatty(fd)
+    except OSError:
+        return False

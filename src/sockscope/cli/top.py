@@ -1,0 +1,264 @@
+"""``--watch`` lines and the ``--top-view`` screen.
+
+``--watch[=SECONDS]`` prints one line per change (:mod:`sockscope.ops.watch`), each
+starting with its local time (ISO 8601, microseconds), flushed as it is written so a
+pipe sees it at once; ``--json-lines`` (or ``--json``) writes each as a JSON object with
+``time``, ``event`` and the socket's data. Ctrl-C (SIGINT) or SIGTERM ends it: what was
+written stays complete. SIGINT ends the command as it ends ss (main() lets the process die
+of it); SIGTERM returns 143, the shell's status for a process killed by SIGTERM.
+
+``--top-view`` redraws a full screen every interval (stdlib :mod:`curses`): the groups
+of ``--count-by`` when given, else the busiest connections by rate (bytes acked plus
+received per second; tcp_info is asked for). ``q`` quits. When stdout is not a terminal
+it prints the ``--watch`` lines instead.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Generator
+
+    from sockscope.cli.answers import Answers
+    from sockscope.ops.watch import Change
+    from sockscope.options import Options
+    from sockscope.query.filter import Filter
+    from sockscope.query.selection import Selection
+
+#: the interval of --watch and --top-view when none is given, seconds
+DEFAULT_INTERVAL = 1.0
+
+
+def run(
+    answers: Answers,
+    sel: Selection,
+    opts: Options,
+    flt: Filter | None,
+    environ: dict[str, str],
+    warn: Callable[[str], None],
+) -> int:
+    interval = answers.watch or DEFAULT_INTERVAL
+    if answers.top_view and _isatty(sys.stdout):
+        return _screen(answers, sel, opts, flt, environ, warn, interval)
+    return watch_lines(sel, opts, flt, interval)
+
+
+def _isatty(stream: object) -> bool:
+    try:
+        return os.isatty(stream.fileno())  # type: ignore[attr-defined]
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def stamp(when: float) -> str:
+    """Local time, ISO 8601 with microseconds: ``2025-06-01T16:22:47.123456``."""
+    whole = int(when)
+    micros = round((when - whole) * 1e6)
+    if micros >= 1000000:
+        whole, micros = whole + 1, micros - 1000000
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(whole)) + f".{micros:06d}"
+
+
+def _end(family: int, address: str, port: int) -> str:
+    return f"[{address}]:{port}" if family == 10 else f"{address}:{port}"
+
+
+def line(change: Change) -> str:
+    """One change as a text line (no newline)."""
+    s = change.socket
+    state = s.state_name
+    if change.kind == "state" and change.old_state is not None:
+        state = f"{change.old_state}->{state}"
+    parts = [
+        stamp(change.time),
+        change.kind,
+        s.netid,
+        state,
+        _end(s.family, s.local_address, s.local_port),
+        _end(s.family, s.peer_address, s.peer_port),
+    ]
+    if change.lifetime is not None:
+        parts.append(f"lifetime:{change.lifetime:.3f}s")
+    if change.lifetime_max is not None:
+        parts.append(f"lifetime:<{change.lifetime_max:.3f}s")
+    if change.rates is not None:
+        parts += [f"{k}/s:{v:.1f}" for k, v in change.rates.items()]
+    elif change.counters is not None:
+        parts += [f"{k}:{v}" for k, v in change.counters.items()]
+    return " ".join(parts)
+
+
+class _Terminated(Exception):
+    """SIGTERM: end like Ctrl-C, with the status of a process killed by SIGTERM (143)."""
+
+
+#: the status of a process killed by SIGTERM, as the shell shows it
+EXIT_SIGTERM = 128 + signal.SIGTERM
+
+
+def _stop_on_term() -> None:
+    def stop(_signum: int, _frame: object) -> None:
+        raise _Terminated
+
+    try:
+        signal.signal(signal.SIGTERM, stop)
+    except (ValueError, OSError):
+        pass
+
+
+def watch_lines(sel: Selection, opts: Options, flt: Filter | None, interval: float) -> int:
+    """``--watch``: a line (or JSON line) per change, flushed, until interrupted."""
+    from sockscope.ops import watch
+
+    out = sys.stdout.buffer
+    view = None
+    if opts.json:
+        from sockscope.render import jsonout
+        from sockscope.render.view import View
+
+        view = View.from_options(opts)
+    _stop_on_term()
+    matcher = None if flt is None else flt.matches
+    bytecode = None if flt is None else flt.bytecode()
+    stream: Generator[Change, None, None] = watch.changes(
+        sel, interval, bool(opts.show_tcpinfo), matcher, bytecode
+    )
+    try:
+        for change in stream:
+            if view is not None:
+                jsonout.write_event(out, change.to_dict(view))
+            else:
+                out.write((line(change) + "\n").encode("utf-8", "surrogateescape"))
+                out.flush()
+    except _Terminated:
+        return EXIT_SIGTERM
+    finally:
+        stream.close()
+        out.flush()
+    return 0
+
+
+def _screen(
+    answers: Answers,
+    sel: Selection,
+    opts: Options,
+    flt: Filter | None,
+    environ: dict[str, str],
+    warn: Callable[[str], None],
+    interval: float,
+) -> int:
+    import curses
+
+    _stop_on_term()
+    view = TopView(answers, sel, opts, flt, environ, warn, interval)
+    try:
+        curses.wrapper(view.loop)
+    except _Terminated:
+        return EXIT_SIGTERM
+    finally:
+        view.close()
+    return 0
+
+
+class TopView:
+    """What the screen shows, refreshed every interval."""
+
+    def __init__(
+        self,
+        answers: Answers,
+        sel: Selection,
+        opts: Options,
+        flt: Filter | None,
+        environ: dict[str, str],
+        warn: Callable[[str], None],
+        interval: float,
+    ) -> None:
+        self.answers = answers
+        self.sel = sel
+        self.opts = opts
+        self.flt = flt
+        self.environ = environ
+        self.warn = warn
+        self.interval = interval
+        self.watcher = None
+        #: cookie -> (combined rate, the rate change) of the busiest connections
+        self.rates: dict[int, tuple[float, Change]] = {}
+        if answers.count_by is None:
+            from sockscope.ops.watch import Watcher
+
+            matcher = None if flt is None else flt.matches
+            bytecode = None if flt is None else flt.bytecode()
+            self.watcher = Watcher(sel, True, matcher, bytecode, events=False)
+            self.watcher.baseline()
+
+    def close(self) -> None:
+        if self.watcher is not None:
+            self.watcher.close()
+
+    def lines(self) -> list[str]:
+        if self.answers.count_by is not None:
+            return self._groups()
+        return self._busiest()
+
+    def _groups(self) -> list[str]:
+        from sockscope.cli import listing
+        from sockscope.ops import aggregate
+        from sockscope.ops.keys import lookups, make_keys
+
+        words = self.answers.count_by or []
+        ctx = listing.make_context(self.sel, self.opts, self.flt, self.environ, self.warn)
+        keys = make_keys(words, lookups(words, None, self.environ, self.warn))
+        counter = aggregate.Counter(keys, info=bool(self.opts.show_tcpinfo))
+        for table in listing.tables(ctx):
+            counter.add(table.records)
+        groups = counter.groups(self.answers.top)
+        return aggregate.table_text(groups, [k.name for k in keys]).splitlines()
+
+    def _busiest(self) -> list[str]:
+        assert self.watcher is not None
+        for change in self.watcher.step():
+            if change.kind == "rate" and change.rates:
+                total = change.rates["bytes_acked"] + change.rates["bytes_received"]
+                self.rates[change.cookie] = (total, change)
+            elif change.kind == "closed":
+                self.rates.pop(change.cookie, None)
+        busiest = sorted(self.rates.values(), key=lambda item: -item[0])
+        self.rates = {}
+        out = ["SEND-B/S RECV-B/S RETRANS/S NETID STATE LOCAL PEER"]
+        for _total, c in busiest[: self.answers.top or None]:
+            s = c.socket
+            r = c.rates or {}
+            out.append(
+                f"{r.get('bytes_acked', 0):9.0f} {r.get('bytes_received', 0):9.0f}"
+                f" {r.get('retrans', 0):9.1f} {s.netid} {s.state_name}"
+                f" {_end(s.family, s.local_address, s.local_port)}"
+                f" {_end(s.family, s.peer_address, s.peer_port)}"
+            )
+        return out
+
+    def loop(self, screen: object) -> None:
+        import curses
+
+        win: curses.window = screen  # type: ignore[assignment]
+        try:
+            curses.curs_set(0)
+        except curses.error:
+            pass
+        win.timeout(int(self.interval * 1000))
+        while True:
+            body = self.lines()
+            height, width = win.getmaxyx()
+            win.erase()
+            title = f"sockscope --top-view  {stamp(time.time())}  every {self.interval:g}s  q: quit"
+            win.addnstr(0, 0, title, max(width - 1, 0), curses.A_REVERSE)
+            for i, text in enumerate(body[: max(height - 2, 0)], 2):
+                win.addnstr(i, 0, text, max(width - 1, 0))
+            win.refresh()
+            key = win.getch()
+            if key in (ord("q"), ord("Q")):
+                return

@@ -1,0 +1,521 @@
+"""``--watch`` / ``sockscope.watch()``: what changes between snapshots of the inet tables.
+
+Every ``interval`` seconds the selected inet tables (TCP, UDP, MPTCP, RAW) are dumped
+over sock_diag and compared with the previous snapshot, socket by socket, keyed by
+(network namespace, socket cookie). In between, the kernel's destruction events (the
+multicast groups of ``ss -E``, :mod:`sockscope.ops.follow`) are read as they come, so a
+connection that opens and closes between two snapshots is still reported, with the
+counters the kernel sent when it destroyed it. A :class:`Change` is one of:
+
+* ``new``: a socket that was not in the previous snapshot;
+* ``closed``: a socket that went away: from its destruction event (TCP and UDP, at once,
+  with its last ``tcp_info`` counters) or because the next snapshot no longer has it;
+  ``lifetime`` is the time since the first snapshot that listed it (None if none did:
+  then ``lifetime_max`` bounds it by the time since the last snapshot);
+* ``state``: a socket whose state changed (``old_state`` -> ``socket.state_name``);
+* ``rate`` (when tcp_info is asked for): a connection whose counters moved, with
+  ``bytes_acked``, ``bytes_received`` and ``retrans`` per second since the last snapshot.
+
+The first snapshot is the baseline and reports nothing. Cost: a snapshot compares the
+raw messages of the dump (bytes per socket, split and keyed at C speed); only sockets
+whose message changed are decoded. A TIME-WAIT socket that takes over the cookie of a
+connection already reported closed, or that appears already in TIME-WAIT (the remnant of
+a connection that closed, reported by its event), is followed silently.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import os
+import select
+import socket
+import struct
+import time
+from operator import itemgetter
+
+from sockscope.errors import NetlinkError
+from sockscope.kernel import abi, netlink
+from sockscope.ops import follow
+from sockscope.tables.inet.layout import ATTR_END, ATTR_START, BUF, PROTOCOL
+from sockscope.tables.inet.record import InetSocket, decode_inet
+from sockscope.tables.inet.source import inet_request
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Generator
+
+    from sockscope.query.selection import Selection
+    from sockscope.render.view import View
+
+_HDR = abi.NLMSGHDR
+_HDR_SIZE = _HDR.size
+_MIN = _HDR_SIZE + abi.INET_DIAG_MSG_SIZE
+#: where the cookie and the state are in a reply message (nlmsghdr + inet_diag_msg)
+_COOKIE = slice(_HDR_SIZE + 40, _HDR_SIZE + 48)
+_STATE = _HDR_SIZE + 1
+_TIME_WAIT = abi.SS_TIME_WAIT
+#: the inet tables a snapshot dumps: table bit -> protocol
+TABLES = {
+    abi.TCP_DB: abi.IPPROTO_TCP,
+    abi.UDP_DB: abi.IPPROTO_UDP,
+    abi.MPTCP_DB: abi.IPPROTO_MPTCP,
+    abi.RAW_DB: abi.IPPROTO_RAW,
+}
+
+
+class Change:
+    """One change: ``kind`` (``new``, ``closed``, ``state``, ``rate``), ``time`` (epoch
+    seconds), ``netns`` (the namespace's nsfs inode) and ``cookie`` (the key), the
+    ``socket`` record (for ``closed``: as last listed, else from its destruction event),
+    and per kind ``old_state``, ``lifetime``/``lifetime_max`` (seconds), ``counters``
+    (last ``bytes_acked``, ``bytes_received``, ``retrans``) and ``rates`` (the same per
+    second)."""
+
+    __slots__ = (
+        "cookie",
+        "counters",
+        "kind",
+        "lifetime",
+        "lifetime_max",
+        "netns",
+        "old_state",
+        "rates",
+        "socket",
+        "time",
+    )
+
+    def __init__(self, kind: str, when: float, netns: int, rec: InetSocket) -> None:
+        self.kind = kind
+        self.time = when
+        self.netns = netns
+        self.cookie = rec.cookie
+        self.socket = rec
+        self.old_state: str | None = None
+        self.lifetime: float | None = None
+        self.lifetime_max: float | None = None
+        self.counters: dict[str, int] | None = None
+        self.rates: dict[str, float] | None = None
+
+    def __repr__(self) -> str:
+        s = self.socket
+        return (
+            f"<Change {self.kind} {s.netid} {s.state_name} {s.local_address}:{s.local_port}"
+            f" {s.peer_address}:{s.peer_port} cookie={self.cookie}>"
+        )
+
+    def to_dict(self, view: View | None = None) -> dict[str, object]:
+        """What ``--watch --json-lines`` prints for the change (schema 1.1 ``event``)."""
+        out: dict[str, object] = {
+            "time": round(self.time, 6),
+            "event": self.kind,
+            "netns_inode": self.netns,
+            "cookie": self.cookie,
+        }
+        if self.old_state is not None:
+            out["old_state"] = self.old_state
+        if self.lifetime is not None:
+            out["lifetime_s"] = round(self.lifetime, 6)
+        if self.lifetime_max is not None:
+            out["lifetime_max_s"] = round(self.lifetime_max, 6)
+        if self.counters is not None:
+            out["counters"] = dict(self.counters)
+        if self.rates is not None:
+            out["rates"] = {f"{k}_per_s": round(v, 3) for k, v in self.rates.items()}
+        out["socket"] = self.socket.to_dict(view)
+        return out
+
+
+#: tcpi_total_retrans (offset 100), then tcpi_bytes_acked and tcpi_bytes_received (120, 128)
+_INFO_COUNTERS = struct.Struct("=I16xQQ")
+_INFO_AT = 100
+_RTA = abi.RTATTR
+
+
+def counters(rec: InetSocket) -> dict[str, int] | None:
+    """``bytes_acked``, ``bytes_received``, ``retrans`` of a TCP record with tcp_info."""
+    if rec[PROTOCOL] != abi.IPPROTO_TCP or rec[BUF] is None:
+        return None
+    span = rec.spans().get(abi.INET_DIAG_INFO)
+    if span is None or span[1] - span[0] < _INFO_AT + _INFO_COUNTERS.size:
+        return None
+    retrans, acked, received = _INFO_COUNTERS.unpack_from(rec[BUF], span[0] + _INFO_AT)
+    return {"bytes_acked": acked, "bytes_received": received, "retrans": retrans}
+
+
+def netns_inode() -> int:
+    """The nsfs inode of the caller's network namespace (0 when unreadable)."""
+    try:
+        return os.stat("/proc/thread-self/ns/net").st_ino
+    except OSError:
+        try:
+            return os.stat("/proc/self/ns/net").st_ino
+        except OSError:
+            return 0
+
+
+def _decode(msg: bytes, protocol: int) -> InetSocket | None:
+    for rec in decode_inet(((0, msg, 0, len(msg)),), protocol):
+        return rec
+    return None
+
+
+def _rate(
+    rec: InetSocket,
+    when: float,
+    netns: int,
+    then: tuple[int, int, int],
+    now: tuple[int, int, int],
+    dt: float,
+) -> Change:
+    change = Change("rate", when, netns, rec)
+    names = ("retrans", "bytes_acked", "bytes_received")
+    change.counters = {"bytes_acked": now[1], "bytes_received": now[2], "retrans": now[0]}
+    deltas = dict(zip(names, (b - a for a, b in zip(then, now, strict=True)), strict=True))
+    change.rates = {k: deltas[k] / dt for k in ("bytes_acked", "bytes_received", "retrans")}
+    return change
+
+
+class Snapshotter:
+    """The dumps of one snapshot: a (family, protocol) request each, on one socket."""
+
+    def __init__(self, sel: Selection, info: bool, bytecode: bytes | None) -> None:
+        ext = 0
+        if info:
+            ext = (1 << (abi.INET_DIAG_INFO - 1)) | (1 << (abi.INET_DIAG_CONG - 1))
+        self.requests: list[tuple[int, bytes]] = []
+        for db, protocol in TABLES.items():
+            if not sel.dbs & (1 << db):
+                continue
+            for family in (abi.AF_INET, abi.AF_INET6):
+                if sel.families & (1 << family):
+                    req = inet_request(family, protocol, sel.states, ext, bytecode)
+                    self.requests.append((protocol, req))
+        self.sock = netlink.open_diag()
+        self._split: dict[int, tuple[struct.Struct, struct.Struct]] = {}
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def take(self) -> dict[int, dict[bytes, bytes]]:
+        """protocol -> {cookie bytes: reply message bytes}; a table the kernel refuses
+        (no raw_diag ...) is dropped from later snapshots."""
+        out: dict[int, dict[bytes, bytes]] = {}
+        keep = []
+        for protocol, request in self.requests:
+            msgs = out.setdefault(protocol, {})
+            try:
+                self._dump(request, msgs)
+            except NetlinkError:
+                continue
+            keep.append((protocol, request))
+        self.requests = keep
+        return out
+
+    def _dump(self, request: bytes, msgs: dict[bytes, bytes]) -> None:
+        sock = self.sock
+        sock.send(request)
+        cookie = itemgetter(_COOKIE)
+        first = itemgetter(0)
+        while True:
+            buf = sock.recv(1 << 16)
+            length = _HDR.unpack_from(buf, 0)[0] if len(buf) >= _HDR_SIZE else 0
+            if length >= _MIN and not length & 3 and not len(buf) % length:
+                split = self._split.get(length)
+                if split is None:
+                    split = self._split[length] = (
+                        struct.Struct(f"=I{length - 4}x"),
+                        struct.Struct(f"{length}s"),
+                    )
+                lengths, chunks = split
+                if set(lengths.iter_unpack(buf)) == {(length,)}:
+                    # every message of the datagram is a reply of the same size
+                    parts = list(map(first, chunks.iter_unpack(buf)))
+                    msgs.update(zip(map(cookie, parts), parts, strict=True))
+                    continue
+            if self._walk(buf, msgs):
+                return
+
+    @staticmethod
+    def _walk(buf: bytes, msgs: dict[bytes, bytes]) -> bool:
+        """The messages one by one; True at the end of the dump."""
+        off, end = 0, len(buf)
+        unpack = _HDR.unpack_from
+        while off + _HDR_SIZE <= end:
+            length, mtype, _flags, _seq, _pid = unpack(buf, off)
+            if length < _HDR_SIZE or off + length > end:
+                break
+            if mtype < netlink.NLMSG_MIN_TYPE:
+                if netlink.control(mtype, buf, off, length):
+                    return True
+            elif length >= _MIN:
+                msg = buf[off : off + length]
+                msgs[msg[_COOKIE]] = msg
+            off += (length + 3) & ~3
+        return False
+
+
+class Watcher:
+    """The state of a watch: the last snapshot, when each socket was first listed, the
+    cookies already reported closed, and the destruction-event socket."""
+
+    def __init__(
+        self,
+        sel: Selection,
+        info: bool = False,
+        matcher: Callable[[object], bool] | None = None,
+        bytecode: bytes | None = None,
+        events: bool = True,
+    ) -> None:
+        self.sel = sel
+        self.info = info
+        self.matcher = matcher
+        self.netns = netns_inode()
+        self.snap = Snapshotter(sel, info, bytecode)
+        self.prev: dict[int, dict[bytes, bytes]] = {}
+        #: message size -> where its INET_DIAG_INFO payload starts (-1: none)
+        self._info_at: dict[int, int] = {}
+        #: the messages of the last snapshot, per protocol, as sets
+        self.sets: dict[int, set[bytes]] = {}
+        self.prev_time = 0.0
+        self.prev_clock = 0.0
+        #: cookie -> monotonic time of the first snapshot that listed it (None: baseline)
+        self.first: dict[bytes, float | None] = {}
+        #: cookies reported closed whose TIME-WAIT remnant may still be listed
+        self.ghosts: set[bytes] = set()
+        self.events: socket.socket | None = None
+        groups = follow.groups_for(sel.families, sel.dbs) if events else 0
+        if groups:
+            try:
+                self.events = follow.subscribe(groups)
+                self.events.setblocking(False)
+            except NetlinkError:
+                self.events = None  # without CAP_NET_ADMIN: snapshots only
+
+    def close(self) -> None:
+        self.snap.close()
+        if self.events is not None:
+            self.events.close()
+
+    # -- snapshots ---------------------------------------------------------------------
+    def baseline(self) -> None:
+        self.prev_clock = time.monotonic()
+        self.prev_time = time.time()
+        self.prev = self.snap.take()
+        for protocol, msgs in self.prev.items():
+            self.first.update(dict.fromkeys(msgs))
+            self.sets[protocol] = set(msgs.values())
+
+    def step(self) -> list[Change]:
+        """Take a snapshot and return what changed since the previous one."""
+        clock = time.monotonic()
+        when = time.time()
+        cur = self.snap.take()
+        dt = clock - self.prev_clock
+        changes: list[Change] = []
+        for protocol, msgs in cur.items():
+            old = self.prev.get(protocol, {})
+            self._diff(protocol, old, msgs, when, clock, dt, changes)
+        for protocol, old in self.prev.items():
+            if protocol not in cur:
+                self._diff(protocol, old, {}, when, clock, dt, changes)
+        # a remnant not listed now will not be: forget it
+        self.ghosts = {c for c in self.ghosts if any(c in m for m in cur.values())}
+        self.prev = cur
+        self.prev_clock = clock
+        self.prev_time = when
+        return changes
+
+    def _diff(
+        self,
+        protocol: int,
+        old: dict[bytes, bytes],
+        cur: dict[bytes, bytes],
+        when: float,
+        clock: float,
+        dt: float,
+        out: list[Change],
+    ) -> None:
+        ghosts = self.ghosts
+        first = self.first
+        # compare whole messages as sets (C speed); only the differences are looked at
+        cur_set = set(cur.values())
+        old_set = self.sets.get(protocol, set())
+        self.sets[protocol] = cur_set
+        for gone in old_set - cur_set:
+            cookie = gone[_COOKIE]
+            if cookie in cur or cookie not in old:
+                continue  # changed, or already reported by its destruction event
+            started = first.pop(cookie, None)
+            if cookie in ghosts:
+                ghosts.discard(cookie)
+                continue
+            rec = self._match(old[cookie], protocol)
+            if rec is None:
+                continue
+            change = Change("closed", when, self.netns, rec)
+            if started is not None:
+                change.lifetime = clock - started
+            change.counters = counters(rec) if self.info else None
+            out.append(change)
+        for msg in cur_set - old_set:
+            cookie = msg[_COOKIE]
+            if cookie in ghosts:
+                continue
+            before = old.get(cookie)
+            if before is None:
+                if msg[_STATE] == _TIME_WAIT:
+                    # the remnant of a connection that closed (reported by its event)
+                    ghosts.add(cookie)
+                    continue
+                first[cookie] = clock
+                rec = self._match(msg, protocol)
+                if rec is not None:
+                    out.append(Change("new", when, self.netns, rec))
+                continue
+            state_changed = before[_STATE] != msg[_STATE]
+            moved = None
+            if self.info and protocol == abi.IPPROTO_TCP and dt > 0:
+                then, now = self._raw_counts(before), self._raw_counts(msg)
+                if then is not None and now is not None and then != now:
+                    moved = (then, now)
+            if not state_changed and moved is None:
+                continue  # a timer or a queue moved: nothing to report
+            rec = self._match(msg, protocol)
+            if rec is None:
+                continue
+            if state_changed:
+                change = Change("state", when, self.netns, rec)
+                change.old_state = abi.STATE_NAMES[before[_STATE]]
+                out.append(change)
+            if moved is not None:
+                out.append(_rate(rec, when, self.netns, moved[0], moved[1], dt))
+
+    def _raw_counts(self, msg: bytes) -> tuple[int, int, int] | None:
+        """(retrans, bytes_acked, bytes_received) read from a TCP reply's bytes: the
+        INET_DIAG_INFO attribute's place is found once per message size, then checked."""
+        size = len(msg)
+        at = self._info_at.get(size)
+        if at is None or at < 0 or _RTA.unpack_from(msg, at - 4)[1] != abi.INET_DIAG_INFO:
+            span = netlink.attrs(msg, _MIN, size).get(abi.INET_DIAG_INFO)
+            fits = span is not None and span[1] - span[0] >= _INFO_AT + _INFO_COUNTERS.size
+            at = span[0] if fits else -1  # type: ignore[index]
+            self._info_at[size] = at
+            if at < 0:
+                return None
+        found: tuple[int, int, int] = _INFO_COUNTERS.unpack_from(msg, at + _INFO_AT)
+        return found
+
+    def _match(self, msg: bytes, protocol: int) -> InetSocket | None:
+        rec = _decode(msg, protocol)
+        if rec is None or (self.matcher is not None and not self.matcher(rec)):
+            return None
+        return rec
+
+    # -- destruction events ------------------------------------------------------------
+    def wait(self, timeout: float) -> list[Change]:
+        """Read destruction events for up to ``timeout`` seconds (returns at the first
+        batch of changes, or when the time is up)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return []
+            if self.events is None:
+                time.sleep(left)
+                return []
+            ready, _w, _x = select.select([self.events], [], [], left)
+            if ready:
+                changes = self.destroyed()
+                if changes:
+                    return changes
+
+    def destroyed(self) -> list[Change]:
+        """The destruction events waiting on the socket, as ``closed`` changes."""
+        out: list[Change] = []
+        sock = self.events
+        if sock is None:
+            return out
+        while True:
+            try:
+                buf = sock.recv(1 << 16)
+            except (BlockingIOError, InterruptedError):
+                return out
+            except OSError as e:
+                if e.errno == _errno.ENOBUFS:
+                    continue  # overrun: the next snapshot still sees what went away
+                raise
+            self._events(buf, out)
+
+    def _events(self, buf: bytes, out: list[Change]) -> None:
+        off, end = 0, len(buf)
+        unpack = _HDR.unpack_from
+        while off + _HDR_SIZE <= end:
+            length, mtype, _fl, seq, pid = unpack(buf, off)
+            if length < _HDR_SIZE or off + length > end:
+                break
+            if seq == 0 and pid == 0 and mtype >= netlink.NLMSG_MIN_TYPE and length >= _MIN:
+                self._event(buf[off : off + length], out)
+            off += (length + 3) & ~3
+
+    def _event(self, msg: bytes, out: list[Change]) -> None:
+        recs = list(decode_inet(((0, msg, 0, len(msg)),), follow.IPPROTO_MAX, self.sel.families))
+        if not recs:
+            return
+        rec = _with_protocol(recs[0])
+        protocol = rec[PROTOCOL]
+        cookie = msg[_COOKIE]
+        clock = time.monotonic()
+        when = time.time()
+        known = self.prev.get(protocol, {})
+        last = known.pop(cookie, None)
+        self.ghosts.add(cookie)
+        if last is None and self.matcher is not None and not self.matcher(rec):
+            return
+        if last is not None:
+            seen = _decode(last, protocol)
+            if seen is None or (self.matcher is not None and not self.matcher(seen)):
+                return
+        change = Change("closed", when, self.netns, rec if last is None else seen)  # type: ignore[arg-type]
+        started = self.first.pop(cookie, None)
+        if last is None:
+            change.lifetime_max = max(clock - self.prev_clock, 0.0)
+        elif started is not None:
+            change.lifetime = clock - started
+        change.counters = counters(rec)
+        out.append(change)
+
+
+def _with_protocol(rec: InetSocket) -> InetSocket:
+    """The protocol of INET_DIAG_PROTOCOL (destruction events carry it)."""
+    span = netlink.attrs(rec[BUF], rec[ATTR_START], rec[ATTR_END]).get(abi.INET_DIAG_PROTOCOL)
+    if span is not None and span[1] > span[0]:
+        return tuple.__new__(InetSocket, (*rec[:PROTOCOL], rec[BUF][span[0]], *rec[BUF:]))
+    return rec
+
+
+def changes(
+    sel: Selection,
+    interval: float,
+    info: bool = False,
+    matcher: Callable[[object], bool] | None = None,
+    bytecode: bytes | None = None,
+    events: bool = True,
+) -> Generator[Change, None, None]:
+    """Every change, forever: the baseline snapshot, then destruction events as they come
+    and a snapshot's changes every ``interval`` seconds."""
+    watcher = Watcher(sel, info, matcher, bytecode, events)
+    try:
+        watcher.baseline()
+        next_at = time.monotonic() + interval
+        while True:
+            left = next_at - time.monotonic()
+            if left > 0:
+                yield from watcher.wait(left)
+                continue
+            yield from watcher.destroyed()
+            yield from watcher.step()
+            next_at += interval
+            if next_at < time.monotonic():
+                next_at = time.monotonic() + interval  # a slow snapshot: no catch-up burst
+    finally:
+        watcher.close()

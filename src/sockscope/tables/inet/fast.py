@@ -1,0 +1,204 @@
+"""The compiled listing path of an inet table: rows made in C, dumps received in threads.
+
+When the C core is available (:mod:`sockscope.accel`), a plain inet listing (no extra
+information, no -K, no -D; with or without -p and a filter) hands each received datagram
+to ``_core.RowMaker``, which walks its messages, decodes struct inet_diag_msg and makes
+the row cells with the run's memos, calling back into Python for the user-space filter,
+the Process cell and every row outside its fast domain (see ``InetRows.row``). Python
+keeps the sources, the requests, the bytecode, the receive loop and every fallback: a
+table this module declines (:func:`table_rows` returns None) goes through
+:func:`sockscope.tables.inet.source.inet_table` and ``InetRows.row_fn``, the reference.
+
+Work ss does not do, without changing a byte: the IPv4 and IPv6 dumps of a table run at
+the same time on two netlink sockets, each received by its own thread (``recv`` releases
+the GIL, so the kernel fills datagrams while the main thread formats); the rows are
+still made and printed in ss's order (IPv4 first, then IPv6).
+"""
+
+from __future__ import annotations
+
+import _thread
+from _queue import SimpleQueue
+
+from sockscope.accel import core
+from sockscope.errors import NetlinkError
+from sockscope.kernel import abi, netlink
+from sockscope.kernel.abi import PROTO_NAMES
+from sockscope.tables.inet import source
+from sockscope.tables.inet.record import InetSocket
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any
+
+    from sockscope.tables.context import Context
+    from sockscope.tables.inet.row import InetRows
+
+    Rows = list[tuple[str, ...]]
+
+_END = object()
+
+
+def table_rows(ctx: Context, name: str, inet_rows: InetRows) -> Iterator[Rows] | None:
+    """The rows of one inet table made by the C core, a list at a time; None when this
+    table must go through the pure-Python path (no core, or a case it does not cover)."""
+    mod = core()
+    if mod is None or ctx.killer is not None or ctx.tee is not None or inet_rows.ext_wanted:
+        return None
+    protocol, env_var, _dg = source.INET_TABLES[name]
+    if protocol == abi.IPPROTO_RAW:
+        return None  # the real protocol comes from an attribute: few sockets, Python
+    env = ctx.environ
+    if (name == "tcp" and "TCPDIAG_FILE" in env) or env_var in env or "PROC_ROOT" in env:
+        # a recorded dump is read as ss reads it, in bounded pieces with its damage
+        # rules (source.tcpdiag_file): the Python path
+        return None
+    maker = _maker(mod, ctx, inet_rows, protocol, ctx.sel.families)
+    return _netlink(ctx, maker, protocol, inet_rows)
+
+
+def _maker(mod: Any, ctx: Context, inet_rows: InetRows, protocol: int, families: int) -> Any:
+    p = inet_rows.p
+    return mod.RowMaker(
+        protocol=protocol,
+        families=families,
+        enabled=p.enabled,
+        addr4=p.addr4,
+        addr6=p.addr6,
+        ports=p.port_be,
+        qmemo=p.q_memo,
+        states=abi.STATE_NAMES,
+        netid=PROTO_NAMES.get(protocol, "???"),
+        slow=inet_rows.row,
+        rec_type=InetSocket,
+        control=netlink.control,
+        matcher=ctx.matcher,
+        proc=p.process if p.show_proc else None,
+        numeric=p.resolver.numeric,
+        hosts=p.resolver.resolve_hosts,
+    )
+
+
+def _receiver(sock: Any, request: bytes, seq: int, queue: SimpleQueue[Any]) -> None:
+    """A receive thread: send the request, queue every datagram of the dump, then _END
+    (or the exception that stopped it). The socket is closed at the end."""
+    dump_end = core().dump_end  # type: ignore[union-attr]
+    try:
+        sock.send(request)
+        scratch = bytearray(1 << 20)
+        view = memoryview(scratch)
+        recv_into = sock.recv_into
+        while True:
+            buf = bytes(view[: recv_into(scratch)])
+            queue.put(buf)
+            if dump_end(buf, seq):
+                break
+        queue.put(_END)
+    except BaseException as e:
+        queue.put(e)
+    finally:
+        sock.close()
+
+
+def _start_dump(family: int, protocol: int, ctx: Context) -> tuple[SimpleQueue[Any], int] | None:
+    """Open a socket and start a receive thread for one family's dump."""
+    try:
+        sock = netlink.open_diag()
+    except OSError:
+        return None
+    ext = source.idiag_ext(ctx.opts)
+    request = source.inet_request(family, protocol, ctx.sel.states, ext, ctx.bytecode)
+    seq = netlink.HDR_UNPACK(request, 0)[3]
+    queue: SimpleQueue[Any] = SimpleQueue()
+    _thread.start_new_thread(_receiver, (sock, request, seq, queue))
+    return queue, seq
+
+
+def _next(queue: SimpleQueue[Any], seq: int, maker: Any, out: Rows) -> int:
+    """Feed the next datagram of a dump to the maker: its flags (bit 0: the dump ended,
+    bit 1: NLM_F_DUMP_INTR). Raises what the kernel or the receive thread raised."""
+    item = queue.get()
+    if item is _END:
+        return 1
+    if isinstance(item, BaseException):
+        raise item
+    flags: int = maker.feed(item, seq, out)
+    return flags
+
+
+def _netlink(ctx: Context, maker: Any, protocol: int, inet_rows: InetRows) -> Iterator[Rows] | None:
+    """inet_show_netlink with both families' dumps under way at once.
+
+    As in :func:`source.inet_netlink`, a first dump the kernel refuses before its first
+    record means ss's fallback: None here, and the pure-Python path takes the table over
+    (legacy request, /proc). Any later failure ends the table quietly.
+    """
+    pf = ctx.sel.preferred_family
+    if pf == abi.AF_INET6:
+        families = [abi.AF_INET6]
+    elif pf == abi.AF_INET:
+        families = [abi.AF_INET]
+    else:
+        families = [abi.AF_INET, abi.AF_INET6]
+    dumps: list[tuple[SimpleQueue[Any], int]] = []
+    for family in families:
+        started = _start_dump(family, protocol, ctx)
+        if started is None:
+            if not dumps:
+                return None
+            break
+        dumps.append(started)
+    # the first dump up to its first record (or its end), as source._start looks
+    first: Rows = []
+    queue, seq = dumps[0]
+    flags = 0
+    failed = False
+    try:
+        while not flags & 1 and not maker.stats[0]:
+            flags |= _next(queue, seq, maker, first)
+    except (NetlinkError, OSError):
+        if not maker.stats[0]:
+            return None
+        failed = True
+    return _stream(ctx, maker, dumps, first, flags, failed, inet_rows)
+
+
+def _dump_rows(
+    ctx: Context, queue: SimpleQueue[Any], seq: int, maker: Any, flags: int
+) -> Iterator[Rows]:
+    """The rest of one dump's rows; the interrupted-dump warning at its end."""
+    while not flags & 1:
+        out: Rows = []
+        try:
+            flags |= _next(queue, seq, maker, out)
+        except (NetlinkError, OSError):
+            if out:
+                yield out  # the rows before the failure are shown, as ss does
+            raise
+        if out:
+            yield out
+    if flags & 2:
+        ctx.warn("Dump was interrupted and may be inconsistent.")
+
+
+def _stream(
+    ctx: Context,
+    maker: Any,
+    dumps: list[Any],
+    first: Rows,
+    flags: int,
+    failed: bool,
+    inet_rows: InetRows,
+) -> Iterator[Rows]:
+    try:
+        yield first
+        if failed:
+            return
+        for k, (queue, seq) in enumerate(dumps):
+            yield from _dump_rows(ctx, queue, seq, maker, flags if k == 0 else 0)
+    except (NetlinkError, OSError):
+        return
+    _decoded, made, last_inode, last_fast = maker.stats
+    if made and last_fast and inet_rows.p.show_proc:
+        inet_rows.sctp_ino = last_inode  # InetRows.row keeps the last inode (SCTP rows)

@@ -1,0 +1,383 @@
+"""Issue 12: bad input, damaged data and hostile environments, compared with ss 7.1.
+
+The expected values in ``tests/data/hardening.json`` were printed by upstream ss 7.1 for
+the cases of ``tests/tools/hardening_cases.py`` (``tests/tools/record_hardening.py``
+records them). Cases where ss 7.1 crashes, or prints what it read past the end of one of
+its arrays, are pinned by direct tests below and listed in QUIRKS.md. Every sockscope
+run here is capped by RLIMIT_AS, so reading or building without bound is a failure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import resource
+import select
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests" / "tools"))
+
+from hardening_cases import CASES, case_id, command, materialize  # noqa: E402
+
+DATA = {c["id"]: c for c in json.loads((ROOT / "tests/data/hardening.json").read_text())["cases"]}
+#: the address-space cap of every run: CPython with sockscope imported needs ~60 MiB
+AS_LIMIT = 512 * 1024 * 1024
+
+
+def _cap() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (AS_LIMIT, AS_LIMIT))
+
+
+def run(
+    argv: list[str],
+    env: dict[str, str] | None = None,
+    limit: int | None = None,
+    stdin: int | None = subprocess.DEVNULL,
+    timeout: float = 120,
+    case: dict[str, object] | None = None,
+) -> tuple[int, bytes, bytes, str, int]:
+    """Run sockscope under the cap: (status, stdout head, stderr, stdout digest, length)."""
+    full = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C",
+            "PYTHONPATH": str(ROOT / "src"), **(env or {})}  # fmt: skip
+    with tempfile.TemporaryFile() as err:
+        p = subprocess.Popen(
+            command([sys.executable, "-m", "sockscope"], case or {}, argv), stdout=subprocess.PIPE, stderr=err,
+            stdin=stdin, env=full, preexec_fn=_cap,  # noqa: PLW1509 - no threads here
+        )  # fmt: skip
+        assert p.stdout is not None
+        digest = hashlib.sha256()
+        size = 0
+        head = b""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([p.stdout], [], [], left)[0]:
+                p.kill()
+                p.wait()
+                p.stdout.close()
+                raise subprocess.TimeoutExpired(argv, timeout)
+            chunk = p.stdout.read1(1 << 20)
+            if not chunk:
+                break
+            if limit is not None and size + len(chunk) > limit:
+                chunk = chunk[: limit - size]
+            if size < 20000:
+                head += chunk[: 20000 - size]
+            digest.update(chunk)
+            size += len(chunk)
+            if limit is not None and size >= limit:
+                break
+        p.stdout.close()  # past the limit the writer dies of SIGPIPE, as under | head -c
+        status = p.wait(timeout)
+        err.seek(0)
+        return status, head, err.read(), digest.hexdigest(), size
+
+
+RECORDED = [c for c in CASES if DATA.get(str(c["id"]), {}).get("status") is not None]
+#: cases pinned by direct tests below instead (none at the moment)
+DEVIATIONS: dict[str, str] = {}
+
+
+@pytest.mark.parametrize(
+    "case",
+    [c for c in RECORDED if c["id"] not in DEVIATIONS],
+    ids=case_id,
+)
+def test_like_ss(case: dict[str, object], tmp_path: Path) -> None:
+    want = DATA[str(case["id"])]
+    argv, env = materialize(case, tmp_path)
+    status, head, stderr, digest, size = run(argv, env, case.get("limit"), case=case)  # type: ignore[arg-type]
+    assert b"Traceback" not in stderr, stderr.decode("latin-1")
+    got = {"status": status, "stderr": stderr.decode("latin-1").replace(str(tmp_path), "{dir}")}
+    if "stdout" in want:
+        got["stdout"] = head.decode("latin-1")
+    else:
+        got["stdout_len"], got["stdout_sha256"] = size, digest
+    # where ss 7.1 answered differently from run to run, any of its answers is right
+    answers = [want, *want.get("alternatives", [])]
+    # glibc's getopt messages start with argv[0]: the oracle's path was recorded as PROG
+    answers = [{**a, "stderr": str(a.get("stderr", "")).replace("PROG", "sockscope")}
+               for a in answers]  # fmt: skip
+    for answer in answers:
+        if all(got[k] == answer.get(k) for k in got):
+            return
+    assert got == {k: answers[0].get(k) for k in got}
+
+
+# -- defect 1: COLUMNS ----------------------------------------------------------------------
+def test_columns_is_read_as_c_int() -> None:
+    from sockscope.render.columns import _atoi
+
+    assert _atoi("99999999") == 99999999
+    assert _atoi("2147483648") == -(2**31)
+    assert _atoi("4294967376") == 80
+    assert _atoi("99999999999999999999") == -1
+    assert _atoi("-99999999999999999999") == 0
+    assert _atoi("-2147483649") == 2**31 - 1
+    assert _atoi("9" * 100000) == -1  # a long value costs no time
+    assert _atoi(" +80x") == 80
+
+
+def test_huge_columns_stream_in_bounded_memory(tmp_path: Path) -> None:
+    """COLUMNS=INT_MAX: every line is 2 GiB wide; ss streams it, so must we (the run is
+    capped at 512 MiB and cut after 64 MiB)."""
+    case = next(c for c in CASES if c["id"] == "columns--2147483649")
+    argv, env = materialize(case, tmp_path)
+    status, head, stderr, _digest, size = run(argv, env, limit=1 << 26)
+    assert status == -13  # killed by SIGPIPE when the reader stops, as ss is
+    assert stderr == b""
+    assert size == 1 << 26
+    assert head.startswith(b"State") and head.strip(b" ") == b"State"
+
+
+# -- defect 2: files without end --------------------------------------------------------------
+def test_summary_of_endless_proc_files_hangs_in_bounded_memory(tmp_path: Path) -> None:
+    """``-s`` over a PROC_ROOT whose sockstat is /dev/zero: ss reads it with fgets forever
+    (it never returns); so does sockscope, without growing (the run is capped)."""
+    (tmp_path / "net").mkdir()
+    for name in ("sockstat", "sockstat6", "snmp"):
+        os.symlink("/dev/zero", tmp_path / "net" / name)
+    with pytest.raises(subprocess.TimeoutExpired):
+        run(["-s"], {"PROC_ROOT": str(tmp_path)}, timeout=3)
+
+
+def test_tcpdiag_file_is_read_in_bounded_pieces(tmp_path: Path) -> None:
+    """A message longer than ss's stack can take ends the file with EFAULT's message; a
+    shorter one that the file does not hold is a truncated file."""
+    dump = tmp_path / "dump"
+    for body, message in ((30000, b"Reading $TCPDIAG_FILE: Bad address\n"),
+                          (20000, b"Unexpected EOF reading $TCPDIAG_FILE")):  # fmt: skip
+        dump.write_bytes(b"\x00\x00\x00\x10\x14\x00\x02\x00" + bytes(8) + bytes(body))
+        status, _head, stderr, _d, _n = run(["-tan"], {"TCPDIAG_FILE": str(dump)})
+        assert (status, stderr) == (0, message)
+
+
+# -- defect 3: long and deep filters ----------------------------------------------------------
+def _reference_bytecode(node: object) -> bytearray | None:
+    """The recursive ssfilter_bytecompile + ssfilter_patch, as the compiler was before it
+    became iterative (fine for the small trees it is compared on)."""
+    from sockscope.kernel import abi
+    from sockscope.query import bytecode as bc
+    from sockscope.query.filter import And, Not, Or
+
+    if isinstance(node, (And, Or)):
+        left, right = _reference_bytecode(node.left), _reference_bytecode(node.right)
+        if left is None or right is None:
+            return None
+        if isinstance(node, And):
+            bc.relocate(left, len(left), len(right))
+            return left + right
+        return left + bc._op(abi.INET_DIAG_BC_JMP, 4, len(right) + 4) + right
+    if isinstance(node, Not):
+        child = _reference_bytecode(node.child)
+        return None if child is None else child + bc._op(abi.INET_DIAG_BC_JMP, 4, 8)
+    return bc._leaf(node)  # type: ignore[arg-type]
+
+
+def _random_filter(rng: random.Random, size: int) -> list[str]:
+    leaves = [["sport", "=", ":22"], ["dport", ">=", ":1024"], ["src", "127.0.0.1"],
+              ["dst", "10.0.0.0/8"], ["autobound"], ["fwmark", "0x10/0xff"],
+              ["dport", "!=", ":80"], ["sport", "<", ":5000"], ["src", "127.0.0.1:22"]]  # fmt: skip
+    words: list[str] = []
+    for i in range(size):
+        if i:
+            words.append(rng.choice(["and", "or", "&", "|", ""]) or "and")
+        opened = 0
+        while rng.random() < 0.2:
+            words.append(rng.choice(["(", "!"]))
+            opened += words[-1] == "("
+        words += rng.choice(leaves)
+        words += [")"] * opened
+    return words
+
+
+def test_iterative_bytecode_is_the_recursive_one() -> None:
+    from sockscope.query.bytecode import compile_bytecode
+    from sockscope.query.filter import parse_filter
+
+    rng = random.Random(12)
+    for _ in range(300):
+        flt = parse_filter(_random_filter(rng, rng.randint(1, 40)))
+        assert flt is not None
+        want = _reference_bytecode(flt.root)
+        assert compile_bytecode(flt.root) == (None if want is None else bytes(want))
+    # a chain past 64 KiB: the u16 jumps wrap exactly as ssfilter_patch's do
+    flt = parse_filter(" and ".join(f"dst ::1/128 or sport = :{i}" for i in range(1, 1800)))
+    assert flt is not None
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(10000)  # for the recursive reference only
+    try:
+        want = bytes(_reference_bytecode(flt.root) or b"")
+    finally:
+        sys.setrecursionlimit(limit)
+    assert len(want) > 65536
+    assert compile_bytecode(flt.root) == want
+
+
+def test_deep_filters_in_the_library() -> None:
+    """No RecursionError anywhere: parse, str, ==, hash, matches, bytecode."""
+    from sockscope.errors import FilterError
+    from sockscope.query.filter import parse_filter
+
+    with pytest.raises(FilterError, match="memory exhausted"):
+        parse_filter(["("] * 20000 + ["autobound"] + [")"] * 20000)
+    for words in (
+        " or ".join(f"sport = :{i}" for i in range(1, 30001)),
+        "! " * 9990 + "sport = :1",
+        " and ".join(f"( sport = :{i} or ! dport = :{i} )" for i in range(1, 5001)),
+    ):
+        flt = parse_filter(words)
+        again = parse_filter(str(flt))
+        assert flt == again and hash(flt) == hash(again)
+        assert isinstance(flt.matches(_Sock()), bool)  # type: ignore[union-attr]
+        flt.bytecode()  # type: ignore[union-attr]
+
+
+class _Sock:
+    family = 2
+    lport = 1
+    rport = 2
+    iface = 0
+    mark = 0
+    cgroup_id = 0
+    local_data = b"\x7f\0\0\x01"
+    remote_data = b"\x7f\0\0\x01"
+    name = None
+
+
+# -- defect 4: damaged records ----------------------------------------------------------------
+def test_states_where_ss_crashes_print_unknown(tmp_path: Path) -> None:
+    """idiag_state 14..255: ss 7.1 prints what lies past sstate_name[] (recorded by the
+    states-past case); where that is a small integer it crashes, and sockscope prints
+    UNKNOWN (QUIRKS.md)."""
+    from hardening_cases import _STATES_NO_CRASH
+
+    crashing = [st for st in range(14, 256) if st not in _STATES_NO_CRASH]
+    assert DATA["tcpdiag-states-past"]["status"] == 0
+    for state in crashing[:5] + crashing[-3:]:
+        dump = tmp_path / "dump"
+        dump.write_bytes(_state_dump(state))
+        for argv in (["-tan"], ["-tano"], ["-tan", "--json"]):
+            status, head, stderr, _d, _n = run(argv, {"TCPDIAG_FILE": str(dump)})
+            assert (status, stderr) == (0, b"")
+            assert b"UNKNOWN" in head
+
+
+def _state_dump(state: int) -> bytes:
+    from hardening_cases import GENERATORS, _with_fields
+
+    return _with_fields(state=state) + GENERATORS["rows"]()[-20:]
+
+
+def test_any_family_prints_without_traceback(tmp_path: Path) -> None:
+    """idiag_family of any value: rt_addr_n2a's text (AF_MPLS, where ss 7.1 crashes
+    reading labels past the address, prints the labels of the 16 bytes)."""
+    from hardening_cases import GENERATORS, _with_fields
+
+    dump = tmp_path / "dump"
+    for family in (0, 1, 7, 17, 28, 99, 255):
+        dump.write_bytes(_with_fields(family=family) + GENERATORS["rows"]())
+        for argv in (["-tan"], ["-tane", "src", "127.0.0.1"], ["-tan", "--json"], ["-tanr"]):
+            status, head, stderr, _d, _n = run(argv, {"TCPDIAG_FILE": str(dump)})
+            assert (status, stderr) == (0, b""), (family, argv)
+            assert b":40000" in head or b'"local_port":40000' in head
+    dump.write_bytes(_with_fields(family=28) + GENERATORS["rows"]())
+    _s, head, _e, _d, _n = run(["-tan"], {"TCPDIAG_FILE": str(dump)})
+    assert b"520192/0/0/0:5000" in head
+
+
+# -- defect 6: a dump written nowhere ---------------------------------------------------------
+@pytest.mark.parametrize("redirect", [">/dev/full", ""])
+def test_dump_to_a_full_device_is_reported(redirect: str, tmp_path: Path) -> None:
+    """ss 7.1 ignores its fwrite() errors (exit 0, nothing said); sockscope reports a dump
+    that went nowhere (QUIRKS.md), and still exits 0 silently for a listing."""
+    argv = ["-D", "-" if redirect else "/dev/full", "-ta"]
+    status, _h, stderr, _d, _n = run(argv, case={"redirect": redirect})
+    assert status == 1
+    assert stderr == b"sockscope: writing the dump: No space left on device\n"
+
+
+# -- defect 11: names that are not UTF-8 in JSON ----------------------------------------------
+def test_json_names_that_are_not_utf8_are_latin1_with_a_flag(tmp_path: Path) -> None:
+    import jsonschema
+
+    (tmp_path / "net").mkdir()
+    (tmp_path / "net" / "unix").write_bytes(
+        b"Num       RefCount Protocol Flags    Type St Inode Path\n"
+        b"0000000000000000: 00000002 00000000 00010000 0001 01 12345 /tmp/a\xffb\xc3\xa9\n"
+        b"0000000000000000: 00000002 00000000 00010000 0001 01 12346 /tmp/caf\xc3\xa9\n"
+    )
+    schema = json.loads((ROOT / "src/sockscope/schema/sockscope.schema.json").read_text())
+    for mode in ("--json", "--json-lines"):
+        status, head, stderr, _d, _n = run(["-xa", mode], {"PROC_ROOT": str(tmp_path)})
+        assert (status, stderr) == (0, b"")
+        text = head.decode("utf-8")  # valid UTF-8: no lone surrogates
+        docs = (
+            [json.loads(x) for x in text.splitlines()]
+            if mode == "--json-lines"
+            else [json.loads(text)]
+        )
+        socks = [d for doc in docs for d in doc.get("sockets", [doc])]
+        odd, plain = socks
+        assert odd["local_address"].encode("latin-1") == b"/tmp/a\xffb\xc3\xa9"
+        assert odd["local_address_encoding"] == "latin-1"
+        assert plain["local_address"] == "/tmp/café" and "local_address_encoding" not in plain
+        if mode == "--json":
+            jsonschema.validate(docs[0], schema)
+
+
+# -- defect 10: SIGINT ------------------------------------------------------------------------
+@pytest.mark.parametrize("mode", ["", "--json", "--json-lines"])
+def test_sigint_kills_like_ss_and_closes_json(mode: str, tmp_path: Path) -> None:
+    """ss dies of SIGINT (status -2 here, 130 only in a shell); an interrupted --json
+    listing is still one complete document."""
+    from hardening_cases import _rows
+
+    fifo = tmp_path / "dump"
+    os.mkfifo(fifo)
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT / "src"),
+           "TCPDIAG_FILE": str(fifo)}  # fmt: skip
+    p = subprocess.Popen(
+        [sys.executable, "-m", "sockscope", "-tan", *([mode] if mode else [])],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+    )  # fmt: skip
+    with open(fifo, "wb") as w:
+        w.write(_rows(3))
+        w.flush()
+        time.sleep(1.0)  # the records are read; sockscope waits for more
+        p.send_signal(2)
+        out, err = p.communicate(timeout=30)
+    assert p.returncode == -2
+    assert b"Traceback" not in err
+    if mode == "--json":
+        assert len(json.loads(out)["sockets"]) == 3
+    elif mode == "--json-lines":
+        assert [json.loads(x)["local_port"] for x in out.splitlines()] == [40000, 40001, 40002]
+
+
+# -- defect 7: a damaged /proc line gives up the table ------------------------------------------
+@pytest.mark.parametrize(
+    "damage",
+    [b"x" * 300 + b"\n", b"   1: 0100007F:0001 0100007F:0050 01 0\0:0 00:0 0 0 0 9 1\n", b"tail"],
+)
+def test_damaged_proc_line_skips_the_rest_of_the_table(damage: bytes, tmp_path: Path) -> None:
+    """generic_record_read fails on a line without its newline in 255 bytes (or cut by a
+    NUL): tcp_show then gives up, tcp6 included (checked against ss 7.1)."""
+    head = b"  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+    line4 = b"   0: 0100007F:03E8 0100007F:0050 01 00000000:00000000 00:00000000 00000000     0        0 100 1 0 20 4 30 10 -1\n"
+    line6 = b"   0: 00000000000000000000000001000000:03E9 00000000000000000000000001000000:0050 01 00000000:00000000 00:00000000 00000000     0        0 101 1 0 20 4 30 10 -1\n"
+    (tmp_path / "net").mkdir()
+    (tmp_path / "net" / "tcp").write_bytes(head + line4 + damage)
+    (tmp_path / "net" / "tcp6").write_bytes(head + line6)
+    status, out, err, _d, _n = run(["-tan"], {"PROC_ROOT": str(tmp_path)})
+    assert (status, err) == (0, b"")
+    assert b":1000" in out and b":1001" not in out

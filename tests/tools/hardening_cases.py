@@ -1,0 +1,286 @@
+"""The hardening cases (issue 12): damaged dumps, hostile environments, option order.
+
+Shared by ``tests/tools/record_hardening.py`` (which runs upstream ss 7.1 on each case
+and writes ``tests/data/hardening.json``) and ``tests/test_hardening.py`` (which runs
+sockscope on the same case and compares). Every input is built here, deterministically,
+so both sides see the same bytes.
+
+A case is a dict:
+
+* ``id``: its name;
+* ``argv``: the arguments; ``{dir}`` is replaced by the case's scratch directory;
+* ``env``: extra environment (``{dir}`` replaced too);
+* ``files``: path under the scratch directory -> name of a generator in ``GENERATORS``;
+* ``links``: path under the scratch directory -> symlink target;
+* ``limit``: compare only the first ``limit`` bytes of stdout (as a digest).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import synthdump as sd
+
+Case = dict[str, object]
+
+_HDR = struct.Struct("=IHHII")
+
+
+def _msg(length: int, mtype: int, body: bytes) -> bytes:
+    return _HDR.pack(length, mtype, sd.NLM_F_MULTI, 123456, 0) + body
+
+
+def _rows(n: int = 3) -> bytes:
+    return b"".join(
+        sd.record(socket.AF_INET, 1, "127.0.0.1", 40000 + i, "127.0.0.2", 80, 1000 + i, 7 + i)
+        for i in range(n)
+    )
+
+
+def _with_fields(**fields: int) -> bytes:
+    """One record with some inet_diag_msg fields overwritten (offsets in the body)."""
+    rec = bytearray(sd.record(socket.AF_INET, 1, "127.0.0.1", 5000, "127.0.0.2", 80, 99, 1))
+    offsets = {"family": 16, "state": 17, "timer": 18, "retrans": 19}
+    for name, value in fields.items():
+        rec[offsets[name]] = value
+    return bytes(rec)
+
+
+#: states 14..255 for which ss 7.1 prints a row (it crashes on the others: 35, 39, ...)
+_STATES_NO_CRASH = [st for st in range(14, 256)
+                    if st not in (35, 39, 43, 47, 51, 55, 59, 63, 67, 71, 75, 79, 83, 87, 91,
+                                  95, 99, 103, 107, 111, 115, 119, 123, 127, 129, 131, 133, 135,
+                                  137, 139, 143, 145, 147, 149, 151, 155, 159, 163, 167, 169, 171,
+                                  175, 179, 183, 187, 191, 195, 199, 203, 207, 211, 215, 217, 219,
+                                  248, 250, 252, 254)]  # fmt: skip
+
+
+def _error(code: int, length: int = 36) -> bytes:
+    return _msg(length, 2, struct.pack("=i", code) + _HDR.pack(20, 20, 0, 0, 0))[:length]
+
+
+def _with_attrs(attrs: bytes, msg_len: int | None = None) -> bytes:
+    rec = sd.record(socket.AF_INET, 1, "127.0.0.1", 5000, "127.0.0.2", 80, 99, 1)
+    body = rec[16:] + attrs
+    length = 16 + len(body) if msg_len is None else msg_len
+    return _msg(length, sd.SOCK_DIAG_BY_FAMILY, body)
+
+
+def _rta(rtype: int, payload: bytes, rta_len: int | None = None) -> bytes:
+    n = 4 + len(payload) if rta_len is None else rta_len
+    raw = struct.pack("=HH", n, rtype) + payload
+    return raw + b"\0" * (-len(raw) % 4)
+
+
+GENERATORS: dict[str, Callable[[], bytes]] = {
+    "rows": lambda: _rows() + sd.done(),
+    "two-rows": lambda: _rows(2) + sd.done(),
+    "family-0": lambda: _rows(1) + _with_fields(family=0) + sd.done(),
+    "family-99": lambda: _with_fields(family=99) + sd.done(),
+    "family-1": lambda: _with_fields(family=1) + _rows(1) + sd.done(),
+    "family-7": lambda: _with_fields(family=7) + sd.done(),
+    "family-17": lambda: _with_fields(family=17) + sd.done(),
+    "family-28": lambda: _with_fields(family=28) + sd.done(),
+    "state-255": lambda: _rows(1) + _with_fields(state=255) + sd.done(),
+    # every state past sstate_name[] where ss 7.1 does not crash (see printer.py)
+    "states-past": lambda: b"".join(_with_fields(state=st) for st in _STATES_NO_CRASH) + sd.done(),
+    "state-12": lambda: _with_fields(state=12) + sd.done(),
+    "state-0": lambda: _with_fields(state=0) + sd.done(),
+    "timer-9": lambda: _with_fields(timer=9) + sd.done(),
+    "error-intmin": lambda: _rows(1) + _error(-(2**31)),
+    "error-enoent": lambda: _error(-2),
+    "error-positive": lambda: _error(5),
+    "error-zero": lambda: _error(0),
+    "error-truncated": lambda: _rows(1) + _error(-2, 24),
+    "len-4": lambda: _msg(4, 20, b"\0" * 100),
+    "len-beyond": lambda: _rows(1) + _msg(0x100000, 20, b"\0" * 200),
+    "len-short": lambda: _msg(40, 20, b"\0" * 24) + sd.done(),
+    "header-only": lambda: _HDR.pack(16, 20, 0, 0, 0),
+    "odd-bytes": lambda: _rows(1)[:-3],
+    "attr-short": lambda: _with_attrs(_rta(2, b"\1")) + sd.done(),  # INFO of 1 byte
+    "attr-lying": lambda: _with_attrs(_rta(4, b"cubic\0\0\0", 200)) + sd.done(),
+    "attr-zero-len": lambda: _with_attrs(struct.pack("=HH", 0, 4) + b"\0" * 8) + sd.done(),
+    "attr-deficit": lambda: _with_attrs(_rta(4, b"reno\0")[:6]) + sd.done(),
+    # a 16-byte SKMEMINFO and a CONG without NUL, last in the message: ss reads through
+    "attr-skmem-short": lambda: (
+        _rows(2)
+        + _with_attrs(_rta(4, b"abcdefghijklmnopqrstuvwxyz") + _rta(1, bytes(range(40, 96))))
+        + _with_attrs(_rta(4, b"cub") + _rta(7, bytes(range(1, 17))))
+        + sd.done()
+    ),
+    "msg-len-lies": lambda: _with_attrs(b"", 40) + b"\0" * 48 + sd.done(),
+}
+
+
+PROC_NET_FILES = ("tcp", "tcp6", "udp", "udp6", "raw", "raw6", "unix", "packet", "netlink",
+                  "sockstat", "sockstat6", "snmp")  # fmt: skip
+
+
+def _nest(n: int, leaf: list[str]) -> list[str]:
+    return ["("] * n + leaf + [")"] * n
+
+
+def _filter_lines(n: int) -> bytes:
+    return b"".join(b"sport = :%d or\n" % (i + 1) for i in range(n)) + b"autobound\n"
+
+
+GENERATORS["filter-1000-lines"] = lambda: _filter_lines(1000)
+GENERATORS["filter-nested-9995"] = lambda: "\n".join(_nest(9995, ["dport", ":80"])).encode()
+GENERATORS["filter-nested-9996"] = lambda: "\n".join(_nest(9996, ["dport", ":80"])).encode()
+_LEAVES = ["sport", "=", ":40001"]
+_OR_1000 = " or ".join(f"sport = :{40000 + i}" for i in range(0, 2000, 2)).split()
+_AND_OR = " ".join(
+    f"{'and' if i % 3 else 'or'} {'!' if i % 5 == 0 else ''} dport != :{i}" for i in range(3000)
+).split()[1:]
+
+
+def materialize(case: Case, scratch: Path) -> tuple[list[str], dict[str, str]]:
+    """Create the case's files under ``scratch``; return its argv and extra environment."""
+    for rel, gen in dict(case.get("files", {})).items():  # type: ignore[call-overload]
+        path = scratch / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(GENERATORS[gen]())
+    for rel, target in dict(case.get("links", {})).items():  # type: ignore[call-overload]
+        path = scratch / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(target, path)
+    for rel in list(case.get("dirs", [])):  # type: ignore[call-overload]
+        (scratch / rel).mkdir(parents=True, exist_ok=True)
+    subst = str(scratch)
+    argv = [a.replace("{dir}", subst) for a in case["argv"]]  # type: ignore[attr-defined]
+    env = {k: v.replace("{dir}", subst) for k, v in dict(case.get("env", {})).items()}  # type: ignore[call-overload]
+    return argv, env
+
+
+def _dump_case(name: str, argv: list[str] | None = None, **extra: object) -> Case:
+    return {
+        "id": f"tcpdiag-{name}" + (" " + " ".join(argv) if argv else ""),
+        "argv": argv or ["-tan"],
+        "env": {"TCPDIAG_FILE": "{dir}/dump"},
+        "files": {"dump": name},
+        **extra,
+    }  # extra may replace the id (long argv) and the files
+
+
+CASES: list[Case] = [
+    # defect 1: COLUMNS with C int semantics, streamed
+    *(
+        {
+            "id": f"columns-{value}",
+            "argv": ["-tan"],
+            "env": {"COLUMNS": value, "TCPDIAG_FILE": "{dir}/dump"},
+            "files": {"dump": "two-rows"},
+            "limit": 1 << 26,
+        }
+        for value in (
+            "99999999", "2147483648", "99999999999999999999", "-2147483649", "4294967376",
+            "1000000", "-1", " 90x", "0x50", "1", "+00000000000000000000000000080",
+        )
+    ),
+    # defect 2 and 13: TCPDIAG_FILE that is not a dump
+    {"id": "tcpdiag-dev-zero", "argv": ["-tan"], "env": {"TCPDIAG_FILE": "/dev/zero"}},
+    {"id": "tcpdiag-directory", "argv": ["-tan"], "env": {"TCPDIAG_FILE": "{dir}"}},
+    {"id": "tcpdiag-missing", "argv": ["-tan"], "env": {"TCPDIAG_FILE": "{dir}/none"}},
+    {"id": "tcpdiag-dev-null", "argv": ["-tan"], "env": {"TCPDIAG_FILE": "/dev/null"}},
+    # defect 2: a PROC_ROOT whose files never end
+    *(
+        {
+            "id": f"proc-dev-zero {' '.join(argv)}",
+            "argv": argv,
+            "env": {"PROC_ROOT": "{dir}/proc"},
+            "links": {f"proc/net/{name}": "/dev/zero" for name in PROC_NET_FILES},
+            "limit": 100000,
+        }
+        for argv in (["-tan"], ["-uan"], ["-wan"], ["-0a"], ["-A", "netlink"], ["-xa"])
+    ),
+    # defect 3: long and deep filters (evaluated in user space over a recorded dump)
+    *(
+        _dump_case("rows", ["-tan", *words], id=f"filter-{name}")
+        for name, words in (
+            ("nested-9995", _nest(9995, _LEAVES)),
+            ("nested-9996", _nest(9996, _LEAVES)),
+            ("not-9995", ["!"] * 9995 + _LEAVES),
+            ("not-9996", ["!"] * 9996 + _LEAVES),
+            ("not-9997-autobound", ["!"] * 9997 + ["autobound"]),
+            ("not-1000", ["!"] * 1000 + _LEAVES),
+            ("or-then-nested-9993", ["autobound", "or", *_nest(9993, _LEAVES)]),
+            ("or-then-nested-9994", ["autobound", "or", *_nest(9994, _LEAVES)]),
+            ("or-1000", _OR_1000),
+            ("and-or-3000", _AND_OR),
+            ("nested-500-bad", _nest(500, ["sport", "=", ":bogus"])),
+            ("nested-9999-bad", ["("] * 9999 + ["sport", "=", ":bogus"]),
+            ("nested-500-unclosed", ["("] * 500 + _LEAVES),
+        )
+    ),
+    _dump_case("rows", ["-tan", "-F", "{dir}/filter"], id="filter-file-1000-lines",
+               files={"dump": "rows", "filter": "filter-1000-lines"}),
+    _dump_case("rows", ["-tan", "-F", "{dir}/filter"], id="filter-file-nested-9995",
+               files={"dump": "rows", "filter": "filter-nested-9995"}),
+    _dump_case("rows", ["-tan", "-F", "{dir}/filter"], id="filter-file-nested-9996",
+               files={"dump": "rows", "filter": "filter-nested-9996"}),
+    # defect 12: options act in getopt order, so a bad option after -V/-h/... is not seen
+    *(
+        {"id": "options " + " ".join(argv), "argv": argv}
+        for argv in (
+            ["-V", "-1"], ["-h", "--bogus"], ["-f", "help", "-1"], ["-Z", "-1"],
+            ["-F", "/nonexistent", "-1"], ["-N", "nosuchns", "-1"], ["--bpf-map-id=x", "-1"],
+            ["-A", "foo", "--bogus"], ["-tn", "fwmark", "-1"], ["-tn", "sport", "=", "-1"],
+            ["-V", "--fam"], ["-v", "--bogus=1"], ["-f", "bogus", "-V"], ["-1", "-V"],
+            ["-F", "/dev/null", "-F", "/dev/null", "-q"], ["-tV", "-q"], ["-Vq"], ["-qV"],
+            ["--bpf-maps", "--bpf-map-id=3", "-q"], ["-f", "help", "--bogus"],
+            ["-N", "nosuchns", "--fam"], ["-A", "tcp,bogus", "-x", "-1"], ["-z", "-q"],
+            ["-h", "-D"], ["-D"], ["-V", "-f"], ["state", "bogus", "-1"], ["-t", "-Q", "-?"],
+            # defect 9: bytes that are not UTF-8, and multibyte characters, echoed as bytes
+            ["-é"], ["-t\udcff"], ["-f", "\udcffx"], ["-A", "tcp,\udcfe"], ["state", "bogus\n"],
+            ["-tn", "src", "\udcff"], ["-tn", "dev", "\udcffé"], ["-tn", "sport", ":é"],
+            ["--\udcff"], ["--fam=\udcff"], ["-N", "\udcff"], ["-F", "/\udcff"],
+            ["exclude", "\udcff"], ["-tn", "fwmark", "\udcff"],
+        )
+    ),
+    # defects 5 and 6: stdout closed or full (ss never checks its writes: exit 0)
+    *(
+        {
+            "id": f"stdout{redirect} {' '.join(argv)}",
+            "argv": argv,
+            "env": {"TCPDIAG_FILE": "{dir}/dump"},
+            "files": {"dump": "rows"},
+            "redirect": redirect,
+        }
+        for redirect in (">&-", ">/dev/full")
+        for argv in (["-tan"], ["-V"], ["-h"], ["-tan", "-q"], ["-f", "bogus"], ["-tane"])
+    ),
+    # defect 4 and 13: damaged records
+    *(_dump_case(name) for name in GENERATORS if name not in ("rows", "two-rows")),
+    _dump_case("rows", ["-tane"]),
+    _dump_case("family-0", ["-tan", "src", "127.0.0.1"]),
+    _dump_case("family-0", ["-tan", "dport", "=", ":80"]),
+    _dump_case("state-255", ["-tan", "-o"]),
+    _dump_case("timer-9", ["-tano"]),
+    _dump_case("attr-short", ["-tani"]),
+    _dump_case("attr-lying", ["-tani"]),
+    _dump_case("attr-deficit", ["-tani"]),
+    _dump_case("rows", ["-tan", "-F", "/proc/self/mem"]),  # fgets: EIO is the end
+    _dump_case("attr-skmem-short", ["-tanm"]),
+    _dump_case("attr-skmem-short", ["-tani"]),
+    _dump_case("attr-skmem-short", ["-tanmiO"]),
+]  # fmt: skip
+
+
+def command(program: list[str], case: Case, argv: list[str]) -> list[str]:
+    """The command line of a case: with ``redirect`` (``>/dev/full``, ``>&-``) the program
+    runs under sh with its stdout redirected so."""
+    redirect = case.get("redirect")
+    if not redirect:
+        return [*program, *argv]
+    return ["/bin/sh", "-c", f'exec "$0" "$@" {redirect}', *program, *argv]
+
+
+def case_id(case: Case) -> str:
+    return str(case["id"])
