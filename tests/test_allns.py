@@ -163,14 +163,21 @@ def test_mountinfo_escapes(tmp_path: Path) -> None:
 
 # --- -N forms that need no privilege ----------------------------------------------------
 def _run(argv: list[str], *, user: bool = False, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
-    drop = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if user else []
+    if user:  # as nobody, on a world-readable copy when the checkout is private
+        with netns.as_nobody(netns.sockscope_cmd()) as (cmd, nobody_env):
+            return _exec([*cmd, *argv], {**nobody_env, **(env or {})}, cwd="/")
+    return _exec([*netns.sockscope_cmd(), *argv], env or netns.tool_env())
+
+
+def _exec(argv: list[str], env: dict[str, str], cwd: str | None = None):  # type: ignore[no-untyped-def]
     r = subprocess.run(
-        [*drop, *netns.sockscope_cmd(), *argv],
-        env=env or netns.tool_env(),
+        argv,
+        env=env,
         capture_output=True,
         stdin=subprocess.DEVNULL,
         check=False,
         timeout=120,
+        cwd=cwd,
     )
     return r.stdout, r.stderr, r.returncode
 
