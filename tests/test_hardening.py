@@ -107,6 +107,12 @@ def test_like_ss(case: dict[str, object], tmp_path: Path) -> None:
     # glibc's getopt messages start with argv[0]: the oracle's path was recorded as PROG
     answers = [{**a, "stderr": str(a.get("stderr", "")).replace("PROG", "sockscope")}
                for a in answers]  # fmt: skip
+    # -h: ss's usage text, then sockscope's documented section on its own options
+    from sockscope.cli.usage import SOCKSCOPE_HELP, USAGE
+
+    if argv[:1] in (["-h"], ["--help"]):
+        answers = [{**a, "stdout": USAGE + SOCKSCOPE_HELP} if a.get("stdout") == USAGE else a
+                   for a in answers]  # fmt: skip
     for answer in answers:
         if all(got[k] == answer.get(k) for k in got):
             return
