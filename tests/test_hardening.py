@@ -28,8 +28,6 @@ sys.path.insert(0, str(ROOT / "tests" / "tools"))
 
 from hardening_cases import CASES, case_id, command, materialize  # noqa: E402
 
-from sockscope.cli.usage import SOCKSCOPE_HELP, USAGE  # noqa: E402
-
 DATA = {c["id"]: c for c in json.loads((ROOT / "tests/data/hardening.json").read_text())["cases"]}
 #: the address-space cap of every run: CPython with sockscope imported needs ~60 MiB
 AS_LIMIT = 512 * 1024 * 1024
@@ -109,11 +107,12 @@ def test_like_ss(case: dict[str, object], tmp_path: Path) -> None:
     # glibc's getopt messages start with argv[0]: the oracle's path was recorded as PROG
     answers = [{**a, "stderr": str(a.get("stderr", "")).replace("PROG", "sockscope")}
                for a in answers]  # fmt: skip
-    # -h first in getopt order: ss's usage, then sockscope's own section (QUIRKS.md);
-    # -f help prints ss's usage alone
-    if list(case["argv"])[:1] in (["-h"], ["--help"]):  # type: ignore[call-overload]
-        answers = [{**a, "stdout": a["stdout"] + SOCKSCOPE_HELP}
-                   if a.get("stdout") == USAGE else a for a in answers]  # fmt: skip
+    # -h: ss's usage text, then sockscope's documented section on its own options
+    from sockscope.cli.usage import SOCKSCOPE_HELP, USAGE
+
+    if argv[:1] in (["-h"], ["--help"]):
+        answers = [{**a, "stdout": USAGE + SOCKSCOPE_HELP} if a.get("stdout") == USAGE else a
+                   for a in answers]  # fmt: skip
     for answer in answers:
         if all(got[k] == answer.get(k) for k in got):
             return
