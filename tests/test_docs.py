@@ -46,3 +46,14 @@ def test_local_links_resolve() -> None:
     for doc in DOCS:
         for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", doc.read_text()):
             assert (doc.parent / target).exists(), f"{doc.name}: {target}"
+
+
+def test_api_reference_is_what_genapi_writes() -> None:
+    """docs/api.md is generated from sockscope.__all__ (tools/genapi.py)."""
+    check = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "genapi.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
