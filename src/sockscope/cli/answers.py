@@ -196,30 +196,10 @@ def _sorted(
     keys = make_keys(names, lookups(names, users, environ, warn))
     if opts.json:
         return _sorted_json(answers, ctx, opts, users, environ, warn, keys, descending)
-    from sockscope.render import columns
-    from sockscope.render.names import Resolver
-    from sockscope.render.printer import Printer, enabled_slots
     from sockscope.tables import common
     from sockscope.tables.inet.row import InetRows
 
-    sel = ctx.sel
-    slots = enabled_slots(
-        show_netid=not sel.single_db(),
-        show_state=not sel.single_state(),
-        show_queues=opts.show_queues,
-        show_proc=bool(opts.show_processes),
-    )
-    out = sys.stdout.buffer
-
-    def write(text: str) -> None:
-        out.write(text.encode("latin-1"))
-
-    renderer = columns.Renderer(slots, write, columns.screen_width(1, environ))
-    resolver = Resolver(numeric=opts.numeric, resolve_hosts=opts.resolve, environ=environ)
-    printer = Printer(opts, resolver, slots, None if users is None else users.users)
-    printer.warn = warn
-    if opts.show_header:
-        renderer.header()
+    renderer, printer = listing.text_output(ctx.sel, opts, users, environ, warn)
     records: list[object] = []
     rows: list[tuple[str, ...]] = []
     inet_rows = None
@@ -239,7 +219,7 @@ def _sorted(
         order = order[: answers.top]
     renderer.extend(rows[i] for i in order)
     renderer.finish()
-    out.flush()
+    sys.stdout.buffer.flush()
     return 0
 
 

@@ -21,7 +21,6 @@ from sockscope.errors import ArgumentError, SockscopeError, UsageError
 from sockscope.kernel import abi
 from sockscope.options import Options
 from sockscope.query.selection import FAMILY_WORDS, Selection, scan_state
-from sockscope.render import columns
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -765,8 +764,6 @@ def _show(
     run: Run, flt: Filter | None, users: ProcessMap | PendingMap | None, environ: dict[str, str]
 ) -> int:
     """Columns, header, then every selected table in ss's order, then the render."""
-    from sockscope.render.names import Resolver
-    from sockscope.render.printer import Printer, enabled_slots
 
     opts, sel = run.opts, run.sel
     if getattr(run, "answers", None) is not None:
@@ -777,30 +774,16 @@ def _show(
             return status
     if opts.json:
         return _show_json(run, flt, users, environ)
-    slots = enabled_slots(
-        show_netid=not sel.single_db(),
-        show_state=not sel.single_state(),
-        show_queues=opts.show_queues,
-        show_proc=bool(opts.show_processes),
-    )
+    from sockscope.cli import listing as gather
+
+    renderer, printer = gather.text_output(sel, opts, users, environ, _warn)
     out = sys.stdout.buffer
-
-    def write(text: str) -> None:
-        out.write(text.encode("latin-1"))
-
-    renderer = columns.make_renderer(slots, write, columns.screen_width(1, environ))
-    resolver = Resolver(numeric=opts.numeric, resolve_hosts=opts.resolve, environ=environ)
-    printer = Printer(opts, resolver, slots, None if users is None else users.users)
-    printer.warn = _warn
-    if opts.show_header:
-        renderer.header()
     if opts.events:
         from sockscope.ops.follow import follow
 
         out.flush()
         ok = follow(run.sel, opts, flt, printer, renderer, environ, _warn)
         return 0 if ok else EXIT_ARGUMENT
-    from sockscope.cli import listing as gather
 
     # A listing allocates hundreds of thousands of acyclic tuples: the cyclic
     # collector only costs time here (measured ~8% of -tan at 100k sockets).

@@ -13,6 +13,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
+    from sockscope.ops.procmap import PendingMap, ProcessMap
     from sockscope.options import Options
     from sockscope.query.filter import Filter
     from sockscope.query.selection import Selection
@@ -73,3 +74,38 @@ def show_all(ctx: Context, printer: Printer, renderer: Renderer) -> None:
 def tables(ctx: Context) -> Iterator[Table]:
     """The data path (--json): the selected tables in ss's order, with their records."""
     return walk(ctx)
+
+
+def text_output(
+    sel: Selection,
+    opts: Options,
+    users: ProcessMap | PendingMap | None,
+    environ: dict[str, str],
+    warn: Callable[[str], None],
+) -> tuple[Renderer, Printer]:
+    """The column engine and the row context of a text listing (ss's columns for this
+    selection, its terminal width, its name resolution), the header queued."""
+    import sys
+
+    from sockscope.render import columns
+    from sockscope.render.names import Resolver
+    from sockscope.render.printer import Printer, enabled_slots
+
+    slots = enabled_slots(
+        show_netid=not sel.single_db(),
+        show_state=not sel.single_state(),
+        show_queues=opts.show_queues,
+        show_proc=bool(opts.show_processes),
+    )
+    out = sys.stdout.buffer
+
+    def write(text: str) -> None:
+        out.write(text.encode("latin-1"))
+
+    renderer = columns.make_renderer(slots, write, columns.screen_width(1, environ))
+    resolver = Resolver(numeric=opts.numeric, resolve_hosts=opts.resolve, environ=environ)
+    printer = Printer(opts, resolver, slots, None if users is None else users.users)
+    printer.warn = warn
+    if opts.show_header:
+        renderer.header()
+    return renderer, printer
