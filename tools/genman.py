@@ -304,6 +304,21 @@ OPTIONS: tuple[Opt, ...] = (
         "`--count-by`, or the busiest connections by rate; `q` quits. When standard output "
         "is not a terminal, print the `--watch` lines. (An option, not a `top` word: a bare "
         "word is an ss filter.)", group="answers", origin="sockscope"),
+    Opt("", ("metrics",), "", "print the selection as Prometheus metrics",
+        "Print the selected sockets in the Prometheus text exposition format (0.0.4): "
+        "`node_tcp_connection_states{state}` (node_exporter's tcpstat names, all eleven "
+        "states), `sockscope_sockets{netid,state}`, `sockscope_listen_queue` and "
+        "`sockscope_listen_backlog{local_address,local_port,netid}` (Recv-Q and Send-Q of "
+        "LISTEN sockets), with `--count-by` also `sockscope_group_sockets{KEY...}`, and "
+        "`sockscope_series_folded{metric}`: each family keeps at most 1000 series, the "
+        "rest summed into one labelled `other`. The numbers are those of the selection: "
+        "use `-a` for listeners and TIME-WAIT sockets too.",
+        group="answers", origin="sockscope"),
+    Opt("", ("textfile",), "DIR", "write --metrics to DIR/sockscope.prom",
+        "As `--metrics`, but write `sockscope.prom` in ''DIR'' (a temporary file in "
+        "''DIR'' renamed over it, so node_exporter's textfile collector never reads half "
+        "a file) instead of standard output.", kind="file", group="answers",
+        origin="sockscope"),
 )
 # fmt: on
 

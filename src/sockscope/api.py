@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from typing import TypeAlias
 
     from sockscope.ops.aggregate import Group
+    from sockscope.ops.metrics import Sample as MetricSample
     from sockscope.ops.namespaces import Namespace
     from sockscope.ops.sockstat import Summary
     from sockscope.ops.watch import Change
@@ -295,6 +296,31 @@ def count(
     counter = aggregate.Counter(keys, info=query.info)
     counter.add(sockets(query))
     return counter.groups(top)
+
+
+def metrics(
+    query: Query | None = None, by: Iterable[str] | None = None, max_series: int = 1000
+) -> list[MetricSample]:
+    """The sockets of ``query`` as Prometheus samples (what ``--metrics`` prints).
+
+    Each :class:`~sockscope.ops.metrics.Sample` is ``(name, labels, value, type, help)``:
+    ``node_tcp_connection_states{state}`` (node_exporter's tcpstat names),
+    ``sockscope_sockets{netid,state}``, ``sockscope_listen_queue`` /
+    ``sockscope_listen_backlog{local_address,local_port,netid}`` (Recv-Q / Send-Q of LISTEN
+    rows), with ``by`` (:func:`count`'s keys) ``sockscope_group_sockets{KEY...}``, and
+    ``sockscope_series_folded{metric}``: ``max_series`` caps each family, folding the
+    rest into one series labelled ``"other"``. :func:`sockscope.render.prom.exposition`
+    writes them as the text format. Unknown keys raise
+    :class:`~sockscope.errors.ArgumentError`.
+    """
+    from sockscope.ops import metrics as ops_metrics
+    from sockscope.ops.keys import lookups
+
+    query = query if query is not None else Query()
+    words = _words("by", by) or []
+    names = ["netid", "state", "local_address", "local_port", *words]
+    found = lookups(names, None, dict(os.environ), lambda _m: None)
+    return ops_metrics.collect(sockets(query), found, words, max_series)
 
 
 def watch(query: Query | None = None, interval: float = 1.0) -> Iterator[Change]:

@@ -13,7 +13,11 @@ the run (``run.answers``); once the selection and the filter are read, the comma
 * ``--watch[=SECONDS]``: what changes, one timestamped line per event
   (:mod:`sockscope.ops.watch`);
 * ``--top-view``: a full-screen view on a terminal (:mod:`sockscope.cli.top`), else
-  ``--watch`` lines.
+  ``--watch`` lines;
+* ``--metrics``: the selection as Prometheus text exposition (:mod:`sockscope.ops.metrics`,
+  :mod:`sockscope.render.prom`), with ``--count-by`` also the groups;
+  ``--textfile DIR`` writes the same text to ``DIR/sockscope.prom`` (a temporary file
+  renamed over it, for node_exporter's textfile collector) instead of stdout.
 
 Why ``--top-view`` and not a ``sockscope top`` word: a bare word is an ss filter
 expression (``ss top`` is a host condition today and fails with "an inet prefix is
@@ -22,6 +26,7 @@ expected rather than "top""), so a word would change what an ss command line mea
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -40,7 +45,7 @@ if TYPE_CHECKING:
 class Answers:
     """The answer options of one run."""
 
-    __slots__ = ("count_by", "sort", "top", "top_view", "watch")
+    __slots__ = ("count_by", "metrics", "sort", "textfile", "top", "top_view", "watch")
 
     def __init__(self) -> None:
         self.count_by: list[str] | None = None
@@ -48,6 +53,8 @@ class Answers:
         self.top: int | None = None
         self.watch: float | None = None
         self.top_view = False
+        self.metrics = False
+        self.textfile: str | None = None
 
 
 def _number(text: str, what: str, minimum: float) -> float:
@@ -82,6 +89,13 @@ def option(run: object, key: str, value: str) -> None:
         found.watch = _number(value, "--watch interval", 0.01) if value else 0.0
     elif key == "top-view":
         found.top_view = True
+    elif key == "metrics":
+        found.metrics = True
+    elif key == "textfile":
+        if not value:
+            raise ArgumentError("sockscope: --textfile needs a directory")
+        found.metrics = True
+        found.textfile = value
 
 
 def show(
@@ -105,6 +119,8 @@ def show(
 
         return top.run(answers, sel, opts, flt, environ, warn)
     ctx = listing.make_context(sel, opts, flt, environ, warn, warn_raw)
+    if answers.metrics:
+        return _metrics(answers, ctx, users, warn)
     if answers.count_by is not None:
         return _count(answers, ctx, opts, users, warn)
     if answers.sort is not None or answers.top is not None:
@@ -178,6 +194,51 @@ def _count(
         )
     out.flush()
     return 0
+
+
+def _metrics(
+    answers: Answers,
+    ctx: Context,
+    users: ProcessMap | PendingMap | None,
+    warn: Callable[[str], None],
+) -> int:
+    from sockscope.ops import metrics
+    from sockscope.ops.keys import lookups
+    from sockscope.render import prom
+
+    words = answers.count_by or []
+    names = ["netid", "state", "local_address", "local_port", *words]
+    samples = metrics.collect(_records(ctx), lookups(names, users, ctx.environ, warn), words)
+    data = prom.exposition(samples).encode("utf-8", "surrogateescape")
+    if answers.textfile is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return 0
+    _write_textfile(answers.textfile, data)
+    return 0
+
+
+def _write_textfile(directory: str, data: bytes) -> None:
+    """``DIR/sockscope.prom`` replaced atomically: a temporary file in DIR, then rename."""
+    import tempfile
+
+    from sockscope.errors import SockscopeError
+
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".sockscope.prom.", dir=directory)
+    except OSError as exc:
+        raise SockscopeError(f"sockscope: --textfile {directory}: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, os.path.join(directory, "sockscope.prom"))
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise SockscopeError(f"sockscope: --textfile {directory}: {exc.strerror}") from None
 
 
 def _sorted(

@@ -96,6 +96,8 @@ LONGOPTS: tuple[tuple[str, bool, str], ...] = (
     ("sort", True, "sort"),
     ("watch", False, "watch"),
     ("top-view", False, "top-view"),
+    ("metrics", False, "metrics"),
+    ("textfile", True, "textfile"),
 )
 #: how many rows of LONGOPTS are ss's own: an abbreviation means what it means to ss
 #: before sockscope's options are looked at (``--to`` stays ``--tos``)
@@ -447,7 +449,7 @@ _OTHER_OPTS: dict[str, Callable[[Run, str], None]] = {
 
 
 #: sockscope's own options, applied by cli/answers.py
-_ANSWER_OPTS = frozenset(("count-by", "top", "sort", "watch", "top-view"))
+_ANSWER_OPTS = frozenset(("count-by", "top", "sort", "watch", "top-view", "metrics", "textfile"))
 
 
 def _selinux_enabled() -> bool:
