@@ -87,6 +87,12 @@ def test_fold() -> None:
     assert len(out) == 5 and folded["n"] == 0
 
 
+def test_fold_merges_same_labels() -> None:
+    folded: dict[str, int] = {}
+    out = ops_metrics._fold("m", "h", [({"p": ""}, 2), ({"p": "a"}, 1), ({"p": ""}, 3)], 5, folded)
+    assert [(s.labels, s.value) for s in out] == [({"p": ""}, 5), ({"p": "a"}, 1)]
+
+
 def test_label_name() -> None:
     assert ops_metrics.label_name("peer_prefix/24") == "peer_prefix_24"
     assert ops_metrics.label_name("9x") == "_9x"
@@ -229,6 +235,13 @@ def test_promtool(held) -> None:  # type: ignore[no-untyped-def]
             [PROMTOOL, "check", "metrics"], input=out.stdout, capture_output=True, check=False
         )
         assert check.returncode == 0, (args, check.stdout, check.stderr)
+
+
+@live
+def test_all_netns_refused(held) -> None:  # type: ignore[no-untyped-def]
+    out = _cli(held, "--all-netns", "-ta", "--metrics", "--count-by", "state")
+    assert out.returncode != 0
+    assert b"--all-netns" in out.stderr
 
 
 @live

@@ -140,7 +140,7 @@ def show_all_netns(
     namespace, so ``netns`` and ``container`` are keys). The other answer options watch or
     sort one namespace's sockets: with --all-netns they are refused."""
     answers: Answers = run.answers  # type: ignore[attr-defined]
-    if answers.count_by is None:
+    if answers.count_by is None or answers.metrics:
         raise ArgumentError("sockscope: --all-netns combines with --count-by only")
     from sockscope.cli import listing
     from sockscope.ops import namespaces as nsops

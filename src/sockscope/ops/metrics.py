@@ -83,8 +83,15 @@ def _fold(
     max_series: int,
     folded: dict[str, int],
 ) -> list[Sample]:
-    """The series (already in rank order) as samples, at most ``max_series`` of them."""
-    keep = list(series)
+    """The series (already in rank order) as samples, at most ``max_series`` of them.
+    Series whose label values come out the same (a missing value and an empty one) are
+    summed, so no two samples of a family have the same labels."""
+    merged: dict[tuple[tuple[str, str], ...], tuple[dict[str, str], int]] = {}
+    for labels, value in series:
+        key = tuple(labels.items())
+        have = merged.get(key)
+        merged[key] = (labels, value if have is None else have[1] + value)
+    keep = list(merged.values())
     extra: list[tuple[dict[str, str], int]] = []
     if len(keep) > max_series:
         cut = max(max_series - 1, 0)
