@@ -238,6 +238,17 @@ def test_promtool(held) -> None:  # type: ignore[no-untyped-def]
 
 
 @live
+def test_cli_max_series(held) -> None:  # type: ignore[no-untyped-def]
+    out = _cli(held, "-ta", "--metrics", "--max-series", "2")
+    assert out.returncode == 0, out.stderr
+    query = sockscope.Query(tables=["tcp"], states=["all"], netns=held.name)
+    assert out.stdout.decode() == prom.exposition(sockscope.metrics(query, max_series=2))
+    assert b'sockscope_sockets{netid="other",state="other"}' in out.stdout
+    bad = _cli(held, "-ta", "--metrics", "--max-series", "0")
+    assert bad.returncode != 0 and b"--max-series" in bad.stderr
+
+
+@live
 def test_all_netns_refused(held) -> None:  # type: ignore[no-untyped-def]
     out = _cli(held, "--all-netns", "-ta", "--metrics", "--count-by", "state")
     assert out.returncode != 0

@@ -319,6 +319,11 @@ OPTIONS: tuple[Opt, ...] = (
         "''DIR'' renamed over it, so node_exporter's textfile collector never reads half "
         "a file) instead of standard output.", kind="file", group="answers",
         origin="sockscope"),
+    Opt("", ("max-series",), "N", "at most N series per metric (default 1000)",
+        "With `--metrics` or `--textfile`, keep at most ''N'' series (default 1000) in each "
+        "metric family: the series with the most sockets, the rest summed into one series "
+        "whose labels are all `other`; `sockscope_series_folded{metric}` says how many "
+        "were folded.", group="answers", origin="sockscope"),
 )
 # fmt: on
 

@@ -17,7 +17,8 @@ the run (``run.answers``); once the selection and the filter are read, the comma
 * ``--metrics``: the selection as Prometheus text exposition (:mod:`sockscope.ops.metrics`,
   :mod:`sockscope.render.prom`), with ``--count-by`` also the groups;
   ``--textfile DIR`` writes the same text to ``DIR/sockscope.prom`` (a temporary file
-  renamed over it, for node_exporter's textfile collector) instead of stdout.
+  renamed over it, for node_exporter's textfile collector) instead of stdout;
+  ``--max-series N`` (default 1000) caps each metric family.
 
 Why ``--top-view`` and not a ``sockscope top`` word: a bare word is an ss filter
 expression (``ss top`` is a host condition today and fails with "an inet prefix is
@@ -45,7 +46,16 @@ if TYPE_CHECKING:
 class Answers:
     """The answer options of one run."""
 
-    __slots__ = ("count_by", "metrics", "sort", "textfile", "top", "top_view", "watch")
+    __slots__ = (
+        "count_by",
+        "max_series",
+        "metrics",
+        "sort",
+        "textfile",
+        "top",
+        "top_view",
+        "watch",
+    )
 
     def __init__(self) -> None:
         self.count_by: list[str] | None = None
@@ -55,6 +65,7 @@ class Answers:
         self.top_view = False
         self.metrics = False
         self.textfile: str | None = None
+        self.max_series = 1000
 
 
 def _number(text: str, what: str, minimum: float) -> float:
@@ -96,6 +107,10 @@ def option(run: object, key: str, value: str) -> None:
             raise ArgumentError("sockscope: --textfile needs a directory")
         found.metrics = True
         found.textfile = value
+    elif key == "max-series":
+        if not value.isdigit() or int(value) < 1:
+            raise ArgumentError(f'sockscope: invalid --max-series "{value}" (a count, 1 or more)')
+        found.max_series = int(value)
 
 
 def show(
@@ -119,7 +134,7 @@ def show(
 
         return top.run(answers, sel, opts, flt, environ, warn)
     ctx = listing.make_context(sel, opts, flt, environ, warn, warn_raw)
-    if answers.metrics:
+    if answers.metrics or answers.textfile is not None:
         return _metrics(answers, ctx, users, warn)
     if answers.count_by is not None:
         return _count(answers, ctx, opts, users, warn)
@@ -208,7 +223,8 @@ def _metrics(
 
     words = answers.count_by or []
     names = ["netid", "state", "local_address", "local_port", *words]
-    samples = metrics.collect(_records(ctx), lookups(names, users, ctx.environ, warn), words)
+    found = lookups(names, users, ctx.environ, warn)
+    samples = metrics.collect(_records(ctx), found, words, answers.max_series)
     data = prom.exposition(samples).encode("utf-8", "surrogateescape")
     if answers.textfile is None:
         sys.stdout.buffer.write(data)

@@ -98,6 +98,7 @@ LONGOPTS: tuple[tuple[str, bool, str], ...] = (
     ("top-view", False, "top-view"),
     ("metrics", False, "metrics"),
     ("textfile", True, "textfile"),
+    ("max-series", True, "max-series"),
 )
 #: how many rows of LONGOPTS are ss's own: an abbreviation means what it means to ss
 #: before sockscope's options are looked at (``--to`` stays ``--tos``)
@@ -449,7 +450,9 @@ _OTHER_OPTS: dict[str, Callable[[Run, str], None]] = {
 
 
 #: sockscope's own options, applied by cli/answers.py
-_ANSWER_OPTS = frozenset(("count-by", "top", "sort", "watch", "top-view", "metrics", "textfile"))
+_ANSWER_OPTS = frozenset(
+    ("count-by", "top", "sort", "watch", "top-view", "metrics", "textfile", "max-series")
+)
 
 
 def _selinux_enabled() -> bool:
