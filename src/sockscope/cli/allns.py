@@ -202,8 +202,7 @@ def _json(
     """
     from sockscope.cli import listing as gather
     from sockscope.render import jsonout
-    from sockscope.render import view as fields
-    from sockscope.render.names import CgroupMap, Resolver
+    from sockscope.render.names import CgroupMap
 
     opts = run.opts
     lines = opts.json == "lines"
@@ -225,25 +224,14 @@ def _json(
         if summary_only:
             return 0
         flt = parse_here()
-        # a resolver per namespace: interface indexes and names are the namespace's
-        resolver = Resolver(numeric=opts.numeric, resolve_hosts=opts.resolve, environ=environ)
-        view = fields.View.from_options(opts)
-        view.ifname = resolver.ifname
-        view.cgroup_path = cgroups.path
-        dg_proto: list[str | None] = [None]
-        if not opts.numeric:
-            view.service = lambda port: resolver.service(port, dg_proto[0])
-        if opts.show_processes:
-            view.owners = None if users is None else users.owners
+        # a data view per namespace: interface indexes and names are the namespace's
+        rows = gather.DataRows(opts, users, environ, cgroups.path)
         tail = writer.tail({"netns": nsdict})
         writer.open_sockets()
         ctx = gather.make_context(run.sel, opts, flt, environ, hooks.warn)
         try:
-            for table in gather.tables(ctx):
-                if table.dg_proto:
-                    dg_proto[0] = table.dg_proto
-                for rec in table.records:
-                    writer.socket(rec.to_dict(view), tail)  # type: ignore[attr-defined]
+            for _rec, data in rows.walk(ctx):
+                writer.socket(data, tail)
         finally:
             close = getattr(ctx.killer, "close", None)  # -K's socket was opened in here
             if close is not None:

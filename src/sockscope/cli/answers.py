@@ -313,27 +313,14 @@ def _sorted_json(
     from sockscope.cli import listing
     from sockscope.ops import aggregate
     from sockscope.render import jsonout
-    from sockscope.render import view as fields
-    from sockscope.render.names import CgroupMap, Resolver
+    from sockscope.render.names import CgroupMap
 
-    resolver = Resolver(numeric=opts.numeric, resolve_hosts=opts.resolve, environ=environ)
-    view = fields.View.from_options(opts)
-    view.ifname = resolver.ifname
-    view.cgroup_path = CgroupMap(warn).path
-    if opts.show_processes:
-        view.owners = None if users is None else users.owners
+    rows = listing.DataRows(opts, users, environ, CgroupMap(warn).path)
     dicts: list[dict[str, object]] = []
     records: list[object] = []
-    #: ss's dg_proto: a table's service names, kept from one table to the next
-    dg_proto: list[str | None] = [None]
-    if not opts.numeric:
-        view.service = lambda port: resolver.service(port, dg_proto[0])
-    for table in listing.tables(ctx):
-        if table.dg_proto:
-            dg_proto[0] = table.dg_proto
-        for rec in table.records:
-            records.append(rec)
-            dicts.append(rec.to_dict(view))  # type: ignore[attr-defined]
+    for rec, data in rows.walk(ctx):
+        records.append(rec)
+        dicts.append(data)
     order = aggregate.sort_order(records, keys, descending)  # type: ignore[arg-type]
     if answers.top is not None:
         order = order[: answers.top]

@@ -860,36 +860,23 @@ def _show_json(
     """--json / --json-lines: the same sockets as the text, written as data (jsonout)."""
     from sockscope.cli import listing as gather
     from sockscope.render import jsonout
-    from sockscope.render import view as fields
-    from sockscope.render.names import CgroupMap, Resolver
+    from sockscope.render.names import CgroupMap
 
     opts, sel = run.opts, run.sel
-    resolver = Resolver(numeric=opts.numeric, resolve_hosts=opts.resolve, environ=environ)
-    view = fields.View.from_options(opts)
-    view.ifname = resolver.ifname
-    view.cgroup_path = CgroupMap(_warn).path
-    #: ss's dg_proto: the service names of a table's ports, kept from one table to the next
-    dg_proto: list[str | None] = [None]
-    if not opts.numeric:
-        view.service = lambda port: resolver.service(port, dg_proto[0])
-    if opts.show_processes:
-        view.owners = None if users is None else users.owners
+    rows = gather.DataRows(opts, users, environ, CgroupMap(_warn).path)
     writer = jsonout.Writer(sys.stdout.buffer, opts.json == "lines")
     summary = None if run.summary is None else jsonout.summary_dict(run.summary)
     _quiet_on_closed_pipe()
     try:
         writer.start(summary)
         if listing and opts.events:
-            return _events_json(run, flt, writer, view)
+            return _events_json(run, flt, writer, rows.view)
         if listing:
             writer.open_sockets()
             try:
                 ctx = gather.make_context(sel, opts, flt, environ, _warn, _warn_raw)
-                for table in gather.tables(ctx):
-                    if table.dg_proto:
-                        dg_proto[0] = table.dg_proto
-                    for rec in table.records:
-                        writer.socket(rec.to_dict(view))  # type: ignore[attr-defined]
+                for _rec, data in rows.walk(ctx):
+                    writer.socket(data)
             except KeyboardInterrupt:
                 # Ctrl-C: what was written becomes a complete document, then ss's death
                 writer.finish()

@@ -109,3 +109,40 @@ def text_output(
     if opts.show_header:
         renderer.header()
     return renderer, printer
+
+
+class DataRows:
+    """The data view of a ``--json`` run and its walk: every selected socket's dict, in
+    ss's table order, with ss's ``dg_proto`` (the protocol of service names) carried
+    from one table to the next as the text rows carry it."""
+
+    def __init__(
+        self,
+        opts: Options,
+        users: ProcessMap | PendingMap | None,
+        environ: dict[str, str],
+        cgroup_path: Callable[[int], str],
+    ) -> None:
+        from sockscope.render.names import Resolver
+        from sockscope.render.view import View
+
+        # one resolver per view: interface indexes and names are the namespace's
+        resolver = Resolver(numeric=opts.numeric, resolve_hosts=opts.resolve, environ=environ)
+        view = View.from_options(opts)
+        view.ifname = resolver.ifname
+        view.cgroup_path = cgroup_path
+        self._proto: str | None = None
+        if not opts.numeric:
+            view.service = lambda port: resolver.service(port, self._proto)
+        if opts.show_processes:
+            view.owners = None if users is None else users.owners
+        self.view = view
+
+    def walk(self, ctx: Context) -> Iterator[tuple[object, dict[str, object]]]:
+        """(record, its dict) for every selected socket, as the kernel dumps them."""
+        view = self.view
+        for table in walk(ctx):
+            if table.dg_proto:
+                self._proto = table.dg_proto
+            for rec in table.records:
+                yield rec, rec.to_dict(view)  # type: ignore[attr-defined]
