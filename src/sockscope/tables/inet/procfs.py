@@ -162,6 +162,16 @@ def _ints(fields: list[bytes]) -> list[int]:
 def tcp_sockets(data: bytes, family: int, states: int) -> Iterator[InetSocket]:
     """Port of tcp_show_line over a whole /proc/net/tcp[6] file."""
     hz = user_hz()
+    for state, src, lport, dst, rport, rest in _entries(data, family, states):
+        yield _tcp_record(family, state, src, lport, dst, rport, rest, hz)
+
+
+def _entries(
+    data: bytes, family: int, states: int
+) -> Iterator[tuple[int, bytes, int, bytes, int, bytes]]:
+    """The lines of a /proc/net/{tcp,udp,raw}[6] file whose state is selected, as (state,
+    local address, port, remote address, port, the rest of the line); a line ss cannot
+    parse ends the file, as it ends tcp_show_line's and dgram_show_line's loop."""
     for line in _lines(data):
         parts = _split(line)
         if parts is None:
@@ -172,7 +182,7 @@ def tcp_sockets(data: bytes, family: int, states: int) -> Iterator[InetSocket]:
             continue
         src, lport = _addr(loc, family)
         dst, rport = _addr(rem, family)
-        yield _tcp_record(family, state, src, lport, dst, rport, rest, hz)
+        yield state, src, lport, dst, rport, rest
 
 
 def _tcp_record(
@@ -207,16 +217,7 @@ def _tcp_record(
 
 def dgram_sockets(data: bytes, family: int, states: int, protocol: int) -> Iterator[InetSocket]:
     """Port of dgram_show_line (UDP, and RAW where the "port" is the protocol)."""
-    for line in _lines(data):
-        parts = _split(line)
-        if parts is None:
-            return
-        loc, rem, rest = parts
-        state = _state(rest)
-        if not 0 <= state < 32 or not states & (1 << state):
-            continue
-        src, lport = _addr(loc, family)
-        dst, rport = _addr(rem, family)
+    for state, src, lport, dst, rport, rest in _entries(data, family, states):
         # "%x %x:%x %*x:%*x %*x %d %*d %u %d %llx %[^\n]"
         f = rest.split()
         wq, _, rq = f[1].partition(b":") if len(f) > 1 else (b"0", b"", b"0")
