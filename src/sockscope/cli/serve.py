@@ -56,9 +56,11 @@ def run(
     ctx: Context,
     users: ProcessMap | PendingMap | None,
     warn: Callable[[str], None],
+    metrics_text: Callable[[Answers, Context, ProcessMap | None, Callable[[str], None]], bytes],
 ) -> int:
-    """Bind, serve until a signal, shut down; the exit status."""
-    from sockscope.cli.answers import metrics_text
+    """Bind, serve until a signal, shut down; the exit status. ``metrics_text`` is the
+    collection of ``--metrics`` (:func:`sockscope.cli.answers.metrics_text`), passed in
+    so that this module does not import the one that calls it."""
     from sockscope.ops import exporter
 
     check(answers, ctx)
