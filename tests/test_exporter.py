@@ -21,6 +21,7 @@ import os
 import re
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -410,6 +411,27 @@ def test_cli_serves_and_sigterm_exits_0() -> None:
     )
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", cmd.port), timeout=2).close()
+
+
+def test_cli_survives_clients_that_leave() -> None:
+    """Scrapers that close (FIN) or reset (RST) before the response is written: no
+    death by SIGPIPE (the command runs with SIGPIPE's default action, as ss does), no
+    traceback, no message; the next scrape is served."""
+    cmd = Command("-a", "--min-interval", "0")
+    try:
+        for i in range(30):
+            s = socket.create_connection(("127.0.0.1", cmd.port), timeout=10)
+            if i % 2:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            s.close()
+        time.sleep(1)
+        assert cmd.proc.poll() is None
+        assert cmd.get()[0] == 200
+    finally:
+        status, _out, err = cmd.end()
+    assert status == 0
+    assert err.count(b"\n") == 1, err  # the start line only
 
 
 def test_cli_sigint_dies_by_sigint() -> None:

@@ -84,6 +84,9 @@ def run(
         server.stop(signum)
 
     before = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    # the command runs with SIGPIPE's default action, as ss does: a scraper that
+    # closes its connection before the response is written must not end the server
+    before[signal.SIGPIPE] = signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     try:
         warn(f"sockscope: serving the metrics on {server.url}")
         server.serve()

@@ -115,7 +115,8 @@ class Collector:
             raise ValueError("min_interval must be 0 or more")
         self._collect = collect
         self.min_interval = min_interval
-        self._log = log or (lambda _m: None)
+        #: where failures go (one line each)
+        self.log = log or (lambda _m: None)
         self._clock = clock
         self._lock = threading.Lock()
         self._last: Result | None = None
@@ -136,7 +137,7 @@ class Collector:
             except Exception as e:  # any failure is served as a 500; the server keeps running
                 message = e.message if isinstance(e, SockscopeError) else _describe(e)
                 message = message.removeprefix("sockscope: ").strip() or type(e).__name__
-                self._log(f"sockscope: --listen: collecting the metrics failed: {message}")
+                self.log(f"sockscope: --listen: collecting the metrics failed: {message}")
                 result = Result(None, message)
             self._last = result
             self._done_at = self._clock()
@@ -171,14 +172,31 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 64
 
-    def __init__(self, family: int, address: tuple[str, int], collector: Collector) -> None:
+    def __init__(
+        self,
+        family: int,
+        address: tuple[str, int],
+        collector: Collector,
+        log: Callable[[str], None],
+    ) -> None:
         self.address_family = family
         self.collector = collector
+        self.log = log
         self.stopping = False
         self.connections: set[_Handler] = set()
         self.busy = 0
         self.changed = threading.Condition()
         super().__init__(address, _Handler)
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A scraper that went away mid-response is routine: no message. Anything else
+        is one line, not socketserver's traceback; the server keeps running."""
+        import sys
+
+        error = sys.exc_info()[1]
+        if isinstance(error, OSError):
+            return
+        self.log(f"sockscope: --listen: {type(error).__name__}: {error}")
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind looks the name of the address up (getfqdn): a DNS
@@ -281,7 +299,7 @@ class Exporter:
     def __init__(self, family: int, host: str, port: int, collector: Collector) -> None:
         self.collector = collector
         try:
-            self._server = _Server(family, (host, port), collector)
+            self._server = _Server(family, (host, port), collector, collector.log)
         except OSError as e:
             where = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
             reason = e.strerror or str(e)
