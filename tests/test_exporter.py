@@ -478,6 +478,7 @@ def _run(*args: str) -> subprocess.CompletedProcess[bytes]:
         (["--listen", ":0", "--min-interval", "nan"], 255, 'sockscope: invalid --min-interval "nan"'),
         (["--listen", "192.0.2.1:9977"], 1, "sockscope: --listen 192.0.2.1:9977: Cannot assign requested address"),
         (["--listen"], 255, "option '--listen' requires an argument"),
+        (["--listen", ":0", "--all-netns"], 255, "sockscope: --all-netns combines with --count-by only"),
     ],
 )  # fmt: skip
 def test_cli_errors(args: list[str], status: int, message: str) -> None:

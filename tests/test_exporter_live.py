@@ -209,3 +209,42 @@ def test_prometheus_scrapes_listen(live: Live) -> None:
     # the exporter ends cleanly on SIGTERM while Prometheus still scrapes it
     server.send_signal(signal.SIGTERM)
     assert server.wait(timeout=30) == 0
+
+
+@pytest.mark.live
+def test_dash_n_binds_in_the_namespace() -> None:
+    """``-N NAME --listen``: the whole run is in NAME (as with ss -N), the socket too: a
+    scrape from inside NAME sees NAME's listeners, the host's loopback has no such port."""
+    if LIVE_REASON is not None:
+        pytest.skip(LIVE_REASON)
+    env = Live()
+    try:
+        more = env.start(
+            [sys.executable, "-c", LISTENERS, "3", "6201"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        )  # fmt: skip
+        assert more.stdout is not None and more.stdout.readline() == b"ready\n"
+        server = subprocess.Popen(
+            [*netns.sockscope_cmd(), "-N", env.ns.name, "-tl", "--listen", "127.0.0.1:0",
+             "sport", ">=", ":6201"],
+            env=netns.tool_env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )  # fmt: skip
+        env.procs.append(server)
+        assert server.stderr is not None
+        m = re.search(r"http://127\.0\.0\.1:(\d+)/metrics", server.stderr.readline().decode())
+        assert m is not None
+        port = int(m.group(1))
+        body = env.fetch(f"http://127.0.0.1:{port}/metrics")
+        assert body is not None
+        assert (
+            b'sockscope_sockets{netid="tcp",state="LISTEN"} 4\n' in body
+        )  # 3 + its own, on an ephemeral port (>= 32768)
+        import socket
+
+        with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=2):
+            pass
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=30) == 0
+    finally:
+        env.close()

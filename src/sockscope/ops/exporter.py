@@ -126,7 +126,8 @@ class Collector:
 
     def result(self) -> Result:
         """The last result if it is younger than the interval, else a new one. One
-        collection at a time: who waits for a running one gets its result."""
+        collection at a time: with an interval, who waited for a running one gets its
+        result; with 0, each caller gets a collection of its own, one after the other."""
         with self._lock:
             last = self._last
             if last is not None and self._clock() - self._done_at < self.min_interval:
