@@ -24,6 +24,7 @@ import random
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -237,10 +238,8 @@ def test_dash_n_binds_in_the_namespace() -> None:
         port = int(m.group(1))
         body = env.fetch(f"http://127.0.0.1:{port}/metrics")
         assert body is not None
-        assert (
-            b'sockscope_sockets{netid="tcp",state="LISTEN"} 4\n' in body
-        )  # 3 + its own, on an ephemeral port (>= 32768)
-        import socket
+        # the 3 listeners and the exporter's own, on an ephemeral port (>= 32768)
+        assert b'sockscope_sockets{netid="tcp",state="LISTEN"} 4\n' in body
 
         with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=2):
             pass
