@@ -40,6 +40,9 @@ SDIST = [
     "src/sockscope/schema/sockscope.schema.json",
     "src/sockscope/_core.c",
     "scripts/sockscope",
+    "contrib/systemd/sockscope-exporter.service",
+    "contrib/systemd/sockscope-textfile.service",
+    "contrib/systemd/sockscope-textfile.timer",
 ]
 
 

@@ -324,6 +324,25 @@ OPTIONS: tuple[Opt, ...] = (
         "metric family: the series with the most sockets, the rest summed into one series "
         "whose labels are all `other`; `sockscope_series_folded{metric}` says how many "
         "were folded.", group="answers", origin="sockscope"),
+    Opt("", ("listen",), "ADDR:PORT", "serve the metrics over HTTP",
+        "Serve `--metrics` over HTTP on ''ADDR'':''PORT'' until SIGTERM or SIGINT: "
+        "`/metrics` is collected afresh for each scrape (the selection, filter, `-N`, "
+        "`--count-by` and `--max-series` of the command line; content type "
+        "`text/plain; version=0.0.4`, gzip when the client accepts it, GET and HEAD), `/` "
+        "is a short page linking it, other paths get 404. `:`''PORT'' binds to 127.0.0.1; "
+        "write IPv6 as `[::1]:`''PORT''; port 0 takes a free port. The port is required: "
+        "sockscope has none of its own. One line on standard error says where it serves; a "
+        "failed collection is logged there and served as HTTP 500, and the server keeps "
+        "running. SIGTERM lets the responses being written finish, closes the socket and "
+        "exits with status 0; SIGINT does the same, then ends the process by SIGINT. A bad "
+        "address exits with status 255, a port in use or an address not on this host with "
+        "status 1. With `-N` the socket too is in that namespace.",
+        group="answers", origin="sockscope"),
+    Opt("", ("min-interval",), "SECONDS", "at most one collection per SECONDS (default 1)",
+        "With `--listen`, collect at most once per ''SECONDS'' (default 1; 0: at every "
+        "scrape), counted from the end of the last collection: scrapes in between, and "
+        "scrapes that arrive while a collection runs, get its result.",
+        group="answers", origin="sockscope"),
 )
 # fmt: on
 

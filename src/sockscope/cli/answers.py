@@ -18,7 +18,9 @@ the run (``run.answers``); once the selection and the filter are read, the comma
   :mod:`sockscope.render.prom`), with ``--count-by`` also the groups;
   ``--textfile DIR`` writes the same text to ``DIR/sockscope.prom`` (a temporary file
   renamed over it, for node_exporter's textfile collector) instead of stdout;
-  ``--max-series N`` (default 1000) caps each metric family.
+  ``--max-series N`` (default 1000) caps each metric family;
+* ``--listen ADDR:PORT`` (``--min-interval SECONDS``): the same text served over HTTP,
+  collected afresh for each scrape (:mod:`sockscope.cli.serve`).
 
 Why ``--top-view`` and not a ``sockscope top`` word: a bare word is an ss filter
 expression (``ss top`` is a host condition today and fails with "an inet prefix is
@@ -48,8 +50,10 @@ class Answers:
 
     __slots__ = (
         "count_by",
+        "listen",
         "max_series",
         "metrics",
+        "min_interval",
         "sort",
         "textfile",
         "top",
@@ -66,6 +70,8 @@ class Answers:
         self.metrics = False
         self.textfile: str | None = None
         self.max_series = 1000
+        self.listen: str | None = None
+        self.min_interval = 1.0
 
 
 def _number(text: str, what: str, minimum: float) -> float:
@@ -111,6 +117,11 @@ def option(run: object, key: str, value: str) -> None:
         if not value.isdigit() or int(value) < 1:
             raise ArgumentError(f'sockscope: invalid --max-series "{value}" (a count, 1 or more)')
         found.max_series = int(value)
+    elif key == "listen":
+        found.metrics = True
+        found.listen = value
+    elif key == "min-interval":
+        found.min_interval = _number(value, "--min-interval", 0.0)
 
 
 def show(
@@ -129,6 +140,11 @@ def show(
 
     opts: Options = run.opts  # type: ignore[attr-defined]
     sel = run.sel  # type: ignore[attr-defined]
+    if answers.listen is not None:
+        from sockscope.cli import serve
+
+        ctx = listing.make_context(sel, opts, flt, environ, warn, warn_raw)
+        return serve.run(answers, ctx, users, warn, metrics_text)
     if answers.top_view or answers.watch is not None:
         from sockscope.cli import top
 
@@ -217,6 +233,22 @@ def _metrics(
     users: ProcessMap | PendingMap | None,
     warn: Callable[[str], None],
 ) -> int:
+    data = metrics_text(answers, ctx, users, warn)
+    if answers.textfile is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return 0
+    _write_textfile(answers.textfile, data)
+    return 0
+
+
+def metrics_text(
+    answers: Answers,
+    ctx: Context,
+    users: ProcessMap | PendingMap | None,
+    warn: Callable[[str], None],
+) -> bytes:
+    """The exposition text of one collection (``--metrics``, ``--textfile``, ``--listen``)."""
     from sockscope.ops import metrics
     from sockscope.ops.keys import lookups
     from sockscope.render import prom
@@ -225,13 +257,7 @@ def _metrics(
     names = ["netid", "state", "local_address", "local_port", *words]
     found = lookups(names, users, ctx.environ, warn)
     samples = metrics.collect(_records(ctx), found, words, answers.max_series)
-    data = prom.exposition(samples).encode("utf-8", "surrogateescape")
-    if answers.textfile is None:
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
-        return 0
-    _write_textfile(answers.textfile, data)
-    return 0
+    return prom.exposition(samples).encode("utf-8", "surrogateescape")
 
 
 def _write_textfile(directory: str, data: bytes) -> None:

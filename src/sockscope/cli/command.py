@@ -99,6 +99,8 @@ LONGOPTS: tuple[tuple[str, bool, str], ...] = (
     ("metrics", False, "metrics"),
     ("textfile", True, "textfile"),
     ("max-series", True, "max-series"),
+    ("listen", True, "listen"),
+    ("min-interval", True, "min-interval"),
 )
 #: how many rows of LONGOPTS are ss's own: an abbreviation means what it means to ss
 #: before sockscope's options are looked at (``--to`` stays ``--tos``)
@@ -451,7 +453,18 @@ _OTHER_OPTS: dict[str, Callable[[Run, str], None]] = {
 
 #: sockscope's own options, applied by cli/answers.py
 _ANSWER_OPTS = frozenset(
-    ("count-by", "top", "sort", "watch", "top-view", "metrics", "textfile", "max-series")
+    (
+        "count-by",
+        "top",
+        "sort",
+        "watch",
+        "top-view",
+        "metrics",
+        "textfile",
+        "max-series",
+        "listen",
+        "min-interval",
+    )
 )
 
 

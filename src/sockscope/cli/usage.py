@@ -91,6 +91,8 @@ SOCKSCOPE_HELP = (
     "       --metrics       print the selection as Prometheus metrics\n"
     "       --textfile=DIR  write --metrics to DIR/sockscope.prom\n"
     "       --max-series=N  at most N series per metric (default 1000)\n"
+    "       --listen=ADDR:PORT       serve the metrics over HTTP (:PORT is 127.0.0.1:PORT)\n"
+    "       --min-interval=SECONDS   at most one collection per SECONDS (default 1)\n"
     "       --version       print ss's version line, then sockscope's version\n"
     "   More, and the JSON fields and schema: man sockscope.\n"
 )
