@@ -144,7 +144,9 @@ def show(
         from sockscope.cli import serve
 
         ctx = listing.make_context(sel, opts, flt, environ, warn, warn_raw)
-        return serve.run(answers, ctx, users, warn, metrics_text)
+        return serve.run(
+            answers, ctx, users, warn, metrics_text, getattr(run, "home_netns", None)
+        )
     if answers.top_view or answers.watch is not None:
         from sockscope.cli import top
 

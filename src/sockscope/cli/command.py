@@ -268,6 +268,9 @@ class Run:
         #: -s with --json: the summary, written at the head of the JSON output
         self.summary: object = None
         self.all_netns = False
+        #: the caller's network namespace, opened before the first -N switches away from
+        #: it: --listen binds its socket there, where the host's scraper can reach it
+        self.home_netns: int | None = None
 
 
 def _usage_error(message: str | None = None) -> UsageError:
@@ -384,6 +387,8 @@ def _opt_z(run: Run, _v: str) -> None:
 def _opt_N(run: Run, value: str) -> None:
     from sockscope.ops import netns
 
+    if run.home_netns is None:
+        run.home_netns = netns.current()
     netns.switch(value, _warn)
     run.opts.net = value
 

@@ -4,8 +4,9 @@ The command's selection, filter, ``-N``, ``--count-by`` and ``--max-series`` are
 once; every scrape of ``/metrics`` runs a fresh collection of them (through
 :class:`sockscope.ops.exporter.Collector`: at most one per ``--min-interval`` seconds,
 default 1, shared by the scrapes that come meanwhile). ``:PORT`` binds to 127.0.0.1.
-With ``-N NAME`` the whole run, the listening socket included, is in that namespace,
-as everything of ``ss -N`` is.
+With ``-N NAME`` the dumps are NAME's, as everything of ``ss -N`` is, but the listening
+socket is made in the caller's namespace: a Prometheus on the host scrapes a namespace
+that has no route to it (to serve inside NAME, run ``nsenter --net=... sockscope``).
 
 Messages (stderr): one line when serving starts, one per failed collection (the scrape
 gets an HTTP 500 and the server keeps running). Exit statuses: 255 for a bad
@@ -16,6 +17,7 @@ the process by SIGINT after the same graceful shutdown, as Ctrl-C ends ss.
 
 from __future__ import annotations
 
+import os
 import signal
 
 from sockscope.errors import ArgumentError
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from sockscope.cli.answers import Answers
+    from sockscope.ops.exporter import Collector, Exporter
     from sockscope.ops.procmap import PendingMap, ProcessMap
     from sockscope.tables.context import Context
 
@@ -51,16 +54,36 @@ def check(answers: Answers, ctx: Context) -> None:
     make_keys(answers.count_by or [], Lookups())  # unknown keys: now, not at each scrape
 
 
+def _bind(family: int, host: str, port: int, collector: Collector, home: int | None) -> Exporter:
+    """The exporter, its socket created in namespace ``home`` when given (the socket keeps
+    the namespace it was made in; this thread goes back to -N's namespace for the dumps)."""
+    from sockscope.ops import exporter, netns
+
+    if home is None:
+        return exporter.Exporter(family, host, port, collector)
+    back = netns.current()
+    try:
+        netns.setns(home)
+        try:
+            return exporter.Exporter(family, host, port, collector)
+        finally:
+            netns.setns(back)
+    finally:
+        os.close(back)
+
+
 def run(
     answers: Answers,
     ctx: Context,
     users: ProcessMap | PendingMap | None,
     warn: Callable[[str], None],
     metrics_text: Callable[[Answers, Context, ProcessMap | None, Callable[[str], None]], bytes],
+    home: int | None = None,
 ) -> int:
     """Bind, serve until a signal, shut down; the exit status. ``metrics_text`` is the
     collection of ``--metrics`` (:func:`sockscope.cli.answers.metrics_text`), passed in
-    so that this module does not import the one that calls it."""
+    so that this module does not import the one that calls it. ``home`` is an fd on the
+    namespace the command started in when ``-N`` left it: the socket is bound there."""
     from sockscope.ops import exporter
 
     check(answers, ctx)
@@ -78,7 +101,7 @@ def run(
         return metrics_text(answers, ctx.fresh(), fresh, warn)
 
     collector = exporter.Collector(collect, answers.min_interval, warn)
-    server = exporter.Exporter(family, host, port, collector)
+    server = _bind(family, host, port, collector, home)
 
     def stop(signum: int, _frame: object) -> None:
         server.stop(signum)

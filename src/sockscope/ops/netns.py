@@ -218,7 +218,7 @@ def bind_etc(name: str, warn: Callable[[str], None] | None = None) -> None:
                 warn(f"Bind {source} -> {target} failed: {_strerror(e)}")
 
 
-def _current() -> int:
+def current() -> int:
     """An fd on the calling thread's network namespace, to come back to."""
     try:
         return os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
@@ -248,7 +248,7 @@ def entered(name: str) -> Iterator[None]:
     process's main thread, so use this from the main thread when ``/proc`` matters.
     """
     fd = open_netns(name)
-    back = _current()
+    back = current()
     try:
         try:
             _join(fd, name)
@@ -271,7 +271,7 @@ def iterate(name: str, make: Callable[[], Iterable[T]], batch: int = 1) -> Itera
     blocking source such as events uses 1).
     """
     fd = open_netns(name)
-    back = _current()
+    back = current()
     inner: Iterator[T] | None = None
     try:
         while True:
