@@ -15,7 +15,12 @@
  *              Printer's dicts, shared). Everything outside that fast domain (a scope,
  *              v6only, SCTP, an unknown state or family, -r, service names, a memo
  *              miss it cannot fill) is handed to the Python row function with the
- *              record tuple, so both paths agree by construction.
+ *              record tuple, so both paths agree by construction. With ext set (TCP
+ *              under -i/-m, with -o/-O or not) it also makes the extra-information
+ *              cell, as the fast path of tables/inet/extinfo.py does (ext_text: the
+ *              attribute walk, print_skmeminfo, tcp_timer_print and tcp_stats_print
+ *              of tcpinfo.tcp_text); any attribute block outside that path (vegas,
+ *              dctcp, md5, ULP, short structures, bad headers) sends the row to Python.
  *
  * Place in the package's layers: a leaf (it imports no sockscope module), reached only
  * through sockscope.backend; see tests/test_architecture.py.
@@ -26,7 +31,9 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <arpa/inet.h>
+#include <stdarg.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -551,6 +558,10 @@ typedef struct {
     PyObject *matcher; /* record -> bool, or None */
     PyObject *proc;    /* inode -> Process cell, or None (no -p) */
     PyObject *empty, *star;
+    /* the extra-information cell of TCP rows for -i/-m (0: none; see ext_text) */
+    int ext_mode, ext_options, ext_numeric;
+    PyObject *ext_lead;   /* "\n\t", or "" with -O */
+    PyObject *timers;     /* tuple of the timer names of tcp_timer_print */
     struct addr_last last[2];
     /* records decoded (before the filter), rows made, the last row's inode */
     Py_ssize_t decoded, made;
@@ -574,6 +585,8 @@ rowmaker_dealloc(RowMaker *self)
     Py_XDECREF(self->proc);
     Py_XDECREF(self->empty);
     Py_XDECREF(self->star);
+    Py_XDECREF(self->ext_lead);
+    Py_XDECREF(self->timers);
     Py_XDECREF(self->last[0].text);
     Py_XDECREF(self->last[1].text);
     Py_TYPE(self)->tp_free((PyObject *)self);
@@ -584,17 +597,36 @@ rowmaker_init(RowMaker *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"protocol", "families", "enabled", "addr4", "addr6", "ports",
                              "qmemo", "states", "netid", "slow", "rec_type", "control",
-                             "matcher", "proc", "numeric", "hosts", NULL};
-    int protocol, numeric, hosts;
+                             "matcher", "proc", "numeric", "hosts", "ext", "ext_options",
+                             "ext_numeric", "ext_lead", "timers", NULL};
+    int protocol, numeric, hosts, ext = 0, ext_options = 0, ext_numeric = 0;
+    PyObject *ext_lead = NULL, *timers = NULL;
     long long families;
     PyObject *enabled, *addr4, *addr6, *ports, *qmemo, *states, *netid, *slow, *rec_type,
         *control, *matcher, *proc;
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwds, "iLOO!O!O!O!OUOOOOOpp", kwlist, &protocol, &families, &enabled,
-            &PyDict_Type, &addr4, &PyDict_Type, &addr6, &PyDict_Type, &ports, &PyDict_Type,
-            &qmemo, &states, &netid, &slow, &rec_type, &control, &matcher, &proc, &numeric,
-            &hosts))
+            args, kwds, "iLOO!O!O!O!OUOOOOOpp|pppUO!", kwlist, &protocol, &families,
+            &enabled, &PyDict_Type, &addr4, &PyDict_Type, &addr6, &PyDict_Type, &ports,
+            &PyDict_Type, &qmemo, &states, &netid, &slow, &rec_type, &control, &matcher, &proc,
+            &numeric, &hosts, &ext, &ext_options, &ext_numeric, &ext_lead, &PyTuple_Type,
+            &timers))
         return -1;
+    if (ext && (ext_lead == NULL || timers == NULL || protocol != IPPROTO_TCP)) {
+        PyErr_SetString(PyExc_ValueError, "ext: TCP only, with ext_lead and timers");
+        return -1;
+    }
+    if (ext) {
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(timers); i++)
+            if (!PyUnicode_Check(PyTuple_GET_ITEM(timers, i))) {
+                PyErr_SetString(PyExc_TypeError, "timers: a tuple of str");
+                return -1;
+            }
+    }
+    self->ext_mode = ext;
+    self->ext_options = ext_options;
+    self->ext_numeric = ext_numeric;
+    Py_XSETREF(self->ext_lead, ext_lead ? Py_NewRef(ext_lead) : NULL);
+    Py_XSETREF(self->timers, timers ? Py_NewRef(timers) : NULL);
     if (!PyTuple_Check(states) || PyTuple_GET_SIZE(states) < NSTATES) {
         PyErr_SetString(PyExc_TypeError, "states: a tuple of the 14 State texts");
         return -1;
@@ -810,12 +842,553 @@ queue_cell(RowMaker *self, uint32_t n)
     return text;
 }
 
+/* ---- the -i/-m text of a TCP row (tables/inet/extinfo.py _bind, tcpinfo.tcp_text) ---- */
+
+#define TEXT_ROOM 4096
+#define TCP_HOT_LEN 240 /* struct tcp_info up to tcpi_rehash, as tcpinfo.TCP_HOT */
+#define U64_MAX_ 0xFFFFFFFFFFFFFFFFULL
+#define EXACT_ (1ULL << 50)
+
+/* attribute types (linux/inet_diag.h) */
+enum {
+    A_MEMINFO = 1, A_INFO = 2, A_VEGASINFO = 3, A_CONG = 4, A_DCTCPINFO = 9,
+    A_BBRINFO = 16, A_MD5SIG = 18, A_ULP_INFO = 19, A_SKMEMINFO = 7, A_MAX_SEEN = 32
+};
+
+struct text {
+    char s[TEXT_ROOM];
+    int n;
+    int full; /* ran out of room: the caller goes to the Python path */
+};
+
+static void
+put(struct text *t, const char *fmt, ...)
+{
+    int room = TEXT_ROOM - t->n;
+    va_list ap;
+    va_start(ap, fmt);
+    int w = vsnprintf(t->s + t->n, room, fmt, ap);
+    va_end(ap);
+    if (w < 0 || w >= room)
+        t->full = 1;
+    else
+        t->n += w;
+}
+
+static void
+put_str(struct text *t, const char *s, int n)
+{
+    if (n > TEXT_ROOM - t->n - 1) {
+        t->full = 1;
+        return;
+    }
+    memcpy(t->s + t->n, s, n);
+    t->n += n;
+}
+
+static uint32_t
+rd32(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+static uint64_t
+rd64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+/* decimal digits of v (printf's %llu without printf) */
+static void
+put_u(struct text *t, uint64_t v)
+{
+    char d[24];
+    int k = 24;
+    do {
+        d[--k] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    put_str(t, d + k, 24 - k);
+}
+
+/* %d of a u32 read as int (the kernel's field printed with a signed format) */
+static void
+put_i32(struct text *t, uint32_t v)
+{
+    if (v & 0x80000000u) {
+        put_str(t, "-", 1);
+        put_u(t, (uint64_t)(0x100000000ULL - v));
+    } else {
+        put_u(t, v);
+    }
+}
+
+#define LIT(t, s) put_str((t), (s), (int)sizeof(s) - 1)
+
+/* %g of a count of microseconds in milliseconds (tcpinfo._ms). Below 1,000,000 the
+ * value has at most six significant digits, so %g prints it exactly: the integer part,
+ * then the fraction without its trailing zeros; larger values go through printf. */
+static void
+put_ms(struct text *t, uint32_t usec)
+{
+    if (usec >= 1000000) {
+        put(t, "%g", usec / 1000.0);
+        return;
+    }
+    put_u(t, usec / 1000);
+    unsigned frac = usec % 1000;
+    if (frac) {
+        char d[4] = {'.', (char)('0' + frac / 100), (char)('0' + frac / 10 % 10),
+                     (char)('0' + frac % 10)};
+        int n = 4;
+        while (d[n - 1] == '0')
+            n--;
+        put_str(t, d, n);
+    }
+}
+
+/* %g of a bbr gain (8.8 fixed point): a whole factor below 1e6 is its digits */
+static void
+put_gain(struct text *t, uint32_t gain)
+{
+    if ((gain & 0xFF) == 0 && gain / 256 < 1000000)
+        put_u(t, gain / 256);
+    else
+        put(t, "%g", gain / 256.0);
+}
+
+/* printf's %.0f of a non-negative double (round half to even), below 2^52 */
+static void
+put_f0(struct text *t, double r)
+{
+    if (!(r >= 0 && r < 4503599627370496.0)) {
+        put(t, "%.0f", r);
+        return;
+    }
+    double fl = (double)(uint64_t)r;
+    double diff = r - fl;
+    uint64_t v = (uint64_t)fl;
+    if (diff > 0.5 || (diff == 0.5 && (v & 1)))
+        v++;
+    put_u(t, v);
+}
+
+/* sprint_bw without -n (tcpinfo.sprint_bw) */
+static void
+put_bw(struct text *t, double bw)
+{
+    if (bw >= 1e12)
+        put(t, "%.3gT", bw / 1e12);
+    else if (bw >= 1e9)
+        put(t, "%.3gG", bw / 1e9);
+    else if (bw >= 1e6)
+        put(t, "%.3gM", bw / 1e6);
+    else if (bw >= 1e3)
+        put(t, "%.3gk", bw / 1e3);
+    else
+        put(t, "%g", bw);
+}
+
+/* a rate of `value` bytes/s in bit/s (tcpinfo._rate) */
+static void
+put_rate(struct text *t, uint64_t value, int numeric)
+{
+    if (numeric && value < EXACT_)
+        put_u(t, value * 8);
+    else if (numeric)
+        put(t, "%.0f", (double)value * 8.0);
+    else
+        put_bw(t, (double)value * 8.0);
+}
+
+/* print_ms_timer (extinfo.ms_timer) */
+static void
+put_ms_timer(struct text *t, uint32_t ms)
+{
+    unsigned long secs = ms / 1000, msecs = ms % 1000, minutes = secs / 60;
+    secs %= 60;
+    if (minutes) {
+        msecs = 0;
+        put(t, "%lumin", minutes);
+        if (minutes > 9)
+            secs = 0;
+    }
+    if (secs) {
+        if (secs > 9)
+            msecs = 0;
+        put(t, "%lu%s", secs, msecs ? "." : "sec");
+    }
+    if (msecs)
+        put(t, "%03lu%s", msecs, secs ? "sec" : "ms");
+}
+
+/* tcp_stats_print over struct tcp_info at `ti` (tcpinfo.tcp_text, no vegas, no dctcp) */
+static void
+put_tcp(struct text *t, int state, const uint8_t *ti, const char *cong, int cong_len,
+        const uint8_t *bbr, int show_options, int numeric)
+{
+    unsigned backoff = ti[4], options = ti[5], wscale = ti[6], applim = ti[7];
+    uint32_t rto = rd32(ti + 8), ato = rd32(ti + 12), mss = rd32(ti + 16);
+    uint32_t rcv_mss = rd32(ti + 20), unacked = rd32(ti + 24), sacked = rd32(ti + 28);
+    uint32_t lost = rd32(ti + 32), retrans = rd32(ti + 36), fackets = rd32(ti + 40);
+    uint32_t lastsnd = rd32(ti + 44), lastrcv = rd32(ti + 52), lastack = rd32(ti + 56);
+    uint32_t pmtu = rd32(ti + 60), rcv_ssthresh = rd32(ti + 64), rtt = rd32(ti + 68);
+    uint32_t rttvar = rd32(ti + 72), ssthresh = rd32(ti + 76), cwnd = rd32(ti + 80);
+    uint32_t advmss = rd32(ti + 84), reordering = rd32(ti + 88), rcv_rtt = rd32(ti + 92);
+    uint32_t rcv_space = rd32(ti + 96), total_retrans = rd32(ti + 100);
+    uint64_t pacing = rd64(ti + 104), max_pacing = rd64(ti + 112);
+    uint64_t bytes_acked = rd64(ti + 120), bytes_received = rd64(ti + 128);
+    uint32_t segs_out = rd32(ti + 136), segs_in = rd32(ti + 140), notsent = rd32(ti + 144);
+    uint32_t min_rtt = rd32(ti + 148), dsegs_in = rd32(ti + 152), dsegs_out = rd32(ti + 156);
+    uint64_t delivery_rate = rd64(ti + 160), busy = rd64(ti + 168);
+    uint64_t rwnd_limited = rd64(ti + 176), sndbuf_limited = rd64(ti + 184);
+    uint32_t delivered = rd32(ti + 192), delivered_ce = rd32(ti + 196);
+    uint64_t bytes_sent = rd64(ti + 200), bytes_retrans = rd64(ti + 208);
+    uint32_t dsack_dups = rd32(ti + 216), reord_seen = rd32(ti + 220);
+    uint32_t rcv_ooopack = rd32(ti + 224), snd_wnd = rd32(ti + 228), rcv_wnd = rd32(ti + 232);
+    uint32_t rehash = rd32(ti + 236);
+
+    if (show_options && (options & 0x7B)) {
+        if (options & 1)
+            put_str(t, " ts", 3);
+        if (options & 64)
+            put_str(t, " usec_ts", 8);
+        if (options & 2)
+            put_str(t, " sack", 5);
+        if (options & 8)
+            put_str(t, " ecn", 4);
+        if (options & 16)
+            put_str(t, " ecnseen", 8);
+        if (options & 32)
+            put_str(t, " fastopen", 9);
+    }
+    if (cong_len) {
+        put_str(t, " ", 1);
+        put_str(t, cong, cong_len);
+    }
+#if PY_LITTLE_ENDIAN
+    unsigned snd_wscale = wscale & 15, rcv_wscale = wscale >> 4, app_limited = applim & 1;
+#else
+    unsigned snd_wscale = wscale >> 4, rcv_wscale = wscale & 15, app_limited = applim & 0x80;
+#endif
+    if (options & 4) {
+        LIT(t, " wscale:");
+        put_u(t, snd_wscale);
+        LIT(t, ",");
+        put_u(t, rcv_wscale);
+    }
+    if (rto && rto != 3000000) {
+        LIT(t, " rto:");
+        put_ms(t, rto);
+    }
+    if (backoff) {
+        LIT(t, " backoff:");
+        put_u(t, backoff);
+    }
+    if (rtt) {
+        LIT(t, " rtt:");
+        put_ms(t, rtt);
+        LIT(t, "/");
+        put_ms(t, rttvar);
+    }
+    if (ato) {
+        LIT(t, " ato:");
+        put_ms(t, ato);
+    }
+    if (mss) {
+        LIT(t, " mss:");
+        put_i32(t, mss);
+    }
+    if (pmtu) {
+        LIT(t, " pmtu:");
+        put_u(t, pmtu);
+    }
+    if (rcv_mss) {
+        LIT(t, " rcvmss:");
+        put_i32(t, rcv_mss);
+    }
+    if (advmss) {
+        LIT(t, " advmss:");
+        put_i32(t, advmss);
+    }
+    if (cwnd) {
+        LIT(t, " cwnd:");
+        put_u(t, cwnd);
+    }
+    if (ssthresh && ssthresh < 0xFFFF) {
+        LIT(t, " ssthresh:");
+        put_i32(t, ssthresh);
+    }
+    if (bytes_sent) {
+        LIT(t, " bytes_sent:");
+        put_u(t, bytes_sent);
+    }
+    if (bytes_retrans) {
+        LIT(t, " bytes_retrans:");
+        put_u(t, bytes_retrans);
+    }
+    if (bytes_acked) {
+        LIT(t, " bytes_acked:");
+        put_u(t, bytes_acked);
+    }
+    if (bytes_received) {
+        LIT(t, " bytes_received:");
+        put_u(t, bytes_received);
+    }
+    if (segs_out) {
+        LIT(t, " segs_out:");
+        put_u(t, segs_out);
+    }
+    if (segs_in) {
+        LIT(t, " segs_in:");
+        put_u(t, segs_in);
+    }
+    if (dsegs_out) {
+        LIT(t, " data_segs_out:");
+        put_u(t, dsegs_out);
+    }
+    if (dsegs_in) {
+        LIT(t, " data_segs_in:");
+        put_u(t, dsegs_in);
+    }
+    if (bbr != NULL) {
+        uint64_t bw = ((uint64_t)rd32(bbr + 4) << 32) | rd32(bbr);
+        uint32_t bbr_rtt = rd32(bbr + 8), pacing_gain = rd32(bbr + 12);
+        uint32_t cwnd_gain = rd32(bbr + 16);
+        put_str(t, " bbr:(bw:", 9);
+        put_rate(t, bw, numeric);
+        LIT(t, "bps,mrtt:");
+        put_ms(t, bbr_rtt);
+        if (pacing_gain) {
+            LIT(t, ",pacing_gain:");
+            put_gain(t, pacing_gain);
+        }
+        if (cwnd_gain) {
+            LIT(t, ",cwnd_gain:");
+            put_gain(t, cwnd_gain);
+        }
+        put_str(t, ")", 1);
+    }
+    if (rtt && mss && cwnd) {
+        double rate = (double)((uint64_t)cwnd * mss) * 8000000.0 / rtt;
+        put_str(t, " send ", 6);
+        if (numeric)
+            put_f0(t, rate);
+        else
+            put_bw(t, rate);
+        put_str(t, "bps", 3);
+    }
+    if (lastsnd) {
+        LIT(t, " lastsnd:");
+        put_u(t, lastsnd);
+    }
+    if (lastrcv) {
+        LIT(t, " lastrcv:");
+        put_u(t, lastrcv);
+    }
+    if (lastack) {
+        LIT(t, " lastack:");
+        put_u(t, lastack);
+    }
+    if (pacing && pacing != U64_MAX_) {
+        put_str(t, " pacing_rate ", 13);
+        put_rate(t, pacing, numeric);
+        put_str(t, "bps", 3);
+        if (max_pacing && max_pacing != U64_MAX_) {
+            put_str(t, "/", 1);
+            put_rate(t, max_pacing, numeric);
+            put_str(t, "bps", 3);
+        }
+    }
+    if (delivery_rate) {
+        put_str(t, " delivery_rate ", 15);
+        put_rate(t, delivery_rate, numeric);
+        put_str(t, "bps", 3);
+    }
+    if (delivered) {
+        LIT(t, " delivered:");
+        put_u(t, delivered);
+    }
+    if (delivered_ce) {
+        LIT(t, " delivered_ce:");
+        put_u(t, delivered_ce);
+    }
+    if (app_limited)
+        put_str(t, " app_limited", 12);
+    if (busy) {
+        put(t, " busy:%llums", (unsigned long long)(busy / 1000));
+        if (rwnd_limited)
+            put(t, " rwnd_limited:%llums(%.1f%%)", (unsigned long long)(rwnd_limited / 1000),
+                100.0 * (double)rwnd_limited / (double)busy);
+        if (sndbuf_limited)
+            put(t, " sndbuf_limited:%llums(%.1f%%)",
+                (unsigned long long)(sndbuf_limited / 1000),
+                100.0 * (double)sndbuf_limited / (double)busy);
+    }
+    if (unacked) {
+        LIT(t, " unacked:");
+        put_u(t, unacked);
+    }
+    if (retrans || total_retrans) {
+        LIT(t, " retrans:");
+        put_u(t, retrans);
+        LIT(t, "/");
+        put_u(t, total_retrans);
+    }
+    if (lost) {
+        LIT(t, " lost:");
+        put_u(t, lost);
+    }
+    if (sacked && state != 10) {
+        LIT(t, " sacked:");
+        put_u(t, sacked);
+    }
+    if (dsack_dups) {
+        LIT(t, " dsack_dups:");
+        put_u(t, dsack_dups);
+    }
+    if (fackets) {
+        LIT(t, " fackets:");
+        put_u(t, fackets);
+    }
+    if (reordering != 3) {
+        LIT(t, " reordering:");
+        put_i32(t, reordering);
+    }
+    if (reord_seen) {
+        LIT(t, " reord_seen:");
+        put_i32(t, reord_seen);
+    }
+    if (rcv_rtt) {
+        LIT(t, " rcv_rtt:");
+        put_ms(t, rcv_rtt);
+    }
+    if (rcv_space) {
+        LIT(t, " rcv_space:");
+        put_i32(t, rcv_space);
+    }
+    if (rcv_ssthresh) {
+        LIT(t, " rcv_ssthresh:");
+        put_u(t, rcv_ssthresh);
+    }
+    if (notsent) {
+        LIT(t, " notsent:");
+        put_u(t, notsent);
+    }
+    if (min_rtt && min_rtt != 0xFFFFFFFF) {
+        LIT(t, " minrtt:");
+        put_ms(t, min_rtt);
+    }
+    if (rcv_ooopack) {
+        LIT(t, " rcv_ooopack:");
+        put_u(t, rcv_ooopack);
+    }
+    if (snd_wnd) {
+        LIT(t, " snd_wnd:");
+        put_u(t, snd_wnd);
+    }
+    if (rcv_wnd) {
+        LIT(t, " rcv_wnd:");
+        put_u(t, rcv_wnd);
+    }
+    if (rehash) {
+        LIT(t, " rehash:");
+        put_u(t, rehash);
+    }
+}
+
+/*
+ * The extra-information cell of one TCP row under -i and/or -m (with or without -o and
+ * -O): the fast path of tables/inet/extinfo.py (_bind's row). New reference, or NULL
+ * without an error when the row must go through Python: an attribute block with a bad
+ * header, a vegas/dctcp/md5/ULP attribute, a structure shorter than read here, the old
+ * MEMINFO without SKMEMINFO, a timer name outside the table.
+ */
+static PyObject *
+ext_text(RowMaker *self, const struct diag_msg *m, const uint8_t *data, Py_ssize_t buflen,
+         Py_ssize_t pos, Py_ssize_t end)
+{
+    Py_ssize_t start[A_MAX_SEEN], stop[A_MAX_SEEN];
+    for (int i = 0; i < A_MAX_SEEN; i++)
+        start[i] = -1;
+    while (pos + 4 <= end) {
+        uint16_t len, type;
+        memcpy(&len, data + pos, 2);
+        memcpy(&type, data + pos + 2, 2);
+        if (len < 4 || pos + len > end)
+            return NULL;
+        type &= 0x3FFF; /* NLA_TYPE_MASK */
+        if (type < A_MAX_SEEN && start[type] < 0) {
+            start[type] = pos + 4;
+            stop[type] = pos + len;
+        }
+        pos += (len + 3) & ~3;
+    }
+    if (start[A_VEGASINFO] >= 0 || start[A_DCTCPINFO] >= 0 || start[A_MD5SIG] >= 0 ||
+        start[A_ULP_INFO] >= 0)
+        return NULL;
+    if (start[A_SKMEMINFO] >= 0 ? stop[A_SKMEMINFO] - start[A_SKMEMINFO] < 36
+                                : start[A_MEMINFO] >= 0)
+        return NULL;
+    if (start[A_INFO] >= 0 && stop[A_INFO] - start[A_INFO] < TCP_HOT_LEN)
+        return NULL;
+    if (start[A_BBRINFO] >= 0 && stop[A_BBRINFO] - start[A_BBRINFO] < 20)
+        return NULL;
+    struct text t;
+    t.n = 0;
+    t.full = 0;
+    if (self->ext_options && m->timer) {
+        const char *name = "unknown";
+        if (m->timer < PyTuple_GET_SIZE(self->timers)) {
+            name = PyUnicode_AsUTF8(PyTuple_GET_ITEM(self->timers, m->timer));
+            if (name == NULL)
+                return NULL; /* with the error set */
+        }
+        put(&t, " timer:(%s,", name);
+        put_ms_timer(&t, m->expires);
+        put(&t, ",%u)", (unsigned)m->retrans);
+    }
+    const char *lead = PyUnicode_AsUTF8(self->ext_lead);
+    if (lead == NULL)
+        return NULL;
+    put_str(&t, lead, (int)strlen(lead));
+    if (start[A_SKMEMINFO] >= 0) {
+        const uint8_t *k = data + start[A_SKMEMINFO];
+        put(&t, " skmem:(r%u,rb%u,t%u,tb%u,f%u,w%u,o%u,bl%u,d%u)", rd32(k), rd32(k + 4),
+            rd32(k + 8), rd32(k + 12), rd32(k + 16), rd32(k + 20), rd32(k + 24), rd32(k + 28),
+            rd32(k + 32));
+    }
+    if (start[A_INFO] >= 0) {
+        /* strncpy(cong, RTA_DATA, 15): a name without its NUL is read through the buffer */
+        const char *cong = "";
+        int cong_len = 0;
+        if (start[A_CONG] >= 0) {
+            Py_ssize_t avail = buflen - start[A_CONG];
+            if (avail > 15)
+                avail = 15;
+            cong = (const char *)data + start[A_CONG];
+            const char *nul = avail > 0 ? memchr(cong, 0, avail) : NULL;
+            cong_len = avail <= 0 ? 0 : nul ? (int)(nul - cong) : (int)avail;
+        }
+        put_tcp(&t, m->state, data + start[A_INFO], cong, cong_len,
+                start[A_BBRINFO] >= 0 ? data + start[A_BBRINFO] : NULL, self->ext_options,
+                self->ext_numeric);
+    }
+    if (t.full)
+        return NULL;
+    return PyUnicode_DecodeLatin1(t.s, t.n, NULL);
+}
+
 /* One message's row, appended to out; 0 ok, -1 error. */
 static int
 one_row(RowMaker *self, const struct diag_msg *m, PyObject *buf, Py_ssize_t attrs,
         Py_ssize_t end, PyObject *out)
 {
-    PyObject *rec = NULL, *row = NULL;
+    PyObject *rec = NULL, *row = NULL, *ext = NULL;
     self->decoded++;
     if (self->matcher != NULL) {
         rec = make_record(self, m, buf, attrs, end);
@@ -839,6 +1412,15 @@ one_row(RowMaker *self, const struct diag_msg *m, PyObject *buf, Py_ssize_t attr
                (family == AF_INET6 && (state == 7 || state == 10));
     PyObject *cells[NSLOTS];
     memset(cells, 0, sizeof(cells));
+    if (!slow && self->ext_mode) {
+        ext = ext_text(self, m, (const uint8_t *)PyBytes_AS_STRING(buf), PyBytes_GET_SIZE(buf),
+                       attrs, end);
+        if (ext == NULL) {
+            if (PyErr_Occurred())
+                goto error;
+            slow = 1;
+        }
+    }
     if (!slow) {
         cells[4] = addr_cell(self, family, m->src);
         cells[6] = cells[4] ? addr_cell(self, family, m->dst) : NULL;
@@ -848,6 +1430,7 @@ one_row(RowMaker *self, const struct diag_msg *m, PyObject *buf, Py_ssize_t attr
             goto error;
         if (cells[7] == NULL) {
             slow = 1;
+            Py_CLEAR(ext);
         } else {
             Py_INCREF(cells[4]);
             Py_INCREF(cells[5]);
@@ -870,7 +1453,8 @@ one_row(RowMaker *self, const struct diag_msg *m, PyObject *buf, Py_ssize_t attr
             } else {
                 cells[8] = Py_NewRef(self->empty);
             }
-            cells[9] = Py_NewRef(self->empty);
+            cells[9] = ext != NULL ? ext : Py_NewRef(self->empty);
+            ext = NULL;
             row = PyTuple_New(self->ncols);
             if (row == NULL)
                 goto error_cells;
@@ -905,6 +1489,7 @@ error_cells:
     for (int j = 0; j < NSLOTS; j++)
         Py_XDECREF(cells[j]);
 error:
+    Py_XDECREF(ext);
     Py_XDECREF(rec);
     return -1;
 }
