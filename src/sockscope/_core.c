@@ -562,6 +562,8 @@ typedef struct {
     int ext_mode, ext_options, ext_numeric;
     PyObject *ext_lead;   /* "\n\t", or "" with -O */
     PyObject *timers;     /* tuple of the timer names of tcp_timer_print */
+    /* --json-lines: the head of each line ({"schema_version":".."); NULL for text rows */
+    PyObject *json_head;
     struct addr_last last[2];
     /* records decoded (before the filter), rows made, the last row's inode */
     Py_ssize_t decoded, made;
@@ -587,6 +589,7 @@ rowmaker_dealloc(RowMaker *self)
     Py_XDECREF(self->star);
     Py_XDECREF(self->ext_lead);
     Py_XDECREF(self->timers);
+    Py_XDECREF(self->json_head);
     Py_XDECREF(self->last[0].text);
     Py_XDECREF(self->last[1].text);
     Py_TYPE(self)->tp_free((PyObject *)self);
@@ -598,18 +601,18 @@ rowmaker_init(RowMaker *self, PyObject *args, PyObject *kwds)
     static char *kwlist[] = {"protocol", "families", "enabled", "addr4", "addr6", "ports",
                              "qmemo", "states", "netid", "slow", "rec_type", "control",
                              "matcher", "proc", "numeric", "hosts", "ext", "ext_options",
-                             "ext_numeric", "ext_lead", "timers", NULL};
+                             "ext_numeric", "ext_lead", "timers", "json_head", NULL};
     int protocol, numeric, hosts, ext = 0, ext_options = 0, ext_numeric = 0;
-    PyObject *ext_lead = NULL, *timers = NULL;
+    PyObject *ext_lead = NULL, *timers = NULL, *json_head = NULL;
     long long families;
     PyObject *enabled, *addr4, *addr6, *ports, *qmemo, *states, *netid, *slow, *rec_type,
         *control, *matcher, *proc;
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwds, "iLOO!O!O!O!OUOOOOOpp|pppUO!", kwlist, &protocol, &families,
+            args, kwds, "iLOO!O!O!O!OUOOOOOpp|pppUO!U", kwlist, &protocol, &families,
             &enabled, &PyDict_Type, &addr4, &PyDict_Type, &addr6, &PyDict_Type, &ports,
             &PyDict_Type, &qmemo, &states, &netid, &slow, &rec_type, &control, &matcher, &proc,
             &numeric, &hosts, &ext, &ext_options, &ext_numeric, &ext_lead, &PyTuple_Type,
-            &timers))
+            &timers, &json_head))
         return -1;
     if (ext && (ext_lead == NULL || timers == NULL || protocol != IPPROTO_TCP)) {
         PyErr_SetString(PyExc_ValueError, "ext: TCP only, with ext_lead and timers");
@@ -627,6 +630,11 @@ rowmaker_init(RowMaker *self, PyObject *args, PyObject *kwds)
     self->ext_numeric = ext_numeric;
     Py_XSETREF(self->ext_lead, ext_lead ? Py_NewRef(ext_lead) : NULL);
     Py_XSETREF(self->timers, timers ? Py_NewRef(timers) : NULL);
+    if (json_head != NULL && (ext || proc != Py_None || hosts)) {
+        PyErr_SetString(PyExc_ValueError, "json_head: plain rows only (no ext, proc, hosts)");
+        return -1;
+    }
+    Py_XSETREF(self->json_head, json_head ? Py_NewRef(json_head) : NULL);
     if (!PyTuple_Check(states) || PyTuple_GET_SIZE(states) < NSTATES) {
         PyErr_SetString(PyExc_TypeError, "states: a tuple of the 14 State texts");
         return -1;
@@ -737,6 +745,13 @@ addr_text(RowMaker *self, int family, const uint8_t *data)
     char text[INET6_ADDRSTRLEN + 4];
     if (self->hosts)
         return NULL;
+    if (self->json_head != NULL) {
+        /* the data view's address (render.view.View.address): inet_ntop's text */
+        if ((family != AF_INET && family != AF_INET6) ||
+            inet_ntop(family, data, text, sizeof(text)) == NULL)
+            return NULL;
+        return PyUnicode_DecodeLatin1(text, strlen(text), NULL);
+    }
     if (family == AF_INET) {
         if (inet_ntop(AF_INET, data, text, INET6_ADDRSTRLEN) == NULL)
             return NULL;
@@ -1383,6 +1398,72 @@ ext_text(RowMaker *self, const struct diag_msg *m, const uint8_t *data, Py_ssize
     return PyUnicode_DecodeLatin1(t.s, t.n, NULL);
 }
 
+/* ---- --json-lines (render/jsonout.py Writer over tables/inet/data.py inet) -------- */
+
+static int
+put_obj(struct text *t, PyObject *str)
+{
+    Py_ssize_t n;
+    const char *p = PyUnicode_AsUTF8AndSize(str, &n);
+    if (p == NULL)
+        return -1;
+    put_str(t, p, (int)n);
+    return 0;
+}
+
+/* The JSON line of a plain inet socket (no attributes, owners, service names or
+ * interface: the ten keys of data.inet), or NULL without an error when only Python can
+ * make it. The texts it copies (netid, state, addresses) are ASCII without quotes or
+ * backslashes, which JSON writes as they are. New reference. */
+static PyObject *
+json_line(RowMaker *self, const struct diag_msg *m)
+{
+    int family = m->family;
+    PyObject *la = addr_cell(self, family, m->src);
+    if (la == NULL)
+        return NULL;
+    Py_INCREF(la);
+    PyObject *ra = addr_cell(self, family, m->dst);
+    if (ra == NULL) {
+        Py_DECREF(la);
+        return NULL;
+    }
+    Py_INCREF(ra);
+    struct text t;
+    t.n = 0;
+    t.full = 0;
+    int bad = put_obj(&t, self->json_head);
+    LIT(&t, ",\"netid\":\"");
+    bad |= put_obj(&t, self->netid);
+    LIT(&t, "\",\"state\":\"");
+    bad |= put_obj(&t, PyTuple_GET_ITEM(self->states, m->state));
+    LIT(&t, "\",\"recv_q\":");
+    put_u(&t, m->rqueue);
+    LIT(&t, ",\"send_q\":");
+    put_u(&t, m->wqueue);
+    LIT(&t, ",\"local_address\":\"");
+    bad |= put_obj(&t, la);
+    LIT(&t, "\",\"local_port\":");
+    put_u(&t, (uint16_t)((m->sport >> 8) | (m->sport << 8)));
+    LIT(&t, ",\"peer_address\":\"");
+    bad |= put_obj(&t, ra);
+    LIT(&t, "\",\"peer_port\":");
+    put_u(&t, (uint16_t)((m->dport >> 8) | (m->dport << 8)));
+    if (family == AF_INET)
+        LIT(&t, ",\"family\":\"inet\",\"protocol\":");
+    else
+        LIT(&t, ",\"family\":\"inet6\",\"protocol\":");
+    put_u(&t, (unsigned)self->protocol);
+    LIT(&t, "}\n");
+    Py_DECREF(la);
+    Py_DECREF(ra);
+    if (bad)
+        return NULL;
+    if (t.full)
+        return NULL;
+    return PyUnicode_DecodeLatin1(t.s, t.n, NULL);
+}
+
 /* One message's row, appended to out; 0 ok, -1 error. */
 static int
 one_row(RowMaker *self, const struct diag_msg *m, PyObject *buf, Py_ssize_t attrs,
@@ -1412,6 +1493,19 @@ one_row(RowMaker *self, const struct diag_msg *m, PyObject *buf, Py_ssize_t attr
                (family == AF_INET6 && (state == 7 || state == 10));
     PyObject *cells[NSLOTS];
     memset(cells, 0, sizeof(cells));
+    if (self->json_head != NULL) {
+        /* --json-lines: a line, not cells; v6only and scopes do not matter to the data */
+        if (m->ifindex == 0 && state < NSTATES && self->protocol != IPPROTO_SCTP_ &&
+            (family == AF_INET || family == AF_INET6))
+            row = json_line(self, m);
+        if (row != NULL) {
+            self->last_fast = 1;
+            goto made;
+        }
+        if (PyErr_Occurred())
+            goto error;
+        slow = 1;
+    }
     if (!slow && self->ext_mode) {
         ext = ext_text(self, m, (const uint8_t *)PyBytes_AS_STRING(buf), PyBytes_GET_SIZE(buf),
                        attrs, end);
@@ -1479,6 +1573,7 @@ one_row(RowMaker *self, const struct diag_msg *m, PyObject *buf, Py_ssize_t attr
             goto error;
         self->last_fast = 0;
     }
+made:
     Py_XDECREF(rec);
     self->last_inode = m->inode;
     self->made++;

@@ -875,8 +875,11 @@ def _show_json(
             writer.open_sockets()
             try:
                 ctx = gather.make_context(sel, opts, flt, environ, _warn, _warn_raw)
-                for _rec, data in rows.walk(ctx):
-                    writer.socket(data)
+                if writer.lines:
+                    rows.write_lines(ctx, writer)
+                else:
+                    for _rec, data in rows.walk(ctx):
+                        writer.socket(data)
             except KeyboardInterrupt:
                 # Ctrl-C: what was written becomes a complete document, then ss's death
                 writer.finish()

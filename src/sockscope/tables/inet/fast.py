@@ -31,10 +31,11 @@ from sockscope.tables.inet.record import InetSocket
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from typing import Any
 
     from sockscope.options import Options
+    from sockscope.render.view import View
     from sockscope.tables.context import Context
     from sockscope.tables.inet.row import InetRows
 
@@ -61,6 +62,55 @@ def table_rows(ctx: Context, name: str, inet_rows: InetRows) -> Iterator[Rows] |
         return None
     maker = _maker(mod, ctx, inet_rows, protocol, ctx.sel.families)
     return _netlink(ctx, maker, protocol, inet_rows)
+
+
+def table_lines(
+    ctx: Context, name: str, view: View, head: str, line: Callable[[InetSocket], str]
+) -> Iterator[list[str]] | None:
+    """--json-lines: the lines of one inet table made by the C core, a list at a time
+    (each line ends with a newline); None when the table goes through the Python walk.
+
+    The C core writes the ten keys of a plain socket (:func:`sockscope.tables.inet.data.inet`
+    with a view that reads no attribute, no owners and no service names); every other
+    row is made by ``line`` (the record's dict through the writer), so both agree.
+    """
+    mod = core()
+    if mod is None or ctx.killer is not None or ctx.tee is not None:
+        return None
+    if (
+        view.wants_attrs
+        or view.timer
+        or view.service is not None
+        or view.owners is not None
+        or ctx.opts.resolve
+    ):
+        return None
+    protocol, env_var, _dg = source.INET_TABLES[name]
+    env = ctx.environ
+    if protocol == abi.IPPROTO_RAW or env_var in env or "PROC_ROOT" in env:
+        return None
+    if name == "tcp" and "TCPDIAG_FILE" in env:
+        return None
+    maker = mod.RowMaker(
+        protocol=protocol,
+        families=ctx.sel.families,
+        enabled=(0,),
+        addr4={},
+        addr6={},
+        ports={},
+        qmemo={},
+        states=abi.STATE_NAMES,
+        netid=PROTO_NAMES.get(protocol, "???"),
+        slow=line,
+        rec_type=InetSocket,
+        control=netlink.control,
+        matcher=ctx.matcher,
+        proc=None,
+        numeric=True,
+        hosts=False,
+        json_head=head,
+    )
+    return _netlink(ctx, maker, protocol, None)  # type: ignore[return-value]
 
 
 def _ext_covered(opts: Options, protocol: int) -> bool:
@@ -150,7 +200,9 @@ def _next(queue: SimpleQueue[Any], seq: int, maker: Any, out: Rows) -> int:
     return flags
 
 
-def _netlink(ctx: Context, maker: Any, protocol: int, inet_rows: InetRows) -> Iterator[Rows] | None:
+def _netlink(
+    ctx: Context, maker: Any, protocol: int, inet_rows: InetRows | None
+) -> Iterator[Rows] | None:
     """inet_show_netlink with both families' dumps under way at once.
 
     As in :func:`source.inet_netlink`, a first dump the kernel refuses before its first
@@ -212,7 +264,7 @@ def _stream(
     first: Rows,
     flags: int,
     failed: bool,
-    inet_rows: InetRows,
+    inet_rows: InetRows | None,
 ) -> Iterator[Rows]:
     try:
         yield first
@@ -223,5 +275,5 @@ def _stream(
     except (NetlinkError, OSError):
         return
     _decoded, made, last_inode, last_fast = maker.stats
-    if made and last_fast and inet_rows.p.show_proc:
+    if made and last_fast and inet_rows is not None and inet_rows.p.show_proc:
         inet_rows.sctp_ino = last_inode  # InetRows.row keeps the last inode (SCTP rows)
