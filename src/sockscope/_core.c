@@ -65,6 +65,9 @@ typedef struct {
     long screen;
     PyObject *write;
     Py_ssize_t max_len[NSLOTS];
+    /* the buffered rows, ncols cell references each (flat: a row costs its cells'
+     * pointers, not a tuple of its own; about 80,000 rows of -tan fit in ss's five
+     * chunks, so this is most of a listing's memory) */
     PyObject **rows;
     Py_ssize_t nrows, cap;
     /* ss's chunk accounting of the current batch */
@@ -75,6 +78,8 @@ typedef struct {
     char *out;
     Py_ssize_t outlen, outcap;
 } Renderer;
+
+static void renderer_clear_rows(Renderer *self);
 
 static int
 renderer_init(Renderer *self, PyObject *args, PyObject *kwds)
@@ -108,6 +113,11 @@ renderer_init(Renderer *self, PyObject *args, PyObject *kwds)
         self->max_len[i] = 0;
     }
     Py_DECREF(seq);
+    /* a second __init__: the rows buffered so far were laid out for the old columns */
+    renderer_clear_rows(self);
+    PyMem_Free(self->rows);
+    self->rows = NULL;
+    self->cap = 0;
     self->ncols = (int)n;
     self->ext_col = (int)n - 1;
     self->screen = width;
@@ -121,7 +131,7 @@ renderer_init(Renderer *self, PyObject *args, PyObject *kwds)
 static void
 renderer_clear_rows(Renderer *self)
 {
-    for (Py_ssize_t i = 0; i < self->nrows; i++)
+    for (Py_ssize_t i = 0; i < self->nrows * self->ncols; i++)
         Py_DECREF(self->rows[i]);
     self->nrows = 0;
 }
@@ -273,7 +283,7 @@ render_batch(Renderer *self)
         Py_ssize_t upto = j == self->ext_col ? nrows - 1 : nrows;
         Py_ssize_t longest = -1;
         for (Py_ssize_t r = 0; r < upto; r++) {
-            Py_ssize_t n = PyUnicode_GET_LENGTH(PyTuple_GET_ITEM(self->rows[r], j));
+            Py_ssize_t n = PyUnicode_GET_LENGTH(self->rows[r * ncols + j]);
             if (n > longest)
                 longest = n;
         }
@@ -309,9 +319,9 @@ render_batch(Renderer *self)
         right[j] = COL_RIGHT[slot];
     }
     for (Py_ssize_t r = 0; r < nrows; r++) {
-        PyObject *row = self->rows[r];
+        PyObject **row = self->rows + r * ncols;
         for (int j = 0; j < ncols; j++) {
-            PyObject *cell = PyTuple_GET_ITEM(row, j);
+            PyObject *cell = row[j];
             Py_ssize_t n = PyUnicode_GET_LENGTH(cell);
             Py_ssize_t fill = pad[j] > n ? pad[j] - n : 0;
             if (out_reserve(self, 1 + n + fill + 1) < 0)
@@ -382,7 +392,7 @@ renderer_add_row(Renderer *self, PyObject *row)
         return -1;
     if (self->nrows == self->cap) {
         Py_ssize_t cap = self->cap ? self->cap * 2 : 4096;
-        PyObject **p = PyMem_Realloc(self->rows, cap * sizeof(PyObject *));
+        PyObject **p = PyMem_Realloc(self->rows, cap * self->ncols * sizeof(PyObject *));
         if (p == NULL) {
             PyErr_NoMemory();
             return -1;
@@ -390,7 +400,10 @@ renderer_add_row(Renderer *self, PyObject *row)
         self->rows = p;
         self->cap = cap;
     }
-    self->rows[self->nrows++] = Py_NewRef(row);
+    PyObject **slot = self->rows + self->nrows * self->ncols;
+    for (int j = 0; j < self->ncols; j++)
+        slot[j] = Py_NewRef(PyTuple_GET_ITEM(row, j));
+    self->nrows++;
     if (self->pending == 1) {
         self->pending = 0;
     } else if (self->pending < 0) {
