@@ -540,6 +540,8 @@ static PyTypeObject RendererType = {
 #define IPPROTO_SCTP_ 132
 #define NSTATES 14
 
+#define QUEUE_FAST 1024
+
 struct diag_msg {
     uint8_t family, state, timer, retrans;
     uint16_t sport, dport;
@@ -577,12 +579,30 @@ typedef struct {
     PyObject *timers;     /* tuple of the timer names of tcp_timer_print */
     /* --json-lines: the head of each line ({"schema_version":".."); NULL for text rows */
     PyObject *json_head;
+    /* C arrays in front of the port and queue memo dicts (strong references): a
+     * table's rows repeat a few ports and small queue lengths, and a dict look-up
+     * with a fresh int key costs more than the rest of the row */
+    PyObject **port_fast; /* 65536 entries by port in network order, made on first use */
+    PyObject *queue_fast[QUEUE_FAST];
     struct addr_last last[2];
     /* records decoded (before the filter), rows made, the last row's inode */
     Py_ssize_t decoded, made;
     unsigned long last_inode;
     int last_fast;
 } RowMaker;
+
+static void
+rowmaker_clear_fast(RowMaker *self)
+{
+    if (self->port_fast != NULL) {
+        for (int i = 0; i < 65536; i++)
+            Py_XDECREF(self->port_fast[i]);
+        PyMem_Free(self->port_fast);
+        self->port_fast = NULL;
+    }
+    for (int i = 0; i < QUEUE_FAST; i++)
+        Py_CLEAR(self->queue_fast[i]);
+}
 
 static void
 rowmaker_dealloc(RowMaker *self)
@@ -603,6 +623,7 @@ rowmaker_dealloc(RowMaker *self)
     Py_XDECREF(self->ext_lead);
     Py_XDECREF(self->timers);
     Py_XDECREF(self->json_head);
+    rowmaker_clear_fast(self);
     Py_XDECREF(self->last[0].text);
     Py_XDECREF(self->last[1].text);
     Py_TYPE(self)->tp_free((PyObject *)self);
@@ -692,6 +713,7 @@ rowmaker_init(RowMaker *self, PyObject *args, PyObject *kwds)
     Py_XSETREF(self->star, PyUnicode_FromString("*"));
     if (self->empty == NULL || self->star == NULL)
         return -1;
+    rowmaker_clear_fast(self);
     Py_CLEAR(self->last[0].text);
     Py_CLEAR(self->last[1].text);
     memset(self->last, 0, sizeof(self->last));
@@ -815,30 +837,67 @@ addr_cell(RowMaker *self, int family, const uint8_t *data)
     return text;
 }
 
-/* The memoised port cell, keyed by the port in network order. */
+/* The port cell the Python rows memoised (service names), keyed by the port in network
+ * order; borrowed reference, NULL without an error when there is none yet. */
 static PyObject *
-port_cell(RowMaker *self, uint16_t port_be)
+port_cell_dict(RowMaker *self, uint16_t port_be)
 {
     PyObject *key = PyLong_FromLong(port_be);
     if (key == NULL)
         return NULL;
     PyObject *text = PyDict_GetItemWithError(self->ports, key);
-    if (text == NULL && !PyErr_Occurred() && self->numeric) {
-        unsigned port = ((port_be & 0xFF) << 8) | (port_be >> 8);
-        PyObject *made = port ? PyUnicode_FromFormat("%u", port) : Py_NewRef(self->star);
-        if (made != NULL) {
-            int r = PyDict_SetItem(self->ports, key, made);
-            Py_DECREF(made);
-            text = r < 0 ? NULL : PyDict_GetItemWithError(self->ports, key);
-        }
-    }
     Py_DECREF(key);
     return text;
 }
 
-/* Printer.queue: "%-6d" of the kernel's u32 read as int, memoised up to 65536. */
+/* port_cell_dict through the C array; borrowed reference (the array keeps one) */
+static PyObject *
+port_cell(RowMaker *self, uint16_t port_be)
+{
+    if (self->port_fast == NULL) {
+        self->port_fast = PyMem_Calloc(65536, sizeof(PyObject *));
+        if (self->port_fast == NULL)
+            return PyErr_NoMemory();
+    }
+    PyObject *text = self->port_fast[port_be];
+    if (text != NULL)
+        return text;
+    if (self->numeric) {
+        /* digits need no dictionary: the array is the memo (client ports are many
+         * and each is seen once or twice, so a dict of them costs megabytes) */
+        unsigned port = ((port_be & 0xFF) << 8) | (port_be >> 8);
+        text = port ? PyUnicode_FromFormat("%u", port) : Py_NewRef(self->star);
+        if (text != NULL)
+            self->port_fast[port_be] = text;
+        return text;
+    }
+    text = port_cell_dict(self, port_be);
+    if (text != NULL)
+        self->port_fast[port_be] = Py_NewRef(text);
+    return text;
+}
+
+static PyObject *queue_cell_dict(RowMaker *self, uint32_t n);
+
+/* queue_cell_dict through the C array for small lengths; new reference */
 static PyObject *
 queue_cell(RowMaker *self, uint32_t n)
+{
+    if (n >= QUEUE_FAST)
+        return queue_cell_dict(self, n);
+    PyObject *text = self->queue_fast[n];
+    if (text == NULL) {
+        text = queue_cell_dict(self, n);
+        if (text == NULL)
+            return NULL;
+        self->queue_fast[n] = text; /* the new reference is the array's */
+    }
+    return Py_NewRef(text);
+}
+
+/* Printer.queue: "%-6d" of the kernel's u32 read as int, memoised up to 65536. */
+static PyObject *
+queue_cell_dict(RowMaker *self, uint32_t n)
 {
     PyObject *key = PyLong_FromUnsignedLong(n);
     if (key == NULL)

@@ -49,7 +49,24 @@ def make_context(
 
 
 def show_all(ctx: Context, printer: Printer, renderer: Renderer) -> None:
-    """Dump every selected table in ss's order and queue its rows."""
+    """Dump every selected table in ss's order and queue its rows.
+
+    The cyclic garbage collector is paused meanwhile: a listing allocates a tuple or
+    more per socket and none of them takes part in a cycle, so its passes (one per 700
+    allocations) would only walk the young objects again and again.
+    """
+    import gc
+
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        _show_all(ctx, printer, renderer)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _show_all(ctx: Context, printer: Printer, renderer: Renderer) -> None:
     inet_rows = None
     for table in walk(ctx):
         if table.dg_proto:
