@@ -9,11 +9,11 @@ and the final render.
 
 from __future__ import annotations
 
+import _signal as signal  # type: ignore[import-not-found]  # the C module: signal.py builds enums (~3 ms)
 import errno
 import gc
 import io
 import os
-import signal
 import sys
 
 from sockscope.cli.status import EXIT_ARGUMENT, exit_status, shows_usage
