@@ -13,7 +13,8 @@ command then runs inside it (``nsenter --net=...``, which execs the tool in plac
 so ``os.wait4`` reports the tool's own peak RSS) alternately for ss and sockscope,
 ``--reps`` times each after one untimed warm-up run, output to /dev/null.
 Reported per command: median wall time of each, the ratio to ss, median CPU time
-(user+sys, of the tool and its threads) and peak RSS (``ru_maxrss``). A command a tool
+(user+sys, of the tool and its threads) and its ratio to ss (the steadier figure on a
+shared machine), and peak RSS (``ru_maxrss``). A command a tool
 rejects (non-zero exit) is shown as n/a.
 The result is a Markdown table on stdout (progress goes to stderr).
 Not run in CI: it needs root and minutes per size.
@@ -67,8 +68,9 @@ def run_once(argv: list[str], env: dict[str, str]) -> tuple[int, float, int, flo
             text = rss.read().split()
             # GNU time writes "Command exited with non-zero status N" before its fields
             if len(text) >= 3 and text[-1].isdigit():
+                # only the peak: GNU time's %U/%S have 10 ms steps, while os.wait4 on it
+                # counts the tool (its waited-for child) in microseconds
                 peak = int(text[-1])
-                cpu = float(text[-3]) + float(text[-2])
     return code, wall, peak, cpu
 
 
@@ -108,10 +110,13 @@ def fmt_rss(res: dict) -> str:
     return f"{max(res['rss']) / 1024:.1f}" if res["ok"] and res["rss"] else "n/a"
 
 
-def ratio(cand: dict, ref: dict) -> str:
-    if not (cand["ok"] and ref["ok"] and cand["wall"] and ref["wall"]):
+def ratio(cand: dict, ref: dict, key: str = "wall") -> str:
+    if not (cand["ok"] and ref["ok"] and cand[key] and ref[key]):
         return "n/a"
-    return f"{statistics.median(cand['wall']) / statistics.median(ref['wall']):.2f}x"
+    base = statistics.median(ref[key])
+    if base <= 0:
+        return "n/a"
+    return f"{statistics.median(cand[key]) / base:.2f}x"
 
 
 def main() -> int:
@@ -161,9 +166,10 @@ def main() -> int:
     )
     print(
         "| sockets | command | ss (s) | compiled (s) | ratio | pure (s) | ratio "
-        "| CPU ss / compiled / pure (s) | RSS ss / compiled / pure (MiB) |"
+        "| CPU ss / compiled / pure (s) | CPU ratio compiled / pure "
+        "| RSS ss / compiled / pure (MiB) |"
     )
-    print("|---:|---|---:|---:|---:|---:|---:|---|---|")
+    print("|---:|---|---:|---:|---:|---:|---:|---|---|---|")
     for size in (int(s) for s in a.sizes.split(",")):
         netns = f"sockscope-bench-{size}"
         log(f"{a.filler} up {netns} {size} ...")
@@ -183,6 +189,7 @@ def main() -> int:
                     f"| {size:,} | `{args}` | {fmt_time(ss)} | {fmt_time(comp)} | "
                     f"{ratio(comp, ss)} | {fmt_time(pure)} | {ratio(pure, ss)} | "
                     f"{fmt_cpu(ss)} / {fmt_cpu(comp)} / {fmt_cpu(pure)} | "
+                    f"{ratio(comp, ss, 'cpu')} / {ratio(pure, ss, 'cpu')} | "
                     f"{fmt_rss(ss)} / {fmt_rss(comp)} / {fmt_rss(pure)} |",
                     flush=True,
                 )

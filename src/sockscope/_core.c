@@ -15,7 +15,12 @@
  *              Printer's dicts, shared). Everything outside that fast domain (a scope,
  *              v6only, SCTP, an unknown state or family, -r, service names, a memo
  *              miss it cannot fill) is handed to the Python row function with the
- *              record tuple, so both paths agree by construction.
+ *              record tuple, so both paths agree by construction. With ext set (TCP
+ *              under -i/-m, with -o/-O or not) it also makes the extra-information
+ *              cell, as the fast path of tables/inet/extinfo.py does (ext_text: the
+ *              attribute walk, print_skmeminfo, tcp_timer_print and tcp_stats_print
+ *              of tcpinfo.tcp_text); any attribute block outside that path (vegas,
+ *              dctcp, md5, ULP, short structures, bad headers) sends the row to Python.
  *
  * Place in the package's layers: a leaf (it imports no sockscope module), reached only
  * through sockscope.backend; see tests/test_architecture.py.
@@ -26,7 +31,9 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <arpa/inet.h>
+#include <stdarg.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -58,6 +65,9 @@ typedef struct {
     long screen;
     PyObject *write;
     Py_ssize_t max_len[NSLOTS];
+    /* the buffered rows, ncols cell references each (flat: a row costs its cells'
+     * pointers, not a tuple of its own; about 80,000 rows of -tan fit in ss's five
+     * chunks, so this is most of a listing's memory) */
     PyObject **rows;
     Py_ssize_t nrows, cap;
     /* ss's chunk accounting of the current batch */
@@ -68,6 +78,8 @@ typedef struct {
     char *out;
     Py_ssize_t outlen, outcap;
 } Renderer;
+
+static void renderer_clear_rows(Renderer *self);
 
 static int
 renderer_init(Renderer *self, PyObject *args, PyObject *kwds)
@@ -101,6 +113,11 @@ renderer_init(Renderer *self, PyObject *args, PyObject *kwds)
         self->max_len[i] = 0;
     }
     Py_DECREF(seq);
+    /* a second __init__: the rows buffered so far were laid out for the old columns */
+    renderer_clear_rows(self);
+    PyMem_Free(self->rows);
+    self->rows = NULL;
+    self->cap = 0;
     self->ncols = (int)n;
     self->ext_col = (int)n - 1;
     self->screen = width;
@@ -114,7 +131,7 @@ renderer_init(Renderer *self, PyObject *args, PyObject *kwds)
 static void
 renderer_clear_rows(Renderer *self)
 {
-    for (Py_ssize_t i = 0; i < self->nrows; i++)
+    for (Py_ssize_t i = 0; i < self->nrows * self->ncols; i++)
         Py_DECREF(self->rows[i]);
     self->nrows = 0;
 }
@@ -266,7 +283,7 @@ render_batch(Renderer *self)
         Py_ssize_t upto = j == self->ext_col ? nrows - 1 : nrows;
         Py_ssize_t longest = -1;
         for (Py_ssize_t r = 0; r < upto; r++) {
-            Py_ssize_t n = PyUnicode_GET_LENGTH(PyTuple_GET_ITEM(self->rows[r], j));
+            Py_ssize_t n = PyUnicode_GET_LENGTH(self->rows[r * ncols + j]);
             if (n > longest)
                 longest = n;
         }
@@ -302,9 +319,9 @@ render_batch(Renderer *self)
         right[j] = COL_RIGHT[slot];
     }
     for (Py_ssize_t r = 0; r < nrows; r++) {
-        PyObject *row = self->rows[r];
+        PyObject **row = self->rows + r * ncols;
         for (int j = 0; j < ncols; j++) {
-            PyObject *cell = PyTuple_GET_ITEM(row, j);
+            PyObject *cell = row[j];
             Py_ssize_t n = PyUnicode_GET_LENGTH(cell);
             Py_ssize_t fill = pad[j] > n ? pad[j] - n : 0;
             if (out_reserve(self, 1 + n + fill + 1) < 0)
@@ -375,7 +392,7 @@ renderer_add_row(Renderer *self, PyObject *row)
         return -1;
     if (self->nrows == self->cap) {
         Py_ssize_t cap = self->cap ? self->cap * 2 : 4096;
-        PyObject **p = PyMem_Realloc(self->rows, cap * sizeof(PyObject *));
+        PyObject **p = PyMem_Realloc(self->rows, cap * self->ncols * sizeof(PyObject *));
         if (p == NULL) {
             PyErr_NoMemory();
             return -1;
@@ -383,7 +400,10 @@ renderer_add_row(Renderer *self, PyObject *row)
         self->rows = p;
         self->cap = cap;
     }
-    self->rows[self->nrows++] = Py_NewRef(row);
+    PyObject **slot = self->rows + self->nrows * self->ncols;
+    for (int j = 0; j < self->ncols; j++)
+        slot[j] = Py_NewRef(PyTuple_GET_ITEM(row, j));
+    self->nrows++;
     if (self->pending == 1) {
         self->pending = 0;
     } else if (self->pending < 0) {
@@ -520,6 +540,8 @@ static PyTypeObject RendererType = {
 #define IPPROTO_SCTP_ 132
 #define NSTATES 14
 
+#define QUEUE_FAST 1024
+
 struct diag_msg {
     uint8_t family, state, timer, retrans;
     uint16_t sport, dport;
@@ -551,12 +573,36 @@ typedef struct {
     PyObject *matcher; /* record -> bool, or None */
     PyObject *proc;    /* inode -> Process cell, or None (no -p) */
     PyObject *empty, *star;
+    /* the extra-information cell of TCP rows for -i/-m (0: none; see ext_text) */
+    int ext_mode, ext_options, ext_numeric;
+    PyObject *ext_lead;   /* "\n\t", or "" with -O */
+    PyObject *timers;     /* tuple of the timer names of tcp_timer_print */
+    /* --json-lines: the head of each line ({"schema_version":".."); NULL for text rows */
+    PyObject *json_head;
+    /* C arrays in front of the port and queue memo dicts (strong references): a
+     * table's rows repeat a few ports and small queue lengths, and a dict look-up
+     * with a fresh int key costs more than the rest of the row */
+    PyObject **port_fast; /* 65536 entries by port in network order, made on first use */
+    PyObject *queue_fast[QUEUE_FAST];
     struct addr_last last[2];
     /* records decoded (before the filter), rows made, the last row's inode */
     Py_ssize_t decoded, made;
     unsigned long last_inode;
     int last_fast;
 } RowMaker;
+
+static void
+rowmaker_clear_fast(RowMaker *self)
+{
+    if (self->port_fast != NULL) {
+        for (int i = 0; i < 65536; i++)
+            Py_XDECREF(self->port_fast[i]);
+        PyMem_Free(self->port_fast);
+        self->port_fast = NULL;
+    }
+    for (int i = 0; i < QUEUE_FAST; i++)
+        Py_CLEAR(self->queue_fast[i]);
+}
 
 static void
 rowmaker_dealloc(RowMaker *self)
@@ -574,6 +620,10 @@ rowmaker_dealloc(RowMaker *self)
     Py_XDECREF(self->proc);
     Py_XDECREF(self->empty);
     Py_XDECREF(self->star);
+    Py_XDECREF(self->ext_lead);
+    Py_XDECREF(self->timers);
+    Py_XDECREF(self->json_head);
+    rowmaker_clear_fast(self);
     Py_XDECREF(self->last[0].text);
     Py_XDECREF(self->last[1].text);
     Py_TYPE(self)->tp_free((PyObject *)self);
@@ -584,17 +634,41 @@ rowmaker_init(RowMaker *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"protocol", "families", "enabled", "addr4", "addr6", "ports",
                              "qmemo", "states", "netid", "slow", "rec_type", "control",
-                             "matcher", "proc", "numeric", "hosts", NULL};
-    int protocol, numeric, hosts;
+                             "matcher", "proc", "numeric", "hosts", "ext", "ext_options",
+                             "ext_numeric", "ext_lead", "timers", "json_head", NULL};
+    int protocol, numeric, hosts, ext = 0, ext_options = 0, ext_numeric = 0;
+    PyObject *ext_lead = NULL, *timers = NULL, *json_head = NULL;
     long long families;
     PyObject *enabled, *addr4, *addr6, *ports, *qmemo, *states, *netid, *slow, *rec_type,
         *control, *matcher, *proc;
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwds, "iLOO!O!O!O!OUOOOOOpp", kwlist, &protocol, &families, &enabled,
-            &PyDict_Type, &addr4, &PyDict_Type, &addr6, &PyDict_Type, &ports, &PyDict_Type,
-            &qmemo, &states, &netid, &slow, &rec_type, &control, &matcher, &proc, &numeric,
-            &hosts))
+            args, kwds, "iLOO!O!O!O!OUOOOOOpp|pppUO!U", kwlist, &protocol, &families,
+            &enabled, &PyDict_Type, &addr4, &PyDict_Type, &addr6, &PyDict_Type, &ports,
+            &PyDict_Type, &qmemo, &states, &netid, &slow, &rec_type, &control, &matcher, &proc,
+            &numeric, &hosts, &ext, &ext_options, &ext_numeric, &ext_lead, &PyTuple_Type,
+            &timers, &json_head))
         return -1;
+    if (ext && (ext_lead == NULL || timers == NULL || protocol != IPPROTO_TCP)) {
+        PyErr_SetString(PyExc_ValueError, "ext: TCP only, with ext_lead and timers");
+        return -1;
+    }
+    if (ext) {
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(timers); i++)
+            if (!PyUnicode_Check(PyTuple_GET_ITEM(timers, i))) {
+                PyErr_SetString(PyExc_TypeError, "timers: a tuple of str");
+                return -1;
+            }
+    }
+    self->ext_mode = ext;
+    self->ext_options = ext_options;
+    self->ext_numeric = ext_numeric;
+    Py_XSETREF(self->ext_lead, ext_lead ? Py_NewRef(ext_lead) : NULL);
+    Py_XSETREF(self->timers, timers ? Py_NewRef(timers) : NULL);
+    if (json_head != NULL && (ext || proc != Py_None || hosts)) {
+        PyErr_SetString(PyExc_ValueError, "json_head: plain rows only (no ext, proc, hosts)");
+        return -1;
+    }
+    Py_XSETREF(self->json_head, json_head ? Py_NewRef(json_head) : NULL);
     if (!PyTuple_Check(states) || PyTuple_GET_SIZE(states) < NSTATES) {
         PyErr_SetString(PyExc_TypeError, "states: a tuple of the 14 State texts");
         return -1;
@@ -639,6 +713,7 @@ rowmaker_init(RowMaker *self, PyObject *args, PyObject *kwds)
     Py_XSETREF(self->star, PyUnicode_FromString("*"));
     if (self->empty == NULL || self->star == NULL)
         return -1;
+    rowmaker_clear_fast(self);
     Py_CLEAR(self->last[0].text);
     Py_CLEAR(self->last[1].text);
     memset(self->last, 0, sizeof(self->last));
@@ -705,6 +780,13 @@ addr_text(RowMaker *self, int family, const uint8_t *data)
     char text[INET6_ADDRSTRLEN + 4];
     if (self->hosts)
         return NULL;
+    if (self->json_head != NULL) {
+        /* the data view's address (render.view.View.address): inet_ntop's text */
+        if ((family != AF_INET && family != AF_INET6) ||
+            inet_ntop(family, data, text, sizeof(text)) == NULL)
+            return NULL;
+        return PyUnicode_DecodeLatin1(text, strlen(text), NULL);
+    }
     if (family == AF_INET) {
         if (inet_ntop(AF_INET, data, text, INET6_ADDRSTRLEN) == NULL)
             return NULL;
@@ -755,30 +837,67 @@ addr_cell(RowMaker *self, int family, const uint8_t *data)
     return text;
 }
 
-/* The memoised port cell, keyed by the port in network order. */
+/* The port cell the Python rows memoised (service names), keyed by the port in network
+ * order; borrowed reference, NULL without an error when there is none yet. */
 static PyObject *
-port_cell(RowMaker *self, uint16_t port_be)
+port_cell_dict(RowMaker *self, uint16_t port_be)
 {
     PyObject *key = PyLong_FromLong(port_be);
     if (key == NULL)
         return NULL;
     PyObject *text = PyDict_GetItemWithError(self->ports, key);
-    if (text == NULL && !PyErr_Occurred() && self->numeric) {
-        unsigned port = ((port_be & 0xFF) << 8) | (port_be >> 8);
-        PyObject *made = port ? PyUnicode_FromFormat("%u", port) : Py_NewRef(self->star);
-        if (made != NULL) {
-            int r = PyDict_SetItem(self->ports, key, made);
-            Py_DECREF(made);
-            text = r < 0 ? NULL : PyDict_GetItemWithError(self->ports, key);
-        }
-    }
     Py_DECREF(key);
     return text;
 }
 
-/* Printer.queue: "%-6d" of the kernel's u32 read as int, memoised up to 65536. */
+/* port_cell_dict through the C array; borrowed reference (the array keeps one) */
+static PyObject *
+port_cell(RowMaker *self, uint16_t port_be)
+{
+    if (self->port_fast == NULL) {
+        self->port_fast = PyMem_Calloc(65536, sizeof(PyObject *));
+        if (self->port_fast == NULL)
+            return PyErr_NoMemory();
+    }
+    PyObject *text = self->port_fast[port_be];
+    if (text != NULL)
+        return text;
+    if (self->numeric) {
+        /* digits need no dictionary: the array is the memo (client ports are many
+         * and each is seen once or twice, so a dict of them costs megabytes) */
+        unsigned port = ((port_be & 0xFF) << 8) | (port_be >> 8);
+        text = port ? PyUnicode_FromFormat("%u", port) : Py_NewRef(self->star);
+        if (text != NULL)
+            self->port_fast[port_be] = text;
+        return text;
+    }
+    text = port_cell_dict(self, port_be);
+    if (text != NULL)
+        self->port_fast[port_be] = Py_NewRef(text);
+    return text;
+}
+
+static PyObject *queue_cell_dict(RowMaker *self, uint32_t n);
+
+/* queue_cell_dict through the C array for small lengths; new reference */
 static PyObject *
 queue_cell(RowMaker *self, uint32_t n)
+{
+    if (n >= QUEUE_FAST)
+        return queue_cell_dict(self, n);
+    PyObject *text = self->queue_fast[n];
+    if (text == NULL) {
+        text = queue_cell_dict(self, n);
+        if (text == NULL)
+            return NULL;
+        self->queue_fast[n] = text; /* the new reference is the array's */
+    }
+    return Py_NewRef(text);
+}
+
+/* Printer.queue: "%-6d" of the kernel's u32 read as int, memoised up to 65536. */
+static PyObject *
+queue_cell_dict(RowMaker *self, uint32_t n)
 {
     PyObject *key = PyLong_FromUnsignedLong(n);
     if (key == NULL)
@@ -810,12 +929,619 @@ queue_cell(RowMaker *self, uint32_t n)
     return text;
 }
 
+/* ---- the -i/-m text of a TCP row (tables/inet/extinfo.py _bind, tcpinfo.tcp_text) ---- */
+
+#define TEXT_ROOM 4096
+#define TCP_HOT_LEN 240 /* struct tcp_info up to tcpi_rehash, as tcpinfo.TCP_HOT */
+#define U64_MAX_ 0xFFFFFFFFFFFFFFFFULL
+#define EXACT_ (1ULL << 50)
+
+/* attribute types (linux/inet_diag.h) */
+enum {
+    A_MEMINFO = 1, A_INFO = 2, A_VEGASINFO = 3, A_CONG = 4, A_DCTCPINFO = 9,
+    A_BBRINFO = 16, A_MD5SIG = 18, A_ULP_INFO = 19, A_SKMEMINFO = 7, A_MAX_SEEN = 32
+};
+
+struct text {
+    char s[TEXT_ROOM];
+    int n;
+    int full; /* ran out of room: the caller goes to the Python path */
+};
+
+static void
+put(struct text *t, const char *fmt, ...)
+{
+    int room = TEXT_ROOM - t->n;
+    va_list ap;
+    va_start(ap, fmt);
+    int w = vsnprintf(t->s + t->n, room, fmt, ap);
+    va_end(ap);
+    if (w < 0 || w >= room)
+        t->full = 1;
+    else
+        t->n += w;
+}
+
+static void
+put_str(struct text *t, const char *s, int n)
+{
+    if (n > TEXT_ROOM - t->n - 1) {
+        t->full = 1;
+        return;
+    }
+    memcpy(t->s + t->n, s, n);
+    t->n += n;
+}
+
+static uint32_t
+rd32(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+static uint64_t
+rd64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+/* decimal digits of v (printf's %llu without printf) */
+static void
+put_u(struct text *t, uint64_t v)
+{
+    char d[24];
+    int k = 24;
+    do {
+        d[--k] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    put_str(t, d + k, 24 - k);
+}
+
+/* %d of a u32 read as int (the kernel's field printed with a signed format) */
+static void
+put_i32(struct text *t, uint32_t v)
+{
+    if (v & 0x80000000u) {
+        put_str(t, "-", 1);
+        put_u(t, (uint64_t)(0x100000000ULL - v));
+    } else {
+        put_u(t, v);
+    }
+}
+
+#define LIT(t, s) put_str((t), (s), (int)sizeof(s) - 1)
+
+/* %g of a count of microseconds in milliseconds (tcpinfo._ms). Below 1,000,000 the
+ * value has at most six significant digits, so %g prints it exactly: the integer part,
+ * then the fraction without its trailing zeros; larger values go through printf. */
+static void
+put_ms(struct text *t, uint32_t usec)
+{
+    if (usec >= 1000000) {
+        put(t, "%g", usec / 1000.0);
+        return;
+    }
+    put_u(t, usec / 1000);
+    unsigned frac = usec % 1000;
+    if (frac) {
+        char d[4] = {'.', (char)('0' + frac / 100), (char)('0' + frac / 10 % 10),
+                     (char)('0' + frac % 10)};
+        int n = 4;
+        while (d[n - 1] == '0')
+            n--;
+        put_str(t, d, n);
+    }
+}
+
+/* %g of a bbr gain (8.8 fixed point): a whole factor below 1e6 is its digits */
+static void
+put_gain(struct text *t, uint32_t gain)
+{
+    if ((gain & 0xFF) == 0 && gain / 256 < 1000000)
+        put_u(t, gain / 256);
+    else
+        put(t, "%g", gain / 256.0);
+}
+
+/* printf's %.0f of a non-negative double (round half to even), below 2^52 */
+static void
+put_f0(struct text *t, double r)
+{
+    if (!(r >= 0 && r < 4503599627370496.0)) {
+        put(t, "%.0f", r);
+        return;
+    }
+    double fl = (double)(uint64_t)r;
+    double diff = r - fl;
+    uint64_t v = (uint64_t)fl;
+    if (diff > 0.5 || (diff == 0.5 && (v & 1)))
+        v++;
+    put_u(t, v);
+}
+
+/* sprint_bw without -n (tcpinfo.sprint_bw) */
+static void
+put_bw(struct text *t, double bw)
+{
+    if (bw >= 1e12)
+        put(t, "%.3gT", bw / 1e12);
+    else if (bw >= 1e9)
+        put(t, "%.3gG", bw / 1e9);
+    else if (bw >= 1e6)
+        put(t, "%.3gM", bw / 1e6);
+    else if (bw >= 1e3)
+        put(t, "%.3gk", bw / 1e3);
+    else
+        put(t, "%g", bw);
+}
+
+/* a rate of `value` bytes/s in bit/s (tcpinfo._rate) */
+static void
+put_rate(struct text *t, uint64_t value, int numeric)
+{
+    if (numeric && value < EXACT_)
+        put_u(t, value * 8);
+    else if (numeric)
+        put(t, "%.0f", (double)value * 8.0);
+    else
+        put_bw(t, (double)value * 8.0);
+}
+
+/* print_ms_timer (extinfo.ms_timer) */
+static void
+put_ms_timer(struct text *t, uint32_t ms)
+{
+    unsigned long secs = ms / 1000, msecs = ms % 1000, minutes = secs / 60;
+    secs %= 60;
+    if (minutes) {
+        msecs = 0;
+        put(t, "%lumin", minutes);
+        if (minutes > 9)
+            secs = 0;
+    }
+    if (secs) {
+        if (secs > 9)
+            msecs = 0;
+        put(t, "%lu%s", secs, msecs ? "." : "sec");
+    }
+    if (msecs)
+        put(t, "%03lu%s", msecs, secs ? "sec" : "ms");
+}
+
+/* tcp_stats_print over struct tcp_info at `ti` (tcpinfo.tcp_text, no vegas, no dctcp) */
+static void
+put_tcp(struct text *t, int state, const uint8_t *ti, const char *cong, int cong_len,
+        const uint8_t *bbr, int show_options, int numeric)
+{
+    unsigned backoff = ti[4], options = ti[5], wscale = ti[6], applim = ti[7];
+    uint32_t rto = rd32(ti + 8), ato = rd32(ti + 12), mss = rd32(ti + 16);
+    uint32_t rcv_mss = rd32(ti + 20), unacked = rd32(ti + 24), sacked = rd32(ti + 28);
+    uint32_t lost = rd32(ti + 32), retrans = rd32(ti + 36), fackets = rd32(ti + 40);
+    uint32_t lastsnd = rd32(ti + 44), lastrcv = rd32(ti + 52), lastack = rd32(ti + 56);
+    uint32_t pmtu = rd32(ti + 60), rcv_ssthresh = rd32(ti + 64), rtt = rd32(ti + 68);
+    uint32_t rttvar = rd32(ti + 72), ssthresh = rd32(ti + 76), cwnd = rd32(ti + 80);
+    uint32_t advmss = rd32(ti + 84), reordering = rd32(ti + 88), rcv_rtt = rd32(ti + 92);
+    uint32_t rcv_space = rd32(ti + 96), total_retrans = rd32(ti + 100);
+    uint64_t pacing = rd64(ti + 104), max_pacing = rd64(ti + 112);
+    uint64_t bytes_acked = rd64(ti + 120), bytes_received = rd64(ti + 128);
+    uint32_t segs_out = rd32(ti + 136), segs_in = rd32(ti + 140), notsent = rd32(ti + 144);
+    uint32_t min_rtt = rd32(ti + 148), dsegs_in = rd32(ti + 152), dsegs_out = rd32(ti + 156);
+    uint64_t delivery_rate = rd64(ti + 160), busy = rd64(ti + 168);
+    uint64_t rwnd_limited = rd64(ti + 176), sndbuf_limited = rd64(ti + 184);
+    uint32_t delivered = rd32(ti + 192), delivered_ce = rd32(ti + 196);
+    uint64_t bytes_sent = rd64(ti + 200), bytes_retrans = rd64(ti + 208);
+    uint32_t dsack_dups = rd32(ti + 216), reord_seen = rd32(ti + 220);
+    uint32_t rcv_ooopack = rd32(ti + 224), snd_wnd = rd32(ti + 228), rcv_wnd = rd32(ti + 232);
+    uint32_t rehash = rd32(ti + 236);
+
+    if (show_options && (options & 0x7B)) {
+        if (options & 1)
+            put_str(t, " ts", 3);
+        if (options & 64)
+            put_str(t, " usec_ts", 8);
+        if (options & 2)
+            put_str(t, " sack", 5);
+        if (options & 8)
+            put_str(t, " ecn", 4);
+        if (options & 16)
+            put_str(t, " ecnseen", 8);
+        if (options & 32)
+            put_str(t, " fastopen", 9);
+    }
+    if (cong_len) {
+        put_str(t, " ", 1);
+        put_str(t, cong, cong_len);
+    }
+#if PY_LITTLE_ENDIAN
+    unsigned snd_wscale = wscale & 15, rcv_wscale = wscale >> 4, app_limited = applim & 1;
+#else
+    unsigned snd_wscale = wscale >> 4, rcv_wscale = wscale & 15, app_limited = applim & 0x80;
+#endif
+    if (options & 4) {
+        LIT(t, " wscale:");
+        put_u(t, snd_wscale);
+        LIT(t, ",");
+        put_u(t, rcv_wscale);
+    }
+    if (rto && rto != 3000000) {
+        LIT(t, " rto:");
+        put_ms(t, rto);
+    }
+    if (backoff) {
+        LIT(t, " backoff:");
+        put_u(t, backoff);
+    }
+    if (rtt) {
+        LIT(t, " rtt:");
+        put_ms(t, rtt);
+        LIT(t, "/");
+        put_ms(t, rttvar);
+    }
+    if (ato) {
+        LIT(t, " ato:");
+        put_ms(t, ato);
+    }
+    if (mss) {
+        LIT(t, " mss:");
+        put_i32(t, mss);
+    }
+    if (pmtu) {
+        LIT(t, " pmtu:");
+        put_u(t, pmtu);
+    }
+    if (rcv_mss) {
+        LIT(t, " rcvmss:");
+        put_i32(t, rcv_mss);
+    }
+    if (advmss) {
+        LIT(t, " advmss:");
+        put_i32(t, advmss);
+    }
+    if (cwnd) {
+        LIT(t, " cwnd:");
+        put_u(t, cwnd);
+    }
+    if (ssthresh && ssthresh < 0xFFFF) {
+        LIT(t, " ssthresh:");
+        put_i32(t, ssthresh);
+    }
+    if (bytes_sent) {
+        LIT(t, " bytes_sent:");
+        put_u(t, bytes_sent);
+    }
+    if (bytes_retrans) {
+        LIT(t, " bytes_retrans:");
+        put_u(t, bytes_retrans);
+    }
+    if (bytes_acked) {
+        LIT(t, " bytes_acked:");
+        put_u(t, bytes_acked);
+    }
+    if (bytes_received) {
+        LIT(t, " bytes_received:");
+        put_u(t, bytes_received);
+    }
+    if (segs_out) {
+        LIT(t, " segs_out:");
+        put_u(t, segs_out);
+    }
+    if (segs_in) {
+        LIT(t, " segs_in:");
+        put_u(t, segs_in);
+    }
+    if (dsegs_out) {
+        LIT(t, " data_segs_out:");
+        put_u(t, dsegs_out);
+    }
+    if (dsegs_in) {
+        LIT(t, " data_segs_in:");
+        put_u(t, dsegs_in);
+    }
+    if (bbr != NULL) {
+        uint64_t bw = ((uint64_t)rd32(bbr + 4) << 32) | rd32(bbr);
+        uint32_t bbr_rtt = rd32(bbr + 8), pacing_gain = rd32(bbr + 12);
+        uint32_t cwnd_gain = rd32(bbr + 16);
+        put_str(t, " bbr:(bw:", 9);
+        put_rate(t, bw, numeric);
+        LIT(t, "bps,mrtt:");
+        put_ms(t, bbr_rtt);
+        if (pacing_gain) {
+            LIT(t, ",pacing_gain:");
+            put_gain(t, pacing_gain);
+        }
+        if (cwnd_gain) {
+            LIT(t, ",cwnd_gain:");
+            put_gain(t, cwnd_gain);
+        }
+        put_str(t, ")", 1);
+    }
+    if (rtt && mss && cwnd) {
+        double rate = (double)((uint64_t)cwnd * mss) * 8000000.0 / rtt;
+        put_str(t, " send ", 6);
+        if (numeric)
+            put_f0(t, rate);
+        else
+            put_bw(t, rate);
+        put_str(t, "bps", 3);
+    }
+    if (lastsnd) {
+        LIT(t, " lastsnd:");
+        put_u(t, lastsnd);
+    }
+    if (lastrcv) {
+        LIT(t, " lastrcv:");
+        put_u(t, lastrcv);
+    }
+    if (lastack) {
+        LIT(t, " lastack:");
+        put_u(t, lastack);
+    }
+    if (pacing && pacing != U64_MAX_) {
+        put_str(t, " pacing_rate ", 13);
+        put_rate(t, pacing, numeric);
+        put_str(t, "bps", 3);
+        if (max_pacing && max_pacing != U64_MAX_) {
+            put_str(t, "/", 1);
+            put_rate(t, max_pacing, numeric);
+            put_str(t, "bps", 3);
+        }
+    }
+    if (delivery_rate) {
+        put_str(t, " delivery_rate ", 15);
+        put_rate(t, delivery_rate, numeric);
+        put_str(t, "bps", 3);
+    }
+    if (delivered) {
+        LIT(t, " delivered:");
+        put_u(t, delivered);
+    }
+    if (delivered_ce) {
+        LIT(t, " delivered_ce:");
+        put_u(t, delivered_ce);
+    }
+    if (app_limited)
+        put_str(t, " app_limited", 12);
+    if (busy) {
+        put(t, " busy:%llums", (unsigned long long)(busy / 1000));
+        if (rwnd_limited)
+            put(t, " rwnd_limited:%llums(%.1f%%)", (unsigned long long)(rwnd_limited / 1000),
+                100.0 * (double)rwnd_limited / (double)busy);
+        if (sndbuf_limited)
+            put(t, " sndbuf_limited:%llums(%.1f%%)",
+                (unsigned long long)(sndbuf_limited / 1000),
+                100.0 * (double)sndbuf_limited / (double)busy);
+    }
+    if (unacked) {
+        LIT(t, " unacked:");
+        put_u(t, unacked);
+    }
+    if (retrans || total_retrans) {
+        LIT(t, " retrans:");
+        put_u(t, retrans);
+        LIT(t, "/");
+        put_u(t, total_retrans);
+    }
+    if (lost) {
+        LIT(t, " lost:");
+        put_u(t, lost);
+    }
+    if (sacked && state != 10) {
+        LIT(t, " sacked:");
+        put_u(t, sacked);
+    }
+    if (dsack_dups) {
+        LIT(t, " dsack_dups:");
+        put_u(t, dsack_dups);
+    }
+    if (fackets) {
+        LIT(t, " fackets:");
+        put_u(t, fackets);
+    }
+    if (reordering != 3) {
+        LIT(t, " reordering:");
+        put_i32(t, reordering);
+    }
+    if (reord_seen) {
+        LIT(t, " reord_seen:");
+        put_i32(t, reord_seen);
+    }
+    if (rcv_rtt) {
+        LIT(t, " rcv_rtt:");
+        put_ms(t, rcv_rtt);
+    }
+    if (rcv_space) {
+        LIT(t, " rcv_space:");
+        put_i32(t, rcv_space);
+    }
+    if (rcv_ssthresh) {
+        LIT(t, " rcv_ssthresh:");
+        put_u(t, rcv_ssthresh);
+    }
+    if (notsent) {
+        LIT(t, " notsent:");
+        put_u(t, notsent);
+    }
+    if (min_rtt && min_rtt != 0xFFFFFFFF) {
+        LIT(t, " minrtt:");
+        put_ms(t, min_rtt);
+    }
+    if (rcv_ooopack) {
+        LIT(t, " rcv_ooopack:");
+        put_u(t, rcv_ooopack);
+    }
+    if (snd_wnd) {
+        LIT(t, " snd_wnd:");
+        put_u(t, snd_wnd);
+    }
+    if (rcv_wnd) {
+        LIT(t, " rcv_wnd:");
+        put_u(t, rcv_wnd);
+    }
+    if (rehash) {
+        LIT(t, " rehash:");
+        put_u(t, rehash);
+    }
+}
+
+/*
+ * The extra-information cell of one TCP row under -i and/or -m (with or without -o and
+ * -O): the fast path of tables/inet/extinfo.py (_bind's row). New reference, or NULL
+ * without an error when the row must go through Python: an attribute block with a bad
+ * header, a vegas/dctcp/md5/ULP attribute, a structure shorter than read here, the old
+ * MEMINFO without SKMEMINFO, a timer name outside the table.
+ */
+static PyObject *
+ext_text(RowMaker *self, const struct diag_msg *m, const uint8_t *data, Py_ssize_t buflen,
+         Py_ssize_t pos, Py_ssize_t end)
+{
+    Py_ssize_t start[A_MAX_SEEN], stop[A_MAX_SEEN];
+    for (int i = 0; i < A_MAX_SEEN; i++)
+        start[i] = -1;
+    while (pos + 4 <= end) {
+        uint16_t len, type;
+        memcpy(&len, data + pos, 2);
+        memcpy(&type, data + pos + 2, 2);
+        if (len < 4 || pos + len > end)
+            return NULL;
+        type &= 0x3FFF; /* NLA_TYPE_MASK */
+        if (type < A_MAX_SEEN && start[type] < 0) {
+            start[type] = pos + 4;
+            stop[type] = pos + len;
+        }
+        pos += (len + 3) & ~3;
+    }
+    if (start[A_VEGASINFO] >= 0 || start[A_DCTCPINFO] >= 0 || start[A_MD5SIG] >= 0 ||
+        start[A_ULP_INFO] >= 0)
+        return NULL;
+    if (start[A_SKMEMINFO] >= 0 ? stop[A_SKMEMINFO] - start[A_SKMEMINFO] < 36
+                                : start[A_MEMINFO] >= 0)
+        return NULL;
+    if (start[A_INFO] >= 0 && stop[A_INFO] - start[A_INFO] < TCP_HOT_LEN)
+        return NULL;
+    if (start[A_BBRINFO] >= 0 && stop[A_BBRINFO] - start[A_BBRINFO] < 20)
+        return NULL;
+    struct text t;
+    t.n = 0;
+    t.full = 0;
+    if (self->ext_options && m->timer) {
+        const char *name = "unknown";
+        if (m->timer < PyTuple_GET_SIZE(self->timers)) {
+            name = PyUnicode_AsUTF8(PyTuple_GET_ITEM(self->timers, m->timer));
+            if (name == NULL)
+                return NULL; /* with the error set */
+        }
+        put(&t, " timer:(%s,", name);
+        put_ms_timer(&t, m->expires);
+        put(&t, ",%u)", (unsigned)m->retrans);
+    }
+    const char *lead = PyUnicode_AsUTF8(self->ext_lead);
+    if (lead == NULL)
+        return NULL;
+    put_str(&t, lead, (int)strlen(lead));
+    if (start[A_SKMEMINFO] >= 0) {
+        const uint8_t *k = data + start[A_SKMEMINFO];
+        put(&t, " skmem:(r%u,rb%u,t%u,tb%u,f%u,w%u,o%u,bl%u,d%u)", rd32(k), rd32(k + 4),
+            rd32(k + 8), rd32(k + 12), rd32(k + 16), rd32(k + 20), rd32(k + 24), rd32(k + 28),
+            rd32(k + 32));
+    }
+    if (start[A_INFO] >= 0) {
+        /* strncpy(cong, RTA_DATA, 15): a name without its NUL is read through the buffer */
+        const char *cong = "";
+        int cong_len = 0;
+        if (start[A_CONG] >= 0) {
+            Py_ssize_t avail = buflen - start[A_CONG];
+            if (avail > 15)
+                avail = 15;
+            cong = (const char *)data + start[A_CONG];
+            const char *nul = avail > 0 ? memchr(cong, 0, avail) : NULL;
+            cong_len = avail <= 0 ? 0 : nul ? (int)(nul - cong) : (int)avail;
+        }
+        put_tcp(&t, m->state, data + start[A_INFO], cong, cong_len,
+                start[A_BBRINFO] >= 0 ? data + start[A_BBRINFO] : NULL, self->ext_options,
+                self->ext_numeric);
+    }
+    if (t.full)
+        return NULL;
+    return PyUnicode_DecodeLatin1(t.s, t.n, NULL);
+}
+
+/* ---- --json-lines (render/jsonout.py Writer over tables/inet/data.py inet) -------- */
+
+static int
+put_obj(struct text *t, PyObject *str)
+{
+    Py_ssize_t n;
+    const char *p = PyUnicode_AsUTF8AndSize(str, &n);
+    if (p == NULL)
+        return -1;
+    put_str(t, p, (int)n);
+    return 0;
+}
+
+/* The JSON line of a plain inet socket (no attributes, owners, service names or
+ * interface: the ten keys of data.inet), or NULL without an error when only Python can
+ * make it. The texts it copies (netid, state, addresses) are ASCII without quotes or
+ * backslashes, which JSON writes as they are. New reference. */
+static PyObject *
+json_line(RowMaker *self, const struct diag_msg *m)
+{
+    int family = m->family;
+    PyObject *la = addr_cell(self, family, m->src);
+    if (la == NULL)
+        return NULL;
+    Py_INCREF(la);
+    PyObject *ra = addr_cell(self, family, m->dst);
+    if (ra == NULL) {
+        Py_DECREF(la);
+        return NULL;
+    }
+    Py_INCREF(ra);
+    struct text t;
+    t.n = 0;
+    t.full = 0;
+    int bad = put_obj(&t, self->json_head);
+    LIT(&t, ",\"netid\":\"");
+    bad |= put_obj(&t, self->netid);
+    LIT(&t, "\",\"state\":\"");
+    bad |= put_obj(&t, PyTuple_GET_ITEM(self->states, m->state));
+    LIT(&t, "\",\"recv_q\":");
+    put_u(&t, m->rqueue);
+    LIT(&t, ",\"send_q\":");
+    put_u(&t, m->wqueue);
+    LIT(&t, ",\"local_address\":\"");
+    bad |= put_obj(&t, la);
+    LIT(&t, "\",\"local_port\":");
+    put_u(&t, (uint16_t)((m->sport >> 8) | (m->sport << 8)));
+    LIT(&t, ",\"peer_address\":\"");
+    bad |= put_obj(&t, ra);
+    LIT(&t, "\",\"peer_port\":");
+    put_u(&t, (uint16_t)((m->dport >> 8) | (m->dport << 8)));
+    if (family == AF_INET)
+        LIT(&t, ",\"family\":\"inet\",\"protocol\":");
+    else
+        LIT(&t, ",\"family\":\"inet6\",\"protocol\":");
+    put_u(&t, (unsigned)self->protocol);
+    LIT(&t, "}\n");
+    Py_DECREF(la);
+    Py_DECREF(ra);
+    if (bad)
+        return NULL;
+    if (t.full)
+        return NULL;
+    return PyUnicode_DecodeLatin1(t.s, t.n, NULL);
+}
+
 /* One message's row, appended to out; 0 ok, -1 error. */
 static int
 one_row(RowMaker *self, const struct diag_msg *m, PyObject *buf, Py_ssize_t attrs,
         Py_ssize_t end, PyObject *out)
 {
-    PyObject *rec = NULL, *row = NULL;
+    PyObject *rec = NULL, *row = NULL, *ext = NULL;
     self->decoded++;
     if (self->matcher != NULL) {
         rec = make_record(self, m, buf, attrs, end);
@@ -839,6 +1565,28 @@ one_row(RowMaker *self, const struct diag_msg *m, PyObject *buf, Py_ssize_t attr
                (family == AF_INET6 && (state == 7 || state == 10));
     PyObject *cells[NSLOTS];
     memset(cells, 0, sizeof(cells));
+    if (self->json_head != NULL) {
+        /* --json-lines: a line, not cells; v6only and scopes do not matter to the data */
+        if (m->ifindex == 0 && state < NSTATES && self->protocol != IPPROTO_SCTP_ &&
+            (family == AF_INET || family == AF_INET6))
+            row = json_line(self, m);
+        if (row != NULL) {
+            self->last_fast = 1;
+            goto made;
+        }
+        if (PyErr_Occurred())
+            goto error;
+        slow = 1;
+    }
+    if (!slow && self->ext_mode) {
+        ext = ext_text(self, m, (const uint8_t *)PyBytes_AS_STRING(buf), PyBytes_GET_SIZE(buf),
+                       attrs, end);
+        if (ext == NULL) {
+            if (PyErr_Occurred())
+                goto error;
+            slow = 1;
+        }
+    }
     if (!slow) {
         cells[4] = addr_cell(self, family, m->src);
         cells[6] = cells[4] ? addr_cell(self, family, m->dst) : NULL;
@@ -848,6 +1596,7 @@ one_row(RowMaker *self, const struct diag_msg *m, PyObject *buf, Py_ssize_t attr
             goto error;
         if (cells[7] == NULL) {
             slow = 1;
+            Py_CLEAR(ext);
         } else {
             Py_INCREF(cells[4]);
             Py_INCREF(cells[5]);
@@ -870,7 +1619,8 @@ one_row(RowMaker *self, const struct diag_msg *m, PyObject *buf, Py_ssize_t attr
             } else {
                 cells[8] = Py_NewRef(self->empty);
             }
-            cells[9] = Py_NewRef(self->empty);
+            cells[9] = ext != NULL ? ext : Py_NewRef(self->empty);
+            ext = NULL;
             row = PyTuple_New(self->ncols);
             if (row == NULL)
                 goto error_cells;
@@ -895,6 +1645,7 @@ one_row(RowMaker *self, const struct diag_msg *m, PyObject *buf, Py_ssize_t attr
             goto error;
         self->last_fast = 0;
     }
+made:
     Py_XDECREF(rec);
     self->last_inode = m->inode;
     self->made++;
@@ -905,6 +1656,7 @@ error_cells:
     for (int j = 0; j < NSLOTS; j++)
         Py_XDECREF(cells[j]);
 error:
+    Py_XDECREF(ext);
     Py_XDECREF(rec);
     return -1;
 }

@@ -9,11 +9,11 @@ and the final render.
 
 from __future__ import annotations
 
+import _signal as signal  # type: ignore[import-not-found]  # the C module: signal.py builds enums (~3 ms)
 import errno
 import gc
 import io
 import os
-import signal
 import sys
 
 from sockscope.cli.status import EXIT_ARGUMENT, exit_status, shows_usage
@@ -893,8 +893,11 @@ def _show_json(
             writer.open_sockets()
             try:
                 ctx = gather.make_context(sel, opts, flt, environ, _warn, _warn_raw)
-                for _rec, data in rows.walk(ctx):
-                    writer.socket(data)
+                if writer.lines:
+                    rows.write_lines(ctx, writer)
+                else:
+                    for _rec, data in rows.walk(ctx):
+                        writer.socket(data)
             except KeyboardInterrupt:
                 # Ctrl-C: what was written becomes a complete document, then ss's death
                 writer.finish()

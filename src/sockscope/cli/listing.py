@@ -18,7 +18,9 @@ if TYPE_CHECKING:
     from sockscope.query.filter import Filter
     from sockscope.query.selection import Selection
     from sockscope.render.columns import Renderer
+    from sockscope.render.jsonout import Writer
     from sockscope.render.printer import Printer
+    from sockscope.tables.inet.record import InetSocket
     from sockscope.tables.walk import Table
 
 
@@ -47,7 +49,24 @@ def make_context(
 
 
 def show_all(ctx: Context, printer: Printer, renderer: Renderer) -> None:
-    """Dump every selected table in ss's order and queue its rows."""
+    """Dump every selected table in ss's order and queue its rows.
+
+    The cyclic garbage collector is paused meanwhile: a listing allocates a tuple or
+    more per socket and none of them takes part in a cycle, so its passes (one per 700
+    allocations) would only walk the young objects again and again.
+    """
+    import gc
+
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        _show_all(ctx, printer, renderer)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _show_all(ctx: Context, printer: Printer, renderer: Renderer) -> None:
     inet_rows = None
     for table in walk(ctx):
         if table.dg_proto:
@@ -146,3 +165,26 @@ class DataRows:
                 self._proto = table.dg_proto
             for rec in table.records:
                 yield rec, rec.to_dict(view)  # type: ignore[attr-defined]
+
+    def write_lines(self, ctx: Context, writer: Writer) -> None:
+        """--json-lines: every selected socket's line, in the order of :meth:`walk`; the
+        lines of an inet table the compiled core covers are made there, a datagram at a
+        time (the same bytes: see :func:`sockscope.tables.inet.fast.table_lines`)."""
+        from sockscope.render.jsonout import HEAD
+        from sockscope.tables.inet import fast
+
+        view = self.view
+
+        def line(rec: InetSocket) -> str:
+            return writer.line_text(rec.to_dict(view))
+
+        for table in walk(ctx):
+            if table.dg_proto:
+                self._proto = table.dg_proto
+            chunks = fast.table_lines(ctx, table.name, view, HEAD, line) if table.inet else None
+            if chunks is None:
+                for rec in table.records:
+                    writer.socket(rec.to_dict(view))  # type: ignore[attr-defined]
+            else:
+                for lines in chunks:
+                    writer.lines_out(lines)

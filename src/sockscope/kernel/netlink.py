@@ -17,9 +17,9 @@ buffer; both go when its generator is closed, exhausted or dropped.
 
 from __future__ import annotations
 
+import _socket as socket  # the C module: socket.py costs ~3 ms of start-up (enum, selectors)
 import errno as _errno
 import os
-import socket
 
 from sockscope.errors import NetlinkError
 from sockscope.kernel import abi

@@ -30,7 +30,7 @@ from sockscope.tables.inet.layout import ATTR_END, ATTR_START, BUF, FAMILY
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import socket
+    import _socket as socket
     from collections.abc import Callable
 
     from sockscope.tables.inet.record import InetSocket

@@ -15,8 +15,8 @@ Name lookups go to the C library (``getservbyname``, ``gethostbyname2``,
 
 from __future__ import annotations
 
+import _socket as socket  # the C module: socket.py costs ~3 ms of start-up (enum, selectors)
 import os
-import socket
 import sys
 
 from sockscope.errors import FilterError

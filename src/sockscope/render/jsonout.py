@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
     from typing import BinaryIO
 
-_HEAD = '{"schema_version":"%s"' % SCHEMA_VERSION
+HEAD = '{"schema_version":"%s"' % SCHEMA_VERSION
 
 
 class Writer:
@@ -41,10 +41,10 @@ class Writer:
         self._started = True
         if self.lines:
             if summary is not None:
-                self._write(_HEAD + ',"summary":' + self.encode(summary) + "}\n")
+                self._write(HEAD + ',"summary":' + self.encode(summary) + "}\n")
                 self.out.flush()
             return
-        head = _HEAD
+        head = HEAD
         if summary is not None:
             head += ',"summary":' + self.encode(summary)
         self._write(head)
@@ -61,6 +61,28 @@ class Writer:
         ``tail`` is pre-encoded fields added at the end (:meth:`tail`: ``--all-netns``
         encodes the namespace once, not once per socket).
         """
+        text = self._text(d, tail)
+        if self.lines:
+            self._write(self.line_text(d, text))
+            self.out.flush()
+            return
+        self._write(("\n" if self._count == 0 else ",\n") + text)
+        self._count += 1
+
+    def line_text(self, d: dict[str, object], text: str | None = None) -> str:
+        """--json-lines: the line of one socket, its newline included: the record's own
+        object with schema_version in front, ``{"schema_version":..,``."""
+        if text is None:
+            text = self._text(d, "")
+        return HEAD + ("," + text[1:] if len(text) > 2 else "}") + "\n"
+
+    def lines_out(self, lines: list[str]) -> None:
+        """--json-lines: socket lines made elsewhere (:meth:`line_text`, or the compiled
+        core's), written and flushed together."""
+        self._write("".join(lines))
+        self.out.flush()
+
+    def _text(self, d: dict[str, object], tail: str) -> str:
         text = self.encode(d)
         if "\\udc" in text:
             # a name that is not UTF-8 (kept as surrogate escapes) would be a lone
@@ -68,13 +90,7 @@ class Writer:
             text = self.encode(bytes_as_latin1(d))
         if tail:
             text = text[:-1] + ("," if len(text) > 2 else "") + tail + "}"
-        if self.lines:
-            # the record's own object with schema_version in front: `{"schema_version":..,`
-            self._write(_HEAD + ("," + text[1:] if len(text) > 2 else "}") + "\n")
-            self.out.flush()
-            return
-        self._write(("\n" if self._count == 0 else ",\n") + text)
-        self._count += 1
+        return text
 
     def tail(self, fields: dict[str, object]) -> str:
         """``fields`` encoded for :meth:`socket`'s ``tail`` (``"k":v,...`` without braces)."""
@@ -82,7 +98,7 @@ class Writer:
 
     def line(self, fields: dict[str, object]) -> None:
         """--json-lines: an object of its own (e.g. a namespace's summary), flushed."""
-        self._write(_HEAD + "," + self.encode(fields)[1:] + "\n")
+        self._write(HEAD + "," + self.encode(fields)[1:] + "\n")
         self.out.flush()
 
     def sockets(self, dicts: Iterable[dict[str, object]]) -> None:
@@ -158,16 +174,16 @@ def write_groups(out: BinaryIO, groups: Iterable[dict[str, object]], lines: bool
     if lines:
         for g in groups:
             text = encode(g)
-            out.write((_HEAD + "," + text[1:] + "\n").encode("ascii"))
+            out.write((HEAD + "," + text[1:] + "\n").encode("ascii"))
         return
     body = ",\n".join(encode(g) for g in groups)
     out.write(
-        (_HEAD + ',"groups":[' + ("\n" + body + "\n" if body else "") + "]}\n").encode("ascii")
+        (HEAD + ',"groups":[' + ("\n" + body + "\n" if body else "") + "]}\n").encode("ascii")
     )
 
 
 def write_event(out: BinaryIO, event: dict[str, object]) -> None:
     """One ``--watch`` event as a JSON line, flushed."""
     text = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode(event)
-    out.write((_HEAD + "," + text[1:] + "\n").encode("ascii"))
+    out.write((HEAD + "," + text[1:] + "\n").encode("ascii"))
     out.flush()

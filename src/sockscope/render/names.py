@@ -8,8 +8,8 @@ the column engine.
 
 from __future__ import annotations
 
+import _socket as socket  # the C module: socket.py costs ~3 ms of start-up (enum, selectors)
 import os
-import socket
 
 from sockscope.kernel import abi
 

@@ -16,7 +16,7 @@ No ``json`` import here: the text path may load this module for free.
 
 from __future__ import annotations
 
-import socket
+import _socket as socket  # the C module: socket.py costs ~3 ms of start-up (enum, selectors)
 import struct
 
 from sockscope.kernel import abi

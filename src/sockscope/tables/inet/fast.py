@@ -1,10 +1,12 @@
 """The compiled listing path of an inet table: rows made in C, dumps received in threads.
 
-When the C core is available (:mod:`sockscope.accel`), a plain inet listing (no extra
-information, no -K, no -D; with or without -p and a filter) hands each received datagram
-to ``_core.RowMaker``, which walks its messages, decodes struct inet_diag_msg and makes
-the row cells with the run's memos, calling back into Python for the user-space filter,
-the Process cell and every row outside its fast domain (see ``InetRows.row``). Python
+When the C core is available (:mod:`sockscope.accel`), an inet listing (no -K, no -D;
+with or without -p and a filter; as extra information only the -i/-m text of TCP rows)
+hands each received datagram to ``_core.RowMaker``, which walks its messages, decodes
+struct inet_diag_msg and makes the row cells with the run's memos (and the -i/-m cell as
+the fast path of :func:`sockscope.tables.inet.extinfo.inet` does), calling back into
+Python for the user-space filter, the Process cell and every row outside its fast domain
+(see ``InetRows.row``). Python
 keeps the sources, the requests, the bytecode, the receive loop and every fallback: a
 table this module declines (:func:`table_rows` returns None) goes through
 :func:`sockscope.tables.inet.source.inet_table` and ``InetRows.row_fn``, the reference.
@@ -29,9 +31,11 @@ from sockscope.tables.inet.record import InetSocket
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from typing import Any
 
+    from sockscope.options import Options
+    from sockscope.render.view import View
     from sockscope.tables.context import Context
     from sockscope.tables.inet.row import InetRows
 
@@ -44,9 +48,11 @@ def table_rows(ctx: Context, name: str, inet_rows: InetRows) -> Iterator[Rows] |
     """The rows of one inet table made by the C core, a list at a time; None when this
     table must go through the pure-Python path (no core, or a case it does not cover)."""
     mod = core()
-    if mod is None or ctx.killer is not None or ctx.tee is not None or inet_rows.ext_wanted:
+    if mod is None or ctx.killer is not None or ctx.tee is not None:
         return None
     protocol, env_var, _dg = source.INET_TABLES[name]
+    if inet_rows.ext_wanted and not _ext_covered(ctx.opts, protocol):
+        return None
     if protocol == abi.IPPROTO_RAW:
         return None  # the real protocol comes from an attribute: few sockets, Python
     env = ctx.environ
@@ -58,8 +64,70 @@ def table_rows(ctx: Context, name: str, inet_rows: InetRows) -> Iterator[Rows] |
     return _netlink(ctx, maker, protocol, inet_rows)
 
 
+def table_lines(
+    ctx: Context, name: str, view: View, head: str, line: Callable[[InetSocket], str]
+) -> Iterator[list[str]] | None:
+    """--json-lines: the lines of one inet table made by the C core, a list at a time
+    (each line ends with a newline); None when the table goes through the Python walk.
+
+    The C core writes the ten keys of a plain socket (:func:`sockscope.tables.inet.data.inet`
+    with a view that reads no attribute, no owners and no service names); every other
+    row is made by ``line`` (the record's dict through the writer), so both agree.
+    """
+    mod = core()
+    if mod is None or ctx.killer is not None or ctx.tee is not None:
+        return None
+    if (
+        view.wants_attrs
+        or view.timer
+        or view.service is not None
+        or view.owners is not None
+        or ctx.opts.resolve
+    ):
+        return None
+    protocol, env_var, _dg = source.INET_TABLES[name]
+    env = ctx.environ
+    if protocol == abi.IPPROTO_RAW or env_var in env or "PROC_ROOT" in env:
+        return None
+    if name == "tcp" and "TCPDIAG_FILE" in env:
+        return None
+    maker = mod.RowMaker(
+        protocol=protocol,
+        families=ctx.sel.families,
+        enabled=(0,),
+        addr4={},
+        addr6={},
+        ports={},
+        qmemo={},
+        states=abi.STATE_NAMES,
+        netid=PROTO_NAMES.get(protocol, "???"),
+        slow=line,
+        rec_type=InetSocket,
+        control=netlink.control,
+        matcher=ctx.matcher,
+        proc=None,
+        numeric=True,
+        hosts=False,
+        json_head=head,
+    )
+    return _netlink(ctx, maker, protocol, None)  # type: ignore[return-value]
+
+
+def _ext_covered(opts: Options, protocol: int) -> bool:
+    """Whether the C core makes the extra-information cell of this table's rows: the -i
+    and -m text of TCP rows (with -o and -O or not), the fast path of
+    :func:`sockscope.tables.inet.extinfo._bind`; any other option that adds text there
+    (-e, --tos, --cgroup, --inet-sockopt) leaves the table to Python."""
+    return (
+        protocol == abi.IPPROTO_TCP
+        and bool(opts.show_tcpinfo or opts.show_mem)
+        and not (opts.show_details or opts.show_tos or opts.show_cgroup or opts.show_inet_sockopt)
+    )
+
+
 def _maker(mod: Any, ctx: Context, inet_rows: InetRows, protocol: int, families: int) -> Any:
     p = inet_rows.p
+    opts = inet_rows.opts
     return mod.RowMaker(
         protocol=protocol,
         families=families,
@@ -77,6 +145,11 @@ def _maker(mod: Any, ctx: Context, inet_rows: InetRows, protocol: int, families:
         proc=p.process if p.show_proc else None,
         numeric=p.resolver.numeric,
         hosts=p.resolver.resolve_hosts,
+        ext=inet_rows.ext_wanted,
+        ext_options=bool(opts.show_options),
+        ext_numeric=bool(opts.numeric),
+        ext_lead="" if opts.oneline else "\n\t",
+        timers=abi.TIMER_NAMES,
     )
 
 
@@ -127,7 +200,9 @@ def _next(queue: SimpleQueue[Any], seq: int, maker: Any, out: Rows) -> int:
     return flags
 
 
-def _netlink(ctx: Context, maker: Any, protocol: int, inet_rows: InetRows) -> Iterator[Rows] | None:
+def _netlink(
+    ctx: Context, maker: Any, protocol: int, inet_rows: InetRows | None
+) -> Iterator[Rows] | None:
     """inet_show_netlink with both families' dumps under way at once.
 
     As in :func:`source.inet_netlink`, a first dump the kernel refuses before its first
@@ -189,7 +264,7 @@ def _stream(
     first: Rows,
     flags: int,
     failed: bool,
-    inet_rows: InetRows,
+    inet_rows: InetRows | None,
 ) -> Iterator[Rows]:
     try:
         yield first
@@ -200,5 +275,5 @@ def _stream(
     except (NetlinkError, OSError):
         return
     _decoded, made, last_inode, last_fast = maker.stats
-    if made and last_fast and inet_rows.p.show_proc:
+    if made and last_fast and inet_rows is not None and inet_rows.p.show_proc:
         inet_rows.sctp_ino = last_inode  # InetRows.row keeps the last inode (SCTP rows)
