@@ -351,6 +351,7 @@ def inet_proc(ctx: Context, table: str) -> Iterator[InetSocket]:
     name = {"tcp": "tcp", "udp": "udp", "raw": "raw"}[table]
     var = "PROC_NET_" + name.upper()
     protocol = {"tcp": abi.IPPROTO_TCP, "udp": abi.IPPROTO_UDP, "raw": 0}[table]
+    buf = procfs.line_buffer()
     for family, fname, fvar in ((abi.AF_INET, name, var), (abi.AF_INET6, name + "6", var + "6")):
         if not sel.families & (1 << family):
             continue
@@ -360,9 +361,9 @@ def inet_proc(ctx: Context, table: str) -> Iterator[InetSocket]:
                 return  # the v4 file missing is an error: the table is abandoned
             continue
         if table == "tcp":
-            recs = procfs.tcp_sockets(data, family, sel.states)
+            recs = procfs.tcp_sockets(data, family, sel.states, buf)
         else:
-            recs = procfs.dgram_sockets(data, family, sel.states, protocol)
+            recs = procfs.dgram_sockets(data, family, sel.states, protocol, buf)
         try:
             yield from _apply(recs, ctx, protocol, killable=False)
         except procfs.TableAborted:
