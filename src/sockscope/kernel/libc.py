@@ -104,7 +104,7 @@ def open_fgets(path: str, size: int = 256) -> Iterator[bytes]:
 class _Scan:
     """The parse of one conversion directive of a scanf format."""
 
-    __slots__ = ("conv", "end", "skip", "bits", "width", "charset")
+    __slots__ = ("bits", "charset", "conv", "end", "skip", "width")
 
     def __init__(self, fmt: str, i: int) -> None:
         self.skip = fmt.startswith("*", i)
@@ -257,6 +257,14 @@ def _store(value: int, signed: bool, bits: int) -> int:
     if signed and value >> (bits - 1):
         value -= 1 << bits
     return value
+
+
+def scan_ints(text: bytes, fmt: str, size: int) -> tuple[int, list[int]]:
+    """:func:`sscanf` of a format of integer conversions: (its return value, ``size``
+    values, those it did not assign 0, as in a zeroed C struct)."""
+    count, vals = sscanf(text, fmt)
+    ints = [v if isinstance(v, int) else 0 for v in vals]
+    return count, ints + [0] * (size - len(ints))
 
 
 def scanf(text: bytes, fmt: str) -> list[object]:

@@ -13,7 +13,7 @@ import struct
 
 from sockscope.kernel import abi
 from sockscope.kernel.iproute import proc_path
-from sockscope.kernel.libc import fgets, scanf, sscanf
+from sockscope.kernel.libc import fgets, int32, scan_ints, sscanf
 from sockscope.tables.inet.layout import PROC_EXTRA
 from sockscope.tables.inet.record import InetSocket, make_proc_inet
 
@@ -145,10 +145,10 @@ def _addr(text: bytes, family: int) -> tuple[bytes, int]:
     """proc_parse_inet_addr for one side: (16 address bytes, port); what sscanf does not
     assign stays zero."""
     if family == abi.AF_INET:
-        vals = scanf(text, _V4_FMT) + [0, 0]
-        return _V4.pack(vals[0]) + bytes(12), int(vals[1])  # type: ignore[arg-type]
-    vals = scanf(text, _V6_FMT) + [0] * 5
-    return _V6.pack(*vals[:4]), int(vals[4])  # type: ignore[arg-type]
+        vals = scan_ints(text, _V4_FMT, 2)[1]
+        return _V4.pack(vals[0]) + bytes(12), vals[1]
+    vals = scan_ints(text, _V6_FMT, 5)[1]
+    return _V6.pack(*vals[:4]), vals[4]
 
 
 def _state_bit(ch: int) -> int:
@@ -197,23 +197,22 @@ def tcp_sockets(
         buf = line_buffer()
     for src, lport, dst, rport, text in _entries(data, family, states, buf):
         n, vals = sscanf(text, _TCP_FMT)
-        v: list[object] = [*vals, *[0] * (17 - len(vals))]
+        opt = vals.pop() if n >= 17 else b""
+        v = [x if isinstance(x, int) else 0 for x in vals] + [0] * (16 - len(vals))
         state, wq, rq, timer, timeout, retrans, uid, probes, ino, refcnt, sk = v[:11]
         rto, ato, qack, cwnd, ssthresh = v[11:16]
-        opt = v[16] if n >= 17 else b""
         if n < 12:
             rto, cwnd, ssthresh, ato, qack = 0, 2, -1, 0, 0
-        assert isinstance(timer, int) and isinstance(timeout, int) and isinstance(qack, int)
-        assert isinstance(rto, int) and isinstance(ato, int) and isinstance(opt, bytes)
-        retrans = retrans if timer == 1 else probes & 0xFFFFFFFF
+        retrans = int32(retrans if timer == 1 else probes)  # printed with %d
         expires = ((timeout * 1000 + hz - 1) & 0xFFFFFFFF) // hz  # unsigned arithmetic
         qack = int(qack / 2)  # C's division truncates towards zero
         rto_v = 0.0 if rto == 3 * hz else rto / hz
         ssthresh = 0 if ssthresh == -1 else ssthresh
-        extra = (refcnt, rto_v, ato / hz, qack, cwnd, ssthresh, opt.decode("latin-1"))
+        text_opt = opt.decode("latin-1") if isinstance(opt, bytes) else ""
+        extra = (refcnt, rto_v, ato / hz, qack, cwnd, ssthresh, text_opt)
         yield make_proc_inet(
-            family, state, lport, rport, src, dst, rq, wq, uid & 0xFFFFFFFF, ino,  # type: ignore[arg-type,operator]
-            abi.IPPROTO_TCP, timer, retrans, expires, sk, extra,  # type: ignore[arg-type]
+            family, state, lport, rport, src, dst, rq, wq, uid & 0xFFFFFFFF, ino,
+            abi.IPPROTO_TCP, timer, retrans, expires, sk, extra,
         )  # fmt: skip
 
 
@@ -224,12 +223,12 @@ def dgram_sockets(
     if buf is None:
         buf = line_buffer()
     for src, lport, dst, rport, text in _entries(data, family, states, buf):
-        _n, vals = sscanf(text, _DGRAM_FMT)
-        v: list[object] = [*vals, *[0] * (8 - len(vals))]
+        # the count is never compared right (n < 9 of 8 conversions): no opt text
+        v = scan_ints(text, _DGRAM_FMT, 8)[1]
         state, wq, rq, uid, ino, _refcnt, sk = v[:7]
         yield make_proc_inet(
-            family, state, lport, rport, src, dst, rq, wq, uid & 0xFFFFFFFF, ino, protocol,  # type: ignore[arg-type,operator]
-            sk=sk,  # type: ignore[arg-type]
+            family, state, lport, rport, src, dst, rq, wq, uid & 0xFFFFFFFF, ino, protocol,
+            sk=sk,
         )  # fmt: skip
 
 
