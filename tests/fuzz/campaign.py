@@ -415,6 +415,15 @@ def run_oracle(oracle: str, argv: list[str], env: dict[str, str]) -> tuple[int, 
     return p.returncode, p.stdout, p.stderr.replace(oracle.encode(), b"sockscope")
 
 
+def _keep(where: Path, scratch: Path, argv: list[str], env: dict[str, str]) -> None:
+    """Keep a case where ss and sockscope differ: its input files and its command line."""
+    import shutil
+
+    shutil.copytree(scratch, where, symlinks=True, dirs_exist_ok=True)
+    subst = {k: v.replace(str(scratch), "{dir}") for k, v in env.items()}
+    (where / "case.json").write_text(json.dumps({"argv": argv, "env": subst}))
+
+
 def _first_difference(want: bytes, got: bytes) -> dict[str, str]:
     """The first line of stdout where ss and sockscope differ (for the report)."""
     a, b = want.split(b"\n"), got.split(b"\n")
@@ -429,7 +438,7 @@ def _first_difference(want: bytes, got: bytes) -> dict[str, str]:
 
 def campaign(
     kind: str, seed: int, count: int, oracle: str | None = None,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int], None] | None = None, keep: Path | None = None,
 ) -> dict[str, object]:  # fmt: skip
     rng = random.Random(seed)
     failures: list[dict[str, object]] = []
@@ -463,6 +472,8 @@ def campaign(
                 ):
                     unstable += 1  # ss's answer changes from run to run: it reads garbage
                 elif want != got[:3]:
+                    if keep is not None:
+                        _keep(keep / f"{kind}-{seed}-{n}", scratch, argv, env)
                     mismatches.append({"argv": argv[:40], "env": env, "ss": want[0], "ours": got[0],
                                        "ss_err": want[2][:300].decode("latin-1"),
                                        "our_err": got[2][:300].decode("latin-1"),
@@ -485,6 +496,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=12)
     ap.add_argument("--count", type=int, default=200, help="0: until interrupted")
     ap.add_argument("--oracle", help="upstream ss 7.1, to compare with")
+    ap.add_argument("--keep", type=Path, help="keep the inputs of cases that differ from ss here")
     ap.add_argument("--as-limit-mib", type=int, default=1024, help="RLIMIT_AS of this process")
     args = ap.parse_args()
     import resource
@@ -494,7 +506,7 @@ def main() -> None:
     result: dict[str, object] = {}
     try:
         result = campaign(args.kind, args.seed, args.count, args.oracle,
-                          lambda n: print(f"{n} cases", file=sys.__stderr__, flush=True))  # fmt: skip
+                          lambda n: print(f"{n} cases", file=sys.__stderr__, flush=True), args.keep)  # fmt: skip
     finally:
         print(json.dumps(result), file=sys.__stdout__, flush=True)
 
