@@ -337,6 +337,20 @@ CASES: list[Case] = [
     _dump_case("attr-skmem-short", ["-tanm"]),
     _dump_case("attr-skmem-short", ["-tani"]),
     _dump_case("attr-skmem-short", ["-tanmiO"]),
+    # defect 13: a device name too long for ll_link_get's request (addattr_l's warning)
+    *(
+        {"id": f"dev-{name}", "argv": argv}
+        for name, argv in (
+            ("1011", ["-tn", "dev", "x" * 1011]),
+            ("1012", ["-tn", "dev", "x" * 1012]),
+            ("3000", ["-tn", "dev", "x" * 3000]),
+            ("1012-utf8", ["-tn", "dev", "é" * 506]),
+            ("lo-or-1500", ["-tn", "dev", "lo", "or", "dev", "y" * 1500]),
+            ("link-port-1500", ["-0", "src", "link:*:" + "y" * 1500]),
+            ("link-proto-port-1500", ["-0", "dst", "link:ip:" + "y" * 1500]),
+            ("if-form-1013", ["-tan", "dev", "if" + "0" * 1010 + "1"]),  # parses, warns
+        )
+    ),
     # defect 7: one damaged /proc line of each kind (tcp, then as udp and raw lines)
     *(
         {
