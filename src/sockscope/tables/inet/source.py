@@ -346,7 +346,7 @@ def _file_records(fd: int, ctx: Context) -> Iterator[tuple[InetSocket, str | Non
             return
         end = max(length, _DIAG_MSG_END)
         # with the stale bytes after the message that ss's printers read through
-        snapshot = bytes(buf[: max(16 + nitems, _DIAG_MSG_END) + 64])
+        snapshot = bytes(buf[: max(16 + nitems, _DIAG_MSG_END) + 512])
         rec = next(decode_inet([(mtype, snapshot, 0, end)], abi.IPPROTO_TCP))
         yield rec, _deficit(buf, length)
 
