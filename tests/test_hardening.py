@@ -387,3 +387,30 @@ def test_damaged_proc_line_skips_the_rest_of_the_table(damage: bytes, tmp_path: 
     status, out, err, _d, _n = run(["-tan"], {"PROC_ROOT": str(tmp_path)})
     assert (status, err) == (0, b"")
     assert b":1000" in out and b":1001" not in out
+
+
+# -- defect 13: warnings of the filter parse reach the CLI through the context ------------------
+def test_filter_warnings_are_returned_and_called_back() -> None:
+    """ll_link_get's addattr_l warning (a device name of 1,012 bytes or more) is kept in
+    FilterContext.warnings and on the Filter, and passed to the ``warn`` callback as it
+    comes; the library prints nothing (case dev-if-form-1013 checks the CLI's stderr)."""
+    from sockscope.errors import FilterError
+    from sockscope.query.filter import parse_filter
+    from sockscope.query.hostcond import FilterContext
+
+    warning = "addattr_l ERROR: message exceeded bound of 1056\n"
+    heard: list[str] = []
+    ctx = FilterContext(warn=heard.append)
+    flt = parse_filter(["dev", "if" + "0" * 1010 + "1"], ctx)
+    assert flt is not None and flt.warnings == (warning,)
+    assert ctx.warnings == heard == [warning]
+    ctx = FilterContext()
+    with pytest.raises(FilterError, match="Cannot parse device"):
+        parse_filter(["dev", "x" * 1012], ctx)
+    assert ctx.warnings == [warning]
+    ctx = FilterContext()
+    with pytest.raises(FilterError):
+        parse_filter(["dev", "x" * 1011], ctx)
+    assert ctx.warnings == []
+    flt = parse_filter("dev lo")
+    assert flt is not None and flt.warnings == ()

@@ -25,6 +25,7 @@ import io
 import json
 import os
 import random
+import re
 import socket
 import struct
 import subprocess
@@ -160,54 +161,235 @@ def mutate(rng: random.Random, data: bytes) -> bytes:
     return bytes(buf)
 
 
-_DUMP_ARGS = [["-tan"], ["-tane"], ["-tani"], ["-tanm"], ["-tano"], ["-tan", "--json"],
-              ["-tan", "--json-lines"], ["-tanieom"], ["-ta", "sport", "=", ":1000"],
-              ["-tan", "-O", "-i"], ["-tanH"], ["-tanQ"]]  # fmt: skip
+_ATTR_SIZES = {1: [16, 12, 17, 0], 2: [0, 1, 7, 92, 104, 160, 232, 300], 4: [0, 1, 15, 16, 40],
+               5: [0, 1, 3], 6: [0, 1], 7: [0, 4, 16, 28, 32, 36, 40], 8: [0, 2, 24, 48],
+               9: [0, 4], 10: [0, 8], 11: [0, 1], 12: [0, 4, 8], 15: [0, 4]}  # fmt: skip
+
+
+def _struct_dump(rng: random.Random) -> bytes:
+    """A dump damaged at the level of its structures: message types, lengths and flags,
+    inet_diag_msg fields at their limits, attributes of odd sizes, repeated, nested,
+    lying about their length, several NLMSG_DONE or none."""
+    out = []
+    for i in range(rng.randint(1, 5)):
+        family = rng.choice([2, 2, 10, 10, 0, 1, 17, 44, 255])
+        rec = bytearray(sd.record(socket.AF_INET if family != 10 else socket.AF_INET6,
+                                  1, "127.0.0.1" if family != 10 else "::1", 1000 + i,
+                                  "127.0.0.1" if family != 10 else "::1", 80, 7 + i, i))  # fmt: skip
+        rec[16] = family
+        rec[17] = rng.choice([1, 2, 6, 7, 10, 12, 13, 0, 14, 33, 255])
+        rec[18] = rng.choice([0, 1, 2, 3, 4, 5, 6, 200])
+        rec[19] = rng.choice([0, 1, 255])
+        for off, size in ((76, 4), (80, 4), (84, 4), (88, 4), (92, 4), (68, 4), (72, 4)):
+            if rng.random() < 0.2 and off + size <= len(rec):
+                rec[off : off + size] = struct.pack(
+                    "=I", rng.choice([0, 0xFFFFFFFF, 0x7FFFFFFF, 0x80000000])
+                )
+        attrs = b""
+        for _ in range(rng.randint(0, 5)):
+            rtype = rng.choice([*_ATTR_SIZES, rng.randrange(64), 0x8000 | rng.randrange(20)])
+            size = rng.choice(_ATTR_SIZES.get(rtype & 0x7FFF, [0, 4, 8, 13]))
+            payload = bytes(rng.randrange(256) for _ in range(size))
+            if rtype == 4 and rng.random() < 0.7:
+                payload = rng.choice([b"cubic\0", b"bbr\0", b"dctcp\0", b"reno", b"x" * 20])
+            raw = _rta(rtype, payload)
+            r = rng.random()
+            if r < 0.08:  # rta_len lies
+                raw = struct.pack("=H", rng.choice([0, 1, 3, 4, 0xFFFF, len(raw) + 4])) + raw[2:]
+            elif r < 0.12:  # repeated
+                raw += raw
+            attrs += raw
+        body = bytes(rec[16:]) + attrs
+        length = 16 + len(body)
+        r = rng.random()
+        if r < 0.1:
+            length = rng.choice([16, 17, 20, 87, 88, 89, length - 1, length + 3, length + 1000])
+        mtype = 20 if rng.random() > 0.08 else rng.choice([1, 2, 3, 4, 16, 18, 19, 0xFFFF])
+        flags = rng.choice([2, 2, 2, 0, 0x10 | 2, 0xFFFF])
+        out.append(
+            struct.pack("=IHHII", length & 0xFFFFFFFF, mtype, flags, rng.choice([0, 123456]), 0)
+            + body
+        )
+        if rng.random() < 0.05:
+            out.append(
+                struct.pack("=IHHIIi", 20, 2, 0, 0, 0, rng.choice([0, -1, -2, -12, -22, -95, 5]))
+            )
+    r = rng.random()
+    if r < 0.1:
+        pass  # no NLMSG_DONE
+    elif r < 0.2:
+        out.append(sd.done() + sd.done())
+    elif r < 0.25:
+        out.append(struct.pack("=IHHIIi", 20, 3, 2, 0, 0, rng.choice([-1, -95, -2])))
+    else:
+        out.append(sd.done())
+    data = b"".join(out)
+    return mutate(rng, data) if rng.random() < 0.3 else data
+
+
+_DUMP_ARGS = [["-tan"], ["-tane"], ["-tani"], ["-tanm"], ["-tano"], ["-tanieom"],
+              ["-ta", "sport", "=", ":1000"], ["-tan", "-O", "-i"], ["-tanH"], ["-tanQ"],
+              ["-tanb"], ["-tanZ"], ["-tan4"], ["-tan6"], ["-tanr"], ["-tanp"], ["-tanT"],
+              ["-tan", "--inet-sockopt"], ["-tan", "--cgroup"], ["-tan", "--tos"],
+              ["-ta", "dst", "127.0.0.1"], ["-ta", "src", "::1"], ["-tan", "dev", "lo"],
+              ["-tanemi", "state", "listening"], ["-tan", "--json"],
+              ["-tane", "--json-lines"]]  # fmt: skip
 
 
 # --- damaged /proc trees ---------------------------------------------------------------------
-def _proc_files(rng: random.Random) -> dict[str, bytes]:
-    def tcp_line(i: int, v6: bool) -> bytes:
-        addr = "00000000000000000000000001000000" if v6 else "0100007F"
-        return (f"{i:4d}: {addr}:{1000 + i:04X} {addr}:0050 {rng.choice(['01', '0A', '06'])}"
-                f" 00000000:00000000 00:00000000 00000000     0        0 {100 + i} 1 "
-                "0000000000000000 20 4 30 10 -1\n").encode()  # fmt: skip
+_TCP_HEAD = (b"  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt"
+             b"   uid  timeout inode\n")  # fmt: skip
+_UDP_HEAD = (b"   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt"
+             b"   uid  timeout inode ref pointer drops            \n")  # fmt: skip
+_V6 = ["00000000000000000000000001000000", "00000000000000000000000000000000",
+       "0000000000000000FFFF00000100007F", "000080FE000000000000000001000000"]  # fmt: skip
+_V4 = ["0100007F", "00000000", "0101A8C0", "FFFFFFFF"]
 
-    head = b"  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+
+def _proc_files(rng: random.Random) -> dict[str, bytes]:
+    """A plausible /proc/net tree: every file in the kernel's format."""
+
+    def inet_line(i: int, v6: bool, tcp: bool) -> bytes:
+        pick = _V6 if v6 else _V4
+        loc, rem = rng.choice(pick), rng.choice(pick)
+        st = rng.choice(["01", "0A", "06", "07", "02", "08", "0B", "0C", "03"])
+        txrx = f"{rng.randrange(1 << 12):08X}:{rng.randrange(1 << 12):08X}"
+        tr = f"{rng.choice([0, 0, 1, 2, 3, 4]):02X}:{rng.randrange(1 << 16):08X}"
+        uid = rng.choice([0, 0, 1000, 65534])
+        if tcp:
+            tail = (f"{rng.choice([1, 2, 3])} {rng.randrange(1 << 64):016X} {rng.choice([20, 200, 300])}"
+                    f" {rng.choice([0, 4, 40])} {rng.randrange(40)} {rng.choice([10, 2, 1])}"
+                    f" {rng.choice([-1, 7, 16])}")  # fmt: skip
+            if rng.random() < 0.1:
+                tail += " some options"
+        else:
+            tail = f"{rng.choice([2, 3])} {rng.randrange(1 << 64):016X} {rng.randrange(3)}"
+        return (f"{i:4d}: {loc}:{rng.randrange(1 << 16):04X} {rem}:{rng.randrange(1 << 16):04X}"
+                f" {st} {txrx} {tr} {rng.randrange(3):08X} {uid:5d} {rng.randrange(3):8d}"
+                f" {100 + i} {tail}\n").encode()  # fmt: skip
+
+    def unix_line(i: int) -> bytes:
+        flags = rng.choice([0, 0x10000])
+        name = rng.choice(["", " /tmp/s%d" % i, " @abstract%d" % i, " /run/a b"])
+        return (f"{rng.randrange(1 << 64):016X}: {rng.randrange(5):08X} 00000000 {flags:08X}"
+                f" {rng.choice([1, 2, 5]):04X} {rng.choice([1, 2, 3, 4]):02X}"
+                f" {1000 + i}{name}\n").encode()  # fmt: skip
+
+    def packet_line(i: int) -> bytes:
+        return (f"{rng.randrange(1 << 64):016X} {rng.randrange(4):<6d} {rng.choice([2, 3, 10]):<4d}"
+                f" {rng.choice([0, 3, 0x800, 0x88CC, 0x1234]):04x}   {rng.randrange(3):<5d}"
+                f" {rng.randrange(2)} {rng.randrange(9999):<6d} {rng.choice([0, 1000]):<6d}"
+                f" {2000 + i}\n").encode()  # fmt: skip
+
+    def netlink_line(i: int) -> bytes:
+        return (f"{rng.randrange(1 << 64):016X} {rng.choice([0, 4, 9, 15, 16]):<3d}"
+                f" {rng.choice([0, 1, 4294967295, 1234]):<10d} {rng.randrange(1 << 32):08x}"
+                f" {rng.randrange(9999):<8d} {rng.randrange(9999):<8d} {rng.randrange(2):<5d}"
+                f" {rng.randrange(3):<8d} {rng.randrange(3):<8d} {3000 + i}\n").encode()  # fmt: skip
+
+    def some(make: Callable[[int], bytes], most: int) -> bytes:
+        return b"".join(make(i) for i in range(rng.randint(0, most)))
+
     return {
-        "tcp": head + b"".join(tcp_line(i, False) for i in range(rng.randint(0, 5))),
-        "tcp6": head + b"".join(tcp_line(i, True) for i in range(rng.randint(0, 5))),
-        "udp": head + b"".join(tcp_line(i, False) for i in range(rng.randint(0, 3))),
-        "raw": head + b"".join(tcp_line(i, False) for i in range(rng.randint(0, 2))),
-        "unix": b"Num       RefCount Protocol Flags    Type St Inode Path\n"
-        + b"".join(
-            b"0000000000000000: 00000002 00000000 00010000 0001 01 %d /tmp/s%d\n" % (i, i)
-            for i in range(rng.randint(0, 5))
-        ),
+        "tcp": _TCP_HEAD + some(lambda i: inet_line(i, False, True), 5),
+        "tcp6": _TCP_HEAD + some(lambda i: inet_line(i, True, True), 4),
+        "udp": _UDP_HEAD + some(lambda i: inet_line(i, False, False), 4),
+        "udp6": _UDP_HEAD + some(lambda i: inet_line(i, True, False), 3),
+        "raw": _UDP_HEAD + some(lambda i: inet_line(i, False, False), 2),
+        "raw6": _UDP_HEAD + some(lambda i: inet_line(i, True, False), 2),
+        "unix": b"Num       RefCount Protocol Flags    Type St Inode Path\n" + some(unix_line, 6),
         "packet": b"sk       RefCnt Type Proto  Iface R Rmem   User   Inode\n"
-        b"0000000000000000 3      3    0003   1     1 0      0      1234\n",
-        "netlink": b"sk               Eth Pid        Groups   Rmem     Wmem     Dump  Locks    Drops    Inode\n"
-        b"0000000000000000 0   1          00000000 0        0        0     2        0        5\n",
+        + some(packet_line, 3),
+        "netlink": b"sk               Eth Pid        Groups   Rmem     Wmem     Dump  Locks    Drops"
+        b"    Inode\n" + some(netlink_line, 4),
         "sockstat": b"sockets: used 5\nTCP: inuse 1 orphan 0 tw 0 alloc 2 mem 1\nUDP: inuse 1 mem 0\n",
         "snmp": b"Tcp: RtoAlgorithm CurrEstab\nTcp: 1 3\n",
     }
 
 
+_NUMBERS = [b"99999999999999999999", b"FFFFFFFFFFFFFFFFFFFF", b"4294967295", b"4294967296",
+            b"2147483648", b"-1", b"-2147483649", b"-0", b"+7", b"0x10", b"FFFFFFFF", b"80000000",
+            b"-FFFF", b"18446744073709551615", b"18446744073709551616", b"007", b""]  # fmt: skip
+
+
+def _mutate_line(rng: random.Random, line: bytes) -> bytes:
+    """One damage to one line (without its newline)."""
+    fields = line.split(b" ")
+    r = rng.randrange(13)
+    if r == 0:  # truncated
+        return line[: rng.randrange(len(line) + 1)]
+    if r == 1:  # a run of blanks (or tabs) for one blank
+        return line.replace(
+            b" ", rng.choice([b"  ", b"     ", b"\t", b" \t ", b"\v"]), rng.randint(1, 4)
+        )
+    if r == 2:  # a NUL
+        pos = rng.randrange(len(line) + 1)
+        return line[:pos] + b"\0" + line[pos:]
+    if r in (3, 4):  # a huge, negative or odd number for a field
+        i = rng.randrange(len(fields))
+        fields[i] = rng.choice(_NUMBERS)
+        return b" ".join(fields)
+    if r == 5:  # a missing field
+        del fields[rng.randrange(len(fields))]
+        return b" ".join(fields)
+    if r == 6:  # not hex
+        pos = rng.randrange(len(line) + 1)
+        return line[:pos] + rng.choice([b"g", b"z", b"-", b"x", b":", b"G1"]) + line[pos + 1 :]
+    if r == 7:  # extra fields
+        return line + rng.choice([b" extra", b" 1 2 3", b" 0x5 -1", b" " + b"9" * 30, b":"])
+    if r == 8:  # too long for ss's 256-byte buffer
+        return line + b"x" * rng.choice([90, 100, 110, 120, 200, 300])
+    if r == 9:  # the state field
+        return re.sub(rb"(:[0-9A-Fa-f]{4} )[0-9A-F]{2}( )",
+                      lambda m: m.group(1) + rng.choice([b"FF", b"00", b"0D", b"1F", b"20", b"G1",
+                                                         b"0", b"-1", b"7F", b"9"]) + m.group(2),
+                      line, count=1)  # fmt: skip
+    if r == 10:  # blank or empty
+        return rng.choice([b"", b" ", b"   ", b":", b"::", b"\t"])
+    if r == 11:  # fewer colons
+        return line.replace(b":", b" ", rng.randint(1, 3))
+    return bytes(mutate(rng, line))
+
+
 def _mutate_text(rng: random.Random, data: bytes) -> bytes:
+    """Damage to a /proc/net file: to its lines, its last newline, or its bytes."""
     r = rng.random()
+    if r < 0.1:
+        return data.rstrip(b"\n")  # the last line without its newline
     if r < 0.15:
-        return data + b"x" * rng.choice([254, 255, 256, 1000])
-    if r < 0.25:
-        return data.rstrip(b"\n")
-    if r < 0.35:
-        return data.replace(b" ", b"  ", rng.randint(1, 5))
-    if r < 0.45:
-        return data.replace(b" ", b"\0", 1)
-    return mutate(rng, data)
+        return mutate(rng, data)
+    lines = data.split(b"\n")
+    last = lines.pop()  # b"" when the file ends with a newline
+    for _ in range(rng.choice([1, 1, 1, 2, 3])):
+        if len(lines) > 1:
+            i = rng.randrange(1, len(lines)) if rng.random() < 0.9 else 0
+        elif lines:
+            i = 0
+        else:
+            break
+        lines[i] = _mutate_line(rng, lines[i])
+    out = b"\n".join(lines) + b"\n" + last
+    if rng.random() < 0.1:
+        out = out.rstrip(b"\n")
+    return out
 
 
-_PROC_ARGS = [["-tan"], ["-uan"], ["-wan"], ["-xa"], ["-0a"], ["-A", "netlink"], ["-s"],
-              ["-tani"], ["-tane"], ["-an"], ["-xae"], ["-tan", "--json"]]  # fmt: skip
+#: the tables that read /proc when PROC_ROOT is set (sock_diag is then never asked)
+_PROC_TABLES = [["-t"], ["-u"], ["-w"], ["-x"], ["-0"], ["-A", "netlink"], ["-tu"], ["-tw"],
+                ["-ux"], ["-A", "inet"], ["-A", "packet_raw"], ["-A", "packet_dgram"],
+                ["-A", "unix_dgram"], ["-A", "unix_stream,unix_seqpacket"], ["-a"], []]  # fmt: skip
+_PROC_FLAGS = ["a", "n", "e", "p", "m", "o", "i", "l", "4", "6", "O", "H"]
+_PROC_FILTERS = [[], [], [], ["state", "established"], ["sport", "=", ":1"],
+                 ["src", "127.0.0.1"], ["dst", "*"], ["src", "/tmp/*"], ["dport", "!=", ":0"],
+                 ["exclude", "listening"], ["state", "all"], ["src", "::1"]]  # fmt: skip
+
+
+def proc_args(rng: random.Random) -> list[str]:
+    flags = "".join(f for f in _PROC_FLAGS if rng.random() < 0.25)
+    if rng.random() < 0.8 and "a" not in flags:
+        flags += "a"
+    return [*rng.choice(_PROC_TABLES), *(["-" + flags] if flags else []),
+            *rng.choice(_PROC_FILTERS), *(["--json"] if rng.random() < 0.05 else [])]  # fmt: skip
 
 
 # --- the cases -------------------------------------------------------------------------------
@@ -219,21 +401,26 @@ def cases(kind: str, rng: random.Random, scratch: Path) -> Iterator[Case]:
             words = random_filter(rng)
             yield ["-tan", *words], {"TCPDIAG_FILE": str(dump)}
         elif kind == "dumps":
-            data = _base_dump(rng)
-            dump.write_bytes(mutate(rng, data) if rng.random() < 0.95 else data)
+            if rng.random() < 0.5:
+                data = _base_dump(rng)
+                dump.write_bytes(mutate(rng, data) if rng.random() < 0.95 else data)
+            else:
+                dump.write_bytes(_struct_dump(rng))
             yield list(rng.choice(_DUMP_ARGS)), {"TCPDIAG_FILE": str(dump)}
         elif kind == "proc":
             net = scratch / "proc" / "net"
             net.mkdir(parents=True, exist_ok=True)
-            for name, data in _proc_files(rng).items():
+            files = _proc_files(rng)
+            damaged = rng.sample(sorted(files), rng.choice([1, 1, 2, 3]))
+            for name, data in files.items():
                 path = net / name
                 if path.is_symlink():
                     path.unlink()
-                if rng.random() < 0.05:
+                if rng.random() < 0.02:
                     path.unlink(missing_ok=True)
                     continue
-                path.write_bytes(_mutate_text(rng, data) if rng.random() < 0.4 else data)
-            yield list(rng.choice(_PROC_ARGS)), {"PROC_ROOT": str(scratch / "proc")}
+                path.write_bytes(_mutate_text(rng, data) if name in damaged else data)
+            yield proc_args(rng), {"PROC_ROOT": str(scratch / "proc")}
         elif kind == "env":
             columns = rng.choice(["99999999", "2147483648", "-1", "0", "1", "80", " 7x",
                                   str((rng.randrange(1 << 32) << 32) + rng.randrange(-999, 9999)),
@@ -244,6 +431,9 @@ def cases(kind: str, rng: random.Random, scratch: Path) -> Iterator[Case]:
         else:
             raise SystemExit(f"unknown kind {kind}")
 
+
+#: sockscope's own options (ss rejects them): never compared with ss
+_OWN_OPTIONS = {"--json", "--json-lines", "--jsonl", "-j"}
 
 #: statuses ss gives: 0, 1 (perror paths), 255 (usage); env cases may die of SIGPIPE
 STATUSES = {0, 1, 255}
@@ -301,14 +491,37 @@ def run_oracle(oracle: str, argv: list[str], env: dict[str, str]) -> tuple[int, 
     return p.returncode, p.stdout, p.stderr.replace(oracle.encode(), b"sockscope")
 
 
+def _keep(where: Path, scratch: Path, argv: list[str], env: dict[str, str]) -> None:
+    """Keep a case where ss and sockscope differ: its input files and its command line."""
+    import shutil
+
+    shutil.copytree(scratch, where, symlinks=True, dirs_exist_ok=True)
+    subst = {k: v.replace(str(scratch), "{dir}") for k, v in env.items()}
+    (where / "case.json").write_text(json.dumps({"argv": argv, "env": subst}))
+
+
+def _first_difference(want: bytes, got: bytes) -> dict[str, str]:
+    """The first line of stdout where ss and sockscope differ (for the report)."""
+    a, b = want.split(b"\n"), got.split(b"\n")
+    for i in range(max(len(a), len(b))):
+        x = a[i] if i < len(a) else b"<none>"
+        y = b[i] if i < len(b) else b"<none>"
+        if x != y:
+            return {"line": str(i), "ss_line": x[:400].decode("latin-1"),
+                    "our_line": y[:400].decode("latin-1")}  # fmt: skip
+    return {}
+
+
 def campaign(
     kind: str, seed: int, count: int, oracle: str | None = None,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int], None] | None = None, keep: Path | None = None,
 ) -> dict[str, object]:  # fmt: skip
     rng = random.Random(seed)
     failures: list[dict[str, object]] = []
     mismatches: list[dict[str, object]] = []
     crashes = 0
+    crash_cases: list[dict[str, object]] = []
+    unstable = 0
     n = 0
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
@@ -325,14 +538,22 @@ def campaign(
             if got[3] is not None or not ok:
                 failures.append({"argv": argv, "env": env, "status": got[0],
                                  "traceback": (got[3] or got[2].decode("latin-1"))[-2000:]})  # fmt: skip
-            if oracle and kind != "env":
+            if oracle and kind != "env" and not _OWN_OPTIONS.intersection(argv):
                 want = run_oracle(oracle, argv, env)
                 if want[0] < 0:
                     crashes += 1
+                    crash_cases.append({"n": n, "argv": argv[:40], "signal": -want[0]})
+                elif want != got[:3] and any(
+                    run_oracle(oracle, argv, env) != want for _ in range(2)
+                ):
+                    unstable += 1  # ss's answer changes from run to run: it reads garbage
                 elif want != got[:3]:
+                    if keep is not None:
+                        _keep(keep / f"{kind}-{seed}-{n}", scratch, argv, env)
                     mismatches.append({"argv": argv[:40], "env": env, "ss": want[0], "ours": got[0],
                                        "ss_err": want[2][:300].decode("latin-1"),
-                                       "our_err": got[2][:300].decode("latin-1")})  # fmt: skip
+                                       "our_err": got[2][:300].decode("latin-1"),
+                                       **_first_difference(want[1], got[1]), "n": n})  # fmt: skip
             if progress is not None:
                 for found in (failures, mismatches):
                     if found and found[-1].get("_n") is None:
@@ -341,7 +562,8 @@ def campaign(
                 if n % 100 == 0:
                     progress(n)
     return {"kind": kind, "seed": seed, "cases": n, "failures": failures,
-            "mismatches": mismatches, "ss_crashes": crashes}  # fmt: skip
+            "mismatches": mismatches, "ss_crashes": crashes,
+            "ss_unstable": unstable, "ss_crash_cases": crash_cases[:50]}  # fmt: skip
 
 
 def main() -> None:
@@ -350,6 +572,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=12)
     ap.add_argument("--count", type=int, default=200, help="0: until interrupted")
     ap.add_argument("--oracle", help="upstream ss 7.1, to compare with")
+    ap.add_argument("--keep", type=Path, help="keep the inputs of cases that differ from ss here")
     ap.add_argument("--as-limit-mib", type=int, default=1024, help="RLIMIT_AS of this process")
     args = ap.parse_args()
     import resource
@@ -359,7 +582,7 @@ def main() -> None:
     result: dict[str, object] = {}
     try:
         result = campaign(args.kind, args.seed, args.count, args.oracle,
-                          lambda n: print(f"{n} cases", file=sys.__stderr__, flush=True))  # fmt: skip
+                          lambda n: print(f"{n} cases", file=sys.__stderr__, flush=True), args.keep)  # fmt: skip
     finally:
         print(json.dumps(result), file=sys.__stdout__, flush=True)
 

@@ -17,6 +17,7 @@ A case is a dict:
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import struct
@@ -141,12 +142,78 @@ _AND_OR = " ".join(
 ).split()[1:]
 
 
+# /proc trees where sockscope differed from ss 7.1 before tcp_show_line, dgram_show_line
+# and the packet/netlink/unix readers were ported over ss's line buffer and glibc's sscanf
+# (kept by ``tests/fuzz/campaign.py proc --keep``; see QUIRKS.md)
+#: the /proc files of the defect 7 cases, by name (GENERATORS holds the dumps)
+PROC_FILES: dict[str, Callable[[], bytes]] = {}
+_TREES = json.loads((Path(__file__).resolve().parent.parent / "data/proc_trees.json").read_text())
+for _name, _tree in _TREES.items():
+    for _rel, _text in _tree["files"].items():
+        PROC_FILES[f"{_name}:{_rel}"] = lambda text=_text: text.encode("latin-1")
+
+
+_TCP_HEAD = (b"  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt"
+             b"   uid  timeout inode\n")  # fmt: skip
+_L4 = (b"   0: 0100007F:0016 0100007F:C350 01 00000002:00000003 02:000000FA 00000001  1000"
+       b"        0 4242 1 00000000DEADBEEF 20 4 30 10 -1 some opt\n")  # fmt: skip
+_L6 = (b"   0: 00000000000000000000000001000000:0016 00000000000000000000000001000000:C351 0A"
+       b" 00000000:00000000 00:00000000 00000000     0        0 4243 1 0 20 4 30 10 -1\n")  # fmt: skip
+#: one damaged line after a whole one, per kind of damage (defect 7)
+_PROC_LINES = {
+    "truncated-after-ports": b"   1: 0100007F:0017 0100007F:0050\n",
+    "truncated-in-data": b"   1: 0100007F:0017 0100007F:0050 0A 0000\n",
+    "truncated-in-address": b"   1: 0100007F:00\n",
+    "blanks-and-tabs": b"   1:  0100007F:0017 0100007F:0050\t0A  00000000:00000000\t00:00000000 00000000"
+    b"     0        0 77 1 0 20 4 30 10 -1\n",
+    "uid-minus-1": b"   1: 0100007F:0017 0100007F:0050 0A 00000000:00000000 00:00000000 00000000"
+    b"    -1        0 77 1 0 20 4 30 10 -1\n",
+    "huge-numbers": b"   1: 0100007F:0017 0100007F:0050 01 FFFFFFFFFFFF:99999999999 01:FFFFFFFF"
+    b" 7FFFFFFF 99999999999999999999 18446744073709551616 4294967296 -1 FFFFFFFFFFFFFFFFFF"
+    b" 2147483648 -2147483649 -3 4294967295 -1\n",
+    "negative-numbers": b"   1: 0100007F:0017 0100007F:0050 01 -1:-2 01:-3 -4 -5 -6 -7 -8 -9 -10 -11"
+    b" -12 -13 -14\n",
+    "missing-fields": b"   1: 0100007F:0017 0100007F:0050 01 00000000:00000000 00:00000000 00000000"
+    b"     0        0 77 1 0\n",
+    "not-hex": b"   1: 0100007G:0x17 01g0007F:zz50 0x0A 0000000g:00000000 00:00000000 00000000"
+    b"     0        0 77 1 0 20 4 30 10 -1\n",
+    "extra-fields": b"   1: 0100007F:0017 0100007F:0050 0A 00000000:00000000 00:00000000 00000000"
+    b"     0        0 77 1 0 20 4 30 10 -1 extra 1 2 3\n",
+    "state-far": b"   1: 0100007F:0017 0100007F:0050 0X865 0:0 0:0 0 0 0 77\n"
+    b"   2: 0100007F:0018 0100007F:0050 -8 0:0 0:0 0 0 0 78\n",
+    "state-second-char": b"   1: 0100007F:0017 0100007F:0050 1x 0:0 0:0 0 0 0 77\n"
+    b"   2: 0100007F:0018 0100007F:0050 0\xc1 0:0 0:0 0 0 0 78\n",
+    "port-past-16-bits": b"   1: 0100007F:10016 0100007F:0050 0A 0:0 0:0 0 0 0 77\n",
+    "v6-33-digits": b"   1: 000000000000000000000000010000001:0016 0100007F:0050 0A 0:0 0:0 0 0 0 77\n",
+    "no-colon": b"   1  0100007F 0016\n",
+    "empty-line": b"\n",
+    "nul": b"   1: 0100007F:0017 0100007F:0050 0A 0:0\x000:0 0 0 0 77\n",
+    "no-newline": b"   1: 0100007F:0017 0100007F:0050 0A 0:0 0:0 0 0 0 77",
+}  # fmt: skip
+for _kind, _line in _PROC_LINES.items():
+    PROC_FILES[f"proc-line-{_kind}"] = lambda line=_line: _TCP_HEAD + _L4 + line
+PROC_FILES["proc-tcp6"] = lambda: _TCP_HEAD + _L6
+PROC_FILES["proc-packet-short"] = lambda: (
+    b"sk       RefCnt Type Proto  Iface R Rmem   User   Inode\n"
+    b"0000000000000000 3      3    88cc   1     1 4242   1000   1234\n"
+    b"FFFF 1\n"
+    b"0000000000000000 3      2\n"
+)
+PROC_FILES["proc-unix-damaged"] = lambda: (
+    b"Num       RefCount Protocol Flags    Type St Inode Path\n"
+    b"0000000000000000: 00000002 00000000 00010000 0001 01 1000 /tmp/a\n"
+    b"0000000000000000: 00000002 00000000 00000000 0002 7F 1001 @x\n"
+    b"0000000000000000: 00000002 00000000 00000000 0001 -1 1002\n"
+    b"0000000000000000: 00000002\n"
+)
+
+
 def materialize(case: Case, scratch: Path) -> tuple[list[str], dict[str, str]]:
     """Create the case's files under ``scratch``; return its argv and extra environment."""
     for rel, gen in dict(case.get("files", {})).items():  # type: ignore[call-overload]
         path = scratch / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(GENERATORS[gen]())
+        path.write_bytes((GENERATORS.get(gen) or PROC_FILES[gen])())
     for rel, target in dict(case.get("links", {})).items():  # type: ignore[call-overload]
         path = scratch / rel
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -270,6 +337,54 @@ CASES: list[Case] = [
     _dump_case("attr-skmem-short", ["-tanm"]),
     _dump_case("attr-skmem-short", ["-tani"]),
     _dump_case("attr-skmem-short", ["-tanmiO"]),
+    # defect 13: a device name too long for ll_link_get's request (addattr_l's warning)
+    *(
+        {"id": f"dev-{name}", "argv": argv}
+        for name, argv in (
+            ("1011", ["-tn", "dev", "x" * 1011]),
+            ("1012", ["-tn", "dev", "x" * 1012]),
+            ("3000", ["-tn", "dev", "x" * 3000]),
+            ("1012-utf8", ["-tn", "dev", "é" * 506]),
+            ("lo-or-1500", ["-tn", "dev", "lo", "or", "dev", "y" * 1500]),
+            ("link-port-1500", ["-0", "src", "link:*:" + "y" * 1500]),
+            ("link-proto-port-1500", ["-0", "dst", "link:ip:" + "y" * 1500]),
+            ("if-form-1013", ["-tan", "dev", "if" + "0" * 1010 + "1"]),  # parses, warns
+        )
+    ),
+    # defect 7: one damaged /proc line of each kind (tcp, then as udp and raw lines)
+    *(
+        {
+            "id": f"proc-line-{kind} {' '.join(argv)}",
+            "argv": argv,
+            "env": {"PROC_ROOT": "{dir}/proc"},
+            "files": {"proc/net/tcp": f"proc-line-{kind}", "proc/net/tcp6": "proc-tcp6",
+                      "proc/net/udp": f"proc-line-{kind}", "proc/net/udp6": "proc-tcp6",
+                      "proc/net/raw": f"proc-line-{kind}"},
+        }
+        for kind in _PROC_LINES
+        for argv in (["-tanoei"], ["-uane"], ["-wa"], ["-ta", "sport", "=", ":23"])
+    ),
+    *(
+        {
+            "id": f"proc-{name} {' '.join(argv)}",
+            "argv": argv,
+            "env": {"PROC_ROOT": "{dir}/proc"},
+            "files": {f"proc/net/{table}": f"proc-{name}"},
+        }
+        for name, table, argvs in (("packet-short", "packet", (["-0ae"], ["-A", "packet_dgram"])),
+                                   ("unix-damaged", "unix", (["-xae"], ["-A", "unix_dgram"])))
+        for argv in argvs
+    ),
+    # defect 7: damaged /proc trees (the campaign's cases where sockscope differed)
+    *(
+        {
+            "id": f"{name} {' '.join(tree['argv'])}",
+            "argv": tree["argv"],
+            "env": tree["env"],
+            "files": {rel: f"{name}:{rel}" for rel in tree["files"]},
+        }
+        for name, tree in _TREES.items()
+    ),
 ]  # fmt: skip
 
 

@@ -1,6 +1,9 @@
 """Record tests/data/hardening.json: what upstream ss 7.1 prints for the hardening cases.
 
-    python3 tests/tools/record_hardening.py /path/to/upstream-7.1/ss
+    python3 tests/tools/record_hardening.py /path/to/upstream-7.1/ss [ID-PREFIX...]
+
+With ID prefixes, only the cases whose id starts with one of them are recorded (again),
+and the other recorded cases are kept.
 
 The cases and their inputs are built by ``hardening_cases.py``. Each case is run nine
 times: some damaged inputs make ss 7.1 read past its stack buffer, and then it crashes
@@ -71,8 +74,16 @@ def main() -> None:
     version = subprocess.run([oracle, "-V"], capture_output=True, text=True).stdout
     if "iproute2-7.1" not in version:
         sys.exit(f"{oracle} is not ss 7.1: {version!r}")
+    prefixes = tuple(sys.argv[2:])
+    path = Path(__file__).resolve().parent.parent / "data" / "hardening.json"
+    kept = json.loads(path.read_text())["cases"] if prefixes else []
+    kept_by_id = {c["id"]: c for c in kept}
     out = []
     for case in CASES:
+        if prefixes and not str(case["id"]).startswith(prefixes):
+            if case["id"] in kept_by_id:
+                out.append(kept_by_id[case["id"]])
+            continue
         crashes = 0
         seen: list[dict[str, object]] = []
         for _ in range(RUNS):
@@ -98,7 +109,6 @@ def main() -> None:
             found = {"status": None}
         out.append({"id": case["id"], "crashed_runs": crashes, **found})
     data = {"oracle": version.strip(), "cases": out}
-    path = Path(__file__).resolve().parent.parent / "data" / "hardening.json"
     path.write_text(json.dumps(data, indent=1) + "\n")
     print(f"recorded {len(out)} cases in {path}")
 

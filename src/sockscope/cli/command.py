@@ -775,6 +775,7 @@ def _parse_filter(run: Run, args: list[str]) -> Filter | None:
         preferred_family=run.sel.preferred_family,
         families=run.sel.families,
         dbs=run.sel.dbs,
+        warn=_warn_raw,  # printed as they come, before any error of the parse
     )
     # the -F file is read lazily after argv, so errors come in ss's order
     flt = ssfilter.parse_filter(args, ctx, fp=run.filter_fp)

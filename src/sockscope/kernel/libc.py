@@ -101,96 +101,179 @@ def open_fgets(path: str, size: int = 256) -> Iterator[bytes]:
     return fgets(read_pieces(path), size)
 
 
-_DIGITS = {10: b"0123456789", 16: b"0123456789abcdefABCDEF"}
+class _Scan:
+    """The parse of one conversion directive of a scanf format."""
 
+    __slots__ = ("bits", "charset", "conv", "end", "skip", "width")
 
-def _scan_int(text: bytes, pos: int, base: int) -> tuple[int, int] | None:
-    """One integer conversion at ``pos`` (blanks already skipped): (value, new pos)."""
-    i = pos
-    neg = False
-    if i < len(text) and text[i] in b"+-":
-        neg = text[i] == 45
+    def __init__(self, fmt: str, i: int) -> None:
+        self.skip = fmt.startswith("*", i)
+        i += self.skip
+        start = i
+        while i < len(fmt) and fmt[i].isdigit():
+            i += 1
+        self.width = int(fmt[start:i]) if i > start else 0  # 0: no width (as glibc's -1)
+        self.bits = 32
+        for size, bits in (("hh", 8), ("h", 16), ("ll", 64), ("l", 64), ("q", 64), ("j", 64)):
+            if fmt.startswith(size, i):
+                self.bits = bits
+                i += len(size)
+                break
+        self.conv = fmt[i]
         i += 1
-    if base == 16 and text[i : i + 2].lower() == b"0x":
-        i += 2
-    digits = _DIGITS[base]
-    start = i
-    while i < len(text) and text[i] in digits:
-        i += 1
-    if i == start:
-        return None
-    value = int(text[start:i], base)
-    return (-value if neg else value), i
+        self.charset: tuple[bool, bytes] = (False, b"")
+        if self.conv == "[":
+            negate = fmt.startswith("^", i)
+            i += negate
+            start = i
+            i += fmt.startswith("]", i)  # a leading ] is a member
+            i = fmt.index("]", i)
+            self.charset = (negate, fmt[start:i].encode("latin-1"))
+            i += 1
+        self.end = i
 
 
-def scanf(text: bytes, fmt: str) -> list[object]:
-    """A small ``sscanf``: the values assigned, in order (their count is sscanf's result).
+_VALID = {8: b"01234567", 10: b"0123456789", 16: b"0123456789abcdefABCDEF"}
+_BASES = {"d": 10, "u": 10, "x": 16, "X": 16, "o": 8, "i": 0, "p": 16}
 
-    Supports blanks (any run of whitespace), literal characters, ``%d %u %x %lld %llu
-    %llx %s``, ``%*`` (convert without assigning). Integers wrap like the C variables
-    they are stored in: 32 bits unless ``ll``; ``%d`` signed, ``%u``/``%x`` unsigned.
+
+def sscanf(text: bytes, fmt: str) -> tuple[int, list[object]]:
+    """glibc's ``sscanf``: (its return value, the values assigned, in order).
+
+    The return value is the number of conversions assigned, or -1 (EOF) when the input
+    ends before the first one. Supported: blanks (any run of whitespace), literal
+    characters, ``%d %i %u %x %o`` with ``hh h l ll`` sizes, ``%s``, ``%c``, ``%[...]``
+    (``%[^...]`` too; no ranges), ``%n``, ``%*`` (convert without assigning), widths.
+    Numbers are read as glibc reads them (a sign, a ``0x`` prefix that counts as the
+    digit ``0`` when no hex digit follows) and converted with strtol/strtoul, then
+    stored into a variable of the conversion's size: they saturate and wrap as in C.
     The input ends at a NUL byte, as a C string does.
     """
     nul = text.find(b"\0")
     if nul >= 0:
         text = text[:nul]
     out: list[object] = []
+    done = 0
     pos = 0
+    end = len(text)
     i = 0
     n = len(fmt)
     while i < n:
         ch = fmt[i]
-        if ch == " ":
-            while pos < len(text) and text[pos] in C_SPACE_B:
+        if ch in C_SPACE:
+            while pos < end and text[pos] in C_SPACE_B:
                 pos += 1
             i += 1
             continue
-        if ch != "%":
-            if pos >= len(text) or text[pos] != ord(ch):
-                return out
+        if ch != "%" or fmt.startswith("%%", i):
+            i += 1 if ch != "%" else 2
+            if pos >= end:
+                return (done or -1), out
+            if text[pos] != ord(ch):
+                return done, out
             pos += 1
-            i += 1
             continue
-        i += 1
-        skip = fmt[i] == "*"
-        if skip:
-            i += 1
-        wide = fmt.startswith("ll", i)
-        if wide:
-            i += 2
-        conv = fmt[i]
-        i += 1
-        while pos < len(text) and text[pos] in C_SPACE_B:
-            pos += 1
-        if pos >= len(text):
-            return out
-        if conv == "s":
+        d = _Scan(fmt, i + 1)
+        i = d.end
+        conv = d.conv
+        if conv == "n":
+            if not d.skip:
+                out.append(pos)
+            continue
+        if conv not in "c[":
+            while pos < end and text[pos] in C_SPACE_B:
+                pos += 1
+        if pos >= end:
+            return (done or -1), out
+        limit = end if not d.width else min(end, pos + d.width)
+        if conv == "c":
+            stop = pos + (d.width or 1)
+            if stop > end:
+                return (done or -1), out
+            value: object = text[pos:stop]
+            pos = stop
+        elif conv == "s":
             start = pos
-            while pos < len(text) and text[pos] not in C_SPACE_B:
+            while pos < limit and text[pos] not in C_SPACE_B:
                 pos += 1
-            if not skip:
-                out.append(text[start:pos])
-            continue
-        got = _scan_int(text, pos, 16 if conv == "x" else 10)
-        if got is None:
-            return out
-        value, pos = got
-        if not skip:
-            out.append(_c_int(value, conv, wide))
-    return out
+            value = text[start:pos]
+        elif conv == "[":
+            negate, members = d.charset
+            start = pos
+            while pos < limit and (text[pos] in members) != negate:
+                pos += 1
+            if pos == start:
+                return done, out
+            value = text[start:pos]
+        else:
+            got = _scan_number(text, pos, limit, _BASES[conv])
+            if got is None:
+                return done, out
+            number, pos = got
+            value = _store(number, conv in "di", d.bits)
+        if not d.skip:
+            out.append(value)
+            done += 1
+    return done, out
 
 
-def _c_int(value: int, conv: str, wide: bool) -> int:
-    """strtol/strtoul clamping, then the store into a 32- or 64-bit variable."""
-    if conv == "d":
-        value = max(-(1 << 63), min(value, (1 << 63) - 1))
-    elif value > (1 << 64) - 1 or value < -((1 << 64) - 1):
-        value = (1 << 64) - 1
-    bits = 64 if wide else 32
+def _scan_number(text: bytes, pos: int, limit: int, base: int) -> tuple[int, int] | None:
+    """glibc's number scan: (value before the store, new position) or None (no number)."""
+    i = pos
+    neg = False
+    if i < limit and text[i] in b"+-":
+        neg = text[i] == 45
+        i += 1
+    digits = b""
+    if i < limit and text[i] == 48:  # "0": a digit, maybe the start of a prefix
+        digits = b"0"
+        i += 1
+        if i < limit and text[i] in b"xX" and base in (0, 16):
+            base = 16
+            i += 1
+        elif base == 0:
+            base = 8
+    elif base == 0:
+        base = 10
+    start = i
+    valid = _VALID[base]
+    while i < limit and text[i] in valid:
+        i += 1
+    digits += text[start:i]
+    if not digits:
+        return None
+    value = int(digits, base)
+    return (-value if neg else value), i
+
+
+def _store(value: int, signed: bool, bits: int) -> int:
+    """strtol (signed) or strtoul saturation, then the store into a ``bits``-bit C
+    variable (signed for %d/%i)."""
+    if signed:
+        value = max(LONG_MIN, min(value, LONG_MAX))
+    elif abs(value) > ULONG_MAX:
+        value = ULONG_MAX
     value &= (1 << bits) - 1
-    if conv == "d" and value >> (bits - 1):
+    if signed and value >> (bits - 1):
         value -= 1 << bits
     return value
+
+
+def scan_ints(text: bytes, fmt: str, size: int) -> tuple[int, list[int]]:
+    """:func:`sscanf` of a format of integer conversions: (its return value, ``size``
+    values, those it did not assign 0, as in a zeroed C struct)."""
+    count, vals = sscanf(text, fmt)
+    ints = [v if isinstance(v, int) else 0 for v in vals]
+    return count, ints + [0] * (size - len(ints))
+
+
+def scanf(text: bytes, fmt: str) -> list[object]:
+    """The values :func:`sscanf` assigns (their count is sscanf's result when positive).
+
+    Integers wrap like the C variables they are stored in: 32 bits unless ``ll``;
+    ``%d`` signed, ``%u``/``%x`` unsigned.
+    """
+    return sscanf(text, fmt)[1]
 
 
 # --- strtol / strtoul / scanf's %i and %u on text ------------------------------------

@@ -204,7 +204,7 @@ class _Parser:
     def _operand(self, text: str, pos: int) -> _Token:
         mode = self._mode
         if mode == "dev":
-            return _Token(_DEV, text, pos, parse_devcond(text))
+            return _Token(_DEV, text, pos, parse_devcond(text, self._ctx))
         if mode == "fwmark":
             return _Token(_MARK, text, pos, parse_markmask(text))
         if mode == "cgroup":
@@ -385,7 +385,11 @@ def parse_filter(
     if ctx is None:
         ctx = FilterContext()
     root = _Parser(_words(source, fp), ctx).parse()
-    return None if root is None else Filter(root)
+    if root is None:
+        return None
+    flt = Filter(root)
+    flt.warnings = tuple(ctx.warnings)
+    return flt
 
 
 # --- user-space evaluation (run_ssfilter) -----------------------------------------------
@@ -400,11 +404,13 @@ class Filter:
     ``name`` (ss's struct sockstat).
     """
 
-    __slots__ = ("predicate", "root")
+    __slots__ = ("predicate", "root", "warnings")
 
     def __init__(self, root: Node) -> None:
         self.root = root
         self.predicate: Predicate = _compile(root)
+        #: what ss warned on stderr while parsing it (``FilterContext.warnings``)
+        self.warnings: tuple[str, ...] = ()
 
     def matches(self, sock: Any) -> bool:
         """run_ssfilter(): does the socket pass the filter in user space?"""

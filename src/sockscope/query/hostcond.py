@@ -86,7 +86,7 @@ class FilterContext:
     ``1 << *_DB`` table bits) decides which of the tcp/udp service tables name lookups use.
     """
 
-    __slots__ = ("dbs", "families", "preferred_family", "states")
+    __slots__ = ("dbs", "families", "preferred_family", "states", "warn", "warnings")
 
     def __init__(
         self,
@@ -94,11 +94,23 @@ class FilterContext:
         families: int = (1 << abi.AF_MAX) - 1,
         dbs: int = abi.ALL_DB,
         states: int = abi.SS_CONN,
+        warn: Callable[[str], None] | None = None,
     ) -> None:
         self.preferred_family = preferred_family
         self.families = families
         self.dbs = dbs
         self.states = states
+        #: the warnings ss prints on stderr while it parses (each a line with its
+        #: newline), in order; ``warn``, when given, is also called with each as it comes
+        #: (the CLI prints them then, before any error that follows)
+        self.warnings: list[str] = []
+        self.warn = warn
+
+    def warning(self, text: str) -> None:
+        """A warning of the parse (never an error: the parse goes on)."""
+        self.warnings.append(text)
+        if self.warn is not None:
+            self.warn(text)
 
     def set_family(self, fam: int) -> None:
         """The tail of parse_hostcond: families := {fam}, preferred := fam, states kept."""
@@ -482,13 +494,13 @@ def _table_id(word: str) -> int | None:
     return value if end else None
 
 
-def _parse_link(addr: str, is_port: bool) -> HostCond:
+def _parse_link(addr: str, is_port: bool, ctx: FilterContext) -> HostCond:
     addr, port_text = _split_port(addr, is_port)
     port = -1
     if port_text and port_text != "*":
         value = get_long(port_text)
         if value is None:
-            value = name_to_index(port_text)
+            value = name_to_index(port_text, ctx)
             if value <= 0:
                 raise _addr_error()
         port = value
@@ -593,7 +605,7 @@ def parse_hostcond(text: str, is_port: bool, ctx: FilterContext) -> HostCond:
     if fam == abi.AF_UNIX:
         cond = HostCond(abi.AF_UNIX, (Prefix(abi.AF_UNIX, 0, b""),), pattern=addr)
     elif fam == abi.AF_PACKET:
-        cond = _parse_link(addr, is_port)
+        cond = _parse_link(addr, is_port, ctx)
     elif fam == abi.AF_NETLINK:
         cond = _parse_netlink(addr, is_port)
     elif fam == abi.AF_VSOCK:
@@ -609,8 +621,22 @@ def parse_hostcond(text: str, is_port: bool, ctx: FilterContext) -> HostCond:
 # --- dev, fwmark, cgroup ----------------------------------------------------------------
 
 
-def name_to_index(name: str) -> int:
-    """ll_name_to_index: a device name (if_nametoindex) or the ``ifN`` form; 0 if none."""
+#: ll_link_get's request: nlmsghdr + ifinfomsg + 1024 bytes, of which IFLA_EXT_MASK
+#: takes 8; a name attribute (the name and its NUL) that does not fit is refused
+_LINK_REQUEST_BOUND = 16 + 16 + 1024
+_LINK_REQUEST_USED = 16 + 16 + 8
+
+
+def name_to_index(name: str, ctx: FilterContext | None = None) -> int:
+    """ll_name_to_index: a device name (if_nametoindex) or the ``ifN`` form; 0 if none.
+
+    A name that is no device is first asked of the kernel by ll_link_get, whose request
+    has room for a name of 1,011 bytes: a longer one makes libnetlink's addattr_l print
+    a warning (to ``ctx``) before the lookup goes on without it.
+    """
+    size = len(name.encode("utf-8", "surrogateescape"))
+    if _LINK_REQUEST_USED + ((size + 5 + 3) & ~3) > _LINK_REQUEST_BOUND and ctx is not None:
+        ctx.warning(f"addattr_l ERROR: message exceeded bound of {_LINK_REQUEST_BOUND}\n")
     try:
         return socket.if_nametoindex(name)
     except (OSError, ValueError, UnicodeError):
@@ -620,9 +646,9 @@ def name_to_index(name: str) -> int:
     return 0
 
 
-def parse_devcond(text: str) -> int:
-    """parse_devcond: the interface index of ``dev NAME|INDEX``."""
-    index = name_to_index(text)
+def parse_devcond(text: str, ctx: FilterContext | None = None) -> int:
+    """parse_devcond: the interface index of ``dev NAME|INDEX`` (warnings to ``ctx``)."""
+    index = name_to_index(text, ctx)
     if index == 0:
         value = get_unsigned(text, ULONG_MAX)
         if value is None or value > UINT_MAX:

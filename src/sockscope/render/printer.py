@@ -13,6 +13,7 @@ from __future__ import annotations
 from operator import itemgetter
 
 from sockscope.kernel import abi
+from sockscope.kernel.libc import int32
 from sockscope.render.columns import COL_EXT, COL_NETID, COL_PROC, COL_RECVQ, COL_SENDQ, COL_STATE
 from sockscope.render.names import CgroupMap
 
@@ -276,6 +277,25 @@ _PAST_SSTATE_NAME: tuple[str | None, ...] = (
 #: sock_state_print's text for each of the 256 values of idiag_state: sstate_name[],
 #: then what 7.1 prints past it (UNKNOWN where 7.1 crashes)
 STATE_TEXT = abi.STATE_NAMES + tuple("UNKNOWN" if v is None else v for v in _PAST_SSTATE_NAME)
+
+
+def state_text_of(state: int) -> str:
+    """sock_state_print's text for any state a C int can hold (a /proc line's ``%x`` can
+    give any): STATE_TEXT, then what 7.1 prints further away (``sstate_far``, recorded
+    from ss 7.1), UNKNOWN where it crashes (QUIRKS.md)."""
+    if 0 <= state < len(STATE_TEXT):
+        return STATE_TEXT[state]
+    from sockscope.render import sstate_far
+
+    state = int32(state)
+    if state < 0:
+        return sstate_far.NEGATIVE.get(state) or "UNKNOWN"
+    if state >= sstate_far.HIGH:
+        return "UNKNOWN"
+    text = sstate_far.FAR.get(state, "(null)")
+    return "UNKNOWN" if text is None else text
+
+
 _AF_INET = abi.AF_INET
 _AF_INET6 = abi.AF_INET6
 _IPPROTO_SCTP = abi.IPPROTO_SCTP

@@ -285,12 +285,16 @@ def proc_records(ctx: Context) -> Iterator[PacketSocket]:
     match = ctx.matcher
     if next(lines, None) is None:
         return
+    # packet_show_line's locals are not initialised: a short line keeps what the line
+    # before left in them (zeros before the first line, as 7.1 shows)
+    vals: list[int] = [0] * 8
     for line in lines:
-        if not line.endswith(b"\n"):
-            return
-        vals = scanf(line[:-1], "%llx %*d %d %x %d %d %u %u %u")
-        ints = [v if isinstance(v, int) else 0 for v in vals] + [0] * (8 - len(vals))
-        _sk, sock_type, prot, iface, _state, rq, uid, ino = ints[:8]
+        nul = line.find(b"\0")
+        if nul >= 0 or not line.endswith(b"\n"):
+            return  # strlen() does not end at the newline: generic_record_read fails
+        got = scanf(line[:-1], "%llx %*d %d %x %d %d %u %u %u")
+        vals[: len(got)] = got  # type: ignore[assignment]
+        _sk, sock_type, prot, iface, _state, rq, uid, ino = vals
         if sock_type == abi.SOCK_RAW and not dbs >> abi.PACKET_R_DB & 1:
             continue
         if sock_type == abi.SOCK_DGRAM and not dbs >> abi.PACKET_DG_DB & 1:

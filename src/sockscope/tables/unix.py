@@ -14,6 +14,7 @@ import struct
 from sockscope.kernel import abi
 from sockscope.kernel.iproute import proc_path
 from sockscope.kernel.libc import int32, open_fgets, scanf
+from sockscope.render.printer import state_text_of
 from sockscope.tables.common import (
     Endpoints,
     add_owners,
@@ -372,7 +373,7 @@ def row_fn(printer: Printer, ctx: Context) -> Callable[[UnixSocket], tuple[str, 
         ext = "" if s.from_proc else _extra(s, show_mem, show_details)
         return pick((
             netid_name(s.type),
-            _STATES[state] if 0 <= state < len(_STATES) else "UNKNOWN",
+            _STATES[state] if 0 <= state < len(_STATES) else state_text_of(state),
             queue(s.recv_q),
             queue(s.send_q),
             ("*" if name is None else name.decode("latin-1")) + " ",

@@ -11,6 +11,7 @@ import struct
 
 from sockscope.kernel import abi, netlink
 from sockscope.kernel.abi import SOCKOPT_FLAGS, TIMER_NAMES
+from sockscope.kernel.structs import through
 from sockscope.tables.inet.layout import (
     ATTR_END,
     ATTR_START,
@@ -279,6 +280,8 @@ def _learn(layouts: dict[int, _Plan | None], buf: bytes, off: int, end: int) -> 
             and (skmem[1] - skmem[0] >= 36 if skmem else abi.INET_DIAG_MEMINFO not in spans)
             and (info is None or info[1] - info[0] >= tcpinfo.TCP_HOT_SIZE)
             and (bbr is None or bbr[1] - bbr[0] >= 20)
+            and (mark is None or mark[1] - mark[0] >= 4)
+            and (cgid is None or cgid[1] - cgid[0] >= 8)
         ):
             # each rtattr header read as one u32 (rta_len and rta_type together)
             fmt = "="
@@ -375,12 +378,13 @@ def _proc_inet(p: InetRows, s: InetSocket) -> str:
 
 
 def _u32(buf: bytes, span: tuple[int, int] | None) -> int:
-    if not span or span[1] - span[0] < 4:
+    """rta_getattr_u32: read through a short payload, as ss does."""
+    if not span:
         return 0
-    return int(_U32.unpack_from(buf, span[0])[0])
+    return int(_U32.unpack_from(*through(buf, span[0], 4))[0])
 
 
 def _u64(buf: bytes, span: tuple[int, int] | None) -> int:
-    if not span or span[1] - span[0] < 8:
+    if not span:
         return 0
-    return int(_U64.unpack_from(buf, span[0])[0])
+    return int(_U64.unpack_from(*through(buf, span[0], 8))[0])

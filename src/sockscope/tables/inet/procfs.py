@@ -13,6 +13,7 @@ import struct
 
 from sockscope.kernel import abi
 from sockscope.kernel.iproute import proc_path
+from sockscope.kernel.libc import fgets, int32, scan_ints, sscanf
 from sockscope.tables.inet.layout import PROC_EXTRA
 from sockscope.tables.inet.record import InetSocket, make_proc_inet
 
@@ -72,161 +73,161 @@ def _read_lines_part(f: BinaryIO) -> bytes:
         pos = nl + 1
 
 
-def _lines(data: bytes) -> Iterator[bytes]:
-    """Port of generic_record_read: skip the header, stop at a line that is not whole.
+#: generic_record_read's ``char line[256]``, with room for what proc_inet_split_line's
+#: ``p[5] = 0`` writes past it and what strchr reads there (other stack bytes: zeros)
+_BUF_SIZE = 256 + 256
 
-    ss reads with a 256-byte fgets buffer: a read that does not end in a newline (a
-    line of 255 bytes or more, or an unterminated last line) aborts the whole file.
-    The header is skipped with one such read, so a header longer than 255 bytes leaves
-    its tail to be read as the first line.
+
+def _lines(data: bytes, buf: bytearray) -> Iterator[bytearray]:
+    """Port of generic_record_read: skip the header, then hand each line to the worker in
+    ss's one line buffer, whose bytes past the line are what earlier lines left there.
+
+    fgets reads at most 255 bytes and ends them with a NUL; a read whose C string does
+    not end in a newline (a line of 255 bytes or more, an unterminated last line, a NUL
+    inside the line) makes generic_record_read fail: :class:`TableAborted`. The newline
+    becomes the string's end, as ``line[n-1] = 0`` makes it.
     """
-    pos = 0
-    end = len(data)
     first = True
-    while pos < end:
-        nl = data.find(b"\n", pos, pos + 255)
+    for piece in fgets(data):
+        size = len(piece)
+        buf[:size] = piece
+        buf[size] = 0
         if first:
             first = False
-            pos = pos + 255 if nl < 0 else nl + 1
             continue
-        if nl < 0 or data.find(b"\0", pos, nl) >= 0:
-            # no newline in the 255 bytes fgets read, or a NUL that ends strlen() before
-            # it: generic_record_read fails, and tcp_show/dgram_show give up the table
+        n = buf.find(0)
+        if n == 0 or buf[n - 1] != 10:
             raise TableAborted
-        yield data[pos:nl]
-        pos = nl + 1
+        buf[n - 1] = 0
+        yield buf
 
 
 class TableAborted(Exception):
     """generic_record_read returned -1: ss skips the rest of the table (tcp6 too)."""
 
 
-def _split(line: bytes) -> tuple[bytes, bytes, bytes] | None:
-    """Port of proc_inet_split_line."""
-    p = line.find(b":")
-    if p < 0:
-        return None
-    loc_start = p + 2
-    p = line.find(b":", loc_start)
-    if p < 0:
-        return None
-    loc = line[loc_start : p + 5]
-    rem_start = p + 6
-    p = line.find(b":", rem_start)
-    if p < 0:
-        return None
-    return loc, line[rem_start : p + 5], line[p + 6 :]
+def _strchr(buf: bytearray, start: int, ch: int) -> int:
+    """strchr on the C string at ``start`` of the line buffer: an index, or -1."""
+    end = buf.find(0, start)
+    return buf.find(ch, start, len(buf) if end < 0 else end)
 
 
-def _hex(text: bytes) -> int:
-    """sscanf %x on a possibly empty or junk-ended field (0 when nothing parses)."""
-    digits = 0
-    n = 0
-    for ch in text:
-        if 48 <= ch <= 57:
-            digits = digits * 16 + ch - 48
-        elif 97 <= ch <= 102 or 65 <= ch <= 70:
-            digits = digits * 16 + (ch | 32) - 87
-        else:
-            break
-        n += 1
-    return digits if n else 0
+def _cstr(buf: bytearray, start: int) -> bytes:
+    end = buf.find(0, start)
+    return bytes(buf[start:end]) if end >= 0 else bytes(buf[start:])
+
+
+def _split(buf: bytearray) -> tuple[int, int, int] | None:
+    """Port of proc_inet_split_line: the offsets of the local address, the remote address
+    and the data in the line buffer, each address cut ``p[5] = 0`` after its colon (a
+    write that may land past the line's end, into what an earlier line left)."""
+    p = _strchr(buf, 0, 58)
+    if p < 0:
+        return None
+    loc = p + 2
+    p = _strchr(buf, loc, 58)
+    if p < 0:
+        return None
+    buf[p + 5] = 0
+    rem = p + 6
+    p = _strchr(buf, rem, 58)
+    if p < 0:
+        return None
+    buf[p + 5] = 0
+    return loc, rem, p + 6
+
+
+_V4_FMT = "%x:%x"
+_V6_FMT = "%08x%08x%08x%08x:%x"
 
 
 def _addr(text: bytes, family: int) -> tuple[bytes, int]:
-    """proc_parse_inet_addr for one side: (16 address bytes, port)."""
-    addr, _, port = text.partition(b":")
+    """proc_parse_inet_addr for one side: (16 address bytes, port); what sscanf does not
+    assign stays zero."""
     if family == abi.AF_INET:
-        data = _V4.pack(_hex(addr) & 0xFFFFFFFF) + bytes(12)
-    else:
-        words = [_hex(addr[i : i + 8]) & 0xFFFFFFFF for i in range(0, 32, 8)]
-        data = _V6.pack(*words)
-    return data, _hex(port)
+        vals = scan_ints(text, _V4_FMT, 2)[1]
+        return _V4.pack(vals[0]) + bytes(12), vals[1]
+    vals = scan_ints(text, _V6_FMT, 5)[1]
+    return _V6.pack(*vals[:4]), vals[4]
 
 
-def _state(data: bytes) -> int:
-    ch = data[1] if len(data) > 1 else 48
-    return ch - 55 if ch >= 65 else ch - 48
-
-
-def _ints(fields: list[bytes]) -> list[int]:
-    out = []
-    for f in fields:
-        try:
-            out.append(int(f, 0 if f.startswith(b"0x") else 10))
-        except ValueError:
-            break
-    return out
-
-
-def tcp_sockets(data: bytes, family: int, states: int) -> Iterator[InetSocket]:
-    """Port of tcp_show_line over a whole /proc/net/tcp[6] file."""
-    hz = user_hz()
-    for state, src, lport, dst, rport, rest in _entries(data, family, states):
-        yield _tcp_record(family, state, src, lport, dst, rport, rest, hz)
+def _state_bit(ch: int) -> int:
+    """tcp_show_line's ``1 << state`` for the state read from the field's second char
+    (a signed char; the shift count is taken modulo 32, as x86 does)."""
+    if ch >= 128:
+        ch -= 256
+    state = ch - 55 if ch >= 65 else ch - 48
+    return 1 << (state & 31)
 
 
 def _entries(
-    data: bytes, family: int, states: int
-) -> Iterator[tuple[int, bytes, int, bytes, int, bytes]]:
-    """The lines of a /proc/net/{tcp,udp,raw}[6] file whose state is selected, as (state,
-    local address, port, remote address, port, the rest of the line); a line ss cannot
-    parse ends the file, as it ends tcp_show_line's and dgram_show_line's loop."""
-    for line in _lines(data):
+    data: bytes, family: int, states: int, buf: bytearray
+) -> Iterator[tuple[bytes, int, bytes, int, bytes]]:
+    """The lines of a /proc/net/{tcp,udp,raw}[6] file whose state is selected, as (local
+    address, port, remote address, port, the data text); a line ss cannot split ends the
+    file, as it ends tcp_show_line's and dgram_show_line's loop."""
+    for line in _lines(data, buf):
         parts = _split(line)
         if parts is None:
             return
-        loc, rem, rest = parts
-        state = _state(rest)
-        if not 0 <= state < 32 or not states & (1 << state):
+        loc, rem, at = parts
+        if not states & _state_bit(line[at + 1]):
             continue
-        src, lport = _addr(loc, family)
-        dst, rport = _addr(rem, family)
-        yield state, src, lport, dst, rport, rest
+        src, lport = _addr(_cstr(line, loc), family)
+        dst, rport = _addr(_cstr(line, rem), family)
+        yield src, lport, dst, rport, _cstr(line, at)
 
 
-def _tcp_record(
-    family: int, state: int, src: bytes, lport: int, dst: bytes, rport: int, rest: bytes, hz: int
-) -> InetSocket:
-    # "%x %x:%x %x:%x %x %d %d %u %d %llx %d %d %d %u %d %[^\n]"
-    f = rest.split()
-    wq, _, rq = f[1].partition(b":") if len(f) > 1 else (b"0", b"", b"0")
-    timer, _, timeout = f[2].partition(b":") if len(f) > 2 else (b"0", b"", b"0")
-    nums = _ints(f[4:10]) if len(f) > 4 else []
-    nums += [0] * (6 - len(nums))
-    retrans_ = _hex(f[3]) if len(f) > 3 else 0
-    uid, probes, ino, refcnt = nums[0], nums[1], nums[2], nums[3]
-    sk = _hex(f[8]) if len(f) > 8 else 0
-    tail = _ints(f[9:14])
-    opt = b" ".join(f[14:]).decode("latin-1") if len(f) > 14 else ""
-    if len(tail) < 1:
-        rto, ato, qack, cwnd, ssthresh = 0, 0, 0, 2, -1
-    else:
-        tail += [0] * (5 - len(tail))
-        rto, ato, qack, cwnd, ssthresh = tail
-    tmr = _hex(timer)
-    retrans = retrans_ if tmr == 1 else probes
-    expires = (_hex(timeout) * 1000 + hz - 1) // hz
-    rto_v = 0.0 if rto == 3 * hz else rto / hz
-    extra = (refcnt, rto_v, ato / hz, qack // 2, cwnd, 0 if ssthresh == -1 else ssthresh, opt)
-    return make_proc_inet(
-        family, state, lport, rport, src, dst, _hex(rq), _hex(wq), uid, ino,
-        abi.IPPROTO_TCP, tmr, retrans, expires, sk, extra,
-    )  # fmt: skip
+def line_buffer() -> bytearray:
+    """The line buffer of one table (tcp and tcp6 share it, as the two calls of
+    generic_record_read share their stack frame)."""
+    return bytearray(_BUF_SIZE)
 
 
-def dgram_sockets(data: bytes, family: int, states: int, protocol: int) -> Iterator[InetSocket]:
-    """Port of dgram_show_line (UDP, and RAW where the "port" is the protocol)."""
-    for state, src, lport, dst, rport, rest in _entries(data, family, states):
-        # "%x %x:%x %*x:%*x %*x %d %*d %u %d %llx %[^\n]"
-        f = rest.split()
-        wq, _, rq = f[1].partition(b":") if len(f) > 1 else (b"0", b"", b"0")
-        nums = _ints(f[4:8]) if len(f) > 4 else []
-        nums += [0] * (4 - len(nums))
-        uid, ino = nums[0], nums[2]
-        sk = _hex(f[8]) if len(f) > 8 else 0
+_TCP_FMT = "%x %x:%x %x:%x %x %d %d %u %d %llx %d %d %d %u %d %[^\n]\n"
+_DGRAM_FMT = "%x %x:%x %*x:%*x %*x %d %*d %u %d %llx %[^\n]\n"
+
+
+def tcp_sockets(
+    data: bytes, family: int, states: int, buf: bytearray | None = None
+) -> Iterator[InetSocket]:
+    """Port of tcp_show_line over a whole /proc/net/tcp[6] file."""
+    hz = user_hz()
+    if buf is None:
+        buf = line_buffer()
+    for src, lport, dst, rport, text in _entries(data, family, states, buf):
+        n, vals = sscanf(text, _TCP_FMT)
+        opt = vals.pop() if n >= 17 else b""
+        v = [x if isinstance(x, int) else 0 for x in vals] + [0] * (16 - len(vals))
+        state, wq, rq, timer, timeout, retrans, uid, probes, ino, refcnt, sk = v[:11]
+        rto, ato, qack, cwnd, ssthresh = v[11:16]
+        if n < 12:
+            rto, cwnd, ssthresh, ato, qack = 0, 2, -1, 0, 0
+        retrans = int32(retrans if timer == 1 else probes)  # printed with %d
+        expires = ((timeout * 1000 + hz - 1) & 0xFFFFFFFF) // hz  # unsigned arithmetic
+        qack = int(qack / 2)  # C's division truncates towards zero
+        rto_v = 0.0 if rto == 3 * hz else rto / hz
+        ssthresh = 0 if ssthresh == -1 else ssthresh
+        text_opt = opt.decode("latin-1") if isinstance(opt, bytes) else ""
+        extra = (refcnt, rto_v, ato / hz, qack, cwnd, ssthresh, text_opt)
         yield make_proc_inet(
-            family, state, lport, rport, src, dst, _hex(rq), _hex(wq), uid, ino, protocol,
+            family, state, lport, rport, src, dst, rq, wq, uid & 0xFFFFFFFF, ino,
+            abi.IPPROTO_TCP, timer, retrans, expires, sk, extra,
+        )  # fmt: skip
+
+
+def dgram_sockets(
+    data: bytes, family: int, states: int, protocol: int, buf: bytearray | None = None
+) -> Iterator[InetSocket]:
+    """Port of dgram_show_line (UDP, and RAW where the "port" is the protocol)."""
+    if buf is None:
+        buf = line_buffer()
+    for src, lport, dst, rport, text in _entries(data, family, states, buf):
+        # the count is never compared right (n < 9 of 8 conversions): no opt text
+        v = scan_ints(text, _DGRAM_FMT, 8)[1]
+        state, wq, rq, uid, ino, _refcnt, sk = v[:7]
+        yield make_proc_inet(
+            family, state, lport, rport, src, dst, rq, wq, uid & 0xFFFFFFFF, ino, protocol,
             sk=sk,
         )  # fmt: skip
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from sockscope.kernel import abi
 from sockscope.kernel.abi import PROTO_NAMES, SWAP16
-from sockscope.render.printer import STATE_TEXT
+from sockscope.render.printer import STATE_TEXT, state_text_of
 from sockscope.tables.inet import extinfo
 from sockscope.tables.inet.layout import (
     BUF,
@@ -112,7 +112,7 @@ class InetRows:
             netid = PROTO_NAMES.get(proto, "???")
             # past sstate_name[] ss reads beyond its array (undefined): what its 7.1
             # build prints there, UNKNOWN where it crashes (QUIRKS.md)
-            state_text = STATE_TEXT[state] if state < len(STATE_TEXT) else "UNKNOWN"
+            state_text = STATE_TEXT[state] if state < len(STATE_TEXT) else state_text_of(state)
         proc = self.p.process(s[INODE]) if self.p.show_proc else ""
         ext = extinfo.inet(self, s, v6only) if self.ext_wanted else ""
         self.sctp_ino = s[INODE]

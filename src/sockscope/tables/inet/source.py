@@ -196,13 +196,40 @@ def _inet_stream(
                 return
             yield from _apply(recs, ctx, protocol)
     except (NetlinkError, OSError) as e:
-        # -K failed (destroy.KillError): ss abandons the dump and retries with the legacy
-        # request, which only TCP/DCCP have; UDP and RAW then fall back to /proc
-        if isinstance(e, KillError) and protocol in _NO_LEGACY:
-            yield from inet_proc(ctx, _NO_LEGACY[protocol])
+        if isinstance(e, KillError):
+            yield from _after_kill_failed(sock, protocol, ext, ctx)
         return
     finally:
         sock.close()
+
+
+def _after_kill_failed(
+    sock: socket.socket, protocol: int, ext: int, ctx: Context
+) -> Iterator[InetSocket]:
+    """-K failed (destroy.KillError): what inet_show_netlink does then.
+
+    ss abandons the datagram it was walking and retries with the legacy request, on the
+    same socket and with the same sequence number, so what it reads next may still be
+    the first dump's: its NLMSG_DONE (the dump fitted in one datagram: the retry
+    "succeeds" and nothing more is listed) or more of its sockets (the kill fails again,
+    a second message, and the table falls back to /proc, listed without kills). UDP and
+    RAW have no legacy request and fall back to /proc at once.
+    """
+    table = _NO_LEGACY.get(protocol, "tcp" if protocol == abi.IPPROTO_TCP else None)
+    legacy = legacy_request(protocol, ctx.sel.states, ext, ctx.bytecode)
+    if legacy is not None:
+        try:
+            sock.send(legacy)
+            recs = decode_inet_dump(
+                netlink.datagrams(sock, ctx.tee), abi.MAGIC_SEQ, protocol, ctx.sel.families,
+                netlink.DumpState(),
+            )  # fmt: skip
+            yield from _apply(recs, ctx, protocol)
+            return
+        except (NetlinkError, OSError):
+            pass  # the kill failed again, or an error answer: -1
+    if table is not None:
+        yield from inet_proc(ctx, table)
 
 
 #: tcp_show_netlink_file reads each message into a 16 KiB buffer on its stack
@@ -319,7 +346,7 @@ def _file_records(fd: int, ctx: Context) -> Iterator[tuple[InetSocket, str | Non
             return
         end = max(length, _DIAG_MSG_END)
         # with the stale bytes after the message that ss's printers read through
-        snapshot = bytes(buf[: max(16 + nitems, _DIAG_MSG_END) + 64])
+        snapshot = bytes(buf[: max(16 + nitems, _DIAG_MSG_END) + 512])
         rec = next(decode_inet([(mtype, snapshot, 0, end)], abi.IPPROTO_TCP))
         yield rec, _deficit(buf, length)
 
@@ -351,6 +378,7 @@ def inet_proc(ctx: Context, table: str) -> Iterator[InetSocket]:
     name = {"tcp": "tcp", "udp": "udp", "raw": "raw"}[table]
     var = "PROC_NET_" + name.upper()
     protocol = {"tcp": abi.IPPROTO_TCP, "udp": abi.IPPROTO_UDP, "raw": 0}[table]
+    buf = procfs.line_buffer()
     for family, fname, fvar in ((abi.AF_INET, name, var), (abi.AF_INET6, name + "6", var + "6")):
         if not sel.families & (1 << family):
             continue
@@ -360,9 +388,9 @@ def inet_proc(ctx: Context, table: str) -> Iterator[InetSocket]:
                 return  # the v4 file missing is an error: the table is abandoned
             continue
         if table == "tcp":
-            recs = procfs.tcp_sockets(data, family, sel.states)
+            recs = procfs.tcp_sockets(data, family, sel.states, buf)
         else:
-            recs = procfs.dgram_sockets(data, family, sel.states, protocol)
+            recs = procfs.dgram_sockets(data, family, sel.states, protocol, buf)
         try:
             yield from _apply(recs, ctx, protocol, killable=False)
         except procfs.TableAborted:

@@ -34,11 +34,11 @@ from sockscope.kernel.structs import (
     TCPVEGAS_INFO,
     TLS_INFO_MAX,
     Spans,
-    chunk,
     cstr,
     nested,
     padded,
     sf_value,
+    through,
     u16,
     u32,
     u64,
@@ -111,7 +111,7 @@ def _mem_text(buf: bytes, attrs: Spans) -> str:
     span = attrs.get(abi.INET_DIAG_MEMINFO)
     if span is None:
         return ""
-    data, off = padded(buf, span[0], span[1], 16)
+    data, off = through(buf, span[0], 16)  # read through, as ss does
     return " mem:(r%u,w%u,f%u,t%u)" % INET_DIAG_MEMINFO.unpack_from(data, off)
 
 
@@ -602,13 +602,13 @@ def _vegas_dctcp(buf: bytes, attrs: Spans) -> tuple[int, str]:
     out = ""
     span = attrs.get(abi.INET_DIAG_VEGASINFO)
     if span is not None:
-        data, off = padded(buf, span[0], span[1], 16)
+        data, off = through(buf, span[0], 16)  # RTA_DATA, read through
         enabled, _cnt, vrtt, _min = TCPVEGAS_INFO.unpack_from(data, off)
         if enabled and vrtt and vrtt != 0x7FFFFFFF:
             rtt = vrtt
     span = attrs.get(abi.INET_DIAG_DCTCPINFO)
     if span is not None:
-        data, off = padded(buf, span[0], span[1], 16)
+        data, off = through(buf, span[0], TCP_DCTCP_INFO.size)  # RTA_DATA, read through
         enabled, ce_state, alpha, ab_ecn, ab_tot = TCP_DCTCP_INFO.unpack_from(data, off)
         if enabled:
             out = " dctcp:(ce_state:%u,alpha:%u,ab_ecn:%u,ab_tot:%u)" % (
@@ -664,9 +664,8 @@ def md5sig_text(p: InetRows, buf: bytes, start: int, end: int) -> str:
     parts = []
     off = start
     while True:
-        fam, plen, klen, addr, _key = TCP_DIAG_MD5SIG.unpack(
-            chunk(buf[off : min(off + size, end)], 0, size)
-        )
+        # each struct is read whole, through the payload's end (RTA_PAYLOAD is not checked)
+        fam, plen, klen, addr, _key = TCP_DIAG_MD5SIG.unpack_from(*through(buf, off, size))
         if fam == abi.AF_INET:
             host = p.resolver.host(fam, addr[:4])
         elif fam == abi.AF_INET6:
@@ -674,7 +673,8 @@ def md5sig_text(p: InetRows, buf: bytes, start: int, end: int) -> str:
         else:
             host = "???"
         # ss prints tcpm_keylen bytes from tcpm_key (past the array if keylen > 80)
-        raw = bytes(buf[off + 20 : min(off + 20 + klen, end)])
+        data, at = through(buf, off + 20, klen)
+        raw = bytes(data[at : at + klen])
         parts.append("%s/%d=%s" % (host, plen, "".join(_KEY_ESCAPE[b] for b in raw)))
         off += size
         if end - off <= 0:
