@@ -251,8 +251,10 @@ OPTIONS: tuple[Opt, ...] = (
         "is in, `unit=`''UNIT'' when the processes are in no container), then exactly what "
         "ss prints inside that namespace. The container (Docker, containerd, CRI-O, podman, "
         "Kubernetes) is read from the cgroup path of the namespace's processes. With "
-        "`--json`, every socket has a `netns` object. `-K` needs a filter; `-N`, `-D` and "
-        "`-E` cannot be combined with it. Namespaces that cannot be entered (no "
+        "`--json`, every socket has a `netns` object. `-K` needs a filter; `-N` and `-D` "
+        "cannot be combined with it. With `-E`, every namespace found at the start is "
+        "followed at once: each event as ss `-E` prints it inside its namespace, after a "
+        "`# netns` line whenever the namespace changes. Namespaces that cannot be entered (no "
         "CAP_SYS_ADMIN) are skipped with a note, and the exit status is 1.",
         group="modes", origin="sockscope"),
     Opt("D", ("diag",), "FILE", "dump raw TCP socket information to FILE",

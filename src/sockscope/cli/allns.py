@@ -6,7 +6,8 @@ order. For each, the calling thread enters it (``setns``), then the run does exa
 ss does inside that namespace: text output is a line ``# netns net:[INODE] name=...
 pid=... container=...`` followed by ss's own output there (``-s`` summary, header, rows,
 column widths of that namespace alone); with ``--json``/``--json-lines`` every socket
-gets a ``netns`` object. The thread's namespace is restored after each one, also when an
+gets a ``netns`` object. ``-E`` follows every namespace at once
+(:mod:`sockscope.cli.allevents`). The thread's namespace is restored after each one, also when an
 error or a signal (KeyboardInterrupt) interrupts it.
 
 What is done once for the host: the option parsing, the syntax check of the filter (it is
@@ -52,10 +53,6 @@ def check(run: Run) -> None:
         raise ArgumentError("sockscope: --all-netns and -N cannot be used together")
     if opts.dump_file is not None:
         raise ArgumentError("sockscope: --all-netns and -D cannot be used together")
-    if opts.events:
-        raise ArgumentError(
-            "sockscope: --all-netns cannot follow events (-E): follow one namespace with -N"
-        )
 
 
 class Hooks:
@@ -104,6 +101,13 @@ def show(
             run.filter_fp = io.BytesIO(filter_text)
         return hooks.parse(run, args)
 
+    if run.opts.events and not summary_only:
+        from sockscope.cli import allevents
+
+        def note(found: Discovery, denied: list[tuple[Namespace, NamespaceDenied]]) -> None:
+            _denied_note(found, denied, hooks.warn)
+
+        return allevents.follow(run, found, parse_here, users, environ, hooks, note)
     if run.opts.json:
         return _json(run, found, parse_here, users, environ, summary_only, hooks)
     return _text(run, found, parse_here, users, environ, summary_only, hooks)

@@ -373,6 +373,44 @@ def inside(ns: Namespace) -> Iterator[None]:
             setns(fds[1], CLONE_NEWNET)
 
 
+class Visit:
+    """A namespace held open to be entered again and again (``-E --all-netns`` handles
+    each namespace's events inside it): its fd and the caller's are kept, so a namespace
+    whose last process exits can still be entered while the visit lasts. The caller's
+    own namespace needs no fds and no privilege. Raises like :meth:`Namespace.open`."""
+
+    __slots__ = ("_back", "_fd", "ns")
+
+    def __init__(self, ns: Namespace) -> None:
+        self.ns = ns
+        self._fd = self._back = -1
+        if ns.key != current_key():
+            self._fd = ns.open()
+            try:
+                self._back = _home()
+            except OSError:
+                os.close(self._fd)
+                raise
+
+    @contextlib.contextmanager
+    def there(self) -> Iterator[None]:
+        """The body runs inside the namespace; the thread's namespace is restored after."""
+        if self._fd < 0:
+            yield
+            return
+        _enter(self._fd, self.ns)
+        try:
+            yield
+        finally:
+            setns(self._back, CLONE_NEWNET)
+
+    def close(self) -> None:
+        for fd in (self._fd, self._back):
+            if fd >= 0:
+                os.close(fd)
+        self._fd = self._back = -1
+
+
 def each(
     spaces: Iterable[Namespace],
     make: Callable[[], Iterable[T]],
