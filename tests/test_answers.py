@@ -244,6 +244,11 @@ def test_sort_top_and_json() -> None:
         (["--top", "x", "--count-by", "state"], "invalid --top"),
         (["--watch=0"], "invalid --watch interval"),
         (["--sort", "state/3"], "takes no"),
+        # -E reports closing sockets only: an answer kept up to date by it would drift
+        (["-E", "--count-by", "state"], "--count-by cannot be combined with -E"),
+        (["--sort", "state", "-E"], "--sort cannot be combined with -E"),
+        (["-E", "--watch"], "--watch cannot be combined with -E"),
+        (["-E", "--all-netns", "--count-by", "netns"], "--count-by cannot be combined with -E"),
     ],
 )
 def test_bad_answers(args: list[str], message: str) -> None:

@@ -282,7 +282,9 @@ OPTIONS: tuple[Opt, ...] = (
         "`bytes_acked`, `bytes_received`, `retrans` (the last five need `-i`). A key a "
         "socket has no value for shows `-`. With `--json` or `--json-lines`, each group is "
         "`{\"group\": {...}, \"count\": N, \"recv_q\": ..., \"send_q\": ...}`. Memory "
-        "grows with the number of groups, not of sockets.",
+        "grows with the number of groups, not of sockets. Like the other answer options, "
+        "it is refused with `-E` (which reports closing sockets only; `--watch` reports "
+        "them from the same events).",
         group="answers", origin="sockscope"),
     Opt("", ("top",), "N", "keep the first N groups or rows",
         "Keep the first ''N'' groups of `--count-by`, rows of `--sort` or lines of "

@@ -128,6 +128,7 @@ def show(
     from sockscope.cli import listing
 
     opts: Options = run.opts  # type: ignore[attr-defined]
+    _no_events(opts, answers)
     sel = run.sel  # type: ignore[attr-defined]
     if answers.top_view or answers.watch is not None:
         from sockscope.cli import top
@@ -155,6 +156,7 @@ def show_all_netns(
     namespace, so ``netns`` and ``container`` are keys). The other answer options watch or
     sort one namespace's sockets: with --all-netns they are refused."""
     answers: Answers = run.answers  # type: ignore[attr-defined]
+    _no_events(run.opts, answers)  # type: ignore[attr-defined]
     if answers.count_by is None or answers.metrics:
         raise ArgumentError("sockscope: --all-netns combines with --count-by only")
     from sockscope.cli import listing
@@ -171,6 +173,34 @@ def show_all_netns(
             yield rec
 
     return _count(answers, ctx, opts, users, warn, records())
+
+
+def _no_events(opts: Options, answers: Answers) -> None:
+    """``-E`` with an answer option: refused, not ignored.
+
+    ``-E`` reports sockets as they are destroyed, never the ones that open, so a count or
+    an order it kept up to date would drift from the truth; ``--watch`` already reads the
+    destruction events (its ``closed`` lines) between its snapshots.
+    """
+    if not opts.events:
+        return
+    given = next(
+        name
+        for name, on in (
+            ("--watch", answers.watch is not None),
+            ("--top-view", answers.top_view),
+            ("--metrics", answers.metrics),
+            ("--count-by", answers.count_by is not None),
+            ("--sort", answers.sort is not None),
+            ("--top", True),
+        )
+        if on
+    )
+    raise ArgumentError(
+        f"sockscope: {given} cannot be combined with -E: -E follows sockets as they close,"
+        " the answer options look at snapshots (--watch reports closed sockets from the"
+        " same events)"
+    )
 
 
 def _records(ctx: Context) -> Iterator[object]:
