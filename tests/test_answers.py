@@ -632,12 +632,12 @@ def test_all_netns_count_by_netns() -> None:
             assert found[(ns.name, "ESTAB")] == 2 * n
             assert found[(ns.name, "LISTEN")] == 1
         res = subprocess.run(
-            [*netns.sockscope_cmd(), "--all-netns", "-tan", "--watch"],
+            [*netns.sockscope_cmd(), "--all-netns", "-tan", "--metrics"],
             capture_output=True,
             env=netns.tool_env(),
         )
         assert res.returncode == 255
-        assert b"--all-netns combines with --count-by only" in res.stderr
+        assert b"--all-netns cannot be combined with --metrics" in res.stderr
     finally:
         for proc in holders:
             for pipe in (proc.stdin, proc.stdout):

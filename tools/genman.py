@@ -292,7 +292,9 @@ OPTIONS: tuple[Opt, ...] = (
     Opt("", ("sort",), "[-]KEY[,...]", "list the sockets in key order",
         "List the sockets ordered by the keys of `--count-by` (`-` before a key: "
         "descending; missing values last); ties keep ss's order. The rows and their "
-        "layout are ss's, for the rows shown.", group="answers", origin="sockscope"),
+        "layout are ss's, for the rows shown. With `--all-netns`, each namespace's block "
+        "is sorted (JSON: every namespace's sockets in one order).",
+        group="answers", origin="sockscope"),
     Opt("", ("watch",), "", "print what changes, every SECONDS (default 1)",
         "Every ''SECONDS'' (default 1) compare a snapshot of the TCP, UDP, MPTCP and RAW "
         "sockets with the previous one and print a line per change, starting with the "
@@ -301,7 +303,9 @@ OPTIONS: tuple[Opt, ...] = (
         "snapshots is reported too), `state` (old->new), and with `-i` `rate` (bytes "
         "acked and received and retransmits per second). Sockets are keyed by network "
         "namespace and cookie. Lines are flushed as written; with `--json-lines`, each "
-        "change is an object with `time` and `event`. Ctrl-C ends it.",
+        "change is an object with `time` and `event`. With `--all-netns`, every namespace "
+        "found at the start is watched and each line names its namespace after the kind "
+        "(`net:[`''INODE''`]`). Ctrl-C ends it.",
         group="answers", origin="sockscope", optional="SECONDS"),
     Opt("", ("top-view",), "", "a full-screen view of --count-by or the busiest sockets",
         "On a terminal, redraw every interval (`--watch=`''SECONDS'') the groups of "

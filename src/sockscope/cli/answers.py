@@ -144,6 +144,21 @@ def show(
     return None
 
 
+def per_namespace(run: object) -> bool:
+    """Whether ``--all-netns`` answers namespace by namespace, in its walk: ``--sort`` and
+    ``--top`` alone sort each namespace's block of text as ss would be sorted there (with
+    ``--json``, the sockets of every namespace in one order); the other answer options
+    go to :func:`show_all_netns`."""
+    answers: Answers = run.answers  # type: ignore[attr-defined]
+    _no_events(run.opts, answers)  # type: ignore[attr-defined]
+    return (
+        answers.count_by is None
+        and answers.watch is None
+        and not answers.top_view
+        and not answers.metrics
+    )
+
+
 def show_all_netns(
     run: object,
     flt: Filter | None,
@@ -152,18 +167,29 @@ def show_all_netns(
     warn: Callable[[str], None],
     warn_raw: Callable[[str], None],
 ) -> int:
-    """``--all-netns --count-by``: one count over every namespace (each record carries its
-    namespace, so ``netns`` and ``container`` are keys). The other answer options watch or
-    sort one namespace's sockets: with --all-netns they are refused."""
+    """The answer options with ``--all-netns`` that look at every namespace at once (see
+    :func:`per_namespace` for the others).
+
+    * ``--count-by``: one count over every namespace (each record carries its namespace,
+      so ``netns`` and ``container`` are keys);
+    * ``--watch`` / ``--top-view``: every namespace watched at once, keyed by (namespace
+      inode, cookie);
+    * ``--metrics``: refused (one exposition per host would mix namespaces' series).
+    """
     answers: Answers = run.answers  # type: ignore[attr-defined]
-    _no_events(run.opts, answers)  # type: ignore[attr-defined]
-    if answers.count_by is None or answers.metrics:
-        raise ArgumentError("sockscope: --all-netns combines with --count-by only")
+    opts: Options = run.opts  # type: ignore[attr-defined]
+    _no_events(opts, answers)
+    if answers.metrics:
+        raise ArgumentError("sockscope: --all-netns cannot be combined with --metrics")
+    if answers.top_view or answers.watch is not None:
+        from sockscope.cli import top
+
+        sel = run.sel  # type: ignore[attr-defined]
+        return top.run(answers, sel, opts, flt, environ, warn, all_netns=True)
     from sockscope.cli import listing
     from sockscope.ops import namespaces as nsops
     from sockscope.render.view import View
 
-    opts: Options = run.opts  # type: ignore[attr-defined]
     ctx = listing.make_context(run.sel, opts, flt, environ, warn, warn_raw)  # type: ignore[attr-defined]
     view = View()
 

@@ -42,8 +42,9 @@ from sockscope.tables.inet.source import inet_request
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Generator
+    from collections.abc import Callable, Generator, Iterable
 
+    from sockscope.ops.namespaces import Namespace
     from sockscope.query.selection import Selection
     from sockscope.render.view import View
 
@@ -69,7 +70,8 @@ class Change:
     ``socket`` record (for ``closed``: as last listed, else from its destruction event),
     and per kind ``old_state``, ``lifetime``/``lifetime_max`` (seconds), ``counters``
     (last ``bytes_acked``, ``bytes_received``, ``retrans``) and ``rates`` (the same per
-    second)."""
+    second); ``space``: the :class:`~sockscope.ops.namespaces.Namespace` when every
+    namespace is watched, else None."""
 
     __slots__ = (
         "cookie",
@@ -81,6 +83,7 @@ class Change:
         "old_state",
         "rates",
         "socket",
+        "space",
         "time",
     )
 
@@ -95,6 +98,8 @@ class Change:
         self.lifetime_max: float | None = None
         self.counters: dict[str, int] | None = None
         self.rates: dict[str, float] | None = None
+        #: the namespace (``--all-netns``, ``watch(netns="all")``), else None
+        self.space: Namespace | None = None
 
     def __repr__(self) -> str:
         s = self.socket
@@ -111,6 +116,8 @@ class Change:
             "netns_inode": self.netns,
             "cookie": self.cookie,
         }
+        if self.space is not None:
+            out["netns"] = self.space.to_dict()
         if self.old_state is not None:
             out["old_state"] = self.old_state
         if self.lifetime is not None:
@@ -493,6 +500,98 @@ def _with_protocol(rec: InetSocket) -> InetSocket:
     return rec
 
 
+class Watchers:
+    """A :class:`Watcher` per namespace, each made inside its namespace (its dump and event
+    sockets stay bound there), used from the caller's namespace: snapshots one after the
+    other, one ``select`` over every event socket. Keyed by (namespace inode, cookie)."""
+
+    def __init__(self, watchers: list[tuple[Namespace, Watcher]]) -> None:
+        self.watchers = watchers
+        self._by_fd = {w.events.fileno(): (ns, w) for ns, w in watchers if w.events is not None}
+
+    @classmethod
+    def each(
+        cls,
+        spaces: Iterable[Namespace],
+        make: Callable[[], Watcher],
+        on_skip: Callable[[Namespace, Exception], None] | None = None,
+    ) -> Watchers:
+        """``make()`` run inside every namespace of ``spaces``; one that has gone or cannot
+        be entered goes to ``on_skip``."""
+        from sockscope.ops.namespaces import NamespaceDenied, NamespaceGone, Visit
+
+        made: list[tuple[Namespace, Watcher]] = []
+        try:
+            for ns in spaces:
+                try:
+                    visit = Visit(ns)
+                except (NamespaceGone, NamespaceDenied) as e:
+                    if on_skip is not None:
+                        on_skip(ns, e)
+                    continue
+                try:
+                    with visit.there():
+                        made.append((ns, make()))
+                except NamespaceDenied as e:
+                    if on_skip is not None:
+                        on_skip(ns, e)
+                finally:
+                    visit.close()
+        except BaseException:
+            for _ns, w in made:
+                w.close()
+            raise
+        return cls(made)
+
+    def close(self) -> None:
+        for _ns, w in self.watchers:
+            w.close()
+
+    @staticmethod
+    def _mark(ns: Namespace, changes: list[Change]) -> list[Change]:
+        for change in changes:
+            change.space = ns
+        return changes
+
+    def baseline(self) -> None:
+        for _ns, w in self.watchers:
+            w.baseline()
+
+    def step(self) -> list[Change]:
+        """Every namespace's snapshot; the destruction events waiting for a namespace are
+        read just before its dump (the dumps of all namespaces take a while, and an
+        event read after the dump that no longer lists its socket would be a change
+        reported twice)."""
+        out: list[Change] = []
+        for ns, w in self.watchers:
+            out += self._mark(ns, w.destroyed())
+            out += self._mark(ns, w.step())
+        return out
+
+    def destroyed(self) -> list[Change]:
+        out: list[Change] = []
+        for ns, w in self.watchers:
+            out += self._mark(ns, w.destroyed())
+        return out
+
+    def wait(self, timeout: float) -> list[Change]:
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return []
+            if not self._by_fd:
+                time.sleep(left)
+                return []
+            ready, _w, _x = select.select(list(self._by_fd), [], [], left)
+            out: list[Change] = []
+            for fd in ready:
+                ns, w = self._by_fd[fd]
+                out += self._mark(ns, w.destroyed())
+            if out:
+                return out
+
+
 def changes(
     sel: Selection,
     interval: float,
@@ -500,10 +599,20 @@ def changes(
     matcher: Callable[[object], bool] | None = None,
     bytecode: bytes | None = None,
     events: bool = True,
+    spaces: Iterable[Namespace] | None = None,
+    on_skip: Callable[[Namespace, Exception], None] | None = None,
 ) -> Generator[Change, None, None]:
     """Every change, forever: the baseline snapshot, then destruction events as they come
-    and a snapshot's changes every ``interval`` seconds."""
-    watcher = Watcher(sel, info, matcher, bytecode, events)
+    and a snapshot's changes every ``interval`` seconds. With ``spaces``, every one of
+    those namespaces at once (each change's ``space`` says which; ``on_skip`` gets those
+    that cannot be entered); namespaces created later are not watched."""
+    watcher: Watcher | Watchers
+    if spaces is None:
+        watcher = Watcher(sel, info, matcher, bytecode, events)
+    else:
+        watcher = Watchers.each(
+            spaces, lambda: Watcher(sel, info, matcher, bytecode, events), on_skip
+        )
     try:
         watcher.baseline()
         next_at = time.monotonic() + interval
