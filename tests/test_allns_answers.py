@@ -318,3 +318,66 @@ def test_top_view_screens_every_namespace() -> None:
             assert busiest.lines()[0].split()[3] == "NETNS"
         finally:
             busiest.close()
+
+
+THREAD_HOLDER = r"""
+import ctypes, os, socket, sys, threading
+libc = ctypes.CDLL(None, use_errno=True)
+ready = threading.Event()
+def inner():
+    if libc.unshare(0x40000000) != 0:  # CLONE_NEWNET, this thread only
+        raise OSError(ctypes.get_errno(), "unshare")
+    global tid, held
+    tid = threading.get_native_id()
+    t = socket.socket(); t.bind(("0.0.0.0", 7401)); t.listen()
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("0.0.0.0", 7402))
+    held = (t, u)
+    ready.set()
+    threading.Event().wait()
+t = threading.Thread(target=inner, daemon=True); t.start(); ready.wait()
+print(os.getpid(), tid, flush=True)
+sys.stdin.readline()
+"""
+
+
+@pytest.mark.live
+@needs_root
+def test_thread_only_namespace_is_found() -> None:
+    """A thread that unshared its network namespace (its process stays in the caller's):
+    namespaces() finds it through /proc/PID/task/TID/ns/net, --all-netns lists it, and
+    its block is what ss 7.1 prints inside it."""
+    from sockscope.ops.namespaces import discover
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", THREAD_HOLDER], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    try:
+        assert proc.stdout is not None
+        pid, tid = map(int, proc.stdout.readline().split())
+        inode = os.stat(f"/proc/{pid}/task/{tid}/ns/net").st_ino
+        assert inode != os.stat(f"/proc/{pid}/ns/net").st_ino
+        found = [ns for ns in discover().namespaces if ns.inode == inode]
+        assert len(found) == 1
+        space = found[0]
+        assert (space.pids, space.threads) == ((), ((pid, tid),))
+        assert space.header() == f"# netns net:[{inode}] pid=none tid={tid}"
+        assert space.to_dict()["tids"] == [tid]
+        assert all(ns.inode != inode for ns in discover(threads_too=False).namespaces)
+        out = _sockscope(["--all-netns", "-tuan"])
+        head = f"# netns net:[{inode}] pid=none tid={tid}\n".encode()
+        assert head in out
+        block = out.split(head, 1)[1].split(b"\n# netns ", 1)[0]
+        if ORACLE:
+            ref = subprocess.run(
+                ["nsenter", f"--net=/proc/{pid}/task/{tid}/ns/net", ORACLE, "-tuan"],
+                capture_output=True,
+                env=netns.tool_env(),
+                check=True,
+            ).stdout
+            assert block == ref
+        assert b":7401" in block and b":7402" in block
+    finally:
+        for pipe in (proc.stdin, proc.stdout):
+            if pipe is not None:
+                pipe.close()
+        proc.wait(10)

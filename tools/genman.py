@@ -244,7 +244,8 @@ OPTIONS: tuple[Opt, ...] = (
         kind="netns", group="modes"),
     Opt("", ("all-netns",), "", "list every network namespace of the host",
         "List every network namespace of the host, each once: the names under "
-        "/var/run/netns, the other namespace bind mounts and the namespace of every process "
+        "/var/run/netns, the other namespace bind mounts, the namespace of every process and "
+        "of every thread that left its process's one "
         "(deduplicated by inode). Before each one's output comes a line `# netns "
         "net:[`''INODE''`] name=`''NAME'' `pid=`''PID'' `container=`''RUNTIME''`:`''ID'' "
         "`pod=`''UID'' (fields present when known; `pid=none` for a namespace no process "

@@ -33,7 +33,7 @@ import struct
 import time
 from operator import itemgetter
 
-from sockscope import accel
+from sockscope.accel import core as compiled_core
 from sockscope.errors import NetlinkError
 from sockscope.kernel import abi, netlink
 from sockscope.ops import follow
@@ -229,7 +229,7 @@ class Snapshotter:
     ) -> None:
         sock = self.sock
         sock.send(request)
-        core = accel.core()
+        core = compiled_core()
         if core is not None:
             # the compiled path: keyed in C, unchanged messages keep the old bytes
             keyed = core.diag_keyed
