@@ -374,7 +374,7 @@ def test_thread_only_namespace_is_found() -> None:
                 env=netns.tool_env(),
                 check=True,
             ).stdout
-            assert block == ref
+            assert block.rstrip(b"\n") == ref.rstrip(b"\n")
         assert b":7401" in block and b":7402" in block
     finally:
         for pipe in (proc.stdin, proc.stdout):
