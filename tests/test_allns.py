@@ -223,7 +223,7 @@ def test_cli_conflicts() -> None:
     for argv, text in (
         (["--all-netns", "-N", "/proc/self/ns/net"], "--all-netns and -N cannot be used together"),
         (["--all-netns", "-D", "/dev/null"], "--all-netns and -D cannot be used together"),
-        (["--all-netns", "-E"], "--all-netns cannot follow events (-E)"),
+        (["--all-netns", "-E", "-K"], "-K with --all-netns needs a filter expression"),
         (["--all-netns", "-K"], "-K with --all-netns needs a filter expression"),
         (["--all-netns", "-K", "state", "listening"], "-K with --all-netns needs a filter"),
     ):

@@ -244,6 +244,11 @@ def test_sort_top_and_json() -> None:
         (["--top", "x", "--count-by", "state"], "invalid --top"),
         (["--watch=0"], "invalid --watch interval"),
         (["--sort", "state/3"], "takes no"),
+        # -E reports closing sockets only: an answer kept up to date by it would drift
+        (["-E", "--count-by", "state"], "--count-by cannot be combined with -E"),
+        (["--sort", "state", "-E"], "--sort cannot be combined with -E"),
+        (["-E", "--watch"], "--watch cannot be combined with -E"),
+        (["-E", "--all-netns", "--count-by", "netns"], "--count-by cannot be combined with -E"),
     ],
 )
 def test_bad_answers(args: list[str], message: str) -> None:
@@ -627,12 +632,12 @@ def test_all_netns_count_by_netns() -> None:
             assert found[(ns.name, "ESTAB")] == 2 * n
             assert found[(ns.name, "LISTEN")] == 1
         res = subprocess.run(
-            [*netns.sockscope_cmd(), "--all-netns", "-tan", "--watch"],
+            [*netns.sockscope_cmd(), "--all-netns", "-tan", "--metrics"],
             capture_output=True,
             env=netns.tool_env(),
         )
         assert res.returncode == 255
-        assert b"--all-netns combines with --count-by only" in res.stderr
+        assert b"--all-netns cannot be combined with --metrics" in res.stderr
     finally:
         for proc in holders:
             for pipe in (proc.stdin, proc.stdout):

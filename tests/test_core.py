@@ -534,3 +534,38 @@ def test_fuzz_json_lines_same_as_python() -> None:
         assert (got, got_err) == (want, want_err), f"seed {seed}, datagram {i}: {buf.hex()}"
         fast_rows += maker.stats[3]
     assert fast_rows > count // 10
+
+
+@needs_core
+def test_diag_keyed_matches_the_python_walk() -> None:
+    """--watch's keying in C: the same dict as the Python walk, old bytes objects kept
+    for unchanged messages, the changed and new keys listed, the offset of the first
+    control message returned."""
+    from sockscope.ops.watch import _COOKIE, _MIN, Snapshotter
+
+    assert core is not None
+
+    def msg(cookie: int, state: int, pad: int) -> bytes:
+        body = bytes([2, state, 0, 0]) + bytes(40) + struct.pack("=Q", cookie) + bytes(20)
+        body += bytes(pad * 4)  # attributes of some length
+        return struct.pack("=IHHII", 16 + len(body), 20, 2, 1, 0) + body
+
+    done = struct.pack("=IHHII", 20, 3, 2, 1, 0) + bytes(4)
+    old_msgs = [msg(c, 1, c % 3) for c in range(1, 9)]
+    old = {m[_COOKIE]: m for m in old_msgs}
+    new_msgs = [*old_msgs[:5], msg(6, 8, 0), msg(7, 1, 2 + 7 % 3), msg(42, 10, 1)]
+    buf = b"".join(new_msgs) + done
+    cur: dict[bytes, bytes] = {}
+    changed: list[bytes] = []
+    at = core.diag_keyed(buf, old, cur, changed, _COOKIE.start, 8, _MIN)
+    assert at == len(buf) - len(done)
+    ref: dict[bytes, bytes] = {}
+    assert Snapshotter._walk(buf, None, ref, None) is True
+    assert cur == ref
+    assert all(cur[m[_COOKIE]] is old[m[_COOKIE]] for m in old_msgs[:5])
+    assert changed == [m[_COOKIE] for m in new_msgs[5:]]
+    assert core.diag_keyed(b"".join(new_msgs), old, {}, [], _COOKIE.start, 8, _MIN) == len(
+        b"".join(new_msgs)
+    )
+    with pytest.raises(ValueError, match="within"):
+        core.diag_keyed(buf, old, {}, [], _MIN, 8, _MIN)

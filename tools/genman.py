@@ -244,15 +244,18 @@ OPTIONS: tuple[Opt, ...] = (
         kind="netns", group="modes"),
     Opt("", ("all-netns",), "", "list every network namespace of the host",
         "List every network namespace of the host, each once: the names under "
-        "/var/run/netns, the other namespace bind mounts and the namespace of every process "
+        "/var/run/netns, the other namespace bind mounts, the namespace of every process and "
+        "of every thread that left its process's one "
         "(deduplicated by inode). Before each one's output comes a line `# netns "
         "net:[`''INODE''`] name=`''NAME'' `pid=`''PID'' `container=`''RUNTIME''`:`''ID'' "
         "`pod=`''UID'' (fields present when known; `pid=none` for a namespace no process "
         "is in, `unit=`''UNIT'' when the processes are in no container), then exactly what "
         "ss prints inside that namespace. The container (Docker, containerd, CRI-O, podman, "
         "Kubernetes) is read from the cgroup path of the namespace's processes. With "
-        "`--json`, every socket has a `netns` object. `-K` needs a filter; `-N`, `-D` and "
-        "`-E` cannot be combined with it. Namespaces that cannot be entered (no "
+        "`--json`, every socket has a `netns` object. `-K` needs a filter; `-N` and `-D` "
+        "cannot be combined with it. With `-E`, every namespace found at the start is "
+        "followed at once: each event as ss `-E` prints it inside its namespace, after a "
+        "`# netns` line whenever the namespace changes. Namespaces that cannot be entered (no "
         "CAP_SYS_ADMIN) are skipped with a note, and the exit status is 1.",
         group="modes", origin="sockscope"),
     Opt("D", ("diag",), "FILE", "dump raw TCP socket information to FILE",
@@ -280,7 +283,9 @@ OPTIONS: tuple[Opt, ...] = (
         "`bytes_acked`, `bytes_received`, `retrans` (the last five need `-i`). A key a "
         "socket has no value for shows `-`. With `--json` or `--json-lines`, each group is "
         "`{\"group\": {...}, \"count\": N, \"recv_q\": ..., \"send_q\": ...}`. Memory "
-        "grows with the number of groups, not of sockets.",
+        "grows with the number of groups, not of sockets. Like the other answer options, "
+        "it is refused with `-E` (which reports closing sockets only; `--watch` reports "
+        "them from the same events).",
         group="answers", origin="sockscope"),
     Opt("", ("top",), "N", "keep the first N groups or rows",
         "Keep the first ''N'' groups of `--count-by`, rows of `--sort` or lines of "
@@ -288,7 +293,9 @@ OPTIONS: tuple[Opt, ...] = (
     Opt("", ("sort",), "[-]KEY[,...]", "list the sockets in key order",
         "List the sockets ordered by the keys of `--count-by` (`-` before a key: "
         "descending; missing values last); ties keep ss's order. The rows and their "
-        "layout are ss's, for the rows shown.", group="answers", origin="sockscope"),
+        "layout are ss's, for the rows shown. With `--all-netns`, each namespace's block "
+        "is sorted (JSON: every namespace's sockets in one order).",
+        group="answers", origin="sockscope"),
     Opt("", ("watch",), "", "print what changes, every SECONDS (default 1)",
         "Every ''SECONDS'' (default 1) compare a snapshot of the TCP, UDP, MPTCP and RAW "
         "sockets with the previous one and print a line per change, starting with the "
@@ -297,7 +304,9 @@ OPTIONS: tuple[Opt, ...] = (
         "snapshots is reported too), `state` (old->new), and with `-i` `rate` (bytes "
         "acked and received and retransmits per second). Sockets are keyed by network "
         "namespace and cookie. Lines are flushed as written; with `--json-lines`, each "
-        "change is an object with `time` and `event`. Ctrl-C ends it.",
+        "change is an object with `time` and `event`. With `--all-netns`, every namespace "
+        "found at the start is watched and each line names its namespace after the kind "
+        "(`net:[`''INODE''`]`). Ctrl-C ends it.",
         group="answers", origin="sockscope", optional="SECONDS"),
     Opt("", ("top-view",), "", "a full-screen view of --count-by or the busiest sockets",
         "On a terminal, redraw every interval (`--watch=`''SECONDS'') the groups of "

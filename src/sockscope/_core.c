@@ -1790,9 +1790,84 @@ core_dump_end(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nar
     Py_RETURN_FALSE;
 }
 
+/* diag_keyed(buf, old, cur, changed, key_off, key_len, min_len) -> int
+ * The sock_diag replies of one dump datagram into cur, keyed by the key_len bytes at
+ * key_off of each message (the socket cookie): a message byte for byte equal to old's
+ * message of the same key keeps old's bytes object (no copy), any other is copied and its
+ * key appended to changed. Messages shorter than min_len are skipped. Returns the offset
+ * of the first control message (type < 16: DONE, ERROR, ...), or len(buf) if none: the
+ * caller decodes from there. --watch's snapshot path (ops/watch.py). */
+static PyObject *
+core_diag_keyed(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 7 || !PyBytes_Check(args[0]) || !PyDict_Check(args[1]) ||
+        !PyDict_Check(args[2]) || !PyList_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "diag_keyed(buf: bytes, old: dict, cur: dict, changed: list, "
+                        "key_off: int, key_len: int, min_len: int)");
+        return NULL;
+    }
+    Py_ssize_t key_off = PyLong_AsSsize_t(args[4]);
+    Py_ssize_t key_len = PyLong_AsSsize_t(args[5]);
+    Py_ssize_t min_len = PyLong_AsSsize_t(args[6]);
+    if (PyErr_Occurred())
+        return NULL;
+    if (key_off < 0 || key_len <= 0 || min_len < key_off + key_len) {
+        PyErr_SetString(PyExc_ValueError, "diag_keyed: the key must lie within min_len");
+        return NULL;
+    }
+    PyObject *old = args[1], *cur = args[2], *changed = args[3];
+    const char *data = PyBytes_AS_STRING(args[0]);
+    Py_ssize_t end = PyBytes_GET_SIZE(args[0]), off = 0;
+    while (off + NLMSG_HDRLEN_ <= end) {
+        uint32_t length;
+        uint16_t mtype;
+        memcpy(&length, data + off, 4);
+        memcpy(&mtype, data + off + 4, 2);
+        if (length < NLMSG_HDRLEN_ || (Py_ssize_t)length > end - off)
+            break;
+        if (mtype < 16)
+            return PyLong_FromSsize_t(off);
+        if ((Py_ssize_t)length >= min_len) {
+            const char *msg = data + off;
+            PyObject *key = PyBytes_FromStringAndSize(msg + key_off, key_len);
+            if (key == NULL)
+                return NULL;
+            PyObject *prev = PyDict_GetItemWithError(old, key); /* borrowed */
+            if (prev == NULL && PyErr_Occurred()) {
+                Py_DECREF(key);
+                return NULL;
+            }
+            int rc;
+            if (prev != NULL && PyBytes_Check(prev) && PyBytes_GET_SIZE(prev) == (Py_ssize_t)length &&
+                memcmp(PyBytes_AS_STRING(prev), msg, length) == 0) {
+                rc = PyDict_SetItem(cur, key, prev);
+            } else {
+                PyObject *copy = PyBytes_FromStringAndSize(msg, length);
+                if (copy == NULL) {
+                    Py_DECREF(key);
+                    return NULL;
+                }
+                rc = PyDict_SetItem(cur, key, copy);
+                Py_DECREF(copy);
+                if (rc == 0)
+                    rc = PyList_Append(changed, key);
+            }
+            Py_DECREF(key);
+            if (rc < 0)
+                return NULL;
+        }
+        off += ((Py_ssize_t)length + 3) & ~(Py_ssize_t)3;
+    }
+    return PyLong_FromSsize_t(end);
+}
+
 static PyMethodDef core_methods[] = {
     {"dump_end", (PyCFunction)(void (*)(void))core_dump_end, METH_FASTCALL,
      "dump_end(buf, seq) -> True if the datagram holds NLMSG_DONE or NLMSG_ERROR of seq."},
+    {"diag_keyed", (PyCFunction)(void (*)(void))core_diag_keyed, METH_FASTCALL,
+     "diag_keyed(buf, old, cur, changed, key_off, key_len, min_len) -> offset of the first "
+     "control message: the replies keyed into cur, old's bytes kept when equal."},
     {NULL}};
 
 static struct PyModuleDef core_module = {

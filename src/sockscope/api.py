@@ -329,7 +329,9 @@ def watch(query: Query | None = None, interval: float = 1.0) -> Iterator[Change]
     kernel's destruction events; needs CAP_NET_ADMIN, else snapshots only), ``state``,
     and with ``Query(info=True)`` ``rate`` (bytes acked/received and retransmits per
     second). Each is a :class:`~sockscope.ops.watch.Change`, keyed by (``netns``,
-    ``cookie``). The first snapshot is the baseline and yields nothing.
+    ``cookie``). The first snapshot is the baseline and yields nothing. With
+    ``Query(netns="all")`` every namespace found at the start is watched at once (each
+    change's ``space`` is its :class:`~sockscope.ops.namespaces.Namespace`).
     """
     from sockscope.ops import watch as watching
 
@@ -349,6 +351,18 @@ def watch(query: Query | None = None, interval: float = 1.0) -> Iterator[Change]
 
     if query.netns is None:
         return stream()
+    if query.netns == "all":
+        from sockscope.ops.namespaces import discover
+
+        def everywhere() -> Iterator[Change]:
+            spaces = discover().namespaces
+            for change in watching.changes(
+                sel, interval, query.info, matcher, bytecode, spaces=spaces
+            ):
+                change.socket.attach(view, None, change.space)
+                yield change
+
+        return everywhere()
     from sockscope.ops import netns as ns
 
     return ns.iterate(query.netns, stream)

@@ -6,7 +6,8 @@ order. For each, the calling thread enters it (``setns``), then the run does exa
 ss does inside that namespace: text output is a line ``# netns net:[INODE] name=...
 pid=... container=...`` followed by ss's own output there (``-s`` summary, header, rows,
 column widths of that namespace alone); with ``--json``/``--json-lines`` every socket
-gets a ``netns`` object. The thread's namespace is restored after each one, also when an
+gets a ``netns`` object. ``-E`` follows every namespace at once
+(:mod:`sockscope.cli.allevents`). The thread's namespace is restored after each one, also when an
 error or a signal (KeyboardInterrupt) interrupts it.
 
 What is done once for the host: the option parsing, the syntax check of the filter (it is
@@ -36,10 +37,12 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from sockscope.cli.answers import Answers
     from sockscope.cli.command import Run
     from sockscope.ops.namespaces import Discovery, Namespace
     from sockscope.ops.procmap import PendingMap, ProcessMap
     from sockscope.query.filter import Filter
+    from sockscope.render.jsonout import Writer
 
     Parse = Callable[[Run, list[str]], Filter | None]
     Show = Callable[[Run, Filter | None, ProcessMap | PendingMap | None, dict[str, str]], int]
@@ -52,10 +55,6 @@ def check(run: Run) -> None:
         raise ArgumentError("sockscope: --all-netns and -N cannot be used together")
     if opts.dump_file is not None:
         raise ArgumentError("sockscope: --all-netns and -D cannot be used together")
-    if opts.events:
-        raise ArgumentError(
-            "sockscope: --all-netns cannot follow events (-E): follow one namespace with -N"
-        )
 
 
 class Hooks:
@@ -104,6 +103,13 @@ def show(
             run.filter_fp = io.BytesIO(filter_text)
         return hooks.parse(run, args)
 
+    if run.opts.events and not summary_only:
+        from sockscope.cli import allevents
+
+        def note(found: Discovery, denied: list[tuple[Namespace, NamespaceDenied]]) -> None:
+            _denied_note(found, denied, hooks.warn)
+
+        return allevents.follow(run, found, parse_here, users, environ, hooks, note)
     if run.opts.json:
         return _json(run, found, parse_here, users, environ, summary_only, hooks)
     return _text(run, found, parse_here, users, environ, summary_only, hooks)
@@ -230,19 +236,30 @@ def _json(
         writer.open_sockets()
         ctx = gather.make_context(run.sel, opts, flt, environ, hooks.warn)
         try:
-            for _rec, data in rows.walk(ctx):
-                writer.socket(data, tail)
+            for rec, data in rows.walk(ctx):
+                if held is not None:
+                    rec.attach(rows.view, None, ns)  # type: ignore[attr-defined]
+                    held.append((rec, data, tail))
+                else:
+                    writer.socket(data, tail)
         finally:
             close = getattr(ctx.killer, "close", None)  # -K's socket was opened in here
             if close is not None:
                 close()
         return 0
 
+    # --sort/--top: every namespace's sockets in one order, written after the walk
+    answers = getattr(run, "answers", None)
+    held: list[tuple[object, dict[str, object], str]] | None = None
+    if answers is not None and not summary_only:
+        held = []
     try:
         writer.start(None)
         status = _walk(found, hooks, body)
         if not summary_only:
             writer.open_sockets()
+        if held and answers is not None:
+            _write_sorted(answers, held, users, environ, hooks.warn, writer)
         writer.finish(None if lines else {"namespaces": walked})
     except BrokenPipeError:
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -250,3 +267,26 @@ def _json(
         os.close(devnull)
         return 0
     return status
+
+
+def _write_sorted(
+    answers: Answers,
+    held: list[tuple[object, dict[str, object], str]],
+    users: ProcessMap | PendingMap | None,
+    environ: dict[str, str],
+    warn: Callable[[str], None],
+    writer: Writer,
+) -> None:
+    """The sockets of every namespace in ``--sort`` order (ties: namespace walk order),
+    cut to ``--top``."""
+    from sockscope.ops import aggregate
+    from sockscope.ops.keys import lookups, make_keys
+
+    names, descending = aggregate.parse_sort(answers.sort or [])
+    keys = make_keys(names, lookups(names, users, environ, warn))
+    order = aggregate.sort_order([rec for rec, _d, _t in held], keys, descending)
+    if answers.top is not None:
+        order = order[: answers.top]
+    for i in order:
+        _rec, data, tail = held[i]
+        writer.socket(data, tail)

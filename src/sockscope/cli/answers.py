@@ -139,6 +139,7 @@ def show(
     from sockscope.cli import listing
 
     opts: Options = run.opts  # type: ignore[attr-defined]
+    _no_events(opts, answers)
     sel = run.sel  # type: ignore[attr-defined]
     if answers.listen is not None:
         from sockscope.cli import serve
@@ -161,6 +162,21 @@ def show(
     return None
 
 
+def per_namespace(run: object) -> bool:
+    """Whether ``--all-netns`` answers namespace by namespace, in its walk: ``--sort`` and
+    ``--top`` alone sort each namespace's block of text as ss would be sorted there (with
+    ``--json``, the sockets of every namespace in one order); the other answer options
+    go to :func:`show_all_netns`."""
+    answers: Answers = run.answers  # type: ignore[attr-defined]
+    _no_events(run.opts, answers)  # type: ignore[attr-defined]
+    return (
+        answers.count_by is None
+        and answers.watch is None
+        and not answers.top_view
+        and not answers.metrics
+    )
+
+
 def show_all_netns(
     run: object,
     flt: Filter | None,
@@ -169,17 +185,29 @@ def show_all_netns(
     warn: Callable[[str], None],
     warn_raw: Callable[[str], None],
 ) -> int:
-    """``--all-netns --count-by``: one count over every namespace (each record carries its
-    namespace, so ``netns`` and ``container`` are keys). The other answer options watch or
-    sort one namespace's sockets: with --all-netns they are refused."""
+    """The answer options with ``--all-netns`` that look at every namespace at once (see
+    :func:`per_namespace` for the others).
+
+    * ``--count-by``: one count over every namespace (each record carries its namespace,
+      so ``netns`` and ``container`` are keys);
+    * ``--watch`` / ``--top-view``: every namespace watched at once, keyed by (namespace
+      inode, cookie);
+    * ``--metrics``: refused (one exposition per host would mix namespaces' series).
+    """
     answers: Answers = run.answers  # type: ignore[attr-defined]
-    if answers.count_by is None or answers.metrics:
-        raise ArgumentError("sockscope: --all-netns combines with --count-by only")
+    opts: Options = run.opts  # type: ignore[attr-defined]
+    _no_events(opts, answers)
+    if answers.metrics:
+        raise ArgumentError("sockscope: --all-netns cannot be combined with --metrics")
+    if answers.top_view or answers.watch is not None:
+        from sockscope.cli import top
+
+        sel = run.sel  # type: ignore[attr-defined]
+        return top.run(answers, sel, opts, flt, environ, warn, all_netns=True)
     from sockscope.cli import listing
     from sockscope.ops import namespaces as nsops
     from sockscope.render.view import View
 
-    opts: Options = run.opts  # type: ignore[attr-defined]
     ctx = listing.make_context(run.sel, opts, flt, environ, warn, warn_raw)  # type: ignore[attr-defined]
     view = View()
 
@@ -189,6 +217,34 @@ def show_all_netns(
             yield rec
 
     return _count(answers, ctx, opts, users, warn, records())
+
+
+def _no_events(opts: Options, answers: Answers) -> None:
+    """``-E`` with an answer option: refused, not ignored.
+
+    ``-E`` reports sockets as they are destroyed, never the ones that open, so a count or
+    an order it kept up to date would drift from the truth; ``--watch`` already reads the
+    destruction events (its ``closed`` lines) between its snapshots.
+    """
+    if not opts.events:
+        return
+    given = next(
+        name
+        for name, on in (
+            ("--watch", answers.watch is not None),
+            ("--top-view", answers.top_view),
+            ("--metrics", answers.metrics),
+            ("--count-by", answers.count_by is not None),
+            ("--sort", answers.sort is not None),
+            ("--top", True),
+        )
+        if on
+    )
+    raise ArgumentError(
+        f"sockscope: {given} cannot be combined with -E: -E follows sockets as they close,"
+        " the answer options look at snapshots (--watch reports closed sockets from the"
+        " same events)"
+    )
 
 
 def _records(ctx: Context) -> Iterator[object]:

@@ -697,9 +697,10 @@ def _main(argv: list[str], prog: str) -> int:
     if run.all_netns and getattr(run, "answers", None) is not None:
         from sockscope.cli import answers
 
-        return answers.show_all_netns(
-            run, _parse_filter(run, args), users, environ, _warn, _warn_raw
-        )
+        if not answers.per_namespace(run):
+            return answers.show_all_netns(
+                run, _parse_filter(run, args), users, environ, _warn, _warn_raw
+            )
     if run.all_netns:
         hooks = allns.Hooks(_parse_filter, _show, _report, _warn)
         return allns.show(run, args, users, environ, opts.summary and summary_only, hooks)

@@ -101,9 +101,11 @@ def text_output(
     users: ProcessMap | PendingMap | None,
     environ: dict[str, str],
     warn: Callable[[str], None],
+    write: Callable[[str], None] | None = None,
 ) -> tuple[Renderer, Printer]:
     """The column engine and the row context of a text listing (ss's columns for this
-    selection, its terminal width, its name resolution), the header queued."""
+    selection, its terminal width, its name resolution), the header queued. The text
+    goes to stdout, or to ``write`` when given."""
     import sys
 
     from sockscope.render import columns
@@ -116,10 +118,11 @@ def text_output(
         show_queues=opts.show_queues,
         show_proc=bool(opts.show_processes),
     )
-    out = sys.stdout.buffer
+    if write is None:
+        out = sys.stdout.buffer
 
-    def write(text: str) -> None:
-        out.write(text.encode("latin-1"))
+        def write(text: str) -> None:
+            out.write(text.encode("latin-1"))
 
     renderer = columns.make_renderer(slots, write, columns.screen_width(1, environ))
     resolver = Resolver(numeric=opts.numeric, resolve_hosts=opts.resolve, environ=environ)

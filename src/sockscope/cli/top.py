@@ -22,10 +22,11 @@ import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Generator
+    from collections.abc import Callable, Generator, Iterator
 
     from sockscope.cli.answers import Answers
-    from sockscope.ops.watch import Change
+    from sockscope.ops.namespaces import Namespace
+    from sockscope.ops.watch import Change, Watcher, Watchers
     from sockscope.options import Options
     from sockscope.query.filter import Filter
     from sockscope.query.selection import Selection
@@ -41,11 +42,12 @@ def run(
     flt: Filter | None,
     environ: dict[str, str],
     warn: Callable[[str], None],
+    all_netns: bool = False,
 ) -> int:
     interval = answers.watch or DEFAULT_INTERVAL
     if answers.top_view and _isatty(sys.stdout):
-        return _screen(answers, sel, opts, flt, environ, warn, interval)
-    return watch_lines(sel, opts, flt, interval)
+        return _screen(answers, sel, opts, flt, environ, warn, interval, all_netns)
+    return watch_lines(sel, opts, flt, interval, all_netns, warn)
 
 
 def _isatty(stream: object) -> bool:
@@ -74,9 +76,10 @@ def line(change: Change) -> str:
     state = s.state_name
     if change.kind == "state" and change.old_state is not None:
         state = f"{change.old_state}->{state}"
-    parts = [
-        stamp(change.time),
-        change.kind,
+    parts = [stamp(change.time), change.kind]
+    if change.space is not None:
+        parts.append(change.space.label)  # net:[INODE], as the --all-netns header line
+    parts += [
         s.netid,
         state,
         _end(s.family, s.local_address, s.local_port),
@@ -111,8 +114,16 @@ def _stop_on_term() -> None:
         pass
 
 
-def watch_lines(sel: Selection, opts: Options, flt: Filter | None, interval: float) -> int:
-    """``--watch``: a line (or JSON line) per change, flushed, until interrupted."""
+def watch_lines(
+    sel: Selection,
+    opts: Options,
+    flt: Filter | None,
+    interval: float,
+    all_netns: bool = False,
+    warn: Callable[[str], None] | None = None,
+) -> int:
+    """``--watch``: a line (or JSON line) per change, flushed, until interrupted; with
+    ``all_netns`` every namespace at once (text lines name it after the kind)."""
     from sockscope.ops import watch
 
     out = sys.stdout.buffer
@@ -125,8 +136,9 @@ def watch_lines(sel: Selection, opts: Options, flt: Filter | None, interval: flo
     _stop_on_term()
     matcher = None if flt is None else flt.matches
     bytecode = None if flt is None else flt.bytecode()
+    spaces, on_skip = _spaces(all_netns, warn)
     stream: Generator[Change, None, None] = watch.changes(
-        sel, interval, bool(opts.show_tcpinfo), matcher, bytecode
+        sel, interval, bool(opts.show_tcpinfo), matcher, bytecode, spaces=spaces, on_skip=on_skip
     )
     try:
         for change in stream:
@@ -143,6 +155,22 @@ def watch_lines(sel: Selection, opts: Options, flt: Filter | None, interval: flo
     return 0
 
 
+def _spaces(
+    all_netns: bool, warn: Callable[[str], None] | None
+) -> tuple[list[Namespace] | None, Callable[[Namespace, Exception], None] | None]:
+    """The namespaces to watch (None: the current one only) and what to do with one that
+    cannot be entered (a note on stderr)."""
+    if not all_netns:
+        return None, None
+    from sockscope.ops.namespaces import NamespaceDenied, discover
+
+    def on_skip(ns: Namespace, e: Exception) -> None:
+        if warn is not None and isinstance(e, NamespaceDenied):
+            warn(f"sockscope: --all-netns: {e.message}; not watched")
+
+    return list(discover().namespaces), on_skip
+
+
 def _screen(
     answers: Answers,
     sel: Selection,
@@ -151,11 +179,12 @@ def _screen(
     environ: dict[str, str],
     warn: Callable[[str], None],
     interval: float,
+    all_netns: bool = False,
 ) -> int:
     import curses
 
     _stop_on_term()
-    view = TopView(answers, sel, opts, flt, environ, warn, interval)
+    view = TopView(answers, sel, opts, flt, environ, warn, interval, all_netns)
     try:
         curses.wrapper(view.loop)
     except _Terminated:
@@ -177,23 +206,30 @@ class TopView:
         environ: dict[str, str],
         warn: Callable[[str], None],
         interval: float,
+        all_netns: bool = False,
     ) -> None:
         self.answers = answers
+        self.all_netns = all_netns
         self.sel = sel
         self.opts = opts
         self.flt = flt
         self.environ = environ
         self.warn = warn
         self.interval = interval
-        self.watcher = None
-        #: cookie -> (combined rate, the rate change) of the busiest connections
-        self.rates: dict[int, tuple[float, Change]] = {}
+        self.watcher: Watcher | Watchers | None = None
+        #: (netns inode, cookie) -> (combined rate, the rate change) of the busiest
+        self.rates: dict[tuple[int, int], tuple[float, Change]] = {}
         if answers.count_by is None:
-            from sockscope.ops.watch import Watcher
+            from sockscope.ops.watch import Watcher, Watchers
 
             matcher = None if flt is None else flt.matches
             bytecode = None if flt is None else flt.bytecode()
-            self.watcher = Watcher(sel, True, matcher, bytecode, events=False)
+
+            def make() -> Watcher:
+                return Watcher(sel, True, matcher, bytecode, events=False)
+
+            spaces, on_skip = _spaces(all_netns, None)
+            self.watcher = make() if spaces is None else Watchers.each(spaces, make, on_skip)
             self.watcher.baseline()
 
     def close(self) -> None:
@@ -214,8 +250,17 @@ class TopView:
         ctx = listing.make_context(self.sel, self.opts, self.flt, self.environ, self.warn)
         keys = make_keys(words, lookups(words, None, self.environ, self.warn))
         counter = aggregate.Counter(keys, info=bool(self.opts.show_tcpinfo))
-        for table in listing.tables(ctx):
-            counter.add(table.records)
+        if self.all_netns:
+            from sockscope.ops import namespaces as nsops
+            from sockscope.render.view import View
+
+            view = View()
+            for space, rec in nsops.listing("all", lambda: _records(ctx.fresh())):
+                rec.attach(view, None, space)  # type: ignore[attr-defined]
+                counter.add((rec,))
+        else:
+            for table in listing.tables(ctx):
+                counter.add(table.records)
         groups = counter.groups(self.answers.top)
         return aggregate.table_text(groups, [k.name for k in keys]).splitlines()
 
@@ -224,18 +269,20 @@ class TopView:
         for change in self.watcher.step():
             if change.kind == "rate" and change.rates:
                 total = change.rates["bytes_acked"] + change.rates["bytes_received"]
-                self.rates[change.cookie] = (total, change)
+                self.rates[change.netns, change.cookie] = (total, change)
             elif change.kind == "closed":
-                self.rates.pop(change.cookie, None)
+                self.rates.pop((change.netns, change.cookie), None)
         busiest = sorted(self.rates.values(), key=lambda item: -item[0])
         self.rates = {}
-        out = ["SEND-B/S RECV-B/S RETRANS/S NETID STATE LOCAL PEER"]
+        where = " NETNS" if self.all_netns else ""
+        out = [f"SEND-B/S RECV-B/S RETRANS/S{where} NETID STATE LOCAL PEER"]
         for _total, c in busiest[: self.answers.top or None]:
             s = c.socket
             r = c.rates or {}
             out.append(
                 f"{r.get('bytes_acked', 0):9.0f} {r.get('bytes_received', 0):9.0f}"
-                f" {r.get('retrans', 0):9.1f} {s.netid} {s.state_name}"
+                f" {r.get('retrans', 0):9.1f}"
+                f"{'' if c.space is None else ' ' + c.space.label} {s.netid} {s.state_name}"
                 f" {_end(s.family, s.local_address, s.local_port)}"
                 f" {_end(s.family, s.peer_address, s.peer_port)}"
             )
@@ -262,3 +309,10 @@ class TopView:
             key = win.getch()
             if key in (ord("q"), ord("Q")):
                 return
+
+
+def _records(ctx: object) -> Iterator[object]:
+    from sockscope.cli import listing
+
+    for table in listing.tables(ctx):  # type: ignore[arg-type]
+        yield from table.records

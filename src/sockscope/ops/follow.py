@@ -25,10 +25,11 @@ from __future__ import annotations
 import contextlib
 import errno as _errno
 import os
+import select
 import socket
 import sys
 
-from sockscope.errors import ArgumentError, EventError, NetlinkError
+from sockscope.errors import ArgumentError, EventError, NetlinkError, SockscopeError
 from sockscope.kernel import abi, netlink
 from sockscope.ops.destroy import Killer
 from sockscope.ops.netns import iterate
@@ -39,6 +40,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
 
+    from sockscope.ops.namespaces import Namespace
     from sockscope.options import Options
     from sockscope.query.filter import Filter
     from sockscope.query.selection import Selection
@@ -159,16 +161,120 @@ def watch(
     sock = subscribe(groups)
     try:
         for msg in messages(sock):
-            for rec in decode_inet((msg,), IPPROTO_MAX, families):
-                if matcher is not None and not matcher(rec):
-                    continue
-                if killer is not None and not killer(rec, IPPROTO_MAX):
-                    continue
-                yield from _with_netid((rec,))
+            yield from shown(msg, families, matcher, killer)
             if on_event is not None:
                 on_event()
     finally:
         sock.close()
+
+
+def shown(
+    msg: netlink.Message,
+    families: int,
+    matcher: Callable[[InetSocket], bool] | None,
+    killer: Callable[[InetSocket, int], bool] | None,
+) -> Iterator[InetSocket]:
+    """The socket of one event message if ss -E shows it: family, filter, then -K."""
+    for rec in decode_inet((msg,), IPPROTO_MAX, families):
+        if matcher is not None and not matcher(rec):
+            continue
+        if killer is not None and not killer(rec, IPPROTO_MAX):
+            continue
+        yield from _with_netid((rec,))
+
+
+def received(sock: socket.socket) -> list[netlink.Message]:
+    """The event messages of one datagram waiting on a non-blocking subscription (none
+    when nothing waits); receive errors raise :class:`EventError` as in :func:`messages`."""
+    try:
+        buf, _anc, _flags, addr = sock.recvmsg(1 << 20)
+    except (BlockingIOError, InterruptedError):
+        return []
+    except OSError as e:
+        err = e.errno or 0
+        raise EventError(f"netlink receive error {os.strerror(err)} ({err})", err) from None
+    if not buf:
+        raise EventError("EOF on netlink", _errno.ENODATA)
+    if addr[0] != 0:
+        return []
+    out: list[netlink.Message] = []
+    unpack = abi.NLMSGHDR.unpack_from
+    hsize = abi.NLMSGHDR.size
+    off, end = 0, len(buf)
+    while off + hsize <= end:
+        length, mtype, _fl, seq, pid = unpack(buf, off)
+        if length < hsize or off + length > end:
+            break
+        if seq == 0 and pid == 0 and mtype not in (abi.NLMSG_DONE, abi.NLMSG_ERROR):
+            out.append((mtype, buf, off, length))
+        off += (length + 3) & ~3
+    return out
+
+
+def follow_each(
+    spaces: Iterable[Namespace],
+    groups: int,
+    setup: Callable[[Namespace], Callable[[netlink.Message], None]],
+    on_skip: Callable[[Namespace, SockscopeError], None] | None = None,
+    ready: Callable[[], None] | None = None,
+) -> None:
+    """``-E`` in every namespace of ``spaces`` at once, until interrupted.
+
+    For each namespace, inside it: a subscription socket (it stays bound to that
+    namespace after the thread leaves) and ``setup(ns)``, which returns the handler of
+    that namespace's event messages. Then one poll loop over all the subscriptions;
+    each message is handed to its namespace's handler, called inside that namespace (its
+    interface names, its -K socket), and the thread's namespace is restored after every
+    datagram, also when a handler raises or a signal interrupts. A namespace that has
+    gone or cannot be entered goes to ``on_skip``; ``ready`` runs once every namespace
+    is subscribed, before the first event. Namespaces created later are not
+    followed. Raises :class:`EventError` when subscribing in the caller's own namespace
+    or receiving fails, and what a handler raises.
+    """
+    from sockscope.ops.namespaces import NamespaceDenied, NamespaceGone, Visit
+
+    feeds: dict[int, tuple[Visit, socket.socket, Callable[[netlink.Message], None]]] = {}
+    poller = select.poll()
+    try:
+        for ns in spaces:
+            visit = None
+            sock = None
+            try:
+                visit = Visit(ns)
+                with visit.there():
+                    sock = subscribe(groups)
+                    sock.setblocking(False)
+                    handle = setup(ns)
+            except (NamespaceGone, NamespaceDenied) as e:
+                if sock is not None:
+                    sock.close()
+                if visit is not None:
+                    visit.close()
+                if on_skip is not None:
+                    on_skip(ns, e)
+                continue
+            except BaseException:
+                if sock is not None:
+                    sock.close()
+                if visit is not None:
+                    visit.close()
+                raise
+            feeds[sock.fileno()] = (visit, sock, handle)
+            poller.register(sock, select.POLLIN)
+        if ready is not None:
+            ready()
+        while feeds:
+            for fd, _mask in poller.poll():
+                visit, sock, handle = feeds[fd]
+                msgs = received(sock)
+                if msgs:
+                    with visit.there():
+                        for msg in msgs:
+                            handle(msg)
+    finally:
+        for visit, sock, _handle in feeds.values():
+            sock.close()
+            visit.close()
 
 
 def events(

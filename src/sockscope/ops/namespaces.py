@@ -7,7 +7,11 @@ that key:
 * the names under ``/var/run/netns`` (``ip netns add``), in name order;
 * the other nsfs bind mounts of the mount table (``/proc/self/mountinfo``: Docker's
   ``/run/docker/netns/*``, a namespace pinned with ``mount --bind``), as ``paths``;
-* every process's ``/proc/PID/ns/net`` (its ``pids``; threads are not looked at).
+* every process's ``/proc/PID/ns/net`` (its ``pids``), and the threads of the
+  multi-threaded ones (``/proc/PID/task/TID/ns/net``): a namespace that only a thread is
+  in (it called ``unshare(CLONE_NEWNET)`` or ``setns``) has ``threads`` and no ``pids``
+  (one directory read per process, a stat per thread of multi-threaded processes:
+  about 0.6 ms more for 150 processes here).
 
 Each namespace is then attributed (:mod:`sockscope.ops.containers`) from its processes'
 cgroup paths; the namespace of pid 1 (the host's) only from pid 1's. They come out
@@ -71,6 +75,7 @@ class Namespace:
         "names",
         "paths",
         "pids",
+        "threads",
         "unit",
     )
 
@@ -80,6 +85,9 @@ class Namespace:
         self.names: tuple[str, ...] = ()
         self.paths: tuple[str, ...] = ()
         self.pids: tuple[int, ...] = ()
+        #: (pid, tid) of threads in it whose process is not (a thread that unshared
+        #: CLONE_NEWNET or called setns); empty for most namespaces
+        self.threads: tuple[tuple[int, int], ...] = ()
         self.container: Container | None = None
         self.unit: str | None = None
         self.cgroup: str | None = None
@@ -104,6 +112,8 @@ class Namespace:
         yield from self.paths
         for pid in self.pids:
             yield f"/proc/{pid}/ns/net"
+        for pid, tid in self.threads:
+            yield f"/proc/{pid}/task/{tid}/ns/net"
 
     def open(self) -> int:
         """An fd on the namespace, checked to be this one (pids are reused).
@@ -145,6 +155,8 @@ class Namespace:
         if self.paths:
             out.append("path=" + ",".join(self.paths))
         out.append(f"pid={self.pids[0]}" if self.pids else "pid=none")
+        if self.threads and not self.pids:
+            out.append(f"tid={self.threads[0][1]}")
         if self.container is not None:
             out.append(self.container.text())
         elif self.unit:
@@ -161,6 +173,8 @@ class Namespace:
         if self.paths:
             d["paths"] = list(self.paths)
         d["pids"] = list(self.pids)
+        if self.threads:
+            d["tids"] = [tid for _pid, tid in self.threads]
         if self.container is not None:
             d["container"] = self.container.to_dict()
         if self.unit:
@@ -224,8 +238,14 @@ def nsfs_mounts(mountinfo: str = "/proc/self/mountinfo") -> list[str]:
     return found
 
 
-def discover(proc: str = "/proc") -> Discovery:
-    """Scan the host for network namespaces (see the module's docstring)."""
+def discover(proc: str = "/proc", threads_too: bool = True) -> Discovery:
+    """Scan the host for network namespaces (see the module's docstring).
+
+    With ``threads_too``, the threads of every multi-threaded process are looked at too
+    (``/proc/PID/task/TID/ns/net``): a namespace that only a thread is in (it unshared
+    or joined one; its process is elsewhere) is found, with ``threads``. The cost is one
+    directory read per process plus a stat per thread of multi-threaded processes.
+    """
     result = Discovery()
     found: dict[tuple[int, int], Namespace] = {}
     here = _key(f"{proc}/thread-self/ns/net") or _key(f"{proc}/self/ns/net")
@@ -255,6 +275,7 @@ def discover(proc: str = "/proc") -> Discovery:
         if key is not None and mnt not in paths.get(key, ()):
             paths.setdefault(key, []).append(mnt)
     pids: dict[tuple[int, int], list[int]] = {}
+    threads: dict[tuple[int, int], list[tuple[int, int]]] = {}
     for entry in os.listdir(proc):
         if not entry.isdigit():
             continue
@@ -264,7 +285,10 @@ def discover(proc: str = "/proc") -> Discovery:
             if e.errno in (_errno.EACCES, _errno.EPERM):
                 result.denied_pids += 1
             continue
-        pids.setdefault((st.st_dev, st.st_ino), []).append(int(entry))
+        key = (st.st_dev, st.st_ino)
+        pids.setdefault(key, []).append(int(entry))
+        if threads_too:
+            _threads(proc, entry, key, threads)
     for key, named in names.items():
         get(key).names = tuple(named)
     for key, mounts in paths.items():
@@ -272,14 +296,43 @@ def discover(proc: str = "/proc") -> Discovery:
     host = _key(f"{proc}/1/ns/net")
     for key, members in pids.items():
         get(key).pids = tuple(sorted(members))
+    for key, held in threads.items():
+        if key not in pids:  # a namespace only threads are in
+            get(key).threads = tuple(sorted(held))
     for key, ns in found.items():
         ns.current = key == here
         if ns.pids:
             people = ns.pids[:1] if key == host and ns.pids[0] == 1 else ns.pids
-            attr = containers.attribute(people, lambda p: containers.read_cgroup(p, proc))
-            ns.container, ns.unit, ns.cgroup = attr.container, attr.unit, attr.cgroup
+        elif ns.threads:
+            people = tuple(pid for pid, _tid in ns.threads)
+        else:
+            continue
+        attr = containers.attribute(people, lambda p: containers.read_cgroup(p, proc))
+        ns.container, ns.unit, ns.cgroup = attr.container, attr.unit, attr.cgroup
     result.namespaces = sorted(found.values(), key=lambda n: (n.inode, n.dev))
     return result
+
+
+def _threads(
+    proc: str, pid: str, key: tuple[int, int], out: dict[tuple[int, int], list[tuple[int, int]]]
+) -> None:
+    """The threads of process ``pid`` whose namespace is not its (``key``)."""
+    try:
+        tids = os.listdir(f"{proc}/{pid}/task")
+    except OSError:
+        return
+    if len(tids) < 2:
+        return
+    for tid in tids:
+        if tid == pid:
+            continue
+        try:
+            st = os.stat(f"{proc}/{pid}/task/{tid}/ns/net")
+        except OSError:
+            continue
+        there = (st.st_dev, st.st_ino)
+        if there != key:
+            out.setdefault(there, []).append((int(pid), int(tid)))
 
 
 def namespaces() -> Iterator[Namespace]:
@@ -371,6 +424,44 @@ def inside(ns: Namespace) -> Iterator[None]:
             yield
         finally:
             setns(fds[1], CLONE_NEWNET)
+
+
+class Visit:
+    """A namespace held open to be entered again and again (``-E --all-netns`` handles
+    each namespace's events inside it): its fd and the caller's are kept, so a namespace
+    whose last process exits can still be entered while the visit lasts. The caller's
+    own namespace needs no fds and no privilege. Raises like :meth:`Namespace.open`."""
+
+    __slots__ = ("_back", "_fd", "ns")
+
+    def __init__(self, ns: Namespace) -> None:
+        self.ns = ns
+        self._fd = self._back = -1
+        if ns.key != current_key():
+            self._fd = ns.open()
+            try:
+                self._back = _home()
+            except OSError:
+                os.close(self._fd)
+                raise
+
+    @contextlib.contextmanager
+    def there(self) -> Iterator[None]:
+        """The body runs inside the namespace; the thread's namespace is restored after."""
+        if self._fd < 0:
+            yield
+            return
+        _enter(self._fd, self.ns)
+        try:
+            yield
+        finally:
+            setns(self._back, CLONE_NEWNET)
+
+    def close(self) -> None:
+        for fd in (self._fd, self._back):
+            if fd >= 0:
+                os.close(fd)
+        self._fd = self._back = -1
 
 
 def each(

@@ -33,6 +33,7 @@ import struct
 import time
 from operator import itemgetter
 
+from sockscope.accel import core as compiled_core
 from sockscope.errors import NetlinkError
 from sockscope.kernel import abi, netlink
 from sockscope.ops import follow
@@ -42,8 +43,9 @@ from sockscope.tables.inet.source import inet_request
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Generator
+    from collections.abc import Callable, Generator, Iterable
 
+    from sockscope.ops.namespaces import Namespace
     from sockscope.query.selection import Selection
     from sockscope.render.view import View
 
@@ -51,7 +53,7 @@ _HDR = abi.NLMSGHDR
 _HDR_SIZE = _HDR.size
 _MIN = _HDR_SIZE + abi.INET_DIAG_MSG_SIZE
 #: where the cookie and the state are in a reply message (nlmsghdr + inet_diag_msg)
-_COOKIE = slice(_HDR_SIZE + 40, _HDR_SIZE + 48)
+_COOKIE = slice(_HDR_SIZE + 44, _HDR_SIZE + 52)
 _STATE = _HDR_SIZE + 1
 _TIME_WAIT = abi.SS_TIME_WAIT
 #: the inet tables a snapshot dumps: table bit -> protocol
@@ -69,7 +71,8 @@ class Change:
     ``socket`` record (for ``closed``: as last listed, else from its destruction event),
     and per kind ``old_state``, ``lifetime``/``lifetime_max`` (seconds), ``counters``
     (last ``bytes_acked``, ``bytes_received``, ``retrans``) and ``rates`` (the same per
-    second)."""
+    second); ``space``: the :class:`~sockscope.ops.namespaces.Namespace` when every
+    namespace is watched, else None."""
 
     __slots__ = (
         "cookie",
@@ -81,6 +84,7 @@ class Change:
         "old_state",
         "rates",
         "socket",
+        "space",
         "time",
     )
 
@@ -95,6 +99,8 @@ class Change:
         self.lifetime_max: float | None = None
         self.counters: dict[str, int] | None = None
         self.rates: dict[str, float] | None = None
+        #: the namespace (``--all-netns``, ``watch(netns="all")``), else None
+        self.space: Namespace | None = None
 
     def __repr__(self) -> str:
         s = self.socket
@@ -111,6 +117,8 @@ class Change:
             "netns_inode": self.netns,
             "cookie": self.cookie,
         }
+        if self.space is not None:
+            out["netns"] = self.space.to_dict()
         if self.old_state is not None:
             out["old_state"] = self.old_state
         if self.lifetime is not None:
@@ -196,24 +204,42 @@ class Snapshotter:
     def close(self) -> None:
         self.sock.close()
 
-    def take(self) -> dict[int, dict[bytes, bytes]]:
-        """protocol -> {cookie bytes: reply message bytes}; a table the kernel refuses
-        (no raw_diag ...) is dropped from later snapshots."""
+    def take(
+        self, prev: dict[int, dict[bytes, bytes]]
+    ) -> tuple[dict[int, dict[bytes, bytes]], dict[int, list[bytes]]]:
+        """protocol -> {cookie bytes: reply message bytes}, and protocol -> the cookies
+        whose message is not byte for byte the one in ``prev`` (new or changed); a table
+        the kernel refuses (no raw_diag ...) is dropped from later snapshots."""
         out: dict[int, dict[bytes, bytes]] = {}
+        changed: dict[int, list[bytes]] = {}
         keep = []
         for protocol, request in self.requests:
             msgs = out.setdefault(protocol, {})
+            moved = changed.setdefault(protocol, [])
             try:
-                self._dump(request, msgs)
+                self._dump(request, prev.get(protocol, {}), msgs, moved)
             except NetlinkError:
                 continue
             keep.append((protocol, request))
         self.requests = keep
-        return out
+        return out, changed
 
-    def _dump(self, request: bytes, msgs: dict[bytes, bytes]) -> None:
+    def _dump(
+        self, request: bytes, old: dict[bytes, bytes], msgs: dict[bytes, bytes], moved: list[bytes]
+    ) -> None:
         sock = self.sock
         sock.send(request)
+        core = compiled_core()
+        if core is not None:
+            # the compiled path: keyed in C, unchanged messages keep the old bytes
+            keyed = core.diag_keyed
+            start, size = _COOKIE.start, _COOKIE.stop - _COOKIE.start
+            while True:
+                buf = sock.recv(1 << 16)
+                at = keyed(buf, old, msgs, moved, start, size, _MIN)
+                if at < len(buf) and self._walk(buf[at:], old, msgs, moved):
+                    return
+        before = len(msgs)
         cookie = itemgetter(_COOKIE)
         first = itemgetter(0)
         while True:
@@ -232,12 +258,23 @@ class Snapshotter:
                     parts = list(map(first, chunks.iter_unpack(buf)))
                     msgs.update(zip(map(cookie, parts), parts, strict=True))
                     continue
-            if self._walk(buf, msgs):
-                return
+            if self._walk(buf, None, msgs, None):
+                break
+        if before == 0:
+            get = old.get
+            moved += [k for k, v in msgs.items() if get(k) != v]
+        else:  # a second request of the same protocol (the other family)
+            moved += [k for k, v in list(msgs.items())[before:] if old.get(k) != v]
 
     @staticmethod
-    def _walk(buf: bytes, msgs: dict[bytes, bytes]) -> bool:
-        """The messages one by one; True at the end of the dump."""
+    def _walk(
+        buf: bytes,
+        old: dict[bytes, bytes] | None,
+        msgs: dict[bytes, bytes],
+        moved: list[bytes] | None,
+    ) -> bool:
+        """The messages one by one; True at the end of the dump. With ``moved``, the
+        cookies whose message differs from ``old``'s are appended to it."""
         off, end = 0, len(buf)
         unpack = _HDR.unpack_from
         while off + _HDR_SIZE <= end:
@@ -249,7 +286,10 @@ class Snapshotter:
                     return True
             elif length >= _MIN:
                 msg = buf[off : off + length]
-                msgs[msg[_COOKIE]] = msg
+                key = msg[_COOKIE]
+                msgs[key] = msg
+                if moved is not None and old is not None and old.get(key) != msg:
+                    moved.append(key)
             off += (length + 3) & ~3
         return False
 
@@ -274,8 +314,6 @@ class Watcher:
         self.prev: dict[int, dict[bytes, bytes]] = {}
         #: message size -> where its INET_DIAG_INFO payload starts (-1: none)
         self._info_at: dict[int, int] = {}
-        #: the messages of the last snapshot, per protocol, as sets
-        self.sets: dict[int, set[bytes]] = {}
         self.prev_time = 0.0
         self.prev_clock = 0.0
         #: cookie -> monotonic time of the first snapshot that listed it (None: baseline)
@@ -300,24 +338,23 @@ class Watcher:
     def baseline(self) -> None:
         self.prev_clock = time.monotonic()
         self.prev_time = time.time()
-        self.prev = self.snap.take()
-        for protocol, msgs in self.prev.items():
+        self.prev, _changed = self.snap.take({})
+        for msgs in self.prev.values():
             self.first.update(dict.fromkeys(msgs))
-            self.sets[protocol] = set(msgs.values())
 
     def step(self) -> list[Change]:
         """Take a snapshot and return what changed since the previous one."""
         clock = time.monotonic()
         when = time.time()
-        cur = self.snap.take()
+        cur, changed = self.snap.take(self.prev)
         dt = clock - self.prev_clock
         changes: list[Change] = []
         for protocol, msgs in cur.items():
             old = self.prev.get(protocol, {})
-            self._diff(protocol, old, msgs, when, clock, dt, changes)
+            self._diff(protocol, old, msgs, changed[protocol], when, clock, dt, changes)
         for protocol, old in self.prev.items():
             if protocol not in cur:
-                self._diff(protocol, old, {}, when, clock, dt, changes)
+                self._diff(protocol, old, {}, [], when, clock, dt, changes)
         # a remnant not listed now will not be: forget it
         self.ghosts = {c for c in self.ghosts if any(c in m for m in cur.values())}
         self.prev = cur
@@ -330,21 +367,19 @@ class Watcher:
         protocol: int,
         old: dict[bytes, bytes],
         cur: dict[bytes, bytes],
+        moved_keys: list[bytes],
         when: float,
         clock: float,
         dt: float,
         out: list[Change],
     ) -> None:
+        """``moved_keys``: the cookies of ``cur`` whose message is not ``old``'s (the
+        snapshot found them while receiving); only those and the cookies gone from
+        ``old`` are looked at. A cookie reported by its destruction event is no longer
+        in ``old``."""
         ghosts = self.ghosts
         first = self.first
-        # compare whole messages as sets (C speed); only the differences are looked at
-        cur_set = set(cur.values())
-        old_set = self.sets.get(protocol, set())
-        self.sets[protocol] = cur_set
-        for gone in old_set - cur_set:
-            cookie = gone[_COOKIE]
-            if cookie in cur or cookie not in old:
-                continue  # changed, or already reported by its destruction event
+        for cookie in old.keys() - cur.keys():
             started = first.pop(cookie, None)
             if cookie in ghosts:
                 ghosts.discard(cookie)
@@ -357,8 +392,8 @@ class Watcher:
                 change.lifetime = clock - started
             change.counters = counters(rec) if self.info else None
             out.append(change)
-        for msg in cur_set - old_set:
-            cookie = msg[_COOKIE]
+        for cookie in moved_keys:
+            msg = cur[cookie]
             if cookie in ghosts:
                 continue
             before = old.get(cookie)
@@ -493,6 +528,98 @@ def _with_protocol(rec: InetSocket) -> InetSocket:
     return rec
 
 
+class Watchers:
+    """A :class:`Watcher` per namespace, each made inside its namespace (its dump and event
+    sockets stay bound there), used from the caller's namespace: snapshots one after the
+    other, one ``select`` over every event socket. Keyed by (namespace inode, cookie)."""
+
+    def __init__(self, watchers: list[tuple[Namespace, Watcher]]) -> None:
+        self.watchers = watchers
+        self._by_fd = {w.events.fileno(): (ns, w) for ns, w in watchers if w.events is not None}
+
+    @classmethod
+    def each(
+        cls,
+        spaces: Iterable[Namespace],
+        make: Callable[[], Watcher],
+        on_skip: Callable[[Namespace, Exception], None] | None = None,
+    ) -> Watchers:
+        """``make()`` run inside every namespace of ``spaces``; one that has gone or cannot
+        be entered goes to ``on_skip``."""
+        from sockscope.ops.namespaces import NamespaceDenied, NamespaceGone, Visit
+
+        made: list[tuple[Namespace, Watcher]] = []
+        try:
+            for ns in spaces:
+                try:
+                    visit = Visit(ns)
+                except (NamespaceGone, NamespaceDenied) as e:
+                    if on_skip is not None:
+                        on_skip(ns, e)
+                    continue
+                try:
+                    with visit.there():
+                        made.append((ns, make()))
+                except NamespaceDenied as e:
+                    if on_skip is not None:
+                        on_skip(ns, e)
+                finally:
+                    visit.close()
+        except BaseException:
+            for _ns, w in made:
+                w.close()
+            raise
+        return cls(made)
+
+    def close(self) -> None:
+        for _ns, w in self.watchers:
+            w.close()
+
+    @staticmethod
+    def _mark(ns: Namespace, changes: list[Change]) -> list[Change]:
+        for change in changes:
+            change.space = ns
+        return changes
+
+    def baseline(self) -> None:
+        for _ns, w in self.watchers:
+            w.baseline()
+
+    def step(self) -> list[Change]:
+        """Every namespace's snapshot; the destruction events waiting for a namespace are
+        read just before its dump (the dumps of all namespaces take a while, and an
+        event read after the dump that no longer lists its socket would be a change
+        reported twice)."""
+        out: list[Change] = []
+        for ns, w in self.watchers:
+            out += self._mark(ns, w.destroyed())
+            out += self._mark(ns, w.step())
+        return out
+
+    def destroyed(self) -> list[Change]:
+        out: list[Change] = []
+        for ns, w in self.watchers:
+            out += self._mark(ns, w.destroyed())
+        return out
+
+    def wait(self, timeout: float) -> list[Change]:
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return []
+            if not self._by_fd:
+                time.sleep(left)
+                return []
+            ready, _w, _x = select.select(list(self._by_fd), [], [], left)
+            out: list[Change] = []
+            for fd in ready:
+                ns, w = self._by_fd[fd]
+                out += self._mark(ns, w.destroyed())
+            if out:
+                return out
+
+
 def changes(
     sel: Selection,
     interval: float,
@@ -500,10 +627,20 @@ def changes(
     matcher: Callable[[object], bool] | None = None,
     bytecode: bytes | None = None,
     events: bool = True,
+    spaces: Iterable[Namespace] | None = None,
+    on_skip: Callable[[Namespace, Exception], None] | None = None,
 ) -> Generator[Change, None, None]:
     """Every change, forever: the baseline snapshot, then destruction events as they come
-    and a snapshot's changes every ``interval`` seconds."""
-    watcher = Watcher(sel, info, matcher, bytecode, events)
+    and a snapshot's changes every ``interval`` seconds. With ``spaces``, every one of
+    those namespaces at once (each change's ``space`` says which; ``on_skip`` gets those
+    that cannot be entered); namespaces created later are not watched."""
+    watcher: Watcher | Watchers
+    if spaces is None:
+        watcher = Watcher(sel, info, matcher, bytecode, events)
+    else:
+        watcher = Watchers.each(
+            spaces, lambda: Watcher(sel, info, matcher, bytecode, events), on_skip
+        )
     try:
         watcher.baseline()
         next_at = time.monotonic() + interval
