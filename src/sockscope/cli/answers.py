@@ -15,7 +15,9 @@ the run (``run.answers``); once the selection and the filter are read, the comma
 * ``--top-view``: a full-screen view on a terminal (:mod:`sockscope.cli.top`), else
   ``--watch`` lines;
 * ``--metrics``: the selection as Prometheus text exposition (:mod:`sockscope.ops.metrics`,
-  :mod:`sockscope.render.prom`), with ``--count-by`` also the groups;
+  :mod:`sockscope.render.prom`), with ``--count-by`` also the groups, with ``-i`` the
+  tcp_info histograms and sums; ``--metrics=otlp-json`` writes OTLP/JSON instead
+  (:mod:`sockscope.render.otlp`); with ``--all-netns`` every namespace's series;
   ``--textfile DIR`` writes the same text to ``DIR/sockscope.prom`` (a temporary file
   renamed over it, for node_exporter's textfile collector) instead of stdout;
   ``--max-series N`` (default 1000) caps each metric family.
@@ -50,6 +52,7 @@ class Answers:
         "count_by",
         "max_series",
         "metrics",
+        "metrics_format",
         "sort",
         "textfile",
         "top",
@@ -64,6 +67,7 @@ class Answers:
         self.watch: float | None = None
         self.top_view = False
         self.metrics = False
+        self.metrics_format = "prometheus"
         self.textfile: str | None = None
         self.max_series = 1000
 
@@ -101,7 +105,12 @@ def option(run: object, key: str, value: str) -> None:
     elif key == "top-view":
         found.top_view = True
     elif key == "metrics":
+        if value not in ("", "prometheus", "otlp-json"):
+            raise ArgumentError(
+                f'sockscope: invalid --metrics format "{value}" (prometheus or otlp-json)'
+            )
         found.metrics = True
+        found.metrics_format = value or "prometheus"
     elif key == "textfile":
         if not value:
             raise ArgumentError("sockscope: --textfile needs a directory")
@@ -135,7 +144,7 @@ def show(
         return top.run(answers, sel, opts, flt, environ, warn)
     ctx = listing.make_context(sel, opts, flt, environ, warn, warn_raw)
     if answers.metrics or answers.textfile is not None:
-        return _metrics(answers, ctx, users, warn)
+        return _metrics(answers, ctx, opts, users, warn)
     if answers.count_by is not None:
         return _count(answers, ctx, opts, users, warn)
     if answers.sort is not None or answers.top is not None:
@@ -151,12 +160,13 @@ def show_all_netns(
     warn: Callable[[str], None],
     warn_raw: Callable[[str], None],
 ) -> int:
-    """``--all-netns --count-by``: one count over every namespace (each record carries its
-    namespace, so ``netns`` and ``container`` are keys). The other answer options watch or
-    sort one namespace's sockets: with --all-netns they are refused."""
+    """``--all-netns --count-by`` / ``--metrics``: one count over every namespace (each
+    record carries its namespace, so ``netns`` and ``container`` are keys, and the
+    metrics label each namespace's series). The other answer options watch or sort one
+    namespace's sockets: with --all-netns they are refused."""
     answers: Answers = run.answers  # type: ignore[attr-defined]
-    if answers.count_by is None or answers.metrics:
-        raise ArgumentError("sockscope: --all-netns combines with --count-by only")
+    if answers.count_by is None and not answers.metrics:
+        raise ArgumentError("sockscope: --all-netns combines with --count-by or --metrics only")
     from sockscope.cli import listing
     from sockscope.ops import namespaces as nsops
     from sockscope.render.view import View
@@ -170,6 +180,8 @@ def show_all_netns(
             rec.attach(view, None, space)  # type: ignore[attr-defined]
             yield rec
 
+    if answers.metrics:
+        return _metrics(answers, ctx, opts, users, warn, records())
     return _count(answers, ctx, opts, users, warn, records())
 
 
@@ -214,18 +226,46 @@ def _count(
 def _metrics(
     answers: Answers,
     ctx: Context,
+    opts: Options,
     users: ProcessMap | PendingMap | None,
     warn: Callable[[str], None],
+    records: Iterable[object] | None = None,
 ) -> int:
-    from sockscope.ops import metrics
+    """``--metrics`` / ``--textfile``: the home namespace's sockstat is read first (its
+    counters are the namespace's, the records' pass does not change them)."""
+    from sockscope.ops import metrics, sockstat
     from sockscope.ops.keys import lookups
-    from sockscope.render import prom
 
+    if answers.textfile is not None and answers.metrics_format != "prometheus":
+        raise ArgumentError("sockscope: --textfile writes the Prometheus format only")
     words = answers.count_by or []
     names = ["netid", "state", "local_address", "local_port", *words]
     found = lookups(names, users, ctx.environ, warn)
-    samples = metrics.collect(_records(ctx), found, words, answers.max_series)
-    data = prom.exposition(samples).encode("utf-8", "surrogateescape")
+    pairs = sockstat.read_pairs(ctx.environ)
+    samples = metrics.collect(
+        _records(ctx) if records is None else records,
+        found,
+        words,
+        answers.max_series,
+        info=bool(opts.show_tcpinfo),
+        home=metrics.here(),
+        sockstat=pairs,
+    )
+    if answers.metrics_format == "otlp-json":
+        import time
+
+        from sockscope import __version__
+        from sockscope.render import otlp
+
+        doc = otlp.document(
+            samples, time.time_ns(), {"host.name": os.uname().nodename}, __version__
+        )
+        text = otlp.dumps(doc)
+    else:
+        from sockscope.render import prom
+
+        text = prom.exposition(samples)
+    data = text.encode("utf-8", "surrogateescape")
     if answers.textfile is None:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
