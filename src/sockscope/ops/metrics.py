@@ -7,7 +7,10 @@ and histogram tables), so memory grows with the series, not the sockets:
   tcpstat collector's state names (``established`` ... ``closing``) and its two queue
   "states" (``rx_queued_bytes``, ``tx_queued_bytes``: the sums of Recv-Q and Send-Q);
   every one of the thirteen is written, 0 when none is selected (tcpstat leaves the
-  zeros out, so a 0 here is no series there). Drop-in: it counts the sockets of
+  zeros out, so a 0 here is no series there). ``close`` stays 0: the TCP sockets ss
+  lists in CLOSE (UNCONN) are bound-but-inactive ones, which tcpstat never asks the
+  kernel for (its state mask is 0xFFF, without bit 13, TCP_BOUND_INACTIVE), and a
+  socket in CLOSE is in no table the kernel dumps otherwise. Drop-in: it counts the sockets of
   the *home* namespace only (the caller's, or the one ``Query(netns=NAME)`` / ``-N``
   names), as a node_exporter running there would, also when the records come from
   every namespace (``--all-netns``): summing namespaces would change what an existing
@@ -442,7 +445,7 @@ def collect(
         netid, state, inode = g.key["netid"], g.key["state"], g.key["netns"]
         per_state.append((labels_of((netid, state, inode)), g.count))
         if netid == "tcp" and inode == home.inode:
-            if state in NODE_TCP_STATES:
+            if state in NODE_TCP_STATES and state != "UNCONN":
                 tcp[NODE_TCP_STATES[str(state)]] += g.count
             tcp["rx_queued_bytes"] += g.recv_q
             tcp["tx_queued_bytes"] += g.send_q
