@@ -314,8 +314,11 @@ def metrics(
     /proc/net/sockstat{,6}), ``sockscope_sockets{netid,state,netns[,netns_name]}``,
     ``sockscope_listen_queue`` / ``sockscope_listen_backlog{local_address,local_port,
     netid,netns...}`` (Recv-Q / Send-Q of LISTEN rows), with ``query.info`` the
-    histograms ``sockscope_tcp_rtt_seconds`` and ``sockscope_tcp_cwnd_segments`` and
-    the sums of bytes acked, received and retransmits, with ``by`` (:func:`count`'s
+    histograms ``sockscope_tcp_rtt_seconds`` (upper bounds in seconds: 0.00005, 0.0001,
+    0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
+    +Inf) and ``sockscope_tcp_cwnd_segments`` (1, 2, 4, ... 2048, +Inf), each over the
+    TCP sockets whose value ss prints (not zero), and the sums of bytes acked, received
+    and retransmits (gauges), all per netid, state and namespace, with ``by`` (:func:`count`'s
     keys) ``sockscope_group_sockets{KEY...}``, and ``sockscope_series_folded{metric}``:
     ``max_series`` caps each family, folding the rest into one series labelled
     ``"other"``. ``Query(netns="all")`` labels each namespace's series.

@@ -254,12 +254,11 @@ def _metrics(
     if answers.metrics_format == "otlp-json":
         import time
 
-        from sockscope import __version__
         from sockscope.render import otlp
 
-        doc = otlp.document(
-            samples, time.time_ns(), {"host.name": os.uname().nodename}, __version__
-        )
+        # the CLI layer never imports the front door: the package's version as loaded
+        version = str(getattr(sys.modules.get("sockscope"), "__version__", ""))
+        doc = otlp.document(samples, time.time_ns(), {"host.name": os.uname().nodename}, version)
         text = otlp.dumps(doc)
     else:
         from sockscope.render import prom
