@@ -632,7 +632,7 @@ def test_all_netns_count_by_netns() -> None:
             env=netns.tool_env(),
         )
         assert res.returncode == 255
-        assert b"--all-netns combines with --count-by only" in res.stderr
+        assert b"--all-netns combines with --count-by or --metrics only" in res.stderr
     finally:
         for proc in holders:
             for pipe in (proc.stdin, proc.stdout):

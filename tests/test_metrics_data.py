@@ -458,7 +458,8 @@ def test_info_histograms_equal_ss(held) -> None:  # type: ignore[no-untyped-def]
     ):
         got = {s.labels["state"]: s.value for s in samples if s.name == name}
         assert got == {state: sums[state][word] for state in got}, name
-        assert set(got) == {state for state, _info in rows}
+        # per state that has tcp_info (TIME-WAIT sockets have none: no -i line)
+        assert set(got) == {state for state, info in rows if info}
     assert sum(c["acked"] for c in sums.values()) > 0
 
 

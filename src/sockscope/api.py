@@ -351,7 +351,14 @@ def metrics(
         if ns.target(query.netns)[0] == "name":
             space = ops_metrics.Space(space.inode, query.netns)
     return ops_metrics.collect(
-        sockets(query), found, words, max_series, info=query.info, home=space, sockstat=pairs
+        sockets(query),
+        found,
+        words,
+        max_series,
+        info=query.info,
+        home=space,
+        sockstat=pairs,
+        spaces=query.netns == "all",
     )
 
 

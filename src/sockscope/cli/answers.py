@@ -250,6 +250,7 @@ def _metrics(
         info=bool(opts.show_tcpinfo),
         home=metrics.here(),
         sockstat=pairs,
+        spaces=records is not None,
     )
     if answers.metrics_format == "otlp-json":
         import time

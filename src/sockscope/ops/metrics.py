@@ -50,15 +50,17 @@ from __future__ import annotations
 import os
 import re
 from bisect import bisect_left
+from operator import itemgetter
 from typing import NamedTuple
 
 from sockscope.ops import aggregate
-from sockscope.ops.keys import Key, info_reader, make_keys
+from sockscope.ops.keys import Key, make_keys
 from sockscope.ops.netns import NETNS_RUN_DIR
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+    from typing import Any
 
     from sockscope.ops.keys import Lookups, Value
 
@@ -311,50 +313,86 @@ def _space_labels(inode: Value, names: Mapping[int, str | None]) -> dict[str, st
     return labels
 
 
-class _Histograms:
-    """Per raw (netid, state, namespace): rtt and cwnd bucket counts and sums."""
+class _Info:
+    """Per raw key (netid, state[, namespace]) of the TCP records with tcp_info: rtt and
+    cwnd bucket counts and sums, and the sums of bytes acked, received and retransmits.
 
-    def __init__(self, keys: Sequence[Key]) -> None:
+    One attribute lookup per record, then the five fields unpacked at their offsets in
+    ``struct tcp_info`` (what :func:`sockscope.ops.keys.info_reader` reads one by one).
+    """
+
+    #: row layout: rtt buckets (+Inf last), rtt sum (us), cwnd buckets, cwnd sum,
+    #: bytes_acked, bytes_received, total_retrans
+    N_RTT = len(RTT_BUCKETS) + 1
+    N_CWND = len(CWND_BUCKETS) + 1
+
+    def __init__(self, keys: Sequence[Key], inet_key: Callable[[Any], Hashable]) -> None:
         self.keys = list(keys)
+        self.inet_key = inet_key
         self.table: dict[Hashable, list[float]] = {}
-        self._rtt = info_reader("tcpi_rtt")
-        self._cwnd = info_reader("tcpi_snd_cwnd")
         self._rtt_us = [b * 1e6 for b in RTT_BUCKETS]
 
     def add(self, records: Iterable[object]) -> None:
+        from sockscope.kernel import abi
+        from sockscope.ops.keys import TCP_INFO_OFFSETS
+        from sockscope.tables.inet.layout import BUF, PROTOCOL
         from sockscope.tables.inet.record import InetSocket
 
-        raws = [k.inet for k in self.keys]
-        n_rtt = len(RTT_BUCKETS) + 1
-        width = n_rtt + 1 + len(CWND_BUCKETS) + 1 + 1
+        fields = [
+            TCP_INFO_OFFSETS[f]
+            for f in (
+                "tcpi_rtt",
+                "tcpi_snd_cwnd",
+                "tcpi_bytes_acked",
+                "tcpi_bytes_received",
+                "tcpi_total_retrans",
+            )
+        ]
+        need = max(offset + layout.size for offset, layout in fields)
+        (o_rtt, u_rtt), (o_cwnd, u_cwnd), (o_acked, u_q), (o_recv, _u), (o_retr, _u2) = [
+            (offset, layout.unpack_from) for offset, layout in fields
+        ]
+        n_rtt, n_cwnd = self.N_RTT, self.N_CWND
+        rtt_sum = n_rtt
+        cwnd0 = n_rtt + 1
+        cwnd_sum = cwnd0 + n_cwnd
+        acked = cwnd_sum + 1
+        width = acked + 3
         table = self.table
+        key = self.inet_key
         rtt_us = self._rtt_us
+        tcp, kind = abi.IPPROTO_TCP, abi.INET_DIAG_INFO
         for rec in records:
-            if type(rec) is not InetSocket:
+            if type(rec) is not InetSocket or rec[PROTOCOL] != tcp or rec[BUF] is None:
                 continue
-            rtt = self._rtt(rec)
-            if rtt is None:
-                continue  # not TCP, or no tcp_info (TIME-WAIT)
-            cwnd = self._cwnd(rec)
-            k = tuple([f(rec) for f in raws])
+            span = rec.spans().get(kind)
+            if span is None or span[1] - span[0] < need:
+                continue  # no tcp_info (TIME-WAIT), or an older kernel's shorter one
+            buf, base = rec[BUF], span[0]
+            k = key(rec)
             row = table.get(k)
             if row is None:
                 row = table[k] = [0] * width
+            rtt = u_rtt(buf, base + o_rtt)[0]
             if rtt:
                 row[bisect_left(rtt_us, rtt)] += 1
-                row[n_rtt] += rtt
+                row[rtt_sum] += rtt
+            cwnd = u_cwnd(buf, base + o_cwnd)[0]
             if cwnd:
-                row[n_rtt + 1 + bisect_left(CWND_BUCKETS, cwnd)] += 1
-                row[width - 1] += cwnd
+                row[cwnd0 + bisect_left(CWND_BUCKETS, cwnd)] += 1
+                row[cwnd_sum] += cwnd
+            row[acked] += u_q(buf, base + o_acked)[0]
+            row[acked + 1] += u_q(buf, base + o_recv)[0]
+            row[acked + 2] += u_rtt(buf, base + o_retr)[0]
 
-    def series(
-        self, label: Callable[[tuple[Value, ...]], dict[str, str]]
-    ) -> tuple[list[tuple[dict[str, str], list[float]]], list[tuple[dict[str, str], list[float]]]]:
-        """(rtt series, cwnd series), biggest first, the rtt sum in seconds."""
-        n_rtt = len(RTT_BUCKETS) + 1
+    def merged(self) -> list[tuple[tuple[Value, ...], list[float]]]:
+        """(key values, row) per group, biggest first (by sockets with an rtt), ties by
+        the key values."""
         merged: dict[tuple[Value, ...], list[float]] = {}
+        single = len(self.keys) == 1
         for raw, row in self.table.items():
-            values = tuple(k.value(r) for k, r in zip(self.keys, raw, strict=True))  # type: ignore[call-overload]
+            raws = (raw,) if single else raw
+            values = tuple(k.value(r) for k, r in zip(self.keys, raws, strict=True))  # type: ignore[call-overload]
             have = merged.get(values)
             if have is None:
                 merged[values] = list(row)
@@ -362,18 +400,13 @@ class _Histograms:
                 for i, v in enumerate(row):
                     have[i] += v
         orders = [k.order for k in self.keys]
+        n_rtt = self.N_RTT
 
         def rank(item: tuple[tuple[Value, ...], list[float]]) -> tuple[object, ...]:
             values, row = item
             return (-sum(row[:n_rtt]), *(o(v) for o, v in zip(orders, values, strict=True)))
 
-        rtt: list[tuple[dict[str, str], list[float]]] = []
-        cwnd: list[tuple[dict[str, str], list[float]]] = []
-        for values, row in sorted(merged.items(), key=rank):
-            labels = label(values)
-            rtt.append((labels, [*row[:n_rtt], row[n_rtt] / 1e6]))
-            cwnd.append((labels, row[n_rtt + 1 :]))
-        return rtt, cwnd
+        return sorted(merged.items(), key=rank)
 
 
 def collect(
@@ -386,6 +419,7 @@ def collect(
     home: Space | None = None,
     names: Mapping[int, str | None] | None = None,
     sockstat: Sequence[tuple[bool, str, Sequence[str]]] | None = None,
+    spaces: bool = True,
 ) -> list[Sample]:
     """The samples of ``records`` (see the module docstring).
 
@@ -393,31 +427,52 @@ def collect(
     ``node_tcp_connection_states`` counts (default: the calling thread's, :func:`here`);
     ``names``: namespace names by inode (the records' own namespaces are asked first);
     ``info``: the tcp_info histograms and sums; ``sockstat``: the home namespace's
-    :func:`sockscope.ops.sockstat.read_pairs` (no ``node_sockstat_*`` when None).
+    :func:`sockscope.ops.sockstat.read_pairs` (no ``node_sockstat_*`` when None);
+    ``spaces``: whether records may carry a namespace of their own (``sockets(netns=
+    "all")``); False when every one is the home namespace's, which reads faster.
     """
+    from sockscope.kernel.abi import SS_LISTEN
+    from sockscope.tables.inet.layout import PROTOCOL, STATE
+    from sockscope.tables.inet.record import InetSocket
+
     if max_series < 1:
         raise ValueError("max_series must be at least 1")
     home = here() if home is None else home
     space_names: dict[int, str | None] = {home.inode: home.name, **(names or {})}
-    netid_key, state_key = make_keys(["netid", "state"], lookups)
-    space_key = _space_key(home)
-    state_keys = [netid_key, state_key, space_key]
-    listen_keys = [*make_keys(["local_address", "local_port"], lookups), netid_key, space_key]
+    netid_key = _netid_key(lookups)
+    (state_key,) = make_keys(["state"], lookups)
+    state_keys = [netid_key, state_key]
+    inet_key: Callable[[Any], Hashable]
+    if spaces:
+        state_keys.append(_space_key(home))
+
+        def inet_key(rec: Any) -> Hashable:
+            return (rec[PROTOCOL], rec[STATE], rec.__dict__.get("_netns"))
+
+    else:
+        inet_key = itemgetter(PROTOCOL, STATE)
+    listen_keys = [*make_keys(["local_address", "local_port"], lookups), netid_key]
+    if spaces:
+        listen_keys.append(_space_key(home))
     by_keys: list[Key] = make_keys(list(by), lookups) if by else []
-    states = aggregate.Counter(state_keys, info=info)
+    states = aggregate.Counter(state_keys, inet_key=inet_key)
     listens = aggregate.Counter(listen_keys)
     groups = aggregate.Counter(by_keys) if by_keys else None
-    hists = _Histograms(state_keys) if info else None
-    listen_raw: set[Hashable] = set()
-    batch: list[object] = []
+    tcp_info = _Info(state_keys, inet_key) if info else None
+    other_listen = _listen_test(state_key)
+    inet, listen_state = InetSocket, SS_LISTEN
+    batch: list[Any] = []
 
     def flush() -> None:
         states.add(batch)
-        listens.add([r for r in batch if _is_listen(state_key, r, listen_raw)])
+        # LISTEN rows: an item compared for inet records (most of them), inline
+        listens.add(
+            [r for r in batch if (r[STATE] == listen_state if type(r) is inet else other_listen(r))]
+        )
         if groups is not None:
             groups.add(batch)
-        if hists is not None:
-            hists.add(batch)
+        if tcp_info is not None:
+            tcp_info.add(batch)
         batch.clear()
 
     for rec in records:
@@ -425,28 +480,31 @@ def collect(
         if len(batch) >= _BATCH:
             flush()
     flush()
-    # the namespaces met: the last item of the raw keys (a Namespace, or None for home)
-    for raw in [*states.table, *states.others]:
-        space = raw[-1]  # type: ignore[index]
-        inode = getattr(space, "inode", None)
-        if isinstance(inode, int) and space_names.get(inode) is None:
-            space_names[inode] = getattr(space, "name", None)
+    if spaces:
+        # the namespaces met: the last item of the raw keys (a Namespace; None for home)
+        for raw in [*states.table, *states.others]:
+            space = raw[-1]  # type: ignore[index]
+            inode = getattr(space, "inode", None)
+            if isinstance(inode, int) and space_names.get(inode) is None:
+                space_names[inode] = getattr(space, "name", None)
 
     def labels_of(values: tuple[Value, ...]) -> dict[str, str]:
-        netid, state, inode = values
+        netid, state, *rest = values
+        inode = rest[0] if rest else home.inode
         return {"netid": _text(netid), "state": _text(state), **_space_labels(inode, space_names)}
 
     folded: dict[str, int] = {}
     out: list[Sample] = []
     tcp = dict.fromkeys([*NODE_TCP_STATES.values(), *NODE_TCP_QUEUES], 0)
     per_state: list[tuple[dict[str, str], int]] = []
-    state_groups = states.groups()
-    for g in state_groups:
-        netid, state, inode = g.key["netid"], g.key["state"], g.key["netns"]
-        per_state.append((labels_of((netid, state, inode)), g.count))
-        if netid == "tcp" and inode == home.inode:
+    for g in states.groups():
+        values = tuple(g.key.values())
+        labels = labels_of(values)
+        per_state.append((labels, g.count))
+        if labels["netid"] == "tcp" and labels["netns"] == str(home.inode):
+            state = labels["state"]
             if state in NODE_TCP_STATES and state != "UNCONN":
-                tcp[NODE_TCP_STATES[str(state)]] += g.count
+                tcp[NODE_TCP_STATES[state]] += g.count
             tcp["rx_queued_bytes"] += g.recv_q
             tcp["tx_queued_bytes"] += g.send_q
     out.extend(
@@ -462,17 +520,13 @@ def collect(
         max_series,
         folded,
     )
-    listen = [
-        (
-            {
-                **{k: _text(g.key[k]) for k in _LISTEN_LABELS},
-                **_space_labels(g.key["netns"], space_names),
-            },
-            g.recv_q,
-            g.send_q,
-        )
-        for g in listens.groups()
-    ]
+    listen = []
+    for g in listens.groups():
+        values = tuple(g.key.values())
+        labels = {k: _text(v) for k, v in zip(_LISTEN_LABELS, values, strict=False)}
+        inode = values[3] if spaces else home.inode
+        labels.update(_space_labels(inode, space_names))
+        listen.append((labels, g.recv_q, g.send_q))
     out += _fold(
         "sockscope_listen_queue",
         "Connections waiting for accept() on LISTEN sockets (Recv-Q).",
@@ -487,38 +541,8 @@ def collect(
         max_series,
         folded,
     )
-    if hists is not None:
-        rtt, cwnd = hists.series(labels_of)
-        out += _histogram(
-            "sockscope_tcp_rtt_seconds",
-            "Smoothed round-trip time (tcpi_rtt) of the selected TCP sockets that have one.",
-            RTT_BUCKETS,
-            rtt,
-            max_series,
-            folded,
-        )
-        out += _histogram(
-            "sockscope_tcp_cwnd_segments",
-            "Congestion window (tcpi_snd_cwnd) of the selected TCP sockets that have one.",
-            CWND_BUCKETS,
-            cwnd,
-            max_series,
-            folded,
-        )
-        tcp_groups = [
-            g for g in state_groups if "bytes_acked" in g.sums and g.key["netid"] == "tcp"
-        ]
-        for (name, help), field in zip(_INFO_GAUGES, aggregate.INFO_SUMS, strict=True):
-            out += _fold(
-                name,
-                help,
-                [
-                    (labels_of((g.key["netid"], g.key["state"], g.key["netns"])), g.sums[field])
-                    for g in tcp_groups
-                ],
-                max_series,
-                folded,
-            )
+    if tcp_info is not None:
+        out += _info_samples(tcp_info, labels_of, max_series, folded)
     if groups is not None:
         label_names = [label_name(k.name) for k in by_keys]
         out += _fold(
@@ -543,11 +567,68 @@ def collect(
     return out
 
 
-def _is_listen(state_key: Key, rec: object, memo: set[Hashable]) -> bool:
-    raw = state_key.raw(rec)
-    if raw in memo:
-        return True
-    if state_key.value(raw) == "LISTEN":
-        memo.add(raw)
-        return True
-    return False
+def _info_samples(
+    tcp_info: _Info,
+    labels_of: Callable[[tuple[Value, ...]], dict[str, str]],
+    max_series: int,
+    folded: dict[str, int],
+) -> list[Sample]:
+    n_rtt, n_cwnd = _Info.N_RTT, _Info.N_CWND
+    rtt: list[tuple[dict[str, str], list[float]]] = []
+    cwnd: list[tuple[dict[str, str], list[float]]] = []
+    sums: list[tuple[dict[str, str], list[float]]] = []
+    for values, row in tcp_info.merged():
+        labels = labels_of(values)
+        rtt.append((labels, [*row[:n_rtt], row[n_rtt] / 1e6]))
+        cwnd.append((labels, row[n_rtt + 1 : n_rtt + 2 + n_cwnd]))
+        sums.append((labels, row[n_rtt + 2 + n_cwnd :]))
+    out = _histogram(
+        "sockscope_tcp_rtt_seconds",
+        "Smoothed round-trip time (tcpi_rtt) of the selected TCP sockets that have one.",
+        RTT_BUCKETS,
+        rtt,
+        max_series,
+        folded,
+    )
+    out += _histogram(
+        "sockscope_tcp_cwnd_segments",
+        "Congestion window (tcpi_snd_cwnd) of the selected TCP sockets that have one.",
+        CWND_BUCKETS,
+        cwnd,
+        max_series,
+        folded,
+    )
+    for i, (name, help) in enumerate(_INFO_GAUGES):
+        out += _fold(
+            name, help, [(labels, int(row[i])) for labels, row in sums], max_series, folded
+        )
+    return out
+
+
+def _netid_key(lookups: Lookups) -> Key:
+    """``netid`` whose raw value for inet records is the protocol number (an item read;
+    the name is made once per group)."""
+    from sockscope.kernel.abi import PROTO_NAMES
+    from sockscope.tables.inet.layout import PROTOCOL
+
+    (plain,) = make_keys(["netid"], lookups)
+
+    def value(raw: Hashable) -> Value:
+        return PROTO_NAMES.get(raw, "???") if isinstance(raw, int) else plain.value(raw)
+
+    return Key("netid", itemgetter(PROTOCOL), plain.other, value, plain.order)
+
+
+def _listen_test(state_key: Key) -> Callable[[object], bool]:
+    """Whether a record of a table other than the inet ones is a LISTEN socket (its
+    state's name, memoised per raw state)."""
+    memo: dict[Hashable, bool] = {}
+
+    def test(rec: object) -> bool:
+        raw = state_key.other(rec)
+        found = memo.get(raw)
+        if found is None:
+            found = memo[raw] = state_key.value(raw) == "LISTEN"
+        return found
+
+    return test
