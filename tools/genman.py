@@ -315,14 +315,21 @@ OPTIONS: tuple[Opt, ...] = (
         "word is an ss filter.)", group="answers", origin="sockscope"),
     Opt("", ("metrics",), "", "print the selection as Prometheus metrics",
         "Print the selected sockets in the Prometheus text exposition format (0.0.4): "
-        "`node_tcp_connection_states{state}` (node_exporter's tcpstat names, all eleven "
-        "states), `sockscope_sockets{netid,state}`, `sockscope_listen_queue` and "
-        "`sockscope_listen_backlog{local_address,local_port,netid}` (Recv-Q and Send-Q of "
-        "LISTEN sockets), with `--count-by` also `sockscope_group_sockets{KEY...}`, and "
-        "`sockscope_series_folded{metric}`: each family keeps at most 1000 series, the "
-        "rest summed into one labelled `other`. The numbers are those of the selection: "
-        "use `-a` for listeners and TIME-WAIT sockets too.",
-        group="answers", origin="sockscope"),
+        "node_exporter's `node_tcp_connection_states{state}` (tcpstat's names, all "
+        "thirteen) and `node_sockstat_*` (its sockstat collector, from "
+        "/proc/net/sockstat{,6}), both for the namespace sockscope runs in; "
+        "`sockscope_sockets{netid,state,netns,netns_name}`, `sockscope_listen_queue` and "
+        "`sockscope_listen_backlog{local_address,local_port,netid,netns...}` (Recv-Q and "
+        "Send-Q of LISTEN sockets); with `-i` the histograms `sockscope_tcp_rtt_seconds` "
+        "and `sockscope_tcp_cwnd_segments` and the sums of bytes acked, received and "
+        "retransmits per netid, state and namespace; with `--count-by` also "
+        "`sockscope_group_sockets{KEY...}`; and `sockscope_series_folded{metric}`: each "
+        "family keeps at most 1000 series, the rest summed into one labelled `other`. "
+        "With `--all-netns`, every namespace's series. ''FORMAT'' is `prometheus` (the "
+        "default) or `otlp-json`: OpenTelemetry OTLP/JSON (`system.network.connection.count` with "
+        "`network.transport` and `network.connection.state`). The numbers are those of "
+        "the selection: use `-a` for listeners and TIME-WAIT sockets too.",
+        group="answers", origin="sockscope", optional="FORMAT"),
     Opt("", ("textfile",), "DIR", "write --metrics to DIR/sockscope.prom",
         "As `--metrics`, but write `sockscope.prom` in ''DIR'' (a temporary file in "
         "''DIR'' renamed over it, so node_exporter's textfile collector never reads half "

@@ -299,28 +299,67 @@ def count(
 
 
 def metrics(
-    query: Query | None = None, by: Iterable[str] | None = None, max_series: int = 1000
+    query: Query | None = None,
+    by: Iterable[str] | None = None,
+    max_series: int = 1000,
+    *,
+    sockstat: bool = True,
 ) -> list[MetricSample]:
     """The sockets of ``query`` as Prometheus samples (what ``--metrics`` prints).
 
     Each :class:`~sockscope.ops.metrics.Sample` is ``(name, labels, value, type, help)``:
-    ``node_tcp_connection_states{state}`` (node_exporter's tcpstat names),
-    ``sockscope_sockets{netid,state}``, ``sockscope_listen_queue`` /
-    ``sockscope_listen_backlog{local_address,local_port,netid}`` (Recv-Q / Send-Q of LISTEN
-    rows), with ``by`` (:func:`count`'s keys) ``sockscope_group_sockets{KEY...}``, and
-    ``sockscope_series_folded{metric}``: ``max_series`` caps each family, folding the
-    rest into one series labelled ``"other"``. :func:`sockscope.render.prom.exposition`
-    writes them as the text format. Unknown keys raise
+    ``node_tcp_connection_states{state}`` (node_exporter's tcpstat names; the home
+    namespace's sockets: the caller's, or ``query.netns`` when it names one), with
+    ``sockstat`` node_exporter's ``node_sockstat_*`` (that namespace's
+    /proc/net/sockstat{,6}), ``sockscope_sockets{netid,state,netns[,netns_name]}``,
+    ``sockscope_listen_queue`` / ``sockscope_listen_backlog{local_address,local_port,
+    netid,netns...}`` (Recv-Q / Send-Q of LISTEN rows), with ``query.info`` the
+    histograms ``sockscope_tcp_rtt_seconds`` (upper bounds in seconds: 0.00005, 0.0001,
+    0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
+    +Inf) and ``sockscope_tcp_cwnd_segments`` (1, 2, 4, ... 2048, +Inf), each over the
+    TCP sockets whose value ss prints (not zero), and the sums of bytes acked, received
+    and retransmits (gauges), all per netid, state and namespace, with ``by`` (:func:`count`'s
+    keys) ``sockscope_group_sockets{KEY...}``, and ``sockscope_series_folded{metric}``:
+    ``max_series`` caps each family, folding the rest into one series labelled
+    ``"other"``. ``Query(netns="all")`` labels each namespace's series.
+    :func:`sockscope.render.prom.exposition` writes them as the text format,
+    :func:`sockscope.render.otlp.document` as OTLP/JSON. Unknown keys raise
     :class:`~sockscope.errors.ArgumentError`.
     """
     from sockscope.ops import metrics as ops_metrics
+    from sockscope.ops import sockstat as ops_sockstat
     from sockscope.ops.keys import lookups
 
     query = query if query is not None else Query()
     words = _words("by", by) or []
     names = ["netid", "state", "local_address", "local_port", *words]
     found = lookups(names, None, dict(os.environ), lambda _m: None)
-    return ops_metrics.collect(sockets(query), found, words, max_series)
+    if max_series < 1:
+        raise ValueError("max_series must be at least 1")
+
+    def home() -> tuple[ops_metrics.Space, list[tuple[bool, str, list[str]]] | None]:
+        pairs = ops_sockstat.read_pairs() if sockstat else None
+        return ops_metrics.here(), pairs
+
+    if query.netns is None or query.netns == "all":
+        space, pairs = home()
+    else:
+        from sockscope.ops import netns as ns
+
+        with ns.entered(query.netns):
+            space, pairs = home()
+        if ns.target(query.netns)[0] == "name":
+            space = ops_metrics.Space(space.inode, query.netns)
+    return ops_metrics.collect(
+        sockets(query),
+        found,
+        words,
+        max_series,
+        info=query.info,
+        home=space,
+        sockstat=pairs,
+        spaces=query.netns == "all",
+    )
 
 
 def watch(query: Query | None = None, interval: float = 1.0) -> Iterator[Change]:

@@ -15,7 +15,9 @@ the run (``run.answers``); once the selection and the filter are read, the comma
 * ``--top-view``: a full-screen view on a terminal (:mod:`sockscope.cli.top`), else
   ``--watch`` lines;
 * ``--metrics``: the selection as Prometheus text exposition (:mod:`sockscope.ops.metrics`,
-  :mod:`sockscope.render.prom`), with ``--count-by`` also the groups;
+  :mod:`sockscope.render.prom`), with ``--count-by`` also the groups, with ``-i`` the
+  tcp_info histograms and sums; ``--metrics=otlp-json`` writes OTLP/JSON instead
+  (:mod:`sockscope.render.otlp`); with ``--all-netns`` every namespace's series;
   ``--textfile DIR`` writes the same text to ``DIR/sockscope.prom`` (a temporary file
   renamed over it, for node_exporter's textfile collector) instead of stdout;
   ``--max-series N`` (default 1000) caps each metric family;
@@ -53,6 +55,7 @@ class Answers:
         "listen",
         "max_series",
         "metrics",
+        "metrics_format",
         "min_interval",
         "sort",
         "textfile",
@@ -68,6 +71,7 @@ class Answers:
         self.watch: float | None = None
         self.top_view = False
         self.metrics = False
+        self.metrics_format = "prometheus"
         self.textfile: str | None = None
         self.max_series = 1000
         self.listen: str | None = None
@@ -107,7 +111,12 @@ def option(run: object, key: str, value: str) -> None:
     elif key == "top-view":
         found.top_view = True
     elif key == "metrics":
+        if value not in ("", "prometheus", "otlp-json"):
+            raise ArgumentError(
+                f'sockscope: invalid --metrics format "{value}" (prometheus or otlp-json)'
+            )
         found.metrics = True
+        found.metrics_format = value or "prometheus"
     elif key == "textfile":
         if not value:
             raise ArgumentError("sockscope: --textfile needs a directory")
@@ -145,9 +154,7 @@ def show(
         from sockscope.cli import serve
 
         ctx = listing.make_context(sel, opts, flt, environ, warn, warn_raw)
-        return serve.run(
-            answers, ctx, users, warn, metrics_text, getattr(run, "home_netns", None)
-        )
+        return serve.run(answers, ctx, users, warn, metrics_text, getattr(run, "home_netns", None))
     if answers.top_view or answers.watch is not None:
         from sockscope.cli import top
 
@@ -192,13 +199,11 @@ def show_all_netns(
       so ``netns`` and ``container`` are keys);
     * ``--watch`` / ``--top-view``: every namespace watched at once, keyed by (namespace
       inode, cookie);
-    * ``--metrics``: refused (one exposition per host would mix namespaces' series).
+    * ``--metrics``: one exposition, each namespace's series labelled with it.
     """
     answers: Answers = run.answers  # type: ignore[attr-defined]
     opts: Options = run.opts  # type: ignore[attr-defined]
     _no_events(opts, answers)
-    if answers.metrics:
-        raise ArgumentError("sockscope: --all-netns cannot be combined with --metrics")
     if answers.top_view or answers.watch is not None:
         from sockscope.cli import top
 
@@ -216,6 +221,8 @@ def show_all_netns(
             rec.attach(view, None, space)  # type: ignore[attr-defined]
             yield rec
 
+    if answers.metrics:
+        return _metrics(answers, ctx, users, warn, records())
     return _count(answers, ctx, opts, users, warn, records())
 
 
@@ -290,8 +297,11 @@ def _metrics(
     ctx: Context,
     users: ProcessMap | PendingMap | None,
     warn: Callable[[str], None],
+    records: Iterable[object] | None = None,
 ) -> int:
-    data = metrics_text(answers, ctx, users, warn)
+    if answers.textfile is not None and answers.metrics_format != "prometheus":
+        raise ArgumentError("sockscope: --textfile writes the Prometheus format only")
+    data = metrics_text(answers, ctx, users, warn, records)
     if answers.textfile is None:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
@@ -305,17 +315,45 @@ def metrics_text(
     ctx: Context,
     users: ProcessMap | PendingMap | None,
     warn: Callable[[str], None],
+    records: Iterable[object] | None = None,
 ) -> bytes:
-    """The exposition text of one collection (``--metrics``, ``--textfile``, ``--listen``)."""
-    from sockscope.ops import metrics
+    """The text of one collection (``--metrics``, ``--textfile``): the Prometheus
+    exposition, or OTLP/JSON for ``--metrics=otlp-json``. ``records``: every namespace's
+    (``--all-netns``), each carrying its namespace; else the context's own dump.
+
+    The home namespace's sockstat is read first, where this thread is (its counters are
+    the namespace's; the records' pass does not change them)."""
+    from sockscope.ops import metrics, sockstat
     from sockscope.ops.keys import lookups
-    from sockscope.render import prom
 
     words = answers.count_by or []
     names = ["netid", "state", "local_address", "local_port", *words]
     found = lookups(names, users, ctx.environ, warn)
-    samples = metrics.collect(_records(ctx), found, words, answers.max_series)
-    return prom.exposition(samples).encode("utf-8", "surrogateescape")
+    pairs = sockstat.read_pairs(ctx.environ)
+    samples = metrics.collect(
+        _records(ctx) if records is None else records,
+        found,
+        words,
+        answers.max_series,
+        info=bool(ctx.opts.show_tcpinfo),
+        home=metrics.here(),
+        sockstat=pairs,
+        spaces=records is not None,
+    )
+    if answers.metrics_format == "otlp-json":
+        import time
+
+        from sockscope.render import otlp
+
+        # the CLI layer never imports the front door: the package's version as loaded
+        version = str(getattr(sys.modules.get("sockscope"), "__version__", ""))
+        doc = otlp.document(samples, time.time_ns(), {"host.name": os.uname().nodename}, version)
+        text = otlp.dumps(doc)
+    else:
+        from sockscope.render import prom
+
+        text = prom.exposition(samples)
+    return text.encode("utf-8", "surrogateescape")
 
 
 def _write_textfile(directory: str, data: bytes) -> None:

@@ -105,8 +105,9 @@ LONGOPTS: tuple[tuple[str, bool, str], ...] = (
 #: how many rows of LONGOPTS are ss's own: an abbreviation means what it means to ss
 #: before sockscope's options are looked at (``--to`` stays ``--tos``)
 SS_LONGOPTS = next(i for i, o in enumerate(LONGOPTS) if o[0] == "json")
-#: sockscope's options with an optional argument (``--watch[=SECONDS]``)
-OPTIONAL_ARG = frozenset(("watch",))
+#: sockscope's options with an optional argument (``--watch[=SECONDS]``,
+#: ``--metrics[=FORMAT]``)
+OPTIONAL_ARG = frozenset(("watch", "metrics"))
 
 
 class _Exit(Exception):

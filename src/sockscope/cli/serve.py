@@ -45,6 +45,8 @@ def check(answers: Answers, ctx: Context) -> None:
         value = getattr(answers, attr)
         if value is not None and value is not False:
             raise ArgumentError(f"sockscope: --listen and {name} cannot be used together")
+    if answers.metrics_format != "prometheus":
+        raise ArgumentError("sockscope: --listen serves the Prometheus format only")
     if ctx.opts.kill:
         raise ArgumentError("sockscope: --listen and -K cannot be used together")
     if ctx.opts.events:

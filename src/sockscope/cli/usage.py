@@ -88,7 +88,7 @@ SOCKSCOPE_HELP = (
     "       --top=N         keep the first N groups or rows\n"
     "       --watch[=SECONDS]        print what changes, every SECONDS\n"
     "       --top-view      a full-screen view of --count-by or the busiest sockets\n"
-    "       --metrics       print the selection as Prometheus metrics\n"
+    "       --metrics[=FORMAT]       print the selection as Prometheus metrics\n"
     "       --textfile=DIR  write --metrics to DIR/sockscope.prom\n"
     "       --max-series=N  at most N series per metric (default 1000)\n"
     "       --listen=ADDR:PORT       serve the metrics over HTTP (:PORT is 127.0.0.1:PORT)\n"

@@ -362,3 +362,44 @@ def summary(netns: str | None = None, environ: Mapping[str, str] | None = None) 
     if problems:
         raise SockscopeError("\n".join(problems))
     return result
+
+
+# -- node_exporter's reading (``--metrics``) -------------------------------------------
+def read_pairs(
+    environ: Mapping[str, str] | None = None,
+) -> list[tuple[bool, str, list[str]]]:
+    """``/proc/net/sockstat`` then ``sockstat6`` as the Prometheus node_exporter's
+    sockstat collector reads them (procfs ``parseSockstat``): per line, whether it is
+    the IPv6 file's, the protocol (``TCP``, ``UDP6``, ``sockets``; the colon dropped)
+    and its ``key value`` words.
+
+    Honours ``PROC_NET_SOCKSTAT``, ``PROC_NET_SOCKSTAT6`` and ``PROC_ROOT`` as ``-s``
+    does, except that without ``PROC_ROOT`` the files are read through
+    ``/proc/thread-self/net``, so a thread that entered a namespace reads that
+    namespace's (``/proc/net`` follows the main thread's). A missing file is skipped
+    (IPv6 disabled); another error, or a malformed line (fewer than three words, an odd
+    number of words after the protocol), raises :class:`~sockscope.errors.SockscopeError`.
+    """
+    env = os.environ if environ is None else environ
+    out: list[tuple[bool, str, list[str]]] = []
+    for var, name in (
+        ("PROC_NET_SOCKSTAT", "net/sockstat"),
+        ("PROC_NET_SOCKSTAT6", "net/sockstat6"),
+    ):
+        if var not in env and "PROC_ROOT" not in env and os.path.exists("/proc/thread-self"):
+            path = f"/proc/thread-self/{name}"
+        else:
+            path = _proc_file(var, name, env)
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            raise SockscopeError(f"sockscope: {path}: {_strerror(e)}") from None
+        for line in data.decode("ascii", "replace").splitlines():
+            words = line.split(" ")
+            if len(words) < 3 or len(words) % 2 == 0:
+                raise SockscopeError(f"sockscope: {path}: malformed sockstat line: {line!r}")
+            out.append((name.endswith("6"), words[0].removesuffix(":"), words[1:]))
+    return out

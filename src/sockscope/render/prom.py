@@ -3,8 +3,10 @@
 Samples are ``(name, labels, value, type, help)`` tuples (what
 :func:`sockscope.metrics` returns). Each metric family gets one ``# HELP`` and one
 ``# TYPE`` line, then its samples; families are sorted by name and samples by their
-label pairs, so the same sockets always give the same bytes. HELP text escapes
-backslash and newline; label values escape backslash, double quote and newline.
+label pairs, so the same sockets always give the same bytes. A histogram's samples
+(type ``histogram``: ``NAME_bucket``, ``NAME_sum``, ``NAME_count``) form the family
+``NAME``; per label set its buckets come in ``le`` order, then the sum and the count.
+HELP text escapes backslash and newline; label values escape backslash, double quote and newline.
 """
 
 from __future__ import annotations
@@ -49,16 +51,43 @@ def _labels(labels: Mapping[str, str]) -> str:
     return "{" + pairs + "}"
 
 
+#: a histogram sample's suffix -> its place after the label set
+_HISTOGRAM_PARTS = {"_bucket": 0, "_sum": 1, "_count": 2}
+
+
+def family_of(name: str, kind: str) -> tuple[str, int]:
+    """The family a sample belongs to and its place in a histogram's label set."""
+    if kind == "histogram":
+        for suffix, place in _HISTOGRAM_PARTS.items():
+            if name.endswith(suffix):
+                return name[: -len(suffix)], place
+    return name, 0
+
+
+def _le(labels: Mapping[str, str]) -> float:
+    try:
+        return float(labels.get("le", "0"))
+    except ValueError:
+        return math.inf
+
+
 def exposition(samples: Iterable[Sample]) -> str:
     """The samples as exposition text (ends with a newline; empty for no samples)."""
-    families: dict[str, tuple[str, str, list[tuple[list[tuple[str, str]], str]]]] = {}
+    Order = tuple[list[tuple[str, str]], int, float]
+    families: dict[str, tuple[str, str, list[tuple[Order, str]]]] = {}
     for name, labels, value, kind, help_text in samples:
-        family = families.setdefault(name, (kind, help_text, []))
-        family[2].append((sorted(labels.items()), f"{name}{_labels(labels)} {format_value(value)}"))
+        family, place = family_of(name, kind)
+        rows = families.setdefault(family, (kind, help_text, []))[2]
+        if kind == "histogram":
+            plain = sorted((k, v) for k, v in labels.items() if k != "le")
+            key = (plain, place, _le(labels))
+        else:
+            key = (sorted(labels.items()), 0, 0.0)
+        rows.append((key, f"{name}{_labels(labels)} {format_value(value)}"))
     lines: list[str] = []
     for name in sorted(families):
         kind, help_text, rows = families[name]
         lines.append(f"# HELP {name} {escape_help(help_text)}")
         lines.append(f"# TYPE {name} {kind}")
-        lines.extend(line for _key, line in sorted(rows))
+        lines.extend(line for _key, line in sorted(rows, key=lambda row: row[0]))
     return "".join(line + "\n" for line in lines)
