@@ -279,15 +279,15 @@ def test_watch_every_namespace_lines() -> None:
         assert kinds.count("closed") == 3, (inodes[inode].name, kinds)
 
 
-def test_sort_and_watch_no_longer_refused_with_all_netns() -> None:
-    """The options parse; --metrics stays refused with --all-netns."""
+def test_metrics_with_all_netns_labels_each_namespace() -> None:
+    """--all-netns --metrics: one exposition whose sockscope_sockets carry the namespace."""
     res = subprocess.run(
         [*netns.sockscope_cmd(), "--all-netns", "-ta", "--metrics"],
         capture_output=True,
         env=netns.tool_env(),
     )
-    assert res.returncode == 255
-    assert b"--all-netns cannot be combined with --metrics" in res.stderr
+    assert res.returncode == 0, res.stderr
+    assert re.search(rb'^sockscope_sockets\{[^}]*netns="\d+"', res.stdout, re.M)
 
 
 @pytest.mark.live

@@ -389,7 +389,9 @@ def test_cli_serves_and_sigterm_exits_0() -> None:
     try:
         status, body = cmd.get()
         assert status == 200
-        assert _families(body) == [
+        families = _families(body)
+        assert "node_sockstat_TCP_inuse" in families
+        assert [f for f in families if not f.startswith("node_sockstat_")] == [
             "node_tcp_connection_states",
             "sockscope_group_sockets",
             "sockscope_listen_backlog",
@@ -478,7 +480,7 @@ def _run(*args: str) -> subprocess.CompletedProcess[bytes]:
         (["--listen", ":0", "--min-interval", "nan"], 255, 'sockscope: invalid --min-interval "nan"'),
         (["--listen", "192.0.2.1:9977"], 1, "sockscope: --listen 192.0.2.1:9977: Cannot assign requested address"),
         (["--listen"], 255, "option '--listen' requires an argument"),
-        (["--listen", ":0", "--all-netns"], 255, "sockscope: --all-netns combines with --count-by only"),
+        (["--listen", ":0", "--metrics=otlp-json"], 255, "sockscope: --listen serves the Prometheus format only"),
     ],
 )  # fmt: skip
 def test_cli_errors(args: list[str], status: int, message: str) -> None:

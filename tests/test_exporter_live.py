@@ -239,8 +239,45 @@ def test_dash_n_serves_the_namespace_on_the_callers_address() -> None:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as r:
             body = r.read()
         # NAME's 3 listeners and nothing else: the exporter's socket is not in NAME
-        assert b'sockscope_sockets{netid="tcp",state="LISTEN"} 3\n' in body
+        listen = re.findall(
+            rb'^sockscope_sockets\{netid="tcp",[^}]*state="LISTEN"\} (\d+)$', body, re.M
+        )
+        assert listen == [b"3"], body
         assert env.fetch(f"http://127.0.0.1:{port}/metrics") is None
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=30) == 0
+    finally:
+        env.close()
+
+
+@pytest.mark.live
+def test_all_netns_listen_labels_every_namespace() -> None:
+    """``--all-netns --listen``: each scrape walks every namespace; the test namespace's
+    3 listeners appear under its name, served on the caller's loopback."""
+    if LIVE_REASON is not None:
+        pytest.skip(LIVE_REASON)
+    env = Live()
+    try:
+        more = env.start(
+            [sys.executable, "-c", LISTENERS, "3", "6201"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        )  # fmt: skip
+        assert more.stdout is not None and more.stdout.readline() == b"ready\n"
+        server = subprocess.Popen(
+            [*netns.sockscope_cmd(), "--all-netns", "-tl", "--listen", "127.0.0.1:0"],
+            env=netns.tool_env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )  # fmt: skip
+        env.procs.append(server)
+        assert server.stderr is not None
+        m = re.search(r"http://127\.0\.0\.1:(\d+)/metrics", server.stderr.readline().decode())
+        assert m is not None
+        with urllib.request.urlopen(f"http://127.0.0.1:{m.group(1)}/metrics", timeout=60) as r:
+            body = r.read()
+        name = re.escape(env.ns.name.encode())
+        pattern = rb'^sockscope_sockets\{netid="tcp",netns="\d+",netns_name="' + name
+        pattern += rb'",state="LISTEN"\} (\d+)$'
+        assert re.findall(pattern, body, re.M) == [b"3"], body[-2000:]
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=30) == 0
     finally:

@@ -606,13 +606,12 @@ def test_json_lines_stream(big_netns: str) -> None:
         assert ready
         first = proc.stdout.readline()
         still_running = proc.poll() is None
-        t_first = time.monotonic()
         rest = proc.stdout.read()
-        t_end = time.monotonic()
     assert json.loads(first)["netid"] == "tcp"
     assert still_running, "the first line came only after the dump had ended"
+    # more than 10,000 lines still to come after the first: written as the dump goes,
+    # not after it (no wall-time bound: the compiled writer ends within milliseconds)
     assert rest.count(b"\n") > 10000
-    assert t_end - t_first > 0.05
 
 
 def _peak_rss_kb(name: str, argv: list[str]) -> tuple[int, int]:

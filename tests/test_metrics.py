@@ -308,13 +308,6 @@ def test_cli_max_series(held) -> None:  # type: ignore[no-untyped-def]
 
 
 @live
-def test_all_netns_refused(held) -> None:  # type: ignore[no-untyped-def]
-    out = _cli(held, "--all-netns", "-ta", "--sort", "state")
-    assert out.returncode != 0
-    assert b"--all-netns" in out.stderr
-
-
-@live
 def test_textfile(held, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     out = _cli(held, "-ta", "--textfile", str(tmp_path))
     assert out.returncode == 0, out.stderr

@@ -214,13 +214,25 @@ def show_all_netns(
     from sockscope.render.view import View
 
     ctx = listing.make_context(run.sel, opts, flt, environ, warn, warn_raw)  # type: ignore[attr-defined]
-    view = View()
 
-    def records() -> Iterator[object]:
-        for space, rec in nsops.listing("all", lambda: _records(ctx.fresh())):
+    def records(base: Context = ctx) -> Iterator[object]:
+        view = View()
+        for space, rec in nsops.listing("all", lambda: _records(base.fresh())):
             rec.attach(view, None, space)  # type: ignore[attr-defined]
             yield rec
 
+    if answers.listen is not None:
+        from sockscope.cli import serve
+
+        def every_namespace(
+            a: Answers, c: Context, u: ProcessMap | None, w: Callable[[str], None]
+        ) -> bytes:
+            # each scrape walks the namespaces afresh (they come and go between scrapes)
+            return metrics_text(a, c, u, w, records(c))
+
+        return serve.run(
+            answers, ctx, users, warn, every_namespace, getattr(run, "home_netns", None)
+        )
     if answers.metrics:
         return _metrics(answers, ctx, users, warn, records())
     return _count(answers, ctx, opts, users, warn, records())
