@@ -196,16 +196,9 @@ def _json(
     followed: list[dict[str, object]] = []
 
     def setup(ns: Namespace) -> Callable[[Message], None]:
-        nsdict = ns.to_dict()
-        entry: dict[str, object] = {"netns": nsdict}
+        entry = listing.json_entry(ns, opts.summary, writer, environ, hooks.warn)
+        nsdict = entry["netns"]
         followed.append(entry)
-        if opts.summary:
-            from sockscope.ops.sockstat import read
-
-            summary = jsonout.summary_dict(read(environ, hooks.warn))
-            entry["summary"] = summary
-            if lines:
-                writer.line({"netns": nsdict, "summary": summary})
         flt = parse_here()
         matcher = None if flt is None else flt.matches
         killer = killer_here()

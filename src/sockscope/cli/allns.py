@@ -217,16 +217,9 @@ def _json(
     cgroups = CgroupMap(hooks.warn)  # cgroups are the host's, whatever the namespace
 
     def body(ns: Namespace) -> int:
-        nsdict = ns.to_dict()
-        entry: dict[str, object] = {"netns": nsdict}
+        entry = gather.json_entry(ns, opts.summary, writer, environ, hooks.warn)
+        nsdict = entry["netns"]
         walked.append(entry)
-        if opts.summary:
-            from sockscope.ops.sockstat import read
-
-            summary = jsonout.summary_dict(read(environ, hooks.warn))
-            entry["summary"] = summary
-            if lines:
-                writer.line({"netns": nsdict, "summary": summary})
         if summary_only:
             return 0
         flt = parse_here()

@@ -13,6 +13,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
+    from sockscope.ops.namespaces import Namespace
     from sockscope.ops.procmap import PendingMap, ProcessMap
     from sockscope.options import Options
     from sockscope.query.filter import Filter
@@ -191,3 +192,24 @@ class DataRows:
             else:
                 for lines in chunks:
                     writer.lines_out(lines)
+
+
+def json_entry(
+    ns: Namespace,
+    summary: bool,
+    writer: Writer,
+    environ: dict[str, str],
+    warn: Callable[[str], None],
+) -> dict[str, object]:
+    """One namespace's JSON entry: its ``netns`` object and, with ``-s``, its summary (read
+    here, inside the namespace; with --json-lines written at once as a line of its own)."""
+    from sockscope.render import jsonout
+
+    entry: dict[str, object] = {"netns": ns.to_dict()}
+    if summary:
+        from sockscope.ops.sockstat import read
+
+        entry["summary"] = jsonout.summary_dict(read(environ, warn))
+        if writer.lines:
+            writer.line(entry)
+    return entry
