@@ -16,10 +16,9 @@ it prints the ``--watch`` lines instead.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
-
-from sockscope.cli.status import EXIT_SIGTERM, Terminated, raise_on_sigterm
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -97,6 +96,24 @@ def line(change: Change) -> str:
     return " ".join(parts)
 
 
+class _Terminated(Exception):
+    """SIGTERM: end like Ctrl-C, with the status of a process killed by SIGTERM (143)."""
+
+
+#: the status of a process killed by SIGTERM, as the shell shows it
+EXIT_SIGTERM = 128 + signal.SIGTERM
+
+
+def _stop_on_term() -> None:
+    def stop(_signum: int, _frame: object) -> None:
+        raise _Terminated
+
+    try:
+        signal.signal(signal.SIGTERM, stop)
+    except (ValueError, OSError):
+        pass
+
+
 def watch_lines(
     sel: Selection,
     opts: Options,
@@ -116,7 +133,7 @@ def watch_lines(
         from sockscope.render.view import View
 
         view = View.from_options(opts)
-    raise_on_sigterm()
+    _stop_on_term()
     matcher = None if flt is None else flt.matches
     bytecode = None if flt is None else flt.bytecode()
     spaces, on_skip = _spaces(all_netns, warn)
@@ -130,7 +147,7 @@ def watch_lines(
             else:
                 out.write((line(change) + "\n").encode("utf-8", "surrogateescape"))
                 out.flush()
-    except Terminated:
+    except _Terminated:
         return EXIT_SIGTERM
     finally:
         stream.close()
@@ -166,11 +183,11 @@ def _screen(
 ) -> int:
     import curses
 
-    raise_on_sigterm()
+    _stop_on_term()
     view = TopView(answers, sel, opts, flt, environ, warn, interval, all_netns)
     try:
         curses.wrapper(view.loop)
-    except Terminated:
+    except _Terminated:
         return EXIT_SIGTERM
     finally:
         view.close()
