@@ -554,6 +554,73 @@ def test_namespace_restored_on_error_and_signal(fleet) -> None:  # type: ignore[
 
 
 @pytest.mark.live
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+def test_namespace_restored_whenever_the_signal_lands(fleet) -> None:  # type: ignore[no-untyped-def]
+    """A signal handler that raises can land anywhere: just after the setns into a
+    namespace, or inside the ``finally`` just before the setns home. Hundreds of
+    interrupts at random sub-millisecond delays over walks that do almost nothing but
+    enter and leave namespaces (batch=1), so that these windows are hit; the thread must
+    be home after every one, through each(), call_inside() and Visit.call() (the walks of
+    --all-netns, -E --all-netns and --watch). Before netns.call_there, a handler landing
+    in those windows left the thread, and so the rest of the process, in a fleet
+    namespace."""
+    import random
+
+    from sockscope.ops import namespaces
+    from sockscope.ops import netns as ops_netns
+
+    home = os.readlink("/proc/thread-self/ns/net")
+    home_fd = ops_netns.current()
+    spaces = [
+        ns
+        for ns in namespaces.discover().namespaces
+        if ns.inode in {m.inode for m in fleet.members}
+    ]
+
+    def alarm(_s, _f):  # type: ignore[no-untyped-def]
+        raise KeyboardInterrupt
+
+    def forever():  # type: ignore[no-untyped-def]
+        while True:
+            yield 1
+
+    rnd = random.Random(1105)
+    old = signal.signal(signal.SIGALRM, alarm)
+    interrupted = 0
+    try:
+        for i in range(600):
+            signal.setitimer(signal.ITIMER_REAL, rnd.uniform(0.00005, 0.002))
+            try:
+                if i % 3 == 0:
+                    for _ in namespaces.each(spaces, forever, batch=1):
+                        pass
+                else:
+                    visits = [namespaces.Visit(ns) for ns in spaces] if i % 3 == 2 else []
+                    try:
+                        while True:
+                            for ns in spaces:
+                                namespaces.call_inside(ns, int)
+                            for v in visits:
+                                v.call(int)
+                    finally:
+                        for v in visits:
+                            v.close()
+            except KeyboardInterrupt:
+                interrupted += 1
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+            assert os.readlink("/proc/thread-self/ns/net") == home, i
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+        if os.readlink("/proc/thread-self/ns/net") != home:  # do not poison later tests
+            ops_netns.setns(home_fd)
+        os.close(home_fd)
+    assert interrupted == 600
+
+
+@pytest.mark.live
 def test_namespace_gone_during_the_walk() -> None:
     """A namespace whose name is deleted and whose process exits after the scan is
     skipped: no block, no message, status 0; the others are listed."""

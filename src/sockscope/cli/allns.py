@@ -28,10 +28,11 @@ from __future__ import annotations
 import io
 import os
 import sys
+from functools import partial
 
 from sockscope.cli.status import exit_status
 from sockscope.errors import ArgumentError, SockscopeError
-from sockscope.ops.namespaces import NamespaceDenied, NamespaceGone, discover, inside
+from sockscope.ops.namespaces import NamespaceDenied, NamespaceGone, call_inside, discover
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -121,8 +122,7 @@ def _walk(found: Discovery, hooks: Hooks, body: Callable[[Namespace], int]) -> i
     denied: list[tuple[Namespace, NamespaceDenied]] = []
     for ns in found.namespaces:
         try:
-            with inside(ns):
-                status = body(ns) or status
+            status = call_inside(ns, partial(body, ns)) or status
         except NamespaceGone:
             continue
         except NamespaceDenied as e:

@@ -65,11 +65,11 @@ def _bind(family: int, host: str, port: int, collector: Collector, home: int | N
         return exporter.Exporter(family, host, port, collector)
     back = netns.current()
     try:
-        netns.setns(home)
-        try:
-            return exporter.Exporter(family, host, port, collector)
-        finally:
-            netns.setns(back)
+        return netns.call_there(
+            lambda: netns.setns(home),
+            back,
+            lambda: exporter.Exporter(family, host, port, collector),
+        )
     finally:
         os.close(back)
 

@@ -28,6 +28,7 @@ import os
 import select
 import socket
 import sys
+from functools import partial
 
 from sockscope.errors import ArgumentError, EventError, NetlinkError, SockscopeError
 from sockscope.kernel import abi, netlink
@@ -241,10 +242,14 @@ def follow_each(
             sock = None
             try:
                 visit = Visit(ns)
-                with visit.there():
-                    sock = subscribe(groups)
-                    sock.setblocking(False)
-                    handle = setup(ns)
+
+                def opened() -> socket.socket:
+                    s = subscribe(groups)
+                    s.setblocking(False)
+                    return s
+
+                sock = visit.call(opened)
+                handle = visit.call(partial(setup, ns))
             except (NamespaceGone, NamespaceDenied) as e:
                 if sock is not None:
                     sock.close()
@@ -268,13 +273,16 @@ def follow_each(
                 visit, sock, handle = feeds[fd]
                 msgs = received(sock)
                 if msgs:
-                    with visit.there():
-                        for msg in msgs:
-                            handle(msg)
+                    visit.call(partial(_handle_all, handle, msgs))
     finally:
         for visit, sock, _handle in feeds.values():
             sock.close()
             visit.close()
+
+
+def _handle_all(handle: Callable[[netlink.Message], None], msgs: list[netlink.Message]) -> None:
+    for msg in msgs:
+        handle(msg)
 
 
 def events(

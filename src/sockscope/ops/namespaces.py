@@ -17,8 +17,9 @@ Each namespace is then attributed (:mod:`sockscope.ops.containers`) from its pro
 cgroup paths; the namespace of pid 1 (the host's) only from pid 1's. They come out
 ordered by inode, which puts the host's, the oldest, first.
 
-:func:`inside` enters one for the calling thread and comes back (also on an exception,
-e.g. KeyboardInterrupt from a signal handler); a namespace whose every handle has gone
+:func:`call_inside` runs a function in one for the calling thread and comes back (also on
+an exception, e.g. KeyboardInterrupt from a signal handler wherever it lands: not a
+``with`` block, see :func:`sockscope.ops.netns.call_there`); a namespace whose every handle has gone
 (its processes exited, its name was deleted) raises :class:`NamespaceGone`. The current
 namespace is never entered (so an unprivileged caller can list its own).
 """
@@ -32,7 +33,14 @@ from itertools import islice
 
 from sockscope.errors import NamespaceError, SockscopeError
 from sockscope.ops import containers
-from sockscope.ops.netns import CLONE_NEWNET, NETNS_RUN_DIR, iterate, open_netns, setns
+from sockscope.ops.netns import (
+    CLONE_NEWNET,
+    NETNS_RUN_DIR,
+    call_there,
+    iterate,
+    open_netns,
+    setns,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -42,6 +50,7 @@ if TYPE_CHECKING:
     from sockscope.ops.containers import Container
 
     T = TypeVar("T")
+    U = TypeVar("U")
 
 _O_NS = os.O_RDONLY | os.O_CLOEXEC
 
@@ -408,22 +417,16 @@ def _held(ns: Namespace) -> Iterator[tuple[int, int] | None]:
         os.close(fd)
 
 
-@contextlib.contextmanager
-def inside(ns: Namespace) -> Iterator[None]:
-    """Run the body in ``ns`` (this thread only) and come back, whatever happens.
-
-    The caller's own namespace is not entered (no privilege needed). Raises
-    :class:`NamespaceGone` or :class:`NamespaceDenied` before the body runs.
-    """
+def call_inside(ns: Namespace, fn: Callable[[], T]) -> T:
+    """``fn()`` run in ``ns`` (this thread only), the thread's namespace restored after
+    whatever happens, a signal handler raising at any point included
+    (:func:`sockscope.ops.netns.call_there`; :func:`inside`, a ``with`` block, has a
+    window of a few instructions where such an exception skips the way back). Raises
+    :class:`NamespaceGone` or :class:`NamespaceDenied` before ``fn`` runs."""
     with _held(ns) as fds:
         if fds is None:
-            yield
-            return
-        _enter(fds[0], ns)
-        try:
-            yield
-        finally:
-            setns(fds[1], CLONE_NEWNET)
+            return fn()
+        return call_there(lambda: _enter(fds[0], ns), fds[1], fn)
 
 
 class Visit:
@@ -445,17 +448,12 @@ class Visit:
                 os.close(self._fd)
                 raise
 
-    @contextlib.contextmanager
-    def there(self) -> Iterator[None]:
-        """The body runs inside the namespace; the thread's namespace is restored after."""
+    def call(self, fn: Callable[[], T]) -> T:
+        """``fn()`` run inside the namespace, the thread's namespace restored after
+        whatever happens (see :func:`call_inside`)."""
         if self._fd < 0:
-            yield
-            return
-        _enter(self._fd, self.ns)
-        try:
-            yield
-        finally:
-            setns(self._back, CLONE_NEWNET)
+            return fn()
+        return call_there(lambda: _enter(self._fd, self.ns), self._back, fn)
 
     def close(self) -> None:
         for fd in (self._fd, self._back):
@@ -494,23 +492,20 @@ def _pull(
 ) -> Iterator[tuple[Namespace, T]]:
     inner: Iterator[T] | None = None
 
-    @contextlib.contextmanager
-    def there() -> Iterator[None]:
+    def pull() -> list[T]:
+        nonlocal inner
+        if inner is None:
+            inner = iter(make())
+        return list(islice(inner, batch))
+
+    def there(fn: Callable[[], U]) -> U:
         if fds is None:
-            yield
-            return
-        _enter(fds[0], ns)
-        try:
-            yield
-        finally:
-            setns(fds[1], CLONE_NEWNET)
+            return fn()
+        return call_there(lambda: _enter(fds[0], ns), fds[1], fn)
 
     try:
         while True:
-            with there():
-                if inner is None:
-                    inner = iter(make())
-                items = list(islice(inner, batch))
+            items = there(pull)
             for item in items:
                 yield ns, item
             if len(items) < batch:
@@ -518,5 +513,4 @@ def _pull(
     finally:
         close = getattr(inner, "close", None)
         if close is not None:
-            with there():
-                close()
+            there(close)

@@ -101,6 +101,39 @@ def setns(fd: int, nstype: int = CLONE_NEWNET) -> None:
         _libc().setns(fd, nstype)
 
 
+def call_there(enter: Callable[[], None], back: int, fn: Callable[[], T]) -> T:
+    """``fn()`` with the calling thread moved by ``enter()`` (a setns into a namespace)
+    and brought back to the namespace of fd ``back`` after, however it ends.
+
+    The one place where a visit's way back is written. A signal handler that raises
+    (KeyboardInterrupt, the long-running modes' SIGTERM exception) runs at the start of
+    any Python call or just after a C call returns, so it can land just after the setns
+    into the namespace or just before the setns home: the first case is inside the
+    ``try``, and in the second the setns home is made again (entering the namespace the
+    thread is already in is harmless) before the exception goes on. A ``with`` block
+    cannot promise this (the handler can land before ``__exit__`` has done anything), so
+    walks that must always come home call this instead. Without it a process that goes
+    on after the exception (a library caller, a test) would do all later dumps in the
+    visited namespace.
+    """
+    moved = False
+    try:
+        enter()
+        moved = True
+        return fn()
+    finally:
+        try:
+            setns(back, CLONE_NEWNET)
+        except OSError:
+            # enter() failed (no privilege, the namespace gone) and the thread never
+            # moved: an unprivileged caller cannot setns even into its own namespace
+            if moved:
+                raise
+        except BaseException:
+            setns(back, CLONE_NEWNET)
+            raise
+
+
 def unshare(flags: int) -> None:
     """unshare(2): os.unshare where it exists (3.12+), else libc's."""
     if hasattr(os, "unshare"):
@@ -251,10 +284,10 @@ def entered(name: str) -> Iterator[None]:
     back = current()
     try:
         try:
-            _join(fd, name)
-        finally:
-            os.close(fd)
-        try:
+            try:
+                _join(fd, name)
+            finally:
+                os.close(fd)
             yield
         finally:
             setns(back, CLONE_NEWNET)
@@ -273,25 +306,25 @@ def iterate(name: str, make: Callable[[], Iterable[T]], batch: int = 1) -> Itera
     fd = open_netns(name)
     back = current()
     inner: Iterator[T] | None = None
+
+    def enter() -> None:
+        _join(fd, name)
+
+    def pull() -> list[T]:
+        nonlocal inner
+        if inner is None:
+            inner = iter(make())
+        return list(islice(inner, batch))
+
     try:
         while True:
-            _join(fd, name)
-            try:
-                if inner is None:
-                    inner = iter(make())
-                items = list(islice(inner, batch))
-            finally:
-                setns(back, CLONE_NEWNET)
+            items = call_there(enter, back, pull)
             yield from items
             if len(items) < batch:
                 return
     finally:
         close = getattr(inner, "close", None)
         if close is not None:
-            _join(fd, name)
-            try:
-                close()
-            finally:
-                setns(back, CLONE_NEWNET)
+            call_there(enter, back, close)
         os.close(fd)
         os.close(back)

@@ -558,8 +558,7 @@ class Watchers:
                         on_skip(ns, e)
                     continue
                 try:
-                    with visit.there():
-                        made.append((ns, make()))
+                    made.append((ns, visit.call(make)))
                 except NamespaceDenied as e:
                     if on_skip is not None:
                         on_skip(ns, e)
