@@ -26,9 +26,9 @@ with ss's status 255.
 from __future__ import annotations
 
 import os
-import signal
 import sys
 
+from sockscope.cli.status import EXIT_SIGTERM, Terminated, raise_on_sigterm
 from sockscope.errors import EventError, NetlinkError, SockscopeError
 
 TYPE_CHECKING = False
@@ -42,14 +42,8 @@ if TYPE_CHECKING:
     from sockscope.ops.procmap import PendingMap, ProcessMap
     from sockscope.query.filter import Filter
 
-#: the status of a process killed by SIGTERM, as the shell shows it
-EXIT_SIGTERM = 128 + signal.SIGTERM
 #: ss's status when following stops on an error
 EXIT_ERROR = 255
-
-
-class _Terminated(Exception):
-    """SIGTERM, raised in the main thread where the poll loop waits."""
 
 
 def follow(
@@ -91,13 +85,7 @@ def follow(
         killers.append(killer)
         return killer  # type: ignore[return-value]
 
-    def stop(_signum: int, _frame: object) -> None:
-        raise _Terminated
-
-    try:
-        signal.signal(signal.SIGTERM, stop)
-    except (ValueError, OSError):  # not the main thread (main(argv) in a library)
-        pass
+    raise_on_sigterm()
     sys.stdout.flush()
     try:
         if run.opts.json:
@@ -162,7 +150,7 @@ def _text(
         events.follow_each(
             found.namespaces, events.groups_for(sel.families, sel.dbs), setup, on_skip, ready
         )
-    except _Terminated:
+    except Terminated:
         out.flush()
         return EXIT_SIGTERM
     except NetlinkError:
@@ -221,7 +209,7 @@ def _json(
             events.follow_each(
                 found.namespaces, events.groups_for(sel.families, sel.dbs), setup, on_skip, ready
             )
-        except (KeyboardInterrupt, _Terminated):
+        except (KeyboardInterrupt, Terminated):
             pass
         except SockscopeError as e:  # as -E --json reports it
             hooks.report(e)

@@ -33,3 +33,27 @@ def shows_usage(error: SockscopeError) -> bool:
     return isinstance(error, UsageError) or (
         isinstance(error, FilterError) and error.kind == "syntax"
     )
+
+
+#: the status of a process killed by SIGTERM (128 + 15), as the shell shows it: what the
+#: long-running modes (--watch, --top-view, -E --all-netns) return after SIGTERM
+EXIT_SIGTERM = 143
+
+
+class Terminated(Exception):
+    """SIGTERM, raised in the main thread by :func:`raise_on_sigterm`'s handler."""
+
+
+def raise_on_sigterm() -> None:
+    """Turn SIGTERM into :class:`Terminated`, so that a long-running mode ends as on
+    Ctrl-C (restoring what it changed) and returns :data:`EXIT_SIGTERM`. Nothing happens
+    off the main thread (``main(argv)`` called from a library's thread)."""
+    import signal
+
+    def stop(_signum: int, _frame: object) -> None:
+        raise Terminated
+
+    try:
+        signal.signal(signal.SIGTERM, stop)
+    except (ValueError, OSError):
+        pass

@@ -16,9 +16,10 @@ it prints the ``--watch`` lines instead.
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import time
+
+from sockscope.cli.status import EXIT_SIGTERM, Terminated, raise_on_sigterm
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -96,24 +97,6 @@ def line(change: Change) -> str:
     return " ".join(parts)
 
 
-class _Terminated(Exception):
-    """SIGTERM: end like Ctrl-C, with the status of a process killed by SIGTERM (143)."""
-
-
-#: the status of a process killed by SIGTERM, as the shell shows it
-EXIT_SIGTERM = 128 + signal.SIGTERM
-
-
-def _stop_on_term() -> None:
-    def stop(_signum: int, _frame: object) -> None:
-        raise _Terminated
-
-    try:
-        signal.signal(signal.SIGTERM, stop)
-    except (ValueError, OSError):
-        pass
-
-
 def watch_lines(
     sel: Selection,
     opts: Options,
@@ -133,7 +116,7 @@ def watch_lines(
         from sockscope.render.view import View
 
         view = View.from_options(opts)
-    _stop_on_term()
+    raise_on_sigterm()
     matcher = None if flt is None else flt.matches
     bytecode = None if flt is None else flt.bytecode()
     spaces, on_skip = _spaces(all_netns, warn)
@@ -147,7 +130,7 @@ def watch_lines(
             else:
                 out.write((line(change) + "\n").encode("utf-8", "surrogateescape"))
                 out.flush()
-    except _Terminated:
+    except Terminated:
         return EXIT_SIGTERM
     finally:
         stream.close()
@@ -183,11 +166,11 @@ def _screen(
 ) -> int:
     import curses
 
-    _stop_on_term()
+    raise_on_sigterm()
     view = TopView(answers, sel, opts, flt, environ, warn, interval, all_netns)
     try:
         curses.wrapper(view.loop)
-    except _Terminated:
+    except Terminated:
         return EXIT_SIGTERM
     finally:
         view.close()
