@@ -19,6 +19,7 @@ WHEEL = [
     "{data}/share/zsh/site-functions/_sockscope",
     "{info}/licenses/LICENSE",
     "{scripts}/sockscope",
+    "{scripts}/sockscope-run",
 ]
 SDIST = [
     "README.md",
@@ -40,6 +41,7 @@ SDIST = [
     "src/sockscope/schema/sockscope.schema.json",
     "src/sockscope/_core.c",
     "scripts/sockscope",
+    "scripts/sockscope-run",
     "contrib/systemd/sockscope-exporter.service",
     "contrib/systemd/sockscope-textfile.service",
     "contrib/systemd/sockscope-textfile.timer",
@@ -53,6 +55,7 @@ def main(dist: Path) -> int:
     with zipfile.ZipFile(whl) as z:
         in_wheel = set(z.namelist())
         launcher = z.read(f"{name_version}.data/scripts/sockscope").decode()
+        runner = z.read(f"{name_version}.data/scripts/sockscope-run").decode()
     top = sdist.name.removesuffix(".tar.gz") + "/"
     with tarfile.open(sdist) as t:
         in_sdist = {n.removeprefix(top) for n in t.getnames()}
@@ -69,8 +72,10 @@ def main(dist: Path) -> int:
         if n not in in_wheel
     ]
     missing += [f"sdist:{n}" for n in SDIST if n not in in_sdist]
-    if "from sockscope.cli import main" not in launcher:
+    if not launcher.startswith("#!/bin/sh\n") or "sockscope-run" not in launcher:
         missing.append("the launcher script sockscope (scripts/sockscope)")
+    if not runner.startswith("#!python") or "from sockscope.cli import main" not in runner:
+        missing.append("the launcher's Python half (scripts/sockscope-run)")
     if missing:
         print("missing from the archives:", *missing, sep="\n  ", file=sys.stderr)
         return 1

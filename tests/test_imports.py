@@ -68,3 +68,36 @@ def test_startup_module_budget(cli_imports: list[tuple[str, int, int, int]]) -> 
     assert len(names) <= MODULE_BUDGET, (
         f"import sockscope.cli loads {len(names)} modules, budget {MODULE_BUDGET}: {names}"
     )
+
+
+#: what a plain TCP listing must not load: functools (with collections under it) and the
+#: extra-information structures cost about 4 ms of a 20 ms start on a 300-socket host
+LISTING_FORBIDDEN = (*FORBIDDEN, "functools", "collections", "sockscope.kernel.structs")
+
+
+@pytest.mark.parametrize("backend", ["compiled", "pure"])
+def test_plain_listing_stays_lean(backend: str) -> None:
+    code = (
+        "import io, os, sys\n"
+        "sys.stdout = io.TextIOWrapper(open(os.devnull, 'wb'))\n"
+        "from sockscope.cli import main\n"
+        "main(['-tan'])\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(SRC))
+    env.pop("PYTHONPROFILEIMPORTTIME", None)
+    if backend == "pure":
+        env["SOCKSCOPE_PURE"] = "1"
+    else:
+        env.pop("SOCKSCOPE_PURE", None)
+    proc = subprocess.run(
+        [sys.executable, "-S", "-X", "importtime", "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    names = {line.rsplit("|", 1)[1].strip() for line in proc.stderr.splitlines() if "|" in line}
+    assert "sockscope.tables.inet.row" in names  # the listing really ran
+    loaded = sorted(n for n in names if n in LISTING_FORBIDDEN)
+    assert not loaded, f"sockscope -tan loads {loaded}"

@@ -224,6 +224,15 @@ def talk(sock: socket.socket, request: bytes) -> None:
             off += (length + 3) & ~3
 
 
+def through(buf: bytes, start: int, size: int) -> tuple[bytes, int]:
+    """``size`` bytes at ``start`` whatever the payload's length, as ss reads a struct
+    from RTA_DATA without checking RTA_PAYLOAD: a short payload is read through into
+    the bytes that follow it in the buffer (zeros only past the buffer's end)."""
+    if start + size <= len(buf):
+        return buf, start
+    return bytes(buf[start : start + size]).ljust(size, b"\0"), 0
+
+
 def attrs(
     buf: bytes,
     off: int,

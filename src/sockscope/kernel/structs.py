@@ -26,15 +26,6 @@ def padded(buf: bytes, start: int, end: int, size: int) -> tuple[bytes, int]:
     return bytes(buf[start:end]) + bytes(size - (end - start)), 0
 
 
-def through(buf: bytes, start: int, size: int) -> tuple[bytes, int]:
-    """``size`` bytes at ``start`` whatever the payload's length, as ss reads a struct
-    from RTA_DATA without checking RTA_PAYLOAD: a short payload is read through into
-    the bytes that follow it in the buffer (zeros only past the buffer's end)."""
-    if start + size <= len(buf):
-        return buf, start
-    return bytes(buf[start : start + size]).ljust(size, b"\0"), 0
-
-
 def nested(buf: bytes, start: int, end: int, maxtype: int) -> Spans:
     """Port of lib/libnetlink.c:parse_rtattr_nested (parse_rtattr_flags, NLA_F_NESTED).
 

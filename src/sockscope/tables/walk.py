@@ -8,8 +8,6 @@ for the inet tables, the table's own module for the others), filtered in user sp
 
 from __future__ import annotations
 
-from functools import partial
-
 from sockscope.kernel import abi
 from sockscope.tables import MODULES
 from sockscope.tables.inet import source
@@ -19,6 +17,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
     from sockscope.tables.context import Context
+    from sockscope.tables.inet.record import InetSocket
 
 #: ss's dump order of tables (main() in ss.c), as (name, table bits)
 ORDER = (
@@ -82,9 +81,17 @@ def walk(ctx: Context, *, inet_only: bool = False) -> Iterator[Table]:
         if name in source.INET_TABLES:
             if sel.families & source.INET_FAMILIES:
                 dg_proto = source.INET_TABLES[name][2]
-                opener = partial(source.inet_table, ctx, name)
-                yield Table(name, True, dg_proto, opener=opener)
+                # a closure, not functools.partial: functools (and collections under it)
+                # is about 2 ms of start-up that a plain -tan does not otherwise need
+                yield Table(name, True, dg_proto, opener=_opener(ctx, name))
         elif not inet_only and name in MODULES:
             from sockscope.tables import common  # not on the path of an inet listing
 
             yield Table(name, False, None, common.records(name, ctx))
+
+
+def _opener(ctx: Context, name: str) -> Callable[[], Iterator[InetSocket]]:
+    def opener() -> Iterator[InetSocket]:
+        return source.inet_table(ctx, name)
+
+    return opener

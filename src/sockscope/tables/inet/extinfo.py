@@ -11,7 +11,7 @@ import struct
 
 from sockscope.kernel import abi, netlink
 from sockscope.kernel.abi import SOCKOPT_FLAGS, TIMER_NAMES
-from sockscope.kernel.structs import through
+from sockscope.kernel.netlink import through
 from sockscope.tables.inet.layout import (
     ATTR_END,
     ATTR_START,

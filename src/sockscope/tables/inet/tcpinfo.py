@@ -20,6 +20,7 @@ import struct
 
 from sockscope.kernel import abi
 from sockscope.kernel.libc import int32
+from sockscope.kernel.netlink import through
 from sockscope.kernel.structs import (
     INET_DIAG_MEMINFO,
     LITTLE,
@@ -38,7 +39,6 @@ from sockscope.kernel.structs import (
     nested,
     padded,
     sf_value,
-    through,
     u16,
     u32,
     u64,

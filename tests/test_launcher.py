@@ -1,0 +1,183 @@
+"""The installed command: scripts/sockscope (sh) starting scripts/sockscope-run with
+``-E -S``.
+
+Each test builds an installation the way pip lays one out, without the network: a venv
+(``--without-pip``), the package in its site-packages (a link, as a regular install, or a
+``.pth`` path line, as an editable one) and both scripts in its bin directory, the
+``#!python`` line of sockscope-run rewritten to the venv's interpreter exactly as pip's
+``fix_script`` does. A ``.pth`` file with an ``import`` line leaves a marker file when
+``site`` runs, which tells whether the start-up skipped it. ``.ci/check_dist.py`` checks
+that the real wheel carries both scripts.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SCRIPTS = REPO / "scripts"
+PKG = REPO / "src" / "sockscope"
+
+pytestmark = pytest.mark.skipif(shutil.which("sh") is None, reason="needs /bin/sh")
+
+
+class Install:
+    def __init__(self, root: Path, editable: bool) -> None:
+        subprocess.run(
+            [sys.executable, "-m", "venv", "--without-pip", str(root)],
+            check=True,
+            capture_output=True,
+        )
+        self.root = root
+        self.bin = root / "bin"
+        v = sys.version_info
+        self.site = root / "lib" / f"python{v[0]}.{v[1]}" / "site-packages"
+        if editable:
+            (self.site / "__editable__.sockscope-0.pth").write_text(f"{PKG.parent}\n")
+        else:
+            (self.site / "sockscope").symlink_to(PKG)
+        self.site_ran = root / "site-ran"
+        (self.site / "zz_marker.pth").write_text(
+            f"import pathlib; pathlib.Path({str(self.site_ran)!r}).touch()\n"
+        )
+        for name in ("sockscope", "sockscope-run"):
+            data = (SCRIPTS / name).read_bytes()
+            if data.startswith(b"#!python"):  # pip's fix_script
+                data = b"#!" + os.fsencode(self.bin / "python") + b"\n" + data.split(b"\n", 1)[1]
+            target = self.bin / name
+            target.write_bytes(data)
+            target.chmod(0o755)
+
+    def run(
+        self, *args: str, cmd: str | None = None, **kw: object
+    ) -> subprocess.CompletedProcess[str]:
+        env = {"PATH": f"{self.bin}:/usr/bin:/bin", "LC_ALL": "C"}
+        env.update(kw.pop("env", {}))  # type: ignore[arg-type]
+        return subprocess.run(
+            [cmd or str(self.bin / "sockscope"), *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+            **kw,  # type: ignore[arg-type]
+        )
+
+
+def reference(*args: str) -> subprocess.CompletedProcess[str]:
+    """The same arguments through ``python -m sockscope`` from the source tree."""
+    return subprocess.run(
+        [sys.executable, "-m", "sockscope", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(PKG.parent), "LC_ALL": "C"},
+        check=False,
+    )
+
+
+def version_text() -> str:
+    return reference("-V").stdout
+
+
+@pytest.mark.parametrize("editable", [False, True], ids=["regular", "editable"])
+def test_starts_without_site(tmp_path: Path, editable: bool) -> None:
+    inst = Install(tmp_path / "venv", editable)
+    r = inst.run("-V")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == version_text()
+    assert not inst.site_ran.exists(), "site's .pth code ran: the -S start-up was not used"
+
+
+def test_falls_back_to_site_when_the_package_is_elsewhere(tmp_path: Path) -> None:
+    """A package that only site's code puts on the path (a --user install, a
+    distribution's own layout; here a .pth import line) is still found."""
+    inst = Install(tmp_path / "venv", editable=False)
+    (inst.site / "sockscope").unlink()
+    (inst.site / "elsewhere.pth").write_text(f"import sys; sys.path.append({str(PKG.parent)!r})\n")
+    r = inst.run("-V")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == version_text()
+    assert inst.site_ran.exists()
+
+
+def test_environment_and_directories_bring_no_code_in(tmp_path: Path) -> None:
+    """PYTHONPATH, PYTHONSTARTUP, the current directory and the bin directory cannot
+    shadow a module: sockscope is often run as root."""
+    inst = Install(tmp_path / "venv", editable=False)
+    evil = tmp_path / "evil"
+    hits = tmp_path / "hits"
+    hits.mkdir()
+    for where in (evil, tmp_path / "cwd"):
+        (where / "sockscope").mkdir(parents=True)
+        for mod in ("re", "os", "struct", "socket", "sockscope/__init__", "encodings/__init__"):
+            path = where / f"{mod}.py"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(f"open({str(hits / mod.replace('/', '.'))!r}, 'w').close()\n")
+    (inst.bin / "struct.py").write_text(f"open({str(hits / 'bin-struct')!r}, 'w').close()\n")
+    startup = evil / "startup.py"
+    startup.write_text(f"open({str(hits / 'startup')!r}, 'w').close()\n")
+    r = inst.run(
+        "-V",
+        env={"PYTHONPATH": str(evil), "PYTHONSTARTUP": str(startup), "PYTHONHOME": ""},
+        cwd=tmp_path / "cwd",
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == version_text()
+    assert sorted(p.name for p in hits.iterdir()) == []
+
+
+def test_through_a_symbolic_link_and_argv0(tmp_path: Path) -> None:
+    """A link to the command (say /usr/local/sbin/ss-ng) works, and getopt's messages
+    name the command as it was started, as ss's do (argv[0])."""
+    inst = Install(tmp_path / "venv", editable=False)
+    link = tmp_path / "links" / "sockscope-link"
+    link.parent.mkdir()
+    link.symlink_to(inst.bin / "sockscope")
+    r = inst.run("-V", cmd=str(link))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == version_text()
+    r = inst.run("-X", cmd=str(link))
+    assert r.returncode == 255
+    assert r.stderr.startswith(f"{link}: invalid option -- 'X'\n")
+    r = inst.run("-X")
+    assert r.stderr.startswith(f"{inst.bin / 'sockscope'}: invalid option -- 'X'\n")
+
+
+def test_status_and_signals_pass_through(tmp_path: Path) -> None:
+    """The shell half execs: the status is the program's, a signal reaches it."""
+    inst = Install(tmp_path / "venv", editable=False)
+    for args in (["-N", "sockscope-no-such-netns", "-tan"], ["-f", "bogus"], ["-D", "/"]):
+        got, want = inst.run(*args), reference(*args)
+        assert (got.returncode, got.stdout, got.stderr) == (
+            want.returncode,
+            want.stdout,
+            want.stderr,
+        ), args
+    if os.geteuid() != 0:
+        pytest.skip("-E needs root")
+    proc = subprocess.Popen(
+        [str(inst.bin / "sockscope"), "-tan", "-E"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"},
+    )
+    try:
+        out = ""
+        deadline = time.monotonic() + 10
+        while "sockscope-run" not in out and time.monotonic() < deadline:
+            time.sleep(0.05)
+            out = Path(f"/proc/{proc.pid}/cmdline").read_bytes().decode().replace("\0", " ")
+        assert "-E -S" in out and "sockscope-run" in out, out  # same pid: exec'd
+        proc.send_signal(2)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -2  # killed by SIGINT, as ss -E is
