@@ -174,6 +174,8 @@ def test_status_and_signals_pass_through(tmp_path: Path) -> None:
             time.sleep(0.05)
             out = Path(f"/proc/{proc.pid}/cmdline").read_bytes().decode().replace("\0", " ")
         assert "-E -S" in out and "sockscope-run" in out, out  # same pid: exec'd
+        # named after the command, not the interpreter (ps -C, pgrep, killall, ss -p)
+        assert Path(f"/proc/{proc.pid}/comm").read_text() == "sockscope\n"
         proc.send_signal(2)
         proc.wait(10)
     finally:

@@ -223,3 +223,110 @@ sys.stdin.read()
     finally:
         p.communicate(timeout=30)
         ns.close()
+
+
+def _core_or_skip():  # type: ignore[no-untyped-def]
+    from sockscope.accel import core
+
+    mod = core()
+    if mod is None:
+        if os.environ.get("SOCKSCOPE_EXPECT_COMPILED") == "1":
+            pytest.fail("the compiled core was expected")
+        pytest.skip("no compiled core")
+    return mod
+
+
+#: fd names and link targets of fake fd directories: the plain forms, which the compiled
+#: loop reads, and the damaged ones, which make it hand the directory to the Python loop
+NAMES = ["0", "3", "17", "2147483647", "2147483648", "4294967299", "007", "-1", "+4", " 9",
+         "9 ", "x", "1e3", "12abc", "٣"]  # fmt: skip
+TARGETS = ["socket:[123]", "socket:[0]", "socket:[4294967295]", "socket:[4294967296]",
+           "socket:[]", "socket:[12", "socket:[1]x", "socket:[ 5]", "socket:[-5]",
+           "socket:[0012]", "socket:[" + "9" * 60 + "]", "socket:[" + "7" * 54 + "]",
+           "pipe:[5]", "anon_inode:[eventfd]", "/dev/null", "socket:", "Socket:[1]"]  # fmt: skip
+
+
+def test_compiled_fd_loop_equals_the_python_loop(tmp_path: Path) -> None:
+    """_core.fd_sockets gives the Python loop's (fd, inode) list for plain directories
+    and declines (None) every other: 3,000 random fake fd directories, then what the
+    Python loop reads of them is what a listing uses either way."""
+    import random
+
+    from sockscope.ops.procmap import _fd_sockets
+
+    mod = _core_or_skip()
+    rnd = random.Random(1205)
+    plain_seen = declined = 0
+    for i in range(3000):
+        d = tmp_path / f"fd{i}"
+        d.mkdir()
+        plain = rnd.random() < 0.5
+        names = NAMES[:4] if plain else NAMES
+        targets = TARGETS[:3] + TARGETS[12:15] if plain else TARGETS
+        for name in rnd.sample(names, rnd.randint(0, len(names))):
+            (d / name).symlink_to(rnd.choice(targets))
+        dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fast = mod.fd_sockets(dfd)
+            ref = _fd_sockets(dfd)
+        finally:
+            os.close(dfd)
+        if fast is None:
+            declined += 1
+        else:
+            plain_seen += 1
+            assert fast == ref, (sorted(os.listdir(d)), fast, ref)
+        if plain:
+            assert fast is not None, sorted((n, os.readlink(d / n)) for n in os.listdir(d))
+    assert plain_seen > 1000 and declined > 500
+
+
+def test_compiled_fd_loop_on_real_processes() -> None:
+    """On this host's /proc: a child holding sockets, pipes and files at known fds gives
+    the same list from both loops; every other readable fd directory too, retried when
+    its process opened or closed something in between."""
+    from sockscope.ops.procmap import _fd_sockets
+
+    mod = _core_or_skip()
+    code = (
+        "import os, socket, sys\n"
+        "keep = [socket.socket() for _ in range(50)] + [os.pipe() for _ in range(5)]\n"
+        "keep += [socket.socketpair() for _ in range(20)]\n"
+        "print(len(keep), flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline()
+        dfd = os.open(f"/proc/{child.pid}/fd", os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fast, ref = mod.fd_sockets(dfd), _fd_sockets(dfd)
+        finally:
+            os.close(dfd)
+        assert fast == ref and len(ref) >= 90
+        checked = 0
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            try:
+                dfd = os.open(f"/proc/{name}/fd", os.O_RDONLY | os.O_DIRECTORY)
+            except OSError:
+                continue
+            try:
+                for _ in range(3):
+                    try:
+                        fast, ref = mod.fd_sockets(dfd), _fd_sockets(dfd)
+                    except OSError:  # the process exited
+                        break
+                    if fast == ref:
+                        checked += 1
+                        break
+                else:
+                    pytest.fail(f"pid {name}: {fast} != {ref}")
+            finally:
+                os.close(dfd)
+        assert checked > 5
+    finally:
+        child.communicate("")

@@ -31,11 +31,16 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 /* ------------------------------------------------------------------------------------ */
 /* column engine                                                                          */
@@ -1862,12 +1867,139 @@ core_diag_keyed(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t n
     return PyLong_FromSsize_t(end);
 }
 
+/* ------------------------------------------------------------------------------------ */
+/* -p: the socket fds of one /proc/<tid>/fd/ directory                                    */
+/* ------------------------------------------------------------------------------------ */
+
+/* A decimal string of 1..maxdigits digits without a leading zero (but "0"), at most max:
+   its value, or -1. */
+static long long
+plain_decimal(const char *s, size_t len, size_t maxdigits, unsigned long long max)
+{
+    if (len == 0 || len > maxdigits || (len > 1 && s[0] == '0'))
+        return -1;
+    unsigned long long v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (unsigned long long)(s[i] - '0');
+    }
+    return v > max ? -1 : (long long)v;
+}
+
+typedef struct {
+    int fd;
+    unsigned int ino;
+} FdSocket;
+
+/* fd_sockets(dirfd) -> [(fd, inode), ...] in readdir order, or None.
+
+   The loop of ProcessMap.scan_task (ops/procmap.py, user_ent_hash_build_task in ss.c)
+   for the plain forms only, with the GIL released: names of decimal digits up to
+   INT32_MAX, links read as ss reads them (63 bytes) that are "socket:[N]" with N of at
+   most 10 digits fitting in 32 bits. Any other name or socket link (a damaged PROC_ROOT
+   tree) gives None, and the Python loop, the reference, reads the directory instead. A
+   link that cannot be read (the fd closed meanwhile) or is not a socket is skipped, as
+   there. */
+static PyObject *
+core_fd_sockets(PyObject *self, PyObject *arg)
+{
+    long dirfd = PyLong_AsLong(arg);
+    if (dirfd == -1 && PyErr_Occurred())
+        return NULL;
+    if (dirfd < 0 || dirfd > INT_MAX) {
+        PyErr_SetString(PyExc_ValueError, "fd_sockets: not a file descriptor");
+        return NULL;
+    }
+    int copy = fcntl((int)dirfd, F_DUPFD_CLOEXEC, 0);
+    if (copy < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    DIR *dir = fdopendir(copy);
+    if (dir == NULL) {
+        close(copy);
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    size_t n = 0, cap = 64;
+    FdSocket *found = PyMem_RawMalloc(cap * sizeof(FdSocket));
+    int punt = 0, nomem = found == NULL, err = 0;
+    Py_BEGIN_ALLOW_THREADS
+    rewinddir(dir);
+    while (!punt && !nomem) {
+        errno = 0;
+        struct dirent *de = readdir(dir);
+        if (de == NULL) {
+            err = errno;
+            break;
+        }
+        const char *name = de->d_name;
+        if (name[0] == '.' && (name[1] == 0 || (name[1] == '.' && name[2] == 0)))
+            continue;
+        long long fd = plain_decimal(name, strlen(name), 10, 0x7FFFFFFF);
+        if (fd < 0) {
+            punt = 1;
+            break;
+        }
+        char link[64];
+        ssize_t len = readlinkat((int)dirfd, name, link, sizeof(link) - 1);
+        if (len < 0)
+            continue;
+        if (len < 8 || memcmp(link, "socket:[", 8) != 0)
+            continue;
+        const char *digits = link + 8;
+        const char *close_br = memchr(digits, ']', (size_t)len - 8);
+        long long ino = close_br == NULL
+                            ? -1
+                            : plain_decimal(digits, (size_t)(close_br - digits), 10, 0xFFFFFFFFu);
+        if (ino < 0) {
+            punt = 1;
+            break;
+        }
+        if (n == cap) {
+            FdSocket *more = PyMem_RawRealloc(found, 2 * cap * sizeof(FdSocket));
+            if (more == NULL) {
+                nomem = 1;
+                break;
+            }
+            found = more;
+            cap *= 2;
+        }
+        found[n].fd = (int)fd;
+        found[n].ino = (unsigned int)ino;
+        n++;
+    }
+    rewinddir(dir); /* the offset is shared with dirfd: leave it as os.listdir does */
+    closedir(dir);
+    Py_END_ALLOW_THREADS
+    if (nomem) {
+        PyMem_RawFree(found);
+        return PyErr_NoMemory();
+    }
+    if (punt || err) {
+        /* a directory read error too: the Python loop meets it and behaves as ss */
+        PyMem_RawFree(found);
+        Py_RETURN_NONE;
+    }
+    PyObject *out = PyList_New((Py_ssize_t)n);
+    for (size_t i = 0; out != NULL && i < n; i++) {
+        PyObject *pair = Py_BuildValue("(iI)", found[i].fd, found[i].ino);
+        if (pair == NULL)
+            Py_CLEAR(out);
+        else
+            PyList_SET_ITEM(out, (Py_ssize_t)i, pair);
+    }
+    PyMem_RawFree(found);
+    return out;
+}
+
 static PyMethodDef core_methods[] = {
     {"dump_end", (PyCFunction)(void (*)(void))core_dump_end, METH_FASTCALL,
      "dump_end(buf, seq) -> True if the datagram holds NLMSG_DONE or NLMSG_ERROR of seq."},
     {"diag_keyed", (PyCFunction)(void (*)(void))core_diag_keyed, METH_FASTCALL,
      "diag_keyed(buf, old, cur, changed, key_off, key_len, min_len) -> offset of the first "
      "control message: the replies keyed into cur, old's bytes kept when equal."},
+    {"fd_sockets", (PyCFunction)core_fd_sockets, METH_O,
+     "fd_sockets(dirfd) -> [(fd, inode)] of a /proc/<tid>/fd/ directory, or None when a "
+     "name or socket link is not in the plain form (the Python loop reads it then)."},
     {NULL}};
 
 static struct PyModuleDef core_module = {

@@ -18,11 +18,14 @@ from __future__ import annotations
 
 import os
 
+from sockscope.accel import core as compiled_core
 from sockscope.kernel.libc import int32
 from sockscope.tables.common import Owner
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from sockscope.options import Options
 
 _UNAVAILABLE = "unavailable"
@@ -101,7 +104,7 @@ def _pid_ctx(tid: int) -> str:
 class ProcessMap:
     """Socket inode -> the ``users:(...)`` entries of the tasks holding it."""
 
-    __slots__ = ("entries", "kind", "threads")
+    __slots__ = ("_fast", "entries", "kind", "threads")
 
     #: entry kinds of find_entry
     USERS, PROC_CTX, PROC_SOCK_CTX = 0, 1, 2
@@ -110,6 +113,11 @@ class ProcessMap:
         self.entries: dict[int, str | list[str]] = {}
         self.kind = kind
         self.threads = threads
+        core = compiled_core()
+        #: the compiled fd loop (None: pure Python); it declines what is not plain
+        self._fast: Callable[[int], list[tuple[int, int]] | None] | None = getattr(
+            core, "fd_sockets", None
+        )
 
     @classmethod
     def build(cls, environ: dict[str, str], opts: Options) -> ProcessMap:
@@ -161,27 +169,9 @@ class ProcessMap:
         except OSError:
             return
         try:
-            names = os.listdir(dfd)
-            readlink = os.readlink
-            found: list[tuple[int, int]] = []
-            for name in names:
-                if name.isdigit() and name.isascii():
-                    fd = int(name)
-                    if fd > 0x7FFFFFFF:
-                        fd = int32(fd)
-                else:
-                    fd = scan_int(name)  # type: ignore[assignment]
-                    if fd is None:
-                        continue
-                try:
-                    link = readlink(str(fd), dir_fd=dfd)
-                except OSError:
-                    continue
-                if link[:8] != "socket:[":
-                    continue
-                ino = _socket_inode(link)
-                if ino is not None:
-                    found.append((fd, ino))
+            found = None if self._fast is None else self._fast(dfd)
+            if found is None:
+                found = _fd_sockets(dfd)
         finally:
             os.close(dfd)
         if found:
@@ -251,6 +241,34 @@ class ProcessMap:
 
     def __contains__(self, inode: object) -> bool:
         return inode in self.entries
+
+
+def _fd_sockets(dfd: int) -> list[tuple[int, int]]:
+    """(fd, socket inode) of the fd directory ``dfd``, in readdir order: the loop of
+    user_ent_hash_build_task (the reference; ``_core.fd_sockets`` does the plain forms of
+    it in C)."""
+    names = os.listdir(dfd)
+    readlink = os.readlink
+    found: list[tuple[int, int]] = []
+    for name in names:
+        if name.isdigit() and name.isascii():
+            fd = int(name)
+            if fd > 0x7FFFFFFF:
+                fd = int32(fd)
+        else:
+            fd = scan_int(name)  # type: ignore[assignment]
+            if fd is None:
+                continue
+        try:
+            link = readlink(str(fd), dir_fd=dfd)
+        except OSError:
+            continue
+        if link[:8] != "socket:[":
+            continue
+        ino = _socket_inode(link)
+        if ino is not None:
+            found.append((fd, ino))
+    return found
 
 
 def _socket_inode(link: str) -> int | None:
