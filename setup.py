@@ -58,6 +58,11 @@ class OptionalBuildExt(build_ext):
         try:
             super().build_extension(ext)
         except Exception as e:  # noqa: BLE001
+            # a core left in build/ by an earlier build would be packed into the wheel as
+            # if this build had made it: a stale binary beside newer Python code
+            stale = self.get_ext_fullpath(ext.name)
+            if os.path.exists(stale):
+                os.remove(stale)
             self._skip(e)
 
     @staticmethod
