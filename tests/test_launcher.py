@@ -183,3 +183,37 @@ def test_status_and_signals_pass_through(tmp_path: Path) -> None:
             proc.kill()
             proc.wait()
     assert proc.returncode == -2  # killed by SIGINT, as ss -E is
+
+
+def test_reader_leaving_is_quiet(tmp_path: Path) -> None:
+    """``sockscope -uan | head -1`` through the installed command: no message, and the
+    status ss gives when its reader leaves (0: ss's writes to a closed pipe fail quietly)."""
+    import fcntl
+    import socket
+
+    inst = Install(tmp_path / "venv", editable=False)
+    # more output than the pipe holds (made 4 KiB), so the writes after `head` really fail
+    held = []
+    for _ in range(600):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.1", 0))
+        held.append(s)
+    want = reference("-uan")
+    assert len(want.stdout) > 4 * 4096
+    proc = subprocess.Popen(
+        [str(inst.bin / "sockscope"), "-uan"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"},
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    fcntl.fcntl(proc.stdout.fileno(), 1031, 4096)  # F_SETPIPE_SZ
+    first = proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read()
+    proc.stderr.close()
+    assert proc.wait(20) == want.returncode == 0
+    assert first.decode() == want.stdout.splitlines(keepends=True)[0]
+    assert err == b""
+    for s in held:
+        s.close()
