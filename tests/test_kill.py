@@ -67,7 +67,13 @@ if mode == "many":  # more listeners than one datagram of a dump holds
         s = socket.socket(); s.bind((A4, port)); s.listen(); keep.append(s)
 print("ready", flush=True)
 if mode == "close":
-    # for -E: close on request, in a fixed order, one line per step
+    # for -E: close on request, in a fixed order, one line per step. The connected
+    # pairs reset instead of exchanging FINs: with FINs, whether the peer's FIN is
+    # counted in Recv-Q (rcv_nxt - copied_seq) at destruction depends on whether the
+    # ACK of our own FIN was delayed, a race between two runs that showed under load.
+    import struct
+    for k in (c4, s4, c6, s6):
+        k.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     for line in sys.stdin:
         what = line.strip()
         if what == "tcp4":
