@@ -116,6 +116,14 @@ GENERATORS: dict[str, Callable[[], bytes]] = {
         + _with_attrs(_rta(4, b"cub") + _rta(7, bytes(range(1, 17))))
         + sd.done()
     ),
+    # INET_DIAG_ULP_INFO (NLA_F_NESTED set or not) whose nested attributes lie: one more
+    # "!!!Deficit" from tcp_show_info's nested parses (-i, -m), for ULP, TLS and MPTCP
+    "attr-ulp-deficit": lambda: (
+        _with_attrs(_rta(19, struct.pack("=HH", 0xC12A, 1) + b"\0" * 8))
+        + _with_attrs(_rta(0x8013 & 0xFFFF, struct.pack("=HH", 0xE958, 1)))
+        + _with_attrs(_rta(19, _rta(2, struct.pack("=HH", 200, 1)) + _rta(3, b"\5\0\1\0\0")))
+        + sd.done()
+    ),
     "msg-len-lies": lambda: _with_attrs(b"", 40) + b"\0" * 48 + sd.done(),
 }
 
@@ -335,6 +343,9 @@ CASES: list[Case] = [
     _dump_case("attr-deficit", ["-tani"]),
     _dump_case("rows", ["-tan", "-F", "/proc/self/mem"]),  # fgets: EIO is the end
     _dump_case("attr-skmem-short", ["-tanm"]),
+    _dump_case("attr-ulp-deficit", ["-tani"]),
+    _dump_case("attr-ulp-deficit", ["-tanm"]),
+    _dump_case("attr-ulp-deficit", ["-tane"]),
     _dump_case("attr-skmem-short", ["-tani"]),
     _dump_case("attr-skmem-short", ["-tanmiO"]),
     # defect 13: a device name too long for ll_link_get's request (addattr_l's warning)
