@@ -307,9 +307,7 @@ class _FileReader:
         return b"".join(parts)
 
 
-def _file_records(
-    fd: int, ctx: Context
-) -> Iterator[tuple[InetSocket, str | None, list[str]]]:
+def _file_records(fd: int, ctx: Context) -> Iterator[tuple[InetSocket, str | None, list[str]]]:
     """The messages of a TCPDIAG_FILE as records, each with its "!!!Deficit" warning and
     those of the nested parses of tcp_show_info."""
     f = _FileReader(fd)
