@@ -124,6 +124,19 @@ GENERATORS: dict[str, Callable[[], bytes]] = {
         + _with_attrs(_rta(19, _rta(2, struct.pack("=HH", 200, 1)) + _rta(3, b"\5\0\1\0\0")))
         + sd.done()
     ),
+    # parse_diag_msg reads the mark and cgroup id by their exact type, inet_show_sock
+    # masks NLA_F_NESTED: a flagged MARK is no mark; INET_DIAG_PROTOCOL (flagged or not)
+    # makes the row SCTP (timer T3_RTX, sctp_show_info) or UDP (no -i block); an empty
+    # one reads the byte after it (stale bytes of a longer message before)
+    "attr-flags-proto": lambda: (
+        _with_attrs(_rta(0x800F, struct.pack("=I", 0x50004)) + _rta(15, struct.pack("=I", 7)))
+        + _with_attrs(_rta(0x800F, struct.pack("=I", 0x50004)) + _rta(0x8015, b"\1" * 8))
+        + _with_attrs(_rta(10, b"\x84") + _rta(2, b"\0" * 16))
+        + _with_attrs(_rta(0x800A, b"\x11") + _rta(1, b"\2" * 16))
+        + _with_attrs(_rta(12, struct.pack("=I", 0x1284)) + _rta(2, b"\0" * 232))
+        + _with_attrs(_rta(0x800A, b""))
+        + sd.done()
+    ),
     "msg-len-lies": lambda: _with_attrs(b"", 40) + b"\0" * 48 + sd.done(),
 }
 
@@ -344,6 +357,7 @@ CASES: list[Case] = [
     _dump_case("rows", ["-tan", "-F", "/proc/self/mem"]),  # fgets: EIO is the end
     _dump_case("attr-skmem-short", ["-tanm"]),
     _dump_case("attr-ulp-deficit", ["-tani"]),
+    *(_dump_case("attr-flags-proto", [a]) for a in ("-tanieom", "-tano", "-tani", "-tanm", "-tane")),
     _dump_case("attr-ulp-deficit", ["-tanm"]),
     _dump_case("attr-ulp-deficit", ["-tane"]),
     _dump_case("attr-skmem-short", ["-tani"]),

@@ -18,6 +18,7 @@ from itertools import chain
 from sockscope.errors import KillError, NetlinkError
 from sockscope.kernel import abi, netlink
 from sockscope.tables.context import Context
+from sockscope.tables.inet.layout import PROTOCOL
 from sockscope.tables.inet.record import decode_inet, decode_inet_dump
 
 TYPE_CHECKING = False
@@ -256,8 +257,7 @@ def tcpdiag_file(ctx: Context, path: str) -> Iterator[InetSocket]:
         ctx.warn(f"fopen($TCPDIAG_FILE): {os.strerror(e.errno or 0)}")
         return
     match = ctx.matcher
-    # tcp_show_info (-m, -i) parses INET_DIAG_ULP_INFO and what it nests: more warnings
-    show_info = bool(ctx.opts.show_mem or ctx.opts.show_tcpinfo)
+    mem, info = ctx.opts.show_mem, ctx.opts.show_tcpinfo
     try:
         for rec, deficit, nested in _file_records(fd, ctx):
             if deficit:
@@ -266,7 +266,8 @@ def tcpdiag_file(ctx: Context, path: str) -> Iterator[InetSocket]:
                 continue
             if deficit:
                 ctx.warn(deficit)  # inet_show_sock parses the attributes again
-            if show_info:
+            # tcp_show_info's nested parses (-m; -i but for UDP)
+            if nested and (mem or (info and rec[PROTOCOL] != abi.IPPROTO_UDP)):
                 for warning in nested:
                     ctx.warn(warning)
             yield rec
@@ -353,8 +354,12 @@ def _file_records(fd: int, ctx: Context) -> Iterator[tuple[InetSocket, str | Non
         end = max(length, _DIAG_MSG_END)
         # with the stale bytes after the message that ss's printers read through
         snapshot = bytes(buf[: max(16 + nitems, _DIAG_MSG_END) + 512])
-        rec = next(decode_inet([(mtype, snapshot, 0, end)], abi.IPPROTO_TCP))
-        yield rec, _deficit(buf, length), _ulp_deficits(buf, length)
+        # inet_show_sock takes the protocol from INET_DIAG_PROTOCOL (NLA_F_NESTED masked
+        # off) when the message has one: a damaged dump can make a TCP row SCTP or UDP
+        span = netlink.attrs(snapshot, _DIAG_MSG_END, end, 0x7FFF).get(abi.INET_DIAG_PROTOCOL)
+        proto = snapshot[span[0]] if span else abi.IPPROTO_TCP  # read through, as ss
+        rec = next(decode_inet([(mtype, snapshot, 0, end)], proto))
+        yield rec, _deficit(buf, length), _ulp_deficits(buf, length, proto)
 
 
 def _deficit(buf: bytes | bytearray, length: int) -> str | None:
@@ -378,7 +383,7 @@ def _first_attr(buf: bytes | bytearray, off: int, left: int, want: int, mask: in
     return None
 
 
-def _ulp_deficits(buf: bytes | bytearray, length: int) -> list[str]:
+def _ulp_deficits(buf: bytes | bytearray, length: int, proto: int) -> list[str]:
     """The "!!!Deficit" warnings of tcp_show_info's nested parses: INET_DIAG_ULP_INFO,
     then its INET_ULP_INFO_TLS and INET_ULP_INFO_MPTCP (each parse_rtattr_nested over
     RTA_PAYLOAD of its attribute; the payload's last attribute may be unaligned, so
@@ -386,6 +391,8 @@ def _ulp_deficits(buf: bytes | bytearray, length: int) -> list[str]:
     left = ((length - _DIAG_MSG_END) & 0xFFFFFFFF) ^ 0x80000000
     left -= 0x80000000
     out: list[str] = []
+    if proto in (abi.IPPROTO_SCTP, abi.IPPROTO_MPTCP):
+        return out  # sctp_show_info, mptcp_show_info: no ULP
     ulp = _first_attr(buf, _DIAG_MSG_END, left, abi.INET_DIAG_ULP_INFO, 0x7FFF)
     if ulp is None:
         return out
