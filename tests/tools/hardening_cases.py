@@ -344,6 +344,19 @@ CASES: list[Case] = [
         for redirect in (">&-", ">/dev/full")
         for argv in (["-tan"], ["-V"], ["-h"], ["-tan", "-q"], ["-f", "bogus"], ["-tane"])
     ),
+    # stderr closed or full: ss never checks its fprintf()s either (same output, status)
+    *(
+        {
+            "id": f"stderr{redirect} {' '.join(argv)}",
+            "argv": argv,
+            "env": {"TCPDIAG_FILE": "{dir}/dump"},
+            "files": {"dump": "attr-ulp-deficit"},
+            "redirect": redirect,
+        }
+        for redirect in ("2>&-", "2>/dev/full")
+        for argv in (["--bogus"], ["-F", "/nonexistent"], ["-N", "nosuchns"], ["state", "bogus"],
+                     ["-tani"], ["-A", "foo"], ["-Z", "-1"])
+    ),
     # defect 4 and 13: damaged records
     *(_dump_case(name) for name in GENERATORS if name not in ("rows", "two-rows")),
     _dump_case("rows", ["-tane"]),
@@ -414,8 +427,8 @@ CASES: list[Case] = [
 
 
 def command(program: list[str], case: Case, argv: list[str]) -> list[str]:
-    """The command line of a case: with ``redirect`` (``>/dev/full``, ``>&-``) the program
-    runs under sh with its stdout redirected so."""
+    """The command line of a case: with ``redirect`` (``>/dev/full``, ``>&-``,
+    ``2>/dev/full``...) the program runs under sh with its stdout or stderr redirected so."""
     redirect = case.get("redirect")
     if not redirect:
         return [*program, *argv]
