@@ -48,6 +48,8 @@ def run(
     """Run sockscope under the cap: (status, stdout head, stderr, stdout digest, length)."""
     full = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C",
             "PYTHONPATH": str(ROOT / "src"), **(env or {})}  # fmt: skip
+    if os.environ.get("SOCKSCOPE_PURE"):  # the backend fixture's choice
+        full.setdefault("SOCKSCOPE_PURE", os.environ["SOCKSCOPE_PURE"])
     with tempfile.TemporaryFile() as err:
         p = subprocess.Popen(
             command([sys.executable, "-m", "sockscope"], case or {}, argv), stdout=subprocess.PIPE, stderr=err,
@@ -92,7 +94,7 @@ DEVIATIONS: dict[str, str] = {}
     [c for c in RECORDED if c["id"] not in DEVIATIONS],
     ids=case_id,
 )
-def test_like_ss(case: dict[str, object], tmp_path: Path) -> None:
+def test_like_ss(case: dict[str, object], tmp_path: Path, backend: str) -> None:
     want = DATA[str(case["id"])]
     argv, env = materialize(case, tmp_path)
     status, head, stderr, digest, size = run(argv, env, case.get("limit"), case=case)  # type: ignore[arg-type]

@@ -116,6 +116,27 @@ GENERATORS: dict[str, Callable[[], bytes]] = {
         + _with_attrs(_rta(4, b"cub") + _rta(7, bytes(range(1, 17))))
         + sd.done()
     ),
+    # INET_DIAG_ULP_INFO (NLA_F_NESTED set or not) whose nested attributes lie: one more
+    # "!!!Deficit" from tcp_show_info's nested parses (-i, -m), for ULP, TLS and MPTCP
+    "attr-ulp-deficit": lambda: (
+        _with_attrs(_rta(19, struct.pack("=HH", 0xC12A, 1) + b"\0" * 8))
+        + _with_attrs(_rta(0x8013 & 0xFFFF, struct.pack("=HH", 0xE958, 1)))
+        + _with_attrs(_rta(19, _rta(2, struct.pack("=HH", 200, 1)) + _rta(3, b"\5\0\1\0\0")))
+        + sd.done()
+    ),
+    # parse_diag_msg reads the mark and cgroup id by their exact type, inet_show_sock
+    # masks NLA_F_NESTED: a flagged MARK is no mark; INET_DIAG_PROTOCOL (flagged or not)
+    # makes the row SCTP (timer T3_RTX, sctp_show_info) or UDP (no -i block); an empty
+    # one reads the byte after it (stale bytes of a longer message before)
+    "attr-flags-proto": lambda: (
+        _with_attrs(_rta(0x800F, struct.pack("=I", 0x50004)) + _rta(15, struct.pack("=I", 7)))
+        + _with_attrs(_rta(0x800F, struct.pack("=I", 0x50004)) + _rta(0x8015, b"\1" * 8))
+        + _with_attrs(_rta(10, b"\x84") + _rta(2, b"\0" * 16))
+        + _with_attrs(_rta(0x800A, b"\x11") + _rta(1, b"\2" * 16))
+        + _with_attrs(_rta(12, struct.pack("=I", 0x1284)) + _rta(2, b"\0" * 232))
+        + _with_attrs(_rta(0x800A, b""))
+        + sd.done()
+    ),
     "msg-len-lies": lambda: _with_attrs(b"", 40) + b"\0" * 48 + sd.done(),
 }
 
@@ -323,6 +344,19 @@ CASES: list[Case] = [
         for redirect in (">&-", ">/dev/full")
         for argv in (["-tan"], ["-V"], ["-h"], ["-tan", "-q"], ["-f", "bogus"], ["-tane"])
     ),
+    # stderr closed or full: ss never checks its fprintf()s either (same output, status)
+    *(
+        {
+            "id": f"stderr{redirect} {' '.join(argv)}",
+            "argv": argv,
+            "env": {"TCPDIAG_FILE": "{dir}/dump"},
+            "files": {"dump": "attr-ulp-deficit"},
+            "redirect": redirect,
+        }
+        for redirect in ("2>&-", "2>/dev/full")
+        for argv in (["--bogus"], ["-F", "/nonexistent"], ["-N", "nosuchns"], ["state", "bogus"],
+                     ["-tani"], ["-A", "foo"], ["-Z", "-1"])
+    ),
     # defect 4 and 13: damaged records
     *(_dump_case(name) for name in GENERATORS if name not in ("rows", "two-rows")),
     _dump_case("rows", ["-tane"]),
@@ -335,6 +369,10 @@ CASES: list[Case] = [
     _dump_case("attr-deficit", ["-tani"]),
     _dump_case("rows", ["-tan", "-F", "/proc/self/mem"]),  # fgets: EIO is the end
     _dump_case("attr-skmem-short", ["-tanm"]),
+    _dump_case("attr-ulp-deficit", ["-tani"]),
+    *(_dump_case("attr-flags-proto", [a]) for a in ("-tanieom", "-tano", "-tani", "-tanm", "-tane")),
+    _dump_case("attr-ulp-deficit", ["-tanm"]),
+    _dump_case("attr-ulp-deficit", ["-tane"]),
     _dump_case("attr-skmem-short", ["-tani"]),
     _dump_case("attr-skmem-short", ["-tanmiO"]),
     # defect 13: a device name too long for ll_link_get's request (addattr_l's warning)
@@ -389,8 +427,8 @@ CASES: list[Case] = [
 
 
 def command(program: list[str], case: Case, argv: list[str]) -> list[str]:
-    """The command line of a case: with ``redirect`` (``>/dev/full``, ``>&-``) the program
-    runs under sh with its stdout redirected so."""
+    """The command line of a case: with ``redirect`` (``>/dev/full``, ``>&-``,
+    ``2>/dev/full``...) the program runs under sh with its stdout or stderr redirected so."""
     redirect = case.get("redirect")
     if not redirect:
         return [*program, *argv]

@@ -620,23 +620,35 @@ def _report(e: SockscopeError) -> None:
         pass
     text = e.message
     if text:
-        sys.stderr.write(text if text.endswith("\n") else text + "\n")
+        _to_stderr(text if text.endswith("\n") else text + "\n")
     if shows_usage(e):
         from sockscope.cli.usage import USAGE
 
-        sys.stderr.write(USAGE)
-    sys.stderr.flush()
+        _to_stderr(USAGE)
 
 
 def _warn_raw(text: str) -> None:
     """Write ss's exact stderr text (some of its messages end without a newline)."""
-    sys.stderr.write(text)
-    sys.stderr.flush()
+    _to_stderr(text)
 
 
 def _warn(message: str) -> None:
-    sys.stderr.write(message if message.endswith("\n") else message + "\n")
-    sys.stderr.flush()
+    _to_stderr(message if message.endswith("\n") else message + "\n")
+
+
+def _to_stderr(text: str) -> None:
+    """Write to stderr as ss's fprintf does: a full or broken stderr (``2>/dev/full``)
+    changes neither the output nor the status; what cannot be written is dropped."""
+    try:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        try:
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, sys.stderr.fileno())  # the flush at exit then succeeds
+            os.close(null)
+        except (OSError, ValueError):
+            pass
 
 
 def _main(argv: list[str], prog: str) -> int:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import _socket as socket  # the C module: socket.py costs ~3 ms of start-up (enum, selectors)
 import errno as _errno
 import os
+import sys
 
 from sockscope.errors import NetlinkError
 from sockscope.kernel import abi
@@ -258,6 +259,19 @@ def attrs(
             out[rtype] = (off + 4, off + length)
         off += (length + 3) & ~3
     return out
+
+
+def exact(
+    buf: bytes, spans: dict[int, tuple[int, int]], off: int, end: int, rtype: int
+) -> tuple[int, int] | None:
+    """The span parse_rtattr (no flag masked) finds for ``rtype``, from ``spans`` that
+    :func:`attrs` indexed with the flags masked off: parse_diag_msg reads INET_DIAG_MARK
+    and INET_DIAG_CGROUP_ID so, where inet_show_sock masks NLA_F_NESTED (a damaged
+    dump sets it). The masked span is the answer when its type has no flag bit."""
+    span = spans.get(rtype)
+    if span is None or int.from_bytes(buf[span[0] - 2 : span[0]], sys.byteorder) == rtype:
+        return span
+    return attrs(buf, off, end, 0xFFFF, rtype).get(rtype)
 
 
 #: errno values that make a sock_diag dump fail silently in ss (the kernel lacks the module)

@@ -120,10 +120,12 @@ def _inet_details(
     out["cookie"] = (s[COOKIE_HI] << 32) | s[COOKIE_LO]
     if buf is None:
         return
-    mark = u32(buf, attrs.get(abi.INET_DIAG_MARK))
+    # read as parse_diag_msg reads them: by their exact type
+    a, b = s[ATTR_START], s[ATTR_END]
+    mark = u32(buf, netlink.exact(buf, attrs, a, b, abi.INET_DIAG_MARK))
     if mark is not None:
         out["mark"] = mark
-    cgroup(view, out, u64(buf, attrs.get(abi.INET_DIAG_CGROUP_ID)))
+    cgroup(view, out, u64(buf, netlink.exact(buf, attrs, a, b, abi.INET_DIAG_CGROUP_ID)))
     span = attrs.get(abi.INET_DIAG_SKV6ONLY)
     if span and span[1] > span[0] and s[FAMILY] == abi.AF_INET6:
         out["v6only"] = bool(buf[span[0]])

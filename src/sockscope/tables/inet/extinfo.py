@@ -248,6 +248,10 @@ def _bind(p: InetRows) -> Callable[[InetSocket, bool], str]:
     return row
 
 
+#: attributes parse_diag_msg indexes without masking the flag bits
+_EXACT_TYPES = (abi.INET_DIAG_MARK, abi.INET_DIAG_CGROUP_ID)
+
+
 def _learn(layouts: dict[int, _Plan | None], buf: bytes, off: int, end: int) -> _Plan | None:
     """Parse an attribute block as netlink.attrs does, keep and return its layout."""
     from sockscope.tables.inet import tcpinfo
@@ -261,6 +265,8 @@ def _learn(layouts: dict[int, _Plan | None], buf: bytes, off: int, end: int) -> 
         length, rtype = unpack(buf, pos)
         if length < 4 or pos + length > end:
             break  # a bad header: no layout, netlink.attrs has its own rule for it
+        if rtype & 0x3FFF in _EXACT_TYPES and rtype & ~0x3FFF:
+            return None  # read by the exact type (parse_diag_msg): the slow path knows how
         heads += (length, rtype)
         rtype &= abi.NLA_TYPE_MASK
         if rtype not in spans:
@@ -321,8 +327,10 @@ def _inet(p: InetRows, s: InetSocket, v6only: bool) -> str:
     if opts.show_options:
         out.append(timer_text(s[TIMER], s[EXPIRES], s[RETRANS], proto == abi.IPPROTO_SCTP))
     if opts.show_details:
-        mark = _u32(buf, attrs.get(abi.INET_DIAG_MARK))
-        cg = _u64(buf, attrs.get(abi.INET_DIAG_CGROUP_ID))
+        # read as parse_diag_msg reads them: by their exact type
+        a, b = s[ATTR_START], s[ATTR_END]
+        mark = _u32(buf, netlink.exact(buf, attrs, a, b, abi.INET_DIAG_MARK))
+        cg = _u64(buf, netlink.exact(buf, attrs, a, b, abi.INET_DIAG_CGROUP_ID))
         out.append(details(p, s[UID], s[INODE], (s[COOKIE_HI] << 32) | s[COOKIE_LO], mark, cg))
         span = attrs.get(abi.INET_DIAG_SKV6ONLY)
         if s[FAMILY] == abi.AF_INET6 and span:

@@ -259,20 +259,27 @@ class InetSocket(_Tuple):
         buf = self[BUF]
         return {t: buf[a:b] for t, (a, b) in self.spans().items()}
 
-    def _attr(self, kind: int) -> bytes | None:
+    def _attr(self, kind: int, exact: bool = False) -> bytes | None:
+        """An attribute's payload; ``exact``: found by its exact type, flag bits not
+        masked off (parse_diag_msg reads the mark and the cgroup id so)."""
+        buf = self[BUF]
+        if buf is None:
+            return None
         span = self.spans().get(kind)
-        return None if span is None else self[BUF][span[0] : span[1]]
+        if exact:
+            span = netlink.exact(buf, self.spans(), self[ATTR_START], self[ATTR_END], kind)
+        return None if span is None else buf[span[0] : span[1]]
 
     @property
     def mark(self) -> int:
         """SO_MARK (INET_DIAG_MARK, only sent to CAP_NET_ADMIN), 0 when absent."""
-        data = self._attr(abi.INET_DIAG_MARK)
+        data = self._attr(abi.INET_DIAG_MARK, exact=True)
         return _U32.unpack_from(data)[0] if data and len(data) >= 4 else 0
 
     @property
     def cgroup_id(self) -> int:
         """The cgroup v2 id (INET_DIAG_CGROUP_ID), 0 when absent."""
-        data = self._attr(abi.INET_DIAG_CGROUP_ID)
+        data = self._attr(abi.INET_DIAG_CGROUP_ID, exact=True)
         return _U64.unpack_from(data)[0] if data and len(data) >= 8 else 0
 
     @property

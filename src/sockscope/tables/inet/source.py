@@ -18,6 +18,7 @@ from itertools import chain
 from sockscope.errors import KillError, NetlinkError
 from sockscope.kernel import abi, netlink
 from sockscope.tables.context import Context
+from sockscope.tables.inet.layout import PROTOCOL
 from sockscope.tables.inet.record import decode_inet, decode_inet_dump
 
 TYPE_CHECKING = False
@@ -256,14 +257,19 @@ def tcpdiag_file(ctx: Context, path: str) -> Iterator[InetSocket]:
         ctx.warn(f"fopen($TCPDIAG_FILE): {os.strerror(e.errno or 0)}")
         return
     match = ctx.matcher
+    mem, info = ctx.opts.show_mem, ctx.opts.show_tcpinfo
     try:
-        for rec, deficit in _file_records(fd, ctx):
+        for rec, deficit, nested in _file_records(fd, ctx):
             if deficit:
                 ctx.warn(deficit)  # parse_diag_msg
             if match is not None and not match(rec):
                 continue
             if deficit:
                 ctx.warn(deficit)  # inet_show_sock parses the attributes again
+            # tcp_show_info's nested parses (-m; -i but for UDP)
+            if nested and (mem or (info and rec[PROTOCOL] != abi.IPPROTO_UDP)):
+                for warning in nested:
+                    ctx.warn(warning)
             yield rec
     finally:
         os.close(fd)
@@ -302,8 +308,9 @@ class _FileReader:
         return b"".join(parts)
 
 
-def _file_records(fd: int, ctx: Context) -> Iterator[tuple[InetSocket, str | None]]:
-    """The messages of a TCPDIAG_FILE as records, each with its "!!!Deficit" warning."""
+def _file_records(fd: int, ctx: Context) -> Iterator[tuple[InetSocket, str | None, list[str]]]:
+    """The messages of a TCPDIAG_FILE as records, each with its "!!!Deficit" warning and
+    those of the nested parses of tcp_show_info."""
     f = _FileReader(fd)
     buf = bytearray(_FILE_BUF)
     unpack = abi.NLMSGHDR.unpack_from
@@ -347,15 +354,62 @@ def _file_records(fd: int, ctx: Context) -> Iterator[tuple[InetSocket, str | Non
         end = max(length, _DIAG_MSG_END)
         # with the stale bytes after the message that ss's printers read through
         snapshot = bytes(buf[: max(16 + nitems, _DIAG_MSG_END) + 512])
-        rec = next(decode_inet([(mtype, snapshot, 0, end)], abi.IPPROTO_TCP))
-        yield rec, _deficit(buf, length)
+        # inet_show_sock takes the protocol from INET_DIAG_PROTOCOL (NLA_F_NESTED masked
+        # off) when the message has one: a damaged dump can make a TCP row SCTP or UDP
+        span = netlink.attrs(snapshot, _DIAG_MSG_END, end, 0x7FFF).get(abi.INET_DIAG_PROTOCOL)
+        proto = snapshot[span[0]] if span else abi.IPPROTO_TCP  # read through, as ss
+        rec = next(decode_inet([(mtype, snapshot, 0, end)], proto))
+        yield rec, _deficit(buf, length), _ulp_deficits(buf, length, proto)
 
 
-def _deficit(buf: bytearray, length: int) -> str | None:
+def _deficit(buf: bytes | bytearray, length: int) -> str | None:
     """parse_rtattr's "!!!Deficit" warning for the attributes of the message in ``buf``."""
     left = ((length - _DIAG_MSG_END) & 0xFFFFFFFF) ^ 0x80000000
     left -= 0x80000000  # the u32 difference passed as an int
-    off = _DIAG_MSG_END
+    return _walk_deficit(buf, _DIAG_MSG_END, left)
+
+
+def _first_attr(buf: bytes | bytearray, off: int, left: int, want: int, mask: int) -> int | None:
+    """The offset of the first attribute of type ``want`` parse_rtattr_flags indexes."""
+    while left >= 4:
+        rta_len, rtype = abi.RTATTR.unpack_from(buf, off)
+        if rta_len < 4 or rta_len > left:
+            return None
+        if rtype & mask == want:
+            return off
+        step = (rta_len + 3) & ~3
+        left -= step
+        off += step
+    return None
+
+
+def _ulp_deficits(buf: bytes | bytearray, length: int, proto: int) -> list[str]:
+    """The "!!!Deficit" warnings of tcp_show_info's nested parses: INET_DIAG_ULP_INFO,
+    then its INET_ULP_INFO_TLS and INET_ULP_INFO_MPTCP (each parse_rtattr_nested over
+    RTA_PAYLOAD of its attribute; the payload's last attribute may be unaligned, so
+    what is left can be negative, as in ss)."""
+    left = ((length - _DIAG_MSG_END) & 0xFFFFFFFF) ^ 0x80000000
+    left -= 0x80000000
+    out: list[str] = []
+    if proto in (abi.IPPROTO_SCTP, abi.IPPROTO_MPTCP):
+        return out  # sctp_show_info, mptcp_show_info: no ULP
+    ulp = _first_attr(buf, _DIAG_MSG_END, left, abi.INET_DIAG_ULP_INFO, 0x7FFF)
+    if ulp is None:
+        return out
+    parts: list[int] = [ulp]
+    for want in (2, 3):  # INET_ULP_INFO_TLS, INET_ULP_INFO_MPTCP
+        inner = _first_attr(buf, ulp + 4, abi.RTATTR.unpack_from(buf, ulp)[0] - 4, want, 0x7FFF)
+        if inner is not None:
+            parts.append(inner)
+    for at in parts:
+        warning = _walk_deficit(buf, at + 4, abi.RTATTR.unpack_from(buf, at)[0] - 4)
+        if warning:
+            out.append(warning)
+    return out
+
+
+def _walk_deficit(buf: bytes | bytearray, off: int, left: int) -> str | None:
+    """What parse_rtattr leaves of ``left`` bytes of attributes at ``off``, as its warning."""
     while left >= 4:
         rta_len = int.from_bytes(buf[off : off + 2], "little")
         if rta_len < 4 or rta_len > left:
