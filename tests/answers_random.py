@@ -121,7 +121,9 @@ def _others(rng: random.Random, keep: list[object]) -> None:
             u.connect((rng.choice(V4) if _family(addr) == socket.AF_INET else "::1", 9999))
         keep.append(u)
     for _ in range(rng.randrange(0, 3)):
-        a, b = socket.socketpair(socket.AF_UNIX, rng.choice([socket.SOCK_STREAM, socket.SOCK_DGRAM]))
+        a, b = socket.socketpair(
+            socket.AF_UNIX, rng.choice([socket.SOCK_STREAM, socket.SOCK_DGRAM])
+        )
         keep += [a, b]
 
 

@@ -65,14 +65,15 @@ def layout(header: str, unix: bool) -> dict[str, str]:
     found = {
         "state": state or "awk '{print \"?\"}'",
         "netid": netid or "awk '{print \"?\"}'",
-        "family": f"awk '{{print (${loc} ~ /^\\[/) ? \"inet6\" : \"inet\"}}'",
+        # ss prints * for the IPv6 wildcard of a dual-stack socket only
+        "family": f'awk \'{{print (${loc} ~ /^(\\[|\\*:)/) ? "inet6" : "inet"}}\'',
         "local_address": f"awk '{{print ${loc}}}' | {_ADDR}",
         "local_port": f"awk '{{print ${loc}}}' | {_PORT}",
         "peer_address": f"awk '{{print ${peer}}}' | {_ADDR}",
         "peer_port": f"awk '{{print ${peer}}}' | {_PORT}",
         "process": _extra('users:\\(\\("[^"]*"', 9, 10),
-        "pid": "awk '{ if (match($0, /users:\\(\\(\"[^\"]*\",pid=[0-9]+/)) "
-        "{ s = substr($0, RSTART, RLENGTH); sub(/.*pid=/, \"\", s); print s } else print \"\" }'",
+        "pid": 'awk \'{ if (match($0, /users:\\(\\("[^"]*",pid=[0-9]+/)) '
+        '{ s = substr($0, RSTART, RLENGTH); sub(/.*pid=/, "", s); print s } else print "" }\'',
         "uid": _extra(" uid:[0-9]+", 5, 5, "0"),
         "cgroup": _extra("cgroup:[^ ]+", 7, 7),
         "netns": "awk '{print \"\"}'",
@@ -96,11 +97,14 @@ PREFIX = (
     "python3 -c 'import ipaddress, sys\n"
     "n4, n6 = (int(x) for x in sys.argv[1:])\n"
     "for line in sys.stdin:\n"
+    '    if line.strip() == "*":\n'
+    '        print("*")\n'
+    "        continue\n"
     "    a = ipaddress.ip_address(line.strip())\n"
-    "    m = getattr(a, \"ipv4_mapped\", None)\n"
+    '    m = getattr(a, "ipv4_mapped", None)\n'
     "    a = m or a\n"
     "    n = n4 if a.version == 4 else n6\n"
-    "    print(ipaddress.ip_network(f\"{a}/{n}\", strict=False))' "
+    '    print(ipaddress.ip_network(f"{a}/{n}", strict=False))\' '
 )
 
 
@@ -123,7 +127,9 @@ def run_pipeline(text: bytes, pipe: str) -> list[str]:
     return out.split("\n")[:-1] if out else []
 
 
-def expected(text: bytes, keys: list[str], layout: dict[str, str]) -> dict[tuple[str, ...], list[int]]:
+def expected(
+    text: bytes, keys: list[str], layout: dict[str, str]
+) -> dict[tuple[str, ...], list[int]]:
     """{values: [count, recv_q, send_q]}: the pipelines' columns pasted, then counted."""
     columns = [run_pipeline(text, pipeline(k, layout)) for k in keys]
     rq = run_pipeline(text, layout["recv_q"])
@@ -181,7 +187,13 @@ def mix(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
         for cmd in answers_random.setup_commands():
             ns.run(cmd, check=True)
         proc = subprocess.Popen(
-            [*ns.enter(), sys.executable, str(TESTS / "answers_random.py"), str(request.param), "6"],
+            [
+                *ns.enter(),
+                sys.executable,
+                str(TESTS / "answers_random.py"),
+                str(request.param),
+                "6",
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             start_new_session=True,
@@ -220,34 +232,80 @@ TABLES = [
     (["-xan"], UNIX),
 ]
 KEYS = [
-    "state", "netid", "family", "local_address", "local_port", "peer_address",
-    "peer_prefix/8", "peer_prefix/24/64", "peer_prefix/16/120", "peer_port", "process",
-    "pid", "uid", "netns", "cgroup", "container",
-    "state,local_port", "process,peer_address", "netid,state,uid", "peer_prefix/24,process",
+    "state",
+    "netid",
+    "family",
+    "local_address",
+    "local_port",
+    "peer_address",
+    "peer_prefix/8",
+    "peer_prefix/24/64",
+    "peer_prefix/16/120",
+    "peer_port",
+    "process",
+    "pid",
+    "uid",
+    "netns",
+    "cgroup",
+    "container",
+    "state,local_port",
+    "process,peer_address",
+    "netid,state,uid",
+    "peer_prefix/24,process",
 ]
-UNIX_KEYS = {"state", "netid", "local_address", "local_port", "peer_address", "peer_port",
-             "process", "pid", "netns", "container", "state,local_port"}
+UNIX_KEYS = {
+    "state",
+    "netid",
+    "local_address",
+    "local_port",
+    "peer_address",
+    "peer_port",
+    "process",
+    "pid",
+    "netns",
+    "container",
+    "state,local_port",
+}
 
 
 def check(mix, args: list[str], unix: bool, key: str) -> None:  # type: ignore[no-untyped-def]
     keys = key.split(",")
     env = netns.tool_env()
     extra = sorted({o for k in keys for o in NEEDS.get(k, [])})
-    full = _run([*mix.enter(), ORACLE, *extra, *args], env)
+    # TIME-WAIT sockets expire (60 s) and SYN-SENT ones give up: compare only when ss
+    # printed the same before and after sockscope ran
+    for _attempt in range(5):
+        full = _run([*mix.enter(), ORACLE, *extra, *args], env)
+        if _compare(mix, args, unix, keys, key, full, env) and full == _run(
+            [*mix.enter(), ORACLE, *extra, *args], env
+        ):
+            return
+    _compare(mix, args, unix, keys, key, full, env, strict=True)
+
+
+def _compare(  # type: ignore[no-untyped-def]
+    mix, args, unix, keys, key, full, env, strict: bool = False
+) -> bool:
     header, _nl, text = full.partition(b"\n")
     columns = layout(header.decode(), unix)
-    if any(columns[k.partition("/")[0]].endswith('"?"}\'') for k in keys):
-        return  # the column is not printed: one table or one state
+    if any(columns.get(k.partition("/")[0], "").endswith('"?"}\'') for k in keys):
+        return True  # the column is not printed: one table or one state
     want = expected(text, keys, columns)
     base = [*mix.enter(), *netns.sockscope_cmd(), *args, "--count-by", key]
+    if not strict:
+        js = got_json(_run([*base, "--json-lines"], env), keys)
+        tx = got_text(_run(base, env), keys)
+        if js != want or tx != want:
+            return False
     assert got_json(_run([*base, "--json-lines"], env), keys) == want, full.decode()
     assert got_text(_run(base, env), keys) == want
     # --top N keeps the first N groups of the full order: biggest first
-    full = [json.loads(x) for x in _run([*base, "--json-lines"], env).decode().splitlines()]
-    counts = [g["count"] for g in full]
+    full_groups = [json.loads(x) for x in _run([*base, "--json-lines"], env).decode().splitlines()]
+    counts = [g["count"] for g in full_groups]
     assert counts == sorted(counts, reverse=True)
     top = _run([*base, "--json-lines", "--top", "3"], env).decode().splitlines()
-    assert [json.loads(x) for x in top] == full[:3]
+    assert [json.loads(x) for x in top] == full_groups[:3]
+    return True
 
 
 @pytest.mark.parametrize("key", KEYS)
@@ -257,3 +315,62 @@ def test_count_by_equals_pipeline(mix, backend: str, table: int, key: str) -> No
     if unix and key not in UNIX_KEYS:
         pytest.skip("an inet key")
     check(mix, args, unix, key)
+
+
+#: --sort key -> (ss options, key column pipeline (one value per line), `sort` flags):
+#: what a user sorts ss's lines with; ``-s`` keeps ss's order of ties, as sockscope does
+SORT_COLUMNS = {
+    "local_port": ("local_port", "-n"),
+    "-local_port": ("local_port", "-nr"),
+    "peer_port": ("peer_port", "-n"),
+    "-peer_port": ("peer_port", "-nr"),
+    "recv_q": ("recv_q", "-n"),
+    "-recv_q": ("recv_q", "-nr"),
+    "-send_q": ("send_q", "-nr"),
+    "state": ("state", ""),
+    "-state": ("state", "-r"),
+    "netid": ("netid", ""),
+    # sockets without a process are last both ways in sockscope; `sort -r` puts the
+    # empty key last too (ascending, `sort` puts it first: sockscope deliberately not)
+    "-process": ("process", "-r"),
+    "-pid": ("pid", "-nr"),
+    "-uid": ("uid", "-nr"),
+}
+#: addresses: sockscope sorts them numerically (10.0.0.9 before 10.0.0.10, IPv4 before
+#: IPv6); over IPv4 rows that is `sort -V` (version order of dotted quads)
+SORT_V4 = {
+    "local_address": ("local_address", "-V"),
+    "-peer_address": ("peer_address", "-Vr"),
+}
+
+
+def _sorted_by_pipeline(text: bytes, column: list[str], flags: str) -> bytes:
+    lines = text.decode().split("\n")[:-1]
+    keyed = "".join(f"{k}\t{line}\n" for k, line in zip(column, lines, strict=True))
+    return subprocess.run(
+        ["bash", "-c", f"sort -s -t '\t' -k1,1{flags.lstrip('-')} | cut -f2-"],
+        input=keyed.encode(),
+        capture_output=True,
+        check=True,
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C"},
+    ).stdout
+
+
+@pytest.mark.parametrize(
+    ("key", "args"),
+    [(k, ["-tuan"]) for k in SORT_COLUMNS] + [(k, ["-tan", "-4"]) for k in SORT_V4],
+)
+def test_sort_equals_sort_s(mix, backend: str, key: str, args: list[str]) -> None:  # type: ignore[no-untyped-def]
+    env = netns.tool_env()
+    name, flags = {**SORT_COLUMNS, **SORT_V4}[key]
+    extra = NEEDS.get(name, [])
+    for _attempt in range(5):
+        full = _run([*mix.enter(), ORACLE, *extra, *args], env)
+        got = _run([*mix.enter(), *netns.sockscope_cmd(), *extra, *args, "--sort", key], env)
+        again = _run([*mix.enter(), ORACLE, *extra, *args], env)
+        if netns.mask_volatile(full) == netns.mask_volatile(again):
+            break
+    header, _nl, body = full.partition(b"\n")
+    column = run_pipeline(body, layout(header.decode(), unix=False)[name])
+    want = header + b"\n" + _sorted_by_pipeline(body, column, flags)
+    assert netns.mask_volatile(got) == netns.mask_volatile(want)  # -e's timers tick

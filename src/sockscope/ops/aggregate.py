@@ -225,7 +225,7 @@ def table_text(groups: Sequence[Group], names: Sequence[str], header: bool = Tru
     rows = [heads] if header else []
     for g in groups:
         cells = [str(g.count)]
-        cells += ["-" if g.key[n] is None else str(g.key[n]) for n in names]
+        cells += [_cell(n, g.key[n]) for n in names]
         cells += [str(g.sums[s]) for s in sums]
         rows.append(cells)
     if not rows:
@@ -238,6 +238,16 @@ def table_text(groups: Sequence[Group], names: Sequence[str], header: bool = Tru
         ]
         lines.append(" ".join(cells).rstrip(" ") + "\n")
     return "".join(lines)
+
+
+def _cell(name: str, value: Value) -> str:
+    """A key's text cell: ``-`` without a value; port 0 as ``*``, as ss prints it (the
+    data, ``--json``, keeps the number)."""
+    if value is None:
+        return "-"
+    if value == 0 and name in ("local_port", "peer_port"):
+        return "*"
+    return str(value)
 
 
 def _neg(rank: tuple[int, int, str]) -> tuple[int, int, _Reversed]:
