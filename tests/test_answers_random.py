@@ -374,3 +374,60 @@ def test_sort_equals_sort_s(mix, backend: str, key: str, args: list[str]) -> Non
     column = run_pipeline(body, layout(header.decode(), unix=False)[name])
     want = header + b"\n" + _sorted_by_pipeline(body, column, flags)
     assert netns.mask_volatile(got) == netns.mask_volatile(want)  # -e's timers tick
+
+
+LIBRARY = """
+import json, sys
+import sockscope
+q = sockscope.Query(tables=["tcp", "udp"], states=["all"])
+by = sys.argv[1].split(",")
+print(json.dumps([g.to_dict() for g in sockscope.count(q, by=[k.lstrip("-") for k in by])]))
+rows = [[r.netid, r.local_address, r.local_port, r.peer_address, r.peer_port, r.inode]
+        for r in sockscope.sockets(q, sort=by)]
+print(json.dumps(rows))
+"""
+
+
+@pytest.mark.parametrize(
+    "key", ["state", "peer_address", "-local_port", "process,peer_port", "peer_prefix/24/64"]
+)
+def test_library_matches_cli(mix, backend: str, key: str) -> None:  # type: ignore[no-untyped-def]
+    """sockscope.count() and sockets(sort=...) answer what --count-by and --sort print."""
+    env = netns.tool_env()
+    count_key = key.lstrip("-")
+    for _attempt in range(5):
+        lib = _run([*mix.enter(), sys.executable, "-c", LIBRARY, key], env)
+        cli = _run(
+            [
+                *mix.enter(),
+                *netns.sockscope_cmd(),
+                "-tuan",
+                "--count-by",
+                count_key,
+                "--json-lines",
+            ],
+            env,
+        )
+        rows = _run(
+            [*mix.enter(), *netns.sockscope_cmd(), "-tuan", "--sort", key, "--json-lines"], env
+        )
+        lib_groups, lib_rows = (json.loads(x) for x in lib.decode().splitlines())
+        want_groups = [
+            {k: v for k, v in json.loads(x).items() if k != "schema_version"}
+            for x in cli.decode().splitlines()
+        ]
+        want_rows = [
+            [
+                d["netid"],
+                d["local_address"],
+                d["local_port"],
+                d["peer_address"],
+                d["peer_port"],
+                d.get("inode"),
+            ]
+            for d in map(json.loads, rows.decode().splitlines())
+        ]
+        if lib_groups == want_groups and [r[:5] for r in lib_rows] == [r[:5] for r in want_rows]:
+            return
+    assert lib_groups == want_groups
+    assert [r[:5] for r in lib_rows] == [r[:5] for r in want_rows]
