@@ -14,6 +14,7 @@ last). ``top`` keeps the first N.
 
 from __future__ import annotations
 
+from sockscope.errors import ArgumentError
 from sockscope.ops.keys import info_reader
 from sockscope.tables.inet.layout import RQUEUE, WQUEUE
 from sockscope.tables.inet.record import InetSocket
@@ -84,6 +85,12 @@ class Counter:
         ``inet`` functions give, as a tuple when there are several), for callers that
         can read it faster than one call per key (``operator.itemgetter``)."""
         self.keys = list(keys)
+        names = [k.name for k in self.keys]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            # a group is {name: value}: two keys of one name (peer_prefix/8,peer_prefix/16)
+            # would overwrite each other
+            raise ArgumentError(f'sockscope: key "{twice[0]}" given twice')
         self.info = info
         self._inet_key = inet_key
         #: raw key -> [count, recv_q, send_q(, bytes_acked, bytes_received, retrans)]
