@@ -10,6 +10,7 @@ its sockets. Prints ``ready`` and holds until stdin closes.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import socket
@@ -27,6 +28,7 @@ def setup_commands() -> list[list[str]]:
     cmds = [["ip", "link", "set", "lo", "up"]]
     cmds += [["ip", "addr", "add", f"{a}/32", "dev", "lo"] for a in V4[5:]]
     cmds += [["ip", "-6", "addr", "add", f"{a}/128", "dev", "lo", "nodad"] for a in V6[1:]]
+    cmds += [["ip", "-6", "addr", "add", "fe80::1/64", "dev", "lo", "nodad"]]
     cmds += [["ip", "route", "add", "10.77.0.0/16", "dev", "lo"]]
     cmds += [["ip", "-6", "route", "add", "fd77::/16", "dev", "lo"]]
     return cmds
@@ -104,6 +106,19 @@ def _tcp(rng: random.Random, keep: list[object]) -> None:
 
 
 def _others(rng: random.Random, keep: list[object]) -> None:
+    if rng.random() < 0.5:  # scoped ends: ss prints [fe80::1]%lo:PORT and 127.0.0.1%lo:PORT
+        lo = socket.if_nametoindex("lo")
+        ls = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        ls.bind(("fe80::1", 0, 0, lo))
+        ls.listen(8)
+        c = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        c.connect(("fe80::1", ls.getsockname()[1], 0, lo))
+        keep += [ls, c, ls.accept()[0]]
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        with contextlib.suppress(OSError):  # SO_BINDTODEVICE needs CAP_NET_RAW
+            u.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"lo")
+        u.bind(("127.0.0.1", 0))
+        keep.append(u)
     for _ in range(rng.randrange(0, 3)):
         target = rng.choice([BLACKHOLE4, BLACKHOLE6])
         c = socket.socket(_family(target), socket.SOCK_STREAM)

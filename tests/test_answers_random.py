@@ -44,7 +44,9 @@ needs_oracle = pytest.mark.skipif(
 )
 pytestmark = [live, needs_root, needs_oracle]
 
-_ADDR = "sed -E 's/:[^:]*$//; s/^\\[(.*)\\]$/\\1/'"
+#: the address of ``ADDR:PORT``, without ss's brackets and ``%scope`` (the key is the
+#: address, as the JSON's ``local_address``; the interface is not part of it)
+_ADDR = "sed -E 's/:[^:]*$//; s/%.*//; s/^\\[(.*)\\]$/\\1/'"
 _PORT = "sed -E 's/.*://'"
 _EXTRA = "awk '{{ if (match($0, /{rx}/)) print substr($0, RSTART+{a}, RLENGTH-{b}); else print \"{d}\" }}'"
 
