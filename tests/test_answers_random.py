@@ -305,6 +305,13 @@ def _compare(  # type: ignore[no-untyped-def]
     full_groups = [json.loads(x) for x in _run([*base, "--json-lines"], env).decode().splitlines()]
     counts = [g["count"] for g in full_groups]
     assert counts == sorted(counts, reverse=True)
+    if key in ("local_port", "peer_port", "pid", "uid", "state", "netid", "process"):
+        # ties: the key values ascending (numbers as numbers, text as text), missing last
+        def tie(g: dict[str, object]) -> tuple[object, ...]:
+            v = g["group"].get(key)  # type: ignore[attr-defined]
+            return (-g["count"], v is None, v if v is not None else 0)  # type: ignore[operator]
+
+        assert full_groups == sorted(full_groups, key=tie)
     top = _run([*base, "--json-lines", "--top", "3"], env).decode().splitlines()
     assert [json.loads(x) for x in top] == full_groups[:3]
     return True
