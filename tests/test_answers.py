@@ -241,6 +241,7 @@ def test_sort_top_and_json() -> None:
         (["--count-by", "state,"], "empty key"),
         (["--count-by", "peer_prefix"], "needs a length"),
         (["--count-by", "peer_prefix/40/200"], "bad prefix length"),
+        (["--count-by", "peer_prefix/8,state,peer_prefix/16"], 'key "peer_prefix" given twice'),
         (["--top", "x", "--count-by", "state"], "invalid --top"),
         (["--watch=0"], "invalid --watch interval"),
         (["--sort", "state/3"], "takes no"),

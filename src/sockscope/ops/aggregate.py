@@ -14,6 +14,7 @@ last). ``top`` keeps the first N.
 
 from __future__ import annotations
 
+from sockscope.errors import ArgumentError
 from sockscope.ops.keys import info_reader
 from sockscope.tables.inet.layout import RQUEUE, WQUEUE
 from sockscope.tables.inet.record import InetSocket
@@ -84,6 +85,12 @@ class Counter:
         ``inet`` functions give, as a tuple when there are several), for callers that
         can read it faster than one call per key (``operator.itemgetter``)."""
         self.keys = list(keys)
+        names = [k.name for k in self.keys]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            # a group is {name: value}: two keys of one name (peer_prefix/8,peer_prefix/16)
+            # would overwrite each other
+            raise ArgumentError(f'sockscope: key "{twice[0]}" given twice')
         self.info = info
         self._inet_key = inet_key
         #: raw key -> [count, recv_q, send_q(, bytes_acked, bytes_received, retrans)]
@@ -225,7 +232,7 @@ def table_text(groups: Sequence[Group], names: Sequence[str], header: bool = Tru
     rows = [heads] if header else []
     for g in groups:
         cells = [str(g.count)]
-        cells += ["-" if g.key[n] is None else str(g.key[n]) for n in names]
+        cells += [_cell(n, g.key[n]) for n in names]
         cells += [str(g.sums[s]) for s in sums]
         rows.append(cells)
     if not rows:
@@ -238,6 +245,16 @@ def table_text(groups: Sequence[Group], names: Sequence[str], header: bool = Tru
         ]
         lines.append(" ".join(cells).rstrip(" ") + "\n")
     return "".join(lines)
+
+
+def _cell(name: str, value: Value) -> str:
+    """A key's text cell: ``-`` without a value; port 0 as ``*``, as ss prints it (the
+    data, ``--json``, keeps the number)."""
+    if value is None:
+        return "-"
+    if value == 0 and name in ("local_port", "peer_port"):
+        return "*"
+    return str(value)
 
 
 def _neg(rank: tuple[int, int, str]) -> tuple[int, int, _Reversed]:

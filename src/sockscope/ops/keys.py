@@ -175,6 +175,25 @@ def _attr(name: str) -> Callable[[object], Hashable]:
     return get
 
 
+_ANY6 = bytes(16)
+
+
+def _inet_end(index: int) -> Callable[[InetSocket], Hashable]:
+    """An inet record's address as the raw key: (family, bytes), or ``"*"`` where ss
+    prints ``*`` (inet_addr_print: the IPv6 wildcard of a socket that is not v6only, i.e.
+    a dual-stack listener), so the groups are the ones ``awk`` sees in ss's column."""
+
+    def end(rec: InetSocket) -> Hashable:
+        family, data = rec[FAMILY], rec[index]
+        if family == abi.AF_INET6 and data[:16] == _ANY6:
+            v6only = rec[STATE] in (7, 10) and rec[BUF] is not None and bool(rec.v6only)
+            if not v6only:
+                return "*"
+        return (family, data)
+
+    return end
+
+
 def _ntop(raw: Hashable) -> Value:
     if isinstance(raw, tuple):
         family, data = raw
@@ -222,14 +241,12 @@ def _k_family(arg: str | None, _lk: Lookups) -> Key:
 
 def _k_local_address(arg: str | None, _lk: Lookups) -> Key:
     _no_arg("local_address", arg)
-    return Key(
-        "local_address", itemgetter(FAMILY, SRC), _attr("local_address"), _ntop, order_address
-    )
+    return Key("local_address", _inet_end(SRC), _attr("local_address"), _ntop, order_address)
 
 
 def _k_peer_address(arg: str | None, _lk: Lookups) -> Key:
     _no_arg("peer_address", arg)
-    return Key("peer_address", itemgetter(FAMILY, DST), _attr("peer_address"), _ntop, order_address)
+    return Key("peer_address", _inet_end(DST), _attr("peer_address"), _ntop, order_address)
 
 
 def _k_local_port(arg: str | None, _lk: Lookups) -> Key:
@@ -254,7 +271,11 @@ def _k_peer_prefix(arg: str | None, _lk: Lookups) -> Key:
         raise ArgumentError(f'sockscope: bad prefix length in "peer_prefix/{arg}"')
     memo: dict[tuple[int, bytes], str] = {}
 
+    wildcard = _inet_end(DST)
+
     def prefix(rec: InetSocket) -> Hashable:
+        if rec[FAMILY] == abi.AF_INET6 and wildcard(rec) == "*":
+            return "*"  # what ss prints for the peer of a dual-stack listener
         raw = (rec[FAMILY], rec[DST])
         found = memo.get(raw)
         if found is None:
