@@ -34,7 +34,7 @@ import time
 from operator import itemgetter
 
 from sockscope.accel import core as compiled_core
-from sockscope.errors import NetlinkError
+from sockscope.errors import FilterError, NetlinkError
 from sockscope.kernel import abi, netlink
 from sockscope.ops import follow
 from sockscope.tables.inet.layout import ATTR_END, ATTR_START, BUF, PROTOCOL
@@ -46,7 +46,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Generator, Iterable
 
     from sockscope.ops.namespaces import Namespace
+    from sockscope.query.filter import Filter
     from sockscope.query.selection import Selection
+    from sockscope.query.tree import Node
     from sockscope.render.view import View
 
 _HDR = abi.NLMSGHDR
@@ -56,6 +58,8 @@ _MIN = _HDR_SIZE + abi.INET_DIAG_MSG_SIZE
 _COOKIE = slice(_HDR_SIZE + 44, _HDR_SIZE + 52)
 _STATE = _HDR_SIZE + 1
 _TIME_WAIT = abi.SS_TIME_WAIT
+#: how many cookies reported closed by a snapshot wait for their late destruction event
+_GONE_MAX = 1 << 16
 #: the inet tables a snapshot dumps: table bit -> protocol
 TABLES = {
     abi.TCP_DB: abi.IPPROTO_TCP,
@@ -318,8 +322,14 @@ class Watcher:
         self.prev_clock = 0.0
         #: cookie -> monotonic time of the first snapshot that listed it (None: baseline)
         self.first: dict[bytes, float | None] = {}
-        #: cookies reported closed whose TIME-WAIT remnant may still be listed
-        self.ghosts: set[bytes] = set()
+        #: cookies followed silently: reported closed by their event, whose TIME-WAIT
+        #: remnant may still be listed (None), or a remnant listed before its event came
+        #: (the monotonic time of the snapshot before the one that first listed it)
+        self.ghosts: dict[bytes, float | None] = {}
+        #: cookies the snapshot difference reported closed, oldest first: their
+        #: destruction event comes later (the kernel sends it from a work queue once the
+        #: socket is freed, after it left the hash tables), and is not a second close
+        self.gone: dict[bytes, None] = {}
         self.events: socket.socket | None = None
         groups = follow.groups_for(sel.families, sel.dbs) if events else 0
         if groups:
@@ -356,7 +366,10 @@ class Watcher:
             if protocol not in cur:
                 self._diff(protocol, old, {}, [], when, clock, dt, changes)
         # a remnant not listed now will not be: forget it
-        self.ghosts = {c for c in self.ghosts if any(c in m for m in cur.values())}
+        self.ghosts = {c: v for c, v in self.ghosts.items() if any(c in m for m in cur.values())}
+        if len(self.gone) > _GONE_MAX:  # bounded: the oldest late events are long due
+            for cookie in list(self.gone)[: len(self.gone) - _GONE_MAX]:
+                del self.gone[cookie]
         self.prev = cur
         self.prev_clock = clock
         self.prev_time = when
@@ -382,8 +395,10 @@ class Watcher:
         for cookie in old.keys() - cur.keys():
             started = first.pop(cookie, None)
             if cookie in ghosts:
-                ghosts.discard(cookie)
+                del ghosts[cookie]
                 continue
+            if self.events is not None:
+                self.gone[cookie] = None
             rec = self._match(old[cookie], protocol)
             if rec is None:
                 continue
@@ -399,8 +414,9 @@ class Watcher:
             before = old.get(cookie)
             if before is None:
                 if msg[_STATE] == _TIME_WAIT:
-                    # the remnant of a connection that closed (reported by its event)
-                    ghosts.add(cookie)
+                    # the remnant of a connection that closed (reported by its event,
+                    # which may still be on its way: then it was never listed open)
+                    ghosts[cookie] = self.prev_clock
                     continue
                 first[cookie] = clock
                 rec = self._match(msg, protocol)
@@ -501,9 +517,18 @@ class Watcher:
         cookie = msg[_COOKIE]
         clock = time.monotonic()
         when = time.time()
+        if cookie in self.gone:
+            del self.gone[cookie]  # the snapshot difference reported it already
+            return
         known = self.prev.get(protocol, {})
         last = known.pop(cookie, None)
-        self.ghosts.add(cookie)
+        remnant = self.ghosts.get(cookie)
+        self.ghosts[cookie] = None
+        if remnant is not None:
+            # listed only as its TIME-WAIT remnant: never reported open
+            last = None
+        else:
+            remnant = self.prev_clock
         if last is None and self.matcher is not None and not self.matcher(rec):
             return
         if last is not None:
@@ -513,7 +538,7 @@ class Watcher:
         change = Change("closed", when, self.netns, rec if last is None else seen)  # type: ignore[arg-type]
         started = self.first.pop(cookie, None)
         if last is None:
-            change.lifetime_max = max(clock - self.prev_clock, 0.0)
+            change.lifetime_max = max(clock - remnant, 0.0)
         elif started is not None:
             change.lifetime = clock - started
         change.counters = counters(rec)
@@ -560,7 +585,7 @@ class Watchers:
                 try:
                     with visit.there():
                         made.append((ns, make()))
-                except NamespaceDenied as e:
+                except (NamespaceDenied, FilterError) as e:
                     if on_skip is not None:
                         on_skip(ns, e)
                 finally:
@@ -629,17 +654,21 @@ def changes(
     events: bool = True,
     spaces: Iterable[Namespace] | None = None,
     on_skip: Callable[[Namespace, Exception], None] | None = None,
+    flt: Filter | None = None,
 ) -> Generator[Change, None, None]:
     """Every change, forever: the baseline snapshot, then destruction events as they come
     and a snapshot's changes every ``interval`` seconds. With ``spaces``, every one of
     those namespaces at once (each change's ``space`` says which; ``on_skip`` gets those
-    that cannot be entered); namespaces created later are not watched."""
+    that cannot be entered, and those where a ``dev NAME`` of ``flt`` names no device);
+    namespaces created later are not watched. ``flt``, when given, is the filter that
+    ``matcher`` and ``bytecode`` come from: with ``spaces``, its ``dev NAME`` conditions
+    are resolved again inside each namespace, as ss run there would resolve them."""
     watcher: Watcher | Watchers
     if spaces is None:
         watcher = Watcher(sel, info, matcher, bytecode, events)
     else:
         watcher = Watchers.each(
-            spaces, lambda: Watcher(sel, info, matcher, bytecode, events), on_skip
+            spaces, per_namespace(sel, info, matcher, bytecode, events, flt), on_skip
         )
     try:
         watcher.baseline()
@@ -656,3 +685,62 @@ def changes(
                 next_at = time.monotonic() + interval  # a slow snapshot: no catch-up burst
     finally:
         watcher.close()
+
+
+def per_namespace(
+    sel: Selection,
+    info: bool,
+    matcher: Callable[[object], bool] | None,
+    bytecode: bytes | None,
+    events: bool,
+    flt: Filter | None,
+) -> Callable[[], Watcher]:
+    """What :meth:`Watchers.each` runs inside each namespace: a Watcher whose filter has
+    its ``dev NAME`` conditions resolved there (the same name is another ifindex, or no
+    device, in another namespace: :class:`~sockscope.errors.FilterError` then)."""
+
+    def make() -> Watcher:
+        here = dev_resolved(flt) if flt is not None else None
+        if here is None or here is flt:
+            return Watcher(sel, info, matcher, bytecode, events)
+        return Watcher(sel, info, here.matches, here.bytecode(), events)
+
+    return make
+
+
+def dev_resolved(flt: Filter) -> Filter:
+    """``flt`` with every ``dev NAME`` resolved again (parse_devcond) in the calling
+    thread's network namespace; ``flt`` itself when it has none. Iterative: a filter can
+    nest thousands deep."""
+    from sockscope.query.filter import Filter
+    from sockscope.query.hostcond import parse_devcond
+    from sockscope.query.tree import Binary, DevCond, Not
+
+    done: dict[int, Node] = {}
+    todo: list[tuple[Node, bool]] = [(flt.root, False)]
+    while todo:
+        node, ready = todo.pop()
+        if isinstance(node, Binary):
+            if not ready:
+                todo += [(node, True), (node.right, False), (node.left, False)]
+                continue
+            left, right = done[id(node.left)], done[id(node.right)]
+            same = left is node.left and right is node.right
+            done[id(node)] = node if same else type(node)(left, right)
+        elif isinstance(node, Not):
+            if not ready:
+                todo += [(node, True), (node.child, False)]
+                continue
+            child = done[id(node.child)]
+            done[id(node)] = node if child is node.child else Not(child)
+        elif isinstance(node, DevCond):
+            index = parse_devcond(node.text)
+            done[id(node)] = node if index == node.index else DevCond(index, node.text)
+        else:
+            done[id(node)] = node
+    root = done[id(flt.root)]
+    if root is flt.root:
+        return flt
+    here = Filter(root)
+    here.warnings = flt.warnings
+    return here
