@@ -141,8 +141,9 @@ def script(gap: float) -> None:
         delay = start + i * 0.01 - time.monotonic()
         if delay > 0:
             time.sleep(delay)
-        a_c.sendall(b"d" * 2000)
-        sent.append((time.time(), 2000 * (i + 1)))
+        writing = time.time()
+        a_c.sendall(b"d" * 2000)  # on loopback, received by A's server end in the call
+        sent.append(((writing + time.time()) / 2, 2000 * (i + 1)))
         a_s.recv(65536)
     sys.stdout.write(json.dumps({"sent": sent}) + "\n")
     _mark("a-data-end")

@@ -204,6 +204,11 @@ class Snapshotter:
                     self.requests.append((protocol, req))
         self.sock = netlink.open_diag()
         self._split: dict[int, tuple[struct.Struct, struct.Struct]] = {}
+        #: protocol -> when the kernel read its sockets in the last take (monotonic): the
+        #: middle of the first request's send(), where the kernel fills the dump's first
+        #: batch; a clock read before take() is late by as long as the process waited for
+        #: a CPU, which on a loaded machine skews a rate by tens of percent
+        self.sampled: dict[int, float] = {}
 
     def close(self) -> None:
         self.sock.close()
@@ -215,13 +220,14 @@ class Snapshotter:
         whose message is not byte for byte the one in ``prev`` (new or changed); a table
         the kernel refuses (no raw_diag ...) is dropped from later snapshots."""
         out: dict[int, dict[bytes, bytes]] = {}
+        self.sampled = {}
         changed: dict[int, list[bytes]] = {}
         keep = []
         for protocol, request in self.requests:
             msgs = out.setdefault(protocol, {})
             moved = changed.setdefault(protocol, [])
             try:
-                self._dump(request, prev.get(protocol, {}), msgs, moved)
+                self._dump(request, prev.get(protocol, {}), msgs, moved, protocol)
             except NetlinkError:
                 continue
             keep.append((protocol, request))
@@ -229,10 +235,18 @@ class Snapshotter:
         return out, changed
 
     def _dump(
-        self, request: bytes, old: dict[bytes, bytes], msgs: dict[bytes, bytes], moved: list[bytes]
+        self,
+        request: bytes,
+        old: dict[bytes, bytes],
+        msgs: dict[bytes, bytes],
+        moved: list[bytes],
+        protocol: int,
     ) -> None:
         sock = self.sock
+        sending = time.monotonic()
         sock.send(request)
+        if protocol not in self.sampled:
+            self.sampled[protocol] = (sending + time.monotonic()) / 2
         core = compiled_core()
         if core is not None:
             # the compiled path: keyed in C, unchanged messages keep the old bytes
@@ -320,6 +334,8 @@ class Watcher:
         self._info_at: dict[int, int] = {}
         self.prev_time = 0.0
         self.prev_clock = 0.0
+        #: the previous take's Snapshotter.sampled
+        self.prev_sampled: dict[int, float] = {}
         #: cookie -> monotonic time of the first snapshot that listed it (None: baseline)
         self.first: dict[bytes, float | None] = {}
         #: cookies followed silently: reported closed by their event, whose TIME-WAIT
@@ -349,6 +365,7 @@ class Watcher:
         self.prev_clock = time.monotonic()
         self.prev_time = time.time()
         self.prev, _changed = self.snap.take({})
+        self.prev_sampled = self.snap.sampled
         for msgs in self.prev.values():
             self.first.update(dict.fromkeys(msgs))
 
@@ -357,11 +374,16 @@ class Watcher:
         clock = time.monotonic()
         when = time.time()
         cur, changed = self.snap.take(self.prev)
-        dt = clock - self.prev_clock
+        sampled = self.snap.sampled
         changes: list[Change] = []
         for protocol, msgs in cur.items():
             old = self.prev.get(protocol, {})
-            self._diff(protocol, old, msgs, changed[protocol], when, clock, dt, changes)
+            # the rates' time: between the kernel's two readings of the table
+            at, then = sampled.get(protocol), self.prev_sampled.get(protocol)
+            dt = at - then if at is not None and then is not None else clock - self.prev_clock
+            # and the events' time stamp: that reading's, on the wall clock
+            stamp = when + (at - clock) if at is not None else when
+            self._diff(protocol, old, msgs, changed[protocol], stamp, clock, dt, changes)
         for protocol, old in self.prev.items():
             if protocol not in cur:
                 self._diff(protocol, old, {}, [], when, clock, dt, changes)
@@ -372,6 +394,7 @@ class Watcher:
                 del self.gone[cookie]
         self.prev = cur
         self.prev_clock = clock
+        self.prev_sampled = sampled
         self.prev_time = when
         return changes
 
