@@ -81,7 +81,7 @@ def main() -> int:
             runs["compiled"].append(measure(name, a.steps, a.info, pure=False))
             runs["pure"].append(measure(name, a.steps, a.info, pure=True))
         print(
-            f"| backend | inet sockets | user ms/snapshot | sys ms/snapshot | % of a core at 1 s |"
+            "| backend | inet sockets | user ms/snapshot | sys ms/snapshot | % of a core at 1 s |"
         )
         print("|---|---|---|---|---|")
         for backend, got in runs.items():

@@ -396,7 +396,7 @@ def watch(query: Query | None = None, interval: float = 1.0) -> Iterator[Change]
         def everywhere() -> Iterator[Change]:
             spaces = discover().namespaces
             for change in watching.changes(
-                sel, interval, query.info, matcher, bytecode, spaces=spaces
+                sel, interval, query.info, matcher, bytecode, spaces=spaces, flt=flt
             ):
                 change.socket.attach(view, None, change.space)
                 yield change

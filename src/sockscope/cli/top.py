@@ -121,7 +121,14 @@ def watch_lines(
     bytecode = None if flt is None else flt.bytecode()
     spaces, on_skip = _spaces(all_netns, warn)
     stream: Generator[Change, None, None] = watch.changes(
-        sel, interval, bool(opts.show_tcpinfo), matcher, bytecode, spaces=spaces, on_skip=on_skip
+        sel,
+        interval,
+        bool(opts.show_tcpinfo),
+        matcher,
+        bytecode,
+        spaces=spaces,
+        on_skip=on_skip,
+        flt=flt,
     )
     try:
         for change in stream:
@@ -145,11 +152,15 @@ def _spaces(
     cannot be entered (a note on stderr)."""
     if not all_netns:
         return None, None
+    from sockscope.errors import FilterError
     from sockscope.ops.namespaces import NamespaceDenied, discover
 
     def on_skip(ns: Namespace, e: Exception) -> None:
         if warn is not None and isinstance(e, NamespaceDenied):
             warn(f"sockscope: --all-netns: {e.message}; not watched")
+        elif warn is not None and isinstance(e, FilterError):
+            # a dev NAME that names no device there (ss run there: "Cannot parse device.")
+            warn(f"sockscope: --all-netns: {ns.label}: {e.message} not watched")
 
     return list(discover().namespaces), on_skip
 
@@ -203,14 +214,12 @@ class TopView:
         #: (netns inode, cookie) -> (combined rate, the rate change) of the busiest
         self.rates: dict[tuple[int, int], tuple[float, Change]] = {}
         if answers.count_by is None:
-            from sockscope.ops.watch import Watcher, Watchers
+            from sockscope.ops.watch import Watchers, per_namespace
 
             matcher = None if flt is None else flt.matches
             bytecode = None if flt is None else flt.bytecode()
-
-            def make() -> Watcher:
-                return Watcher(sel, True, matcher, bytecode, events=False)
-
+            # inside each namespace with --all-netns: its dev NAMEs resolved there
+            make = per_namespace(sel, True, matcher, bytecode, False, flt)
             spaces, on_skip = _spaces(all_netns, None)
             self.watcher = make() if spaces is None else Watchers.each(spaces, make, on_skip)
             self.watcher.baseline()

@@ -34,7 +34,7 @@ import time
 from operator import itemgetter
 
 from sockscope.accel import core as compiled_core
-from sockscope.errors import NetlinkError
+from sockscope.errors import FilterError, NetlinkError
 from sockscope.kernel import abi, netlink
 from sockscope.ops import follow
 from sockscope.tables.inet.layout import ATTR_END, ATTR_START, BUF, PROTOCOL
@@ -46,7 +46,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Generator, Iterable
 
     from sockscope.ops.namespaces import Namespace
+    from sockscope.query.filter import Filter
     from sockscope.query.selection import Selection
+    from sockscope.query.tree import Node
     from sockscope.render.view import View
 
 _HDR = abi.NLMSGHDR
@@ -56,6 +58,8 @@ _MIN = _HDR_SIZE + abi.INET_DIAG_MSG_SIZE
 _COOKIE = slice(_HDR_SIZE + 44, _HDR_SIZE + 52)
 _STATE = _HDR_SIZE + 1
 _TIME_WAIT = abi.SS_TIME_WAIT
+#: how many cookies reported closed by a snapshot wait for their late destruction event
+_GONE_MAX = 1 << 16
 #: the inet tables a snapshot dumps: table bit -> protocol
 TABLES = {
     abi.TCP_DB: abi.IPPROTO_TCP,
@@ -183,6 +187,15 @@ def _rate(
     return change
 
 
+def _presized(n: int) -> dict[bytes, bytes]:
+    """An empty dict with room for ``n`` entries (the compiled core's, else a plain one)."""
+    core = compiled_core()
+    if core is None or n < 64:
+        return {}
+    made: dict[bytes, bytes] = core.presized_dict(n)
+    return made
+
+
 class Snapshotter:
     """The dumps of one snapshot: a (family, protocol) request each, on one socket."""
 
@@ -200,6 +213,11 @@ class Snapshotter:
                     self.requests.append((protocol, req))
         self.sock = netlink.open_diag()
         self._split: dict[int, tuple[struct.Struct, struct.Struct]] = {}
+        #: protocol -> when the kernel read its sockets in the last take (monotonic): the
+        #: middle of the first request's send(), where the kernel fills the dump's first
+        #: batch; a clock read before take() is late by as long as the process waited for
+        #: a CPU, which on a loaded machine skews a rate by tens of percent
+        self.sampled: dict[int, float] = {}
 
     def close(self) -> None:
         self.sock.close()
@@ -211,13 +229,17 @@ class Snapshotter:
         whose message is not byte for byte the one in ``prev`` (new or changed); a table
         the kernel refuses (no raw_diag ...) is dropped from later snapshots."""
         out: dict[int, dict[bytes, bytes]] = {}
+        self.sampled = {}
         changed: dict[int, list[bytes]] = {}
         keep = []
         for protocol, request in self.requests:
-            msgs = out.setdefault(protocol, {})
+            msgs = out.get(protocol)
+            if msgs is None:
+                # sized for the last snapshot's sockets: no growing step by step
+                msgs = out[protocol] = _presized(len(prev.get(protocol, ())))
             moved = changed.setdefault(protocol, [])
             try:
-                self._dump(request, prev.get(protocol, {}), msgs, moved)
+                self._dump(request, prev.get(protocol, {}), msgs, moved, protocol)
             except NetlinkError:
                 continue
             keep.append((protocol, request))
@@ -225,10 +247,18 @@ class Snapshotter:
         return out, changed
 
     def _dump(
-        self, request: bytes, old: dict[bytes, bytes], msgs: dict[bytes, bytes], moved: list[bytes]
+        self,
+        request: bytes,
+        old: dict[bytes, bytes],
+        msgs: dict[bytes, bytes],
+        moved: list[bytes],
+        protocol: int,
     ) -> None:
         sock = self.sock
+        sending = time.monotonic()
         sock.send(request)
+        if protocol not in self.sampled:
+            self.sampled[protocol] = (sending + time.monotonic()) / 2
         core = compiled_core()
         if core is not None:
             # the compiled path: keyed in C, unchanged messages keep the old bytes
@@ -316,10 +346,18 @@ class Watcher:
         self._info_at: dict[int, int] = {}
         self.prev_time = 0.0
         self.prev_clock = 0.0
+        #: the previous take's Snapshotter.sampled
+        self.prev_sampled: dict[int, float] = {}
         #: cookie -> monotonic time of the first snapshot that listed it (None: baseline)
         self.first: dict[bytes, float | None] = {}
-        #: cookies reported closed whose TIME-WAIT remnant may still be listed
-        self.ghosts: set[bytes] = set()
+        #: cookies followed silently: reported closed by their event, whose TIME-WAIT
+        #: remnant may still be listed (None), or a remnant listed before its event came
+        #: (the monotonic time of the snapshot before the one that first listed it)
+        self.ghosts: dict[bytes, float | None] = {}
+        #: cookies the snapshot difference reported closed, oldest first: their
+        #: destruction event comes later (the kernel sends it from a work queue once the
+        #: socket is freed, after it left the hash tables), and is not a second close
+        self.gone: dict[bytes, None] = {}
         self.events: socket.socket | None = None
         groups = follow.groups_for(sel.families, sel.dbs) if events else 0
         if groups:
@@ -339,6 +377,7 @@ class Watcher:
         self.prev_clock = time.monotonic()
         self.prev_time = time.time()
         self.prev, _changed = self.snap.take({})
+        self.prev_sampled = self.snap.sampled
         for msgs in self.prev.values():
             self.first.update(dict.fromkeys(msgs))
 
@@ -347,18 +386,27 @@ class Watcher:
         clock = time.monotonic()
         when = time.time()
         cur, changed = self.snap.take(self.prev)
-        dt = clock - self.prev_clock
+        sampled = self.snap.sampled
         changes: list[Change] = []
         for protocol, msgs in cur.items():
             old = self.prev.get(protocol, {})
-            self._diff(protocol, old, msgs, changed[protocol], when, clock, dt, changes)
+            # the rates' time: between the kernel's two readings of the table
+            at, then = sampled.get(protocol), self.prev_sampled.get(protocol)
+            dt = at - then if at is not None and then is not None else clock - self.prev_clock
+            # and the events' time stamp: that reading's, on the wall clock
+            stamp = when + (at - clock) if at is not None else when
+            self._diff(protocol, old, msgs, changed[protocol], stamp, clock, dt, changes)
         for protocol, old in self.prev.items():
             if protocol not in cur:
                 self._diff(protocol, old, {}, [], when, clock, dt, changes)
         # a remnant not listed now will not be: forget it
-        self.ghosts = {c for c in self.ghosts if any(c in m for m in cur.values())}
+        self.ghosts = {c: v for c, v in self.ghosts.items() if any(c in m for m in cur.values())}
+        if len(self.gone) > _GONE_MAX:  # bounded: the oldest late events are long due
+            for cookie in list(self.gone)[: len(self.gone) - _GONE_MAX]:
+                del self.gone[cookie]
         self.prev = cur
         self.prev_clock = clock
+        self.prev_sampled = sampled
         self.prev_time = when
         return changes
 
@@ -379,11 +427,18 @@ class Watcher:
         in ``old``."""
         ghosts = self.ghosts
         first = self.first
-        for cookie in old.keys() - cur.keys():
+        # cur holds what old still holds plus the cookies new to it: when those add up,
+        # nothing went away, and the set difference of every cookie (a tenth of a
+        # snapshot's user time at 90k sockets) is not needed
+        added = len({k for k in moved_keys if k not in old})
+        gone = old.keys() - cur.keys() if len(cur) - added < len(old) else ()
+        for cookie in gone:
             started = first.pop(cookie, None)
             if cookie in ghosts:
-                ghosts.discard(cookie)
+                del ghosts[cookie]
                 continue
+            if self.events is not None:
+                self.gone[cookie] = None
             rec = self._match(old[cookie], protocol)
             if rec is None:
                 continue
@@ -399,8 +454,9 @@ class Watcher:
             before = old.get(cookie)
             if before is None:
                 if msg[_STATE] == _TIME_WAIT:
-                    # the remnant of a connection that closed (reported by its event)
-                    ghosts.add(cookie)
+                    # the remnant of a connection that closed (reported by its event,
+                    # which may still be on its way: then it was never listed open)
+                    ghosts[cookie] = self.prev_clock
                     continue
                 first[cookie] = clock
                 rec = self._match(msg, protocol)
@@ -501,9 +557,18 @@ class Watcher:
         cookie = msg[_COOKIE]
         clock = time.monotonic()
         when = time.time()
+        if cookie in self.gone:
+            del self.gone[cookie]  # the snapshot difference reported it already
+            return
         known = self.prev.get(protocol, {})
         last = known.pop(cookie, None)
-        self.ghosts.add(cookie)
+        remnant = self.ghosts.get(cookie)
+        self.ghosts[cookie] = None
+        if remnant is not None:
+            # listed only as its TIME-WAIT remnant: never reported open
+            last = None
+        else:
+            remnant = self.prev_clock
         if last is None and self.matcher is not None and not self.matcher(rec):
             return
         if last is not None:
@@ -513,7 +578,7 @@ class Watcher:
         change = Change("closed", when, self.netns, rec if last is None else seen)  # type: ignore[arg-type]
         started = self.first.pop(cookie, None)
         if last is None:
-            change.lifetime_max = max(clock - self.prev_clock, 0.0)
+            change.lifetime_max = max(clock - remnant, 0.0)
         elif started is not None:
             change.lifetime = clock - started
         change.counters = counters(rec)
@@ -559,7 +624,7 @@ class Watchers:
                     continue
                 try:
                     made.append((ns, visit.call(make)))
-                except NamespaceDenied as e:
+                except (NamespaceDenied, FilterError) as e:
                     if on_skip is not None:
                         on_skip(ns, e)
                 finally:
@@ -628,17 +693,21 @@ def changes(
     events: bool = True,
     spaces: Iterable[Namespace] | None = None,
     on_skip: Callable[[Namespace, Exception], None] | None = None,
+    flt: Filter | None = None,
 ) -> Generator[Change, None, None]:
     """Every change, forever: the baseline snapshot, then destruction events as they come
     and a snapshot's changes every ``interval`` seconds. With ``spaces``, every one of
     those namespaces at once (each change's ``space`` says which; ``on_skip`` gets those
-    that cannot be entered); namespaces created later are not watched."""
+    that cannot be entered, and those where a ``dev NAME`` of ``flt`` names no device);
+    namespaces created later are not watched. ``flt``, when given, is the filter that
+    ``matcher`` and ``bytecode`` come from: with ``spaces``, its ``dev NAME`` conditions
+    are resolved again inside each namespace, as ss run there would resolve them."""
     watcher: Watcher | Watchers
     if spaces is None:
         watcher = Watcher(sel, info, matcher, bytecode, events)
     else:
         watcher = Watchers.each(
-            spaces, lambda: Watcher(sel, info, matcher, bytecode, events), on_skip
+            spaces, per_namespace(sel, info, matcher, bytecode, events, flt), on_skip
         )
     try:
         watcher.baseline()
@@ -655,3 +724,62 @@ def changes(
                 next_at = time.monotonic() + interval  # a slow snapshot: no catch-up burst
     finally:
         watcher.close()
+
+
+def per_namespace(
+    sel: Selection,
+    info: bool,
+    matcher: Callable[[object], bool] | None,
+    bytecode: bytes | None,
+    events: bool,
+    flt: Filter | None,
+) -> Callable[[], Watcher]:
+    """What :meth:`Watchers.each` runs inside each namespace: a Watcher whose filter has
+    its ``dev NAME`` conditions resolved there (the same name is another ifindex, or no
+    device, in another namespace: :class:`~sockscope.errors.FilterError` then)."""
+
+    def make() -> Watcher:
+        here = dev_resolved(flt) if flt is not None else None
+        if here is None or here is flt:
+            return Watcher(sel, info, matcher, bytecode, events)
+        return Watcher(sel, info, here.matches, here.bytecode(), events)
+
+    return make
+
+
+def dev_resolved(flt: Filter) -> Filter:
+    """``flt`` with every ``dev NAME`` resolved again (parse_devcond) in the calling
+    thread's network namespace; ``flt`` itself when it has none. Iterative: a filter can
+    nest thousands deep."""
+    from sockscope.query.filter import Filter
+    from sockscope.query.hostcond import parse_devcond
+    from sockscope.query.tree import Binary, DevCond, Not
+
+    done: dict[int, Node] = {}
+    todo: list[tuple[Node, bool]] = [(flt.root, False)]
+    while todo:
+        node, ready = todo.pop()
+        if isinstance(node, Binary):
+            if not ready:
+                todo += [(node, True), (node.right, False), (node.left, False)]
+                continue
+            left, right = done[id(node.left)], done[id(node.right)]
+            same = left is node.left and right is node.right
+            done[id(node)] = node if same else type(node)(left, right)
+        elif isinstance(node, Not):
+            if not ready:
+                todo += [(node, True), (node.child, False)]
+                continue
+            child = done[id(node.child)]
+            done[id(node)] = node if child is node.child else Not(child)
+        elif isinstance(node, DevCond):
+            index = parse_devcond(node.text)
+            done[id(node)] = node if index == node.index else DevCond(index, node.text)
+        else:
+            done[id(node)] = node
+    root = done[id(flt.root)]
+    if root is flt.root:
+        return flt
+    here = Filter(root)
+    here.warnings = flt.warnings
+    return here
