@@ -96,6 +96,16 @@ def test_starts_without_site(tmp_path: Path, editable: bool) -> None:
     assert not inst.site_ran.exists(), "site's .pth code ran: the -S start-up was not used"
 
 
+def test_interpreter_path_with_spaces(tmp_path: Path) -> None:
+    """pip's fix_script writes an interpreter path with spaces into the #! line as it
+    is: the shell half runs it as one path, not as words."""
+    inst = Install(tmp_path / "with space" / "venv", editable=False)
+    r = inst.run("-V")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == version_text()
+    assert not inst.site_ran.exists()
+
+
 def test_falls_back_to_site_when_the_package_is_elsewhere(tmp_path: Path) -> None:
     """A package that only site's code puts on the path (a --user install, a
     distribution's own layout; here a .pth import line) is still found."""
