@@ -87,7 +87,7 @@ def main() -> int:
             "-tan --sort -recv_q,peer_address": ["-tan", "--sort", "-recv_q,peer_address"],
         }
         times: dict[str, list[float]] = {k: [] for k in cmds}
-        for k, args in cmds.items():
+        for args in cmds.values():
             wall([*prefix, *args])  # warm-up
         for _ in range(a.reps):
             for k, args in cmds.items():

@@ -28,6 +28,8 @@ sys.path.insert(0, str(ROOT / "tests" / "tools"))
 
 from hardening_cases import CASES, case_id, command, materialize  # noqa: E402
 
+from conftest import ORACLE  # noqa: E402
+
 DATA = {c["id"]: c for c in json.loads((ROOT / "tests/data/hardening.json").read_text())["cases"]}
 #: the address-space cap of every run: CPython with sockscope imported needs ~60 MiB
 AS_LIMIT = 512 * 1024 * 1024
@@ -344,10 +346,11 @@ def test_json_names_that_are_not_utf8_are_latin1_with_a_flag(tmp_path: Path) -> 
 
 
 # -- defect 10: SIGINT ------------------------------------------------------------------------
+@pytest.mark.parametrize("signum", [2, 15, 1, 3], ids=["INT", "TERM", "HUP", "QUIT"])
 @pytest.mark.parametrize("mode", ["", "--json", "--json-lines"])
-def test_sigint_kills_like_ss_and_closes_json(mode: str, tmp_path: Path) -> None:
-    """ss dies of SIGINT (status -2 here, 130 only in a shell); an interrupted --json
-    listing is still one complete document."""
+def test_sigint_kills_like_ss_and_closes_json(mode: str, signum: int, tmp_path: Path) -> None:
+    """ss dies of SIGINT (status -2 here, 130 only in a shell), and of SIGTERM, SIGHUP
+    and SIGQUIT; an interrupted --json listing is still one complete document."""
     from hardening_cases import _rows
 
     fifo = tmp_path / "dump"
@@ -357,19 +360,98 @@ def test_sigint_kills_like_ss_and_closes_json(mode: str, tmp_path: Path) -> None
     p = subprocess.Popen(
         [sys.executable, "-m", "sockscope", "-tan", *([mode] if mode else [])],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+        preexec_fn=_no_core,  # noqa: PLW1509 - SIGQUIT's default action dumps core
     )  # fmt: skip
     with open(fifo, "wb") as w:
         w.write(_rows(3))
         w.flush()
         time.sleep(1.0)  # the records are read; sockscope waits for more
-        p.send_signal(2)
+        p.send_signal(signum)
         out, err = p.communicate(timeout=30)
-    assert p.returncode == -2
+    assert p.returncode == -signum
     assert b"Traceback" not in err
     if mode == "--json":
         assert len(json.loads(out)["sockets"]) == 3
     elif mode == "--json-lines":
         assert [json.loads(x)["local_port"] for x in out.splitlines()] == [40000, 40001, 40002]
+
+
+def _no_core() -> None:
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def _output_limits(argv: list[str], dump: Path, how: str) -> tuple[int, bytes]:
+    """(status, stderr) of ``argv`` reading ``dump`` as TCPDIAG_FILE, with stdout a
+    non-blocking pipe of 4 KiB that nobody reads (``nonblock``) or a file under an
+    RLIMIT_FSIZE of 1,000 bytes (``fsize``)."""
+    import fcntl
+
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT / "src"),
+           "TCPDIAG_FILE": str(dump), **({"SOCKSCOPE_PURE": "1"} if os.environ.get("SOCKSCOPE_PURE") else {})}  # fmt: skip
+    if how == "nonblock":
+        r, w = os.pipe()
+        fcntl.fcntl(w, fcntl.F_SETFL, fcntl.fcntl(w, fcntl.F_GETFL) | os.O_NONBLOCK)
+        fcntl.fcntl(w, 1031, 4096)  # F_SETPIPE_SZ
+        try:
+            p = subprocess.run(argv, stdout=w, stderr=subprocess.PIPE, env=env, timeout=60)
+        finally:
+            os.close(r)
+            os.close(w)
+        return p.returncode, p.stderr
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))
+
+    with tempfile.TemporaryFile() as out:
+        p = subprocess.run(
+            argv, stdout=out, stderr=subprocess.PIPE, env=env, timeout=60, preexec_fn=limit
+        )
+    return p.returncode, p.stderr
+
+
+@pytest.mark.parametrize("how", ["nonblock", "fsize"])
+@pytest.mark.parametrize("mode", ["", "--json", "--json-lines", "-s"])
+def test_output_limits_as_ss(how: str, mode: str, tmp_path: Path) -> None:
+    """A non-blocking stdout that fills (ss's printf()s fail: exit 0, no message) and a
+    stdout past RLIMIT_FSIZE (ss dies by SIGXFSZ, which Python ignores unless told)."""
+    import synthdump
+    from hardening_cases import _rows
+
+    dump = tmp_path / "dump"
+    dump.write_bytes(_rows(200) + synthdump.done())  # ~20 KiB of rows
+    argv = ["-tan", *([mode] if mode else [])]
+    status, err = _output_limits([sys.executable, "-m", "sockscope", *argv], dump, how)
+    assert b"Traceback" not in err
+    assert (status, err) == ((0, b"") if how == "nonblock" else (-25, b""))
+    if ORACLE is not None and mode in ("", "-s"):  # ss 7.1 has no JSON
+        assert _output_limits([ORACLE, *argv], dump, how) == (status, err)
+
+
+def test_sigterm_before_a_long_mode_takes_over(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM while --watch --all-netns still discovers the namespaces (before its loop
+    catches Terminated) gives the loop's status, 143, with no traceback; the handler the
+    caller had is back when main() returns."""
+    import signal
+
+    from sockscope.cli import command
+    from sockscope.ops import namespaces
+
+    real = namespaces.discover
+
+    def discover(*args: object, **kwargs: object) -> object:
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    def mine(_signum: int, _frame: object) -> None:
+        raise AssertionError("the caller's handler ran")
+
+    monkeypatch.setattr(namespaces, "discover", discover)
+    before = signal.signal(signal.SIGTERM, mine)
+    try:
+        assert command.main(["--all-netns", "--watch", "-t"]) == 143
+        assert signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 # -- defect 7: a damaged /proc line gives up the table ------------------------------------------

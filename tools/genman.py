@@ -385,7 +385,8 @@ are. With `-E`, each destroyed socket is one object, written as it comes. With \
 `netns_inode`, `cookie`, `socket`).
 
 With `--all-netns`, every socket has a `netns` object (`inode`, `name`, `pids`, \
-and, when a process's cgroup names one, `container` with `runtime`, `id`, `pod_uid`), the document ends with \
+and, when a process's cgroup names one, `container` with `runtime`, `id`, `pod_uid`), \
+the document ends with \
 `namespaces` (each namespace walked, with its `summary` under `-s`), and with \
 `--json-lines -s` each namespace's summary is a line of its own.
 

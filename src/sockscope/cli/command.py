@@ -16,7 +16,15 @@ import io
 import os
 import sys
 
-from sockscope.cli.status import EXIT_ARGUMENT, exit_status, shows_usage
+from sockscope.cli.status import (
+    EXIT_ARGUMENT,
+    EXIT_SIGTERM,
+    Terminated,
+    close_on_signals,
+    exit_status,
+    restore_handlers,
+    shows_usage,
+)
 from sockscope.errors import ArgumentError, SockscopeError, UsageError
 from sockscope.kernel import abi
 from sockscope.options import Options
@@ -527,8 +535,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog = "sockscope"
     try:
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        if program:
+            # Python ignores SIGXFSZ; ss is killed by it when stdout passes RLIMIT_FSIZE
+            signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+        # the long-running modes turn SIGTERM into Terminated: what they replace is put
+        # back when main() returns (a library caller keeps its own handler)
+        sigterm = {signal.SIGTERM: signal.getsignal(signal.SIGTERM)}
     except (ValueError, OSError):
-        pass
+        sigterm = {}
     _ensure_std_streams()
     try:
         return _main(list(argv), prog)
@@ -537,10 +551,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SockscopeError as e:
         _report(e)
         return exit_status(e)
-    except KeyboardInterrupt:
-        # ss dies of SIGINT (shells and xargs tell that from an exit status); a caller
-        # that runs main(argv) in its own process gets the status instead
-        return _die_by(signal.SIGINT) if program else 128 + signal.SIGINT
+    except Terminated:
+        # SIGTERM before a long-running mode's own loop took over (while it discovers
+        # namespaces or sets up its screen): the same status as within the loop
+        return EXIT_SIGTERM
+    except KeyboardInterrupt as e:
+        # ss dies of SIGINT (shells and xargs tell that from an exit status), and of
+        # SIGTERM/SIGHUP/SIGQUIT, which raise Signalled while a --json document is open
+        # so that it is closed first; a caller that runs main(argv) in its own process
+        # gets the status instead
+        signum = getattr(e, "signum", signal.SIGINT)
+        return _die_by(signum) if program else 128 + signum
     except BrokenPipeError:
         return 0
     except OSError as e:
@@ -552,6 +573,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _report(SockscopeError(f"sockscope: {e.strerror or e}"))
         return 1
     finally:
+        restore_handlers(sigterm)
         try:
             sys.stdout.flush()
         except OSError:
@@ -571,7 +593,8 @@ def _die_by(signum: int) -> int:
 
 #: write errors of a full, broken or closed stdout
 _OUTPUT_ERRNOS = frozenset(
-    (errno.ENOSPC, errno.EIO, errno.EFBIG, errno.EDQUOT, errno.EPIPE, errno.EBADF)
+    # EAGAIN: a non-blocking stdout that is full (ss's printf()s fail and it exits 0)
+    (errno.ENOSPC, errno.EIO, errno.EFBIG, errno.EDQUOT, errno.EPIPE, errno.EBADF, errno.EAGAIN)
 )
 
 
@@ -616,8 +639,9 @@ def _discard_stdout() -> None:
 def _report(e: SockscopeError) -> None:
     try:
         sys.stdout.flush()
-    except BrokenPipeError:
-        pass
+    except OSError:
+        # full, closed or non-blocking stdout: the message on stderr still comes
+        _discard_stdout()
     text = e.message
     if text:
         _to_stderr(text if text.endswith("\n") else text + "\n")
@@ -849,12 +873,8 @@ def _events_json(run: Run, flt: Filter | None, writer: Writer, view: View) -> in
     killer = Killer(_warn) if opts.kill else None
     writer.open_sockets()
     status = 0
-
-    def _stop(_signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt
-
-    # SIGTERM ends the run like Ctrl-C: the --json document still gets its closing
-    signal.signal(signal.SIGTERM, _stop)
+    # SIGTERM/SIGHUP/SIGQUIT (Signalled, from _show_json) end the run like Ctrl-C: the
+    # --json document gets its closing and the status is 0
     try:
         matcher = None if flt is None else flt.matches
         for rec in follow.watch(groups, sel.families, matcher, killer):
@@ -900,6 +920,7 @@ def _show_json(
     writer = jsonout.Writer(sys.stdout.buffer, opts.json == "lines")
     summary = None if run.summary is None else jsonout.summary_dict(run.summary)
     _quiet_on_closed_pipe()
+    replaced = close_on_signals()
     try:
         writer.start(summary)
         if listing and opts.events:
@@ -914,7 +935,8 @@ def _show_json(
                     for _rec, data in rows.walk(ctx):
                         writer.socket(data)
             except KeyboardInterrupt:
-                # Ctrl-C: what was written becomes a complete document, then ss's death
+                # Ctrl-C, or Signalled: what was written becomes a complete document,
+                # then ss's death by that signal (main)
                 writer.finish()
                 raise
         writer.finish()
@@ -923,4 +945,6 @@ def _show_json(
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
+    finally:
+        restore_handlers(replaced)
     return 0

@@ -48,7 +48,7 @@ def raise_on_sigterm() -> None:
     """Turn SIGTERM into :class:`Terminated`, so that a long-running mode ends as on
     Ctrl-C (restoring what it changed) and returns :data:`EXIT_SIGTERM`. Nothing happens
     off the main thread (``main(argv)`` called from a library's thread)."""
-    import signal
+    import _signal as signal  # type: ignore[import-not-found]  # signal.py builds enums (~3 ms)
 
     def stop(_signum: int, _frame: object) -> None:
         raise Terminated
@@ -57,3 +57,43 @@ def raise_on_sigterm() -> None:
         signal.signal(signal.SIGTERM, stop)
     except (ValueError, OSError):
         pass
+
+
+class Signalled(KeyboardInterrupt):
+    """SIGTERM, SIGHUP or SIGQUIT while a ``--json`` document is open: raised like Ctrl-C's
+    KeyboardInterrupt, so that the document is closed, and then the process dies by
+    ``signum`` as ss does (see :func:`close_on_signals`)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def close_on_signals() -> dict[int, object]:
+    """Make SIGTERM, SIGHUP and SIGQUIT raise :class:`Signalled` where they would kill the
+    process (their action is the default: one that ``nohup`` or a caller set to ignore
+    stays ignored). Returns the handlers replaced, for :func:`restore_handlers`."""
+    import _signal as signal
+
+    def stop(signum: int, _frame: object) -> None:
+        raise Signalled(signum)
+
+    replaced: dict[int, object] = {}
+    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+        try:
+            if signal.getsignal(signum) == signal.SIG_DFL:
+                replaced[signum] = signal.signal(signum, stop)
+        except (ValueError, OSError):  # not the main thread: main(argv) from a library
+            break
+    return replaced
+
+
+def restore_handlers(replaced: dict[int, object]) -> None:
+    """Put back the handlers :func:`close_on_signals` or :func:`raise_on_sigterm` replaced."""
+    import _signal as signal
+
+    for signum, handler in replaced.items():
+        try:
+            signal.signal(signum, handler)
+        except (ValueError, OSError, TypeError):
+            pass
