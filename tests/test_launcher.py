@@ -30,8 +30,21 @@ PKG = REPO / "src" / "sockscope"
 pytestmark = pytest.mark.skipif(shutil.which("sh") is None, reason="needs /bin/sh")
 
 
+#: how an installer rewrites sockscope-run's ``#!python`` line for ``python``: pip's
+#: fix_script writes the path as it is (spaces too); uv (like distlib's wrappers) writes
+#: a /bin/sh line and the path on the next, for a path with spaces or over 127 bytes,
+#: or relative to the script for a relocatable venv
+HEADERS = {
+    "pip": lambda python: b"#!" + os.fsencode(python) + b"\n",
+    "uv-long": lambda python: b"#!/bin/sh\n'''exec' '" + os.fsencode(python)
+    + b"' \"$0\" \"$@\"\n' '''\n",
+    "uv-relocatable": lambda _python: b"#!/bin/sh\n'''exec' \"$(dirname -- \"$(realpath -- \"$0\")\")\"/'python'"
+    b" \"$0\" \"$@\"\n' '''\n",
+}  # fmt: skip
+
+
 class Install:
-    def __init__(self, root: Path, editable: bool) -> None:
+    def __init__(self, root: Path, editable: bool, header: str = "pip") -> None:
         subprocess.run(
             [sys.executable, "-m", "venv", "--without-pip", str(root)],
             check=True,
@@ -51,8 +64,8 @@ class Install:
         )
         for name in ("sockscope", "sockscope-run"):
             data = (SCRIPTS / name).read_bytes()
-            if data.startswith(b"#!python"):  # pip's fix_script
-                data = b"#!" + os.fsencode(self.bin / "python") + b"\n" + data.split(b"\n", 1)[1]
+            if data.startswith(b"#!python"):  # the installer's rewrite
+                data = HEADERS[header](self.bin / "python") + data.split(b"\n", 1)[1]
             target = self.bin / name
             target.write_bytes(data)
             target.chmod(0o755)
@@ -104,6 +117,35 @@ def test_interpreter_path_with_spaces(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert r.stdout == version_text()
     assert not inst.site_ran.exists()
+
+
+@pytest.mark.parametrize("header", ["uv-long", "uv-relocatable"])
+def test_interpreter_on_the_second_line(tmp_path: Path, header: str) -> None:
+    """uv writes ``#!/bin/sh`` and the interpreter on the next line (``'''exec' ...``)
+    for a path with spaces or a relocatable venv: the shell half finds it there, and
+    the Python half still parses (to Python the line is a string literal)."""
+    inst = Install(tmp_path / "with space" / "venv", editable=False, header=header)
+    r = inst.run("-V")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == version_text()
+    assert not inst.site_ran.exists()
+    link = tmp_path / "elsewhere" / "ss"  # through a symbolic link: realpath of $0
+    link.parent.mkdir()
+    link.symlink_to(inst.bin / "sockscope")
+    r = inst.run("-V", cmd=str(link))
+    assert (r.returncode, r.stdout) == (0, version_text()), r.stderr
+
+
+def test_a_link_runs_its_own_installation(tmp_path: Path) -> None:
+    """A link to the command in a directory where another installation's sockscope-run
+    lies runs the sockscope-run beside the link's target, not that one."""
+    inst = Install(tmp_path / "venv", editable=False)
+    other = tmp_path / "other-bin"
+    other.mkdir()
+    (other / "sockscope-run").write_text("#!/bin/false\n")
+    (other / "sockscope").symlink_to(inst.bin / "sockscope")
+    r = inst.run("-V", cmd=str(other / "sockscope"))
+    assert (r.returncode, r.stdout) == (0, version_text()), r.stderr
 
 
 def test_falls_back_to_site_when_the_package_is_elsewhere(tmp_path: Path) -> None:
@@ -186,8 +228,13 @@ def test_status_and_signals_pass_through(tmp_path: Path) -> None:
             time.sleep(0.05)
             out = Path(f"/proc/{proc.pid}/cmdline").read_bytes().decode().replace("\0", " ")
         assert "-E -S" in out and "sockscope-run" in out, out  # same pid: exec'd
-        # named after the command, not the interpreter (ps -C, pgrep, killall, ss -p)
-        assert Path(f"/proc/{proc.pid}/comm").read_text() == "sockscope\n"
+        # named after the command, not the interpreter (ps -C, pgrep, killall, ss -p):
+        # sockscope-run renames itself once its interpreter is up, just after the exec
+        comm = ""
+        while comm != "sockscope\n" and time.monotonic() < deadline + 10:
+            time.sleep(0.05)
+            comm = Path(f"/proc/{proc.pid}/comm").read_text()
+        assert comm == "sockscope\n"
         proc.send_signal(2)
         proc.wait(10)
     finally:
