@@ -3,8 +3,8 @@ events exist for them in the kernel).
 
 Live (root): a private namespace where a holder process, step by step on the test's
 command, opens a UNIX stream listener (a path in a temporary directory), an unbound
-UNIX stream socket, a UNIX datagram socket (abstract name), a PACKET socket bound to
-``lo`` and a NETLINK_ROUTE socket; then listens on the unbound one (a state change) and
+UNIX stream socket, a UNIX datagram socket (abstract name), a PACKET socket for one
+ethertype and a NETLINK_ROUTE socket; then listens on the unbound one (a state change) and
 connects a client to the listener (two new ESTAB ends); then closes everything. The
 watcher's events must be exactly those, and each event's socket fields (Netid, State,
 Local and Peer Address:Port) must be what ss 7.1 lists for the same namespace at that
@@ -48,8 +48,9 @@ for cmd in sys.stdin:
         socks["unbound"] = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         socks["dgram"] = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         socks["dgram"].bind(b"\\0sockscope-watch-dgram")
+        # no bind(): a bind that rehooks a running socket shows it as protocol 0 for a
+        # while (packet_do_bind), and a snapshot may list it so
         socks["packet"] = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x88B5))
-        socks["packet"].bind(("lo", 0x88B5))
         socks["netlink"] = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)
         socks["netlink"].bind((0, 0))
     elif cmd == "change":

@@ -63,6 +63,8 @@ if TYPE_CHECKING:
     from sockscope.tables.packet import PacketSocket
     from sockscope.tables.unix import UnixSocket
 
+    #: one protocol's snapshot: cookie bytes -> its reply message's bytes
+    Keyed: TypeAlias = dict[bytes, bytes]
     #: a record of the tables watched by snapshot difference only
     Other: TypeAlias = UnixSocket | PacketSocket | NetlinkSocket
     #: (table name, 0, cookie), or (table name, 1, inode) for a record without a cookie
@@ -274,12 +276,7 @@ class Snapshotter:
         return out, changed
 
     def _dump(
-        self,
-        request: bytes,
-        old: dict[bytes, bytes],
-        msgs: dict[bytes, bytes],
-        moved: list[bytes],
-        protocol: int,
+        self, request: bytes, old: Keyed, msgs: Keyed, moved: list[bytes], protocol: int
     ) -> None:
         sock = self.sock
         sending = time.monotonic()
@@ -552,8 +549,8 @@ class Watcher:
     def _diff(
         self,
         protocol: int,
-        old: dict[bytes, bytes],
-        cur: dict[bytes, bytes],
+        old: Keyed,
+        cur: Keyed,
         moved_keys: list[bytes],
         when: float,
         clock: float,
