@@ -244,24 +244,35 @@ def test_watch_unix_packet_netlink(backend: str, fmt: str, tmp_path: Path) -> No
 
 @needs_root
 def test_watch_proc_rows_keyed_by_inode(backend: str, tmp_path: Path) -> None:
-    """``PROC_NET_UNIX``: the UNIX table comes from /proc/net/unix, whose rows have no
-    cookie: the events have ``cookie`` null and the ``inode`` (their key) instead."""
+    """``PROC_NET_UNIX``, ``PROC_NET_NETLINK``: the tables come from /proc/net/unix and
+    /proc/net/netlink, whose rows have no cookie: the UNIX events have ``cookie`` null
+    and the ``inode`` (their key) instead; the NETLINK rows have no inode either (ss's
+    scanf skips it) and are keyed by kernel address, protocol and port id."""
     ns = netns.Netns(f"sockscope-wuxp-{os.getpid()}")
     try:
-        flags = ["-a", "-x", f"--watch={INTERVAL}", "--json-lines"]
+        flags = ["-an", "-A", "unix,netlink", f"--watch={INTERVAL}", "--json-lines"]
         cmd = [*ns.enter(), *netns.sockscope_cmd(), *flags]
-        env = netns.tool_env(PROC_NET_UNIX="/proc/net/unix")
-        out, seen, _pid = _run(tmp_path, ns, cmd, env, True)
+        env = netns.tool_env(PROC_NET_UNIX="/proc/net/unix", PROC_NET_NETLINK="/proc/net/netlink")
+        out, seen, pid = _run(tmp_path, ns, cmd, env, True)
     finally:
         ns.close()
     docs = [json.loads(line) for line in out.decode().splitlines()]
+    assert all(d["cookie"] is None for d in docs)
+    nl = [d for d in docs if d["socket"]["netid"] == "nl"]
+    docs = [d for d in docs if d["socket"]["netid"] != "nl"]
     unix = {name for name in seen[1] if name not in ("packet", "netlink")}
     assert len([d for d in docs if d["event"] == "new"]) == len(unix)
     assert len([d for d in docs if d["event"] == "closed"]) == len(unix)
     for d in docs:
-        assert d["cookie"] is None and d["inode"] == d["socket"]["local_port"]
+        assert d["inode"] == d["socket"]["local_port"]
     inodes = {d["inode"] for d in docs}
     assert inodes == {int(seen[1][name].split()[3]) for name in unix}
+    # the holder's NETLINK_ROUTE socket (port id: its pid), once new, once closed; the
+    # kernel's sockets (port id 0, inode 0 in the file) never moved
+    mine = [(d["event"], d["socket"]["protocol"]) for d in nl if d["socket"]["local_port"] == pid]
+    assert mine == [("new", 0), ("closed", 0)]
+    assert not [d for d in nl if d["socket"]["local_port"] == 0]
+    assert not [d for d in nl if "inode" in d]
 
 
 @needs_root

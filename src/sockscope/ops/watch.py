@@ -68,7 +68,8 @@ if TYPE_CHECKING:
     #: a record of the tables watched by snapshot difference only
     Other: TypeAlias = UnixSocket | PacketSocket | NetlinkSocket
     #: (table name, 0, cookie), or (table name, 1, inode) for a record without a cookie
-    OtherKey: TypeAlias = tuple[str, int, int]
+    #: (see other_key)
+    OtherKey: TypeAlias = tuple[str | int, ...]
 
 _HDR = abi.NLMSGHDR
 _HDR_SIZE = _HDR.size
@@ -148,7 +149,7 @@ class Change:
             "netns_inode": self.netns,
             "cookie": self.cookie,
         }
-        if self.cookie is None:  # a /proc row: keyed by its inode
+        if self.cookie is None and self.socket.inode:  # a /proc row: keyed by its inode
             out["inode"] = self.socket.inode
         if self.space is not None:
             out["netns"] = self.space.to_dict()
@@ -350,9 +351,13 @@ class Snapshotter:
 
 def other_key(name: str, rec: Other) -> OtherKey:
     """A record's key in its table: its diag message's cookie, else (a ``/proc`` row, which
-    has none) its inode."""
-    cookie = rec.cookie
-    return (name, 0, cookie) if cookie else (name, 1, rec.inode)
+    has none) its inode; a ``/proc/net/netlink`` row has no inode either (ss's scanf does
+    not read that column): its kernel address (0 unless root), protocol and port id."""
+    if rec.cookie:
+        return (name, 0, rec.cookie)
+    if rec.inode:
+        return (name, 1, rec.inode)
+    return (name, 2, getattr(rec, "sk", 0), getattr(rec, "protocol", 0), rec.lport)
 
 
 class Others:
