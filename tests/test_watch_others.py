@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 import netns
+from test_answers import validate
 
 REASON = netns.live_reason()
 needs_root = pytest.mark.skipif(REASON is not None, reason=REASON or "")
@@ -233,6 +234,8 @@ def test_watch_unix_packet_netlink(backend: str, fmt: str, tmp_path: Path) -> No
     assert [t.split()[1] for k, t in events if k == "state"] == ["UNCONN->LISTEN"]
     if fmt == "json":
         docs = [json.loads(line) for line in out.decode().splitlines()]
+        for d in docs:
+            validate(d)
         docs = [d for d in docs if not _ignored(_cells(d["socket"]), pid)]
         assert all(isinstance(d["cookie"], int) and d["cookie"] > 0 for d in docs)
         keys = {(d["netns_inode"], d["cookie"]) for d in docs if d["event"] == "new"}
@@ -245,8 +248,8 @@ def test_watch_unix_packet_netlink(backend: str, fmt: str, tmp_path: Path) -> No
 @needs_root
 def test_watch_proc_rows_keyed_by_inode(backend: str, tmp_path: Path) -> None:
     """``PROC_NET_UNIX``, ``PROC_NET_NETLINK``: the tables come from /proc/net/unix and
-    /proc/net/netlink, whose rows have no cookie: the UNIX events have ``cookie`` null
-    and the ``inode`` (their key) instead; the NETLINK rows have no inode either (ss's
+    /proc/net/netlink, whose rows have no cookie: the UNIX events have ``cookie`` 0 and
+    the ``inode`` (their key) too; the NETLINK rows have no inode either (ss's
     scanf skips it) and are keyed by kernel address, protocol and port id."""
     ns = netns.Netns(f"sockscope-wuxp-{os.getpid()}")
     try:
@@ -257,7 +260,9 @@ def test_watch_proc_rows_keyed_by_inode(backend: str, tmp_path: Path) -> None:
     finally:
         ns.close()
     docs = [json.loads(line) for line in out.decode().splitlines()]
-    assert all(d["cookie"] is None for d in docs)
+    for d in docs:
+        validate(d)
+    assert all(d["cookie"] == 0 for d in docs)
     nl = [d for d in docs if d["socket"]["netid"] == "nl"]
     docs = [d for d in docs if d["socket"]["netid"] != "nl"]
     unix = {name for name in seen[1] if name not in ("packet", "netlink")}

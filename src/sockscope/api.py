@@ -370,7 +370,7 @@ def watch(query: Query | None = None, interval: float = 1.0) -> Iterator[Change]
     retransmits per second). UNIX, PACKET and NETLINK sockets (when the query selects
     them) are compared snapshot to snapshot only: the kernel has no destruction events
     for them. Each is a :class:`~sockscope.ops.watch.Change`, keyed by (``netns``,
-    ``cookie``; the ``inode`` for a socket read from ``/proc``, which has no cookie).
+    ``cookie``; 0 and the socket's ``inode`` for one read from ``/proc``, which has none).
     The first snapshot is the baseline and yields nothing. With ``Query(netns="all")``
     every namespace found at the start is watched at once (each
     change's ``space`` is its :class:`~sockscope.ops.namespaces.Namespace`).

@@ -265,7 +265,7 @@ class TopView:
         self.interval = interval
         self.watcher: Watcher | Watchers | None = None
         #: (netns inode, cookie) -> (combined rate, the rate change) of the busiest
-        self.rates: dict[tuple[int, int | None], tuple[float, Change]] = {}
+        self.rates: dict[tuple[int, int], tuple[float, Change]] = {}
         if answers.count_by is None:
             from sockscope.ops.watch import Watchers, per_namespace
 

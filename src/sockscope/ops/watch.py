@@ -97,7 +97,7 @@ OTHER_TABLES = (
 
 class Change:
     """One change: ``kind`` (``new``, ``closed``, ``state``, ``rate``), ``time`` (epoch
-    seconds), ``netns`` (the namespace's nsfs inode) and ``cookie`` (the key; None for a
+    seconds), ``netns`` (the namespace's nsfs inode) and ``cookie`` (the key; 0 for a
     UNIX, PACKET or NETLINK record read from ``/proc``, keyed by its ``inode``), the
     ``socket`` record (inet, UNIX, PACKET or NETLINK; for ``closed``: as last listed,
     else from its destruction event), and per kind ``old_state``,
@@ -124,7 +124,7 @@ class Change:
         self.kind = kind
         self.time = when
         self.netns = netns
-        self.cookie: int | None = rec.cookie
+        self.cookie = rec.cookie
         self.socket = rec
         self.old_state: str | None = None
         self.lifetime: float | None = None
@@ -149,7 +149,7 @@ class Change:
             "netns_inode": self.netns,
             "cookie": self.cookie,
         }
-        if self.cookie is None and self.socket.inode:  # a /proc row: keyed by its inode
+        if not self.cookie and self.socket.inode:  # a /proc row: keyed by its inode
             out["inode"] = self.socket.inode
         if self.space is not None:
             out["netns"] = self.space.to_dict()
@@ -363,9 +363,10 @@ def other_key(name: str, rec: Other) -> OtherKey:
 class Others:
     """The snapshots of the selected UNIX, PACKET and NETLINK tables: their records as a
     listing reads them (the sock_diag dump, else the ``/proc`` file, with the filter
-    applied), keyed by :func:`other_key`. A few sockets per process at most, so unlike
-    the inet tables they are decoded whole; the kernel sends no destruction events for
-    them, so a snapshot difference is the only way to see them close. ``visit``: the
+    applied), keyed by :func:`other_key`. Unlike the inet tables' messages they are
+    decoded whole (these tables are far smaller, and a /proc row has no message); the
+    kernel sends no destruction events for them, so a snapshot difference is the only
+    way to see them close. ``visit``: the
     namespace to take them in (``--all-netns``), None for the calling thread's."""
 
     def __init__(self, sel: Selection, matcher: Callable[[object], bool] | None) -> None:
@@ -536,7 +537,7 @@ class Watcher:
             if key in cur:
                 continue
             started = first.pop(key, None)
-            change = _other_change("closed", when, self.netns, rec)
+            change = Change("closed", when, self.netns, rec)
             if started is not None:
                 change.lifetime = clock - started
             out.append(change)
@@ -544,9 +545,9 @@ class Watcher:
             before = old.get(key)
             if before is None:
                 first[key] = clock
-                out.append(_other_change("new", when, self.netns, rec))
+                out.append(Change("new", when, self.netns, rec))
             elif before.state != rec.state:
-                change = _other_change("state", when, self.netns, rec)
+                change = Change("state", when, self.netns, rec)
                 change.old_state = before.state_name
                 out.append(change)
         self.other_prev = cur
@@ -726,13 +727,6 @@ class Watcher:
         out.append(change)
 
 
-def _other_change(kind: str, when: float, netns: int, rec: Other) -> Change:
-    change = Change(kind, when, netns, rec)
-    if not rec.cookie:
-        change.cookie = None  # a /proc row: keyed by its inode (to_dict says which)
-    return change
-
-
 def _with_protocol(rec: InetSocket) -> InetSocket:
     """The protocol of INET_DIAG_PROTOCOL (destruction events carry it)."""
     span = netlink.attrs(rec[BUF], rec[ATTR_START], rec[ATTR_END]).get(abi.INET_DIAG_PROTOCOL)
@@ -775,8 +769,8 @@ class Watchers:
                     made.append((ns, visit.call(make)))
                     others = made[-1][1].others
                     if others is not None:
-                        # its tables are read from inside (their dumps open a socket
-                        # each time, and /proc/net is the reading thread's namespace)
+                        # its tables are read from inside: their /proc fallback
+                        # reads the reading thread's namespace
                         others.visit, kept = visit, None
                 except (NamespaceDenied, FilterError) as e:
                     if on_skip is not None:
