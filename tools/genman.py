@@ -297,13 +297,16 @@ OPTIONS: tuple[Opt, ...] = (
         "is sorted (JSON: every namespace's sockets in one order).",
         group="answers", origin="sockscope"),
     Opt("", ("watch",), "", "print what changes, every SECONDS (default 1)",
-        "Every ''SECONDS'' (default 1) compare a snapshot of the TCP, UDP, MPTCP and RAW "
-        "sockets with the previous one and print a line per change, starting with the "
-        "time: `new`, `closed` (with the lifetime and, from the kernel's destruction "
-        "events, the last counters; a connection that opened and closed between two "
-        "snapshots is reported too), `state` (old->new), and with `-i` `rate` (bytes "
-        "acked and received and retransmits per second). Sockets are keyed by network "
-        "namespace and cookie. Lines are flushed as written; with `--json-lines`, each "
+        "Every ''SECONDS'' (default 1) compare a snapshot of the selected TCP, UDP, MPTCP, "
+        "RAW, UNIX, PACKET and NETLINK sockets with the previous one and print a line per "
+        "change, starting with the time: `new`, `closed` (with the lifetime and, from the "
+        "kernel's destruction events, the last counters; a connection that opened and "
+        "closed between two snapshots is reported too), `state` (old->new), and with `-i` "
+        "`rate` (bytes acked and received and retransmits per second). Sockets are keyed "
+        "by network namespace and cookie (the inode for a row read from /proc); addresses "
+        "read as ss's listing shows them. The kernel has destruction events for inet "
+        "sockets only: UNIX, PACKET and NETLINK closes come from the snapshot difference. "
+        "Lines are flushed as written; with `--json-lines`, each "
         "change is an object with `time` and `event`. With `--all-netns`, every namespace "
         "found at the start is watched and each line names its namespace after the kind "
         "(`net:[`''INODE''`]`). Ctrl-C ends it.",

@@ -363,13 +363,16 @@ def metrics(
 
 
 def watch(query: Query | None = None, interval: float = 1.0) -> Iterator[Change]:
-    """Changes of the inet sockets ``query`` selects, forever (``--watch``): ``new``,
-    ``closed`` (also those that opened and closed between two snapshots, from the
-    kernel's destruction events; needs CAP_NET_ADMIN, else snapshots only), ``state``,
-    and with ``Query(info=True)`` ``rate`` (bytes acked/received and retransmits per
-    second). Each is a :class:`~sockscope.ops.watch.Change`, keyed by (``netns``,
-    ``cookie``). The first snapshot is the baseline and yields nothing. With
-    ``Query(netns="all")`` every namespace found at the start is watched at once (each
+    """Changes of the sockets ``query`` selects, forever (``--watch``): ``new``,
+    ``closed`` (for inet sockets also those that opened and closed between two
+    snapshots, from the kernel's destruction events; needs CAP_NET_ADMIN, else snapshots
+    only), ``state``, and with ``Query(info=True)`` ``rate`` (bytes acked/received and
+    retransmits per second). UNIX, PACKET and NETLINK sockets (when the query selects
+    them) are compared snapshot to snapshot only: the kernel has no destruction events
+    for them. Each is a :class:`~sockscope.ops.watch.Change`, keyed by (``netns``,
+    ``cookie``; 0 and the socket's ``inode`` for one read from ``/proc``, which has none).
+    The first snapshot is the baseline and yields nothing. With ``Query(netns="all")``
+    every namespace found at the start is watched at once (each
     change's ``space`` is its :class:`~sockscope.ops.namespaces.Namespace`).
     """
     from sockscope.ops import watch as watching

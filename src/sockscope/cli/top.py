@@ -24,6 +24,7 @@ from sockscope.cli.status import EXIT_SIGTERM, Terminated, raise_on_sigterm
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Generator, Iterator
+    from typing import ClassVar
 
     from sockscope.cli.answers import Answers
     from sockscope.ops.namespaces import Namespace
@@ -71,8 +72,52 @@ def _end(family: int, address: str, port: int) -> str:
     return f"[{address}]:{port}" if family == 10 else f"{address}:{port}"
 
 
-def line(change: Change) -> str:
-    """One change as a text line (no newline)."""
+class Ends:
+    """The Local and Peer Address:Port texts of a UNIX, PACKET or NETLINK record, as ss's
+    listing with the same options shows them (the table's row cells: ``name inode`` for
+    UNIX, ``proto:iface`` for PACKET, ``proto:process`` for NETLINK, ``*`` for no peer)."""
+
+    #: the table of each record family (AF_UNIX, AF_PACKET, AF_NETLINK)
+    TABLES: ClassVar[dict[int, str]] = {1: "unix", 17: "packet", 16: "netlink"}
+
+    def __init__(self, opts: Options, environ: dict[str, str] | None = None) -> None:
+        self.opts = opts
+        self.environ = dict(os.environ) if environ is None else environ
+        self._rows: dict[str, Callable[[object], tuple[str, ...]]] = {}
+
+    def __call__(self, rec: object) -> tuple[str, str]:
+        name = self.TABLES[rec.family]  # type: ignore[attr-defined]
+        row = self._rows.get(name)
+        if row is None:
+            from sockscope.query.selection import Selection
+            from sockscope.render.names import Resolver
+            from sockscope.render.printer import Printer
+            from sockscope.tables import common
+            from sockscope.tables.context import Context
+
+            opts, environ = self.opts, self.environ
+            resolver = Resolver(numeric=opts.numeric, resolve_hosts=opts.resolve, environ=environ)
+            # every slot, the Process one empty: Netid .. Peer Port are slots 0 .. 7
+            printer = Printer(opts, resolver, tuple(range(10)))
+            printer.show_proc = False
+            ctx = Context(Selection(), opts, environ=environ)
+            row = self._rows[name] = common.row_fn(name, printer, ctx)
+        cells = row(rec)
+        return _bytes_text(cells[4] + cells[5]), _bytes_text(cells[6] + cells[7])
+
+
+def _bytes_text(cell: str) -> str:
+    """A row cell holds a name's bytes as latin-1 text (the listing writes it back as
+    latin-1); a --watch line is written as UTF-8 with surrogateescape: the same bytes."""
+    try:
+        return cell.encode("latin-1").decode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return cell
+
+
+def line(change: Change, ends: Ends | None = None) -> str:
+    """One change as a text line (no newline); ``ends`` renders the addresses of the
+    non-inet records (default: ss's default options)."""
     s = change.socket
     state = s.state_name
     if change.kind == "state" and change.old_state is not None:
@@ -80,12 +125,19 @@ def line(change: Change) -> str:
     parts = [stamp(change.time), change.kind]
     if change.space is not None:
         parts.append(change.space.label)  # net:[INODE], as the --all-netns header line
-    parts += [
-        s.netid,
-        state,
-        _end(s.family, s.local_address, s.local_port),
-        _end(s.family, s.peer_address, s.peer_port),
-    ]
+    if s.family in Ends.TABLES:
+        if ends is None:
+            from sockscope.options import Options
+
+            ends = Ends(Options())
+        parts += [s.netid, state, *ends(s)]
+    else:
+        parts += [
+            s.netid,
+            state,
+            _end(s.family, s.local_address, s.local_port),  # type: ignore[arg-type]
+            _end(s.family, s.peer_address, s.peer_port),  # type: ignore[arg-type]
+        ]
     if change.lifetime is not None:
         parts.append(f"lifetime:{change.lifetime:.3f}s")
     if change.lifetime_max is not None:
@@ -111,6 +163,7 @@ def watch_lines(
 
     out = sys.stdout.buffer
     view = None
+    ends = Ends(opts)
     if opts.json:
         from sockscope.render import jsonout
         from sockscope.render.view import View
@@ -135,7 +188,7 @@ def watch_lines(
             if view is not None:
                 jsonout.write_event(out, change.to_dict(view))
             else:
-                out.write((line(change) + "\n").encode("utf-8", "surrogateescape"))
+                out.write((line(change, ends) + "\n").encode("utf-8", "surrogateescape"))
                 out.flush()
     except Terminated:
         return EXIT_SIGTERM
@@ -219,7 +272,8 @@ class TopView:
             matcher = None if flt is None else flt.matches
             bytecode = None if flt is None else flt.bytecode()
             # inside each namespace with --all-netns: its dev NAMEs resolved there
-            make = per_namespace(sel, True, matcher, bytecode, False, flt)
+            # only inet connections have rates: the other tables are not read
+            make = per_namespace(sel, True, matcher, bytecode, False, flt, others=False)
             spaces, on_skip = _spaces(all_netns, None)
             self.watcher = make() if spaces is None else Watchers.each(spaces, make, on_skip)
             self.watcher.baseline()
@@ -275,8 +329,8 @@ class TopView:
                 f"{r.get('bytes_acked', 0):9.0f} {r.get('bytes_received', 0):9.0f}"
                 f" {r.get('retrans', 0):9.1f}"
                 f"{'' if c.space is None else ' ' + c.space.label} {s.netid} {s.state_name}"
-                f" {_end(s.family, s.local_address, s.local_port)}"
-                f" {_end(s.family, s.peer_address, s.peer_port)}"
+                f" {_end(s.family, s.local_address, s.local_port)}"  # type: ignore[arg-type]
+                f" {_end(s.family, s.peer_address, s.peer_port)}"  # type: ignore[arg-type]
             )
         return out
 

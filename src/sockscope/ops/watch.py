@@ -1,15 +1,22 @@
-"""``--watch`` / ``sockscope.watch()``: what changes between snapshots of the inet tables.
+"""``--watch`` / ``sockscope.watch()``: what changes between snapshots of the socket tables.
 
 Every ``interval`` seconds the selected inet tables (TCP, UDP, MPTCP, RAW) are dumped
 over sock_diag and compared with the previous snapshot, socket by socket, keyed by
-(network namespace, socket cookie). In between, the kernel's destruction events (the
-multicast groups of ``ss -E``, :mod:`sockscope.ops.follow`) are read as they come, so a
-connection that opens and closes between two snapshots is still reported, with the
-counters the kernel sent when it destroyed it. A :class:`Change` is one of:
+(network namespace, socket cookie); so are the selected UNIX, PACKET and NETLINK tables
+(:class:`Others`: their records as a listing reads them, keyed by the cookie of their
+diag message, or by the inode for a ``/proc`` row, which has none). In between, the
+kernel's destruction events (the multicast groups of ``ss -E``,
+:mod:`sockscope.ops.follow`) are read as they come, so a connection that opens and
+closes between two snapshots is still reported, with the counters the kernel sent when
+it destroyed it. The kernel has those events for inet sockets only (its
+``sock_diag_destroy_group`` knows TCP and UDP groups, no UNIX, PACKET or NETLINK one): a
+socket of the other tables that closes is seen by the next snapshot, and one that opens
+and closes between two snapshots is not seen at all. A :class:`Change` is one of:
 
 * ``new``: a socket that was not in the previous snapshot;
 * ``closed``: a socket that went away: from its destruction event (TCP and UDP, at once,
-  with its last ``tcp_info`` counters) or because the next snapshot no longer has it;
+  with its last ``tcp_info`` counters) or because the next snapshot no longer has it
+  (the only way for UNIX, PACKET and NETLINK sockets);
   ``lifetime`` is the time since the first snapshot that listed it (None if none did:
   then ``lifetime_max`` bounds it by the time since the last snapshot);
 * ``state``: a socket whose state changed (``old_state`` -> ``socket.state_name``);
@@ -25,6 +32,7 @@ a connection that closed, reported by its event), is followed silently.
 
 from __future__ import annotations
 
+import _socket
 import errno as _errno
 import os
 import select
@@ -44,12 +52,24 @@ from sockscope.tables.inet.source import inet_request
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Generator, Iterable
+    from typing import TypeAlias
 
-    from sockscope.ops.namespaces import Namespace
+    from sockscope.ops.namespaces import Namespace, Visit
     from sockscope.query.filter import Filter
     from sockscope.query.selection import Selection
     from sockscope.query.tree import Node
     from sockscope.render.view import View
+    from sockscope.tables.netlink import NetlinkSocket
+    from sockscope.tables.packet import PacketSocket
+    from sockscope.tables.unix import UnixSocket
+
+    #: one protocol's snapshot: cookie bytes -> its reply message's bytes
+    Keyed: TypeAlias = dict[bytes, bytes]
+    #: a record of the tables watched by snapshot difference only
+    Other: TypeAlias = UnixSocket | PacketSocket | NetlinkSocket
+    #: (table name, 0, cookie), or (table name, 1, inode) for a record without a cookie
+    #: (see other_key)
+    OtherKey: TypeAlias = tuple[str | int, ...]
 
 _HDR = abi.NLMSGHDR
 _HDR_SIZE = _HDR.size
@@ -67,16 +87,24 @@ TABLES = {
     abi.MPTCP_DB: abi.IPPROTO_MPTCP,
     abi.RAW_DB: abi.IPPROTO_RAW,
 }
+#: the other tables a snapshot lists (ss's order), as (name in tables.walk.ORDER, table bits)
+OTHER_TABLES = (
+    ("netlink", 1 << abi.NETLINK_DB),
+    ("packet", abi.PACKET_DBM),
+    ("unix", abi.UNIX_DBM),
+)
 
 
 class Change:
     """One change: ``kind`` (``new``, ``closed``, ``state``, ``rate``), ``time`` (epoch
-    seconds), ``netns`` (the namespace's nsfs inode) and ``cookie`` (the key), the
-    ``socket`` record (for ``closed``: as last listed, else from its destruction event),
-    and per kind ``old_state``, ``lifetime``/``lifetime_max`` (seconds), ``counters``
-    (last ``bytes_acked``, ``bytes_received``, ``retrans``) and ``rates`` (the same per
-    second); ``space``: the :class:`~sockscope.ops.namespaces.Namespace` when every
-    namespace is watched, else None."""
+    seconds), ``netns`` (the namespace's nsfs inode) and ``cookie`` (the key; 0 for a
+    UNIX, PACKET or NETLINK record read from ``/proc``, keyed by its ``inode``), the
+    ``socket`` record (inet, UNIX, PACKET or NETLINK; for ``closed``: as last listed,
+    else from its destruction event), and per kind ``old_state``,
+    ``lifetime``/``lifetime_max`` (seconds), ``counters`` (last ``bytes_acked``,
+    ``bytes_received``, ``retrans``) and ``rates`` (the same per second); ``space``: the
+    :class:`~sockscope.ops.namespaces.Namespace` when every namespace is watched, else
+    None."""
 
     __slots__ = (
         "cookie",
@@ -92,7 +120,7 @@ class Change:
         "time",
     )
 
-    def __init__(self, kind: str, when: float, netns: int, rec: InetSocket) -> None:
+    def __init__(self, kind: str, when: float, netns: int, rec: InetSocket | Other) -> None:
         self.kind = kind
         self.time = when
         self.netns = netns
@@ -121,6 +149,8 @@ class Change:
             "netns_inode": self.netns,
             "cookie": self.cookie,
         }
+        if not self.cookie and self.socket.inode:  # a /proc row: keyed by its inode
+            out["inode"] = self.socket.inode
         if self.space is not None:
             out["netns"] = self.space.to_dict()
         if self.old_state is not None:
@@ -247,12 +277,7 @@ class Snapshotter:
         return out, changed
 
     def _dump(
-        self,
-        request: bytes,
-        old: dict[bytes, bytes],
-        msgs: dict[bytes, bytes],
-        moved: list[bytes],
-        protocol: int,
+        self, request: bytes, old: Keyed, msgs: Keyed, moved: list[bytes], protocol: int
     ) -> None:
         sock = self.sock
         sending = time.monotonic()
@@ -324,6 +349,79 @@ class Snapshotter:
         return False
 
 
+def other_key(name: str, rec: Other) -> OtherKey:
+    """A record's key in its table: its diag message's cookie, else (a ``/proc`` row, which
+    has none) its inode; a ``/proc/net/netlink`` row has no inode either (ss's scanf does
+    not read that column): its kernel address (0 unless root), protocol and port id."""
+    if rec.cookie:
+        return (name, 0, rec.cookie)
+    if rec.inode:
+        return (name, 1, rec.inode)
+    return (name, 2, getattr(rec, "sk", 0), getattr(rec, "protocol", 0), rec.lport)
+
+
+class Others:
+    """The snapshots of the selected UNIX, PACKET and NETLINK tables: their records as a
+    listing reads them (the sock_diag dump, else the ``/proc`` file, with the filter
+    applied), keyed by :func:`other_key`. Unlike the inet tables' messages they are
+    decoded whole (these tables are far smaller, and a /proc row has no message); the
+    kernel sends no destruction events for them, so a snapshot difference is the only
+    way to see them close. ``visit``: the
+    namespace to take them in (``--all-netns``), None for the calling thread's."""
+
+    def __init__(self, sel: Selection, matcher: Callable[[object], bool] | None) -> None:
+        from sockscope.options import Options
+        from sockscope.tables.context import Context
+
+        self.names = [name for name, bits in OTHER_TABLES if sel.dbs & bits]
+        self.ctx = Context(sel, Options(), matcher)
+        # one socket for every snapshot, made here (in the namespace watched), before
+        # the baseline: a socket per dump would be a new NETLINK socket every time
+        try:
+            self.ctx.diag_sock = netlink.open_diag()
+        except OSError:
+            pass  # each dump tries again, and falls back to /proc as a listing does
+        self.visit: Visit | None = None
+
+    def close(self) -> None:
+        if self.ctx.diag_sock is not None:
+            self.ctx.diag_sock.close()
+            self.ctx.diag_sock = None
+        if self.visit is not None:
+            self.visit.close()
+            self.visit = None
+
+    def take(self) -> dict[OtherKey, Other]:
+        if self.visit is not None:
+            return self.visit.call(self._take)
+        return self._take()
+
+    def _take(self) -> dict[OtherKey, Other]:
+        from sockscope.tables import common
+
+        out: dict[OtherKey, Other] = {}
+        for name in self.names:
+            if self.ctx.diag_sock is not None:
+                _drain(self.ctx.diag_sock)
+            for rec in common.records(name, self.ctx):
+                out[other_key(name, rec)] = rec  # type: ignore[arg-type,assignment]
+        return out
+
+
+def _drain(sock: _socket.socket) -> None:
+    """Drop what a dump left unread (one its reader abandoned: a PACKET reply without
+    meminfo): its messages would pass for the next dump's, whose sequence number is the
+    same."""
+    sock.setblocking(False)
+    try:
+        while sock.recv(1 << 16):
+            pass
+    except (BlockingIOError, InterruptedError):
+        pass
+    finally:
+        sock.setblocking(True)
+
+
 class Watcher:
     """The state of a watch: the last snapshot, when each socket was first listed, the
     cookies already reported closed, and the destruction-event socket."""
@@ -335,12 +433,21 @@ class Watcher:
         matcher: Callable[[object], bool] | None = None,
         bytecode: bytes | None = None,
         events: bool = True,
+        others: bool = True,
     ) -> None:
         self.sel = sel
         self.info = info
         self.matcher = matcher
         self.netns = netns_inode()
         self.snap = Snapshotter(sel, info, bytecode)
+        #: the UNIX, PACKET and NETLINK tables selected (None: none, or ``others`` False)
+        self.others: Others | None = None
+        if others and any(sel.dbs & bits for _name, bits in OTHER_TABLES):
+            self.others = Others(sel, matcher)
+        #: their last snapshot, and when each of its sockets was first listed (monotonic;
+        #: None: in the baseline)
+        self.other_prev: dict[OtherKey, Other] = {}
+        self.other_first: dict[OtherKey, float | None] = {}
         self.prev: dict[int, dict[bytes, bytes]] = {}
         #: message size -> where its INET_DIAG_INFO payload starts (-1: none)
         self._info_at: dict[int, int] = {}
@@ -369,6 +476,8 @@ class Watcher:
 
     def close(self) -> None:
         self.snap.close()
+        if self.others is not None:
+            self.others.close()
         if self.events is not None:
             self.events.close()
 
@@ -380,6 +489,9 @@ class Watcher:
         self.prev_sampled = self.snap.sampled
         for msgs in self.prev.values():
             self.first.update(dict.fromkeys(msgs))
+        if self.others is not None:
+            self.other_prev = self.others.take()
+            self.other_first = dict.fromkeys(self.other_prev)
 
     def step(self) -> list[Change]:
         """Take a snapshot and return what changed since the previous one."""
@@ -408,13 +520,43 @@ class Watcher:
         self.prev_clock = clock
         self.prev_sampled = sampled
         self.prev_time = when
+        if self.others is not None:
+            self._other_step(changes)
         return changes
+
+    def _other_step(self, out: list[Change]) -> None:
+        """The UNIX, PACKET and NETLINK tables' changes: closed (gone from the snapshot),
+        new, and state (the State column moved: a stream socket that listens or
+        connects); time-stamped when their snapshot was taken."""
+        assert self.others is not None
+        clock = time.monotonic()
+        when = time.time()
+        cur = self.others.take()
+        old, first = self.other_prev, self.other_first
+        for key, rec in old.items():
+            if key in cur:
+                continue
+            started = first.pop(key, None)
+            change = Change("closed", when, self.netns, rec)
+            if started is not None:
+                change.lifetime = clock - started
+            out.append(change)
+        for key, rec in cur.items():
+            before = old.get(key)
+            if before is None:
+                first[key] = clock
+                out.append(Change("new", when, self.netns, rec))
+            elif before.state != rec.state:
+                change = Change("state", when, self.netns, rec)
+                change.old_state = before.state_name
+                out.append(change)
+        self.other_prev = cur
 
     def _diff(
         self,
         protocol: int,
-        old: dict[bytes, bytes],
-        cur: dict[bytes, bytes],
+        old: Keyed,
+        cur: Keyed,
         moved_keys: list[bytes],
         when: float,
         clock: float,
@@ -622,13 +764,20 @@ class Watchers:
                     if on_skip is not None:
                         on_skip(ns, e)
                     continue
+                kept: Visit | None = visit
                 try:
                     made.append((ns, visit.call(make)))
+                    others = made[-1][1].others
+                    if others is not None:
+                        # its tables are read from inside: their /proc fallback
+                        # reads the reading thread's namespace
+                        others.visit, kept = visit, None
                 except (NamespaceDenied, FilterError) as e:
                     if on_skip is not None:
                         on_skip(ns, e)
                 finally:
-                    visit.close()
+                    if kept is not None:
+                        kept.close()
         except BaseException:
             for _ns, w in made:
                 w.close()
@@ -733,16 +882,18 @@ def per_namespace(
     bytecode: bytes | None,
     events: bool,
     flt: Filter | None,
+    others: bool = True,
 ) -> Callable[[], Watcher]:
     """What :meth:`Watchers.each` runs inside each namespace: a Watcher whose filter has
     its ``dev NAME`` conditions resolved there (the same name is another ifindex, or no
-    device, in another namespace: :class:`~sockscope.errors.FilterError` then)."""
+    device, in another namespace: :class:`~sockscope.errors.FilterError` then);
+    ``others``: whether it watches the UNIX, PACKET and NETLINK tables selected too."""
 
     def make() -> Watcher:
         here = dev_resolved(flt) if flt is not None else None
         if here is None or here is flt:
-            return Watcher(sel, info, matcher, bytecode, events)
-        return Watcher(sel, info, here.matches, here.bytecode(), events)
+            return Watcher(sel, info, matcher, bytecode, events, others)
+        return Watcher(sel, info, here.matches, here.bytecode(), events, others)
 
     return make
 

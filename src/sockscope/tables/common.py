@@ -208,11 +208,15 @@ def diag_dump(ctx: Context, request: bytes) -> Iterator[netlink.Message]:
     lacks the diag module) are silent; other errors print ``RTNETLINK answers: ...`` as
     libnetlink's perror does (these dumps do not suppress errors, unlike the inet ones).
     """
-    try:
-        sock = netlink.open_diag()
-    except OSError as e:
-        ctx.warn(f"Cannot open netlink socket: {e.strerror}")
-        raise DumpFailed from None
+    shared = ctx.diag_sock
+    if shared is not None:
+        sock = shared
+    else:
+        try:
+            sock = netlink.open_diag()
+        except OSError as e:
+            ctx.warn(f"Cannot open netlink socket: {e.strerror}")
+            raise DumpFailed from None
     state = netlink.DumpState()
     try:
         yield from netlink.dump(sock, request, None, state)
@@ -224,7 +228,8 @@ def diag_dump(ctx: Context, request: bytes) -> Iterator[netlink.Message]:
         ctx.warn(f"netlink receive error {e.strerror} ({e.errno})")
         raise DumpFailed from None
     finally:
-        sock.close()
+        if shared is None:
+            sock.close()
     if state.interrupted:
         ctx.warn("Dump was interrupted and may be inconsistent.")
 

@@ -8,6 +8,7 @@ import os
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import _socket as socket
     from collections.abc import Callable
     from typing import BinaryIO
 
@@ -39,6 +40,9 @@ class Context:
         self.killer: Callable[[InetSocket, int], bool] | None = None
         #: -D: every received datagram is written here
         self.tee: BinaryIO | None = None
+        #: the sock_diag socket the non-inet dumps use (--watch: one kept open, so its
+        #: snapshots do not each list a netlink socket of their own); None: one each
+        self.diag_sock: socket.socket | None = None
         self.warn: Callable[[str], None] = lambda _m: None
         #: like ``warn`` but the text is exact: no newline is added (some of ss's
         #: messages have none, e.g. "Unexpected EOF reading $TCPDIAG_FILE")
