@@ -10,7 +10,7 @@ takes. Ports of ``sock_state_print``, ``inet_addr_print``'s address text and
 
 from __future__ import annotations
 
-from operator import itemgetter
+from _operator import itemgetter  # the C module: operator.py only re-exports it
 
 from sockscope.kernel import abi
 from sockscope.kernel.libc import int32

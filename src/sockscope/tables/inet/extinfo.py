@@ -7,7 +7,7 @@ the extra-information slot, every item with its leading blank.
 
 from __future__ import annotations
 
-import struct
+import _struct as struct  # the C module: struct.py only re-exports it (a module less to start)
 
 from sockscope.kernel import abi, netlink
 from sockscope.kernel.abi import SOCKOPT_FLAGS, TIMER_NAMES
