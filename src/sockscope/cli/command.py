@@ -814,9 +814,14 @@ def _show(
         return _show_json(run, flt, users, environ)
     from sockscope.cli import listing as gather
 
+    ctx = None
+    if not opts.events:
+        ctx = gather.make_context(sel, opts, flt, environ, _warn, _warn_raw)
+        # the first table's kernel dumps run while the renderer's modules are imported
+        gather.start_dumps(ctx)
     renderer, printer = gather.text_output(sel, opts, users, environ, _warn)
     out = sys.stdout.buffer
-    if opts.events:
+    if ctx is None:
         from sockscope.ops.follow import follow
 
         out.flush()
@@ -826,7 +831,6 @@ def _show(
     # A listing allocates hundreds of thousands of acyclic tuples: the cyclic
     # collector only costs time here (measured ~8% of -tan at 100k sockets).
     gc.disable()
-    ctx = gather.make_context(sel, opts, flt, environ, _warn, _warn_raw)
     gather.show_all(ctx, printer, renderer)
     renderer.finish()
     out.flush()
