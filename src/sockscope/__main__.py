@@ -1,7 +1,12 @@
 """``python -m sockscope``: the ss-compatible command."""
 
+import gc
 import sys
 
-from sockscope.cli.command import main
+# as in scripts/sockscope-run: no collector passes over the objects of the imports
+gc.disable()
+from sockscope.cli.command import main  # noqa: E402
 
+gc.freeze()
+gc.enable()
 sys.exit(main())

@@ -812,6 +812,11 @@ def _show(
             return status
     if opts.json:
         return _show_json(run, flt, users, environ)
+    if not opts.events:
+        # A listing allocates hundreds of thousands of acyclic tuples: the cyclic
+        # collector only costs time here (measured ~8% of -tan at 100k sockets), and
+        # in the imports of the listing's modules (a few passes, ~0.1 ms each).
+        gc.disable()
     from sockscope.cli import listing as gather
 
     ctx = None
@@ -828,9 +833,6 @@ def _show(
         ok = follow(run.sel, opts, flt, printer, renderer, environ, _warn)
         return 0 if ok else EXIT_ARGUMENT
 
-    # A listing allocates hundreds of thousands of acyclic tuples: the cyclic
-    # collector only costs time here (measured ~8% of -tan at 100k sockets).
-    gc.disable()
     gather.show_all(ctx, printer, renderer)
     renderer.finish()
     out.flush()
