@@ -34,7 +34,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from sockscope.options import Options
     from sockscope.tables.inet.record import InetSocket
     from sockscope.tables.inet.row import InetRows
 
@@ -42,19 +41,6 @@ _SCTP_STATES = abi.SCTP_STATE_NAMES
 _U8 = struct.Struct("=B")
 _U32 = struct.Struct("=I")
 _U64 = struct.Struct("=Q")
-
-
-def inet_wanted(opts: Options) -> bool:
-    """Whether any option puts text in the extra-information cell of inet rows."""
-    return bool(
-        opts.show_options
-        or opts.show_details
-        or opts.show_tos
-        or opts.show_cgroup
-        or opts.show_inet_sockopt
-        or opts.show_mem
-        or opts.show_tcpinfo
-    )
 
 
 def ms_timer(ms: int) -> str:

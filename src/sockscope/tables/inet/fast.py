@@ -59,7 +59,7 @@ def start_early(ctx: Context, name: str) -> None:
     """Start the dumps of table ``name`` now when :func:`table_rows` will list it (kept
     in ``ctx.early`` for it): the kernel fills the first datagrams while the caller sets
     up the rest of the listing."""
-    from sockscope.tables.inet.extinfo import inet_wanted
+    from sockscope.tables.inet.row import inet_wanted
 
     protocol = _covered(ctx, name, inet_wanted(ctx.opts))
     if core() is not None and protocol is not None:
