@@ -1,12 +1,11 @@
 """``python -m sockscope``: the ss-compatible command."""
 
 import gc
-import sys
 
 # as in scripts/sockscope-run: no collector passes over the objects of the imports
 gc.disable()
-from sockscope.cli.command import main  # noqa: E402
+from sockscope.cli.command import leave, main  # noqa: E402
 
 gc.freeze()
 gc.enable()
-sys.exit(main())
+leave(main())
