@@ -179,8 +179,8 @@ def _receiver(sock: Any, request: bytes, seq: int, queue: SimpleQueue[Any]) -> N
     try:
         sock.send(request)
         # netlink.datagrams peeks each length into a 32 KiB buffer (the kernel's cap for
-        # a dump datagram) as ss does: a fixed 1 MiB one cost ~0.5 ms a thread to zero,
-        # a tenth of a 300-socket listing, for a peek per datagram that costs ~1 us
+        # a dump datagram) as ss does: a fixed 1 MiB one cost up to 0.5 ms a thread to
+        # zero and fault in, for a 300-socket listing; a peek per datagram costs ~1 us
         for buf in netlink.datagrams(sock):
             queue.put(buf)
             if dump_end(buf, seq):
