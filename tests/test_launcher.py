@@ -287,3 +287,43 @@ def test_reader_leaving_is_as_ss(tmp_path: Path) -> None:
     finally:
         for s in held:
             s.close()
+
+
+@pytest.mark.parametrize(
+    ("code", "out", "status"),
+    [
+        # the fast exit: what is buffered is flushed, no finalizer runs (the interpreter's
+        # teardown would call this __del__)
+        (
+            "class D:\n    def __del__(self): print('finalized')\n"
+            "d = D()\nprint('done', end=''); leave(0); print('after')",
+            "done",
+            0,
+        ),
+        # an atexit function still runs (the ordinary exit)
+        ("import atexit; atexit.register(print, 'atexit'); leave(0)", "atexit\n", 0),
+        # a threading thread is still joined (the ordinary exit)
+        (
+            "import threading, time\n"
+            "threading.Thread(target=lambda: (time.sleep(0.2), print('joined'))).start()\n"
+            "leave(0)",
+            "joined\n",
+            0,
+        ),
+        # an error status is the ordinary exit's
+        ("print('failed', end=''); leave(255)", "failed", 255),
+    ],
+    ids=["fast", "atexit", "thread", "error"],
+)
+def test_leave_skips_only_needless_finalization(code: str, out: str, status: int) -> None:
+    """cli.command.leave, how the launcher and ``python -m sockscope`` end: without the
+    interpreter's finalization only after a success that needs none of it."""
+    proc = subprocess.run(
+        [sys.executable, "-S", "-c", f"from sockscope.cli.command import leave\n{code}"],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(PKG.parent)),
+        check=False,
+        timeout=30,
+    )
+    assert (proc.returncode, proc.stdout, proc.stderr) == (status, out, "")

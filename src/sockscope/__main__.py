@@ -1,7 +1,11 @@
 """``python -m sockscope``: the ss-compatible command."""
 
-import sys
+import gc
 
-from sockscope.cli.command import main
+# as in scripts/sockscope-run: no collector passes over the objects of the imports
+gc.disable()
+from sockscope.cli.command import leave, main  # noqa: E402
 
-sys.exit(main())
+gc.freeze()
+gc.enable()
+leave(main())

@@ -7,7 +7,7 @@ each table's row function over the run's :class:`~sockscope.render.printer.Print
 from __future__ import annotations
 
 from sockscope.tables.context import Context
-from sockscope.tables.walk import walk
+from sockscope.tables.walk import first_inet_table, walk
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -47,6 +47,19 @@ def make_context(
 
         ctx.killer = Killer(warn)
     return ctx
+
+
+def start_dumps(ctx: Context) -> None:
+    """Start the kernel dumps of the first table now when it is an inet table that the
+    compiled core lists (:func:`sockscope.tables.inet.fast.start_early`), before the
+    renderer's modules are imported: the kernel walks its whole socket hash for each
+    family, about a millisecond even for a few sockets, and the receive threads wait
+    on it while the main thread imports and sets up the columns."""
+    name = first_inet_table(ctx)
+    if name is not None:
+        from sockscope.tables.inet import fast
+
+        fast.start_early(ctx, name)
 
 
 def show_all(ctx: Context, printer: Printer, renderer: Renderer) -> None:

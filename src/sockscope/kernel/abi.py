@@ -9,7 +9,7 @@ names. No logic lives here.
 
 from __future__ import annotations
 
-import struct
+import _struct as struct  # the C module: struct.py only re-exports it (a module less to start)
 
 # --- netlink.h -------------------------------------------------------------------------
 NETLINK_SOCK_DIAG = 4

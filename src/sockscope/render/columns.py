@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import os
 import sys
-from bisect import bisect_right
+
+# the C modules: bisect.py and operator.py only re-export them (two modules less to start)
+from _bisect import bisect_right
+from _operator import itemgetter
 from itertools import accumulate, chain, islice
-from operator import itemgetter
 
 from sockscope.accel import core as _compiled_core
 

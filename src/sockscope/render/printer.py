@@ -10,10 +10,9 @@ takes. Ports of ``sock_state_print``, ``inet_addr_print``'s address text and
 
 from __future__ import annotations
 
-from operator import itemgetter
+from _operator import itemgetter  # the C module: operator.py only re-exports it
 
 from sockscope.kernel import abi
-from sockscope.kernel.libc import int32
 from sockscope.render.columns import COL_EXT, COL_NETID, COL_PROC, COL_RECVQ, COL_SENDQ, COL_STATE
 from sockscope.render.names import CgroupMap
 
@@ -285,6 +284,7 @@ def state_text_of(state: int) -> str:
     from ss 7.1), UNKNOWN where it crashes (QUIRKS.md)."""
     if 0 <= state < len(STATE_TEXT):
         return STATE_TEXT[state]
+    from sockscope.kernel.libc import int32  # only for states past the table
     from sockscope.render import sstate_far
 
     state = int32(state)

@@ -47,6 +47,9 @@ class Context:
         #: like ``warn`` but the text is exact: no newline is added (some of ss's
         #: messages have none, e.g. "Unexpected EOF reading $TCPDIAG_FILE")
         self.warn_raw: Callable[[str], None] = lambda _m: None
+        #: the dumps of one inet table started ahead of its rows (tables.inet.fast):
+        #: (protocol, what fast's dump starter returned), taken by the table's listing
+        self.early: tuple[int, object] | None = None
 
     def fresh(self) -> Context:
         """A context for another run of the same query (e.g. in another namespace)."""

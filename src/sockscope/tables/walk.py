@@ -90,6 +90,17 @@ def walk(ctx: Context, *, inet_only: bool = False) -> Iterator[Table]:
             yield Table(name, False, None, common.records(name, ctx))
 
 
+def first_inet_table(ctx: Context) -> str | None:
+    """The name of the walk's first table when it is an inet one, else None."""
+    sel = ctx.sel
+    for name, bits in ORDER:
+        if sel.dbs & bits:
+            inet = name in source.INET_TABLES and bool(sel.families & source.INET_FAMILIES)
+            if inet or name in MODULES:
+                return name if inet else None
+    return None
+
+
 def _opener(ctx: Context, name: str) -> Callable[[], Iterator[InetSocket]]:
     def opener() -> Iterator[InetSocket]:
         return source.inet_table(ctx, name)

@@ -7,7 +7,7 @@ the extra-information slot, every item with its leading blank.
 
 from __future__ import annotations
 
-import struct
+import _struct as struct  # the C module: struct.py only re-exports it (a module less to start)
 
 from sockscope.kernel import abi, netlink
 from sockscope.kernel.abi import SOCKOPT_FLAGS, TIMER_NAMES
@@ -34,7 +34,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from sockscope.options import Options
     from sockscope.tables.inet.record import InetSocket
     from sockscope.tables.inet.row import InetRows
 
@@ -42,19 +41,6 @@ _SCTP_STATES = abi.SCTP_STATE_NAMES
 _U8 = struct.Struct("=B")
 _U32 = struct.Struct("=I")
 _U64 = struct.Struct("=Q")
-
-
-def inet_wanted(opts: Options) -> bool:
-    """Whether any option puts text in the extra-information cell of inet rows."""
-    return bool(
-        opts.show_options
-        or opts.show_details
-        or opts.show_tos
-        or opts.show_cgroup
-        or opts.show_inet_sockopt
-        or opts.show_mem
-        or opts.show_tcpinfo
-    )
 
 
 def ms_timer(ms: int) -> str:

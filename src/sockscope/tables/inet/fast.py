@@ -48,10 +48,30 @@ def table_rows(ctx: Context, name: str, inet_rows: InetRows) -> Iterator[Rows] |
     """The rows of one inet table made by the C core, a list at a time; None when this
     table must go through the pure-Python path (no core, or a case it does not cover)."""
     mod = core()
-    if mod is None or ctx.killer is not None or ctx.tee is not None:
+    protocol = _covered(ctx, name, inet_rows.ext_wanted)
+    if mod is None or protocol is None:
+        return None
+    maker = _maker(mod, ctx, inet_rows, protocol, ctx.sel.families)
+    return _netlink(ctx, maker, protocol, inet_rows)
+
+
+def start_early(ctx: Context, name: str) -> None:
+    """Start the dumps of table ``name`` now when :func:`table_rows` will list it (kept
+    in ``ctx.early`` for it): the kernel fills the first datagrams while the caller sets
+    up the rest of the listing."""
+    from sockscope.tables.inet.row import inet_wanted
+
+    protocol = _covered(ctx, name, inet_wanted(ctx.opts))
+    if core() is not None and protocol is not None:
+        ctx.early = (protocol, _start_dumps(ctx, protocol))
+
+
+def _covered(ctx: Context, name: str, ext_wanted: bool) -> int | None:
+    """The protocol of inet table ``name`` when the C core lists it, else None."""
+    if ctx.killer is not None or ctx.tee is not None:
         return None
     protocol, env_var, _dg = source.INET_TABLES[name]
-    if inet_rows.ext_wanted and not _ext_covered(ctx.opts, protocol):
+    if ext_wanted and not _ext_covered(ctx.opts, protocol):
         return None
     if protocol == abi.IPPROTO_RAW:
         return None  # the real protocol comes from an attribute: few sockets, Python
@@ -60,8 +80,7 @@ def table_rows(ctx: Context, name: str, inet_rows: InetRows) -> Iterator[Rows] |
         # a recorded dump is read as ss reads it, in bounded pieces with its damage
         # rules (source.tcpdiag_file): the Python path
         return None
-    maker = _maker(mod, ctx, inet_rows, protocol, ctx.sel.families)
-    return _netlink(ctx, maker, protocol, inet_rows)
+    return protocol
 
 
 def table_lines(
@@ -159,11 +178,10 @@ def _receiver(sock: Any, request: bytes, seq: int, queue: SimpleQueue[Any]) -> N
     dump_end = core().dump_end  # type: ignore[union-attr]
     try:
         sock.send(request)
-        scratch = bytearray(1 << 20)
-        view = memoryview(scratch)
-        recv_into = sock.recv_into
-        while True:
-            buf = bytes(view[: recv_into(scratch)])
+        # netlink.datagrams peeks each length into a 32 KiB buffer (the kernel's cap for
+        # a dump datagram) as ss does: a fixed 1 MiB one cost up to 0.5 ms a thread to
+        # zero and fault in, for a 300-socket listing; a peek per datagram costs ~1 us
+        for buf in netlink.datagrams(sock):
             queue.put(buf)
             if dump_end(buf, seq):
                 break
@@ -188,6 +206,25 @@ def _start_dump(family: int, protocol: int, ctx: Context) -> tuple[SimpleQueue[A
     return queue, seq
 
 
+def _start_dumps(ctx: Context, protocol: int) -> list[tuple[SimpleQueue[Any], int]]:
+    """The dumps of one inet table, one per selected family, each under way in its
+    receive thread; fewer when a netlink socket cannot be opened (none: ss's fallback)."""
+    pf = ctx.sel.preferred_family
+    if pf == abi.AF_INET6:
+        families = [abi.AF_INET6]
+    elif pf == abi.AF_INET:
+        families = [abi.AF_INET]
+    else:
+        families = [abi.AF_INET, abi.AF_INET6]
+    dumps: list[tuple[SimpleQueue[Any], int]] = []
+    for family in families:
+        started = _start_dump(family, protocol, ctx)
+        if started is None:
+            break
+        dumps.append(started)
+    return dumps
+
+
 def _next(queue: SimpleQueue[Any], seq: int, maker: Any, out: Rows) -> int:
     """Feed the next datagram of a dump to the maker: its flags (bit 0: the dump ended,
     bit 1: NLM_F_DUMP_INTR). Raises what the kernel or the receive thread raised."""
@@ -209,21 +246,13 @@ def _netlink(
     record means ss's fallback: None here, and the pure-Python path takes the table over
     (legacy request, /proc). Any later failure ends the table quietly.
     """
-    pf = ctx.sel.preferred_family
-    if pf == abi.AF_INET6:
-        families = [abi.AF_INET6]
-    elif pf == abi.AF_INET:
-        families = [abi.AF_INET]
+    early, ctx.early = ctx.early, None
+    if early is not None and early[0] == protocol:
+        dumps: list[tuple[SimpleQueue[Any], int]] = early[1]  # type: ignore[assignment]
     else:
-        families = [abi.AF_INET, abi.AF_INET6]
-    dumps: list[tuple[SimpleQueue[Any], int]] = []
-    for family in families:
-        started = _start_dump(family, protocol, ctx)
-        if started is None:
-            if not dumps:
-                return None
-            break
-        dumps.append(started)
+        dumps = _start_dumps(ctx, protocol)
+    if not dumps:
+        return None
     # the first dump up to its first record (or its end), as source._start looks
     first: Rows = []
     queue, seq = dumps[0]

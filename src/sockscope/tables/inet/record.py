@@ -14,8 +14,8 @@ Every record also offers the *filter view* of ss's ``struct sockstat`` (``family
 from __future__ import annotations
 
 import _socket as socket  # the C module: socket.py costs ~3 ms of start-up (enum, selectors)
-import struct
-from operator import itemgetter
+import _struct as struct  # the C modules: struct.py and operator.py only re-export them
+from _operator import itemgetter
 
 from sockscope.kernel import abi, netlink
 from sockscope.kernel.abi import PROTO_NAMES, SWAP16

@@ -11,7 +11,6 @@ from __future__ import annotations
 from sockscope.kernel import abi
 from sockscope.kernel.abi import PROTO_NAMES, SWAP16
 from sockscope.render.printer import STATE_TEXT, state_text_of
-from sockscope.tables.inet import extinfo
 from sockscope.tables.inet.layout import (
     BUF,
     DPORT,
@@ -32,6 +31,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from sockscope.kernel.structs import Spans
+    from sockscope.options import Options
     from sockscope.render.printer import Printer
     from sockscope.tables.inet.record import InetSocket
 
@@ -40,6 +40,19 @@ _NSTATES = len(_STATES)
 _AF_INET = abi.AF_INET
 _AF_INET6 = abi.AF_INET6
 _IPPROTO_SCTP = abi.IPPROTO_SCTP
+
+
+def inet_wanted(opts: Options) -> bool:
+    """Whether any option puts text in the extra-information cell of inet rows."""
+    return bool(
+        opts.show_options
+        or opts.show_details
+        or opts.show_tos
+        or opts.show_cgroup
+        or opts.show_inet_sockopt
+        or opts.show_mem
+        or opts.show_tcpinfo
+    )
 
 
 class InetRows:
@@ -53,9 +66,19 @@ class InetRows:
         #: inode of the previous inet row, to draw SCTP associations (sctp_ino)
         self.sctp_ino = 0
         #: whether any option puts text in the extra-information cell
-        self.ext_wanted = extinfo.inet_wanted(p.opts)
+        self.ext_wanted = inet_wanted(p.opts)
+        if self.ext_wanted:  # the extra-information module only for the runs that print it
+            from sockscope.tables.inet import extinfo
+
+            self._ext_cell = extinfo.inet
         #: the extra-information function of this run's rows (made by extinfo.inet)
         self.ext_row: Callable[[InetSocket, bool], str] | None = None
+
+    def sctp_state_name(self, s: InetSocket) -> str:
+        """The SCTP association state word (:func:`extinfo.sctp_state_name`)."""
+        from sockscope.tables.inet.extinfo import sctp_state_name
+
+        return sctp_state_name(s)
 
     def info_block(self, s: InetSocket, attrs: Spans) -> str:
         """The -m/-i text after the newline-tab of an inet row."""
@@ -107,14 +130,14 @@ class InetRows:
         rq = qmemo.get(s[RQUEUE]) or self.p.queue(s[RQUEUE])
         wq = qmemo.get(s[WQUEUE]) or self.p.queue(s[WQUEUE])
         if proto == _IPPROTO_SCTP and self.sctp_ino and self.sctp_ino == s[INODE]:
-            netid, state_text = "", "`- " + extinfo.sctp_state_name(s)
+            netid, state_text = "", "`- " + self.sctp_state_name(s)
         else:
             netid = PROTO_NAMES.get(proto, "???")
             # past sstate_name[] ss reads beyond its array (undefined): what its 7.1
             # build prints there, UNKNOWN where it crashes (QUIRKS.md)
             state_text = STATE_TEXT[state] if state < len(STATE_TEXT) else state_text_of(state)
         proc = self.p.process(s[INODE]) if self.p.show_proc else ""
-        ext = extinfo.inet(self, s, v6only) if self.ext_wanted else ""
+        ext = self._ext_cell(self, s, v6only) if self.ext_wanted else ""
         self.sctp_ino = s[INODE]
         return self.p.pick((netid, state_text, rq, wq, laddr, lport, raddr, rport, proc, ext))
 
