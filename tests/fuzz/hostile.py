@@ -603,7 +603,7 @@ def pinned() -> list[Case]:
            Case("fsize", ["-tan"], {"fsize": 0, "stdout": "file"}),
            Case("nonblock", BIG, {"stdout": "nonblock"}),
            Case("nproc", ["-tan"], {"uid": NOBODY, "nproc": 0}),
-        Case("nproc", ["-tanp"], {"uid": NOBODY, "nproc": 0}),
+           Case("nproc", ["-tanp"], {"uid": NOBODY, "nproc": 0}),
            Case("nofile", ["-tanp"], {"nofile": 4}),
            Case("nofile", ["-tlne"], {"nofile": 4})]  # fmt: skip
     out += [Case("signal-own-early", ["--all-netns", "-E"], {"signal": t, "delay": d / 100, "own": True})
