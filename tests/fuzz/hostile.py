@@ -507,6 +507,9 @@ def judge(world: World, case: Case) -> tuple[str | None, dict[str, object]]:
         return "skip", {"why": "uid 65534 cannot run this interpreter"}
     got = world.run("sockscope", case)
     info: dict[str, object] = {"status": got.status, "err": got.err[-600:].decode("latin-1")}
+    if got.status == 126 and got.err.startswith(b"setpriv: failed to execute"):
+        # RLIMIT_NPROC already reached by uid 65534's other processes: execve refuses
+        return "unjudged", info
     if b"Traceback (most recent call last)" in got.err or b"Fatal Python error" in got.err:
         return "traceback", info
     for mode, lines in (("--json", False), ("--json-lines", True)):
@@ -628,7 +631,7 @@ def campaign(seed: int, count: int, oracle: str | None, families: list[str] | No
     world = World(oracle)
     failures: list[dict[str, object]] = []
     by_category: dict[str, int] = {}
-    skipped = crashes = n = 0
+    skipped = crashes = unjudged = n = 0
     try:
         first = pinned() if with_pinned else []
         for case in itertools.chain(first, cases(rng, families or FAMILIES, world.ns.name)):
@@ -639,6 +642,8 @@ def campaign(seed: int, count: int, oracle: str | None, families: list[str] | No
             by_category[case.category] = by_category.get(case.category, 0) + 1
             if problem == "skip":
                 skipped += 1
+            elif problem == "unjudged":
+                unjudged += 1
             elif problem == "ss-crash":
                 crashes += 1
             elif problem is not None:
@@ -652,7 +657,7 @@ def campaign(seed: int, count: int, oracle: str | None, families: list[str] | No
     finally:
         world.close()
     return {"kind": "hostile", "seed": seed, "cases": n, "by_category": by_category,
-            "failures": failures, "skipped": skipped, "ss_crashes": crashes,
+            "failures": failures, "skipped": skipped, "ss_crashes": crashes, "unjudged": unjudged,
             "backend": "pure" if os.environ.get("SOCKSCOPE_PURE") else "compiled"}  # fmt: skip
 
 
