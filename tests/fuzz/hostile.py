@@ -8,7 +8,9 @@ interrupted. Needs root, ``ip`` and ``nsenter``: the campaign creates the namesp
 ``sockscope-hostile-<pid>`` with ``lo`` up, starts the live-test socket holder in it
 (tests/netns.py) plus 150 bound UDP sockets (so that a listing outgrows a 4 KiB pipe), runs
 every case in it through ``nsenter --net`` (ss and sockscope see the same sockets), and
-deletes it at the end. The backend is the caller's (``SOCKSCOPE_PURE=1`` for pure Python).
+deletes it at the end. The backend is the caller's (``SOCKSCOPE_PURE=1`` for pure Python);
+``$SOCKSCOPE_CAND`` (shell words, e.g. the installed ``sockscope``) replaces
+``python -m sockscope``.
 
 Each case has a *category* (``signal-listing``, ``fsize``, ...). A case fails when
 sockscope prints a Python traceback, leaves a JSON document half-written, or answers
@@ -116,21 +118,27 @@ def random_case(rng: random.Random, family: str, ns: str) -> Case:
             cat = "signal-json-listing" if mode else "signal-listing"
             if mode and sig in (signal.SIGINT, signal.SIGPIPE):
                 cat = "signal-json-listing-int"
+                if mode == ["--json-lines"] and sig == signal.SIGINT:
+                    cat = "signal-jsonl-int"
             return Case(cat, ["-tan", *mode], {"signal": sig, "fifo_rows": rng.randint(0, 5)})
         if r < 0.4:  # a listing blocked on a full stdout pipe nobody reads yet
             mode = rng.choice([[], *[[m] for m in JSON_MODES]])
             cat = "signal-json-listing" if mode else "signal-listing"
             if mode and sig in (signal.SIGINT, signal.SIGPIPE):
                 cat = "signal-json-listing-int"
+                if mode == ["--json-lines"] and sig == signal.SIGINT:
+                    cat = "signal-jsonl-int"
             return Case(cat, [*BIG, *mode], {"signal": sig, "delay": 0.8, "stdout": "stall"})
         if r < 0.55:  # a listing at a random moment
             mode = rng.choice([[], [], *[[m] for m in JSON_MODES]])
             cat = "signal-json-listing" if mode else "signal-listing"
             if mode and sig in (signal.SIGINT, signal.SIGPIPE):
                 cat = "signal-json-listing-int"
+                if mode == ["--json-lines"] and sig == signal.SIGINT:
+                    cat = "signal-jsonl-int"
             delay = round(rng.uniform(0, 0.4), 3)
-            if sig == signal.SIGINT and delay < 0.25:
-                cat = "signal-startup"  # KeyboardInterrupt while the modules load
+            if sig == signal.SIGINT:
+                cat = "signal-startup"  # it may land while the modules load (0.1-0.3 s)
             return Case(cat, [*rng.choice(LISTINGS[:-1]), *mode], {"signal": sig, "delay": delay})
         if r < 0.75:  # ss's own long-running mode: -E
             mode = rng.choice([[], ["--json"], ["--json-lines"]])
@@ -138,7 +146,7 @@ def random_case(rng: random.Random, family: str, ns: str) -> Case:
             if mode and sig in (signal.SIGHUP, signal.SIGQUIT):
                 cat = "signal-json-events"
             return Case(cat, ["-E", *mode],
-                        {"signal": sig, "delay": round(rng.uniform(0.6, 1.2), 3)})  # fmt: skip
+                        {"signal": sig, "delay": round(rng.uniform(0.8, 1.4), 3)})  # fmt: skip
         # sockscope's own long-running modes, early (setup) or late
         argv = rng.choice([["--watch", "-t"], ["--watch", "-t", "--json-lines"],
                            ["-E", "--all-netns"], ["--all-netns", "-E", "--json-lines"],
@@ -148,7 +156,7 @@ def random_case(rng: random.Random, family: str, ns: str) -> Case:
             # the interpreter ignores SIGPIPE until main() restores it: a SIGPIPE sent by
             # kill during start-up is lost (a long-running mode then runs on)
             sig = signal.SIGTERM
-        delay = rng.uniform(0.05, 0.35) if early else rng.uniform(1.0, 1.6)
+        delay = rng.uniform(0.05, 0.35) if early else rng.uniform(1.8, 2.4)
         cat = "signal-own-early" if early and sig == signal.SIGTERM else "signal-own"
         if early and sig == signal.SIGINT:
             cat = "signal-startup"
@@ -264,7 +272,8 @@ class World:
         if which == "ss":
             assert self.oracle is not None
             return [self.oracle]
-        return [self.python, "-m", "sockscope"]
+        cand = netns.sockscope_cmd()  # $SOCKSCOPE_CAND (e.g. the installed command) or -m
+        return [self.python, "-m", "sockscope"] if cand[0] == sys.executable else cand
 
     def close(self) -> None:
         for proc in (self.bulk,):
@@ -601,6 +610,9 @@ def pinned() -> list[Case]:
            Case("signal-json-listing", [*BIG, "--json-lines"], {"signal": h, "delay": 0.8, "stdout": "stall"}),
            Case("signal-json-listing", [*BIG, "--json"], {"signal": q, "delay": 0.8, "stdout": "stall"}),
            Case("signal-listing", BIG, {"signal": t, "delay": 0.8, "stdout": "stall"}),
+           Case("signal-json-listing-int", [*BIG, "--json"], {"signal": i, "delay": 0.8, "stdout": "stall"}),
+           *[Case("signal-jsonl-int", [*BIG, "--json-lines"], {"signal": i, "delay": 0.8, "stdout": "stall"})
+             for _ in range(3)],
            Case("signal-json-events", ["-E", "--json"], {"signal": h, "delay": 0.8}),
            Case("fsize", BIG, {"fsize": 100, "stdout": "file"}),
            Case("fsize", ["-tan"], {"fsize": 0, "stdout": "file"}),
