@@ -621,8 +621,8 @@ def pinned() -> list[Case]:
            Case("nproc", ["-tanp"], {"uid": NOBODY, "nproc": 0}),
            Case("nofile", ["-tanp"], {"nofile": 4}),
            Case("nofile", ["-tlne"], {"nofile": 4})]  # fmt: skip
-    out += [Case("signal-own-early", ["--all-netns", "-E"], {"signal": t, "delay": d / 100, "own": True})
-            for d in range(6, 40, 3)]  # fmt: skip
+    out += [Case("signal-own-early", ["--all-netns", "-E"], {"signal": t, "delay": d / 1000, "own": True})
+            for d in range(60, 450, 15)]  # fmt: skip
     out += [
         Case("signal-startup", ["-tan"], {"signal": i, "delay": d / 100}) for d in range(3, 17, 2)
     ]

@@ -51,7 +51,8 @@ CATEGORIES = [
     pytest.param("nonblock", marks=_known(
         "defect 3: a full non-blocking stdout pipe gives a BlockingIOError traceback")),
     pytest.param("signal-own-early", marks=_known(
-        "defect 4: SIGTERM early in --watch/--all-netns setup gives a traceback, not 143")),
+        "defect 4: SIGTERM early in --watch/--all-netns setup gives a traceback, not 143",
+        strict=False)),  # a window of a few ms: the sweep of delays hits it in some runs
     pytest.param("signal-startup", marks=_known(
         "SIGINT while the modules load prints a KeyboardInterrupt traceback (ss just dies)")),
     pytest.param("nofile", marks=_known(
