@@ -3,7 +3,9 @@ hostile environments.
 
     python3 tests/fuzz/campaign.py KIND [--seed N] [--count N] [--oracle PATH] [--keep DIR]
 
-KIND is ``filters``, ``dumps``, ``proc`` or ``env``. ``--count 0`` runs until interrupted
+KIND is ``filters``, ``dumps``, ``proc``, ``env`` or ``hostile`` (signals, unprivileged
+runs, rlimits, odd stdouts and environments against a live namespace: hostile.py, which
+takes its own options). ``--count 0`` runs until interrupted
 (by hand); the tests under ``tests/fuzz/`` run each kind with a fixed seed and a small
 count. Every case is run through ``sockscope.cli.main`` in this process (one import for
 thousands of cases; ``env`` cases run as subprocesses, since they change the process's
@@ -616,8 +618,13 @@ def campaign(
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["hostile"]:
+        import hostile
+
+        hostile.main(sys.argv[2:])
+        return
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("kind", choices=["filters", "dumps", "proc", "env"])
+    ap.add_argument("kind", choices=["filters", "dumps", "proc", "env", "hostile"])
     ap.add_argument("--seed", type=int, default=12)
     ap.add_argument("--count", type=int, default=200, help="0: until interrupted")
     ap.add_argument("--oracle", help="upstream ss 7.1, to compare with")

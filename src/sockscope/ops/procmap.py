@@ -301,7 +301,10 @@ class PendingMap:
         self._error: BaseException | None = None
         self._done = _thread.allocate_lock()
         self._done.acquire()
-        _thread.start_new_thread(self._build, (environ, opts))
+        try:
+            _thread.start_new_thread(self._build, (environ, opts))
+        except RuntimeError:  # no thread to spare (RLIMIT_NPROC reached): scan it now
+            self._build(environ, opts)
 
     def _build(self, environ: dict[str, str], opts: Options) -> None:
         try:

@@ -174,8 +174,10 @@ def _maker(mod: Any, ctx: Context, inet_rows: InetRows, protocol: int, families:
 
 def _receiver(sock: Any, request: bytes, seq: int, queue: SimpleQueue[Any]) -> None:
     """A receive thread: send the request, queue every datagram of the dump, then _END
-    (or the exception that stopped it). The socket is closed at the end."""
+    (or the exception that stopped it). The socket is closed before that last item: a
+    dump that waits for a descriptor (RLIMIT_NOFILE, see _netlink) can then have it."""
     dump_end = core().dump_end  # type: ignore[union-attr]
+    end: Any = _END
     try:
         sock.send(request)
         # netlink.datagrams peeks each length into a 32 KiB buffer (the kernel's cap for
@@ -185,11 +187,11 @@ def _receiver(sock: Any, request: bytes, seq: int, queue: SimpleQueue[Any]) -> N
             queue.put(buf)
             if dump_end(buf, seq):
                 break
-        queue.put(_END)
     except BaseException as e:
-        queue.put(e)
+        end = e
     finally:
         sock.close()
+        queue.put(end)
 
 
 def _start_dump(family: int, protocol: int, ctx: Context) -> tuple[SimpleQueue[Any], int] | None:
@@ -202,11 +204,14 @@ def _start_dump(family: int, protocol: int, ctx: Context) -> tuple[SimpleQueue[A
     request = source.inet_request(family, protocol, ctx.sel.states, ext, ctx.bytecode)
     seq = netlink.HDR_UNPACK(request, 0)[3]
     queue: SimpleQueue[Any] = SimpleQueue()
-    _thread.start_new_thread(_receiver, (sock, request, seq, queue))
+    try:
+        _thread.start_new_thread(_receiver, (sock, request, seq, queue))
+    except RuntimeError:  # no thread to spare (RLIMIT_NPROC reached): receive it all now
+        _receiver(sock, request, seq, queue)
     return queue, seq
 
 
-def _start_dumps(ctx: Context, protocol: int) -> list[tuple[SimpleQueue[Any], int]]:
+def _start_dumps(ctx: Context, protocol: int) -> list[tuple[SimpleQueue[Any], int] | int]:
     """The dumps of one inet table, one per selected family, each under way in its
     receive thread; fewer when a netlink socket cannot be opened (none: ss's fallback)."""
     pf = ctx.sel.preferred_family
@@ -216,11 +221,16 @@ def _start_dumps(ctx: Context, protocol: int) -> list[tuple[SimpleQueue[Any], in
         families = [abi.AF_INET]
     else:
         families = [abi.AF_INET, abi.AF_INET6]
-    dumps: list[tuple[SimpleQueue[Any], int]] = []
+    dumps: list[tuple[SimpleQueue[Any], int] | int] = []
     for family in families:
         started = _start_dump(family, protocol, ctx)
         if started is None:
-            break
+            if not dumps:
+                return dumps
+            # no socket now (RLIMIT_NOFILE: ss needs one descriptor, this two): the
+            # family's dump starts when the one before it has closed its socket
+            dumps.append(family)
+            continue
         dumps.append(started)
     return dumps
 
@@ -248,14 +258,14 @@ def _netlink(
     """
     early, ctx.early = ctx.early, None
     if early is not None and early[0] == protocol:
-        dumps: list[tuple[SimpleQueue[Any], int]] = early[1]  # type: ignore[assignment]
+        dumps: list[tuple[SimpleQueue[Any], int] | int] = early[1]  # type: ignore[assignment]
     else:
         dumps = _start_dumps(ctx, protocol)
     if not dumps:
         return None
     # the first dump up to its first record (or its end), as source._start looks
     first: Rows = []
-    queue, seq = dumps[0]
+    queue, seq = dumps[0]  # type: ignore[misc]
     flags = 0
     failed = False
     try:
@@ -265,7 +275,7 @@ def _netlink(
         if not maker.stats[0]:
             return None
         failed = True
-    return _stream(ctx, maker, dumps, first, flags, failed, inet_rows)
+    return _stream(ctx, maker, dumps, first, flags, failed, inet_rows, protocol)
 
 
 def _dump_rows(
@@ -294,12 +304,17 @@ def _stream(
     flags: int,
     failed: bool,
     inet_rows: InetRows | None,
+    protocol: int,
 ) -> Iterator[Rows]:
     try:
         yield first
         if failed:
             return
-        for k, (queue, seq) in enumerate(dumps):
+        for k, dump in enumerate(dumps):
+            started = _start_dump(dump, protocol, ctx) if isinstance(dump, int) else dump
+            if started is None:  # a family that waited for a socket and got none
+                return
+            queue, seq = started
             yield from _dump_rows(ctx, queue, seq, maker, flags if k == 0 else 0)
     except (NetlinkError, OSError):
         return
