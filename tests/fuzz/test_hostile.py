@@ -45,7 +45,10 @@ def _known(defect: str, strict: bool = True) -> pytest.MarkDecorator:
 #: every category the campaign draws or pins; the known defects are expected failures
 CATEGORIES = [
     pytest.param("signal-startup", marks=_known(
-        "SIGINT while the modules load prints a KeyboardInterrupt traceback (ss just dies)")),
+        "SIGINT in the interpreter's own start-up (site's .pth code under python -m, the frozen"
+        " os import), before any sockscope code runs, prints Python's KeyboardInterrupt"
+        " traceback (ss just dies); from sockscope-run's first statement on it dies quietly",
+        strict=False)),  # only when the signal lands in those few milliseconds
     pytest.param("nofile", marks=_known(
         "RLIMIT_NOFILE 4-5: -tanp no rows or 'Too many open files' (1) where ss lists (0)")),
     pytest.param("signal-jsonl-int", marks=_known(
