@@ -248,16 +248,20 @@ def _head_one(argv: list[str]) -> tuple[int, bytes, bytes]:
     """(status, first line, stderr) of ``argv | head -1`` over a 4 KiB pipe."""
     import fcntl
 
+    # the pipe is sized before the command starts: shrinking one that already holds
+    # more than 4 KiB fails (EBUSY)
+    r, w = os.pipe()
+    fcntl.fcntl(w, 1031, 4096)  # F_SETPIPE_SZ
     proc = subprocess.Popen(
         argv,
-        stdout=subprocess.PIPE,
+        stdout=w,
         stderr=subprocess.PIPE,
         env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"},
     )
-    assert proc.stdout is not None and proc.stderr is not None
-    fcntl.fcntl(proc.stdout.fileno(), 1031, 4096)  # F_SETPIPE_SZ
-    first = proc.stdout.readline()
-    proc.stdout.close()
+    os.close(w)
+    assert proc.stderr is not None
+    with os.fdopen(r, "rb") as reader:
+        first = reader.readline()
     err = proc.stderr.read()
     proc.stderr.close()
     return proc.wait(20), first, err

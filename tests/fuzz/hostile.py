@@ -108,6 +108,19 @@ _COLUMNS = ["0", "1", "-1", "2147483647", "2147483648", "4294967376", "65536", "
             "99999999"]  # fmt: skip  # the last only on one-line listings: ss pads lines to it
 
 
+def _listing_category(mode: list[str], sig: int) -> str:
+    """The category of a signal sent to a listing in ``mode`` (text, --json, --json-lines)."""
+    if not mode:
+        return "signal-listing"
+    if sig not in (signal.SIGINT, signal.SIGPIPE):
+        return "signal-json-listing"
+    return (
+        "signal-jsonl-int"
+        if mode == ["--json-lines"] and sig == signal.SIGINT
+        else "signal-json-listing-int"
+    )
+
+
 def random_case(rng: random.Random, family: str, ns: str) -> Case:
     """A case of ``family`` drawn with ``rng``."""
     if family == "signal":
@@ -115,27 +128,15 @@ def random_case(rng: random.Random, family: str, ns: str) -> Case:
         r = rng.random()
         if r < 0.25:  # a listing paused mid-read: a TCPDIAG_FILE fifo fed a few rows
             mode = rng.choice([[], *[[m] for m in JSON_MODES]])
-            cat = "signal-json-listing" if mode else "signal-listing"
-            if mode and sig in (signal.SIGINT, signal.SIGPIPE):
-                cat = "signal-json-listing-int"
-                if mode == ["--json-lines"] and sig == signal.SIGINT:
-                    cat = "signal-jsonl-int"
+            cat = _listing_category(mode, sig)
             return Case(cat, ["-tan", *mode], {"signal": sig, "fifo_rows": rng.randint(0, 5)})
         if r < 0.4:  # a listing blocked on a full stdout pipe nobody reads yet
             mode = rng.choice([[], *[[m] for m in JSON_MODES]])
-            cat = "signal-json-listing" if mode else "signal-listing"
-            if mode and sig in (signal.SIGINT, signal.SIGPIPE):
-                cat = "signal-json-listing-int"
-                if mode == ["--json-lines"] and sig == signal.SIGINT:
-                    cat = "signal-jsonl-int"
+            cat = _listing_category(mode, sig)
             return Case(cat, [*BIG, *mode], {"signal": sig, "delay": 0.8, "stdout": "stall"})
         if r < 0.55:  # a listing at a random moment
             mode = rng.choice([[], [], *[[m] for m in JSON_MODES]])
-            cat = "signal-json-listing" if mode else "signal-listing"
-            if mode and sig in (signal.SIGINT, signal.SIGPIPE):
-                cat = "signal-json-listing-int"
-                if mode == ["--json-lines"] and sig == signal.SIGINT:
-                    cat = "signal-jsonl-int"
+            cat = _listing_category(mode, sig)
             delay = round(rng.uniform(0, 0.4), 3)
             if sig == signal.SIGINT:
                 cat = "signal-startup"  # it may land while the modules load (0.1-0.3 s)
@@ -592,14 +593,11 @@ def _judge_signal(world: World, case: Case, got: Result, own: bool,
 
 
 def _first_difference(want: bytes, got: bytes) -> dict[str, str]:
-    a, b = want.split(b"\n"), got.split(b"\n")
-    for i in range(max(len(a), len(b))):
-        x = a[i] if i < len(a) else b"<none>"
-        y = b[i] if i < len(b) else b"<none>"
-        if x != y:
-            return {"line": str(i), "ss_line": x[:300].decode("latin-1"),
-                    "our_line": y[:300].decode("latin-1")}  # fmt: skip
-    return {}
+    """The first line where the two outputs differ (campaign.py's report)."""
+    sys.path.insert(0, str(HERE))
+    from campaign import _first_difference as first
+
+    return first(want, got)
 
 
 def pinned() -> list[Case]:

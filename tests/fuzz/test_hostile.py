@@ -51,10 +51,7 @@ CATEGORIES = [
         strict=False)),  # only when the signal lands in those few milliseconds
     pytest.param("nofile", marks=_known(
         "RLIMIT_NOFILE 4-5: -tanp no rows or 'Too many open files' (1) where ss lists (0)")),
-    pytest.param("signal-jsonl-int", marks=_known(
-        "--json-lines killed by SIGINT while blocked on a full stdout leaves a half line",
-        strict=False)),  # only when the signal lands in the blocked write
-    "signal-json-listing", "fsize", "nonblock", "signal-own-early", "signal-json-events",
+    "signal-jsonl-int", "signal-json-listing", "fsize", "nonblock", "signal-own-early", "signal-json-events",
     "signal-listing", "signal-json-listing-int", "signal-events", "signal-events-json",
     "signal-own", "nproc", "unpriv", "unpriv-own", "rlimit-as", "stdout-closed", "stdout-full",
     "stdout-fifo-early", "stdout-fifo-early-json", "pty", "environ",

@@ -35,6 +35,7 @@ class Writer:
         self._open = False  # --json: the "sockets" array has been opened
         self._count = 0
         self._started = False
+        self._fd: int | bool | None = False  # --json-lines into a pipe: its fd
 
     def start(self, summary: dict[str, object] | None = None) -> None:
         """The head of the output: the summary (``-s``), and for --json the opening."""
@@ -117,7 +118,52 @@ class Writer:
         self.out.flush()
 
     def _write(self, text: str) -> None:
-        self.out.write(text.encode("ascii"))
+        if self.lines:
+            self._whole_lines(text.encode("ascii"))
+        else:
+            self.out.write(text.encode("ascii"))
+
+    def _whole_lines(self, data: bytes) -> None:
+        """--json-lines: write ``data`` (whole lines) so that a signal that interrupts a
+        write blocked on a full pipe (Ctrl-C's KeyboardInterrupt, or SIGTERM's and
+        SIGHUP's while the CLI turns them into one) leaves whole lines behind. A pipe
+        takes a write of up to PIPE_BUF bytes whole or not at all, so into a pipe the
+        lines go in pieces of at most that size that end with a line (a buffered stream,
+        or one big write, can stop in the middle of a line)."""
+        fd = self._pipe_fd()
+        if fd is None:
+            self.out.write(data)
+            return
+        import os
+
+        size = len(data)
+        at = 0
+        while at < size:
+            end = data.rfind(b"\n", at, at + _PIPE_BUF) + 1
+            if end <= at:  # one line longer than PIPE_BUF: it goes alone
+                end = data.find(b"\n", at) + 1 or size
+            view = memoryview(data)[at:end]
+            while view:
+                view = view[os.write(fd, view) :]
+            at = end
+
+    def _pipe_fd(self) -> int | None:
+        """The descriptor of a stdout that is a pipe (flushed first), else None."""
+        if self._fd is False:
+            import os
+            import stat
+
+            try:
+                self.out.flush()
+                fd = self.out.fileno()
+                self._fd = fd if stat.S_ISFIFO(os.fstat(fd).st_mode) else None
+            except (AttributeError, OSError, ValueError):  # BytesIO: no descriptor
+                self._fd = None
+        return None if isinstance(self._fd, bool) else self._fd
+
+
+#: Linux's PIPE_BUF: a write to a pipe of at most this many bytes is atomic
+_PIPE_BUF = 4096
 
 
 def bytes_as_latin1(d: dict[str, object]) -> dict[str, object]:

@@ -214,13 +214,7 @@ def _start_dump(family: int, protocol: int, ctx: Context) -> tuple[SimpleQueue[A
 def _start_dumps(ctx: Context, protocol: int) -> list[tuple[SimpleQueue[Any], int] | int]:
     """The dumps of one inet table, one per selected family, each under way in its
     receive thread; fewer when a netlink socket cannot be opened (none: ss's fallback)."""
-    pf = ctx.sel.preferred_family
-    if pf == abi.AF_INET6:
-        families = [abi.AF_INET6]
-    elif pf == abi.AF_INET:
-        families = [abi.AF_INET]
-    else:
-        families = [abi.AF_INET, abi.AF_INET6]
+    families = source.dump_families(ctx.sel)
     dumps: list[tuple[SimpleQueue[Any], int] | int] = []
     for family in families:
         started = _start_dump(family, protocol, ctx)

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from typing import BinaryIO
 
     from sockscope.options import Options
+    from sockscope.query.selection import Selection
     from sockscope.tables.inet.record import InetSocket
 
     Matcher = Callable[[object], bool] | None
@@ -46,6 +47,17 @@ INET_FAMILIES = (1 << abi.AF_INET) | (1 << abi.AF_INET6)
 
 #: tables without a legacy (TCPDIAG_GETSOCK) request that have a /proc fallback
 _NO_LEGACY = {abi.IPPROTO_UDP: "udp", abi.IPPROTO_RAW: "raw"}
+
+
+def dump_families(sel: Selection) -> list[int]:
+    """The families an inet table's dumps ask for, in ss's order: the one ``-4``/``-6``
+    named, else IPv4 then IPv6."""
+    pf = sel.preferred_family
+    if pf == abi.AF_INET6:
+        return [abi.AF_INET6]
+    if pf == abi.AF_INET:
+        return [abi.AF_INET]
+    return [abi.AF_INET, abi.AF_INET6]
 
 
 def idiag_ext(opts: Options) -> int:
@@ -127,13 +139,7 @@ def inet_netlink(ctx: Context, protocol: int) -> Iterator[InetSocket] | None:
         sock = netlink.open_diag()
     except OSError:
         return None
-    pf = sel.preferred_family
-    if pf == abi.AF_INET6:
-        families = [abi.AF_INET6]
-    elif pf == abi.AF_INET:
-        families = [abi.AF_INET]
-    else:
-        families = [abi.AF_INET, abi.AF_INET6]
+    families = dump_families(sel)
     ext = idiag_ext(ctx.opts)
     # ss falls back only when a dump fails as a whole, which the kernel says in its
     # first answer: look at that before handing out any record.
