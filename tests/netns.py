@@ -170,6 +170,16 @@ def sockscope_cmd() -> list[str]:
     return shlex.split(cand) if cand else [sys.executable, "-m", "sockscope"]
 
 
+def end_holder(holder: subprocess.Popen[bytes]) -> None:
+    """Stop a holder process that keeps its sockets until its stdin closes, and close
+    its pipes (a ResourceWarning otherwise)."""
+    assert holder.stdin is not None
+    holder.stdin.close()
+    holder.wait(timeout=30)
+    if holder.stdout is not None:
+        holder.stdout.close()
+
+
 class Holder:
     """The socket-holding child, started inside ``ns``; ``info`` is its JSON report."""
 

@@ -547,11 +547,7 @@ def test_json_lines_stay_whole_when_a_blocked_write_is_interrupted(
             out = reader.read()
         err = p.communicate(timeout=30)[1]
     finally:
-        assert holder.stdin is not None
-        holder.stdin.close()
-        holder.wait(timeout=30)
-        if holder.stdout is not None:
-            holder.stdout.close()
+        netns.end_holder(holder)
         ns.close()
     assert p.returncode == -signum and b"Traceback" not in err, err
     assert out.endswith(b"\n") and 0 < out.count(b"\n") < 600

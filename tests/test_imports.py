@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import LIVE_REASON
-from netns import Netns, oracle
+from netns import Netns, end_holder, oracle
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -205,11 +205,7 @@ def populated() -> Iterator[tuple[Netns, int]]:
             # 7.1 does (ss-internals section 4): sockscope prints 7.1's lines
             yield ns, ss.stdout.count(b"\n") + (0 if is_71 else 4)
         finally:
-            assert holder.stdin is not None
-            holder.stdin.close()
-            holder.wait(timeout=30)
-            if holder.stdout is not None:
-                holder.stdout.close()
+            end_holder(holder)
     finally:
         ns.close()
 
