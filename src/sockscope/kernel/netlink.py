@@ -125,6 +125,20 @@ def dump(
             off += (length + 3) & ~3
 
 
+def drain(sock: socket.socket) -> None:
+    """Drop what a dump left unread in ``sock`` (its reader stopped before the end): on a
+    socket kept for the next dump, those messages would pass for that dump's, whose
+    sequence number is the same."""
+    sock.setblocking(False)
+    try:
+        while sock.recv(1 << 16):
+            pass
+    except (BlockingIOError, InterruptedError):
+        pass
+    finally:
+        sock.setblocking(True)
+
+
 def datagrams(sock: socket.socket, tee: BinaryIO | None = None) -> Iterator[bytes]:
     """The raw datagrams of a dump in progress, for decoders that walk them in place.
 

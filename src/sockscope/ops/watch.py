@@ -32,7 +32,6 @@ a connection that closed, reported by its event), is followed silently.
 
 from __future__ import annotations
 
-import _socket
 import errno as _errno
 import os
 import select
@@ -401,25 +400,9 @@ class Others:
 
         out: dict[OtherKey, Other] = {}
         for name in self.names:
-            if self.ctx.diag_sock is not None:
-                _drain(self.ctx.diag_sock)
             for rec in common.records(name, self.ctx):
                 out[other_key(name, rec)] = rec  # type: ignore[arg-type,assignment]
         return out
-
-
-def _drain(sock: _socket.socket) -> None:
-    """Drop what a dump left unread (one its reader abandoned: a PACKET reply without
-    meminfo): its messages would pass for the next dump's, whose sequence number is the
-    same."""
-    sock.setblocking(False)
-    try:
-        while sock.recv(1 << 16):
-            pass
-    except (BlockingIOError, InterruptedError):
-        pass
-    finally:
-        sock.setblocking(True)
 
 
 class Watcher:

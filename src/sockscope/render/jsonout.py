@@ -35,7 +35,8 @@ class Writer:
         self._open = False  # --json: the "sockets" array has been opened
         self._count = 0
         self._started = False
-        self._fd: int | bool | None = False  # --json-lines into a pipe: its fd
+        #: --json-lines into a pipe: its descriptor (see _whole_lines), else None
+        self._pipe = _pipe_fd(out) if lines else None
 
     def start(self, summary: dict[str, object] | None = None) -> None:
         """The head of the output: the summary (``-s``), and for --json the opening."""
@@ -130,7 +131,7 @@ class Writer:
         takes a write of up to PIPE_BUF bytes whole or not at all, so into a pipe the
         lines go in pieces of at most that size that end with a line (a buffered stream,
         or one big write, can stop in the middle of a line)."""
-        fd = self._pipe_fd()
+        fd = self._pipe
         if fd is None:
             self.out.write(data)
             return
@@ -147,23 +148,26 @@ class Writer:
                 view = view[os.write(fd, view) :]
             at = end
 
-    def _pipe_fd(self) -> int | None:
-        """The descriptor of a stdout that is a pipe (flushed first), else None."""
-        if self._fd is False:
-            import os
-            import stat
-
-            try:
-                self.out.flush()
-                fd = self.out.fileno()
-                self._fd = fd if stat.S_ISFIFO(os.fstat(fd).st_mode) else None
-            except (AttributeError, OSError, ValueError):  # BytesIO: no descriptor
-                self._fd = None
-        return None if isinstance(self._fd, bool) else self._fd
-
 
 #: Linux's PIPE_BUF: a write to a pipe of at most this many bytes is atomic
 _PIPE_BUF = 4096
+
+
+def _pipe_fd(out: BinaryIO) -> int | None:
+    """The descriptor of ``out`` when it is a pipe (what it buffered flushed first, as the
+    lines then go to the descriptor), else None."""
+    import os
+    import stat
+
+    try:
+        out.flush()
+        fd = out.fileno()
+    except (AttributeError, OSError, ValueError):  # BytesIO: no descriptor
+        return None
+    try:
+        return fd if stat.S_ISFIFO(os.fstat(fd).st_mode) else None
+    except OSError:
+        return None
 
 
 def bytes_as_latin1(d: dict[str, object]) -> dict[str, object]:

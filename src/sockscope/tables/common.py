@@ -230,6 +230,8 @@ def diag_dump(ctx: Context, request: bytes) -> Iterator[netlink.Message]:
     finally:
         if shared is None:
             sock.close()
+        else:  # kept for the next dump (--watch): nothing of this one may be left in it
+            netlink.drain(sock)
     if state.interrupted:
         ctx.warn("Dump was interrupted and may be inconsistent.")
 
