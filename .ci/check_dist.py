@@ -48,6 +48,17 @@ SDIST = [
 ]
 
 
+def launcher_problems(launcher: str, runner: str) -> list[str]:
+    """What is wrong with the two halves of the command as packaged (tests/test_packaging.py
+    runs this on the files in scripts/, so a change there cannot leave this check behind)."""
+    problems = []
+    if not launcher.startswith("#!/bin/sh\n") or "sockscope-run" not in launcher:
+        problems.append("the launcher script sockscope (scripts/sockscope)")
+    if not runner.startswith("#!python") or "from sockscope.cli.command import" not in runner:
+        problems.append("the launcher's Python half (scripts/sockscope-run)")
+    return problems
+
+
 def main(dist: Path) -> int:
     (whl,) = dist.glob("*.whl")
     (sdist,) = dist.glob("*.tar.gz")
@@ -72,10 +83,7 @@ def main(dist: Path) -> int:
         if n not in in_wheel
     ]
     missing += [f"sdist:{n}" for n in SDIST if n not in in_sdist]
-    if not launcher.startswith("#!/bin/sh\n") or "sockscope-run" not in launcher:
-        missing.append("the launcher script sockscope (scripts/sockscope)")
-    if not runner.startswith("#!python") or "from sockscope.cli import main" not in runner:
-        missing.append("the launcher's Python half (scripts/sockscope-run)")
+    missing += launcher_problems(launcher, runner)
     if missing:
         print("missing from the archives:", *missing, sep="\n  ", file=sys.stderr)
         return 1
