@@ -709,6 +709,22 @@ _FEW_FDS = 16
 _LAZY_PACKAGES = ("kernel", "query", "tables", "tables/inet", "render", "ops")
 
 
+def _spare_descriptors() -> int | None:
+    """How many more descriptors RLIMIT_NOFILE lets this process open (it bounds the
+    numbers of new descriptors, not their count); None when the soft limit is 256 or
+    more: plenty, not counted (a listing of /proc/self/fd on every run would cost more
+    than the check saves). ``sysconf(_SC_OPEN_MAX)`` is the soft limit, read without
+    importing ``resource``."""
+    soft = os.sysconf("SC_OPEN_MAX")
+    if soft < 0 or soft >= 256:
+        return None
+    try:
+        names = os.listdir("/proc/self/fd")  # one of them is the listing's own
+    except OSError:
+        return 0
+    return soft - (sum(1 for n in names if n.isdigit() and int(n) < soft) - 1)
+
+
 def _import_ahead() -> None:
     """Import every module a listing may load late, now. With RLIMIT_NOFILE at 4, the
     one descriptor left is a dump's socket while the rows are made: a module read then
@@ -748,9 +764,7 @@ def _main(argv: list[str], prog: str) -> int:
 
         allns.check(run)
     summary_only = sel.do_default and not args
-    from sockscope.kernel.libc import spare_descriptors
-
-    run.spare_fds = spare_descriptors()
+    run.spare_fds = _spare_descriptors()
     few = run.spare_fds is not None and run.spare_fds < _FEW_FDS
     if few:
         _import_ahead()

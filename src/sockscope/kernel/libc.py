@@ -22,23 +22,6 @@ C_SPACE_B = b" \t\n\v\f\r"
 _HEX_DIGITS = {c: int(c, 16) for c in "0123456789abcdefABCDEF"}
 
 
-def spare_descriptors() -> int | None:
-    """How many more descriptors RLIMIT_NOFILE lets this process open (it bounds the
-    numbers of new descriptors, not their count); None when the soft limit is 4096 or
-    more: plenty, not counted. ``sysconf(_SC_OPEN_MAX)`` is the soft limit, read without
-    importing ``resource``."""
-    import os
-
-    soft = os.sysconf("SC_OPEN_MAX")
-    if soft < 0 or soft >= 4096:
-        return None
-    try:
-        names = os.listdir("/proc/self/fd")  # one of them is the listing's own
-    except OSError:
-        return 0
-    return soft - (sum(1 for n in names if n.isdigit() and int(n) < soft) - 1)
-
-
 def int32(value: int) -> int:
     """A value stored into a C ``int``: the low 32 bits, two's complement."""
     value &= 0xFFFFFFFF
