@@ -12,7 +12,6 @@ import _socket as socket  # the C module: socket.py costs ~3 ms of start-up (enu
 import os
 
 from sockscope.kernel import abi
-from sockscope.kernel.iproute import find_cgroup2_mount
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -199,6 +198,8 @@ class CgroupMap:
 
     def _build(self) -> dict[int, str]:
         paths: dict[int, str] = {}
+        from sockscope.kernel.iproute import find_cgroup2_mount  # only with -e and cgroups
+
         mnt = find_cgroup2_mount(self.warn)
         self.mount = mnt
         if mnt is None:
@@ -226,5 +227,7 @@ class CgroupMap:
         if found is not None:
             return found
         if self.mount is None:  # get_cgroup2_path looks for the mount again
+            from sockscope.kernel.iproute import find_cgroup2_mount
+
             find_cgroup2_mount(self.warn)
         return "unreachable:%x" % cgroup_id
