@@ -49,8 +49,7 @@ CATEGORIES = [
         " os import), before any sockscope code runs, prints Python's KeyboardInterrupt"
         " traceback (ss just dies); from sockscope-run's first statement on it dies quietly",
         strict=False)),  # only when the signal lands in those few milliseconds
-    pytest.param("nofile", marks=_known(
-        "RLIMIT_NOFILE 4-5: -tanp no rows or 'Too many open files' (1) where ss lists (0)")),
+    "nofile",
     "signal-jsonl-int", "signal-json-listing", "fsize", "nonblock", "signal-own-early", "signal-json-events",
     "signal-listing", "signal-json-listing-int", "signal-events", "signal-events-json",
     "signal-own", "nproc", "unpriv", "unpriv-own", "rlimit-as", "stdout-closed", "stdout-full",

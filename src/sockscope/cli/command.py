@@ -277,6 +277,8 @@ class Run:
         #: -s with --json: the summary, written at the head of the JSON output
         self.summary: object = None
         self.all_netns = False
+        #: descriptors left under RLIMIT_NOFILE at the start (None: plenty)
+        self.spare_fds: int | None = None
         #: the caller's network namespace, opened before the first -N switches away from
         #: it: --listen binds its socket there, where the host's scraper can reach it
         self.home_netns: int | None = None
@@ -699,6 +701,51 @@ def _to_stderr(text: str) -> None:
             pass
 
 
+#: with fewer descriptors than this to spare (RLIMIT_NOFILE), nothing runs beside the
+#: dumps (a /proc scan in a thread holds up to 4, the two families' dumps 2, an import 1)
+#: and every module is imported before the first
+_FEW_FDS = 16
+#: the subpackages whose modules a listing imports when it first needs them
+_LAZY_PACKAGES = ("kernel", "query", "tables", "tables/inet", "render", "ops")
+
+
+def _spare_descriptors() -> int | None:
+    """How many more descriptors RLIMIT_NOFILE lets this process open (it bounds the
+    numbers of new descriptors, not their count); None when the soft limit is 256 or
+    more: plenty, not counted (a listing of /proc/self/fd on every run would cost more
+    than the check saves). ``sysconf(_SC_OPEN_MAX)`` is the soft limit, read without
+    importing ``resource``."""
+    soft = os.sysconf("SC_OPEN_MAX")
+    if soft < 0 or soft >= 256:
+        return None
+    try:
+        names = os.listdir("/proc/self/fd")  # one of them is the listing's own
+    except OSError:
+        return 0
+    return soft - (sum(1 for n in names if n.isdigit() and int(n) < soft) - 1)
+
+
+def _import_ahead() -> None:
+    """Import every module a listing may load late, now. With RLIMIT_NOFILE at 4, the
+    one descriptor left is a dump's socket while the rows are made: a module read then
+    fails to open where ss, which has no files of its own to read, lists on."""
+    from importlib import import_module
+
+    top = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for sub in _LAZY_PACKAGES:
+        try:
+            names = sorted(os.listdir(os.path.join(top, sub)))
+        except OSError:
+            continue
+        package = "sockscope." + sub.replace("/", ".")
+        for name in names:
+            if name.endswith(".py") and name != "__init__.py":
+                try:
+                    import_module(f"{package}.{name[:-3]}")
+                except ImportError:  # a module for a platform or an option not here
+                    pass
+
+
 def _main(argv: list[str], prog: str) -> int:
     run = Run(prog)
     late: UsageError | None = None
@@ -717,12 +764,19 @@ def _main(argv: list[str], prog: str) -> int:
 
         allns.check(run)
     summary_only = sel.do_default and not args
+    run.spare_fds = _spare_descriptors()
+    few = run.spare_fds is not None and run.spare_fds < _FEW_FDS
+    if few:
+        _import_ahead()
 
-    users = None
+    users: ProcessMap | PendingMap | None = None
     if opts.wants_users:
         from sockscope.ops import procmap
 
-        users = procmap.PendingMap(environ, opts)  # the /proc scan overlaps the dumps
+        if few:  # first and alone, as ss's: what it can open depends on what is open
+            users = procmap.ProcessMap.build(environ, opts)
+        else:  # the /proc scan overlaps the dumps
+            users = procmap.PendingMap(environ, opts)
 
     if opts.summary and not run.all_netns:
         from sockscope.ops.sockstat import read as read_summary
@@ -872,7 +926,9 @@ def _show(
         ctx = gather.make_context(sel, opts, flt, environ, _warn, _warn_raw)
         # the first table's kernel dumps run while the renderer's modules are imported
         gather.start_dumps(ctx)
-    renderer, printer = gather.text_output(sel, opts, users, environ, _warn)
+    renderer, printer = gather.text_output(
+        sel, opts, users, environ, _warn, spare_fds=run.spare_fds
+    )
     out = sys.stdout.buffer
     if ctx is None:
         from sockscope.ops.follow import follow

@@ -116,10 +116,13 @@ def text_output(
     environ: dict[str, str],
     warn: Callable[[str], None],
     write: Callable[[str], None] | None = None,
+    *,
+    spare_fds: int | None = None,
 ) -> tuple[Renderer, Printer]:
     """The column engine and the row context of a text listing (ss's columns for this
     selection, its terminal width, its name resolution), the header queued. The text
-    goes to stdout, or to ``write`` when given."""
+    goes to stdout, or to ``write`` when given; ``spare_fds``: the descriptors that
+    RLIMIT_NOFILE left at the start (None: plenty)."""
     import sys
 
     from sockscope.render import columns
@@ -139,7 +142,9 @@ def text_output(
             out.write(text.encode("latin-1"))
 
     renderer = columns.make_renderer(slots, write, columns.screen_width(1, environ))
-    resolver = Resolver(numeric=opts.numeric, resolve_hosts=opts.resolve, environ=environ)
+    resolver = Resolver(
+        numeric=opts.numeric, resolve_hosts=opts.resolve, environ=environ, spare_fds=spare_fds
+    )
     printer = Printer(opts, resolver, slots, None if users is None else users.users)
     printer.warn = warn
     if opts.show_header:

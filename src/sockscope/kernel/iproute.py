@@ -11,7 +11,7 @@ from sockscope.kernel.libc import c_strtol, int32
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
 
 def proc_path(
@@ -23,6 +23,27 @@ def proc_path(
         return env[env_var]
     root = env.get("PROC_ROOT", "/proc")
     return f"{root}/{name}"
+
+
+def find_cgroup2_mount(warn: Callable[[str], None]) -> str | None:
+    """lib/fs.c's find_cgroup2_mount(false): the first cgroup2 mount of /proc/mounts,
+    or None after its two messages (the first only when the file cannot be opened: with
+    RLIMIT_NOFILE spent, for one)."""
+    try:
+        fp = open("/proc/mounts", "rb")  # noqa: SIM115 - closed below; its failure alone is reported
+    except OSError as e:
+        warn(f"Failed to open mounts file: {e.strerror}")
+    else:
+        with fp:
+            try:
+                for line in fp:
+                    fields = line.split()
+                    if len(fields) >= 3 and fields[2] == b"cgroup2":
+                        return os.fsdecode(fields[1][:4095])
+            except OSError:
+                pass
+    warn("Failed to find cgroup2 mount")
+    return None
 
 
 #: llproto_names[] of lib/ll_proto.c, in table order (the first match wins).

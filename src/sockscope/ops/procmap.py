@@ -16,6 +16,7 @@ order, and :meth:`ProcessMap.users` joins them reversed.
 
 from __future__ import annotations
 
+import errno
 import os
 
 from sockscope.accel import core as compiled_core
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
 _UNAVAILABLE = "unavailable"
 #: lib/escape.c:esc_all with ss's (never set) C locale: controls -> '.', high bytes -> '?'
 _ESCAPE = bytes((0x2E if c < 0x20 or c == 0x7F else 0x3F if c >= 0x80 else c) for c in range(256))
+#: a process out of descriptors (RLIMIT_NOFILE), a system out of files
+_SHORT = (errno.EMFILE, errno.ENFILE)
 _O_DIR = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -138,11 +141,26 @@ class ProcessMap:
 
     # -- building ---------------------------------------------------------------------
     def scan(self, root: str) -> None:
-        """Walk ``root`` as user_ent_hash_build does."""
+        """Walk ``root`` as user_ent_hash_build does.
+
+        Each directory ss walks stays open (a descriptor) while it works inside it, and
+        where RLIMIT_NOFILE leaves few descriptors, which ones could be opened decides
+        what ss shows (at 4, no process at all; at 5, entries with an empty name). So a
+        placeholder descriptor is held where ss holds a ``DIR``: the names are read
+        first (one descriptor, closed at once), then the directory is opened again and
+        kept, and the same opens succeed or fail as in ss.
+        """
         try:
             names = os.listdir(root)
+            held = os.open(root, _O_DIR)  # ss's opendir(root), kept to the end
         except OSError:
             return
+        try:
+            self._scan_pids(root, names)
+        finally:
+            os.close(held)
+
+    def _scan_pids(self, root: str, names: list[str]) -> None:
         threads = self.threads
         for name in names:
             pid = scan_int(name)
@@ -151,33 +169,57 @@ class ProcessMap:
             self.scan_task(root, pid, pid)
             if not threads:
                 continue
+            task_dir = f"{root}{pid}/task/"
             try:
-                tids = os.listdir(f"{root}{pid}/task/")
+                tids = os.listdir(task_dir)
+                held = os.open(task_dir, _O_DIR)  # ss's task_dir, kept for the loop
             except OSError:
                 continue
-            for tname in tids:
-                tid = scan_int(tname)
-                if tid is None or tid == pid:
-                    continue
-                self.scan_task(root, pid, tid)
+            try:
+                for tname in tids:
+                    tid = scan_int(tname)
+                    if tid is None or tid == pid:
+                        continue
+                    self.scan_task(root, pid, tid)
+            finally:
+                os.close(held)
 
     def scan_task(self, root: str, pid: int, tid: int) -> None:
         """user_ent_hash_build_task: the socket fds of ``root/<tid>/fd/``."""
         base = f"{root}{tid}/"
+        pctx = _pid_ctx(tid) if self.kind != self.USERS else ""  # getpidcon comes first
+        path = base + "fd/"
         try:
-            dfd = os.open(base + "fd/", _O_DIR)
+            dfd = os.open(path, _O_DIR)  # ss's opendir, held while the task's name is read
         except OSError:
             return
         try:
-            found = None if self._fast is None else self._fast(dfd)
-            if found is None:
-                found = _fd_sockets(dfd)
+            try:
+                found = None if self._fast is None else self._fast(dfd)
+                if found is None:
+                    found = _fd_sockets(dfd)
+            except OSError as e:
+                if e.errno not in _SHORT:
+                    return  # the task ended meanwhile: ss's readdir ends the same way
+                # listing by descriptor takes a second one (fdopendir of a dup), where
+                # ss's DIR needs none: with none to spare, list by name in the slot the
+                # held descriptor frees, then hold it again
+                os.close(dfd)
+                dfd = -1
+                try:
+                    found = _fd_sockets(path)
+                    dfd = os.open(path, _O_DIR)
+                except OSError:
+                    return
+            if found:
+                self._add_task(base, pid, tid, found, pctx)
         finally:
-            os.close(dfd)
-        if found:
-            self._add_task(base, pid, tid, found)
+            if dfd >= 0:
+                os.close(dfd)
 
-    def _add_task(self, base: str, pid: int, tid: int, found: list[tuple[int, int]]) -> None:
+    def _add_task(
+        self, base: str, pid: int, tid: int, found: list[tuple[int, int]], pctx: str
+    ) -> None:
         try:
             with open(base + "stat", "rb") as f:
                 task = task_name(f.read())
@@ -189,7 +231,6 @@ class ProcessMap:
             head = f'("{task}",pid={pid},{thread}fd='
             texts = [(ino, f"{head}{fd})") for fd, ino in found]
         else:
-            pctx = _pid_ctx(tid)
             head = f'("{task}",pid={pid},{thread}proc_ctx={pctx},fd='
             if self.kind == self.PROC_CTX:
                 texts = [(ino, f"{head}{fd})") for fd, ino in found]
@@ -243,11 +284,11 @@ class ProcessMap:
         return inode in self.entries
 
 
-def _fd_sockets(dfd: int) -> list[tuple[int, int]]:
-    """(fd, socket inode) of the fd directory ``dfd``, in readdir order: the loop of
-    user_ent_hash_build_task (the reference; ``_core.fd_sockets`` does the plain forms of
-    it in C)."""
-    names = os.listdir(dfd)
+def _fd_sockets(where: int | str) -> list[tuple[int, int]]:
+    """(fd, socket inode) of the fd directory ``where`` (a descriptor, or a path ending
+    in ``/``), in readdir order: the loop of user_ent_hash_build_task (the reference;
+    ``_core.fd_sockets`` does the plain forms of it in C)."""
+    names = os.listdir(where)
     readlink = os.readlink
     found: list[tuple[int, int]] = []
     for name in names:
@@ -260,7 +301,10 @@ def _fd_sockets(dfd: int) -> list[tuple[int, int]]:
             if fd is None:
                 continue
         try:
-            link = readlink(str(fd), dir_fd=dfd)
+            if isinstance(where, int):
+                link = readlink(str(fd), dir_fd=where)
+            else:
+                link = readlink(where + str(fd))
         except OSError:
             continue
         if link[:8] != "socket:[":

@@ -26,6 +26,7 @@ from sockscope.kernel.iproute import (
     NL_PROTO_NAMES,
     NL_PROTOS_FILES,
     ephemeral_range,
+    find_cgroup2_mount,
 )
 from sockscope.kernel.libc import (
     UINT_MAX,
@@ -706,9 +707,8 @@ def _cgroup2_id(path: str, note: Callable[[str], None]) -> int:
     if not path:
         note("Invalid cgroup2 path")
         return 0
-    mnt = _cgroup2_mount()
+    mnt = find_cgroup2_mount(note)
     if mnt is None:
-        note("Failed to find cgroup2 mount")
         return 0
     try:
         fd = os.open(mnt, os.O_RDONLY)
@@ -723,15 +723,3 @@ def _cgroup2_id(path: str, note: Callable[[str], None]) -> int:
         return found
     finally:
         os.close(fd)
-
-
-def _cgroup2_mount() -> str | None:
-    try:
-        with open("/proc/mounts", "rb") as fp:
-            for line in fp:
-                fields = line.split()
-                if len(fields) >= 3 and fields[2] == b"cgroup2":
-                    return os.fsdecode(fields[1][:4095])
-    except OSError:
-        pass
-    return None

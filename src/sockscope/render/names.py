@@ -33,6 +33,7 @@ class Resolver:
         "environ",
         "numeric",
         "resolve_hosts",
+        "services",
     )
 
     def __init__(
@@ -40,8 +41,13 @@ class Resolver:
         numeric: bool = False,
         resolve_hosts: bool = False,
         environ: dict[str, str] | None = None,
+        spare_fds: int | None = None,
     ) -> None:
         self.numeric = numeric
+        # ss looks service names up while its dump socket is open, and its setservent(1)
+        # keeps /etc/services open: glibc's getservbyport then opens it again, a third
+        # descriptor. Where RLIMIT_NOFILE left fewer at the start, ss shows numbers.
+        self.services = spare_fds is None or spare_fds >= 3
         self.resolve_hosts = resolve_hosts
         self.environ = dict(os.environ) if environ is None else environ
         self._services: dict[tuple[int, str | None], str] = {}
@@ -72,7 +78,7 @@ class Resolver:
         if name is None:
             name = str(port)
             lo, hi = self.ephemeral_range()
-            if not lo <= port <= hi:
+            if not lo <= port <= hi and self.services:
                 try:
                     name = (
                         socket.getservbyport(port, proto) if proto else socket.getservbyport(port)
@@ -190,21 +196,11 @@ class CgroupMap:
         self.paths: dict[int, str] | None = None
         self.mount: str | None = None
 
-    def _find_mount(self) -> str | None:
-        try:
-            with open("/proc/mounts", "rb") as f:
-                for line in f:
-                    parts = line.split()
-                    if len(parts) >= 3 and parts[2] == b"cgroup2":
-                        return parts[1].decode("latin-1")
-        except OSError:
-            pass
-        self.warn("Failed to find cgroup2 mount")
-        return None
-
     def _build(self) -> dict[int, str]:
         paths: dict[int, str] = {}
-        mnt = self._find_mount()
+        from sockscope.kernel.iproute import find_cgroup2_mount  # only with -e and cgroups
+
+        mnt = find_cgroup2_mount(self.warn)
         self.mount = mnt
         if mnt is None:
             return paths
@@ -230,6 +226,8 @@ class CgroupMap:
         found = self.paths.get(cgroup_id)
         if found is not None:
             return found
-        if self.mount is None:
-            self.warn("Failed to find cgroup2 mount")
+        if self.mount is None:  # get_cgroup2_path looks for the mount again
+            from sockscope.kernel.iproute import find_cgroup2_mount
+
+            find_cgroup2_mount(self.warn)
         return "unreachable:%x" % cgroup_id

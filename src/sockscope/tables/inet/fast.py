@@ -267,9 +267,23 @@ def _netlink(
             flags |= _next(queue, seq, maker, first)
     except (NetlinkError, OSError):
         if not maker.stats[0]:
+            for dump in dumps:
+                if not isinstance(dump, int):
+                    _closed(dump[0])
             return None
         failed = True
     return _stream(ctx, maker, dumps, first, flags, failed, inet_rows, protocol)
+
+
+def _closed(queue: SimpleQueue[Any]) -> None:
+    """Wait until the receiver of ``queue`` has closed its socket (it puts _END, or what
+    it raised, after that). The datagram that ends a dump comes before: the next family's
+    dump, the next table's, or a module it imports may need that descriptor (RLIMIT_NOFILE
+    at 4 leaves one, all that ss needs)."""
+    while True:
+        item = queue.get()
+        if item is _END or isinstance(item, BaseException):
+            return
 
 
 def _dump_rows(
@@ -286,6 +300,7 @@ def _dump_rows(
             raise
         if out:
             yield out
+    _closed(queue)
     if flags & 2:
         ctx.warn("Dump was interrupted and may be inconsistent.")
 
