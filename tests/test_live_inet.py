@@ -204,45 +204,44 @@ def test_same_as_ss(lab, args, flags):
     )
 
 
-#: -tan in-process, with the combined dump of a small TCP table (tables.inet.fast) counted
-#: and forced whatever the host holds: the listing on stdout, how often it ran on stderr
+#: the listing in-process, with the combined dump of a small TCP table
+#: (tables.inet.source.combinable) forced whatever the host holds and its requests
+#: counted: the listing on stdout, the status and the count on stderr
 _COMBINED = """
 import io, os, sys
-from sockscope.tables.inet import fast
-fast.SMALL = 1 << 62
-start = fast._start_combined
+from sockscope.tables.inet import source
+source.SMALL = 1 << 62
+request = source.legacy_request
 used = []
-def counted(ctx, protocol):
-    dump = start(ctx, protocol)
-    used.append(dump is not None)
-    return dump
-fast._start_combined = counted
+def counted(*args):
+    used.append(1)
+    return request(*args)
+source.legacy_request = counted
 out = io.BytesIO()
 sys.stdout = io.TextIOWrapper(out, encoding="latin-1")
 from sockscope.cli import main
 status = main(sys.argv[1:])
 sys.stdout.flush()
 os.write(1, out.getvalue())
-os.write(2, b"%d combined=%d" % (status, used.count(True)))
+os.write(2, b"%d combined=%d" % (status, len(used)))
 """
 
 
 @live
 @needs_root
 @pytest.mark.parametrize(
-    "args", ["-tan", "-ta", "-tanm", "-tan state established", "-tan src [::1]"]
+    "args", ["-tan", "-ta", "-tanm", "-tanp", "-tan state established", "-tan src [::1]"]
 )
 def test_small_tcp_table_is_one_dump(lab, backend, args):
     """A small TCP table of both families is one legacy request (every family in one
-    walk of the kernel's hash) on the compiled path, with ss's bytes and order: the
-    IPv4 rows, then the IPv6 ones; the pure path keeps its two dumps."""
+    walk of the kernel's hash), with ss's bytes and order: the IPv4 rows, then the IPv6
+    ones (both backends)."""
     ns, holder = lab
     ref, is71 = netns.oracle()
-    want_used = 1 if backend == "compiled" else 0
     for attempt in range(3):  # sockets may change state between the two runs (TIME-WAIT)
         rp = ns.run([ref, *args.split()], env=netns.tool_env())
         cp = ns.run([sys.executable, "-S", "-c", _COMBINED, *args.split()], env=netns.tool_env())
-        assert cp.stderr.endswith(b"0 combined=%d" % want_used), cp.stderr[-1500:]
+        assert cp.stderr.endswith(b"0 combined=1"), cp.stderr[-1500:]
         want = normalise(rp.stdout, "", holder, is71)
         got = normalise(cp.stdout, "", holder, is71)
         if want == got:

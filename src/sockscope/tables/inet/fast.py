@@ -23,7 +23,6 @@ families in a single walk of the kernel's hash, received without a thread
 from __future__ import annotations
 
 import _thread
-import os
 from _queue import SimpleQueue
 
 from sockscope.accel import core
@@ -46,10 +45,6 @@ if TYPE_CHECKING:
     Rows = list[tuple[str, ...]]
 
 _END = object()
-
-#: a TCP table is small (one combined dump, see start_early) when its namespace holds at
-#: most this many TCP sockets (both families, time-wait included): a few 32 KiB datagrams
-SMALL = 2048
 
 
 def table_rows(ctx: Context, name: str, inet_rows: InetRows) -> Iterator[Rows] | None:
@@ -75,60 +70,18 @@ def start_early(ctx: Context, name: str) -> None:
     in ``ctx.early`` for it): the kernel fills the first datagrams while the caller sets
     up the rest of the listing.
 
-    A small TCP table of both families is instead dumped here, by one legacy
-    TCPDIAG_GETSOCK request rather than two SOCK_DIAG_BY_FAMILY ones: the kernel
-    answers it for every family (inet_diag_dump_compat asks for AF_UNSPEC) in one walk
-    of its hash tables, and each walk costs about a millisecond even when they are
-    nearly empty, ten and more when other namespaces hold many sockets. The rows are
-    still printed IPv4 first (see :func:`_combined_rows`)."""
+    A small TCP table of both families (:func:`source.combinable`) is instead dumped
+    here, by one request for both families; its rows are still printed IPv4 first
+    (see :func:`_combined_rows`)."""
     protocol = _covered(ctx, name, ctx.opts.inet_wanted)
     if core() is None or protocol is None:
         return
-    if _combinable(ctx, protocol):
+    if source.combinable(ctx, protocol):
         combined = _start_combined(ctx, protocol)
         if combined is not None:
             ctx.early = (protocol, combined)
             return
     ctx.early = (protocol, _start_dumps(ctx, protocol))
-
-
-def _combinable(ctx: Context, protocol: int) -> bool:
-    """Whether table ``protocol``'s dumps can be one request: TCP, both families, and
-    few sockets in this namespace (:data:`SMALL`: with many, the two dumps run in
-    parallel, which is faster than one walk that fills every datagram)."""
-    if protocol != abi.IPPROTO_TCP or len(source.dump_families(ctx.sel)) != 2:
-        return False
-    # /proc/net/sockstat counts this namespace's IPv4 sockets ("inuse") and time-wait
-    # ones of both families ("tw"), sockstat6 its IPv6 ones ("alloc" is the host's)
-    four = _sockstat("/proc/net/sockstat", b"TCP:")
-    if four is None:
-        return False
-    six = _sockstat("/proc/net/sockstat6", b"TCP6:")
-    count = four.get(b"inuse", SMALL + 1) + four.get(b"tw", 0)
-    return count + (0 if six is None else six.get(b"inuse", SMALL + 1)) <= SMALL
-
-
-def _sockstat(path: str, head: bytes) -> dict[bytes, int] | None:
-    """The counters of the ``head`` line of a /proc/net/sockstat file; None when the file
-    or the line cannot be read."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        text = os.read(fd, 4096)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    for line in text.split(b"\n"):
-        if line.startswith(head):
-            words = line.split()
-            try:
-                return {k: int(v) for k, v in zip(words[1::2], words[2::2], strict=False)}
-            except ValueError:
-                return None
-    return None
 
 
 class _Combined:
