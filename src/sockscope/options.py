@@ -76,3 +76,17 @@ class Options:
         return bool(
             self.show_processes or self.show_threads or self.show_proc_ctx or self.show_sock_ctx
         )
+
+    @property
+    def inet_wanted(self) -> bool:
+        """Whether any option puts text in the extra-information cell of inet rows (here,
+        not in tables.inet.row: the dumps start before the renderer's modules load)."""
+        return bool(
+            self.show_options
+            or self.show_details
+            or self.show_tos
+            or self.show_cgroup
+            or self.show_inet_sockopt
+            or self.show_mem
+            or self.show_tcpinfo
+        )

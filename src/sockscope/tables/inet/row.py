@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from sockscope.kernel.structs import Spans
-    from sockscope.options import Options
     from sockscope.render.printer import Printer
     from sockscope.tables.inet.record import InetSocket
 
@@ -40,19 +39,6 @@ _NSTATES = len(_STATES)
 _AF_INET = abi.AF_INET
 _AF_INET6 = abi.AF_INET6
 _IPPROTO_SCTP = abi.IPPROTO_SCTP
-
-
-def inet_wanted(opts: Options) -> bool:
-    """Whether any option puts text in the extra-information cell of inet rows."""
-    return bool(
-        opts.show_options
-        or opts.show_details
-        or opts.show_tos
-        or opts.show_cgroup
-        or opts.show_inet_sockopt
-        or opts.show_mem
-        or opts.show_tcpinfo
-    )
 
 
 class InetRows:
@@ -66,7 +52,7 @@ class InetRows:
         #: inode of the previous inet row, to draw SCTP associations (sctp_ino)
         self.sctp_ino = 0
         #: whether any option puts text in the extra-information cell
-        self.ext_wanted = inet_wanted(p.opts)
+        self.ext_wanted = p.opts.inet_wanted
         if self.ext_wanted:  # the extra-information module only for the runs that print it
             from sockscope.tables.inet import extinfo
 
