@@ -330,6 +330,8 @@ CASES: list[Case] = [
             ["-tn", "src", "\udcff"], ["-tn", "dev", "\udcffé"], ["-tn", "sport", ":é"],
             ["--\udcff"], ["--fam=\udcff"], ["-N", "\udcff"], ["-F", "/\udcff"],
             ["exclude", "\udcff"], ["-tn", "fwmark", "\udcff"],
+            # an empty -D name is fopen(""), not stdout (attack4)
+            ["-tan", "-D", ""],
         )
     ),
     # defects 5 and 6: stdout closed or full (ss never checks its writes: exit 0)

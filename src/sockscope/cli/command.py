@@ -832,7 +832,8 @@ def _dump(run: Run) -> int:
     if not sel.has_db(abi.TCP_DB):
         _warn("ss: tcpdiag dump requested and no tcp in filter.")
         return 0
-    path = opts.dump_file or "-"
+    # ss writes to stdout when the name starts with '-'; an empty name goes to fopen("")
+    path = opts.dump_file or ""
     if path.startswith("-"):
         out = _DumpOut(sys.stdout.buffer)
         sources.dump_tcp(Context(sel, opts), out)  # type: ignore[arg-type]
