@@ -9,8 +9,8 @@ Fills a private namespace with ``tests/tools/fill.py`` (or uses ``--netns``), bu
 measures the CPU (user and system, ``resource.getrusage``) of ``--steps`` snapshots and
 diffs, for the compiled core and pure Python in alternating rounds (one child process
 per measurement); prints the median per snapshot and the percent of one core at a 1 s
-interval. The system time is mostly the kernel building the sock_diag dump (the same
-work ``ss -tuan`` makes it do), which no user-space change removes.
+interval. The system time is mostly the kernel building the sock_diag dump (for TCP one
+TCPDIAG_GETSOCK dump of both families, less than the per-family dumps of ``ss -tuan``).
 """
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ from sockscope.kernel import abi, netlink
 from sockscope.ops import follow
 from sockscope.tables.inet.layout import ATTR_END, ATTR_START, BUF, PROTOCOL
 from sockscope.tables.inet.record import InetSocket, decode_inet
-from sockscope.tables.inet.source import inet_request
+from sockscope.tables.inet.source import inet_request, legacy_request
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -232,14 +232,26 @@ class Snapshotter:
         ext = 0
         if info:
             ext = (1 << (abi.INET_DIAG_INFO - 1)) | (1 << (abi.INET_DIAG_CONG - 1))
-        self.requests: list[tuple[int, bytes]] = []
+        #: (protocol, request, the requests to send instead if the kernel refuses it)
+        self.requests: list[tuple[int, bytes, list[bytes]]] = []
+        both = (1 << abi.AF_INET) | (1 << abi.AF_INET6)
         for db, protocol in TABLES.items():
             if not sel.dbs & (1 << db):
                 continue
-            for family in (abi.AF_INET, abi.AF_INET6):
-                if sel.families & (1 << family):
-                    req = inet_request(family, protocol, sel.states, ext, bytecode)
-                    self.requests.append((protocol, req))
+            per_family = [
+                inet_request(family, protocol, sel.states, ext, bytecode)
+                for family in (abi.AF_INET, abi.AF_INET6)
+                if sel.families & (1 << family)
+            ]
+            legacy = legacy_request(protocol, sel.states, ext, bytecode)
+            if legacy is not None and sel.families & both == both:
+                # TCPDIAG_GETSOCK dumps both families in one walk of the kernel's hash
+                # tables (AF_UNSPEC): a SOCK_DIAG_BY_FAMILY request per family walks
+                # them twice (every socket, then the bind table for bound-inactive
+                # ones), about a quarter of the kernel's time at 70k TCP sockets
+                self.requests.append((protocol, legacy, per_family))
+            else:
+                self.requests += [(protocol, req, []) for req in per_family]
         self.sock = netlink.open_diag()
         self._split: dict[int, tuple[struct.Struct, struct.Struct]] = {}
         #: protocol -> when the kernel read its sockets in the last take (monotonic): the
@@ -260,8 +272,10 @@ class Snapshotter:
         out: dict[int, dict[bytes, bytes]] = {}
         self.sampled = {}
         changed: dict[int, list[bytes]] = {}
-        keep = []
-        for protocol, request in self.requests:
+        keep: list[tuple[int, bytes, list[bytes]]] = []
+        pending = list(self.requests)
+        while pending:
+            protocol, request, instead = pending.pop(0)
             msgs = out.get(protocol)
             if msgs is None:
                 # sized for the last snapshot's sockets: no growing step by step
@@ -270,8 +284,11 @@ class Snapshotter:
             try:
                 self._dump(request, prev.get(protocol, {}), msgs, moved, protocol)
             except NetlinkError:
+                # a refused request sent nothing before its error: its replacements
+                # start from the same empty table
+                pending[:0] = [(protocol, req, []) for req in instead]
                 continue
-            keep.append((protocol, request))
+            keep.append((protocol, request, instead))
         self.requests = keep
         return out, changed
 
