@@ -36,6 +36,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
@@ -124,6 +125,18 @@ def tool_env(**extra: str) -> dict[str, str]:
         env["SOCKSCOPE_PURE"] = os.environ["SOCKSCOPE_PURE"]
     env.update(extra)
     return env
+
+
+def driver_json(prefix: str, code: str) -> Any:
+    """Run the Python ``code`` in a fresh namespace (``prefix``-PID) with the tree under
+    test on its path; what its last act printed, as JSON."""
+    ns = Netns(f"{prefix}-{os.getpid()}")
+    try:
+        run = ns.run([sys.executable, "-c", code], env=tool_env(), timeout=60)
+    finally:
+        ns.close()
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout)
 
 
 #: run the rest of a command line as an unprivileged user (nobody)

@@ -13,10 +13,6 @@ backends (the driver runs in a subprocess: the backend is chosen once per proces
 
 from __future__ import annotations
 
-import json
-import os
-import sys
-
 import pytest
 
 import netns
@@ -86,13 +82,7 @@ print(json.dumps(phases))
 @pytest.mark.live
 @needs_root
 def test_snapshot_before_destruction_events(backend: str) -> None:
-    ns = netns.Netns(f"sockscope-wrace-{os.getpid()}")
-    try:
-        run = ns.run([sys.executable, "-c", DRIVER], env=netns.tool_env(), timeout=60)
-    finally:
-        ns.close()
-    assert run.returncode == 0, run.stderr
-    phases = json.loads(run.stdout)
+    phases = netns.driver_json("sockscope-wrace", DRIVER)
     opened = phases["opened"]
     assert sorted((c["kind"], c["state"]) for c in opened) == [
         ("new", "ESTAB"),

@@ -8,10 +8,6 @@ on. Live (root), in a private namespace: the three ways list the same sockets.
 
 from __future__ import annotations
 
-import json
-import os
-import sys
-
 import pytest
 
 import netns
@@ -75,13 +71,7 @@ print(json.dumps(out))
 @pytest.mark.live
 @needs_root
 def test_one_dump_for_both_families_and_the_fallback(backend: str) -> None:
-    ns = netns.Netns(f"sockscope-wreq-{os.getpid()}")
-    try:
-        run = ns.run([sys.executable, "-c", DRIVER], env=netns.tool_env(), timeout=60)
-    finally:
-        ns.close()
-    assert run.returncode == 0, run.stderr
-    got = json.loads(run.stdout)
+    got = netns.driver_json("sockscope-wreq", DRIVER)
     both, v4 = got["both"], got["v4"]
     # both families: one TCPDIAG_GETSOCK (18) request, the two per-family ones behind it
     assert both["requests"] == [[6, 18, 2]]
