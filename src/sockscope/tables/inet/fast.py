@@ -115,13 +115,11 @@ def _start_combined(ctx: Context, protocol: int) -> _Combined | None:
 def _next_both(dump: _Combined, four: Any, six: Any, out4: Rows, out6: Rows) -> int:
     """Feed the next datagram of a combined dump to both makers (each keeps only its
     family's messages); flags as :func:`_next`."""
-    item = dump.queue.get()
-    if item is _END:
+    buf = _take(dump.queue)
+    if buf is None:
         return 1
-    if isinstance(item, BaseException):
-        raise item
-    flags: int = four.feed(item, dump.seq, out4)
-    six.feed(item, dump.seq, out6)
+    flags: int = four.feed(buf, dump.seq, out4)
+    six.feed(buf, dump.seq, out6)
     return flags
 
 
@@ -336,13 +334,22 @@ def _start_dumps(ctx: Context, protocol: int) -> list[tuple[SimpleQueue[Any], in
 def _next(queue: SimpleQueue[Any], seq: int, maker: Any, out: Rows) -> int:
     """Feed the next datagram of a dump to the maker: its flags (bit 0: the dump ended,
     bit 1: NLM_F_DUMP_INTR). Raises what the kernel or the receive thread raised."""
+    buf = _take(queue)
+    if buf is None:
+        return 1
+    flags: int = maker.feed(buf, seq, out)
+    return flags
+
+
+def _take(queue: SimpleQueue[Any]) -> Any:
+    """The next datagram of a dump, None at its end; raises what the kernel or the
+    receive thread raised."""
     item = queue.get()
     if item is _END:
-        return 1
+        return None
     if isinstance(item, BaseException):
         raise item
-    flags: int = maker.feed(item, seq, out)
-    return flags
+    return item
 
 
 def _netlink(
