@@ -98,12 +98,15 @@ class _Dump:
     :func:`_take`. None when the dump was received whole before the rows (the combined
     dump of a small table, or no thread to spare)."""
 
-    __slots__ = ("queue", "room", "seq")
+    __slots__ = ("finished", "queue", "room", "seq")
 
     def __init__(self, seq: int, room: SimpleQueue[None] | None) -> None:
         self.queue: SimpleQueue[Any] = SimpleQueue()
         self.seq = seq
         self.room = room
+        #: the last item (_END or what stopped the receiver) was taken: its socket is
+        #: closed and nothing more will come
+        self.finished = False
 
 
 def _start_combined(ctx: Context, protocol: int) -> _Dump | None:
@@ -363,8 +366,10 @@ def _take(dump: _Dump) -> Any:
     receive thread raised."""
     item = dump.queue.get()
     if item is _END:
+        dump.finished = True
         return None
     if isinstance(item, BaseException):
+        dump.finished = True
         raise item
     if dump.room is not None:
         dump.room.put(None)  # its receiver may queue one more
@@ -413,11 +418,11 @@ def _closed(dump: _Dump) -> None:
     at 4 leaves one, all that ss needs). Datagrams still queued (a dump abandoned after
     the first one failed) are dropped, their room given back so that the receiver goes on
     to its end."""
-    while True:
+    while not dump.finished:
         item = dump.queue.get()
         if item is _END or isinstance(item, BaseException):
-            return
-        if dump.room is not None:
+            dump.finished = True
+        elif dump.room is not None:
             dump.room.put(None)
 
 
