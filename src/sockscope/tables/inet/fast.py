@@ -55,7 +55,7 @@ def table_rows(ctx: Context, name: str, inet_rows: InetRows) -> Iterator[Rows] |
     if mod is None or protocol is None:
         return None
     early = ctx.early
-    if early is not None and early[0] == protocol and isinstance(early[1], _Combined):
+    if early is not None and early[0] == protocol and isinstance(early[1], _Dump):
         ctx.early = None
         rows = _combined_rows(ctx, mod, inet_rows, protocol, early[1])
         if rows is not None:
@@ -84,17 +84,32 @@ def start_early(ctx: Context, name: str) -> None:
     ctx.early = (protocol, _start_dumps(ctx, protocol))
 
 
-class _Combined:
-    """The one dump of both families of a small table (start_early), under way."""
+#: datagrams (32 KiB at most each) a receive thread may hold ahead of the rows: when
+#: the rows wait (a pager, a slow pipe) the next family's dump waits too, as ss's
+#: sequential dumps do, instead of all of it being received into memory
+_AHEAD = 128
 
-    __slots__ = ("queue", "seq")
 
-    def __init__(self, queue: SimpleQueue[Any], seq: int) -> None:
-        self.queue = queue
+class _Dump:
+    """One dump under way: its datagrams (then _END, or what stopped it) in ``queue``.
+
+    ``room``: when a thread receives it, a token per datagram that may still be queued
+    (``_AHEAD`` of them); taken by the thread before it queues one, given back by
+    :func:`_take`. None when the dump was received whole before the rows (the combined
+    dump of a small table, or no thread to spare)."""
+
+    __slots__ = ("finished", "queue", "room", "seq")
+
+    def __init__(self, seq: int, room: SimpleQueue[None] | None) -> None:
+        self.queue: SimpleQueue[Any] = SimpleQueue()
         self.seq = seq
+        self.room = room
+        #: the last item (_END or what stopped the receiver) was taken: its socket is
+        #: closed and nothing more will come
+        self.finished = False
 
 
-def _start_combined(ctx: Context, protocol: int) -> _Combined | None:
+def _start_combined(ctx: Context, protocol: int) -> _Dump | None:
     """The combined dump, received here in the main thread: a receive thread (started
     ahead, to overlap the walk with the imports) gained nothing measurable on an idle
     host, and cost about 1.5 ms where other processes kept the CPUs busy."""
@@ -106,16 +121,15 @@ def _start_combined(ctx: Context, protocol: int) -> _Combined | None:
         sock = netlink.open_diag()
     except OSError:
         return None
-    seq = netlink.HDR_UNPACK(request, 0)[3]
-    queue: SimpleQueue[Any] = SimpleQueue()
-    _receiver(sock, request, seq, queue)
-    return _Combined(queue, seq)
+    dump = _Dump(netlink.HDR_UNPACK(request, 0)[3], None)
+    _receiver(sock, request, dump)
+    return dump
 
 
-def _next_both(dump: _Combined, four: Any, six: Any, out4: Rows, out6: Rows) -> int:
+def _next_both(dump: _Dump, four: Any, six: Any, out4: Rows, out6: Rows) -> int:
     """Feed the next datagram of a combined dump to both makers (each keeps only its
     family's messages); flags as :func:`_next`."""
-    buf = _take(dump.queue)
+    buf = _take(dump)
     if buf is None:
         return 1
     flags: int = four.feed(buf, dump.seq, out4)
@@ -124,7 +138,7 @@ def _next_both(dump: _Combined, four: Any, six: Any, out4: Rows, out6: Rows) -> 
 
 
 def _combined_rows(
-    ctx: Context, mod: Any, inet_rows: InetRows, protocol: int, dump: _Combined
+    ctx: Context, mod: Any, inet_rows: InetRows, protocol: int, dump: _Dump
 ) -> Iterator[Rows] | None:
     """The rows of a combined dump in ss's order: the IPv4 rows as their datagrams
     come, the IPv6 ones kept until the dump ends. The kernel walks the same buckets in
@@ -149,7 +163,7 @@ def _combined_rows(
 
 
 def _combined_stream(
-    ctx: Context, dump: _Combined, four: Any, six: Any, first: Rows, later: Rows, flags: int
+    ctx: Context, dump: _Dump, four: Any, six: Any, first: Rows, later: Rows, flags: int
 ) -> Iterator[Rows]:
     yield first
     while not flags & 1:
@@ -274,11 +288,12 @@ def _maker(mod: Any, ctx: Context, inet_rows: InetRows, protocol: int, families:
     )
 
 
-def _receiver(sock: Any, request: bytes, seq: int, queue: SimpleQueue[Any]) -> None:
+def _receiver(sock: Any, request: bytes, dump: _Dump) -> None:
     """A receive thread: send the request, queue every datagram of the dump, then _END
     (or the exception that stopped it). The socket is closed before that last item: a
     dump that waits for a descriptor (RLIMIT_NOFILE, see _netlink) can then have it."""
     dump_end = core().dump_end  # type: ignore[union-attr]
+    queue, room, seq = dump.queue, dump.room, dump.seq
     end: Any = _END
     try:
         sock.send(request)
@@ -286,6 +301,8 @@ def _receiver(sock: Any, request: bytes, seq: int, queue: SimpleQueue[Any]) -> N
         # a dump datagram) as ss does: a fixed 1 MiB one cost up to 0.5 ms a thread to
         # zero and fault in, for a 300-socket listing; a peek per datagram costs ~1 us
         for buf in netlink.datagrams(sock):
+            if room is not None:
+                room.get()
             queue.put(buf)
             if dump_end(buf, seq):
                 break
@@ -296,7 +313,7 @@ def _receiver(sock: Any, request: bytes, seq: int, queue: SimpleQueue[Any]) -> N
         queue.put(end)
 
 
-def _start_dump(family: int, protocol: int, ctx: Context) -> tuple[SimpleQueue[Any], int] | None:
+def _start_dump(family: int, protocol: int, ctx: Context) -> _Dump | None:
     """Open a socket and start a receive thread for one family's dump."""
     try:
         sock = netlink.open_diag()
@@ -304,20 +321,23 @@ def _start_dump(family: int, protocol: int, ctx: Context) -> tuple[SimpleQueue[A
         return None
     ext = source.idiag_ext(ctx.opts)
     request = source.inet_request(family, protocol, ctx.sel.states, ext, ctx.bytecode)
-    seq = netlink.HDR_UNPACK(request, 0)[3]
-    queue: SimpleQueue[Any] = SimpleQueue()
+    room: SimpleQueue[None] = SimpleQueue()
+    for _ in range(_AHEAD):
+        room.put(None)
+    dump = _Dump(netlink.HDR_UNPACK(request, 0)[3], room)
     try:
-        _thread.start_new_thread(_receiver, (sock, request, seq, queue))
+        _thread.start_new_thread(_receiver, (sock, request, dump))
     except RuntimeError:  # no thread to spare (RLIMIT_NPROC reached): receive it all now
-        _receiver(sock, request, seq, queue)
-    return queue, seq
+        dump.room = None
+        _receiver(sock, request, dump)
+    return dump
 
 
-def _start_dumps(ctx: Context, protocol: int) -> list[tuple[SimpleQueue[Any], int] | int]:
+def _start_dumps(ctx: Context, protocol: int) -> list[_Dump | int]:
     """The dumps of one inet table, one per selected family, each under way in its
     receive thread; fewer when a netlink socket cannot be opened (none: ss's fallback)."""
     families = source.dump_families(ctx.sel)
-    dumps: list[tuple[SimpleQueue[Any], int] | int] = []
+    dumps: list[_Dump | int] = []
     for family in families:
         started = _start_dump(family, protocol, ctx)
         if started is None:
@@ -331,24 +351,28 @@ def _start_dumps(ctx: Context, protocol: int) -> list[tuple[SimpleQueue[Any], in
     return dumps
 
 
-def _next(queue: SimpleQueue[Any], seq: int, maker: Any, out: Rows) -> int:
+def _next(dump: _Dump, maker: Any, out: Rows) -> int:
     """Feed the next datagram of a dump to the maker: its flags (bit 0: the dump ended,
     bit 1: NLM_F_DUMP_INTR). Raises what the kernel or the receive thread raised."""
-    buf = _take(queue)
+    buf = _take(dump)
     if buf is None:
         return 1
-    flags: int = maker.feed(buf, seq, out)
+    flags: int = maker.feed(buf, dump.seq, out)
     return flags
 
 
-def _take(queue: SimpleQueue[Any]) -> Any:
+def _take(dump: _Dump) -> Any:
     """The next datagram of a dump, None at its end; raises what the kernel or the
     receive thread raised."""
-    item = queue.get()
+    item = dump.queue.get()
     if item is _END:
+        dump.finished = True
         return None
     if isinstance(item, BaseException):
+        dump.finished = True
         raise item
+    if dump.room is not None:
+        dump.room.put(None)  # its receiver may queue one more
     return item
 
 
@@ -363,55 +387,58 @@ def _netlink(
     """
     early, ctx.early = ctx.early, None
     if early is not None and early[0] == protocol:
-        dumps: list[tuple[SimpleQueue[Any], int] | int] = early[1]  # type: ignore[assignment]
+        dumps: list[_Dump | int] = early[1]  # type: ignore[assignment]
     else:
         dumps = _start_dumps(ctx, protocol)
     if not dumps:
         return None
     # the first dump up to its first record (or its end), as source._start looks
     first: Rows = []
-    queue, seq = dumps[0]  # type: ignore[misc]
+    dump0 = dumps[0]
+    assert not isinstance(dump0, int)  # the first family's dump has its socket
     flags = 0
     failed = False
     try:
         while not flags & 1 and not maker.stats[0]:
-            flags |= _next(queue, seq, maker, first)
+            flags |= _next(dump0, maker, first)
     except (NetlinkError, OSError):
         if not maker.stats[0]:
             for dump in dumps:
                 if not isinstance(dump, int):
-                    _closed(dump[0])
+                    _closed(dump)
             return None
         failed = True
     return _stream(ctx, maker, dumps, first, flags, failed, inet_rows, protocol)
 
 
-def _closed(queue: SimpleQueue[Any]) -> None:
-    """Wait until the receiver of ``queue`` has closed its socket (it puts _END, or what
+def _closed(dump: _Dump) -> None:
+    """Wait until the receiver of ``dump`` has closed its socket (it puts _END, or what
     it raised, after that). The datagram that ends a dump comes before: the next family's
     dump, the next table's, or a module it imports may need that descriptor (RLIMIT_NOFILE
-    at 4 leaves one, all that ss needs)."""
-    while True:
-        item = queue.get()
+    at 4 leaves one, all that ss needs). Datagrams still queued (a dump abandoned after
+    the first one failed) are dropped, their room given back so that the receiver goes on
+    to its end."""
+    while not dump.finished:
+        item = dump.queue.get()
         if item is _END or isinstance(item, BaseException):
-            return
+            dump.finished = True
+        elif dump.room is not None:
+            dump.room.put(None)
 
 
-def _dump_rows(
-    ctx: Context, queue: SimpleQueue[Any], seq: int, maker: Any, flags: int
-) -> Iterator[Rows]:
+def _dump_rows(ctx: Context, dump: _Dump, maker: Any, flags: int) -> Iterator[Rows]:
     """The rest of one dump's rows; the interrupted-dump warning at its end."""
     while not flags & 1:
         out: Rows = []
         try:
-            flags |= _next(queue, seq, maker, out)
+            flags |= _next(dump, maker, out)
         except (NetlinkError, OSError):
             if out:
                 yield out  # the rows before the failure are shown, as ss does
             raise
         if out:
             yield out
-    _closed(queue)
+    _closed(dump)
     if flags & 2:
         ctx.warn("Dump was interrupted and may be inconsistent.")
 
@@ -434,8 +461,7 @@ def _stream(
             started = _start_dump(dump, protocol, ctx) if isinstance(dump, int) else dump
             if started is None:  # a family that waited for a socket and got none
                 return
-            queue, seq = started
-            yield from _dump_rows(ctx, queue, seq, maker, flags if k == 0 else 0)
+            yield from _dump_rows(ctx, started, maker, flags if k == 0 else 0)
     except (NetlinkError, OSError):
         return
     _decoded, made, last_inode, last_fast = maker.stats
