@@ -441,6 +441,13 @@ _OWN_OPTIONS = {"--json", "--json-lines", "--jsonl", "-j"}
 STATUSES = {0, 1, 255}
 
 
+def _backend_env(environ: dict[str, str] | os._Environ[str]) -> dict[str, str]:
+    """The caller's backend choice (``SOCKSCOPE_PURE``), which every case keeps: a case's
+    environment replaces the whole of ``os.environ`` while it runs, and the backend is
+    chosen at the first listing (sockscope.accel), inside the first case."""
+    return {k: environ[k] for k in ("SOCKSCOPE_PURE",) if k in environ}
+
+
 def run_inprocess(argv: list[str], env: dict[str, str]) -> tuple[int, bytes, bytes, str | None]:
     """sockscope.cli.main(argv) with ``env`` as os.environ; (status, out, err, traceback)."""
     from sockscope.cli import main
@@ -452,7 +459,8 @@ def run_inprocess(argv: list[str], env: dict[str, str]) -> tuple[int, bytes, byt
     werr = io.TextIOWrapper(err, encoding="latin-1", write_through=True)
     sys.stdout, sys.stderr = wout, werr
     os.environ.clear()
-    os.environ.update({"PATH": saved_env.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", **env})
+    os.environ.update({"PATH": saved_env.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C",
+                       **_backend_env(saved_env), **env})  # fmt: skip
     tb = None
     try:
         status = main(argv)
@@ -476,7 +484,7 @@ def run_subprocess(
     argv: list[str], env: dict[str, str], program: list[str]
 ) -> tuple[int, bytes, bytes, str | None]:
     full = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C",
-            "PYTHONPATH": str(HERE.parent.parent / "src"), **env}  # fmt: skip
+            "PYTHONPATH": str(HERE.parent.parent / "src"), **_backend_env(os.environ), **env}  # fmt: skip
     with tempfile.TemporaryFile() as err:
         p = subprocess.run([*program, *argv], stdout=subprocess.DEVNULL, stderr=err,
                            stdin=subprocess.DEVNULL, env=full, timeout=120, check=False)  # fmt: skip
@@ -612,7 +620,9 @@ def campaign(
                         print(json.dumps(found[-1])[:3000], file=sys.__stderr__, flush=True)
                 if n % 100 == 0:
                     progress(n)
-    return {"kind": kind, "seed": seed, "cases": n, "failures": failures,
+    from sockscope import accel
+
+    return {"kind": kind, "seed": seed, "cases": n, "backend": accel.backend(), "failures": failures,
             "mismatches": mismatches, "ss_crashes": crashes,
             "ss_unstable": unstable, "ss_aslr_efault": aslr, "ss_crash_cases": crash_cases[:50]}  # fmt: skip
 
