@@ -75,6 +75,19 @@ def test_first_attribute_of_a_type_wins_and_nested_flag_is_masked() -> None:
     assert sorted(raw) == [4, 6, 4 | 0x8000]
 
 
+def test_net_byteorder_flag_is_not_masked() -> None:
+    """inet_show_sock's parse_rtattr_flags(..., NLA_F_NESTED) clears NLA_F_NESTED only: an
+    attribute with NLA_F_NET_BYTEORDER is of no known type, and the next one of its
+    type is the first (hardening case tcpdiag-attr-byteorder, recorded from ss 7.1)."""
+    block = rta(11 | 0x4000, b"\1") + rta(11, b"\0") + rta(5 | 0xC000, b"\x10")
+    spans = netlink.attrs(block, 0, len(block))
+    assert {k: block[a:b] for k, (a, b) in spans.items()} == {
+        11 | 0x4000: b"\1",
+        11: b"\0",
+        5 | 0x4000: b"\x10",
+    }
+
+
 def test_a_lying_length_ends_the_walk() -> None:
     block = rta(1, b"ok..") + rta(2, b"xx", length=400) + rta(3, b"never")
     assert sorted(netlink.attrs(block, 0, len(block))) == [1]

@@ -1413,7 +1413,7 @@ ext_text(RowMaker *self, const struct diag_msg *m, const uint8_t *data, Py_ssize
         memcpy(&type, data + pos + 2, 2);
         if (len < 4 || pos + len > end)
             return NULL;
-        type &= 0x3FFF; /* NLA_TYPE_MASK */
+        type &= 0x7FFF; /* ~NLA_F_NESTED, as parse_rtattr_flags(..., NLA_F_NESTED) */
         if (type < A_MAX_SEEN && start[type] < 0) {
             start[type] = pos + 4;
             stop[type] = pos + len;

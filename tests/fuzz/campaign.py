@@ -3,7 +3,8 @@ hostile environments.
 
     python3 tests/fuzz/campaign.py KIND [--seed N] [--count N] [--oracle PATH] [--keep DIR]
 
-KIND is ``filters``, ``dumps``, ``proc``, ``env`` or ``hostile`` (signals, unprivileged
+KIND is ``filters``, ``dumps``, ``attrs`` (one damaged attribute or netlink header at a
+time), ``proc``, ``env`` or ``hostile`` (signals, unprivileged
 runs, rlimits, odd stdouts and environments against a live namespace: hostile.py, which
 takes its own options). ``--count 0`` runs until interrupted
 (by hand); the tests under ``tests/fuzz/`` run each kind with a fixed seed and a small
@@ -238,6 +239,105 @@ _DUMP_ARGS = [["-tan"], ["-tane"], ["-tani"], ["-tanm"], ["-tano"], ["-tanieom"]
               ["-tane", "--json-lines"]]  # fmt: skip
 
 
+# --- one attribute at a time, per family and protocol ------------------------------------
+#: INET_DIAG_* attribute -> the payload sizes that matter for it (its own size and around)
+_ATTR_NATURAL = {1: 16, 2: 248, 3: 16, 4: 6, 5: 1, 6: 1, 7: 36, 8: 1, 9: 16, 10: 1, 11: 1,
+                 12: 16, 13: 16, 14: 4, 15: 4, 16: 20, 17: 4, 18: 100, 19: 12, 20: 8, 21: 8,
+                 22: 2, 23: 8, 24: 8}  # fmt: skip
+#: nested payloads: ULP_INFO (name, TLS, MPTCP) and a sockaddr list for LOCALS/PEERS
+_NESTED = {
+    19: [_rta(1, b"tls\0") + _rta(2, _rta(1, b"\x03\x03") + _rta(2, b"\x33\x00")),
+         _rta(1, b"mptcp\0") + _rta(3, _rta(1, b"\1\0\0\0") + _rta(2, b"\7\0\0\0")),
+         _rta(1, b"tls")],
+    12: [struct.pack("=HH4s8s", 2, 0x5000, b"\x7f\0\0\1", b"") + b"\0" * 112,
+         struct.pack("=HHI16sI", 10, 0x5000, 0, b"\0" * 15 + b"\1", 0) + b"\0" * 100],
+}  # fmt: skip
+_NESTED[13] = _NESTED[12]
+_ATTR_ARGS = [["-tan"], ["-tani"], ["-tanm"], ["-tane"], ["-tano"], ["-tanieom"], ["-tanOie"],
+              ["-tan", "--json"], ["-tani", "--json"], ["-tanieomb"], ["-tanZ"], ["-tanT"],
+              ["-tan", "--cgroup"], ["-tan", "--tos"], ["-tan", "--inet-sockopt"], ["-tanS"],
+              ["-tanM"], ["-tanp"], ["-ta", "fwmark", "=", "0x10"]]  # fmt: skip
+
+
+def _payload(rng: random.Random, size: int) -> bytes:
+    fill = rng.random()
+    if fill < 0.3:
+        return b"\0" * size
+    if fill < 0.5:
+        return b"\xff" * size
+    if fill < 0.6:
+        return (b"cubic\0bbr\0" * (size // 10 + 1))[:size]
+    return bytes(rng.randrange(256) for _ in range(size))
+
+
+def _attr_dump(rng: random.Random) -> bytes:
+    """Whole records around one damaged INET_DIAG_* attribute: truncated, oversized,
+    repeated, zero-length, with flag bits, for AF_INET and AF_INET6 and each protocol
+    INET_DIAG_PROTOCOL can name; then damage at the netlink level: lengths that lie within
+    the file, odd multipart flags, NLMSG_ERROR, NLMSG_DONE and other types in odd places."""
+    out = []
+    for i in range(rng.randint(1, 3)):
+        family = rng.choice([socket.AF_INET, socket.AF_INET6])
+        src = "127.0.0.1" if family == socket.AF_INET else "::1"
+        rec = sd.record(family, rng.choice([1, 1, 2, 7, 10, 12]), src, 1000 + i, src, 80,
+                        7 + i, i, rq=3, wq=4, timer=rng.choice([0, 1, 2, 4]), expires=1500)  # fmt: skip
+        attrs = []
+        if rng.random() < 0.6:  # the good attributes a live dump has
+            attrs += [_rta(1, struct.pack("=4I", 1, 2, 3, 4)), _rta(4, b"cubic\0"),
+                      _rta(7, struct.pack("=9I", *range(9))), _rta(5, b"\x10"), _rta(8, b"\0")]  # fmt: skip
+            if rng.random() < 0.5:
+                attrs.append(_rta(2, bytes(range(248))))
+        if rng.random() < 0.4:
+            attrs.append(_rta(10, bytes([rng.choice([6, 17, 132, 255, 0, 1, 136, 33])])))
+        for _ in range(rng.choice([1, 1, 1, 2])):
+            rtype = rng.choice([*_ATTR_NATURAL, 0, 25, 31, 255])
+            natural = _ATTR_NATURAL.get(rtype, 4)
+            if rtype in _NESTED and rng.random() < 0.5:
+                payload = rng.choice(_NESTED[rtype])
+                if rng.random() < 0.5:
+                    payload = payload[: rng.randrange(len(payload) + 1)]
+            else:
+                size = rng.choice([0, 1, 2, 3, natural - 1, natural, natural + 1, natural + 3,
+                                   natural * 2, natural + 100, 1000, 4000])  # fmt: skip
+                payload = _payload(rng, max(0, size))
+            raw = _rta(rtype | rng.choice([0, 0, 0, 0x8000, 0x4000]), payload)
+            r = rng.random()
+            if r < 0.15:  # rta_len lies: short, zero, past the record, unaligned
+                lie = rng.choice([0, 1, 2, 3, 4, 5, len(raw) - 1, len(raw) + 1, len(raw) + 8,
+                                  0xFFFF])  # fmt: skip
+                raw = struct.pack("=H", lie & 0xFFFF) + raw[2:]
+            elif r < 0.3:
+                raw = raw * rng.randint(2, 3)
+            attrs.insert(rng.randint(0, len(attrs)), raw)
+        body = rec[16:] + b"".join(attrs)
+        if rng.random() < 0.3:  # the last attribute unpadded
+            body = body.rstrip(b"\0") or body
+        length = 16 + len(body)
+        if rng.random() < 0.15:  # nlmsg_len lies, still within the file
+            length = max(0, length + rng.choice([-8, -4, -3, -1, 1, 3, 4, 8]))
+        flags = rng.choice([2, 2, 2, 0, 0x22, 0x102, 0x8002, 0xFFFF])
+        mtype = 20 if rng.random() > 0.05 else rng.choice([0, 1, 4, 16, 19, 21, 0x100])
+        out.append(struct.pack("=IHHII", length, mtype, flags, 123456, 0) + body)
+        r = rng.random()
+        if r < 0.05:  # NLMSG_ERROR between records: payload whole, short, with the request
+            err = rng.choice([0, -1, -2, -4, -12, -16, -22, -95, -105, -113, 7, -(2**31)])
+            extra = rng.choice([b"", b"\0" * 16, b"\x01\x02"])
+            out.append(struct.pack("=IHHIIi", 20 + len(extra), 2, rng.choice([0, 2, 0x100]),
+                                   123456, 0, err) + extra)  # fmt: skip
+        elif r < 0.1:  # NLMSG_DONE first, in the middle, with a payload, without one
+            out.insert(rng.randint(0, len(out)), rng.choice(
+                [sd.done(), struct.pack("=IHHII", 16, 3, 2, 0, 0),
+                 struct.pack("=IHHIIi", 24, 3, 2, 0, 0, -2) + b"\0" * 4]))  # fmt: skip
+        elif r < 0.13:  # NLMSG_NOOP, NLMSG_OVERRUN
+            out.append(struct.pack("=IHHII", 16, rng.choice([1, 4]), 2, 0, 0))
+    r = rng.random()
+    if r < 0.8:
+        out.append(sd.done())
+    elif r < 0.9:
+        out.append(struct.pack("=IHHII", 16, 3, 2, 0, 0))  # a DONE without its int
+    return b"".join(out)
+
+
 # --- damaged /proc trees ---------------------------------------------------------------------
 _TCP_HEAD = (b"  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt"
              b"   uid  timeout inode\n")  # fmt: skip
@@ -409,6 +509,9 @@ def cases(kind: str, rng: random.Random, scratch: Path) -> Iterator[Case]:
             else:
                 dump.write_bytes(_struct_dump(rng))
             yield list(rng.choice(_DUMP_ARGS)), {"TCPDIAG_FILE": str(dump)}
+        elif kind == "attrs":
+            dump.write_bytes(_attr_dump(rng))
+            yield list(rng.choice(_ATTR_ARGS)), {"TCPDIAG_FILE": str(dump)}
         elif kind == "proc":
             net = scratch / "proc" / "net"
             net.mkdir(parents=True, exist_ok=True)
@@ -441,6 +544,13 @@ _OWN_OPTIONS = {"--json", "--json-lines", "--jsonl", "-j"}
 STATUSES = {0, 1, 255}
 
 
+def _backend_env(environ: dict[str, str] | os._Environ[str]) -> dict[str, str]:
+    """The caller's backend choice (``SOCKSCOPE_PURE``), which every case keeps: a case's
+    environment replaces the whole of ``os.environ`` while it runs, and the backend is
+    chosen at the first listing (sockscope.accel), inside the first case."""
+    return {k: environ[k] for k in ("SOCKSCOPE_PURE",) if k in environ}
+
+
 def run_inprocess(argv: list[str], env: dict[str, str]) -> tuple[int, bytes, bytes, str | None]:
     """sockscope.cli.main(argv) with ``env`` as os.environ; (status, out, err, traceback)."""
     from sockscope.cli import main
@@ -452,7 +562,8 @@ def run_inprocess(argv: list[str], env: dict[str, str]) -> tuple[int, bytes, byt
     werr = io.TextIOWrapper(err, encoding="latin-1", write_through=True)
     sys.stdout, sys.stderr = wout, werr
     os.environ.clear()
-    os.environ.update({"PATH": saved_env.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", **env})
+    os.environ.update({"PATH": saved_env.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C",
+                       **_backend_env(saved_env), **env})  # fmt: skip
     tb = None
     try:
         status = main(argv)
@@ -476,7 +587,7 @@ def run_subprocess(
     argv: list[str], env: dict[str, str], program: list[str]
 ) -> tuple[int, bytes, bytes, str | None]:
     full = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C",
-            "PYTHONPATH": str(HERE.parent.parent / "src"), **env}  # fmt: skip
+            "PYTHONPATH": str(HERE.parent.parent / "src"), **_backend_env(os.environ), **env}  # fmt: skip
     with tempfile.TemporaryFile() as err:
         p = subprocess.run([*program, *argv], stdout=subprocess.DEVNULL, stderr=err,
                            stdin=subprocess.DEVNULL, env=full, timeout=120, check=False)  # fmt: skip
@@ -612,7 +723,9 @@ def campaign(
                         print(json.dumps(found[-1])[:3000], file=sys.__stderr__, flush=True)
                 if n % 100 == 0:
                     progress(n)
-    return {"kind": kind, "seed": seed, "cases": n, "failures": failures,
+    from sockscope import accel
+
+    return {"kind": kind, "seed": seed, "cases": n, "backend": accel.backend(), "failures": failures,
             "mismatches": mismatches, "ss_crashes": crashes,
             "ss_unstable": unstable, "ss_aslr_efault": aslr, "ss_crash_cases": crash_cases[:50]}  # fmt: skip
 
@@ -624,7 +737,7 @@ def main() -> None:
         hostile.main(sys.argv[2:])
         return
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("kind", choices=["filters", "dumps", "proc", "env", "hostile"])
+    ap.add_argument("kind", choices=["filters", "dumps", "attrs", "proc", "env", "hostile"])
     ap.add_argument("--seed", type=int, default=12)
     ap.add_argument("--count", type=int, default=200, help="0: until interrupted")
     ap.add_argument("--oracle", help="upstream ss 7.1, to compare with")

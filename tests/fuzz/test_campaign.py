@@ -42,6 +42,8 @@ def test_campaign(kind: str, backend: str) -> None:
     assert p.stdout.strip(), p.stderr[-3000:]
     result = json.loads(p.stdout.strip().splitlines()[-1])
     assert result["cases"] == count
+    if kind != "env":  # env cases run sockscope in subprocesses, which inherit the choice
+        assert result["backend"] == backend
     assert result["failures"] == [], json.dumps(result["failures"][:3], indent=1)
     if checked:
         assert result["mismatches"] == [], json.dumps(result["mismatches"][:3], indent=1)

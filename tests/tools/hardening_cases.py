@@ -67,8 +67,9 @@ def _error(code: int, length: int = 36) -> bytes:
     return _msg(length, 2, struct.pack("=i", code) + _HDR.pack(20, 20, 0, 0, 0))[:length]
 
 
-def _with_attrs(attrs: bytes, msg_len: int | None = None) -> bytes:
-    rec = sd.record(socket.AF_INET, 1, "127.0.0.1", 5000, "127.0.0.2", 80, 99, 1)
+def _with_attrs(attrs: bytes, msg_len: int | None = None, v6: bool = False) -> bytes:
+    rec = (sd.record(socket.AF_INET6, 10, "::1", 5001, "::", 0, 98, 2) if v6 else
+           sd.record(socket.AF_INET, 1, "127.0.0.1", 5000, "127.0.0.2", 80, 99, 1))  # fmt: skip
     body = rec[16:] + attrs
     length = 16 + len(body) if msg_len is None else msg_len
     return _msg(length, sd.SOCK_DIAG_BY_FAMILY, body)
@@ -138,6 +139,35 @@ GENERATORS: dict[str, Callable[[], bytes]] = {
         + sd.done()
     ),
     "msg-len-lies": lambda: _with_attrs(b"", 40) + b"\0" * 48 + sd.done(),
+    # NLA_F_NET_BYTEORDER (0x4000) is not masked off by inet_show_sock (NLA_F_NESTED only):
+    # a flagged attribute is of no known type, and an unflagged one after it is the first
+    "attr-byteorder": lambda: (
+        _with_attrs(
+            _rta(0x400B, b"\1")
+            + _rta(0x4005, b"\x10")
+            + _rta(5, b"\x20")
+            + _rta(0x4011, struct.pack("=I", 9))
+            + _rta(0x4008, b"\3"),
+            v6=True,
+        )
+        + _with_attrs(
+            _rta(0x4004, b"bbr\0")
+            + _rta(4, b"cubic\0")
+            + _rta(0x4009, b"\1" * 16)
+            + _rta(0x4007, struct.pack("=9I", *range(9, 18)))
+            + _rta(7, struct.pack("=9I", *range(9)))
+            + _rta(0x4002, b"\xff" * 232)
+        )
+        + _with_attrs(
+            _rta(0x4016, b"\xff\xff")
+            + _rta(0x4012, b"\xff" * 100)
+            + _rta(0x400A, b"\x84")
+            + _rta(0x4013, _rta(1, b"tls\0"))
+            + _rta(0x4001, struct.pack("=4I", 1, 2, 3, 4))
+        )
+        + _with_attrs(_rta(0x400B, b"\xff") + _rta(0x4006, b"\x08"), v6=True)
+        + sd.done()
+    ),
 }
 
 
@@ -201,7 +231,9 @@ _PROC_LINES = {
     "extra-fields": b"   1: 0100007F:0017 0100007F:0050 0A 00000000:00000000 00:00000000 00000000"
     b"     0        0 77 1 0 20 4 30 10 -1 extra 1 2 3\n",
     "state-far": b"   1: 0100007F:0017 0100007F:0050 0X865 0:0 0:0 0 0 0 77\n"
-    b"   2: 0100007F:0018 0100007F:0050 -8 0:0 0:0 0 0 0 78\n",
+    b"   2: 0100007F:0018 0100007F:0050 -8 0:0 0:0 0 0 0 78\n"
+    b"   3: 0100007F:0019 0100007F:0050 0X101 0:0 0:0 0 0 0 79\n"
+    b"   4: 0100007F:001A 0100007F:0050 0X169 0:0 0:0 0 0 0 80\n",
     "state-second-char": b"   1: 0100007F:0017 0100007F:0050 1x 0:0 0:0 0 0 0 77\n"
     b"   2: 0100007F:0018 0100007F:0050 0\xc1 0:0 0:0 0 0 0 78\n",
     "port-past-16-bits": b"   1: 0100007F:10016 0100007F:0050 0A 0:0 0:0 0 0 0 77\n",
@@ -373,6 +405,9 @@ CASES: list[Case] = [
     _dump_case("attr-skmem-short", ["-tanm"]),
     _dump_case("attr-ulp-deficit", ["-tani"]),
     *(_dump_case("attr-flags-proto", [a]) for a in ("-tanieom", "-tano", "-tani", "-tanm", "-tane")),
+    *(_dump_case("attr-byteorder", a) for a in (["-tane"], ["-tanieom"], ["-tanOie"],
+                                                ["-tan", "--tos"], ["-tan", "--inet-sockopt"],
+                                                ["-tanm"], ["-tani"], ["-tano"])),
     _dump_case("attr-ulp-deficit", ["-tanm"]),
     _dump_case("attr-ulp-deficit", ["-tane"]),
     _dump_case("attr-skmem-short", ["-tani"]),

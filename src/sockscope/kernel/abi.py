@@ -35,7 +35,10 @@ NLMSGERR = struct.Struct("=i")
 #: struct rtattr / nlattr { __u16 rta_len; __u16 rta_type; }
 RTATTR = struct.Struct("=HH")
 NLA_F_NESTED = 0x8000
-NLA_TYPE_MASK = 0x3FFF
+#: the bits of rta_type that ss's attribute walkers keep: parse_rtattr_flags(..., NLA_F_NESTED)
+#: clears NLA_F_NESTED only, so a type with NLA_F_NET_BYTEORDER (0x4000) is no known type
+#: (the kernel's NLA_TYPE_MASK, 0x3FFF, clears both)
+SS_TYPE_MASK = 0x7FFF
 
 #: ss's constant sequence number for dump requests (MAGIC_SEQ in ss.c)
 MAGIC_SEQ = 123456

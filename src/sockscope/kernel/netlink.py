@@ -252,14 +252,15 @@ def attrs(
     buf: bytes,
     off: int,
     end: int,
-    mask: int = abi.NLA_TYPE_MASK,
+    mask: int = abi.SS_TYPE_MASK,
     maxtype: int = 0xFFFF,
 ) -> dict[int, tuple[int, int]]:
     """Index the rtattrs in ``buf[off:end]``: type -> (payload start, payload end).
 
     The one attribute walker (lib/libnetlink.c:parse_rtattr_flags): the first attribute
-    of a type wins; ``mask`` clears flag bits from the type first (NLA_F_NESTED and
-    NLA_F_NET_BYTEORDER by default; ``0xFFFF`` for parse_rtattr, which clears none);
+    of a type wins; ``mask`` clears flag bits from the type first (NLA_F_NESTED by
+    default, as inet_show_sock and parse_rtattr_nested; ``0xFFFF`` for parse_rtattr,
+    which clears none);
     types above ``maxtype`` are ignored; a header with a bad length ends the walk.
     """
     out: dict[int, tuple[int, int]] = {}

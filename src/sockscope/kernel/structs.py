@@ -32,7 +32,7 @@ def nested(buf: bytes, start: int, end: int, maxtype: int) -> Spans:
     The first attribute of a type wins; the NLA_F_NESTED bit is masked off, other
     types above ``maxtype`` (NLA_F_NET_BYTEORDER set, say) are ignored.
     """
-    return netlink.attrs(buf, start, end, 0x7FFF, maxtype)
+    return netlink.attrs(buf, start, end, abi.SS_TYPE_MASK, maxtype)
 
 
 def cstr(buf: bytes, start: int, end: int) -> str:

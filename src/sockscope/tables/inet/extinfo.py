@@ -251,10 +251,10 @@ def _learn(layouts: dict[int, _Plan | None], buf: bytes, off: int, end: int) -> 
         length, rtype = unpack(buf, pos)
         if length < 4 or pos + length > end:
             break  # a bad header: no layout, netlink.attrs has its own rule for it
-        if rtype & 0x3FFF in _EXACT_TYPES and rtype & ~0x3FFF:
+        if rtype & abi.SS_TYPE_MASK in _EXACT_TYPES and rtype & abi.NLA_F_NESTED:
             return None  # read by the exact type (parse_diag_msg): the slow path knows how
         heads += (length, rtype)
-        rtype &= abi.NLA_TYPE_MASK
+        rtype &= abi.SS_TYPE_MASK
         if rtype not in spans:
             spans[rtype] = (pos - off + 4, pos - off + length)
         pos += (length + 3) & ~3

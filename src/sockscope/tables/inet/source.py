@@ -441,7 +441,9 @@ def _file_records(fd: int, ctx: Context) -> Iterator[tuple[InetSocket, str | Non
         snapshot = bytes(buf[: max(16 + nitems, _DIAG_MSG_END) + 512])
         # inet_show_sock takes the protocol from INET_DIAG_PROTOCOL (NLA_F_NESTED masked
         # off) when the message has one: a damaged dump can make a TCP row SCTP or UDP
-        span = netlink.attrs(snapshot, _DIAG_MSG_END, end, 0x7FFF).get(abi.INET_DIAG_PROTOCOL)
+        span = netlink.attrs(snapshot, _DIAG_MSG_END, end, abi.SS_TYPE_MASK).get(
+            abi.INET_DIAG_PROTOCOL
+        )
         proto = snapshot[span[0]] if span else abi.IPPROTO_TCP  # read through, as ss
         rec = next(decode_inet([(mtype, snapshot, 0, end)], proto))
         yield rec, _deficit(buf, length), _ulp_deficits(buf, length, proto)
@@ -478,12 +480,14 @@ def _ulp_deficits(buf: bytes | bytearray, length: int, proto: int) -> list[str]:
     out: list[str] = []
     if proto in (abi.IPPROTO_SCTP, abi.IPPROTO_MPTCP):
         return out  # sctp_show_info, mptcp_show_info: no ULP
-    ulp = _first_attr(buf, _DIAG_MSG_END, left, abi.INET_DIAG_ULP_INFO, 0x7FFF)
+    ulp = _first_attr(buf, _DIAG_MSG_END, left, abi.INET_DIAG_ULP_INFO, abi.SS_TYPE_MASK)
     if ulp is None:
         return out
     parts: list[int] = [ulp]
     for want in (2, 3):  # INET_ULP_INFO_TLS, INET_ULP_INFO_MPTCP
-        inner = _first_attr(buf, ulp + 4, abi.RTATTR.unpack_from(buf, ulp)[0] - 4, want, 0x7FFF)
+        inner = _first_attr(
+            buf, ulp + 4, abi.RTATTR.unpack_from(buf, ulp)[0] - 4, want, abi.SS_TYPE_MASK
+        )
         if inner is not None:
             parts.append(inner)
     for at in parts:
