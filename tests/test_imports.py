@@ -223,3 +223,28 @@ def test_plain_listing_stays_lean_populated(populated: tuple[Netns, int], backen
     assert ("sockscope._core" in names) == (backend == "compiled")
     loaded = sorted(n for n in names if n in LISTING_FORBIDDEN_POPULATED)
     assert not loaded, f"sockscope -tan loads {loaded} in a populated namespace"
+
+
+#: the command as scripts/sockscope-run starts it (the package found, the collector off)
+LAUNCHED_CODE = (
+    "import sys\n"
+    "sys.argv = ['sockscope', '-tan']\n"
+    "import gc\n"
+    "gc.disable()\n"
+    "from sockscope.cli.command import leave, main\n"
+    "gc.freeze()\n"
+    "gc.enable()\n"
+    "leave(main())\n"
+)
+
+
+@pytest.mark.live
+def test_launched_listing_does_without_os(populated: tuple[Netns, int], backend: str) -> None:
+    """The launched command lists without os.py (about 1 ms of a 300-socket start-up:
+    os.environ and _collections_abc's ABCs); ``posix`` is built in."""
+    ns, lines = populated
+    rows, out = importtime_run(LAUNCHED_CODE, pure=backend == "pure", enter=ns.enter())
+    names = {row[0] for row in rows}
+    assert out.count("\n") == lines  # the listing ran in full
+    loaded = sorted(n for n in names if n in ("os", "_collections_abc", *LISTING_FORBIDDEN))
+    assert not loaded, f"the launched sockscope -tan loads {loaded}"

@@ -20,7 +20,7 @@ Three behaviours of ss are reproduced exactly because they change the bytes prin
 
 from __future__ import annotations
 
-import os
+import posix  # os without os.py: importing os costs ~1 ms (_collections_abc's ABCs)
 import sys
 
 # the C modules: bisect.py and operator.py only re-export them (two modules less to start)
@@ -64,14 +64,18 @@ _WIDE = 1 << 16
 
 def screen_width(fd: int = 1, environ: dict[str, str] | None = None) -> int:
     """Port of ss.c:render_screen_width: -1 means compact output."""
-    if os.isatty(fd):
+    if posix.isatty(fd):
         try:
-            cols = os.get_terminal_size(fd).columns
+            cols = posix.get_terminal_size(fd).columns
         except OSError:
             cols = 0
         if cols > 0:
             return cols
-    value = (os.environ if environ is None else environ).get("COLUMNS")
+    if environ is None:
+        import os  # a library caller's environment (the command passes its own)
+
+        environ = dict(os.environ)
+    value = environ.get("COLUMNS")
     if value is not None:
         cols = _atoi(value)
         if cols > 0:
