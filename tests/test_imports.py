@@ -231,10 +231,8 @@ LAUNCHED_CODE = (
     "sys.argv = ['sockscope', '-tan']\n"
     "import gc\n"
     "gc.disable()\n"
-    "from sockscope.cli.command import leave, main\n"
-    "gc.freeze()\n"
-    "gc.enable()\n"
-    "leave(main())\n"
+    "from sockscope.cli.command import launch\n"
+    "launch()\n"
 )
 
 
