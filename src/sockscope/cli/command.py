@@ -749,6 +749,8 @@ def _to_stderr(text: str) -> None:
 _FEW_FDS = 16
 #: the subpackages whose modules a listing imports when it first needs them
 _LAZY_PACKAGES = ("kernel", "query", "tables", "tables/inet", "render", "ops")
+#: the C modules (shared libraries) that its modules import late
+_LAZY_LIBRARIES = ("_bisect", "_queue")
 
 
 def _spare_descriptors() -> int | None:
@@ -787,6 +789,8 @@ def _import_ahead() -> None:
                     import_module(f"{package}.{name[:-3]}")
                 except ImportError:  # a module for a platform or an option not here
                     pass
+    for name in _LAZY_LIBRARIES:
+        import_module(name)
 
 
 def _main(argv: list[str], prog: str) -> int:

@@ -23,8 +23,7 @@ from __future__ import annotations
 import posix  # os without os.py: importing os costs ~1 ms (_collections_abc's ABCs)
 import sys
 
-# the C modules: bisect.py and operator.py only re-export them (two modules less to start)
-from _bisect import bisect_right
+# the C module: operator.py only re-exports it (a module less to start)
 from _operator import itemgetter
 from itertools import accumulate, chain, islice
 
@@ -207,6 +206,10 @@ class PyRenderer:
         self._walk(first, lens)
 
     def _walk(self, first: int, lens: list[int]) -> None:
+        # the C module (bisect.py only re-exports it), imported only here: a listing
+        # reaches this past a chunk's megabyte of text, and most never do
+        from _bisect import bisect_right
+
         ncols = self.ncols
         ext = ncols - 1
         lens = [n if n < _TOKEN_MAX else _TOKEN_MAX for n in lens]

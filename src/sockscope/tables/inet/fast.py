@@ -23,7 +23,6 @@ families in a single walk of the kernel's hash, received without a thread
 from __future__ import annotations
 
 import _thread
-from _queue import SimpleQueue
 
 from sockscope.accel import core
 from sockscope.errors import NetlinkError
@@ -34,6 +33,7 @@ from sockscope.tables.inet.record import InetSocket
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from _queue import SimpleQueue
     from collections.abc import Callable, Iterator
     from typing import Any
 
@@ -87,10 +87,11 @@ def start_early(ctx: Context, name: str) -> None:
 class _Combined:
     """The one dump of both families of a small table (start_early), under way."""
 
-    __slots__ = ("queue", "seq")
+    __slots__ = ("get", "seq")
 
-    def __init__(self, queue: SimpleQueue[Any], seq: int) -> None:
-        self.queue = queue
+    def __init__(self, items: list[Any], seq: int) -> None:
+        #: the next of the received items, as a receive thread's queue gives them
+        self.get = iter(items).__next__
         self.seq = seq
 
 
@@ -107,15 +108,15 @@ def _start_combined(ctx: Context, protocol: int) -> _Combined | None:
     except OSError:
         return None
     seq = netlink.HDR_UNPACK(request, 0)[3]
-    queue: SimpleQueue[Any] = SimpleQueue()
-    _receiver(sock, request, seq, queue)
-    return _Combined(queue, seq)
+    items: list[Any] = []  # (no queue: nothing waits for them)
+    _receiver(sock, request, seq, items.append)
+    return _Combined(items, seq)
 
 
 def _next_both(dump: _Combined, four: Any, six: Any, out4: Rows, out6: Rows) -> int:
     """Feed the next datagram of a combined dump to both makers (each keeps only its
     family's messages); flags as :func:`_next`."""
-    buf = _take(dump.queue)
+    buf = _take(dump.get)
     if buf is None:
         return 1
     flags: int = four.feed(buf, dump.seq, out4)
@@ -274,10 +275,11 @@ def _maker(mod: Any, ctx: Context, inet_rows: InetRows, protocol: int, families:
     )
 
 
-def _receiver(sock: Any, request: bytes, seq: int, queue: SimpleQueue[Any]) -> None:
-    """A receive thread: send the request, queue every datagram of the dump, then _END
-    (or the exception that stopped it). The socket is closed before that last item: a
-    dump that waits for a descriptor (RLIMIT_NOFILE, see _netlink) can then have it."""
+def _receiver(sock: Any, request: bytes, seq: int, put: Callable[[Any], None]) -> None:
+    """A receive thread: send the request, ``put`` every datagram of the dump (on its
+    queue), then _END (or the exception that stopped it). The socket is closed before
+    that last item: a dump that waits for a descriptor (RLIMIT_NOFILE, see _netlink) can
+    then have it."""
     dump_end = core().dump_end  # type: ignore[union-attr]
     end: Any = _END
     try:
@@ -286,18 +288,22 @@ def _receiver(sock: Any, request: bytes, seq: int, queue: SimpleQueue[Any]) -> N
         # a dump datagram) as ss does: a fixed 1 MiB one cost up to 0.5 ms a thread to
         # zero and fault in, for a 300-socket listing; a peek per datagram costs ~1 us
         for buf in netlink.datagrams(sock):
-            queue.put(buf)
+            put(buf)
             if dump_end(buf, seq):
                 break
     except BaseException as e:
         end = e
     finally:
         sock.close()
-        queue.put(end)
+        put(end)
 
 
 def _start_dump(family: int, protocol: int, ctx: Context) -> tuple[SimpleQueue[Any], int] | None:
     """Open a socket and start a receive thread for one family's dump."""
+    # (not for a small table: see _start_combined); before the socket, which may be the
+    # last descriptor RLIMIT_NOFILE leaves (loading the library takes one)
+    from _queue import SimpleQueue
+
     try:
         sock = netlink.open_diag()
     except OSError:
@@ -307,9 +313,9 @@ def _start_dump(family: int, protocol: int, ctx: Context) -> tuple[SimpleQueue[A
     seq = netlink.HDR_UNPACK(request, 0)[3]
     queue: SimpleQueue[Any] = SimpleQueue()
     try:
-        _thread.start_new_thread(_receiver, (sock, request, seq, queue))
+        _thread.start_new_thread(_receiver, (sock, request, seq, queue.put))
     except RuntimeError:  # no thread to spare (RLIMIT_NPROC reached): receive it all now
-        _receiver(sock, request, seq, queue)
+        _receiver(sock, request, seq, queue.put)
     return queue, seq
 
 
@@ -334,17 +340,17 @@ def _start_dumps(ctx: Context, protocol: int) -> list[tuple[SimpleQueue[Any], in
 def _next(queue: SimpleQueue[Any], seq: int, maker: Any, out: Rows) -> int:
     """Feed the next datagram of a dump to the maker: its flags (bit 0: the dump ended,
     bit 1: NLM_F_DUMP_INTR). Raises what the kernel or the receive thread raised."""
-    buf = _take(queue)
+    buf = _take(queue.get)
     if buf is None:
         return 1
     flags: int = maker.feed(buf, seq, out)
     return flags
 
 
-def _take(queue: SimpleQueue[Any]) -> Any:
-    """The next datagram of a dump, None at its end; raises what the kernel or the
-    receive thread raised."""
-    item = queue.get()
+def _take(get: Callable[[], Any]) -> Any:
+    """The next datagram of a dump (``get``: its queue's), None at its end; raises what
+    the kernel or the receive thread raised."""
+    item = get()
     if item is _END:
         return None
     if isinstance(item, BaseException):
