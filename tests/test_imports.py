@@ -223,3 +223,29 @@ def test_plain_listing_stays_lean_populated(populated: tuple[Netns, int], backen
     assert ("sockscope._core" in names) == (backend == "compiled")
     loaded = sorted(n for n in names if n in LISTING_FORBIDDEN_POPULATED)
     assert not loaded, f"sockscope -tan loads {loaded} in a populated namespace"
+
+
+#: the command as scripts/sockscope-run starts it (the package found, the collector off)
+LAUNCHED_CODE = (
+    "import sys\n"
+    "sys.argv = ['sockscope', '-tan']\n"
+    "import gc\n"
+    "gc.disable()\n"
+    "from sockscope.cli.command import launch\n"
+    "launch()\n"
+)
+
+
+@pytest.mark.live
+def test_launched_listing_does_without_os(populated: tuple[Netns, int], backend: str) -> None:
+    """The launched command lists without os.py (about 1 ms of a 300-socket start-up:
+    os.environ and _collections_abc's ABCs); ``posix`` is built in. A small table is
+    received without a thread: no ``_queue``; ``_bisect`` only past a megabyte of text
+    (both are shared libraries to load, about 0.1 ms each)."""
+    ns, lines = populated
+    rows, out = importtime_run(LAUNCHED_CODE, pure=backend == "pure", enter=ns.enter())
+    names = {row[0] for row in rows}
+    assert out.count("\n") == lines  # the listing ran in full
+    unwanted = ("os", "_collections_abc", "_queue", "_bisect", *LISTING_FORBIDDEN_POPULATED)
+    loaded = sorted(n for n in names if n in unwanted)
+    assert not loaded, f"the launched sockscope -tan loads {loaded}"

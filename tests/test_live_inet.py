@@ -273,7 +273,8 @@ if core() is None:
 fast._AHEAD = 2
 take, most = fast._take, {}
 def slow_take(dump):
-    most[id(dump)] = max(most.get(id(dump), 0), dump.queue.qsize())
+    waiting = dump.get.__self__.qsize()  # the receive thread's queue
+    most[id(dump)] = max(most.get(id(dump), 0), waiting)
     time.sleep(0.003)  # a slow reader: a pager, a full pipe
     return take(dump)
 fast._take = slow_take

@@ -5,11 +5,9 @@ import gc
 # as in scripts/sockscope-run: no collector passes over the objects of the imports
 try:
     gc.disable()
-    from sockscope.cli.command import leave, main
+    from sockscope.cli.command import launch
 
-    gc.freeze()
-    gc.enable()
-    leave(main())
+    launch()
 except KeyboardInterrupt:
     # Ctrl-C while the modules load: ss's death by SIGINT, not a traceback (main()
     # handles it once its own try is entered)

@@ -11,7 +11,7 @@ reference: the compiled pieces are drop-ins that must print the same bytes.
 
 from __future__ import annotations
 
-import os
+import posix  # os without os.py: importing os costs ~1 ms (_collections_abc's ABCs)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -24,7 +24,8 @@ def core() -> ModuleType | None:
     """The compiled core module, or None (not built, not importable, or SOCKSCOPE_PURE)."""
     if not _loaded:
         mod = None
-        if os.environ.get("SOCKSCOPE_PURE", "") in ("", "0"):
+        # (posix.environ: os.environ writes through to it)
+        if posix.environ.get(b"SOCKSCOPE_PURE", b"") in (b"", b"0"):
             try:
                 import sockscope._core as mod  # type: ignore[import-not-found,no-redef]
             except ImportError:

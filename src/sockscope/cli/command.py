@@ -13,7 +13,7 @@ import _signal as signal  # type: ignore[import-not-found]  # the C module: sign
 import errno
 import gc
 import io
-import os
+import posix  # os without os.py: importing os costs ~1 ms (_collections_abc's ABCs)
 import sys
 
 from sockscope.cli.status import (
@@ -141,7 +141,7 @@ def gnu_getopt(args: Sequence[str], prog: str) -> tuple[list[tuple[str, str]], l
     """
     opts: list[tuple[str, str]] = []
     rest: list[str] = []
-    posix = "POSIXLY_CORRECT" in os.environ
+    posix_order = b"POSIXLY_CORRECT" in posix.environ
     i = 0
     n = len(args)
     try:
@@ -155,7 +155,7 @@ def gnu_getopt(args: Sequence[str], prog: str) -> tuple[list[tuple[str, str]], l
                 i = _long_option(arg[2:], args, i, opts, prog)
             elif arg.startswith("-") and arg != "-":
                 i = _short_options(arg[1:], args, i, opts, prog)
-            elif posix:
+            elif posix_order:
                 rest.append(arg)
                 rest.extend(args[i:])
                 break
@@ -207,7 +207,8 @@ def _short_options(
         pos = SHORTOPTS.find(ch)
         if ch == ":" or pos < 0:
             # getopt works on bytes: a multibyte character is invalid by its first byte
-            first = os.fsdecode(os.fsencode(ch)[:1])
+            enc, errors = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
+            first = ch.encode(enc, errors)[:1].decode(enc, errors)
             raise UsageError(f"{prog}: invalid option -- '{first}'")
         if SHORTOPTS[pos + 1 : pos + 2] == ":":
             if k < len(cluster):
@@ -365,7 +366,7 @@ def _opt_F(run: Run, value: str) -> None:
         except IsADirectoryError:  # fopen() opens a directory; fgets() then reads nothing
             run.filter_fp = io.BytesIO()
         except OSError as e:
-            raise ArgumentError(f"fopen filter file: {os.strerror(e.errno or 0)}") from None
+            raise ArgumentError(f"fopen filter file: {posix.strerror(e.errno or 0)}") from None
     run.opts.filter_file = value
 
 
@@ -486,7 +487,7 @@ _ANSWER_OPTS = frozenset(
 
 def _selinux_enabled() -> bool:
     """libselinux's is_selinux_enabled: a mounted selinuxfs with a loaded policy."""
-    return os.path.exists("/sys/fs/selinux/enforce")
+    return posix.access("/sys/fs/selinux/enforce", posix.F_OK)
 
 
 def _help(extra: str = "") -> None:
@@ -582,6 +583,36 @@ def main(argv: Sequence[str] | None = None) -> int:
             _discard_stdout()
 
 
+def launch(launched: bool = False) -> NoReturn:
+    """The command as scripts/sockscope-run starts it (``launched``: by the shell half,
+    whose interpreter the kernel named the process after), with the collector disabled
+    while the package was imported.
+
+    The imported objects are frozen: they make no garbage cycles, and are left out of
+    every later pass (the pass that enabling the collector would start costs a fifth of
+    a millisecond)."""
+    if launched:
+        _name(sys.argv[0])
+    gc.freeze()
+    gc.enable()
+    leave(main())
+
+
+def _name(command: str) -> None:
+    """The process's name (comm: ps, top, pgrep, killall, ss -p) back to the command's."""
+    enc, errors = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
+    try:
+        fd = posix.open("/proc/self/comm", posix.O_WRONLY | posix.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        posix.write(fd, command.rpartition("/")[2].encode(enc, errors)[:15])
+    except OSError:
+        pass
+    finally:
+        posix.close(fd)
+
+
 def leave(status: int) -> NoReturn:
     """End the command with ``status``: ``sys.exit``, or, after a successful run, as ss
     ends, without the interpreter's finalization when nothing needs it.
@@ -602,7 +633,7 @@ def leave(status: int) -> NoReturn:
         except (OSError, ValueError, AttributeError):
             pass  # the ordinary exit reports it as Python does
         else:
-            os._exit(0)
+            posix._exit(0)
     sys.exit(status)
 
 
@@ -611,7 +642,7 @@ def _die_by(signum: int) -> int:
     (the signal is blocked or ignored by whoever called us in-process)."""
     try:
         signal.signal(signum, signal.SIG_DFL)
-        os.kill(os.getpid(), signum)
+        posix.kill(posix.getpid(), signum)
     except (OSError, ValueError):
         pass
     return 128 + signum
@@ -622,6 +653,17 @@ _OUTPUT_ERRNOS = frozenset(
     # EAGAIN: a non-blocking stdout that is full (ss's printf()s fail and it exits 0)
     (errno.ENOSPC, errno.EIO, errno.EFBIG, errno.EDQUOT, errno.EPIPE, errno.EBADF, errno.EAGAIN)
 )
+
+
+#: os.devnull, without os.py
+_DEVNULL = "/dev/null"
+
+
+def _environ() -> dict[str, str]:
+    """A copy of the environment as ``dict(os.environ)`` makes it (the same decoding, and
+    the same variables: os.environ writes through to posix.environ), without os.py."""
+    enc, errors = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
+    return {k.decode(enc, errors): v.decode(enc, errors) for k, v in posix.environ.items()}
 
 
 def _ensure_std_streams() -> None:
@@ -642,12 +684,12 @@ def _ensure_std_streams() -> None:
                     pass
             continue
         try:
-            os.fstat(fd)
+            posix.fstat(fd)
         except OSError:
-            null = os.open(os.devnull, os.O_WRONLY)
+            null = posix.open(_DEVNULL, posix.O_WRONLY)
             if null != fd:
-                os.dup2(null, fd)
-                os.close(null)
+                posix.dup2(null, fd)
+                posix.close(null)
         setattr(sys, name, open(fd, "w", encoding="utf-8", errors="surrogateescape", closefd=False))  # noqa: SIM115
 
 
@@ -655,9 +697,9 @@ def _discard_stdout() -> None:
     """After a failed write: what is still buffered goes to /dev/null, so that the final
     flush at exit succeeds (no 'Exception ignored' message, no status 120)."""
     try:
-        null = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(null, sys.stdout.fileno())
-        os.close(null)
+        null = posix.open(_DEVNULL, posix.O_WRONLY)
+        posix.dup2(null, sys.stdout.fileno())
+        posix.close(null)
     except (OSError, ValueError):
         pass
 
@@ -694,9 +736,9 @@ def _to_stderr(text: str) -> None:
         sys.stderr.flush()
     except (OSError, ValueError):
         try:
-            null = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(null, sys.stderr.fileno())  # the flush at exit then succeeds
-            os.close(null)
+            null = posix.open(_DEVNULL, posix.O_WRONLY)
+            posix.dup2(null, sys.stderr.fileno())  # the flush at exit then succeeds
+            posix.close(null)
         except (OSError, ValueError):
             pass
 
@@ -707,6 +749,8 @@ def _to_stderr(text: str) -> None:
 _FEW_FDS = 16
 #: the subpackages whose modules a listing imports when it first needs them
 _LAZY_PACKAGES = ("kernel", "query", "tables", "tables/inet", "render", "ops")
+#: the C modules (shared libraries) that its modules import late
+_LAZY_LIBRARIES = ("_bisect", "_queue")
 
 
 def _spare_descriptors() -> int | None:
@@ -715,11 +759,11 @@ def _spare_descriptors() -> int | None:
     more: plenty, not counted (a listing of /proc/self/fd on every run would cost more
     than the check saves). ``sysconf(_SC_OPEN_MAX)`` is the soft limit, read without
     importing ``resource``."""
-    soft = os.sysconf("SC_OPEN_MAX")
+    soft = posix.sysconf("SC_OPEN_MAX")
     if soft < 0 or soft >= 256:
         return None
     try:
-        names = os.listdir("/proc/self/fd")  # one of them is the listing's own
+        names = posix.listdir("/proc/self/fd")  # one of them is the listing's own
     except OSError:
         return 0
     return soft - (sum(1 for n in names if n.isdigit() and int(n) < soft) - 1)
@@ -729,6 +773,7 @@ def _import_ahead() -> None:
     """Import every module a listing may load late, now. With RLIMIT_NOFILE at 4, the
     one descriptor left is a dump's socket while the rows are made: a module read then
     fails to open where ss, which has no files of its own to read, lists on."""
+    import os  # (only here: the start-up of a listing does without os.py)
     from importlib import import_module
 
     top = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -744,6 +789,8 @@ def _import_ahead() -> None:
                     import_module(f"{package}.{name[:-3]}")
                 except ImportError:  # a module for a platform or an option not here
                     pass
+    for name in _LAZY_LIBRARIES:
+        import_module(name)
 
 
 def _main(argv: list[str], prog: str) -> int:
@@ -758,7 +805,7 @@ def _main(argv: list[str], prog: str) -> int:
     if late is not None:
         raise late
     opts, sel = run.opts, run.sel
-    environ = dict(os.environ)
+    environ = _environ()
     if run.all_netns:
         from sockscope.cli import allns
 
@@ -842,7 +889,7 @@ def _dump(run: Run) -> int:
         try:
             f = open(path, "wb")  # noqa: SIM115
         except OSError as e:
-            raise ArgumentError(f"fopen dump file: {os.strerror(e.errno or 0)}") from None
+            raise ArgumentError(f"fopen dump file: {posix.strerror(e.errno or 0)}") from None
         out = _DumpOut(f)
         sources.dump_tcp(Context(sel, opts), out)  # type: ignore[arg-type]
         out.flush()
@@ -854,7 +901,7 @@ def _dump(run: Run) -> int:
         # ss ignores its fwrite() errors; a dump written nowhere is reported (QUIRKS.md)
         if path.startswith("-"):
             _discard_stdout()
-        raise SockscopeError(f"sockscope: writing the dump: {os.strerror(out.errno)}")
+        raise SockscopeError(f"sockscope: writing the dump: {posix.strerror(out.errno)}")
     return 0
 
 
@@ -1029,9 +1076,9 @@ def _show_json(
         writer.finish()
     except BrokenPipeError:
         # the reader went away (| head): end quietly, and keep the final flush silent
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
+        devnull = posix.open(_DEVNULL, posix.O_WRONLY)
+        posix.dup2(devnull, sys.stdout.fileno())
+        posix.close(devnull)
     finally:
         restore_handlers(replaced)
     return 0

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import _socket as socket  # the C module: socket.py costs ~3 ms of start-up (enum, selectors)
 import errno as _errno
-import os
+import posix  # os without os.py: importing os costs ~1 ms (_collections_abc's ABCs)
 import sys
 
 from sockscope.errors import NetlinkError
@@ -79,7 +79,7 @@ def attr(rta_type: int, data: bytes) -> bytes:
 
 
 def _raise_errno(err: int, what: str) -> None:
-    raise NetlinkError(f"{what}: {os.strerror(err)}", err)
+    raise NetlinkError(f"{what}: {posix.strerror(err)}", err)
 
 
 def dump(
@@ -215,7 +215,7 @@ def replay(data: bytes) -> Iterator[Message]:
                 raise NetlinkError("ERROR truncated\n", 0)
             (err,) = abi.NLMSGERR.unpack_from(data, off + _HDR_SIZE)
             code = -err if err != -(2**31) else err  # errno = -err->error, a C int
-            raise NetlinkError(f"TCPDIAG answered: {os.strerror(code)}\n", code)
+            raise NetlinkError(f"TCPDIAG answered: {posix.strerror(code)}\n", code)
         yield mtype, data, off, length
         off += _HDR_SIZE + body
 

@@ -20,11 +20,10 @@ Three behaviours of ss are reproduced exactly because they change the bytes prin
 
 from __future__ import annotations
 
-import os
+import posix  # os without os.py: importing os costs ~1 ms (_collections_abc's ABCs)
 import sys
 
-# the C modules: bisect.py and operator.py only re-export them (two modules less to start)
-from _bisect import bisect_right
+# the C module: operator.py only re-exports it (a module less to start)
 from _operator import itemgetter
 from itertools import accumulate, chain, islice
 
@@ -64,14 +63,18 @@ _WIDE = 1 << 16
 
 def screen_width(fd: int = 1, environ: dict[str, str] | None = None) -> int:
     """Port of ss.c:render_screen_width: -1 means compact output."""
-    if os.isatty(fd):
+    if posix.isatty(fd):
         try:
-            cols = os.get_terminal_size(fd).columns
+            cols = posix.get_terminal_size(fd).columns
         except OSError:
             cols = 0
         if cols > 0:
             return cols
-    value = (os.environ if environ is None else environ).get("COLUMNS")
+    if environ is None:
+        import os  # a library caller's environment (the command passes its own)
+
+        environ = dict(os.environ)
+    value = environ.get("COLUMNS")
     if value is not None:
         cols = _atoi(value)
         if cols > 0:
@@ -203,6 +206,10 @@ class PyRenderer:
         self._walk(first, lens)
 
     def _walk(self, first: int, lens: list[int]) -> None:
+        # the C module (bisect.py only re-exports it), imported only here: a listing
+        # reaches this past a chunk's megabyte of text, and most never do
+        from _bisect import bisect_right
+
         ncols = self.ncols
         ext = ncols - 1
         lens = [n if n < _TOKEN_MAX else _TOKEN_MAX for n in lens]

@@ -9,7 +9,6 @@ the column engine.
 from __future__ import annotations
 
 import _socket as socket  # the C module: socket.py costs ~3 ms of start-up (enum, selectors)
-import os
 
 from sockscope.kernel import abi
 
@@ -49,7 +48,11 @@ class Resolver:
         # descriptor. Where RLIMIT_NOFILE left fewer at the start, ss shows numbers.
         self.services = spare_fds is None or spare_fds >= 3
         self.resolve_hosts = resolve_hosts
-        self.environ = dict(os.environ) if environ is None else environ
+        if environ is None:
+            import os  # a library caller's environment (the command passes its own)
+
+            environ = dict(os.environ)
+        self.environ = environ
         self._services: dict[tuple[int, str | None], str] = {}
         self._hosts: dict[bytes, str | None] = {}
         self._ifnames: dict[int, str] = {}
@@ -198,6 +201,8 @@ class CgroupMap:
 
     def _build(self) -> dict[int, str]:
         paths: dict[int, str] = {}
+        import os  # only with cgroup names (os.walk)
+
         from sockscope.kernel.iproute import find_cgroup2_mount  # only with -e and cgroups
 
         mnt = find_cgroup2_mount(self.warn)

@@ -4,8 +4,6 @@ where non-fatal messages go)."""
 
 from __future__ import annotations
 
-import os
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import _socket as socket
@@ -34,7 +32,11 @@ class Context:
         self.opts = opts
         self.matcher = matcher
         self.bytecode = bytecode
-        self.environ = dict(os.environ) if environ is None else environ
+        if environ is None:
+            import os  # a library caller's environment (the command passes its own)
+
+            environ = dict(os.environ)
+        self.environ = environ
         #: -K: called for every matching inet socket before it is shown; returns
         #: False to hide it (already gone), raises NetlinkError to abort the dump
         self.killer: Callable[[InetSocket, int], bool] | None = None

@@ -23,7 +23,6 @@ families in a single walk of the kernel's hash, received without a thread
 from __future__ import annotations
 
 import _thread
-from _queue import SimpleQueue
 
 from sockscope.accel import core
 from sockscope.errors import NetlinkError
@@ -34,6 +33,7 @@ from sockscope.tables.inet.record import InetSocket
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from _queue import SimpleQueue
     from collections.abc import Callable, Iterator
     from typing import Any
 
@@ -91,17 +91,25 @@ _AHEAD = 128
 
 
 class _Dump:
-    """One dump under way: its datagrams (then _END, or what stopped it) in ``queue``.
+    """One dump under way: its datagrams, then _END or what stopped it, ``put`` by its
+    receiver and taken by ``get`` (a thread's queue; a list for a dump received whole
+    before the rows: the combined dump of a small table needs no ``_queue`` library).
 
     ``room``: when a thread receives it, a token per datagram that may still be queued
     (``_AHEAD`` of them); taken by the thread before it queues one, given back by
-    :func:`_take`. None when the dump was received whole before the rows (the combined
-    dump of a small table, or no thread to spare)."""
+    :func:`_take`. None when the dump is received whole before the rows."""
 
-    __slots__ = ("finished", "queue", "room", "seq")
+    __slots__ = ("finished", "get", "put", "room", "seq")
 
-    def __init__(self, seq: int, room: SimpleQueue[None] | None) -> None:
-        self.queue: SimpleQueue[Any] = SimpleQueue()
+    def __init__(
+        self,
+        seq: int,
+        get: Callable[[], Any],
+        put: Callable[[Any], None],
+        room: SimpleQueue[None] | None,
+    ) -> None:
+        self.get = get
+        self.put = put
         self.seq = seq
         self.room = room
         #: the last item (_END or what stopped the receiver) was taken: its socket is
@@ -121,7 +129,8 @@ def _start_combined(ctx: Context, protocol: int) -> _Dump | None:
         sock = netlink.open_diag()
     except OSError:
         return None
-    dump = _Dump(netlink.HDR_UNPACK(request, 0)[3], None)
+    items: list[Any] = []  # (a list's iterator sees what is appended after it is made)
+    dump = _Dump(netlink.HDR_UNPACK(request, 0)[3], iter(items).__next__, items.append, None)
     _receiver(sock, request, dump)
     return dump
 
@@ -293,7 +302,7 @@ def _receiver(sock: Any, request: bytes, dump: _Dump) -> None:
     (or the exception that stopped it). The socket is closed before that last item: a
     dump that waits for a descriptor (RLIMIT_NOFILE, see _netlink) can then have it."""
     dump_end = core().dump_end  # type: ignore[union-attr]
-    queue, room, seq = dump.queue, dump.room, dump.seq
+    put, room, seq = dump.put, dump.room, dump.seq
     end: Any = _END
     try:
         sock.send(request)
@@ -303,18 +312,22 @@ def _receiver(sock: Any, request: bytes, dump: _Dump) -> None:
         for buf in netlink.datagrams(sock):
             if room is not None:
                 room.get()
-            queue.put(buf)
+            put(buf)
             if dump_end(buf, seq):
                 break
     except BaseException as e:
         end = e
     finally:
         sock.close()
-        queue.put(end)
+        put(end)
 
 
 def _start_dump(family: int, protocol: int, ctx: Context) -> _Dump | None:
     """Open a socket and start a receive thread for one family's dump."""
+    # (not for a small table: see _start_combined); before the socket, which may be the
+    # last descriptor RLIMIT_NOFILE leaves (loading the library takes one)
+    from _queue import SimpleQueue
+
     try:
         sock = netlink.open_diag()
     except OSError:
@@ -324,7 +337,8 @@ def _start_dump(family: int, protocol: int, ctx: Context) -> _Dump | None:
     room: SimpleQueue[None] = SimpleQueue()
     for _ in range(_AHEAD):
         room.put(None)
-    dump = _Dump(netlink.HDR_UNPACK(request, 0)[3], room)
+    queue: SimpleQueue[Any] = SimpleQueue()
+    dump = _Dump(netlink.HDR_UNPACK(request, 0)[3], queue.get, queue.put, room)
     try:
         _thread.start_new_thread(_receiver, (sock, request, dump))
     except RuntimeError:  # no thread to spare (RLIMIT_NPROC reached): receive it all now
@@ -364,7 +378,7 @@ def _next(dump: _Dump, maker: Any, out: Rows) -> int:
 def _take(dump: _Dump) -> Any:
     """The next datagram of a dump, None at its end; raises what the kernel or the
     receive thread raised."""
-    item = dump.queue.get()
+    item = dump.get()
     if item is _END:
         dump.finished = True
         return None
@@ -419,7 +433,7 @@ def _closed(dump: _Dump) -> None:
     the first one failed) are dropped, their room given back so that the receiver goes on
     to its end."""
     while not dump.finished:
-        item = dump.queue.get()
+        item = dump.get()
         if item is _END or isinstance(item, BaseException):
             dump.finished = True
         elif dump.room is not None:

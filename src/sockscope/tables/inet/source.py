@@ -12,7 +12,7 @@ The user-space filter is applied here, so callers only see matching sockets.
 from __future__ import annotations
 
 import _socket as socket  # the C module: socket.py costs ~3 ms of start-up (enum, selectors)
-import os
+import posix  # os without os.py: importing os costs ~1 ms (_collections_abc's ABCs)
 from itertools import chain
 
 from sockscope.errors import KillError, NetlinkError
@@ -94,15 +94,15 @@ def _sockstat(path: str, head: bytes) -> dict[bytes, int] | None:
     """The counters of the ``head`` line of a /proc/net/sockstat file; None when the file
     or the line cannot be read."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
     except OSError:
         return None
     try:
-        text = os.read(fd, 4096)
+        text = posix.read(fd, 4096)
     except OSError:
         return None
     finally:
-        os.close(fd)
+        posix.close(fd)
     for line in text.split(b"\n"):
         if line.startswith(head):
             words = line.split()
@@ -337,9 +337,9 @@ def tcpdiag_file(ctx: Context, path: str) -> Iterator[InetSocket]:
     ``Bad address`` (``TCPDIAG_FILE=/dev/zero``).
     """
     try:
-        fd = os.open(path, os.O_RDONLY)  # fopen() also opens a directory
+        fd = posix.open(path, posix.O_RDONLY)  # fopen() also opens a directory
     except OSError as e:
-        ctx.warn(f"fopen($TCPDIAG_FILE): {os.strerror(e.errno or 0)}")
+        ctx.warn(f"fopen($TCPDIAG_FILE): {posix.strerror(e.errno or 0)}")
         return
     match = ctx.matcher
     mem, info = ctx.opts.show_mem, ctx.opts.show_tcpinfo
@@ -357,7 +357,7 @@ def tcpdiag_file(ctx: Context, path: str) -> Iterator[InetSocket]:
                     ctx.warn(warning)
             yield rec
     finally:
-        os.close(fd)
+        posix.close(fd)
 
 
 class _FileReader:
@@ -379,7 +379,7 @@ class _FileReader:
             have = len(part)
         while have < count and not self.eof and not self.error:
             try:
-                chunk = os.read(self.fd, max(65536, min(count - have, 1 << 20)))
+                chunk = posix.read(self.fd, max(65536, min(count - have, 1 << 20)))
             except OSError as e:
                 self.error = e.errno or 0
                 break
@@ -403,7 +403,7 @@ def _file_records(fd: int, ctx: Context) -> Iterator[tuple[InetSocket, str | Non
         head = f.read(16)
         if len(head) != 16:
             if f.error:
-                ctx.warn(f"Reading header from $TCPDIAG_FILE: {os.strerror(f.error)}")
+                ctx.warn(f"Reading header from $TCPDIAG_FILE: {posix.strerror(f.error)}")
             if f.eof:
                 ctx.warn_raw("Unexpected EOF reading $TCPDIAG_FILE")
             return
@@ -418,7 +418,7 @@ def _file_records(fd: int, ctx: Context) -> Iterator[tuple[InetSocket, str | Non
             return
         if len(body) != nitems:
             if f.error:
-                ctx.warn(f"Reading $TCPDIAG_FILE: {os.strerror(f.error)}")
+                ctx.warn(f"Reading $TCPDIAG_FILE: {posix.strerror(f.error)}")
             if f.eof:
                 ctx.warn_raw("Unexpected EOF reading $TCPDIAG_FILE")
             return
@@ -434,7 +434,7 @@ def _file_records(fd: int, ctx: Context) -> Iterator[tuple[InetSocket, str | Non
             else:
                 (err,) = abi.NLMSGERR.unpack_from(buf, 16)
                 code = -err if err != -(2**31) else err  # errno = -err->error, a C int
-                ctx.warn(f"TCPDIAG answered: {os.strerror(code)}")
+                ctx.warn(f"TCPDIAG answered: {posix.strerror(code)}")
             return
         end = max(length, _DIAG_MSG_END)
         # with the stale bytes after the message that ss's printers read through
