@@ -614,36 +614,189 @@ def test_fuzz_json_lines_same_as_python() -> None:
     assert fast_rows > count // 10
 
 
+def _diag_reply(cookie: int, state: int, timer: int, attrs: bytes, mtype: int = 18) -> bytes:
+    """A sock_diag reply as the kernel lays it out: nlmsghdr, inet_diag_msg, attributes."""
+    from sockscope.kernel import abi
+
+    body = abi.INET_DIAG_MSG.pack(
+        2, state, timer, 0, 1234, 80, bytes(16), bytes(16), 0,
+        cookie & 0xFFFFFFFF, cookie >> 32, timer * 100, 0, 0, 0, cookie & 0xFFFF,
+    )  # fmt: skip
+    body += attrs
+    return struct.pack("=IHHII", 16 + len(body), mtype, 2, 123456, 0) + body
+
+
+def _diag_attrs(rng: random.Random) -> bytes:
+    """Zero to three attributes (rtattr headers, 4-byte padded) of random sizes."""
+    out = b""
+    for _ in range(rng.choice((0, 1, 1, 3))):
+        payload = bytes(rng.randrange(256) for _ in range(rng.choice((1, 4, 8, 13))))
+        out += struct.pack("=HH", 4 + len(payload), rng.randrange(1, 20)) + payload
+        out += bytes(-len(payload) % 4)
+    return out
+
+
+def _diag_dump(rng: random.Random, replies: list[bytes]) -> list[bytes]:
+    """The replies, with a few short messages and control messages among them (NOOP, an
+    ACK), cut into datagrams at random places, DONE at the end; now and then a datagram
+    ends in a header that lies about its length (the rest of it is not read)."""
+    noop = struct.pack("=IHHII", 16, 1, 0, 123456, 0)
+    ack = struct.pack("=IHHIIi", 20, 2, 0, 123456, 0, 0)
+    short = struct.pack("=IHHII", 24, 18, 2, 123456, 0) + bytes(8)
+    msgs = list(replies)
+    for _ in range(rng.randrange(3)):
+        msgs.insert(rng.randrange(len(msgs) + 1), rng.choice((noop, ack, short)))
+    msgs.append(struct.pack("=IHHIIi", 20, 3, 2, 123456, 0, 0))
+    out: list[bytes] = []
+    while msgs:
+        n = rng.choice((1, 2, 5, 40))
+        dgram = b"".join(msgs[:n])
+        del msgs[:n]
+        if msgs and rng.random() < 0.05:
+            lie = msgs.pop(0)  # lost with the rest of the datagram, in both
+            dgram += struct.pack("=I", len(lie) + 999) + lie[4:]
+        out.append(dgram)
+    return out
+
+
+def _feed_all(table: Any, dgrams: list[bytes]) -> list[int]:
+    """Feed a table as Snapshotter._dump does, the offsets feed returned."""
+    stops = []
+    for buf in dgrams:
+        at = table.feed(buf)
+        stops.append(at)
+        while at < len(buf):
+            length = struct.unpack_from("=I", buf, at)[0]
+            at = table.feed(buf, at + ((length + 3) & ~3))
+            stops.append(at)
+    return stops
+
+
+def _next_world(
+    rng: random.Random, world: list[tuple[int, bytes]], fresh: list[int]
+) -> list[tuple[int, bytes]]:
+    """The next dump of the same sockets: most unchanged and in the same order; some gone,
+    some new (inserted anywhere), some moved, some changed (state, timer, attributes and
+    so the length), some listed twice (the second time maybe different)."""
+    out = list(world)
+    for _ in range(rng.choice((0, 1, 3, 10))):  # gone
+        if out:
+            del out[rng.randrange(len(out))]
+    for _ in range(rng.choice((0, 1, 3, 10))):  # new
+        fresh[0] += rng.choice((1, 1, 7, 1 << 33))
+        c = fresh[0]
+        out.insert(rng.randrange(len(out) + 1), (c, _diag_reply(c, 1, 0, _diag_attrs(rng))))
+    for _ in range(rng.choice((0, 1, 3))):  # moved
+        if out:
+            item = out.pop(rng.randrange(len(out)))
+            out.insert(rng.randrange(len(out) + 1), item)
+    for _ in range(rng.choice((0, 1, 5, 30))):  # changed
+        if out:
+            i = rng.randrange(len(out))
+            c, msg = out[i]
+            state, timer = msg[17], msg[18]
+            what = rng.randrange(3)
+            if what == 0:
+                state = rng.randrange(1, 13)
+            elif what == 1:
+                timer = (timer + 1) % 5
+            out[i] = (c, _diag_reply(c, state, timer, _diag_attrs(rng) if what == 2 else msg[88:]))
+    for _ in range(rng.choice((0, 0, 1, 2))):  # listed twice
+        if out:
+            c, msg = out[rng.randrange(len(out))]
+            again = msg if rng.random() < 0.5 else _diag_reply(c, rng.randrange(1, 13), 0, b"")
+            out.insert(rng.randrange(len(out) + 1), (c, again))
+    return out
+
+
 @needs_core
-def test_diag_keyed_matches_the_python_walk() -> None:
-    """--watch's keying in C: the same dict as the Python walk, old bytes objects kept
-    for unchanged messages, the changed and new keys listed, the offset of the first
-    control message returned."""
-    from sockscope.ops.watch import _COOKIE, _MIN, Snapshotter
+def test_diag_table_matches_the_reference() -> None:
+    """--watch's snapshot table in C (matched in step with the last snapshot, looked up
+    only where the order differs) against ops.watch.Table, the pure-Python reference, on
+    chains of random dumps: sockets gone, new, moved, changed (in the significant bytes or
+    elsewhere, in length too), listed twice, popped by a destruction event between two
+    snapshots; datagrams of random cut with control and short messages and lying headers.
+    Every offset feed returns, every (changed, gone), and the mapping must be the same."""
+    from sockscope.ops.watch import _COOKIE, _MIN, Table
 
     assert core is not None
+    count, seed = _fuzz_count()
+    rng = random.Random(seed + 5)
+    seen = {"gone": 0, "new": 0, "changed": 0, "quiet": 0, "popped": 0}
+    for chain in range(count // 30):
+        sig = rng.choice(((-1, -1), (17, 18), (17, 18), (60, 68), (16, 88)))
+        fresh = [rng.randrange(1 << 40)]
+        world: list[tuple[int, bytes]] = []
+        for _ in range(rng.choice((0, 1, 5, 60, 300))):
+            fresh[0] += rng.choice((1, 1, 1, 3, 1 << 32))
+            state = rng.randrange(1, 13)
+            world.append((fresh[0], _diag_reply(fresh[0], state, 0, _diag_attrs(rng))))
+        py_old: Table | None = None
+        loud_old: Table | None = None
+        c_old: Any = None
+        for snap in range(6):
+            if snap:
+                world = _next_world(rng, world, fresh)
+            dgrams = _diag_dump(rng, [m for _c, m in world])
+            py = Table(py_old, _COOKIE.start, _MIN, *sig)
+            cc = core.DiagTable(c_old, _COOKIE.start, _MIN, *sig)
+            where = f"seed {seed}, chain {chain}, snapshot {snap}"
+            assert _feed_all(cc, dgrams) == _feed_all(py, dgrams), where
+            want = py.finish()
+            assert cc.finish() == want, where
+            assert (cc.keys(), cc.values(), len(cc)) == (py.keys(), py.values(), len(py)), where
+            probe = [c.to_bytes(8, "little") for c, _m in world[:5]] + [b"\0" * 8, b"short"]
+            for key in probe:
+                assert (key in cc, cc.get(key), cc.get(key, b"-")) == (
+                    key in py, py.get(key), py.get(key, b"-")
+                ), where  # fmt: skip
+            # destruction events between two snapshots: the next one must not match them
+            for c, _m in rng.sample(world, min(len(world), rng.choice((0, 0, 1, 4)))):
+                key = c.to_bytes(8, "little")
+                assert cc.pop(key) == py.pop(key), where
+                assert key not in cc and cc.pop(key) is None, where
+                seen["popped"] += 1
+            changed, gone = want
+            seen["gone"] += len(gone)
+            seen["new"] += sum(1 for _k, _m, b in changed if b is None)
+            seen["changed"] += sum(1 for _k, _m, b in changed if b is not None)
+            # the same chain with every change listed: the difference is quiet changes
+            loud = Table(loud_old, _COOKIE.start, _MIN)
+            _feed_all(loud, dgrams)
+            seen["quiet"] += len(loud.finish()[0]) - len(changed)
+            cookies = loud.keys()  # a list: popped from while walked
+            for key in cookies:
+                if key not in py:
+                    loud.pop(key)
+            py_old, c_old, loud_old = py, cc, loud
+    # the generator reaches every path (a change outside the significant bytes: quiet)
+    assert all(n > 20 for n in seen.values()), seen
 
-    def msg(cookie: int, state: int, pad: int) -> bytes:
-        body = bytes([2, state, 0, 0]) + bytes(40) + struct.pack("=Q", cookie) + bytes(20)
-        body += bytes(pad * 4)  # attributes of some length
-        return struct.pack("=IHHII", 16 + len(body), 20, 2, 1, 0) + body
 
-    done = struct.pack("=IHHII", 20, 3, 2, 1, 0) + bytes(4)
-    old_msgs = [msg(c, 1, c % 3) for c in range(1, 9)]
-    old = {m[_COOKIE]: m for m in old_msgs}
-    new_msgs = [*old_msgs[:5], msg(6, 8, 0), msg(7, 1, 2 + 7 % 3), msg(42, 10, 1)]
-    buf = b"".join(new_msgs) + done
-    cur: dict[bytes, bytes] = {}
-    changed: list[bytes] = []
-    at = core.diag_keyed(buf, old, cur, changed, _COOKIE.start, 8, _MIN)
-    assert at == len(buf) - len(done)
-    ref: dict[bytes, bytes] = {}
-    assert Snapshotter._walk(buf, None, ref, None) is True
-    assert cur == ref
-    assert all(cur[m[_COOKIE]] is old[m[_COOKIE]] for m in old_msgs[:5])
-    assert changed == [m[_COOKIE] for m in new_msgs[5:]]
-    assert core.diag_keyed(b"".join(new_msgs), old, {}, [], _COOKIE.start, 8, _MIN) == len(
-        b"".join(new_msgs)
-    )
+def test_diag_table_in_step() -> None:
+    """The reference Table on a hand-made pair of dumps: what is new, changed (in its
+    state; a timer alone is not reported when only the state byte counts), gone."""
+    from sockscope.ops.watch import _COOKIE, _MIN, Table
+
+    old = Table(None, _COOKIE.start, _MIN, 17, 18)
+    a, b, c, d = (_diag_reply(n, 1, 0, b"") for n in (1, 2, 3, 4))
+    done = struct.pack("=IHHIIi", 20, 3, 2, 123456, 0, 0)
+    assert old.feed(a + b + c + d + done) == 4 * len(a)
+    changed, gone = old.finish()
+    assert [k for k, _m, before in changed if before is None] == [a[_COOKIE], b[_COOKIE], c[_COOKIE], d[_COOKIE]]  # fmt: skip
+    assert gone == []
+    new = Table(old, _COOKIE.start, _MIN, 17, 18)
+    b2 = _diag_reply(2, 8, 0, b"")  # CLOSE-WAIT
+    c2 = _diag_reply(3, 1, 2, b"")  # its timer only
+    e = _diag_reply(5, 10, 0, b"")
+    new.feed(e + a + b2 + c2)
+    changed, gone = new.finish()
+    assert changed == [(e[_COOKIE], e, None), (b2[_COOKIE], b2, b)]
+    assert gone == [(d[_COOKIE], d)]
     with pytest.raises(ValueError, match="within"):
-        core.diag_keyed(buf, old, {}, [], _MIN, 8, _MIN)
+        Table(None, _MIN, _MIN)
+    if core is not None:
+        with pytest.raises(ValueError, match="within"):
+            core.DiagTable(None, _MIN, _MIN)
+        with pytest.raises(ValueError, match="significant"):
+            core.DiagTable(None, _COOKIE.start, _MIN, 17, 17)

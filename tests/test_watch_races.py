@@ -108,19 +108,3 @@ def test_snapshot_before_destruction_events(backend: str) -> None:
     assert sorted(closed) == sorted(a_cookies)
     assert all(c["lifetime"] is not None for c in later if c["kind"] == "closed")
     assert {c["kind"] for c in later} <= {"closed", "state", "rate"}
-
-
-def test_presized_dict_is_an_empty_dict() -> None:
-    """The compiled core's presized dict (a snapshot's table, sized for the last one)."""
-    from sockscope.accel import core as compiled_core
-
-    core = compiled_core()
-    if core is None:
-        pytest.skip("the compiled core is not built")
-    d = core.presized_dict(100000)
-    assert type(d) is dict and d == {}
-    d.update((i.to_bytes(8, "little"), b"x") for i in range(1000))
-    assert len(d) == 1000
-    assert core.presized_dict(0) == {}
-    with pytest.raises(ValueError):
-        core.presized_dict(-1)

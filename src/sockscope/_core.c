@@ -1,7 +1,7 @@
 /*
  * sockscope._core: the optional compiled core of a listing (CPython extension).
  *
- * Two pieces, each a drop-in for a pure-Python reference that stays the readable
+ * Three pieces, each a drop-in for a pure-Python reference that stays the readable
  * definition of the behaviour (and is what runs when this module is absent or
  * SOCKSCOPE_PURE=1 is set):
  *
@@ -21,6 +21,8 @@
  *              attribute walk, print_skmeminfo, tcp_timer_print and tcp_stats_print
  *              of tcpinfo.tcp_text); any attribute block outside that path (vegas,
  *              dctcp, md5, ULP, short structures, bad headers) sends the row to Python.
+ *   DiagTable  --watch's snapshot of one protocol: the dump's replies compared in step
+ *              with the last snapshot's (sockscope.ops.watch.Table).
  *
  * Place in the package's layers: a leaf (it imports no sockscope module), reached only
  * through sockscope.backend; see tests/test_architecture.py.
@@ -1810,35 +1812,334 @@ core_dump_end(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nar
     Py_RETURN_FALSE;
 }
 
-/* diag_keyed(buf, old, cur, changed, key_off, key_len, min_len) -> int
- * The sock_diag replies of one dump datagram into cur, keyed by the key_len bytes at
- * key_off of each message (the socket cookie): a message byte for byte equal to old's
- * message of the same key keeps old's bytes object (no copy), any other is copied and its
- * key appended to changed. Messages shorter than min_len are skipped. Returns the offset
- * of the first control message (type < 16: DONE, ERROR, ...), or len(buf) if none: the
- * caller decodes from there. --watch's snapshot path (ops/watch.py). */
-static PyObject *
-core_diag_keyed(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+/* ------------------------------------------------------------------------------------ */
+/* --watch: a snapshot's table of sock_diag replies, matched in step with the last one   */
+/* ------------------------------------------------------------------------------------ */
+
+/* DiagTable(old, key_off, min_len, sig_start, sig_stop): the drop-in for
+ * sockscope.ops.watch.Table (the pure-Python reference, which defines the behaviour).
+ *
+ * A snapshot at 100,000 sockets is 12 MB of replies in ~400 datagrams, and between two
+ * snapshots almost every reply is byte for byte the same. A dict of cookie -> bytes
+ * costs a key object, a hash and three cache misses per socket (most of --watch's user
+ * time); here the datagrams are kept as they came and indexed (cookie, place, length),
+ * and since the kernel walks its hash tables in the same order every time, each reply is
+ * compared with the last snapshot's reply at the same place (a cursor): same cookie and
+ * same bytes, and nothing is made. Only where the order differs (a socket came, went or
+ * moved in the table) is the cookie looked up, in a hash of the last snapshot built the
+ * first time it is needed; only changed, new and gone sockets become Python objects.
+ *
+ * As a dict would, a cookie listed twice in one dump (a socket that moved while the
+ * kernel walked) keeps its first place and its last message. The key is the 8 bytes at
+ * key_off (the cookie); replies shorter than min_len are skipped. sig_start/sig_stop
+ * (-1: none) name the bytes that matter: a reply that differs from its last one only
+ * outside them (a timer, a queue: not reported without -i) is not listed as changed. */
+
+#define DT_DEAD 1   /* popped (its destruction event came first): no longer listed */
+#define DT_REPORT 2 /* new, or differs from its last message within sig_start..sig_stop */
+
+typedef struct {
+    uint64_t cookie;
+    const char *msg; /* inside one of the table's datagrams */
+    uint32_t len;
+    int32_t prev; /* the last snapshot's entry of the same cookie, or -1 */
+    uint32_t flags;
+} DiagEntry;
+
+/* cookie -> entry index: open addressing, linear probing, slots hold index + 1 */
+typedef struct {
+    uint32_t *slots;
+    size_t mask; /* the number of slots - 1 (a power of two); 0: no slots */
+    size_t used;
+} CookieIndex;
+
+typedef struct DiagTable {
+    PyObject_HEAD
+    PyObject *bufs; /* list of the datagrams (bytes) the entries point into */
+    DiagEntry *entries;
+    Py_ssize_t n, cap, live;
+    struct DiagTable *old; /* the last snapshot while this one is fed, else NULL */
+    int32_t *old_match;    /* per entry of old: the entry here of its cookie, or -1 */
+    Py_ssize_t cursor;     /* the entry of old the next reply is expected to match */
+    CookieIndex fresh;     /* while fed: the cookies that old does not have */
+    CookieIndex index;     /* every entry (lookups), built when first needed */
+    Py_ssize_t indexed;    /* how many entries index covers */
+    Py_ssize_t key_off, min_len, sig_start, sig_stop;
+    int finished;
+} DiagTable;
+
+static PyTypeObject DiagTableType;
+
+static inline size_t
+cookie_slot(uint64_t cookie, size_t mask)
 {
-    if (nargs != 7 || !PyBytes_Check(args[0]) || !PyDict_Check(args[1]) ||
-        !PyDict_Check(args[2]) || !PyList_Check(args[3])) {
-        PyErr_SetString(PyExc_TypeError,
-                        "diag_keyed(buf: bytes, old: dict, cur: dict, changed: list, "
-                        "key_off: int, key_len: int, min_len: int)");
+    /* Fibonacci hashing: cookies come from a counter, mostly consecutive */
+    return (size_t)((cookie * 0x9E3779B97F4A7C15ULL) >> 32) & mask;
+}
+
+static void
+index_free(CookieIndex *ix)
+{
+    PyMem_Free(ix->slots);
+    ix->slots = NULL;
+    ix->mask = 0;
+    ix->used = 0;
+}
+
+/* An empty index with room for n entries at most half full. */
+static int
+index_alloc(CookieIndex *ix, size_t n)
+{
+    size_t size = 16;
+    while (size < 2 * n)
+        size <<= 1;
+    uint32_t *slots = PyMem_Calloc(size, sizeof(uint32_t));
+    if (slots == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    index_free(ix);
+    ix->slots = slots;
+    ix->mask = size - 1;
+    return 0;
+}
+
+static void
+index_put(CookieIndex *ix, const DiagEntry *entries, Py_ssize_t at)
+{
+    size_t s = cookie_slot(entries[at].cookie, ix->mask);
+    while (ix->slots[s] != 0)
+        s = (s + 1) & ix->mask;
+    ix->slots[s] = (uint32_t)at + 1;
+    ix->used++;
+}
+
+/* The entry of cookie in ix, or -1 (dead entries included: the caller checks). */
+static Py_ssize_t
+index_get(const CookieIndex *ix, const DiagEntry *entries, uint64_t cookie)
+{
+    if (ix->slots == NULL)
+        return -1;
+    size_t s = cookie_slot(cookie, ix->mask);
+    for (uint32_t v; (v = ix->slots[s]) != 0; s = (s + 1) & ix->mask)
+        if (entries[v - 1].cookie == cookie)
+            return (Py_ssize_t)v - 1;
+    return -1;
+}
+
+/* The live entry of cookie in t, or -1; -2 with an exception (no memory for the index). */
+static Py_ssize_t
+dt_find(DiagTable *t, uint64_t cookie)
+{
+    if (t->indexed != t->n) {
+        if (index_alloc(&t->index, (size_t)t->n) < 0)
+            return -2;
+        for (Py_ssize_t i = 0; i < t->n; i++)
+            index_put(&t->index, t->entries, i);
+        t->indexed = t->n;
+    }
+    Py_ssize_t at = index_get(&t->index, t->entries, cookie);
+    return at >= 0 && !(t->entries[at].flags & DT_DEAD) ? at : -1;
+}
+
+/* Whether entry e is to be reported: new, or changed within the significant bytes. */
+static uint32_t
+dt_report(const DiagTable *t, const DiagEntry *e)
+{
+    if (e->prev < 0)
+        return DT_REPORT;
+    const DiagEntry *o = &t->old->entries[e->prev];
+    if (o->len == e->len && memcmp(o->msg, e->msg, e->len) == 0)
+        return 0;
+    if (t->sig_start < 0)
+        return DT_REPORT;
+    /* both replies are at least min_len long, and the bytes lie within min_len */
+    return memcmp(o->msg + t->sig_start, e->msg + t->sig_start,
+                  (size_t)(t->sig_stop - t->sig_start)) != 0
+               ? DT_REPORT
+               : 0;
+}
+
+static int
+dt_append(DiagTable *t, uint64_t cookie, const char *msg, uint32_t len, Py_ssize_t prev)
+{
+    if (t->n == t->cap) {
+        if (t->n >= INT32_MAX - 1) {
+            PyErr_SetString(PyExc_OverflowError, "DiagTable: too many replies");
+            return -1;
+        }
+        Py_ssize_t cap = t->cap < 1024 ? 1024 : t->cap * 2;
+        DiagEntry *more = PyMem_Realloc(t->entries, (size_t)cap * sizeof(DiagEntry));
+        if (more == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        t->entries = more;
+        t->cap = cap;
+    }
+    DiagEntry *e = &t->entries[t->n++];
+    e->cookie = cookie;
+    e->msg = msg;
+    e->len = len;
+    e->prev = (int32_t)prev;
+    e->flags = 0;
+    e->flags = dt_report(t, e);
+    t->live++;
+    return 0;
+}
+
+/* One reply: matched with old at the cursor, else looked up, else new. */
+static int
+dt_put(DiagTable *t, uint64_t cookie, const char *msg, uint32_t len)
+{
+    Py_ssize_t k = -1, mine = -1;
+    DiagTable *old = t->old;
+    if (old != NULL) {
+        Py_ssize_t j = t->cursor;
+        while (j < old->n && (old->entries[j].flags & DT_DEAD))
+            j++;
+        if (j < old->n && old->entries[j].cookie == cookie)
+            k = j;
+        else if ((k = dt_find(old, cookie)) == -2)
+            return -1;
+        if (k >= 0) {
+            t->cursor = k + 1;
+            mine = t->old_match[k];
+            if (mine < 0) {
+                t->old_match[k] = (int32_t)t->n;
+                return dt_append(t, cookie, msg, len, k);
+            }
+        }
+    }
+    if (k < 0 && (mine = index_get(&t->fresh, t->entries, cookie)) < 0) {
+        if (2 * (t->fresh.used + 1) > t->fresh.mask) {
+            /* grow: the fresh entries again, into twice the room */
+            CookieIndex bigger = {NULL, 0, 0};
+            if (index_alloc(&bigger, 2 * t->fresh.used + 8) < 0)
+                return -1;
+            for (size_t s = 0; t->fresh.slots != NULL && s <= t->fresh.mask; s++)
+                if (t->fresh.slots[s] != 0)
+                    index_put(&bigger, t->entries, (Py_ssize_t)t->fresh.slots[s] - 1);
+            index_free(&t->fresh);
+            t->fresh = bigger;
+        }
+        if (dt_append(t, cookie, msg, len, -1) < 0)
+            return -1;
+        index_put(&t->fresh, t->entries, t->n - 1);
+        return 0;
+    }
+    /* listed twice in this dump: its first place, its last message */
+    DiagEntry *e = &t->entries[mine];
+    e->msg = msg;
+    e->len = len;
+    e->flags = (e->flags & DT_DEAD) | dt_report(t, e);
+    return 0;
+}
+
+static int
+diagtable_init(DiagTable *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"old", "key_off", "min_len", "sig_start", "sig_stop", NULL};
+    PyObject *old;
+    Py_ssize_t key_off, min_len, sig_start = -1, sig_stop = -1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "Onn|nn", kwlist, &old, &key_off, &min_len,
+                                     &sig_start, &sig_stop))
+        return -1;
+    if (self->bufs != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "DiagTable: already initialised");
+        return -1;
+    }
+    if (old != Py_None && !PyObject_TypeCheck(old, &DiagTableType)) {
+        PyErr_SetString(PyExc_TypeError, "DiagTable: old must be a DiagTable or None");
+        return -1;
+    }
+    if (key_off < 0 || min_len < key_off + 8) {
+        PyErr_SetString(PyExc_ValueError, "DiagTable: the key must lie within min_len");
+        return -1;
+    }
+    if (min_len < NLMSG_HDRLEN_)
+        min_len = NLMSG_HDRLEN_;
+    if (sig_start >= 0 && (sig_stop <= sig_start || sig_stop > min_len)) {
+        PyErr_SetString(PyExc_ValueError,
+                        "DiagTable: the significant bytes must lie within min_len");
+        return -1;
+    }
+    self->bufs = PyList_New(0);
+    if (self->bufs == NULL)
+        return -1;
+    if (old != Py_None) {
+        DiagTable *o = (DiagTable *)old;
+        self->old_match = PyMem_Malloc(((size_t)o->n + 1) * sizeof(int32_t));
+        if (self->old_match == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        memset(self->old_match, 0xFF, ((size_t)o->n + 1) * sizeof(int32_t)); /* -1 */
+        Py_INCREF(old);
+        self->old = o;
+    }
+    self->key_off = key_off;
+    self->min_len = min_len;
+    self->sig_start = sig_start < 0 ? -1 : sig_start;
+    self->sig_stop = sig_stop;
+    return 0;
+}
+
+static void
+diagtable_release_old(DiagTable *self)
+{
+    PyMem_Free(self->old_match);
+    self->old_match = NULL;
+    index_free(&self->fresh);
+    Py_CLEAR(self->old);
+}
+
+static void
+diagtable_dealloc(DiagTable *self)
+{
+    diagtable_release_old(self);
+    index_free(&self->index);
+    PyMem_Free(self->entries);
+    Py_XDECREF(self->bufs);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int
+diagtable_ready(DiagTable *self)
+{
+    if (self->bufs == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "DiagTable: not initialised");
+        return -1;
+    }
+    return 0;
+}
+
+/* feed(buf, off=0) -> the offset of the first control message (type < 16: DONE, ERROR,
+ * ...) at or after off, or len(buf) if none: the caller handles it and feeds the rest. A
+ * malformed header ends the datagram, as the Python walk does. */
+static PyObject *
+diagtable_feed(DiagTable *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (diagtable_ready(self) < 0)
+        return NULL;
+    if (nargs < 1 || nargs > 2 || !PyBytes_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "feed(buf: bytes, off: int = 0)");
         return NULL;
     }
-    Py_ssize_t key_off = PyLong_AsSsize_t(args[4]);
-    Py_ssize_t key_len = PyLong_AsSsize_t(args[5]);
-    Py_ssize_t min_len = PyLong_AsSsize_t(args[6]);
-    if (PyErr_Occurred())
-        return NULL;
-    if (key_off < 0 || key_len <= 0 || min_len < key_off + key_len) {
-        PyErr_SetString(PyExc_ValueError, "diag_keyed: the key must lie within min_len");
+    if (self->finished) {
+        PyErr_SetString(PyExc_RuntimeError, "DiagTable: fed after finish()");
         return NULL;
     }
-    PyObject *old = args[1], *cur = args[2], *changed = args[3];
+    Py_ssize_t off = 0;
+    if (nargs == 2 && (off = PyLong_AsSsize_t(args[1])) == -1 && PyErr_Occurred())
+        return NULL;
     const char *data = PyBytes_AS_STRING(args[0]);
-    Py_ssize_t end = PyBytes_GET_SIZE(args[0]), off = 0;
+    Py_ssize_t end = PyBytes_GET_SIZE(args[0]);
+    if (off < 0)
+        off = 0;
+    /* kept before any entry points into it */
+    if (off + NLMSG_HDRLEN_ <= end && PyList_Append(self->bufs, args[0]) < 0)
+        return NULL;
     while (off + NLMSG_HDRLEN_ <= end) {
         uint32_t length;
         uint16_t mtype;
@@ -1846,41 +2147,208 @@ core_diag_keyed(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t n
         memcpy(&mtype, data + off + 4, 2);
         if (length < NLMSG_HDRLEN_ || (Py_ssize_t)length > end - off)
             break;
-        if (mtype < 16)
+        if (mtype < NLMSG_MIN_TYPE_)
             return PyLong_FromSsize_t(off);
-        if ((Py_ssize_t)length >= min_len) {
-            const char *msg = data + off;
-            PyObject *key = PyBytes_FromStringAndSize(msg + key_off, key_len);
-            if (key == NULL)
-                return NULL;
-            PyObject *prev = PyDict_GetItemWithError(old, key); /* borrowed */
-            if (prev == NULL && PyErr_Occurred()) {
-                Py_DECREF(key);
-                return NULL;
-            }
-            int rc;
-            if (prev != NULL && PyBytes_Check(prev) && PyBytes_GET_SIZE(prev) == (Py_ssize_t)length &&
-                memcmp(PyBytes_AS_STRING(prev), msg, length) == 0) {
-                rc = PyDict_SetItem(cur, key, prev);
-            } else {
-                PyObject *copy = PyBytes_FromStringAndSize(msg, length);
-                if (copy == NULL) {
-                    Py_DECREF(key);
-                    return NULL;
-                }
-                rc = PyDict_SetItem(cur, key, copy);
-                Py_DECREF(copy);
-                if (rc == 0)
-                    rc = PyList_Append(changed, key);
-            }
-            Py_DECREF(key);
-            if (rc < 0)
+        if ((Py_ssize_t)length >= self->min_len) {
+            uint64_t cookie;
+            memcpy(&cookie, data + off + self->key_off, 8);
+            if (dt_put(self, cookie, data + off, length) < 0)
                 return NULL;
         }
         off += ((Py_ssize_t)length + 3) & ~(Py_ssize_t)3;
     }
     return PyLong_FromSsize_t(end);
 }
+
+static PyObject *
+dt_key(const DiagEntry *e)
+{
+    return PyBytes_FromStringAndSize((const char *)&e->cookie, 8);
+}
+
+static PyObject *
+dt_msg(const DiagEntry *e)
+{
+    return PyBytes_FromStringAndSize(e->msg, e->len);
+}
+
+/* finish() -> (changed, gone): changed [(cookie, message, the last snapshot's message or
+ * None)] in this dump's order, new sockets and those whose significant bytes moved;
+ * gone [(cookie, last message)] in the last dump's order, the sockets it listed that this
+ * one does not. Lets the last snapshot go. */
+static PyObject *
+diagtable_finish(DiagTable *self, PyObject *Py_UNUSED(ignored))
+{
+    if (diagtable_ready(self) < 0)
+        return NULL;
+    if (self->finished) {
+        PyErr_SetString(PyExc_RuntimeError, "DiagTable: finish() called twice");
+        return NULL;
+    }
+    PyObject *changed = PyList_New(0), *gone = PyList_New(0), *out = NULL;
+    if (changed == NULL || gone == NULL)
+        goto done;
+    for (Py_ssize_t i = 0; i < self->n; i++) {
+        const DiagEntry *e = &self->entries[i];
+        if (!(e->flags & DT_REPORT))
+            continue;
+        PyObject *item;
+        if (e->prev < 0)
+            item = Py_BuildValue("(NNO)", dt_key(e), dt_msg(e), Py_None);
+        else
+            item = Py_BuildValue("(NNN)", dt_key(e), dt_msg(e),
+                                 dt_msg(&self->old->entries[e->prev]));
+        if (item == NULL || PyList_Append(changed, item) < 0) {
+            Py_XDECREF(item);
+            goto done;
+        }
+        Py_DECREF(item);
+    }
+    DiagTable *old = self->old;
+    for (Py_ssize_t k = 0; old != NULL && k < old->n; k++) {
+        const DiagEntry *o = &old->entries[k];
+        if ((o->flags & DT_DEAD) || self->old_match[k] >= 0)
+            continue;
+        PyObject *item = Py_BuildValue("(NN)", dt_key(o), dt_msg(o));
+        if (item == NULL || PyList_Append(gone, item) < 0) {
+            Py_XDECREF(item);
+            goto done;
+        }
+        Py_DECREF(item);
+    }
+    out = PyTuple_Pack(2, changed, gone);
+    if (out != NULL) {
+        self->finished = 1;
+        diagtable_release_old(self);
+    }
+done:
+    Py_XDECREF(changed);
+    Py_XDECREF(gone);
+    return out;
+}
+
+/* The live entry of a key (8 bytes), -1 if none (or not a key), -2 with an exception. */
+static Py_ssize_t
+dt_lookup(DiagTable *self, PyObject *key)
+{
+    if (diagtable_ready(self) < 0)
+        return -2;
+    if (!PyBytes_Check(key) || PyBytes_GET_SIZE(key) != 8)
+        return -1;
+    uint64_t cookie;
+    memcpy(&cookie, PyBytes_AS_STRING(key), 8);
+    return dt_find(self, cookie);
+}
+
+static int
+diagtable_contains(DiagTable *self, PyObject *key)
+{
+    Py_ssize_t at = dt_lookup(self, key);
+    return at == -2 ? -1 : at >= 0;
+}
+
+static Py_ssize_t
+diagtable_len(DiagTable *self)
+{
+    return self->live;
+}
+
+/* get(key, default=None) / pop(key, default=None): as a dict's, on the messages. */
+static PyObject *
+dt_get_or_pop(DiagTable *self, PyObject *const *args, Py_ssize_t nargs, int pop)
+{
+    if (nargs < 1 || nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "expected a key and an optional default");
+        return NULL;
+    }
+    Py_ssize_t at = dt_lookup(self, args[0]);
+    if (at == -2)
+        return NULL;
+    if (at < 0)
+        return Py_NewRef(nargs == 2 ? args[1] : Py_None);
+    DiagEntry *e = &self->entries[at];
+    PyObject *msg = dt_msg(e);
+    if (msg != NULL && pop) {
+        e->flags |= DT_DEAD;
+        self->live--;
+    }
+    return msg;
+}
+
+static PyObject *
+diagtable_get(DiagTable *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    return dt_get_or_pop(self, args, nargs, 0);
+}
+
+static PyObject *
+diagtable_pop(DiagTable *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    return dt_get_or_pop(self, args, nargs, 1);
+}
+
+/* keys() / values(): the live cookies / messages in the order of the dump (a list). */
+static PyObject *
+dt_list(DiagTable *self, int keys)
+{
+    if (diagtable_ready(self) < 0)
+        return NULL;
+    PyObject *out = PyList_New(0);
+    for (Py_ssize_t i = 0; out != NULL && i < self->n; i++) {
+        const DiagEntry *e = &self->entries[i];
+        if (e->flags & DT_DEAD)
+            continue;
+        PyObject *item = keys ? dt_key(e) : dt_msg(e);
+        if (item == NULL || PyList_Append(out, item) < 0)
+            Py_CLEAR(out);
+        Py_XDECREF(item);
+    }
+    return out;
+}
+
+static PyObject *
+diagtable_keys(DiagTable *self, PyObject *Py_UNUSED(ignored))
+{
+    return dt_list(self, 1);
+}
+
+static PyObject *
+diagtable_values(DiagTable *self, PyObject *Py_UNUSED(ignored))
+{
+    return dt_list(self, 0);
+}
+
+static PyMethodDef diagtable_methods[] = {
+    {"feed", (PyCFunction)(void (*)(void))diagtable_feed, METH_FASTCALL,
+     "feed(buf, off=0) -> offset of the first control message at or after off, else "
+     "len(buf)."},
+    {"finish", (PyCFunction)diagtable_finish, METH_NOARGS,
+     "finish() -> (changed [(cookie, msg, old msg or None)], gone [(cookie, old msg)])."},
+    {"get", (PyCFunction)(void (*)(void))diagtable_get, METH_FASTCALL,
+     "get(cookie, default=None) -> the message of cookie."},
+    {"pop", (PyCFunction)(void (*)(void))diagtable_pop, METH_FASTCALL,
+     "pop(cookie, default=None) -> the message of cookie, no longer in the table."},
+    {"keys", (PyCFunction)diagtable_keys, METH_NOARGS, "keys() -> the cookies, in order."},
+    {"values", (PyCFunction)diagtable_values, METH_NOARGS,
+     "values() -> the messages, in order."},
+    {NULL}};
+
+static PySequenceMethods diagtable_as_sequence = {
+    .sq_length = (lenfunc)diagtable_len,
+    .sq_contains = (objobjproc)diagtable_contains,
+};
+
+static PyTypeObject DiagTableType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "sockscope._core.DiagTable",
+    .tp_doc = "A --watch snapshot's sock_diag replies (see ops.watch.Table).",
+    .tp_basicsize = sizeof(DiagTable),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)diagtable_init,
+    .tp_dealloc = (destructor)diagtable_dealloc,
+    .tp_methods = diagtable_methods,
+    .tp_as_sequence = &diagtable_as_sequence,
+};
 
 /* ------------------------------------------------------------------------------------ */
 /* -p: the socket fds of one /proc/<tid>/fd/ directory                                    */
@@ -2006,30 +2474,9 @@ core_fd_sockets(PyObject *self, PyObject *arg)
     return out;
 }
 
-/* presized_dict(n) -> an empty dict with room for n entries: a snapshot of the watch
- * fills one per table with as many replies as the last one had, and a dict grown from
- * empty is resized a dozen times on the way to 90,000 entries. */
-static PyObject *
-core_presized_dict(PyObject *Py_UNUSED(module), PyObject *arg)
-{
-    Py_ssize_t n = PyLong_AsSsize_t(arg);
-    if (n == -1 && PyErr_Occurred())
-        return NULL;
-    if (n < 0) {
-        PyErr_SetString(PyExc_ValueError, "presized_dict: n must not be negative");
-        return NULL;
-    }
-    return _PyDict_NewPresized(n);
-}
-
 static PyMethodDef core_methods[] = {
-    {"presized_dict", (PyCFunction)core_presized_dict, METH_O,
-     "presized_dict(n) -> an empty dict with room for n entries."},
     {"dump_end", (PyCFunction)(void (*)(void))core_dump_end, METH_FASTCALL,
      "dump_end(buf, seq) -> True if the datagram holds NLMSG_DONE or NLMSG_ERROR of seq."},
-    {"diag_keyed", (PyCFunction)(void (*)(void))core_diag_keyed, METH_FASTCALL,
-     "diag_keyed(buf, old, cur, changed, key_off, key_len, min_len) -> offset of the first "
-     "control message: the replies keyed into cur, old's bytes kept when equal."},
     {"fd_sockets", (PyCFunction)core_fd_sockets, METH_O,
      "fd_sockets(dirfd) -> [(fd, inode)] of a /proc/<tid>/fd/ directory, or None when a "
      "name or socket link is not in the plain form (the Python loop reads it then)."},
@@ -2043,13 +2490,15 @@ static struct PyModuleDef core_module = {
 PyMODINIT_FUNC
 PyInit__core(void)
 {
-    if (PyType_Ready(&RendererType) < 0 || PyType_Ready(&RowMakerType) < 0)
+    if (PyType_Ready(&RendererType) < 0 || PyType_Ready(&RowMakerType) < 0 ||
+        PyType_Ready(&DiagTableType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&core_module);
     if (m == NULL)
         return NULL;
     if (PyModule_AddObjectRef(m, "Renderer", (PyObject *)&RendererType) < 0 ||
-        PyModule_AddObjectRef(m, "RowMaker", (PyObject *)&RowMakerType) < 0) {
+        PyModule_AddObjectRef(m, "RowMaker", (PyObject *)&RowMakerType) < 0 ||
+        PyModule_AddObjectRef(m, "DiagTable", (PyObject *)&DiagTableType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -24,8 +24,10 @@ and closes between two snapshots is not seen at all. A :class:`Change` is one of
   ``bytes_acked``, ``bytes_received`` and ``retrans`` per second since the last snapshot.
 
 The first snapshot is the baseline and reports nothing. Cost: a snapshot compares the
-raw messages of the dump (bytes per socket, split and keyed at C speed); only sockets
-whose message changed are decoded. A TIME-WAIT socket that takes over the cookie of a
+raw messages of the dump with the last snapshot's (:class:`Table`; in C, in step: the
+kernel lists the sockets in the same order every time); only sockets that are new, gone
+or whose message changed where it matters become Python objects, and only those are
+decoded. A TIME-WAIT socket that takes over the cookie of a
 connection already reported closed, or that appears already in TIME-WAIT (the remnant of
 a connection that closed, reported by its event), is followed silently.
 """
@@ -62,8 +64,8 @@ if TYPE_CHECKING:
     from sockscope.tables.packet import PacketSocket
     from sockscope.tables.unix import UnixSocket
 
-    #: one protocol's snapshot: cookie bytes -> its reply message's bytes
-    Keyed: TypeAlias = dict[bytes, bytes]
+    #: what a Table's finish() returns: (changed, gone)
+    Diff: TypeAlias = tuple[list[tuple[bytes, bytes, bytes | None]], list[tuple[bytes, bytes]]]
     #: a record of the tables watched by snapshot difference only
     Other: TypeAlias = UnixSocket | PacketSocket | NetlinkSocket
     #: (table name, 0, cookie), or (table name, 1, inode) for a record without a cookie
@@ -216,13 +218,121 @@ def _rate(
     return change
 
 
-def _presized(n: int) -> dict[bytes, bytes]:
-    """An empty dict with room for ``n`` entries (the compiled core's, else a plain one)."""
-    core = compiled_core()
-    if core is None or n < 64:
-        return {}
-    made: dict[bytes, bytes] = core.presized_dict(n)
-    return made
+class Table:
+    """One protocol's replies in a snapshot, compared with the last snapshot's table
+    ``old`` (None for the baseline): the pure-Python reference of ``_core.DiagTable``,
+    which must behave the same (tests/test_core.py fuzzes the two against each other).
+
+    :meth:`feed` takes the dump's datagrams as they come; a reply is keyed by the 8 bytes
+    at ``key_off`` (the socket cookie), one shorter than ``min_len`` is skipped, and a
+    cookie listed twice (a socket that moved while the kernel walked) keeps its first
+    place and its last message, as in a dict. :meth:`finish` then says what differs from
+    ``old``: ``changed``, ``[(cookie, message, old's message or None)]`` in this dump's
+    order, the new sockets and those whose bytes ``sig_start:sig_stop`` moved (every
+    changed one when ``sig_start`` is -1: a reply whose timer or queue moved and nothing
+    else is not reported without ``-i``); ``gone``, ``[(cookie, old's message)]`` in
+    old's order. Between snapshots the table is a mapping cookie -> message (``get``,
+    ``pop``: a destruction event takes its socket out, ``in``, ``len``, ``keys()``,
+    ``values()``)."""
+
+    def __init__(
+        self,
+        old: Table | None,
+        key_off: int,
+        min_len: int,
+        sig_start: int = -1,
+        sig_stop: int = -1,
+    ) -> None:
+        if key_off < 0 or min_len < key_off + 8:
+            raise ValueError("Table: the key must lie within min_len")
+        min_len = max(min_len, _HDR_SIZE)
+        if sig_start >= 0 and not sig_start < sig_stop <= min_len:
+            raise ValueError("Table: the significant bytes must lie within min_len")
+        self.msgs: dict[bytes, bytes] = {}
+        self._old = old
+        self._key = itemgetter(slice(key_off, key_off + 8))
+        self._min = min_len
+        self._sig = slice(sig_start, sig_stop) if sig_start >= 0 else None
+        self._finished = False
+        #: reply size -> the Structs that split a datagram of replies of that size
+        self._split: dict[int, tuple[struct.Struct, struct.Struct]] = {}
+
+    def feed(self, buf: bytes, off: int = 0) -> int:
+        """The replies of ``buf`` from ``off`` on; returns the offset of the first control
+        message (type < 16: DONE, ERROR ...) there, or ``len(buf)`` if none (a malformed
+        header ends the datagram)."""
+        if self._finished:
+            raise RuntimeError("Table: fed after finish()")
+        msgs, end = self.msgs, len(buf)
+        off = max(off, 0)
+        if off == 0 and end >= _HDR_SIZE:
+            length, mtype = _LEN_TYPE.unpack_from(buf, 0)
+            if length >= self._min and not length & 3 and not end % length:
+                split = self._split.get(length)
+                if split is None:
+                    split = self._split[length] = (
+                        struct.Struct(f"=IH{length - 6}x"),
+                        struct.Struct(f"{length}s"),
+                    )
+                heads, chunks = split
+                if mtype >= netlink.NLMSG_MIN_TYPE and set(heads.iter_unpack(buf)) == {
+                    (length, mtype)
+                }:
+                    # every message of the datagram is a reply of the same size
+                    parts = list(map(_first, chunks.iter_unpack(buf)))
+                    msgs.update(zip(map(self._key, parts), parts, strict=True))
+                    return end
+        while off + _HDR_SIZE <= end:
+            length, mtype = _LEN_TYPE.unpack_from(buf, off)
+            if length < _HDR_SIZE or length > end - off:
+                break
+            if mtype < netlink.NLMSG_MIN_TYPE:
+                return off
+            if length >= self._min:
+                msg = buf[off : off + length]
+                msgs[self._key(msg)] = msg
+            off += (length + 3) & ~3
+        return end
+
+    def finish(self) -> tuple[list[tuple[bytes, bytes, bytes | None]], list[tuple[bytes, bytes]]]:
+        """(changed, gone) against ``old``, which the table then lets go."""
+        if self._finished:
+            raise RuntimeError("Table: finish() called twice")
+        old = self._old.msgs if self._old is not None else {}
+        get, sig, msgs = old.get, self._sig, self.msgs
+        differ = [(k, v, get(k)) for k, v in msgs.items() if get(k) != v]
+        changed = [c for c in differ if c[2] is None or sig is None or c[1][sig] != c[2][sig]]
+        added = sum(1 for c in differ if c[2] is None)
+        # msgs holds what old still holds plus the new cookies: when those add up,
+        # nothing went away, and old's cookies need not be looked up one by one
+        gone = []
+        if len(msgs) - added < len(old):
+            gone = [(k, v) for k, v in old.items() if k not in msgs]
+        self._old = None
+        self._finished = True
+        return changed, gone
+
+    def get(self, cookie: bytes, default: bytes | None = None) -> bytes | None:
+        return self.msgs.get(cookie, default)
+
+    def pop(self, cookie: bytes, default: bytes | None = None) -> bytes | None:
+        return self.msgs.pop(cookie, default)
+
+    def __contains__(self, cookie: object) -> bool:
+        return cookie in self.msgs
+
+    def __len__(self) -> int:
+        return len(self.msgs)
+
+    def keys(self) -> list[bytes]:
+        return list(self.msgs)
+
+    def values(self) -> list[bytes]:
+        return list(self.msgs.values())
+
+
+_LEN_TYPE = struct.Struct("=IH")
+_first = itemgetter(0)
 
 
 class Snapshotter:
@@ -232,6 +342,7 @@ class Snapshotter:
         ext = 0
         if info:
             ext = (1 << (abi.INET_DIAG_INFO - 1)) | (1 << (abi.INET_DIAG_CONG - 1))
+        self.info = info
         #: (protocol, request, the requests to send instead if the kernel refuses it)
         self.requests: list[tuple[int, bytes, list[bytes]]] = []
         both = (1 << abi.AF_INET) | (1 << abi.AF_INET6)
@@ -253,7 +364,6 @@ class Snapshotter:
             else:
                 self.requests += [(protocol, req, []) for req in per_family]
         self.sock = netlink.open_diag()
-        self._split: dict[int, tuple[struct.Struct, struct.Struct]] = {}
         #: protocol -> when the kernel read its sockets in the last take (monotonic): the
         #: middle of the first request's send(), where the kernel fills the dump's first
         #: batch; a clock read before take() is late by as long as the process waited for
@@ -263,26 +373,33 @@ class Snapshotter:
     def close(self) -> None:
         self.sock.close()
 
-    def take(
-        self, prev: dict[int, dict[bytes, bytes]]
-    ) -> tuple[dict[int, dict[bytes, bytes]], dict[int, list[bytes]]]:
-        """protocol -> {cookie bytes: reply message bytes}, and protocol -> the cookies
-        whose message is not byte for byte the one in ``prev`` (new or changed); a table
-        the kernel refuses (no raw_diag ...) is dropped from later snapshots."""
-        out: dict[int, dict[bytes, bytes]] = {}
+    def table(self, protocol: int, old: Table | None) -> Table:
+        """An empty table of ``protocol`` to compare with ``old``: the compiled core's
+        when built. Only the state byte of a reply matters when no counters are read
+        (without ``-i``, and for any protocol but TCP)."""
+        sig = (-1, -1) if self.info and protocol == abi.IPPROTO_TCP else (_STATE, _STATE + 1)
+        core = compiled_core()
+        if core is None:
+            return Table(old, _COOKIE.start, _MIN, *sig)
+        made: Table = core.DiagTable(old, _COOKIE.start, _MIN, *sig)
+        return made
+
+    def take(self, prev: dict[int, Table]) -> tuple[dict[int, Table], dict[int, Diff]]:
+        """protocol -> its table, and protocol -> what changed since ``prev``'s table
+        (:meth:`Table.finish`; a protocol of ``prev`` no longer dumped has every socket
+        gone); a table the kernel refuses (no raw_diag ...) is dropped from later
+        snapshots."""
+        out: dict[int, Table] = {}
         self.sampled = {}
-        changed: dict[int, list[bytes]] = {}
         keep: list[tuple[int, bytes, list[bytes]]] = []
         pending = list(self.requests)
         while pending:
             protocol, request, instead = pending.pop(0)
-            msgs = out.get(protocol)
-            if msgs is None:
-                # sized for the last snapshot's sockets: no growing step by step
-                msgs = out[protocol] = _presized(len(prev.get(protocol, ())))
-            moved = changed.setdefault(protocol, [])
+            table = out.get(protocol)
+            if table is None:
+                table = out[protocol] = self.table(protocol, prev.get(protocol))
             try:
-                self._dump(request, prev.get(protocol, {}), msgs, moved, protocol)
+                self._dump(request, table, protocol)
             except NetlinkError:
                 # a refused request sent nothing before its error: its replacements
                 # start from the same empty table
@@ -290,79 +407,27 @@ class Snapshotter:
                 continue
             keep.append((protocol, request, instead))
         self.requests = keep
-        return out, changed
+        diffs = {protocol: table.finish() for protocol, table in out.items()}
+        for protocol, old in prev.items():
+            if protocol not in out:
+                diffs[protocol] = self.table(protocol, old).finish()
+        return out, diffs
 
-    def _dump(
-        self, request: bytes, old: Keyed, msgs: Keyed, moved: list[bytes], protocol: int
-    ) -> None:
+    def _dump(self, request: bytes, table: Table, protocol: int) -> None:
         sock = self.sock
         sending = time.monotonic()
         sock.send(request)
         if protocol not in self.sampled:
             self.sampled[protocol] = (sending + time.monotonic()) / 2
-        core = compiled_core()
-        if core is not None:
-            # the compiled path: keyed in C, unchanged messages keep the old bytes
-            keyed = core.diag_keyed
-            start, size = _COOKIE.start, _COOKIE.stop - _COOKIE.start
-            while True:
-                buf = sock.recv(1 << 16)
-                at = keyed(buf, old, msgs, moved, start, size, _MIN)
-                if at < len(buf) and self._walk(buf[at:], old, msgs, moved):
-                    return
-        before = len(msgs)
-        cookie = itemgetter(_COOKIE)
-        first = itemgetter(0)
+        feed = table.feed
         while True:
             buf = sock.recv(1 << 16)
-            length = _HDR.unpack_from(buf, 0)[0] if len(buf) >= _HDR_SIZE else 0
-            if length >= _MIN and not length & 3 and not len(buf) % length:
-                split = self._split.get(length)
-                if split is None:
-                    split = self._split[length] = (
-                        struct.Struct(f"=I{length - 4}x"),
-                        struct.Struct(f"{length}s"),
-                    )
-                lengths, chunks = split
-                if set(lengths.iter_unpack(buf)) == {(length,)}:
-                    # every message of the datagram is a reply of the same size
-                    parts = list(map(first, chunks.iter_unpack(buf)))
-                    msgs.update(zip(map(cookie, parts), parts, strict=True))
-                    continue
-            if self._walk(buf, None, msgs, None):
-                break
-        if before == 0:
-            get = old.get
-            moved += [k for k, v in msgs.items() if get(k) != v]
-        else:  # a second request of the same protocol (the other family)
-            moved += [k for k, v in list(msgs.items())[before:] if old.get(k) != v]
-
-    @staticmethod
-    def _walk(
-        buf: bytes,
-        old: dict[bytes, bytes] | None,
-        msgs: dict[bytes, bytes],
-        moved: list[bytes] | None,
-    ) -> bool:
-        """The messages one by one; True at the end of the dump. With ``moved``, the
-        cookies whose message differs from ``old``'s are appended to it."""
-        off, end = 0, len(buf)
-        unpack = _HDR.unpack_from
-        while off + _HDR_SIZE <= end:
-            length, mtype, _flags, _seq, _pid = unpack(buf, off)
-            if length < _HDR_SIZE or off + length > end:
-                break
-            if mtype < netlink.NLMSG_MIN_TYPE:
-                if netlink.control(mtype, buf, off, length):
-                    return True
-            elif length >= _MIN:
-                msg = buf[off : off + length]
-                key = msg[_COOKIE]
-                msgs[key] = msg
-                if moved is not None and old is not None and old.get(key) != msg:
-                    moved.append(key)
-            off += (length + 3) & ~3
-        return False
+            at = feed(buf)
+            while at < len(buf):  # a control message: feed stops at one
+                length, mtype = _LEN_TYPE.unpack_from(buf, at)
+                if netlink.control(mtype, buf, at, length):
+                    return
+                at = feed(buf, at + ((length + 3) & ~3))
 
 
 def other_key(name: str, rec: Other) -> OtherKey:
@@ -448,7 +513,8 @@ class Watcher:
         #: None: in the baseline)
         self.other_prev: dict[OtherKey, Other] = {}
         self.other_first: dict[OtherKey, float | None] = {}
-        self.prev: dict[int, dict[bytes, bytes]] = {}
+        #: protocol -> the last snapshot's Table
+        self.prev: dict[int, Table] = {}
         #: message size -> where its INET_DIAG_INFO payload starts (-1: none)
         self._info_at: dict[int, int] = {}
         self.prev_time = 0.0
@@ -485,10 +551,10 @@ class Watcher:
     def baseline(self) -> None:
         self.prev_clock = time.monotonic()
         self.prev_time = time.time()
-        self.prev, _changed = self.snap.take({})
+        self.prev, _diffs = self.snap.take({})
         self.prev_sampled = self.snap.sampled
-        for msgs in self.prev.values():
-            self.first.update(dict.fromkeys(msgs))
+        for table in self.prev.values():
+            self.first.update(dict.fromkeys(table.keys()))
         if self.others is not None:
             self.other_prev = self.others.take()
             self.other_first = dict.fromkeys(self.other_prev)
@@ -497,20 +563,16 @@ class Watcher:
         """Take a snapshot and return what changed since the previous one."""
         clock = time.monotonic()
         when = time.time()
-        cur, changed = self.snap.take(self.prev)
+        cur, diffs = self.snap.take(self.prev)
         sampled = self.snap.sampled
         changes: list[Change] = []
-        for protocol, msgs in cur.items():
-            old = self.prev.get(protocol, {})
+        for protocol, (changed, gone) in diffs.items():
             # the rates' time: between the kernel's two readings of the table
             at, then = sampled.get(protocol), self.prev_sampled.get(protocol)
             dt = at - then if at is not None and then is not None else clock - self.prev_clock
             # and the events' time stamp: that reading's, on the wall clock
             stamp = when + (at - clock) if at is not None else when
-            self._diff(protocol, old, msgs, changed[protocol], stamp, clock, dt, changes)
-        for protocol, old in self.prev.items():
-            if protocol not in cur:
-                self._diff(protocol, old, {}, [], when, clock, dt, changes)
+            self._diff(protocol, changed, gone, stamp, clock, dt, changes)
         # a remnant not listed now will not be: forget it
         self.ghosts = {c: v for c, v in self.ghosts.items() if any(c in m for m in cur.values())}
         if len(self.gone) > _GONE_MAX:  # bounded: the oldest late events are long due
@@ -555,33 +617,27 @@ class Watcher:
     def _diff(
         self,
         protocol: int,
-        old: Keyed,
-        cur: Keyed,
-        moved_keys: list[bytes],
+        changed: list[tuple[bytes, bytes, bytes | None]],
+        gone: list[tuple[bytes, bytes]],
         when: float,
         clock: float,
         dt: float,
         out: list[Change],
     ) -> None:
-        """``moved_keys``: the cookies of ``cur`` whose message is not ``old``'s (the
-        snapshot found them while receiving); only those and the cookies gone from
-        ``old`` are looked at. A cookie reported by its destruction event is no longer
-        in ``old``."""
+        """The changes of one protocol's :meth:`Table.finish`: ``gone``, the sockets of
+        the last snapshot not listed now (one whose destruction event came is no longer
+        in it), and ``changed``, the new ones and those whose message changed (with
+        ``-i``, anywhere; else in its state)."""
         ghosts = self.ghosts
         first = self.first
-        # cur holds what old still holds plus the cookies new to it: when those add up,
-        # nothing went away, and the set difference of every cookie (a tenth of a
-        # snapshot's user time at 90k sockets) is not needed
-        added = len({k for k in moved_keys if k not in old})
-        gone = old.keys() - cur.keys() if len(cur) - added < len(old) else ()
-        for cookie in gone:
+        for cookie, last in gone:
             started = first.pop(cookie, None)
             if cookie in ghosts:
                 del ghosts[cookie]
                 continue
             if self.events is not None:
                 self.gone[cookie] = None
-            rec = self._match(old[cookie], protocol)
+            rec = self._match(last, protocol)
             if rec is None:
                 continue
             change = Change("closed", when, self.netns, rec)
@@ -589,11 +645,9 @@ class Watcher:
                 change.lifetime = clock - started
             change.counters = counters(rec) if self.info else None
             out.append(change)
-        for cookie in moved_keys:
-            msg = cur[cookie]
+        for cookie, msg, before in changed:
             if cookie in ghosts:
                 continue
-            before = old.get(cookie)
             if before is None:
                 if msg[_STATE] == _TIME_WAIT:
                     # the remnant of a connection that closed (reported by its event,
@@ -702,8 +756,8 @@ class Watcher:
         if cookie in self.gone:
             del self.gone[cookie]  # the snapshot difference reported it already
             return
-        known = self.prev.get(protocol, {})
-        last = known.pop(cookie, None)
+        known = self.prev.get(protocol)
+        last = known.pop(cookie) if known is not None else None
         remnant = self.ghosts.get(cookie)
         self.ghosts[cookie] = None
         if remnant is not None:
