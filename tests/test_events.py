@@ -237,6 +237,40 @@ def test_messages_filter_and_receive_error() -> None:
     assert info.value.message == "netlink receive error No buffer space available (105)"
 
 
+#: -E whose receive fails at once (ENOBUFS: the kernel dropped events), as
+#: libnetlink's rtnl_listen sees it
+_RECEIVE_FAILS = """
+import errno, sys
+from sockscope.cli import main
+from sockscope.ops import follow
+def messages(sock):
+    raise follow.EventError("netlink receive error No buffer space available (105)",
+                            errno.ENOBUFS)
+    yield
+follow.messages = messages
+sys.exit(main(["-E"]))
+"""
+
+
+@needs_root
+def test_events_receive_error_is_printed() -> None:
+    """A receive error ends ``-E`` with rtnl_listen's message on stderr and status 255
+    (ss exits with handle_follow_request's -1); the message was lost when the error was
+    taken for a -K failure (EventError is a NetlinkError)."""
+    r = subprocess.run(
+        [sys.executable, "-c", _RECEIVE_FAILS],
+        env=netns.tool_env(),
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        check=False,
+        timeout=30,
+    )
+    assert (r.stderr, r.returncode) == (
+        b"netlink receive error No buffer space available (105)\n",
+        255,
+    )
+
+
 @pytest.mark.live
 @needs_root
 @pytest.mark.parametrize("mode", ["--json", "--json-lines"])

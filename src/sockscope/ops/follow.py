@@ -383,10 +383,10 @@ def _follow(
     try:
         for rec in watch(groups, families, matcher, killer, on_event):
             add(row(rec))
+    except EventError as e:  # (a NetlinkError too: taken first) rtnl_listen's message
+        warn(e.message)
+        return False
     except NetlinkError:
         on_event()  # generic_show_sock renders before it returns the -K error
-        return False
-    except EventError as e:
-        warn(e.message)
         return False
     return True
