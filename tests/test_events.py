@@ -157,6 +157,26 @@ def test_nothing_to_follow_exits_255() -> None:
         assert (o.stdout, o.stderr, o.returncode) == (b"", b"", 255)
 
 
+@pytest.mark.parametrize("mode", ["--json", "--json-lines"])
+def test_nothing_to_follow_as_json_writes_nothing(mode: str) -> None:
+    """``--json -E -x``: the same status, 255, and no half document on stdout (it wrote
+    the document's first key before it found nothing to follow); a line on stderr says
+    why (JSON is sockscope's own, ss has no message to keep)."""
+    r = subprocess.run(
+        [*netns.sockscope_cmd(), mode, "-E", "-x"],
+        env=netns.tool_env(),
+        capture_output=True,
+        stdin=subprocess.DEVNULL,
+        check=False,
+        timeout=30,
+    )
+    assert (r.stdout, r.stderr, r.returncode) == (
+        b"",
+        b"-E: no tcp/udp events to follow with these tables and families\n",
+        255,
+    )
+
+
 def test_groups() -> None:
     inet, inet6 = 1 << abi.AF_INET, 1 << abi.AF_INET6
     tcp, udp = 1 << abi.TCP_DB, 1 << abi.UDP_DB

@@ -1002,8 +1002,6 @@ def _events_json(run: Run, flt: Filter | None, writer: Writer, view: View) -> in
 
     sel, opts = run.sel, run.opts
     groups = follow.groups_for(sel.families, sel.dbs)
-    if not groups:
-        return 255
     killer = Killer(_warn) if opts.kill else None
     writer.open_sockets()
     status = 0
@@ -1053,6 +1051,13 @@ def _show_json(
     rows = gather.DataRows(opts, users, environ, CgroupMap(_warn).path)
     writer = jsonout.Writer(sys.stdout.buffer, opts.json == "lines")
     summary = None if run.summary is None else jsonout.summary_dict(run.summary)
+    if listing and opts.events:
+        from sockscope.ops import follow
+
+        if not follow.groups_for(sel.families, sel.dbs):
+            # nothing is written (text -E exits 255 silently, as ss): no half document
+            _warn("-E: no tcp/udp events to follow with these tables and families")
+            return 255
     _quiet_on_closed_pipe()
     replaced = close_on_signals()
     try:
