@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import tomllib
@@ -154,3 +155,47 @@ def test_text_reader_leaving_is_as_ss(tmp_path: Path) -> None:
     status, line, err = _head_one(["-tani"], env)  # ~400 KiB
     assert line.startswith(b"State")
     assert (status, err) == (141, b"")
+
+
+#: main(argv) called four times in one process, as a library caller would: the state of
+#: the process before and after (collector, SIGPIPE, open descriptors, network namespace)
+_AS_LIBRARY = """
+import gc, io, json, os, signal, sys
+from sockscope.cli import main
+def state():
+    return [gc.isenabled(), int(signal.getsignal(signal.SIGPIPE)),
+            sorted(os.listdir("/proc/self/fd")), os.readlink("/proc/thread-self/ns/net")]
+sys.argv[1:] and open(sys.argv[1], "w").write("sport = :22\\n")
+before = state()
+real, sys.stdout = sys.stdout, io.TextIOWrapper(io.BytesIO(), encoding="latin-1")
+calls = [["-tan"], ["--json", "-tan"], ["-tan", "-F", sys.argv[1]], ["-s"]]
+if len(sys.argv) > 2:
+    calls.append(["-N", sys.argv[2], "-tan"])
+status = [main(c) for c in calls]
+sys.stdout = real
+print(json.dumps({"status": status, "before": before, "after": state()}))
+"""
+
+
+def test_main_as_a_library_leaves_the_process_as_found(tmp_path: Path) -> None:
+    """A listing pauses the collector and resets SIGPIPE (ss dies of a closed pipe), -F
+    opens a file and -N enters a namespace: a library caller of main() gets its process
+    back as it was, call after call (before, the collector stayed off, SIGPIPE at
+    SIG_DFL, the -F file open and the thread in -N's namespace)."""
+    args = [str(tmp_path / "filter")]
+    ns = None
+    if os.geteuid() == 0 and subprocess.run(["ip", "netns", "add", f"sockscope-lib-{os.getpid()}"],
+                                            capture_output=True, check=False).returncode == 0:  # fmt: skip
+        ns = f"sockscope-lib-{os.getpid()}"
+        args.append(ns)
+    try:
+        env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent / "src"))
+        r = subprocess.run([sys.executable, "-c", _AS_LIBRARY, *args], env=env,
+                           capture_output=True, check=True, timeout=60)  # fmt: skip
+    finally:
+        if ns is not None:
+            subprocess.run(["ip", "netns", "del", ns], check=False)
+    got = json.loads(r.stdout)
+    assert got["status"] == [0] * len(got["status"])
+    assert got["after"] == got["before"]
+    assert got["before"][:2] == [True, int(signal.SIG_IGN)]  # Python's own defaults

@@ -284,6 +284,23 @@ class Run:
         #: it: --listen binds its socket there, where the host's scraper can reach it
         self.home_netns: int | None = None
 
+    def close(self) -> None:
+        """Let go of what the options opened (-F's file) and come home from -N's
+        namespace: a library caller runs main() again and again in one process."""
+        fp = self.filter_fp
+        if fp is not None and fp is not sys.stdin.buffer:
+            fp.close()
+        if self.home_netns is not None:
+            from sockscope.ops import netns
+
+            try:
+                netns.setns(self.home_netns, netns.CLONE_NEWNET)
+            except OSError:  # never left (a -N that failed before its setns)
+                pass
+            finally:
+                posix.close(self.home_netns)
+                self.home_netns = None
+
 
 def _usage_error(message: str | None = None) -> UsageError:
     return UsageError(message or "")
@@ -536,7 +553,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog = _prog(sys.argv[0] if sys.argv else "sockscope")
     else:
         prog = "sockscope"
+    # a library caller gets its process back as it was: the collector's state and the
+    # SIGPIPE disposition (a listing pauses the one and resets the other, as ss dies of
+    # a closed pipe)
+    collecting = gc.isenabled()
+    sigpipe = None
     try:
+        if not program:
+            sigpipe = signal.getsignal(signal.SIGPIPE)
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
         if program:
             # Python ignores SIGXFSZ; ss is killed by it when stdout passes RLIMIT_FSIZE
@@ -581,6 +605,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stdout.flush()
         except OSError:
             _discard_stdout()
+        if not program:
+            if collecting:
+                gc.enable()
+            if sigpipe is not None:
+                try:
+                    signal.signal(signal.SIGPIPE, sigpipe)
+                except (ValueError, OSError):  # not the main thread
+                    pass
 
 
 def launch(launched: bool = False) -> NoReturn:
@@ -795,6 +827,15 @@ def _import_ahead() -> None:
 
 def _main(argv: list[str], prog: str) -> int:
     run = Run(prog)
+    try:
+        return _run(run, argv)
+    finally:
+        run.close()
+
+
+def _run(run: Run, argv: list[str]) -> int:
+    """The invocation ``argv`` (main without its exception and signal handling)."""
+    prog = run.prog
     late: UsageError | None = None
     try:
         pairs, args = gnu_getopt(argv, prog)
