@@ -190,6 +190,16 @@ def test_dump_error_raises_with_errno() -> None:
     assert info.value.errno == 1
 
 
+@pytest.mark.parametrize("body", [b"", abi.NLMSGERR.pack(-1)], ids=["empty", "errno-only"])
+def test_truncated_dump_error_is_what_ss_says(body: bytes) -> None:
+    """An NLMSG_ERROR shorter than its struct nlmsgerr, last in its datagram, is
+    rtnl_dump_error's "ERROR truncated" (it raised struct.error, read past its end)."""
+    err = nlmsg(abi.NLMSG_ERROR, body)
+    with pytest.raises(NetlinkError) as info:
+        list(decode_inet_dump([err], abi.MAGIC_SEQ, abi.IPPROTO_TCP))
+    assert (info.value.message, info.value.errno) == ("ERROR truncated\n", 0)
+
+
 # --- receive buffers: sized on demand, released with the generator ----------------------
 class _FakeNetlink:
     """A socket that hands out the given datagrams as netlink does: MSG_PEEK|MSG_TRUNC

@@ -117,9 +117,7 @@ def dump(
                         _raise_errno(-err, "RTNETLINK answers")
                 return
             if mtype == abi.NLMSG_ERROR:
-                (err,) = abi.NLMSGERR.unpack_from(buf, off + _HDR_SIZE)
-                if err < 0:
-                    _raise_errno(-err, "RTNETLINK answers")
+                _error_of(buf, off, length)
             else:
                 yield mtype, buf, off, length
             off += (length + 3) & ~3
@@ -180,10 +178,22 @@ def control(mtype: int, buf: bytes, off: int, length: int) -> bool:
                 _raise_errno(-err, "RTNETLINK answers")
         return True
     if mtype == abi.NLMSG_ERROR:
-        (err,) = abi.NLMSGERR.unpack_from(buf, off + _HDR_SIZE)
-        if err < 0:
-            _raise_errno(-err, "RTNETLINK answers")
+        _error_of(buf, off, length)
     return False
+
+
+#: NLMSG_LENGTH(sizeof(struct nlmsgerr)): the error code and the request's header
+_ERROR_SIZE = _HDR_SIZE + 20
+
+
+def _error_of(buf: bytes, off: int, length: int) -> None:
+    """rtnl_dump_error: an NLMSG_ERROR too short for its struct nlmsgerr is "ERROR
+    truncated" (not read past its end); a negative error is raised as ss's perror."""
+    if length < _ERROR_SIZE or off + _ERROR_SIZE > len(buf):
+        raise NetlinkError("ERROR truncated\n", 0)
+    (err,) = abi.NLMSGERR.unpack_from(buf, off + _HDR_SIZE)
+    if err < 0:
+        _raise_errno(-err, "RTNETLINK answers")
 
 
 #: the first nlmsg_type that carries data (NLMSG_MIN_TYPE); lower ones are control
