@@ -216,3 +216,26 @@ def test_missing_namespace_library() -> None:
     assert info.value.message.startswith('Cannot open network namespace "sockscope-no-such-ns": ')
     with pytest.raises(SockscopeError):
         list(ops.iterate("sockscope-no-such-ns", lambda: iter(())))
+
+
+@needs_root
+def test_no_descriptor_left_when_home_cannot_be_opened(monkeypatch: pytest.MonkeyPatch) -> None:
+    """entered() and iterate() open the namespace to visit, then the caller's own; when
+    the second open fails (EMFILE near RLIMIT_NOFILE), the first is closed, not leaked."""
+    space = netns.Netns(f"sockscope-home-{os.getpid()}")
+    try:
+
+        def no_descriptor() -> int:
+            raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+
+        monkeypatch.setattr(ops, "current", no_descriptor)
+        before = sorted(os.listdir("/proc/self/fd"))
+        for attempt in (
+            lambda: ops.entered(space.name).__enter__(),
+            lambda: next(ops.iterate(space.name, list)),
+        ):
+            with pytest.raises(OSError):
+                attempt()
+            assert sorted(os.listdir("/proc/self/fd")) == before
+    finally:
+        space.close()

@@ -271,6 +271,16 @@ def _join(fd: int, name: str) -> None:
         ) from None
 
 
+def _home_or_close(fd: int) -> int:
+    """The caller's namespace (:func:`current`); when it cannot be opened (EMFILE near
+    RLIMIT_NOFILE), ``fd`` (the namespace to visit) is closed before the error goes on."""
+    try:
+        return current()
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 @contextlib.contextmanager
 def entered(name: str) -> Iterator[None]:
     """Library: run the body in network namespace NAME (this thread only, no mounts).
@@ -281,7 +291,7 @@ def entered(name: str) -> Iterator[None]:
     process's main thread, so use this from the main thread when ``/proc`` matters.
     """
     fd = open_netns(name)
-    back = current()
+    back = _home_or_close(fd)
     try:
         try:
             try:
@@ -304,7 +314,7 @@ def iterate(name: str, make: Callable[[], Iterable[T]], batch: int = 1) -> Itera
     blocking source such as events uses 1).
     """
     fd = open_netns(name)
-    back = current()
+    back = _home_or_close(fd)
     inner: Iterator[T] | None = None
 
     def enter() -> None:
