@@ -364,7 +364,7 @@ render_batch(Renderer *self)
 static int
 check_row(Renderer *self, PyObject *row)
 {
-    if (!PyTuple_CheckExact(row) && !PyTuple_Check(row)) {
+    if (!PyTuple_Check(row)) {
         PyErr_SetString(PyExc_TypeError, "a row is a tuple of str");
         return -1;
     }

@@ -242,7 +242,7 @@ def _json(
         return 0
 
     # --sort/--top: every namespace's sockets in one order, written after the walk
-    answers = getattr(run, "answers", None)
+    answers = run.answers
     held: list[tuple[object, dict[str, object], str]] | None = None
     if answers is not None and not summary_only:
         held = []

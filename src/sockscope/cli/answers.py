@@ -41,6 +41,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Sequence
 
+    from sockscope.cli.command import Run
     from sockscope.ops.procmap import PendingMap, ProcessMap
     from sockscope.options import Options
     from sockscope.query.filter import Filter
@@ -90,14 +91,13 @@ def _number(text: str, what: str, minimum: float) -> float:
     return value
 
 
-def option(run: object, key: str, value: str) -> None:
+def option(run: Run, key: str, value: str) -> None:
     """One of sockscope's answer options, in getopt order (the last one of a kind wins)."""
     from sockscope.ops.keys import split_words
 
-    found: Answers | None = getattr(run, "answers", None)
+    found = run.answers
     if found is None:
-        found = Answers()
-        run.answers = found  # type: ignore[attr-defined]
+        found = run.answers = Answers()
     if key == "count-by":
         found.count_by = split_words(value)
     elif key == "sort":
@@ -134,7 +134,7 @@ def option(run: object, key: str, value: str) -> None:
 
 
 def show(
-    run: object,
+    run: Run,
     flt: Filter | None,
     users: ProcessMap | PendingMap | None,
     environ: dict[str, str],
@@ -142,19 +142,19 @@ def show(
     warn_raw: Callable[[str], None],
 ) -> int | None:
     """Answer instead of listing when an answer option was given; None otherwise."""
-    answers: Answers | None = getattr(run, "answers", None)
+    answers = run.answers
     if answers is None:
         return None
     from sockscope.cli import listing
 
-    opts: Options = run.opts  # type: ignore[attr-defined]
+    opts: Options = run.opts
     _no_events(opts, answers)
-    sel = run.sel  # type: ignore[attr-defined]
+    sel = run.sel
     if answers.listen is not None:
         from sockscope.cli import serve
 
         ctx = listing.make_context(sel, opts, flt, environ, warn, warn_raw)
-        return serve.run(answers, ctx, users, warn, metrics_text, getattr(run, "home_netns", None))
+        return serve.run(answers, ctx, users, warn, metrics_text, run.home_netns)
     if answers.top_view or answers.watch is not None:
         from sockscope.cli import top
 
@@ -169,13 +169,14 @@ def show(
     return None
 
 
-def per_namespace(run: object) -> bool:
+def per_namespace(run: Run) -> bool:
     """Whether ``--all-netns`` answers namespace by namespace, in its walk: ``--sort`` and
     ``--top`` alone sort each namespace's block of text as ss would be sorted there (with
     ``--json``, the sockets of every namespace in one order); the other answer options
     go to :func:`show_all_netns`."""
-    answers: Answers = run.answers  # type: ignore[attr-defined]
-    _no_events(run.opts, answers)  # type: ignore[attr-defined]
+    answers = run.answers
+    assert answers is not None
+    _no_events(run.opts, answers)
     return (
         answers.count_by is None
         and answers.watch is None
@@ -185,7 +186,7 @@ def per_namespace(run: object) -> bool:
 
 
 def show_all_netns(
-    run: object,
+    run: Run,
     flt: Filter | None,
     users: ProcessMap | PendingMap | None,
     environ: dict[str, str],
@@ -201,19 +202,20 @@ def show_all_netns(
       inode, cookie);
     * ``--metrics``: one exposition, each namespace's series labelled with it.
     """
-    answers: Answers = run.answers  # type: ignore[attr-defined]
-    opts: Options = run.opts  # type: ignore[attr-defined]
+    answers = run.answers
+    assert answers is not None
+    opts: Options = run.opts
     _no_events(opts, answers)
     if answers.top_view or answers.watch is not None:
         from sockscope.cli import top
 
-        sel = run.sel  # type: ignore[attr-defined]
+        sel = run.sel
         return top.run(answers, sel, opts, flt, environ, warn, all_netns=True)
     from sockscope.cli import listing
     from sockscope.ops import namespaces as nsops
     from sockscope.render.view import View
 
-    ctx = listing.make_context(run.sel, opts, flt, environ, warn, warn_raw)  # type: ignore[attr-defined]
+    ctx = listing.make_context(run.sel, opts, flt, environ, warn, warn_raw)
 
     def records(base: Context = ctx) -> Iterator[object]:
         view = View()
@@ -230,9 +232,7 @@ def show_all_netns(
             # each scrape walks the namespaces afresh (they come and go between scrapes)
             return metrics_text(a, c, u, w, records(c))
 
-        return serve.run(
-            answers, ctx, users, warn, every_namespace, getattr(run, "home_netns", None)
-        )
+        return serve.run(answers, ctx, users, warn, every_namespace, run.home_netns)
     if answers.metrics:
         return _metrics(answers, ctx, users, warn, records())
     return _count(answers, ctx, opts, users, warn, records())

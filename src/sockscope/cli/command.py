@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from typing import BinaryIO, NoReturn
 
+    from sockscope.cli.answers import Answers
     from sockscope.ops.procmap import PendingMap, ProcessMap
     from sockscope.query.filter import Filter
     from sockscope.render.jsonout import Writer
@@ -283,6 +284,8 @@ class Run:
         #: the caller's network namespace, opened before the first -N switches away from
         #: it: --listen binds its socket there, where the host's scraper can reach it
         self.home_netns: int | None = None
+        #: sockscope's answer options (--count-by, --sort, --watch ...), None for a listing
+        self.answers: Answers | None = None
 
     def close(self) -> None:
         """Let go of what the options opened (-F's file) and come home from -N's
@@ -897,7 +900,7 @@ def _run(run: Run, argv: list[str]) -> int:
     if opts.dump_file is not None:
         return _dump(run)
 
-    if run.all_netns and getattr(run, "answers", None) is not None:
+    if run.all_netns and run.answers is not None:
         from sockscope.cli import answers
 
         if not answers.per_namespace(run):
@@ -995,7 +998,7 @@ def _show(
     """Columns, header, then every selected table in ss's order, then the render."""
 
     opts, sel = run.opts, run.sel
-    if getattr(run, "answers", None) is not None:
+    if run.answers is not None:
         from sockscope.cli import answers
 
         status = answers.show(run, flt, users, environ, _warn, _warn_raw)

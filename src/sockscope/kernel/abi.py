@@ -275,11 +275,6 @@ DB_NAMES = (
 )
 
 
-def family_mask(family: int) -> int:
-    """FAMILY_MASK() of ss.c: the bit of an address family in a families mask."""
-    return 1 << family
-
-
 # --- unix_diag.h -----------------------------------------------------------------------
 UDIAG_SHOW_NAME = 0x01
 UDIAG_SHOW_VFS = 0x02

@@ -232,10 +232,6 @@ class CgroupCond(Node):
         return f"cgroup = {_escape(self.text)}"
 
 
-def _atom(node: Node) -> str:
-    return f"( {node} )" if isinstance(node, (And, Or)) else str(node)
-
-
 def _to_text(root: Node) -> str:
     """str() of an And, Or or Not tree: ``left WORD atom(right)`` and ``! atom(child)``,
     written without recursion (a filter can nest thousands deep)."""

@@ -14,7 +14,6 @@ import struct
 from sockscope.kernel import abi
 from sockscope.kernel.iproute import proc_path
 from sockscope.kernel.libc import fgets, int32, scan_ints, sscanf
-from sockscope.tables.inet.layout import PROC_EXTRA
 from sockscope.tables.inet.record import InetSocket, make_proc_inet
 
 TYPE_CHECKING = False
@@ -230,8 +229,3 @@ def dgram_sockets(
             family, state, lport, rport, src, dst, rq, wq, uid & 0xFFFFFFFF, ino, protocol,
             sk=sk,
         )  # fmt: skip
-
-
-def proc_tcp_extra(sock: InetSocket) -> tuple[object, ...]:
-    """The /proc-only TCP fields of a record (refcnt, rto, ato, qack, cwnd, ssthresh, opt)."""
-    return tuple(sock[PROC_EXTRA:])
