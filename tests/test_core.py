@@ -800,3 +800,62 @@ def test_diag_table_in_step() -> None:
             core.DiagTable(None, _MIN, _MIN)
         with pytest.raises(ValueError, match="significant"):
             core.DiagTable(None, _COOKIE.start, _MIN, 17, 17)
+
+
+#: misuses of the C types from Python, each of which must raise (it crashed the
+#: interpreter: a NULL output buffer, rows freed under the render loop, a non-type
+#: called as a type); the process prints what each raised
+_MISUSES = r"""
+import sockscope._core as core
+from sockscope.kernel import abi, netlink
+def attempt(name, fn):
+    try:
+        fn()
+    except Exception as e:
+        print(name, type(e).__name__)
+    else:
+        print(name, "no error")
+attempt("renderer-uninitialised-add", lambda: core.Renderer.__new__(core.Renderer).add(()))
+attempt("renderer-uninitialised-finish", lambda: core.Renderer.__new__(core.Renderer).finish())
+r = core.Renderer([0, 1], lambda text: r.__init__([0, 1], print))
+def reinit_from_write():
+    r.add(("a", "b"))
+    r.finish()
+attempt("renderer-reinit-from-write", reinit_from_write)
+r2 = core.Renderer([0, 1], lambda text: r2.add(("c", "d")))
+attempt("renderer-add-from-write", lambda: (r2.add(("a", "b")), r2.finish()))
+maker = core.RowMaker.__new__(core.RowMaker)
+attempt("rowmaker-uninitialised-feed", lambda: maker.feed(b"", 1, []))
+def rowmaker(rec_type):
+    return core.RowMaker(protocol=6, families=-1, enabled=(0,), addr4={}, addr6={},
+        ports={}, qmemo={}, states=abi.STATE_NAMES, netid="tcp", slow=lambda rec: ("x",),
+        rec_type=rec_type, control=netlink.control, matcher=None, proc=None, numeric=True,
+        hosts=False)
+attempt("rowmaker-rec-type-not-a-type", lambda: rowmaker(42))
+attempt("rowmaker-rec-type-not-a-tuple", lambda: rowmaker(dict))
+"""
+
+
+@needs_core
+def test_c_types_refuse_misuse() -> None:
+    """A Python mistake with the C types (no __init__, a call from their own callback,
+    a record type that is not a tuple type) raises; the interpreter does not crash."""
+    r = subprocess.run(
+        [sys.executable, "-c", _MISUSES],
+        env=dict(os.environ, PYTHONPATH=str(REPO / "src")),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert r.returncode == 0, (r.returncode, r.stderr[-2000:])
+    got = dict(line.split(" ", 1) for line in r.stdout.splitlines() if " " in line)
+    assert got == {
+        "renderer-uninitialised-add": "RuntimeError",
+        "renderer-uninitialised-finish": "RuntimeError",
+        "renderer-reinit-from-write": "RuntimeError",
+        "renderer-add-from-write": "RuntimeError",
+        "rowmaker-uninitialised-feed": "RuntimeError",
+        "rowmaker-rec-type-not-a-type": "TypeError",
+        "rowmaker-rec-type-not-a-tuple": "TypeError",
+    }, r.stdout

@@ -85,9 +85,28 @@ typedef struct {
     int pending;
     char *out;
     Py_ssize_t outlen, outcap;
+    /* inside the write callback: the rows and the output buffer are in use */
+    int busy;
 } Renderer;
 
 static void renderer_clear_rows(Renderer *self);
+
+/* 0 when the renderer can take a call; a Python mistake (no __init__, a call from its
+ * own write callback, which would free or move the rows under the render loop) raises
+ * instead of crashing the interpreter. */
+static int
+renderer_ready(Renderer *self)
+{
+    if (self->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "Renderer called from its own write callback");
+        return -1;
+    }
+    if (self->write == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Renderer.__init__ was not called");
+        return -1;
+    }
+    return 0;
+}
 
 static int
 renderer_init(Renderer *self, PyObject *args, PyObject *kwds)
@@ -95,6 +114,10 @@ renderer_init(Renderer *self, PyObject *args, PyObject *kwds)
     static char *kwlist[] = {"enabled", "write", "width", NULL};
     PyObject *enabled, *write;
     long width = -1;
+    if (self->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "Renderer called from its own write callback");
+        return -1;
+    }
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|l", kwlist, &enabled, &write, &width))
         return -1;
     PyObject *seq = PySequence_Fast(enabled, "enabled must be a sequence");
@@ -214,7 +237,9 @@ out_flush(Renderer *self)
     self->outlen = 0;
     if (text == NULL)
         return -1;
+    self->busy = 1;
     PyObject *r = PyObject_CallOneArg(self->write, text);
+    self->busy = 0;
     Py_DECREF(text);
     if (r == NULL)
         return -1;
@@ -396,7 +421,7 @@ check_row(Renderer *self, PyObject *row)
 static int
 renderer_add_row(Renderer *self, PyObject *row)
 {
-    if (check_row(self, row) < 0)
+    if (renderer_ready(self) < 0 || check_row(self, row) < 0)
         return -1;
     if (self->nrows == self->cap) {
         Py_ssize_t cap = self->cap ? self->cap * 2 : 4096;
@@ -491,7 +516,7 @@ renderer_header(Renderer *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 renderer_finish(Renderer *self, PyObject *Py_UNUSED(ignored))
 {
-    if (render_batch(self) < 0)
+    if (renderer_ready(self) < 0 || render_batch(self) < 0)
         return NULL;
     Py_RETURN_NONE;
 }
@@ -597,6 +622,8 @@ typedef struct {
     Py_ssize_t decoded, made;
     unsigned long last_inode;
     int last_fast;
+    /* inside feed(): its callbacks must not feed or re-initialise it */
+    int busy;
 } RowMaker;
 
 #define PORT_FAST_BYTES (65536 * sizeof(PyObject *))
@@ -670,6 +697,14 @@ rowmaker_init(RowMaker *self, PyObject *args, PyObject *kwds)
             &numeric, &hosts, &ext, &ext_options, &ext_numeric, &ext_lead, &PyTuple_Type,
             &timers, &json_head))
         return -1;
+    if (self->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "RowMaker re-initialised from its own feed()");
+        return -1;
+    }
+    if (!PyType_Check(rec_type) || !PyType_IsSubtype((PyTypeObject *)rec_type, &PyTuple_Type)) {
+        PyErr_SetString(PyExc_TypeError, "rec_type: a subclass of tuple");
+        return -1;
+    }
     if (ext && (ext_lead == NULL || timers == NULL || protocol != IPPROTO_TCP)) {
         PyErr_SetString(PyExc_ValueError, "ext: TCP only, with ext_lead and timers");
         return -1;
@@ -1701,7 +1736,7 @@ families_has(long long families, int family)
  * the control callback (NLMSG_ERROR) propagate; the rows made before stay in out.
  */
 static PyObject *
-rowmaker_feed(RowMaker *self, PyObject *const *args, Py_ssize_t nargs)
+rowmaker_feed_datagram(RowMaker *self, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 3 || !PyBytes_Check(args[0]) || !PyList_Check(args[2])) {
         PyErr_SetString(PyExc_TypeError, "feed(buf: bytes, seq: int, out: list)");
@@ -1757,6 +1792,25 @@ rowmaker_get_stats(RowMaker *self, void *Py_UNUSED(closure))
 {
     return Py_BuildValue("nnkO", self->decoded, self->made, self->last_inode,
                          self->last_fast ? Py_True : Py_False);
+}
+
+/* feed() itself: refused before __init__ and from its own callbacks (the filter, the
+ * Python row, control), which run while the datagram and the memos are in use */
+static PyObject *
+rowmaker_feed(RowMaker *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (self->states == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "RowMaker.__init__ was not called");
+        return NULL;
+    }
+    if (self->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "RowMaker.feed called from its own callback");
+        return NULL;
+    }
+    self->busy = 1;
+    PyObject *r = rowmaker_feed_datagram(self, args, nargs);
+    self->busy = 0;
+    return r;
 }
 
 static PyMethodDef rowmaker_methods[] = {
