@@ -134,17 +134,19 @@ def script(gap: float) -> None:
     # paced data over A: 2000 bytes every 10 ms (200,000 B/s) for 4 s
     _mark("a-data")
     start = time.monotonic()
-    # when each write was done (epoch seconds, the watcher's clock) and the bytes sent by
-    # then: on a loaded machine the pace slips, and the rates are checked against this
+    # per write (epoch seconds, the watcher's clock): when it started, when its data had
+    # reached A's server end (the recv that reads it returned: the kernel counted it in
+    # bytes_received before), and the bytes sent by then; on a loaded machine the pace
+    # slips, and the rates are checked against this
     sent = []
     for i in range(400):
         delay = start + i * 0.01 - time.monotonic()
         if delay > 0:
             time.sleep(delay)
         writing = time.time()
-        a_c.sendall(b"d" * 2000)  # on loopback, received by A's server end in the call
-        sent.append(((writing + time.time()) / 2, 2000 * (i + 1)))
+        a_c.sendall(b"d" * 2000)  # one segment on loopback
         a_s.recv(65536)
+        sent.append((writing, time.time(), 2000 * (i + 1)))
     sys.stdout.write(json.dumps({"sent": sent}) + "\n")
     _mark("a-data-end")
     time.sleep(gap)
