@@ -139,6 +139,9 @@ GENERATORS: dict[str, Callable[[], bytes]] = {
         + sd.done()
     ),
     "msg-len-lies": lambda: _with_attrs(b"", 40) + b"\0" * 48 + sd.done(),
+    # a cgroup id of 0: get_cgroup2_path's "Invalid cgroup2 ID" (with --cgroup only: -e
+    # prints no cgroup for id 0)
+    "attr-cgroup-zero": lambda: _with_attrs(_rta(21, b"\0" * 8)) + _rows(1) + sd.done(),
     # NLA_F_NET_BYTEORDER (0x4000) is not masked off by inet_show_sock (NLA_F_NESTED only):
     # a flagged attribute is of no known type, and an unflagged one after it is the first
     "attr-byteorder": lambda: (
@@ -408,6 +411,8 @@ CASES: list[Case] = [
     *(_dump_case("attr-byteorder", a) for a in (["-tane"], ["-tanieom"], ["-tanOie"],
                                                 ["-tan", "--tos"], ["-tan", "--inet-sockopt"],
                                                 ["-tanm"], ["-tani"], ["-tano"])),
+    _dump_case("attr-cgroup-zero", ["-tan", "--cgroup"]),
+    _dump_case("attr-cgroup-zero", ["-tane", "--cgroup"]),
     _dump_case("attr-ulp-deficit", ["-tanm"]),
     _dump_case("attr-ulp-deficit", ["-tane"]),
     _dump_case("attr-skmem-short", ["-tani"]),
