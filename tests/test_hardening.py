@@ -87,8 +87,13 @@ def run(
 
 
 RECORDED = [c for c in CASES if DATA.get(str(c["id"]), {}).get("status") is not None]
-#: cases pinned by direct tests below instead (none at the moment)
-DEVIATIONS: dict[str, str] = {}
+#: cases pinned by direct tests below instead: their trees hold a /proc state far past
+#: sstate_name[] where two builds of ss 7.1 print different texts, so sockscope prints
+#: UNKNOWN (test_far_states_that_differ_between_builds_print_unknown, QUIRKS.md)
+DEVIATIONS: dict[str, str] = {
+    "proc-71-744 -tw -Ha state all": "far state, build-dependent",
+    "proc-72-275 -A unix_dgram -em6a exclude listening": "far state, build-dependent",
+}
 
 
 @pytest.mark.parametrize(
