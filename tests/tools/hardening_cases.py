@@ -139,6 +139,11 @@ GENERATORS: dict[str, Callable[[], bytes]] = {
         + sd.done()
     ),
     "msg-len-lies": lambda: _with_attrs(b"", 40) + b"\0" * 48 + sd.done(),
+    # any idiag_family with the Netid column shown: sock_state_print switches on the family
+    # (u_dgr, nl, p_dgr/p_raw, ti_*, v_*, xdp, unknown), the protocol (6) as the type
+    "families-netid": lambda: (
+        b"".join(_with_fields(family=f) for f in (0, 1, 16, 17, 30, 40, 44, 99)) + sd.done()
+    ),
     # a cgroup id of 0: get_cgroup2_path's "Invalid cgroup2 ID" (with --cgroup only: -e
     # prints no cgroup for id 0)
     "attr-cgroup-zero": lambda: _with_attrs(_rta(21, b"\0" * 8)) + _rows(1) + sd.done(),
@@ -411,6 +416,8 @@ CASES: list[Case] = [
     *(_dump_case("attr-byteorder", a) for a in (["-tane"], ["-tanieom"], ["-tanOie"],
                                                 ["-tan", "--tos"], ["-tan", "--inet-sockopt"],
                                                 ["-tanm"], ["-tani"], ["-tano"])),
+    _dump_case("families-netid", ["-tanS"]),
+    _dump_case("families-netid", ["-tanSe"]),
     _dump_case("attr-cgroup-zero", ["-tan", "--cgroup"]),
     _dump_case("attr-cgroup-zero", ["-tane", "--cgroup"]),
     _dump_case("attr-ulp-deficit", ["-tanm"]),
