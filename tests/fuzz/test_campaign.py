@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 HERE = Path(__file__).resolve().parent
 SEED = int(os.environ.get("FUZZ_SEED", "12"))
-COUNTS = {"filters": 800, "dumps": 200, "proc": 400, "env": 12}
+COUNTS = {"filters": 800, "dumps": 200, "attrs": 200, "proc": 400, "env": 12}
 
 
 @pytest.mark.parametrize("kind", list(COUNTS))

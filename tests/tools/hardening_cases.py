@@ -139,6 +139,31 @@ GENERATORS: dict[str, Callable[[], bytes]] = {
         + sd.done()
     ),
     "msg-len-lies": lambda: _with_attrs(b"", 40) + b"\0" * 48 + sd.done(),
+    # any idiag_family with the Netid column shown: sock_state_print switches on the family
+    # (u_dgr, nl, p_dgr/p_raw, ti_*, v_*, xdp, unknown), the protocol (6) as the type
+    "families-netid": lambda: (
+        b"".join(_with_fields(family=f) for f in (0, 1, 16, 17, 30, 40, 44, 99)) + sd.done()
+    ),
+    # SCTP LOCALS/PEERS shorter than a sockaddr_storage: read through into the bytes after
+    "attr-sctp-short-addrs": lambda: (
+        _with_attrs(
+            _rta(10, b"\x84")
+            + _rta(13, b"\2\0")
+            + _rta(4, b"cubic\0")
+            + _rta(7, struct.pack("=9I", *range(9)))
+        )
+        + _with_attrs(
+            _rta(10, b"\x84")
+            + _rta(12, struct.pack("=HH4s", 2, 0, b"\x7f\0\0\1") + b"\0" * 120 + b"\x0a\0")
+            + _rta(5, b"\x10")
+            + _rta(8, b"\1")
+            + _rta(15, b"\x7f\0\0\2")
+        )
+        + sd.done()
+    ),
+    # a cgroup id of 0: get_cgroup2_path's "Invalid cgroup2 ID" (with --cgroup only: -e
+    # prints no cgroup for id 0)
+    "attr-cgroup-zero": lambda: _with_attrs(_rta(21, b"\0" * 8)) + _rows(1) + sd.done(),
     # NLA_F_NET_BYTEORDER (0x4000) is not masked off by inet_show_sock (NLA_F_NESTED only):
     # a flagged attribute is of no known type, and an unflagged one after it is the first
     "attr-byteorder": lambda: (
@@ -408,6 +433,12 @@ CASES: list[Case] = [
     *(_dump_case("attr-byteorder", a) for a in (["-tane"], ["-tanieom"], ["-tanOie"],
                                                 ["-tan", "--tos"], ["-tan", "--inet-sockopt"],
                                                 ["-tanm"], ["-tani"], ["-tano"])),
+    _dump_case("families-netid", ["-tanS"]),
+    _dump_case("families-netid", ["-tanSe"]),
+    _dump_case("attr-sctp-short-addrs", ["-tanieom"]),
+    _dump_case("attr-sctp-short-addrs", ["-tanm"]),
+    _dump_case("attr-cgroup-zero", ["-tan", "--cgroup"]),
+    _dump_case("attr-cgroup-zero", ["-tane", "--cgroup"]),
     _dump_case("attr-ulp-deficit", ["-tanm"]),
     _dump_case("attr-ulp-deficit", ["-tane"]),
     _dump_case("attr-skmem-short", ["-tani"]),

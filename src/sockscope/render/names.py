@@ -231,6 +231,9 @@ class CgroupMap:
         found = self.paths.get(cgroup_id)
         if found is not None:
             return found
+        if not cgroup_id:  # get_cgroup2_path refuses id 0 before it looks for the mount
+            self.warn("Invalid cgroup2 ID")
+            return "unreachable:0"
         if self.mount is None:  # get_cgroup2_path looks for the mount again
             from sockscope.kernel.iproute import find_cgroup2_mount
 

@@ -41,6 +41,27 @@ _AF_INET6 = abi.AF_INET6
 _IPPROTO_SCTP = abi.IPPROTO_SCTP
 
 
+#: sock_state_print's Netid by address family, for the families that are not inet
+_NETID_BY_FAMILY = {abi.AF_NETLINK: "nl", 44: "xdp"}  # 44: AF_XDP
+_TYPE_NETIDS = {
+    abi.AF_UNIX: ({1: "u_str", 5: "u_seq"}, "u_dgr"),  # unix_netid_name
+    30: ({1: "ti_st", 2: "ti_dg", 4: "ti_rd", 5: "ti_sq"}, "???"),  # AF_TIPC, tipc_netid_name
+    40: ({1: "v_str", 2: "v_dgr"}, "???"),  # AF_VSOCK, vsock_netid_name
+    abi.AF_PACKET: ({3: "p_raw"}, "p_dgr"),  # SOCK_RAW or not
+}
+
+
+def _other_family_netid(family: int, proto: int) -> str:
+    """The Netid sock_state_print gives a row of a damaged dump whose idiag_family is not
+    AF_INET or AF_INET6: it switches on the family first (the socket type is the
+    protocol, TCP's 6 in a dump), ``unknown`` for a family it does not know."""
+    found = _NETID_BY_FAMILY.get(family)
+    if found is not None:
+        return found
+    names, other = _TYPE_NETIDS.get(family, ({}, "unknown"))
+    return names.get(proto, other)
+
+
 class InetRows:
     """The inet row functions of one run, and the state they keep between rows."""
 
@@ -115,10 +136,13 @@ class InetRows:
         qmemo = self.p.q_memo
         rq = qmemo.get(s[RQUEUE]) or self.p.queue(s[RQUEUE])
         wq = qmemo.get(s[WQUEUE]) or self.p.queue(s[WQUEUE])
-        if proto == _IPPROTO_SCTP and self.sctp_ino and self.sctp_ino == s[INODE]:
-            netid, state_text = "", "`- " + self.sctp_state_name(s)
+        if family != _AF_INET and family != _AF_INET6:  # a damaged dump: any family
+            netid = _other_family_netid(family, proto)
         else:
             netid = PROTO_NAMES.get(proto, "???")
+        if proto == _IPPROTO_SCTP and netid == "sctp" and self.sctp_ino == s[INODE] != 0:
+            netid, state_text = "", "`- " + self.sctp_state_name(s)
+        else:
             # past sstate_name[] ss reads beyond its array (undefined): what its 7.1
             # build prints there, UNKNOWN where it crashes (QUIRKS.md)
             state_text = STATE_TEXT[state] if state < len(STATE_TEXT) else state_text_of(state)

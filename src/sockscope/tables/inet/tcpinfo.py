@@ -851,9 +851,11 @@ def _sockaddr_host(p: InetRows, buf: bytes, off: int) -> str:
 
 def _sctp_addrs(p: InetRows, label: str, buf: bytes, span: tuple[int, int]) -> str:
     start, end = span
-    data = bytes(buf[start:end])
-    if len(data) % SOCKADDR_STORAGE or not data:
-        data += bytes(SOCKADDR_STORAGE - len(data) % SOCKADDR_STORAGE)
+    # sctp_show_info reads whole sockaddr_storages: a short last one is read through
+    # into the bytes that follow the attribute (zeros past what the buffer holds)
+    size = max(1, -(-(end - start) // SOCKADDR_STORAGE)) * SOCKADDR_STORAGE
+    data = bytes(buf[start : start + size])
+    data += bytes(size - len(data))
     hosts = [_sockaddr_host(p, data, off) for off in range(0, len(data), SOCKADDR_STORAGE)]
     return " %s:%s" % (label, ",".join(hosts))
 
