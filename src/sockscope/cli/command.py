@@ -690,8 +690,13 @@ _OUTPUT_ERRNOS = frozenset(
 )
 
 
-#: os.devnull, without os.py
-_DEVNULL = "/dev/null"
+def _to_devnull(fd: int) -> None:
+    """Point descriptor ``fd`` at /dev/null (os.devnull, without os.py): what is written
+    there from now on is dropped, and the flush at exit succeeds."""
+    null = posix.open("/dev/null", posix.O_WRONLY)
+    if null != fd:  # (a closed fd is the lowest free one: the open itself took it)
+        posix.dup2(null, fd)
+        posix.close(null)
 
 
 def _environ() -> dict[str, str]:
@@ -721,10 +726,7 @@ def _ensure_std_streams() -> None:
         try:
             posix.fstat(fd)
         except OSError:
-            null = posix.open(_DEVNULL, posix.O_WRONLY)
-            if null != fd:
-                posix.dup2(null, fd)
-                posix.close(null)
+            _to_devnull(fd)
         setattr(sys, name, open(fd, "w", encoding="utf-8", errors="surrogateescape", closefd=False))  # noqa: SIM115
 
 
@@ -732,9 +734,7 @@ def _discard_stdout() -> None:
     """After a failed write: what is still buffered goes to /dev/null, so that the final
     flush at exit succeeds (no 'Exception ignored' message, no status 120)."""
     try:
-        null = posix.open(_DEVNULL, posix.O_WRONLY)
-        posix.dup2(null, sys.stdout.fileno())
-        posix.close(null)
+        _to_devnull(sys.stdout.fileno())
     except (OSError, ValueError):
         pass
 
@@ -771,9 +771,7 @@ def _to_stderr(text: str) -> None:
         sys.stderr.flush()
     except (OSError, ValueError):
         try:
-            null = posix.open(_DEVNULL, posix.O_WRONLY)
-            posix.dup2(null, sys.stderr.fileno())  # the flush at exit then succeeds
-            posix.close(null)
+            _to_devnull(sys.stderr.fileno())
         except (OSError, ValueError):
             pass
 
@@ -1035,7 +1033,7 @@ def _show(
     return 0
 
 
-def _events_json(run: Run, flt: Filter | None, writer: Writer, view: View) -> int:
+def _events_json(run: Run, flt: Filter | None, writer: Writer, view: View, groups: int) -> int:
     """-E with --json/--json-lines: one object per destroyed socket, flushed as it comes.
 
     The --json document stays open while events arrive and is closed when the run is
@@ -1045,7 +1043,6 @@ def _events_json(run: Run, flt: Filter | None, writer: Writer, view: View) -> in
     from sockscope.ops.destroy import Killer
 
     sel, opts = run.sel, run.opts
-    groups = follow.groups_for(sel.families, sel.dbs)
     killer = Killer(_warn) if opts.kill else None
     writer.open_sockets()
     status = 0
@@ -1095,10 +1092,12 @@ def _show_json(
     rows = gather.DataRows(opts, users, environ, CgroupMap(_warn).path)
     writer = jsonout.Writer(sys.stdout.buffer, opts.json == "lines")
     summary = None if run.summary is None else jsonout.summary_dict(run.summary)
+    groups = 0
     if listing and opts.events:
         from sockscope.ops import follow
 
-        if not follow.groups_for(sel.families, sel.dbs):
+        groups = follow.groups_for(sel.families, sel.dbs)
+        if not groups:
             # nothing is written (text -E exits 255 silently, as ss): no half document
             _warn("-E: no tcp/udp events to follow with these tables and families")
             return 255
@@ -1107,7 +1106,7 @@ def _show_json(
     try:
         writer.start(summary)
         if listing and opts.events:
-            return _events_json(run, flt, writer, rows.view)
+            return _events_json(run, flt, writer, rows.view, groups)
         if listing:
             writer.open_sockets()
             try:
@@ -1125,9 +1124,7 @@ def _show_json(
         writer.finish()
     except BrokenPipeError:
         # the reader went away (| head): end quietly, and keep the final flush silent
-        devnull = posix.open(_DEVNULL, posix.O_WRONLY)
-        posix.dup2(devnull, sys.stdout.fileno())
-        posix.close(devnull)
+        _to_devnull(sys.stdout.fileno())
     finally:
         restore_handlers(replaced)
     return 0
