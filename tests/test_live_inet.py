@@ -212,25 +212,32 @@ def test_same_as_ss(lab, args, flags):
 
 
 #: the listing in-process, with the combined dump of a small TCP table
-#: (tables.inet.source.combinable) forced whatever the host holds and its requests
+#: (tables.inet.plan.combinable) forced whatever the host holds and its requests
 #: counted: the listing on stdout, the status and the count on stderr
 _COMBINED = """
 import io, os, sys
-from sockscope.tables.inet import source
-source.SMALL = 1 << 62
-request = source.legacy_request
+from sockscope.tables.inet import plan
+plan.SMALL = 1 << 62
+request = plan.legacy_request
 used = []
 def counted(*args):
     used.append(1)
     return request(*args)
-source.legacy_request = counted
+plan.legacy_request = counted
+start = plan.prefetch
+ahead = []
+def prefetch(ctx):
+    started = start(ctx)
+    ahead.append(started is not None)
+    return started
+plan.prefetch = prefetch
 out = io.BytesIO()
 sys.stdout = io.TextIOWrapper(out, encoding="latin-1")
 from sockscope.cli import main
 status = main(sys.argv[1:])
 sys.stdout.flush()
 os.write(1, out.getvalue())
-os.write(2, b"%d combined=%d" % (status, len(used)))
+os.write(2, b"prefetched=%d %d combined=%d" % (sum(ahead), status, len(used)))
 """
 
 
@@ -242,13 +249,16 @@ os.write(2, b"%d combined=%d" % (status, len(used)))
 def test_small_tcp_table_is_one_dump(lab, backend, args):
     """A small TCP table of both families is one legacy request (every family in one
     walk of the kernel's hash), with ss's bytes and order: the IPv4 rows, then the IPv6
-    ones (both backends)."""
+    ones (both backends). The compiled backend receives it in the core's own thread,
+    started before the rows' modules are imported (tables.inet.plan.prefetch)."""
     ns, holder = lab
     ref, is71 = netns.oracle()
     for attempt in range(3):  # sockets may change state between the two runs (TIME-WAIT)
         rp = ns.run([ref, *args.split()], env=netns.tool_env())
         cp = ns.run([sys.executable, "-S", "-c", _COMBINED, *args.split()], env=netns.tool_env())
         assert cp.stderr.endswith(b"0 combined=1"), cp.stderr[-1500:]
+        ahead = b"prefetched=0" if backend == "pure" else b"prefetched=1"
+        assert cp.stderr.endswith(ahead + b" 0 combined=1"), cp.stderr[-1500:]
         want = normalise(rp.stdout, "", holder, is71)
         got = normalise(cp.stdout, "", holder, is71)
         if want == got:
@@ -311,6 +321,111 @@ def test_receive_threads_stay_few_datagrams_ahead(backend):
     assert (got["rows"], got["six"]) == (6000, 3000)
     # 3,000 listeners fill ~13 datagrams a family; at most 2 waiting, plus the end mark
     assert got["most"] and max(got["most"]) <= 3, got
+
+
+#: the compiled core's Prefetch against the Python receive loop (kernel.netlink.datagrams,
+#: the reference) on one request, with 300 IPv4 and 300 IPv6 listeners: the messages
+#: each received; past its datagram bound (the rest received by fast._prefetched);
+#: a request the kernel refuses to take (the errno each saw); a dump dropped unfinished
+_PREFETCH_DRIVER = """
+import errno, json, socket, struct
+import sockscope._core as core
+from sockscope.kernel import abi, netlink
+from sockscope.tables.inet import fast, plan
+held = []
+for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+    for _ in range(300):
+        s = socket.socket(family)
+        s.bind((host, 0))
+        s.listen(1)
+        held.append(s)
+def messages(datagrams):
+    out = []
+    for buf in datagrams:
+        off = 0
+        while off + 16 <= len(buf):
+            length, mtype = struct.unpack_from("=IH", buf, off)
+            if length < 16:
+                break
+            if mtype != abi.NLMSG_DONE:
+                out.append(buf[off:off + length].hex())
+            off += (length + 3) & ~3
+    return sorted(out)
+request = plan.legacy_request(abi.IPPROTO_TCP, (1 << 12) - 1, 0, None)
+seq = netlink.HDR_UNPACK(request, 0)[3]
+sock = netlink.open_diag()
+sock.send(request)
+ref = []
+for buf in netlink.datagrams(sock):
+    ref.append(buf)
+    if core.dump_end(buf, seq):
+        break
+sock.close()
+got, err, fd = core.Prefetch(request, seq).take()
+one, err1, fd1 = core.Prefetch(request, seq, limit=1).take()
+handed = fd1 >= 0 and len(one) == 1
+if fd1 >= 0:
+    socket.socket(fileno=fd1).close()
+dump = fast._prefetched(core.Prefetch(request, seq, limit=1))
+rest = []
+while (buf := fast._take(dump)) is not None:
+    rest.append(buf)
+big = plan.legacy_request(abi.IPPROTO_TCP, (1 << 12) - 1, 0, bytes(70000))
+try:
+    netlink.open_diag().send(big)
+    python_errno = 0
+except OSError as e:
+    python_errno = e.errno
+_, big_err, big_fd = core.Prefetch(big, seq).take()
+try:
+    fast._take(fast._prefetched(core.Prefetch(big, seq)))
+    taken_errno = 0
+except OSError as e:
+    taken_errno = e.errno
+dropped = core.Prefetch(request, seq + 1)  # never sees its end: its thread waits on
+del dropped
+misuse = []
+for bad in ({"limit": 0}, {"limit": 129}):
+    try:
+        core.Prefetch(request, seq, **bad)
+    except ValueError:
+        misuse.append("ValueError")
+try:
+    core.Prefetch.__new__(core.Prefetch).take()
+except RuntimeError:
+    misuse.append("RuntimeError")
+again = core.Prefetch(request, seq)
+try:
+    again.__init__(request, seq)
+except RuntimeError:
+    misuse.append("RuntimeError")
+print(json.dumps({
+    "ref": messages(ref), "got": messages(got), "err": err, "fd": fd,
+    "handed": handed, "rest": messages(rest), "rest_count": len(rest),
+    "python_errno": python_errno, "big_err": big_err, "big_fd": big_fd,
+    "taken_errno": taken_errno, "misuse": misuse,
+}))
+"""
+
+
+@live
+@needs_root
+def test_prefetch_receives_what_the_python_loop_receives(backend):
+    """The compiled core's own receive thread (tables.inet.plan.prefetch) gives the
+    messages of the Python receive loop, hands the socket over past its datagram bound
+    (the rest then received in Python), reports the errno the Python send raises, and a
+    dump dropped before its end does not hold the process (the driver returns)."""
+    if backend == "pure":
+        pytest.skip("Prefetch is the compiled core's")
+    got = netns.driver_json("sockscope-prefetch", _PREFETCH_DRIVER)
+    assert len(got["ref"]) >= 600  # the listeners (and nothing but this namespace's)
+    assert got["got"] == got["ref"]
+    assert (got["err"], got["fd"]) == (0, -1)
+    assert got["handed"]
+    assert got["rest_count"] > 1 and got["rest"] == got["ref"]
+    assert got["python_errno"] == got["big_err"] == got["taken_errno"] != 0
+    assert got["big_fd"] == -1
+    assert got["misuse"] == ["ValueError", "ValueError", "RuntimeError", "RuntimeError"]
 
 
 @live

@@ -23,6 +23,9 @@
  *              dctcp, md5, ULP, short structures, bad headers) sends the row to Python.
  *   DiagTable  --watch's snapshot of one protocol: the dump's replies compared in step
  *              with the last snapshot's (sockscope.ops.watch.Table).
+ *   Prefetch   the dump of a small table received by a thread of its own while the
+ *              interpreter imports the listing's modules (sockscope.tables.inet.plan);
+ *              the Python receive loop (kernel.netlink.datagrams) is the reference.
  *
  * Place in the package's layers: a leaf (it imports no sockscope module), reached only
  * through sockscope.backend; see tests/test_architecture.py.
@@ -32,11 +35,15 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/netlink.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1837,6 +1844,26 @@ static PyTypeObject RowMakerType = {
 
 /* ------------------------------------------------------------------------------------ */
 
+/* Does the datagram end dump seq (NLMSG_DONE or NLMSG_ERROR of seq)? */
+static int
+ends_dump(const uint8_t *data, Py_ssize_t end, long long seq)
+{
+    Py_ssize_t off = 0;
+    while (off + NLMSG_HDRLEN_ <= end) {
+        uint32_t length, mseq;
+        uint16_t mtype;
+        memcpy(&length, data + off, 4);
+        memcpy(&mtype, data + off + 4, 2);
+        memcpy(&mseq, data + off + 8, 4);
+        if (length < NLMSG_HDRLEN_ || (Py_ssize_t)length > end - off)
+            break;
+        if ((long long)mseq == seq && (mtype == NLMSG_DONE_ || mtype == 2))
+            return 1;
+        off += ((Py_ssize_t)length + 3) & ~(Py_ssize_t)3;
+    }
+    return 0;
+}
+
 /* dump_end(buf, seq) -> bool: does the datagram end dump seq (NLMSG_DONE or an error)?
  * For receive threads, which stop at the end without decoding anything. */
 static PyObject *
@@ -1849,22 +1876,321 @@ core_dump_end(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nar
     long long seq = PyLong_AsLongLong(args[1]);
     if (seq == -1 && PyErr_Occurred())
         return NULL;
-    const uint8_t *data = (const uint8_t *)PyBytes_AS_STRING(args[0]);
-    Py_ssize_t end = PyBytes_GET_SIZE(args[0]), off = 0;
-    while (off + NLMSG_HDRLEN_ <= end) {
-        uint32_t length, mseq;
-        uint16_t mtype;
-        memcpy(&length, data + off, 4);
-        memcpy(&mtype, data + off + 4, 2);
-        memcpy(&mseq, data + off + 8, 4);
-        if (length < NLMSG_HDRLEN_ || (Py_ssize_t)length > end - off)
-            break;
-        if ((long long)mseq == seq && (mtype == NLMSG_DONE_ || mtype == 2))
-            Py_RETURN_TRUE;
-        off += ((Py_ssize_t)length + 3) & ~(Py_ssize_t)3;
-    }
+    if (ends_dump((const uint8_t *)PyBytes_AS_STRING(args[0]), PyBytes_GET_SIZE(args[0]), seq))
+        Py_RETURN_TRUE;
     Py_RETURN_FALSE;
 }
+
+/* ------------------------------------------------------------------------------------ */
+/* Prefetch: a small dump received away from the interpreter                            */
+/* ------------------------------------------------------------------------------------ */
+
+/* Prefetch(request, seq, limit=PREFETCH_MAX): open a sock_diag socket as kernel.netlink.open_diag does and
+ * start a thread that sends the request and receives the dump's datagrams until its end.
+ *
+ * Why: the kernel walks its whole TCP hash for every dump, about a millisecond on an
+ * idle host even for a few sockets, ten and more where other namespaces hold many;
+ * the walk happens inside send and recv, in the caller's time. Started before the
+ * listing's modules are imported, it runs on another CPU meanwhile. The thread is not a
+ * Python thread and never takes the GIL: a Python receive thread had to take it back
+ * after every recv from a main thread busy importing (up to the 5 ms switch interval
+ * on a loaded host), which cost more than the overlap won.
+ *
+ * take() -> (datagrams, errno, fd): waits for the thread (GIL released) and hands over
+ * what it received, in order. errno is that of a failed send or recv (0: none; the
+ * socket is then closed, as the Python receiver closes it). fd is -1 when the dump
+ * ended or failed, else the still open socket, whose remaining datagrams the caller
+ * receives itself: the thread stops after PREFETCH_MAX datagrams (``limit``, fewer) (the table was small
+ * when it was chosen, but sockets may have been opened since) and at a datagram it does
+ * not expect (empty), leaving it to the reference loop. */
+
+#define PREFETCH_MAX 128
+#define PREFETCH_ROOM 32768
+
+/* What the thread works on. Apart from the object: an object dropped while its thread
+ * still waits (a dump that never ends: its reference loop would wait too) leaves the
+ * state to the thread, which frees it when it returns. */
+typedef struct {
+    pthread_mutex_t lock; /* guards finished and abandoned */
+    int finished;         /* the thread has returned from its work */
+    int abandoned;        /* the object is gone: the thread frees this */
+    int fd;               /* owned until take() hands it over or closes it */
+    long long seq;
+    size_t limit; /* datagrams at most (PREFETCH_MAX; fewer in tests) */
+    char *request;
+    size_t request_len;
+    char *bufs[PREFETCH_MAX];
+    size_t lens[PREFETCH_MAX];
+    size_t n;
+    int err;
+    int ended;
+} PrefetchState;
+
+typedef struct {
+    PyObject_HEAD
+    PrefetchState *st;
+    pthread_t thread;
+    int running; /* started and neither joined nor detached */
+    long long seq;
+} PrefetchObject;
+
+static void
+prefetch_state_free(PrefetchState *st)
+{
+    for (size_t i = 0; i < st->n; i++)
+        free(st->bufs[i]);
+    if (st->fd >= 0)
+        close(st->fd);
+    free(st->request);
+    pthread_mutex_destroy(&st->lock);
+    free(st);
+}
+
+static void
+prefetch_receive(PrefetchState *p)
+{
+    ssize_t sent;
+    do
+        sent = send(p->fd, p->request, p->request_len, 0);
+    while (sent < 0 && errno == EINTR);
+    if (sent < 0) {
+        p->err = errno;
+        return;
+    }
+    /* received into a 32 KiB buffer as netlink.datagrams does: the kernel sizes its
+     * next dump datagram by the last buffer offered (a peek's zero would keep them at
+     * a page), and copied out */
+    size_t room = PREFETCH_ROOM;
+    char *scratch = malloc(room);
+    if (scratch == NULL)
+        return;
+    while (p->n < p->limit) {
+        /* the next datagram's length, nothing copied */
+        ssize_t need = recv(p->fd, NULL, 0, MSG_PEEK | MSG_TRUNC);
+        if (need < 0 && errno == EINTR)
+            continue;
+        if (need < 0) {
+            p->err = errno;
+            break;
+        }
+        if (need == 0)
+            break; /* not a dump datagram: the reference loop takes over */
+        if ((size_t)need > room) {
+            char *more = malloc((size_t)need);
+            if (more == NULL)
+                break; /* the caller receives the rest with its own buffers */
+            free(scratch);
+            scratch = more;
+            room = (size_t)need;
+        }
+        ssize_t got;
+        do
+            got = recv(p->fd, scratch, room, 0);
+        while (got < 0 && errno == EINTR);
+        if (got <= 0) {
+            if (got < 0)
+                p->err = errno;
+            break;
+        }
+        char *buf = malloc((size_t)got);
+        if (buf == NULL) {
+            p->err = ENOMEM; /* a datagram lost: the dump cannot go on */
+            break;
+        }
+        memcpy(buf, scratch, (size_t)got);
+        p->bufs[p->n] = buf;
+        p->lens[p->n] = (size_t)got;
+        p->n++;
+        if (ends_dump((const uint8_t *)buf, got, p->seq)) {
+            p->ended = 1;
+            break;
+        }
+    }
+    free(scratch);
+}
+
+static void *
+prefetch_run(void *arg)
+{
+    PrefetchState *st = arg;
+    prefetch_receive(st);
+    pthread_mutex_lock(&st->lock);
+    st->finished = 1;
+    int abandoned = st->abandoned;
+    pthread_mutex_unlock(&st->lock);
+    if (abandoned)
+        prefetch_state_free(st);
+    return NULL;
+}
+
+static int
+open_diag_fd(void)
+{
+    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    if (fd < 0)
+        return -1;
+    int snd = 32768, rcv = 1 << 20, one = 1;
+    struct sockaddr_nl local;
+    memset(&local, 0, sizeof(local));
+    local.nl_family = AF_NETLINK;
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &snd, sizeof(snd)) < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv)) < 0 ||
+        setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof(one)) < 0 ||
+        bind(fd, (struct sockaddr *)&local, sizeof(local)) < 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}
+
+static int
+prefetch_init(PrefetchObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"request", "seq", "limit", NULL};
+    Py_buffer request;
+    long long seq;
+    int limit = PREFETCH_MAX;
+    if (self->st != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Prefetch: already started");
+        return -1;
+    }
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "y*L|i", kwlist, &request, &seq, &limit))
+        return -1;
+    if (limit < 1 || limit > PREFETCH_MAX) {
+        PyBuffer_Release(&request);
+        PyErr_SetString(PyExc_ValueError, "Prefetch: limit out of range");
+        return -1;
+    }
+    PrefetchState *st = calloc(1, sizeof(PrefetchState));
+    char *copy = malloc(request.len ? (size_t)request.len : 1);
+    if (st == NULL || copy == NULL) {
+        free(st);
+        free(copy);
+        PyBuffer_Release(&request);
+        PyErr_NoMemory();
+        return -1;
+    }
+    memcpy(copy, request.buf, (size_t)request.len);
+    st->request = copy;
+    st->request_len = (size_t)request.len;
+    PyBuffer_Release(&request);
+    st->seq = seq;
+    st->limit = (size_t)limit;
+    pthread_mutex_init(&st->lock, NULL);
+    st->fd = open_diag_fd();
+    if (st->fd < 0) {
+        int saved = errno;
+        prefetch_state_free(st);
+        errno = saved;
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    /* the thread takes no signal: they stay with the interpreter's threads */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int rc = pthread_create(&self->thread, NULL, prefetch_run, st);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        prefetch_state_free(st);
+        errno = rc;
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    self->st = st;
+    self->running = 1;
+    self->seq = seq;
+    return 0;
+}
+
+static PyObject *
+prefetch_take(PrefetchObject *self, PyObject *Py_UNUSED(ignored))
+{
+    PrefetchState *st = self->st;
+    if (st == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Prefetch: not started");
+        return NULL;
+    }
+    if (self->running) {
+        Py_BEGIN_ALLOW_THREADS
+        pthread_join(self->thread, NULL);
+        Py_END_ALLOW_THREADS
+        self->running = 0;
+    }
+    PyObject *list = PyList_New((Py_ssize_t)st->n);
+    for (size_t i = 0; list != NULL && i < st->n; i++) {
+        PyObject *b = PyBytes_FromStringAndSize(st->bufs[i], (Py_ssize_t)st->lens[i]);
+        if (b == NULL)
+            Py_CLEAR(list);
+        else
+            PyList_SET_ITEM(list, (Py_ssize_t)i, b);
+    }
+    for (size_t i = 0; i < st->n; i++)
+        free(st->bufs[i]);
+    st->n = 0;
+    if (list == NULL)
+        return NULL; /* the socket stays owned: closed with the object */
+    int fd = st->fd, err = st->err;
+    if (err || st->ended) {
+        close(fd);
+        fd = -1;
+    }
+    st->fd = -1;
+    st->err = 0;
+    st->ended = 1; /* taken: a second take() hands over nothing */
+    PyObject *out = Py_BuildValue("(Nii)", list, err, fd);
+    if (out == NULL && fd >= 0)
+        close(fd);
+    return out;
+}
+
+static void
+prefetch_dealloc(PrefetchObject *self)
+{
+    PrefetchState *st = self->st;
+    if (st != NULL) {
+        int mine = 1;
+        if (self->running) {
+            pthread_mutex_lock(&st->lock);
+            if (st->finished) {
+                pthread_mutex_unlock(&st->lock);
+                pthread_join(self->thread, NULL); /* returned already: no wait */
+            } else {
+                st->abandoned = 1; /* the thread frees the state when it returns */
+                pthread_mutex_unlock(&st->lock);
+                pthread_detach(self->thread);
+                mine = 0;
+            }
+        }
+        if (mine)
+            prefetch_state_free(st);
+    }
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMethodDef prefetch_methods[] = {
+    {"take", (PyCFunction)prefetch_take, METH_NOARGS,
+     "take() -> (datagrams, errno, fd): wait for the dump and hand it over (fd: -1, or "
+     "the open socket whose remaining datagrams the caller receives)."},
+    {NULL}};
+
+static PyMemberDef prefetch_members[] = {
+    {"seq", T_LONGLONG, offsetof(PrefetchObject, seq), READONLY, "the request's nlmsg_seq"},
+    {NULL}};
+
+static PyTypeObject PrefetchType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "sockscope._core.Prefetch",
+    .tp_basicsize = sizeof(PrefetchObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Prefetch(request, seq): a small sock_diag dump received by a thread of its own.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)prefetch_init,
+    .tp_dealloc = (destructor)prefetch_dealloc,
+    .tp_methods = prefetch_methods,
+    .tp_members = prefetch_members,
+};
 
 /* ------------------------------------------------------------------------------------ */
 /* --watch: a snapshot's table of sock_diag replies, matched in step with the last one   */
@@ -2545,14 +2871,15 @@ PyMODINIT_FUNC
 PyInit__core(void)
 {
     if (PyType_Ready(&RendererType) < 0 || PyType_Ready(&RowMakerType) < 0 ||
-        PyType_Ready(&DiagTableType) < 0)
+        PyType_Ready(&DiagTableType) < 0 || PyType_Ready(&PrefetchType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&core_module);
     if (m == NULL)
         return NULL;
     if (PyModule_AddObjectRef(m, "Renderer", (PyObject *)&RendererType) < 0 ||
         PyModule_AddObjectRef(m, "RowMaker", (PyObject *)&RowMakerType) < 0 ||
-        PyModule_AddObjectRef(m, "DiagTable", (PyObject *)&DiagTableType) < 0) {
+        PyModule_AddObjectRef(m, "DiagTable", (PyObject *)&DiagTableType) < 0 ||
+        PyModule_AddObjectRef(m, "Prefetch", (PyObject *)&PrefetchType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

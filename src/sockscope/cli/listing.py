@@ -7,7 +7,6 @@ each table's row function over the run's :class:`~sockscope.render.printer.Print
 from __future__ import annotations
 
 from sockscope.tables.context import Context
-from sockscope.tables.walk import first_inet_table, walk
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -51,11 +50,19 @@ def make_context(
 
 def start_dumps(ctx: Context) -> None:
     """Start the kernel dumps of the first table now when it is an inet table that the
-    compiled core lists (:func:`sockscope.tables.inet.fast.start_early`), before the
-    renderer's modules are imported: the kernel walks its whole socket hash for each
-    family, about a millisecond even for a few sockets, and the receive threads wait
-    on it while the main thread imports and sets up the columns."""
-    name = first_inet_table(ctx)
+    compiled core lists, before the modules that decode and print its rows are imported
+    (the walk's and the renderer's): the kernel walks its whole socket hash for each
+    dump, about a millisecond even for a few sockets, and meanwhile the main thread
+    imports and sets up the columns. A small TCP table is received by the compiled
+    core's own thread (:func:`sockscope.tables.inet.plan.prefetch`), a larger one by
+    receive threads (:func:`sockscope.tables.inet.fast.start_early`)."""
+    from sockscope.tables.inet import plan
+
+    early = plan.prefetch(ctx)
+    if early is not None:
+        ctx.early = early
+        return
+    name = plan.first_inet_table(ctx)
     if name is not None:
         from sockscope.tables.inet import fast
 
@@ -81,6 +88,8 @@ def show_all(ctx: Context, printer: Printer, renderer: Renderer) -> None:
 
 
 def _show_all(ctx: Context, printer: Printer, renderer: Renderer) -> None:
+    from sockscope.tables.walk import walk
+
     inet_rows = None
     for table in walk(ctx):
         if table.dg_proto:
@@ -106,6 +115,8 @@ def _show_all(ctx: Context, printer: Printer, renderer: Renderer) -> None:
 
 def tables(ctx: Context) -> Iterator[Table]:
     """The data path (--json): the selected tables in ss's order, with their records."""
+    from sockscope.tables.walk import walk
+
     return walk(ctx)
 
 
@@ -181,6 +192,8 @@ class DataRows:
 
     def walk(self, ctx: Context) -> Iterator[tuple[object, dict[str, object]]]:
         """(record, its dict) for every selected socket, as the kernel dumps them."""
+        from sockscope.tables.walk import walk
+
         view = self.view
         for table in walk(ctx):
             if table.dg_proto:
@@ -194,6 +207,7 @@ class DataRows:
         time (the same bytes: see :func:`sockscope.tables.inet.fast.table_lines`)."""
         from sockscope.render.jsonout import HEAD
         from sockscope.tables.inet import fast
+        from sockscope.tables.walk import walk
 
         view = self.view
 

@@ -8,9 +8,9 @@ for the inet tables, the table's own module for the others), filtered in user sp
 
 from __future__ import annotations
 
-from sockscope.kernel import abi
-from sockscope.tables import MODULES
+from sockscope.tables import MODULES, ORDER
 from sockscope.tables.inet import source
+from sockscope.tables.inet.plan import INET_FAMILIES, INET_TABLES
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -18,22 +18,6 @@ if TYPE_CHECKING:
 
     from sockscope.tables.context import Context
     from sockscope.tables.inet.record import InetSocket
-
-#: ss's dump order of tables (main() in ss.c), as (name, table bits)
-ORDER = (
-    ("netlink", 1 << abi.NETLINK_DB),
-    ("packet", abi.PACKET_DBM),
-    ("unix", abi.UNIX_DBM),
-    ("raw", 1 << abi.RAW_DB),
-    ("udp", 1 << abi.UDP_DB),
-    ("tcp", 1 << abi.TCP_DB),
-    ("dccp", 1 << abi.DCCP_DB),
-    ("sctp", 1 << abi.SCTP_DB),
-    ("vsock", abi.VSOCK_DBM),
-    ("tipc", 1 << abi.TIPC_DB),
-    ("xdp", 1 << abi.XDP_DB),
-    ("mptcp", 1 << abi.MPTCP_DB),
-)
 
 
 class Table:
@@ -78,9 +62,9 @@ def walk(ctx: Context, *, inet_only: bool = False) -> Iterator[Table]:
     for name, bits in ORDER:
         if not sel.dbs & bits:
             continue
-        if name in source.INET_TABLES:
-            if sel.families & source.INET_FAMILIES:
-                dg_proto = source.INET_TABLES[name][2]
+        if name in INET_TABLES:
+            if sel.families & INET_FAMILIES:
+                dg_proto = INET_TABLES[name][2]
                 # a closure, not functools.partial: functools (and collections under it)
                 # is about 2 ms of start-up that a plain -tan does not otherwise need
                 yield Table(name, True, dg_proto, opener=_opener(ctx, name))
@@ -88,17 +72,6 @@ def walk(ctx: Context, *, inet_only: bool = False) -> Iterator[Table]:
             from sockscope.tables import common  # not on the path of an inet listing
 
             yield Table(name, False, None, common.records(name, ctx))
-
-
-def first_inet_table(ctx: Context) -> str | None:
-    """The name of the walk's first table when it is an inet one, else None."""
-    sel = ctx.sel
-    for name, bits in ORDER:
-        if sel.dbs & bits:
-            inet = name in source.INET_TABLES and bool(sel.families & source.INET_FAMILIES)
-            if inet or name in MODULES:
-                return name if inet else None
-    return None
 
 
 def _opener(ctx: Context, name: str) -> Callable[[], Iterator[InetSocket]]:

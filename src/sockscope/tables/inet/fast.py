@@ -23,12 +23,13 @@ families in a single walk of the kernel's hash, received without a thread
 from __future__ import annotations
 
 import _thread
+import posix  # os without os.py: importing os costs ~1 ms (_collections_abc's ABCs)
 
 from sockscope.accel import core
 from sockscope.errors import NetlinkError
 from sockscope.kernel import abi, netlink
 from sockscope.kernel.abi import PROTO_NAMES
-from sockscope.tables.inet import source
+from sockscope.tables.inet import plan, source
 from sockscope.tables.inet.record import InetSocket
 
 TYPE_CHECKING = False
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from typing import Any
 
-    from sockscope.options import Options
     from sockscope.render.view import View
     from sockscope.tables.context import Context
     from sockscope.tables.inet.row import InetRows
@@ -51,13 +51,14 @@ def table_rows(ctx: Context, name: str, inet_rows: InetRows) -> Iterator[Rows] |
     """The rows of one inet table made by the C core, a list at a time; None when this
     table must go through the pure-Python path (no core, or a case it does not cover)."""
     mod = core()
-    protocol = _covered(ctx, name, inet_rows.ext_wanted)
+    protocol = plan.covered(ctx, name, inet_rows.ext_wanted)
     if mod is None or protocol is None:
         return None
     early = ctx.early
-    if early is not None and early[0] == protocol and isinstance(early[1], _Dump):
+    if early is not None and early[0] == protocol and not isinstance(early[1], list):
         ctx.early = None
-        rows = _combined_rows(ctx, mod, inet_rows, protocol, early[1])
+        dump = early[1] if isinstance(early[1], _Dump) else _prefetched(early[1])
+        rows = _combined_rows(ctx, mod, inet_rows, protocol, dump)
         if rows is not None:
             return rows
         # refused before its first record: the per-family dumps, and ss's fallbacks
@@ -70,13 +71,13 @@ def start_early(ctx: Context, name: str) -> None:
     in ``ctx.early`` for it): the kernel fills the first datagrams while the caller sets
     up the rest of the listing.
 
-    A small TCP table of both families (:func:`source.combinable`) is instead dumped
+    A small TCP table of both families (:func:`plan.combinable`) is instead dumped
     here, by one request for both families; its rows are still printed IPv4 first
     (see :func:`_combined_rows`)."""
-    protocol = _covered(ctx, name, ctx.opts.inet_wanted)
-    if core() is None or protocol is None:
+    protocol = plan.covered(ctx, name, ctx.opts.inet_wanted)
+    if core() is None or protocol is None or ctx.early is not None:
         return
-    if source.combinable(ctx, protocol):
+    if plan.combinable(ctx, protocol):
         combined = _start_combined(ctx, protocol)
         if combined is not None:
             ctx.early = (protocol, combined)
@@ -117,12 +118,32 @@ class _Dump:
         self.finished = False
 
 
+def _prefetched(pre: Any) -> _Dump:
+    """The combined dump that :func:`plan.prefetch` started, from the compiled core's
+    thread: the datagrams it received, then the dump's end or the error that stopped
+    it, or (past its bound) the rest of the dump received here."""
+    datagrams, err, fd = pre.take()
+    items: list[Any] = datagrams
+    dump = _Dump(pre.seq, iter(items).__next__, items.append, None)
+    if err:
+        items.append(OSError(err, posix.strerror(err)))
+    elif fd < 0:
+        items.append(_END)
+    else:
+        import _socket
+
+        _receiver(_socket.socket(fileno=fd), None, dump)
+    return dump
+
+
 def _start_combined(ctx: Context, protocol: int) -> _Dump | None:
-    """The combined dump, received here in the main thread: a receive thread (started
-    ahead, to overlap the walk with the imports) gained nothing measurable on an idle
-    host, and cost about 1.5 ms where other processes kept the CPUs busy."""
-    ext = source.idiag_ext(ctx.opts)
-    request = source.legacy_request(protocol, ctx.sel.states, ext, ctx.bytecode)
+    """The combined dump where the compiled core's thread could not be started
+    (:func:`plan.prefetch`), received here in the main thread: a Python receive thread
+    gained nothing measurable on an idle host (it must take the GIL back from the
+    importing main thread after every recv) and cost about 1.5 ms where other
+    processes kept the CPUs busy."""
+    ext = plan.idiag_ext(ctx.opts)
+    request = plan.legacy_request(protocol, ctx.sel.states, ext, ctx.bytecode)
     if request is None:
         return None
     try:
@@ -191,23 +212,6 @@ def _combined_stream(
         ctx.warn("Dump was interrupted and may be inconsistent.")
 
 
-def _covered(ctx: Context, name: str, ext_wanted: bool) -> int | None:
-    """The protocol of inet table ``name`` when the C core lists it, else None."""
-    if ctx.killer is not None or ctx.tee is not None:
-        return None
-    protocol, env_var, _dg = source.INET_TABLES[name]
-    if ext_wanted and not _ext_covered(ctx.opts, protocol):
-        return None
-    if protocol == abi.IPPROTO_RAW:
-        return None  # the real protocol comes from an attribute: few sockets, Python
-    env = ctx.environ
-    if (name == "tcp" and "TCPDIAG_FILE" in env) or env_var in env or "PROC_ROOT" in env:
-        # a recorded dump is read as ss reads it, in bounded pieces with its damage
-        # rules (source.tcpdiag_file): the Python path
-        return None
-    return protocol
-
-
 def table_lines(
     ctx: Context, name: str, view: View, head: str, line: Callable[[InetSocket], str]
 ) -> Iterator[list[str]] | None:
@@ -229,7 +233,7 @@ def table_lines(
         or ctx.opts.resolve
     ):
         return None
-    protocol, env_var, _dg = source.INET_TABLES[name]
+    protocol, env_var, _dg = plan.INET_TABLES[name]
     env = ctx.environ
     if protocol == abi.IPPROTO_RAW or env_var in env or "PROC_ROOT" in env:
         return None
@@ -255,18 +259,6 @@ def table_lines(
         json_head=head,
     )
     return _netlink(ctx, maker, protocol, None)  # type: ignore[return-value]
-
-
-def _ext_covered(opts: Options, protocol: int) -> bool:
-    """Whether the C core makes the extra-information cell of this table's rows: the -i
-    and -m text of TCP rows (with -o and -O or not), the fast path of
-    :func:`sockscope.tables.inet.extinfo._bind`; any other option that adds text there
-    (-e, --tos, --cgroup, --inet-sockopt) leaves the table to Python."""
-    return (
-        protocol == abi.IPPROTO_TCP
-        and bool(opts.show_tcpinfo or opts.show_mem)
-        and not (opts.show_details or opts.show_tos or opts.show_cgroup or opts.show_inet_sockopt)
-    )
 
 
 def _maker(mod: Any, ctx: Context, inet_rows: InetRows, protocol: int, families: int) -> Any:
@@ -297,15 +289,17 @@ def _maker(mod: Any, ctx: Context, inet_rows: InetRows, protocol: int, families:
     )
 
 
-def _receiver(sock: Any, request: bytes, dump: _Dump) -> None:
-    """A receive thread: send the request, queue every datagram of the dump, then _END
-    (or the exception that stopped it). The socket is closed before that last item: a
-    dump that waits for a descriptor (RLIMIT_NOFILE, see _netlink) can then have it."""
+def _receiver(sock: Any, request: bytes | None, dump: _Dump) -> None:
+    """A receive thread: send the request (None: sent already), queue every datagram of
+    the dump, then _END (or the exception that stopped it). The socket is closed before
+    that last item: a dump that waits for a descriptor (RLIMIT_NOFILE, see _netlink) can
+    then have it."""
     dump_end = core().dump_end  # type: ignore[union-attr]
     put, room, seq = dump.put, dump.room, dump.seq
     end: Any = _END
     try:
-        sock.send(request)
+        if request is not None:
+            sock.send(request)
         # netlink.datagrams peeks each length into a 32 KiB buffer (the kernel's cap for
         # a dump datagram) as ss does: a fixed 1 MiB one cost up to 0.5 ms a thread to
         # zero and fault in, for a 300-socket listing; a peek per datagram costs ~1 us
@@ -332,7 +326,7 @@ def _start_dump(family: int, protocol: int, ctx: Context) -> _Dump | None:
         sock = netlink.open_diag()
     except OSError:
         return None
-    ext = source.idiag_ext(ctx.opts)
+    ext = plan.idiag_ext(ctx.opts)
     request = source.inet_request(family, protocol, ctx.sel.states, ext, ctx.bytecode)
     room: SimpleQueue[None] = SimpleQueue()
     for _ in range(_AHEAD):
@@ -350,7 +344,7 @@ def _start_dump(family: int, protocol: int, ctx: Context) -> _Dump | None:
 def _start_dumps(ctx: Context, protocol: int) -> list[_Dump | int]:
     """The dumps of one inet table, one per selected family, each under way in its
     receive thread; fewer when a netlink socket cannot be opened (none: ss's fallback)."""
-    families = source.dump_families(ctx.sel)
+    families = plan.dump_families(ctx.sel)
     dumps: list[_Dump | int] = []
     for family in families:
         started = _start_dump(family, protocol, ctx)
@@ -400,8 +394,8 @@ def _netlink(
     (legacy request, /proc). Any later failure ends the table quietly.
     """
     early, ctx.early = ctx.early, None
-    if early is not None and early[0] == protocol:
-        dumps: list[_Dump | int] = early[1]  # type: ignore[assignment]
+    if early is not None and early[0] == protocol and isinstance(early[1], list):
+        dumps: list[_Dump | int] = early[1]
     else:
         dumps = _start_dumps(ctx, protocol)
     if not dumps:

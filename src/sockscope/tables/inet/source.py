@@ -19,6 +19,13 @@ from sockscope.errors import KillError, NetlinkError
 from sockscope.kernel import abi, netlink
 from sockscope.tables.context import Context
 from sockscope.tables.inet.layout import PROTOCOL
+from sockscope.tables.inet.plan import (
+    INET_TABLES,
+    combinable,
+    dump_families,
+    idiag_ext,
+    legacy_request,
+)
 from sockscope.tables.inet.record import decode_inet, decode_inet_dump
 
 TYPE_CHECKING = False
@@ -26,107 +33,12 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
     from typing import BinaryIO
 
-    from sockscope.options import Options
-    from sockscope.query.selection import Selection
     from sockscope.tables.inet.record import InetSocket
 
     Matcher = Callable[[object], bool] | None
 
-#: per inet table: protocol number, env var forcing /proc, dg_proto
-INET_TABLES = {
-    "raw": (abi.IPPROTO_RAW, "PROC_NET_RAW", "raw"),
-    "udp": (abi.IPPROTO_UDP, "PROC_NET_UDP", "udp"),
-    "tcp": (abi.IPPROTO_TCP, "PROC_NET_TCP", "tcp"),
-    "dccp": (abi.IPPROTO_DCCP, "PROC_NET_DCCP", None),
-    "sctp": (abi.IPPROTO_SCTP, "PROC_NET_SCTP", None),
-    "mptcp": (abi.IPPROTO_MPTCP, "PROC_NET_MPTCP", None),
-}
-
-
-INET_FAMILIES = (1 << abi.AF_INET) | (1 << abi.AF_INET6)
-
-#: a TCP table is small (see :func:`combinable`) when its namespace holds at most this
-#: many TCP sockets (both families, time-wait included): a few 32 KiB datagrams
-SMALL = 2048
-
 #: tables without a legacy (TCPDIAG_GETSOCK) request that have a /proc fallback
 _NO_LEGACY = {abi.IPPROTO_UDP: "udp", abi.IPPROTO_RAW: "raw"}
-
-
-def dump_families(sel: Selection) -> list[int]:
-    """The families an inet table's dumps ask for, in ss's order: the one ``-4``/``-6``
-    named, else IPv4 then IPv6."""
-    pf = sel.preferred_family
-    if pf == abi.AF_INET6:
-        return [abi.AF_INET6]
-    if pf == abi.AF_INET:
-        return [abi.AF_INET]
-    return [abi.AF_INET, abi.AF_INET6]
-
-
-def combinable(ctx: Context, protocol: int) -> bool:
-    """Whether the dumps of table ``protocol`` can be one legacy TCPDIAG_GETSOCK
-    request instead of ss's two SOCK_DIAG_BY_FAMILY ones: the kernel answers it for
-    every family (inet_diag_dump_compat asks for AF_UNSPEC) in one walk of its socket
-    hash, and each walk costs about a millisecond even when the hash is nearly empty,
-    ten and more when other namespaces hold many sockets. The rows are printed IPv4
-    first all the same: the walk visits the buckets in the same order for either
-    request, so each family's sockets keep the order of their own dump.
-
-    Only for TCP with both families, without -K or -D (whose kills and raw dump follow
-    ss's requests), and with few sockets in this namespace (:data:`SMALL`): with many,
-    the compiled path's two dumps run in parallel, faster than one walk."""
-    if protocol != abi.IPPROTO_TCP or len(dump_families(ctx.sel)) != 2:
-        return False
-    if ctx.killer is not None or ctx.tee is not None:
-        return False
-    # /proc/net/sockstat counts this namespace's IPv4 sockets ("inuse") and time-wait
-    # ones of both families ("tw"), sockstat6 its IPv6 ones ("alloc" is the host's)
-    four = _sockstat("/proc/net/sockstat", b"TCP:")
-    if four is None:
-        return False
-    six = _sockstat("/proc/net/sockstat6", b"TCP6:")
-    count = four.get(b"inuse", SMALL + 1) + four.get(b"tw", 0)
-    return count + (0 if six is None else six.get(b"inuse", SMALL + 1)) <= SMALL
-
-
-def _sockstat(path: str, head: bytes) -> dict[bytes, int] | None:
-    """The counters of the ``head`` line of a /proc/net/sockstat file; None when the file
-    or the line cannot be read."""
-    try:
-        fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        text = posix.read(fd, 4096)
-    except OSError:
-        return None
-    finally:
-        posix.close(fd)
-    for line in text.split(b"\n"):
-        if line.startswith(head):
-            words = line.split()
-            try:
-                return {k: int(v) for k, v in zip(words[1::2], words[2::2], strict=False)}
-            except ValueError:
-                return None
-    return None
-
-
-def idiag_ext(opts: Options) -> int:
-    """The idiag_ext bits ss requests for -m, -i and --tos."""
-    ext = 0
-    if opts.show_mem:
-        ext |= 1 << (abi.INET_DIAG_MEMINFO - 1) | 1 << (abi.INET_DIAG_SKMEMINFO - 1)
-    if opts.show_tcpinfo:
-        ext |= (
-            1 << (abi.INET_DIAG_INFO - 1)
-            | 1 << (abi.INET_DIAG_VEGASINFO - 1)
-            | 1 << (abi.INET_DIAG_CONG - 1)
-        )
-    if opts.show_tos:
-        ext |= 1 << (abi.INET_DIAG_TOS - 1) | 1 << (abi.INET_DIAG_TCLASS - 1)
-    return ext
 
 
 def inet_request(
@@ -142,23 +54,6 @@ def inet_request(
     if protocol > 255:
         body += netlink.attr(abi.INET_DIAG_REQ_PROTOCOL, protocol.to_bytes(4, "little"))
     return netlink.message(abi.SOCK_DIAG_BY_FAMILY, abi.NLM_F_REQUEST | abi.NLM_F_DUMP, body)
-
-
-def legacy_request(protocol: int, states: int, ext: int, bytecode: bytes | None) -> bytes | None:
-    """Port of tcpdiag_send (TCPDIAG_GETSOCK / DCCPDIAG_GETSOCK, AF_INET: all families)."""
-    if protocol == abi.IPPROTO_TCP:
-        mtype = abi.TCPDIAG_GETSOCK
-    elif protocol == abi.IPPROTO_DCCP:
-        mtype = abi.DCCPDIAG_GETSOCK
-    else:
-        return None
-    zero16 = bytes(16)
-    body = abi.INET_DIAG_REQ_V1.pack(
-        abi.AF_INET, 0, 0, ext, b"\0\0", b"\0\0", zero16, zero16, 0, bytes(8), states, 0
-    )
-    if bytecode:
-        body += netlink.attr(abi.INET_DIAG_REQ_BYTECODE, bytecode)
-    return netlink.message(mtype, abi.NLM_F_REQUEST | abi.NLM_F_DUMP, body)
 
 
 def _apply(
