@@ -34,7 +34,7 @@ from sockscope.errors import ArgumentError, EventError, NetlinkError, SockscopeE
 from sockscope.kernel import abi, netlink
 from sockscope.ops.destroy import Killer
 from sockscope.ops.netns import iterate
-from sockscope.tables.inet.layout import ATTR_END, ATTR_START, BUF
+from sockscope.tables.inet.layout import ATTR_END, ATTR_START, BUF, PROTOCOL
 from sockscope.tables.inet.record import InetSocket, decode_inet
 
 TYPE_CHECKING = False
@@ -142,7 +142,7 @@ def _with_netid(records: Iterable[InetSocket]) -> Iterator[InetSocket]:
         buf = rec[BUF]
         span = netlink.attrs(buf, rec[ATTR_START], rec[ATTR_END]).get(abi.INET_DIAG_PROTOCOL)
         if span is not None and span[1] > span[0]:
-            yield new(InetSocket, (*rec[:16], buf[span[0]], *rec[BUF:]))
+            yield new(InetSocket, (*rec[:PROTOCOL], buf[span[0]], *rec[BUF:]))
         else:
             yield rec
 
