@@ -34,8 +34,7 @@ from sockscope.errors import ArgumentError, EventError, NetlinkError, SockscopeE
 from sockscope.kernel import abi, netlink
 from sockscope.ops.destroy import Killer
 from sockscope.ops.netns import iterate
-from sockscope.tables.inet.layout import ATTR_END, ATTR_START, BUF, PROTOCOL
-from sockscope.tables.inet.record import InetSocket, decode_inet
+from sockscope.tables.inet.record import InetSocket, decode_inet, with_diag_protocol
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -135,18 +134,6 @@ def messages(sock: socket.socket) -> Iterator[netlink.Message]:
             off += (length + 3) & ~3
 
 
-def _with_netid(records: Iterable[InetSocket]) -> Iterator[InetSocket]:
-    """Give each record the protocol of its INET_DIAG_PROTOCOL attribute (inet_show_sock)."""
-    new = tuple.__new__
-    for rec in records:
-        buf = rec[BUF]
-        span = netlink.attrs(buf, rec[ATTR_START], rec[ATTR_END]).get(abi.INET_DIAG_PROTOCOL)
-        if span is not None and span[1] > span[0]:
-            yield new(InetSocket, (*rec[:PROTOCOL], buf[span[0]], *rec[BUF:]))
-        else:
-            yield rec
-
-
 def watch(
     groups: int,
     families: int = (1 << abi.AF_INET) | (1 << abi.AF_INET6),
@@ -181,7 +168,7 @@ def shown(
             continue
         if killer is not None and not killer(rec, IPPROTO_MAX):
             continue
-        yield from _with_netid((rec,))
+        yield with_diag_protocol(rec)
 
 
 def received(sock: socket.socket) -> list[netlink.Message]:
