@@ -345,14 +345,14 @@ def tcp_stats(
     numeric: bool,
 ) -> str:
     """tcp_show_info's struct tcp_info part + tcp_stats_print (7.1's items and order)."""
-    span = attrs.get(4)  # INET_DIAG_CONG
+    span = attrs.get(abi.INET_DIAG_CONG)
     # strncpy(cong_alg, RTA_DATA, 15): a name without its NUL is read through the buffer
     cong = "" if span is None else cong_name(bytes(buf[span[0] : span[0] + 15]))
     vegas_rtt = 0
     dctcp = ""
-    if 3 in attrs or 9 in attrs:  # INET_DIAG_VEGASINFO, INET_DIAG_DCTCPINFO
+    if abi.INET_DIAG_VEGASINFO in attrs or abi.INET_DIAG_DCTCPINFO in attrs:
         vegas_rtt, dctcp = _vegas_dctcp(buf, attrs)
-    span = attrs.get(16)  # INET_DIAG_BBRINFO
+    span = attrs.get(abi.INET_DIAG_BBRINFO)
     bbr = None
     if span is not None:
         if span[1] - span[0] >= 20:
@@ -686,19 +686,26 @@ _TLS_VERSIONS = {0x0303: " version: 1.2", 0x0304: " version: 1.3"}
 _TLS_CIPHERS = {51: " cipher: aes-gcm-128", 52: " cipher: aes-gcm-256"}
 _TLS_CONF = {1: "none", 2: "sw", 3: "hw", 4: "hw-record"}
 _SF_FLAGS = "MmJjBbecv"
+#: the sequence numbers mptcp_subflow_info prints after the tokens, in its order
+_SF_COUNTERS = (
+    (abi.MPTCP_SUBFLOW_ATTR_MAP_SEQ, " seq:%u"),
+    (abi.MPTCP_SUBFLOW_ATTR_MAP_SFSEQ, " sfseq:%u"),
+    (abi.MPTCP_SUBFLOW_ATTR_SSN_OFFSET, " ssnoff:%u"),
+    (abi.MPTCP_SUBFLOW_ATTR_MAP_DATALEN, " maplen:%u"),
+)
 
 
 def ulp_text(buf: bytes, start: int, end: int) -> str:
     """The INET_DIAG_ULP_INFO part of tcp_show_info: name, then TLS or MPTCP subflow."""
-    ulp = nested(buf, start, end, 3)
+    ulp = nested(buf, start, end, abi.INET_ULP_INFO_MPTCP)
     out = ""
-    span = ulp.get(1)
+    span = ulp.get(abi.INET_ULP_INFO_NAME)
     if span is not None:
         out += " tcp-ulp-" + cstr(buf, *span)
-    span = ulp.get(2)
+    span = ulp.get(abi.INET_ULP_INFO_TLS)
     if span is not None:
         out += _tls_text(buf, nested(buf, span[0], span[1], TLS_INFO_MAX))
-    span = ulp.get(3)
+    span = ulp.get(abi.INET_ULP_INFO_MPTCP)
     if span is not None:
         out += _subflow_text(buf, nested(buf, span[0], span[1], SF_MAX))
     return out
@@ -707,21 +714,21 @@ def ulp_text(buf: bytes, start: int, end: int) -> str:
 def _tls_text(buf: bytes, tls: Spans) -> str:
     """tcp_tls_version, tcp_tls_cipher, tcp_tls_conf (rx, tx), zc_ro_tx, no_pad_rx."""
     out = ""
-    span = tls.get(1)
+    span = tls.get(abi.TLS_INFO_VERSION)
     if span is not None:
         val = u16(buf, span)
         out += _TLS_VERSIONS.get(val) or " version: unknown(%u)" % val
-    span = tls.get(2)
+    span = tls.get(abi.TLS_INFO_CIPHER)
     if span is not None:
         out += _TLS_CIPHERS.get(u16(buf, span), "")
-    for name, kind in (("rxconf", 4), ("txconf", 3)):
+    for name, kind in (("rxconf", abi.TLS_INFO_RXCONF), ("txconf", abi.TLS_INFO_TXCONF)):
         span = tls.get(kind)
         if span is not None:
             val = u16(buf, span)
             out += " %s: %s" % (name, _TLS_CONF.get(val) or "unknown(%u)" % val)
-    if 5 in tls:
+    if abi.TLS_INFO_ZC_RO_TX in tls:
         out += " zc_ro_tx"
-    if 6 in tls:
+    if abi.TLS_INFO_RX_NO_PAD in tls:
         out += " no_pad_rx"
     return out
 
@@ -729,22 +736,26 @@ def _tls_text(buf: bytes, tls: Spans) -> str:
 def _subflow_text(buf: bytes, sf: Spans) -> str:
     """Port of ss.c:mptcp_subflow_info (7.1: decimal seq/sfseq/ssnoff/maplen)."""
     out = ""
-    span = sf.get(8)
+    span = sf.get(abi.MPTCP_SUBFLOW_ATTR_FLAGS)
     if span is not None:
         flags = u32(buf, span)
         if flags:
             out += " flags:" + "".join(c for i, c in enumerate(_SF_FLAGS) if flags >> i & 1)
-    if 1 in sf and 2 in sf and 9 in sf and 10 in sf:
+    rem, loc = abi.MPTCP_SUBFLOW_ATTR_TOKEN_REM, abi.MPTCP_SUBFLOW_ATTR_TOKEN_LOC
+    id_rem, id_loc = abi.MPTCP_SUBFLOW_ATTR_ID_REM, abi.MPTCP_SUBFLOW_ATTR_ID_LOC
+    if rem in sf and loc in sf and id_rem in sf and id_loc in sf:
         out += " token:%04x(id:%u)/%04x(id:%u)" % (
-            u32(buf, sf[1]),
-            sf_value(buf, sf[9], 9),
-            u32(buf, sf[2]),
-            sf_value(buf, sf[10], 10),
+            u32(buf, sf[rem]),
+            sf_value(buf, sf[id_rem], id_rem),
+            u32(buf, sf[loc]),
+            sf_value(buf, sf[id_loc], id_loc),
         )
-    for kind, fmt in ((4, " seq:%u"), (5, " sfseq:%u"), (6, " ssnoff:%u"), (7, " maplen:%u")):
+    for kind, fmt in _SF_COUNTERS:
         span = sf.get(kind)
         if span is not None:
-            out += fmt % (u64(buf, span) if kind == 4 else u32(buf, span))
+            out += fmt % (
+                u64(buf, span) if kind == abi.MPTCP_SUBFLOW_ATTR_MAP_SEQ else u32(buf, span)
+            )
     return out
 
 
