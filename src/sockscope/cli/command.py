@@ -1024,7 +1024,7 @@ def _show(
         from sockscope.ops.follow import follow
 
         out.flush()
-        ok = follow(run.sel, opts, flt, printer, renderer, environ, _warn)
+        ok = follow(run.sel, opts, flt, printer, renderer, environ, _warn, out.flush)
         return 0 if ok else EXIT_ARGUMENT
 
     gather.show_all(ctx, printer, renderer)

@@ -27,7 +27,6 @@ import errno as _errno
 import os
 import select
 import socket
-import sys
 from functools import partial
 
 from sockscope.errors import ArgumentError, EventError, NetlinkError, SockscopeError
@@ -326,12 +325,14 @@ def follow(
     renderer: Renderer,
     environ: dict[str, str],
     warn: Callable[[str], None],
+    flush: Callable[[], None],
 ) -> bool:
     """``ss -E``: print a row per destroyed socket until killed; False when it stopped
     on an error (ss then exits with -1).
 
-    The header is already queued in ``renderer``; each event is rendered and flushed at
-    once, with column widths carried over from the rows before it.
+    The header is already queued in ``renderer``; each event is rendered, then
+    ``flush`` (the caller's: only the CLI knows where the text goes) pushes it out at
+    once, as ss's fflush does, with column widths carried over from the rows before it.
     """
     del environ
     groups = groups_for(sel.families, sel.dbs)
@@ -342,7 +343,7 @@ def follow(
     if opts.kill:
         killer = Killer(warn)
     try:
-        ok = _follow(groups, sel.families, matcher, killer, printer, renderer, warn)
+        ok = _follow(groups, sel.families, matcher, killer, printer, renderer, warn, flush)
     finally:
         if killer is not None:
             killer.close()
@@ -357,11 +358,11 @@ def _follow(
     printer: Printer,
     renderer: Renderer,
     warn: Callable[[str], None],
+    flush: Callable[[], None],
 ) -> bool:
     def on_event() -> None:
         renderer.finish()
-        sys.stdout.flush()
-        sys.stdout.buffer.flush()
+        flush()
 
     from sockscope.tables.inet.row import InetRows
 
