@@ -506,8 +506,9 @@ _ANSWER_OPTS = frozenset(
 
 
 def _selinux_enabled() -> bool:
-    """libselinux's is_selinux_enabled: a mounted selinuxfs with a loaded policy."""
-    return posix.access("/sys/fs/selinux/enforce", posix.F_OK)
+    from sockscope.ops.procmap import selinux_enabled  # libselinux's is_selinux_enabled
+
+    return selinux_enabled()
 
 
 def _help(extra: str = "") -> None:
