@@ -6,6 +6,10 @@
   side by side and never import each other.
 
     cli -> api -> ops -> tables -> {query, render} -> kernel -> {errors, options}
+
+* Only the CLI writes to the terminal: no module outside ``cli`` (and ``__main__``)
+  reads ``sys.stdout``/``sys.stderr`` or calls ``print``; the layers below take a
+  writer, a flush or a warn function from their caller.
 """
 
 from __future__ import annotations
@@ -144,16 +148,22 @@ def test_no_import_cycles() -> None:
     assert cycles(graph()) == []
 
 
-def test_imports_go_downwards() -> None:
+def upward(edges: dict[str, set[str]]) -> list[str]:
+    """The imports of ``edges`` that go up a layer, into the front door, or between
+    parts that must stay apart."""
     wrong = []
-    for src, targets in graph().items():
-        for dst in targets:
+    for src, targets in edges.items():
+        for dst in sorted(targets):
             a, b = part(src), part(dst)
             if dst == "sockscope":
                 wrong.append(f"{src} -> {dst} (the front door)")
             elif LAYERS[b] > LAYERS[a] or (a != b and frozenset((a, b)) in APART):
                 wrong.append(f"{src} -> {dst}")
-    assert wrong == []
+    return wrong
+
+
+def test_imports_go_downwards() -> None:
+    assert upward(graph()) == []
 
 
 def test_the_checker_sees_a_cycle_and_an_upward_import() -> None:
@@ -164,4 +174,46 @@ def test_the_checker_sees_a_cycle_and_an_upward_import() -> None:
         "sockscope.tables.c": set(),
     }
     assert cycles(edges) == [["sockscope.kernel.a", "sockscope.kernel.b"]]
-    assert LAYERS[part("sockscope.tables.c")] > LAYERS[part("sockscope.kernel.b")]
+    assert upward(edges) == ["sockscope.kernel.b -> sockscope.tables.c"]
+    apart = {"sockscope.query.x": {"sockscope.render.y", "sockscope"}, "sockscope.render.y": set()}
+    assert upward(apart) == [
+        "sockscope.query.x -> sockscope (the front door)",
+        "sockscope.query.x -> sockscope.render.y",
+    ]
+
+
+#: the parts of the package that may write to the terminal themselves
+TERMINAL_PARTS = {"cli", "__main__"}
+
+
+def terminal_uses(source: str) -> list[str]:
+    """Where ``source`` touches the process's terminal streams or calls ``print``."""
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(ast.parse(source)):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "sys"
+            and node.attr in ("stdout", "stderr", "__stdout__", "__stderr__")
+        ):
+            found.append((node.lineno, f"sys.{node.attr}"))
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id == "print"
+        ):
+            found.append((node.lineno, "print()"))
+    return [f"{line}: {what}" for line, what in sorted(found)]
+
+
+def test_only_the_cli_writes_to_the_terminal() -> None:
+    wrong = []
+    for name, path in modules().items():
+        if part(name) not in TERMINAL_PARTS:
+            wrong += [f"{name}:{use}" for use in terminal_uses(path.read_text())]
+    assert wrong == []
+
+
+def test_the_terminal_checker_sees_a_write() -> None:
+    source = "import sys\ndef f():\n    sys.stdout.flush()\n    print('x')\n"
+    assert terminal_uses(source) == ["3: sys.stdout", "4: print()"]

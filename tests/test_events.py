@@ -13,6 +13,7 @@ import errno
 import os
 import select
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -21,8 +22,10 @@ import pytest
 
 import netns
 from sockscope.kernel import abi
-from sockscope.ops.follow import IPPROTO_MAX, EventError, groups_for, messages
-from test_kill import ORACLE, REASON, comparable, populated
+from sockscope.ops import follow as follow_module
+from sockscope.ops import watch as watch_module
+from sockscope.ops.follow import IPPROTO_MAX, EventError, groups_for, messages, shown
+from test_kill import ORACLE, REASON, _message, comparable, populated
 
 needs_root = pytest.mark.skipif(REASON is not None, reason=REASON or "")
 IS_71 = netns.oracle()[1]
@@ -185,6 +188,29 @@ def test_groups() -> None:
     assert groups_for(inet, udp) == 0x2
     assert groups_for(inet | inet6, 1 << abi.RAW_DB) == 0
     assert IPPROTO_MAX == abi.IPPROTO_MPTCP  # so a missing INET_DIAG_PROTOCOL reads "mptcp"
+
+
+def _event(attrs: bytes) -> tuple[int, bytes, int, int]:
+    data = _message(attrs=attrs)
+    return (abi.SOCK_DIAG_BY_FAMILY, data, 0, len(data))
+
+
+def test_event_netid_from_protocol_attribute() -> None:
+    """-E's Netid is inet_show_sock's s->type: INET_DIAG_PROTOCOL found with NLA_F_NESTED
+    masked off, read by rta_getattr_u8 with no length check (an empty payload reads the
+    next header's first byte); IPPROTO_MAX stays without the attribute. -E and --watch
+    share this rule."""
+    inet = 1 << abi.AF_INET
+    cases = [
+        (b"", IPPROTO_MAX),
+        (struct.pack("=HHB3x", 5, abi.INET_DIAG_PROTOCOL, abi.IPPROTO_UDP), abi.IPPROTO_UDP),
+        (struct.pack("=HHB3x", 5, abi.INET_DIAG_PROTOCOL | 0x8000, 17), 17),
+        (struct.pack("=HH", 4, abi.INET_DIAG_PROTOCOL) + struct.pack("=HHI", 8, 1, 0), 8),
+    ]
+    for attrs, want in cases:
+        (rec,) = shown(_event(attrs), inet, None, None)
+        assert rec.protocol == want, attrs
+    assert watch_module.with_diag_protocol is follow_module.with_diag_protocol
 
 
 LIBRARY = r"""

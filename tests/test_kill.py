@@ -411,6 +411,20 @@ def test_destroy_request_raw_protocol() -> None:
     assert req is not None and req[17:20] == bytes((255, 0, 0))
 
 
+def test_destroy_request_raw_protocol_as_parse_rtattr() -> None:
+    """kill_inet_sock sends parse_diag_msg's raw_prot: parse_rtattr (no NLA_F_NESTED
+    masked, so a flagged type is not INET_DIAG_PROTOCOL: 0), and rta_getattr_u8 with no
+    length check (an empty payload reads the next header's first byte, its rta_len)."""
+    flagged = struct.pack("=HHB3x", 5, abi.INET_DIAG_PROTOCOL | 0x8000, 17)
+    rec = _record(_message(attrs=flagged), abi.IPPROTO_RAW)
+    req = destroy_request(rec, abi.IPPROTO_RAW, 1)
+    assert req is not None and req[19] == 0
+    empty = struct.pack("=HH", 4, abi.INET_DIAG_PROTOCOL) + struct.pack("=HHI", 8, 1, 0)
+    rec = _record(_message(attrs=empty), abi.IPPROTO_RAW)
+    req = destroy_request(rec, abi.IPPROTO_RAW, 1)
+    assert req is not None and req[19] == 8
+
+
 def test_destroy_request_protocol_is_a_byte() -> None:
     """-E -K hands IPPROTO_MAX (262) to kill_inet_sock: the u8 field holds 6 (TCP)."""
     rec = _record(_message(), 262)

@@ -207,6 +207,40 @@ def test_entered_is_per_thread() -> None:
     assert seen and seen[0] != home and _here() == home
 
 
+@needs_root
+def test_library_visits_come_home_when_a_signal_lands(monkeypatch: pytest.MonkeyPatch) -> None:
+    """summary(netns=) and metrics(netns=) visit through netns.call_there: a signal's
+    exception that lands just after the namespace was joined (modelled here in
+    entered()'s __enter__, the gap a ``with`` block leaves) finds the thread already
+    home while the exception is still being handled."""
+    import sockscope
+
+    home = _here()
+    space = netns.Netns(f"sockscope-visit-{os.getpid()}")
+    real_enter = contextlib._GeneratorContextManager.__enter__
+
+    def interrupted(self):  # type: ignore[no-untyped-def]
+        value = real_enter(self)
+        if self.gen.__name__ != "entered":
+            return value
+        raise KeyboardInterrupt  # as a SIGINT landing before the with block's try
+
+    try:
+        monkeypatch.setattr(contextlib._GeneratorContextManager, "__enter__", interrupted)
+        for visit in (
+            lambda: sockscope.summary(netns=space.name),
+            lambda: sockscope.metrics(sockscope.Query(netns=space.name)),
+        ):
+            try:
+                visit()
+            except KeyboardInterrupt:
+                assert _here() == home
+            assert _here() == home
+    finally:
+        monkeypatch.undo()
+        space.close()
+
+
 def test_missing_namespace_library() -> None:
     with pytest.raises(SockscopeError) as info, ops.entered("sockscope-no-such-ns"):
         pass

@@ -8,7 +8,9 @@ both.  A live test compares real processes (forked, threaded) in a netns.
 
 from __future__ import annotations
 
+import ctypes
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -18,7 +20,7 @@ import pytest
 
 import netns
 from conftest import ORACLE, ORACLE_REASON, needs_oracle
-from sockscope.ops.procmap import ProcessMap, scan_int, task_name
+from sockscope.ops.procmap import ProcessMap, scan_int, selinux_enabled, task_name
 from sockscope.options import Options
 
 TESTS = Path(__file__).resolve().parent
@@ -330,3 +332,72 @@ def test_compiled_fd_loop_on_real_processes() -> None:
         assert checked > 5
     finally:
         child.communicate("")
+
+
+# --- -Z/-z: is SELinux enabled (libselinux's is_selinux_enabled) -----------------------
+_SELINUXFS = "selinuxfs /sys/fs/selinux selinuxfs {} 0 0\n"
+
+
+@pytest.mark.parametrize(
+    ("mounts", "known", "config", "enabled"),
+    [
+        ("", True, True, False),  # no selinuxfs mounted
+        (_SELINUXFS.format("rw,relatime"), True, True, True),
+        (_SELINUXFS.format("rw,relatime"), True, False, False),  # no /etc/selinux/config
+        (_SELINUXFS.format("ro,relatime"), True, True, False),  # read-only: disabled
+        # mounted elsewhere: found through /proc/filesystems and /proc/mounts
+        ("none /mnt/sel selinuxfs rw 0 0\n", True, True, True),
+        ("none /mnt/sel selinuxfs rw 0 0\n", False, True, False),
+        # the last mount on a directory is the one statfs sees
+        (_SELINUXFS.format("rw") + "none /sys/fs/selinux tmpfs rw 0 0\n", True, True, False),
+        # /sys/fs/selinux read-only stops the search before /proc/mounts' others
+        (_SELINUXFS.format("ro") + "none /mnt/sel selinuxfs rw 0 0\n", True, True, False),
+    ],
+)
+def test_selinux_enabled_rules(
+    tmp_path: Path, mounts: str, known: bool, config: bool, enabled: bool
+) -> None:
+    """init_selinuxmnt + has_selinux_config of libselinux 3.x (src/init.c, enabled.c)."""
+    (tmp_path / "mounts").write_text("sysfs /sys sysfs rw 0 0\n" + mounts)
+    (tmp_path / "filesystems").write_text("nodev\tsysfs\n" + ("nodev\tselinuxfs\n" * known))
+    if config:
+        (tmp_path / "config").write_text("SELINUX=enforcing\n")
+    paths = [str(tmp_path / name) for name in ("mounts", "filesystems", "config")]
+    assert selinux_enabled(*paths) is enabled
+
+
+def test_selinux_enabled_as_libselinux_here() -> None:
+    """The same answer as the host's libselinux (the library ss links), when it has one."""
+    try:
+        lib = ctypes.CDLL("libselinux.so.1")
+    except OSError:
+        pytest.skip("no libselinux.so.1 on this host")
+    assert selinux_enabled() is (lib.is_selinux_enabled() == 1)
+
+
+_FAKE_ENFORCE = (
+    "mount -t tmpfs none /sys/fs && mkdir /sys/fs/selinux && "
+    ': > /sys/fs/selinux/enforce && exec "$@"'
+)
+
+
+@needs_oracle
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("unshare") is None, reason="needs root and unshare"
+)
+def test_Z_without_selinuxfs_as_ss() -> None:
+    """A file /sys/fs/selinux/enforce on a tmpfs is no selinuxfs: ss -Z says SELinux is
+    not enabled (status 1), whatever files lie there (in a private mount namespace)."""
+    out = []
+    for tool in ([ORACLE], netns.sockscope_cmd()):
+        argv = ["unshare", "-m", "--propagation", "private", "sh", "-c", _FAKE_ENFORCE, "sh"]
+        proc = subprocess.run(
+            [*argv, *tool, "-Z", "-tan"],
+            env=netns.tool_env(),
+            capture_output=True,
+            stdin=subprocess.DEVNULL,
+            timeout=60,
+        )
+        out.append((proc.returncode, proc.stderr.replace(b"sockscope:", b"ss:")))
+    assert out[0] == (1, b"ss: SELinux is not enabled.\n")
+    assert out[1] == out[0]

@@ -223,3 +223,15 @@ print(mine.tcpi_state, mine.tcpi_options, mine.tcpi_snd_wscale, mine.tcpi_snd_ms
     state, options, wscale, mss, advmss, acked, dsegs = map(int, fields.split())
     assert (state, options & 7, wscale, advmss, acked, dsegs) == (1, 7, 10, 65483, 1001, 1)
     assert mss > 0
+
+
+def test_memo_tables_belong_to_a_run() -> None:
+    """The -i text's memo tables live on a TcpText per run (style: no module-level
+    mutable state), so two runs (an exporter's threads) share nothing; same text."""
+    hot = list(tcpinfo.TCP_HOT.unpack(bytes(tcpinfo.TCP_HOT_SIZE)))
+    hot[4] = 204000  # tcpi_rto in microseconds
+    first, second = tcpinfo.TcpText(), tcpinfo.TcpText()
+    text = first.text(1, tuple(hot), "cubic", None, 0, "", False, False)
+    assert " rto:204 " in text  # %g of 204000 us in ms
+    assert first.ms == {204000: "204"} and second.ms == {}
+    assert second.text(1, tuple(hot), "cubic", None, 0, "", False, False) == text

@@ -19,7 +19,7 @@
  *              under -i/-m, with -o/-O or not) it also makes the extra-information
  *              cell, as the fast path of tables/inet/extinfo.py does (ext_text: the
  *              attribute walk, print_skmeminfo, tcp_timer_print and tcp_stats_print
- *              of tcpinfo.tcp_text); any attribute block outside that path (vegas,
+ *              of tcpinfo.TcpText.text); any attribute block outside that path (vegas,
  *              dctcp, md5, ULP, short structures, bad headers) sends the row to Python.
  *   DiagTable  --watch's snapshot of one protocol: the dump's replies compared in step
  *              with the last snapshot's (sockscope.ops.watch.Table).
@@ -993,7 +993,7 @@ queue_cell_dict(RowMaker *self, uint32_t n)
     return text;
 }
 
-/* ---- the -i/-m text of a TCP row (tables/inet/extinfo.py _bind, tcpinfo.tcp_text) ---- */
+/* ---- the -i/-m text of a TCP row (tables/inet/extinfo.py _bind, tcpinfo.TcpText.text) ---- */
 
 #define TEXT_ROOM 4096
 #define TCP_HOT_LEN 240 /* struct tcp_info up to tcpi_rehash, as tcpinfo.TCP_HOT */
@@ -1177,7 +1177,7 @@ put_ms_timer(struct text *t, uint32_t ms)
         put(t, "%03lu%s", msecs, secs ? "sec" : "ms");
 }
 
-/* tcp_stats_print over struct tcp_info at `ti` (tcpinfo.tcp_text, no vegas, no dctcp) */
+/* tcp_stats_print over struct tcp_info at `ti` (tcpinfo.TcpText.text, no vegas, no dctcp) */
 static void
 put_tcp(struct text *t, int state, const uint8_t *ti, const char *cong, int cong_len,
         const uint8_t *bbr, int show_options, int numeric)

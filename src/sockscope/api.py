@@ -346,8 +346,7 @@ def metrics(
     else:
         from sockscope.ops import netns as ns
 
-        with ns.entered(query.netns):
-            space, pairs = home()
+        space, pairs = ns.visit(query.netns, home)
         if ns.target(query.netns)[0] == "name":
             space = ops_metrics.Space(space.inode, query.netns)
     return ops_metrics.collect(

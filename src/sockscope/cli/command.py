@@ -506,8 +506,9 @@ _ANSWER_OPTS = frozenset(
 
 
 def _selinux_enabled() -> bool:
-    """libselinux's is_selinux_enabled: a mounted selinuxfs with a loaded policy."""
-    return posix.access("/sys/fs/selinux/enforce", posix.F_OK)
+    from sockscope.ops.procmap import selinux_enabled  # libselinux's is_selinux_enabled
+
+    return selinux_enabled()
 
 
 def _help(extra: str = "") -> None:
@@ -1024,7 +1025,7 @@ def _show(
         from sockscope.ops.follow import follow
 
         out.flush()
-        ok = follow(run.sel, opts, flt, printer, renderer, environ, _warn)
+        ok = follow(run.sel, opts, flt, printer, renderer, environ, _warn, out.flush)
         return 0 if ok else EXIT_ARGUMENT
 
     gather.show_all(ctx, printer, renderer)

@@ -207,10 +207,10 @@ def decode_ulp(data: bytes) -> dict[str, object]:
     """INET_DIAG_ULP_INFO: ``{"name": ..., "tls": {...}, "mptcp": {...}}`` (present keys only)."""
     out: dict[str, object] = {}
     ulp = nested(data, 0, len(data), abi.INET_ULP_INFO_MPTCP)
-    span = ulp.get(1)
+    span = ulp.get(abi.INET_ULP_INFO_NAME)
     if span:
         out["name"] = cstr(data, *span)
-    span = ulp.get(2)
+    span = ulp.get(abi.INET_ULP_INFO_TLS)
     if span:
         tls = nested(data, span[0], span[1], TLS_INFO_MAX)
         out["tls"] = {
@@ -231,17 +231,20 @@ TLS_INFO_MAX = 7
 TLS_NAMES = ("", "version", "cipher", "txconf", "rxconf", "zc_ro_tx", "rx_no_pad")
 SF_MAX = 10
 SF_NAMES = {
-    1: "token_rem",
-    2: "token_loc",
-    3: "relwrite_seq",
-    4: "map_seq",
-    5: "map_sfseq",
-    6: "ssn_offset",
-    7: "map_datalen",
-    8: "flags",
-    9: "id_rem",
-    10: "id_loc",
+    abi.MPTCP_SUBFLOW_ATTR_TOKEN_REM: "token_rem",
+    abi.MPTCP_SUBFLOW_ATTR_TOKEN_LOC: "token_loc",
+    abi.MPTCP_SUBFLOW_ATTR_RELWRITE_SEQ: "relwrite_seq",
+    abi.MPTCP_SUBFLOW_ATTR_MAP_SEQ: "map_seq",
+    abi.MPTCP_SUBFLOW_ATTR_MAP_SFSEQ: "map_sfseq",
+    abi.MPTCP_SUBFLOW_ATTR_SSN_OFFSET: "ssn_offset",
+    abi.MPTCP_SUBFLOW_ATTR_MAP_DATALEN: "map_datalen",
+    abi.MPTCP_SUBFLOW_ATTR_FLAGS: "flags",
+    abi.MPTCP_SUBFLOW_ATTR_ID_REM: "id_rem",
+    abi.MPTCP_SUBFLOW_ATTR_ID_LOC: "id_loc",
 }
+#: the subflow attributes ss reads as u64 and as u8 (the others are u32)
+_SF_U64 = (abi.MPTCP_SUBFLOW_ATTR_RELWRITE_SEQ, abi.MPTCP_SUBFLOW_ATTR_MAP_SEQ)
+_SF_U8 = (abi.MPTCP_SUBFLOW_ATTR_ID_REM, abi.MPTCP_SUBFLOW_ATTR_ID_LOC)
 _U8 = struct.Struct("=B")
 _U16 = struct.Struct("=H")
 _U32 = struct.Struct("=I")
@@ -264,9 +267,9 @@ def u64(buf: bytes, span: tuple[int, int]) -> int:
 
 
 def sf_value(buf: bytes, span: tuple[int, int], kind: int) -> int:
-    if kind in (3, 4):
+    if kind in _SF_U64:
         return u64(buf, span)
-    if kind in (9, 10):
+    if kind in _SF_U8:
         return buf[span[0]] if span[1] > span[0] else 0
     return u32(buf, span)
 

@@ -27,6 +27,7 @@ import time
 from sockscope.errors import KillError, NetlinkError
 from sockscope.kernel import abi, netlink
 from sockscope.tables.inet.layout import ATTR_END, ATTR_START, BUF, FAMILY
+from sockscope.tables.inet.record import diag_protocol
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -60,8 +61,8 @@ def destroy_request(rec: InetSocket, protocol: int, seq: int) -> bytes | None:
     ident = bytes(buf[attr_start - _ID_FROM_END : attr_start - _ID_FROM_END + _ID_LEN])
     raw_prot = 0
     if protocol == abi.IPPROTO_RAW:
-        span = netlink.attrs(buf, attr_start, rec[ATTR_END]).get(abi.INET_DIAG_PROTOCOL)
-        raw_prot = buf[span[0]] if span and span[1] > span[0] else 0
+        # kill_inet_sock sends parse_diag_msg's raw_prot: parse_rtattr, no flag masked
+        raw_prot = diag_protocol(buf, attr_start, rec[ATTR_END], 0, 0xFFFF)
     body = _REQ_HEAD.pack(rec[FAMILY], protocol & 0xFF, 0, raw_prot, 0) + ident
     return netlink.message(abi.SOCK_DESTROY, abi.NLM_F_REQUEST | abi.NLM_F_ACK, body, seq)
 

@@ -27,15 +27,13 @@ import errno as _errno
 import os
 import select
 import socket
-import sys
 from functools import partial
 
 from sockscope.errors import ArgumentError, EventError, NetlinkError, SockscopeError
 from sockscope.kernel import abi, netlink
 from sockscope.ops.destroy import Killer
 from sockscope.ops.netns import iterate
-from sockscope.tables.inet.layout import ATTR_END, ATTR_START, BUF
-from sockscope.tables.inet.record import InetSocket, decode_inet
+from sockscope.tables.inet.record import InetSocket, decode_inet, with_diag_protocol
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -135,18 +133,6 @@ def messages(sock: socket.socket) -> Iterator[netlink.Message]:
             off += (length + 3) & ~3
 
 
-def _with_netid(records: Iterable[InetSocket]) -> Iterator[InetSocket]:
-    """Give each record the protocol of its INET_DIAG_PROTOCOL attribute (inet_show_sock)."""
-    new = tuple.__new__
-    for rec in records:
-        buf = rec[BUF]
-        span = netlink.attrs(buf, rec[ATTR_START], rec[ATTR_END]).get(abi.INET_DIAG_PROTOCOL)
-        if span is not None and span[1] > span[0]:
-            yield new(InetSocket, (*rec[:16], buf[span[0]], *rec[BUF:]))
-        else:
-            yield rec
-
-
 def watch(
     groups: int,
     families: int = (1 << abi.AF_INET) | (1 << abi.AF_INET6),
@@ -181,7 +167,7 @@ def shown(
             continue
         if killer is not None and not killer(rec, IPPROTO_MAX):
             continue
-        yield from _with_netid((rec,))
+        yield with_diag_protocol(rec)
 
 
 def received(sock: socket.socket) -> list[netlink.Message]:
@@ -339,12 +325,14 @@ def follow(
     renderer: Renderer,
     environ: dict[str, str],
     warn: Callable[[str], None],
+    flush: Callable[[], None],
 ) -> bool:
     """``ss -E``: print a row per destroyed socket until killed; False when it stopped
     on an error (ss then exits with -1).
 
-    The header is already queued in ``renderer``; each event is rendered and flushed at
-    once, with column widths carried over from the rows before it.
+    The header is already queued in ``renderer``; each event is rendered, then
+    ``flush`` (the caller's: only the CLI knows where the text goes) pushes it out at
+    once, as ss's fflush does, with column widths carried over from the rows before it.
     """
     del environ
     groups = groups_for(sel.families, sel.dbs)
@@ -355,7 +343,7 @@ def follow(
     if opts.kill:
         killer = Killer(warn)
     try:
-        ok = _follow(groups, sel.families, matcher, killer, printer, renderer, warn)
+        ok = _follow(groups, sel.families, matcher, killer, printer, renderer, warn, flush)
     finally:
         if killer is not None:
             killer.close()
@@ -370,11 +358,11 @@ def _follow(
     printer: Printer,
     renderer: Renderer,
     warn: Callable[[str], None],
+    flush: Callable[[], None],
 ) -> bool:
     def on_event() -> None:
         renderer.finish()
-        sys.stdout.flush()
-        sys.stdout.buffer.flush()
+        flush()
 
     from sockscope.tables.inet.row import InetRows
 

@@ -281,6 +281,24 @@ def _home_or_close(fd: int) -> int:
         raise
 
 
+def visit(name: str, fn: Callable[[], T]) -> T:
+    """Library: ``fn()`` run in network namespace NAME (this thread only, no mounts),
+    the thread back in its own namespace after, however it ends.
+
+    Raises SockscopeError like ``-N`` when the namespace cannot be opened or joined.
+    Unlike a ``with`` :func:`entered` block, the way home is :func:`call_there`'s, so a
+    signal's exception that lands just after the namespace was joined cannot leave the
+    thread inside it.
+    """
+    fd = open_netns(name)
+    back = _home_or_close(fd)
+    try:
+        return call_there(lambda: _join(fd, name), back, fn)
+    finally:
+        os.close(fd)
+        os.close(back)
+
+
 @contextlib.contextmanager
 def entered(name: str) -> Iterator[None]:
     """Library: run the body in network namespace NAME (this thread only, no mounts).

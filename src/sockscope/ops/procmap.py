@@ -85,6 +85,58 @@ def task_name(stat: bytes) -> str:
     return name.translate(_ESCAPE).decode("latin-1")
 
 
+#: libselinux's SELINUXMNT and OLDSELINUXMNT, tried first
+_SELINUX_MOUNTS = ("/sys/fs/selinux", "/selinux")
+
+
+def selinux_enabled(
+    mounts: str = "/proc/mounts",
+    filesystems: str = "/proc/filesystems",
+    config: str = "/etc/selinux/config",
+) -> bool:
+    """libselinux's is_selinux_enabled() (3.x, which ss 7.1 links for -Z/-z).
+
+    SELinux counts as enabled when init_selinuxmnt found a selinuxfs mounted read-write
+    and ``/etc/selinux/config`` exists (has_selinux_config). init_selinuxmnt looks at
+    /sys/fs/selinux, then /selinux, and stops at the first that is a selinuxfs (one
+    mounted read-only means disabled); otherwise, when /proc/filesystems knows
+    selinuxfs, at the first selinuxfs of /proc/mounts. libselinux asks statfs(2) for the
+    filesystem type and statvfs(2) for ST_RDONLY at each place; here the mount table
+    answers (the last mount on a directory is the one statfs sees), which needs no
+    ctypes and gives the same answer for mount points.
+    """
+    try:
+        with open(mounts, "rb") as f:
+            table = [line.split(b" ")[1:4] for line in f.read().splitlines()]
+    except OSError:
+        return False
+    table = [entry for entry in table if len(entry) == 3]
+    top = {point: (fstype, options) for point, fstype, options in table}
+
+    def verified(point: bytes) -> bool | None:
+        """verify_selinuxmnt: None when not a selinuxfs, else whether it is read-write."""
+        fstype, options = top.get(point, (b"", b""))
+        if fstype != b"selinuxfs":
+            return None
+        return b"ro" not in options.split(b",")
+
+    found: bool | None = None
+    for point in _SELINUX_MOUNTS:
+        found = verified(os.fsencode(point))
+        if found is not None:
+            break
+    else:
+        try:
+            with open(filesystems, "rb") as f:
+                known = b"selinuxfs" in f.read()
+        except OSError:
+            known = False
+        if known:
+            first = next((point for point, fstype, _o in table if fstype == b"selinuxfs"), None)
+            found = None if first is None else verified(first)
+    return bool(found) and os.access(config, os.F_OK)
+
+
 def _selinux_ctx(path: str) -> str:
     """getfilecon: the security.selinux attribute, or ``unavailable``."""
     try:

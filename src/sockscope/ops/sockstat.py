@@ -19,7 +19,7 @@ import os
 
 from sockscope.errors import SockscopeError
 from sockscope.kernel.libc import fgets, int32
-from sockscope.ops.netns import entered
+from sockscope.ops.netns import visit
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -357,8 +357,7 @@ def summary(netns: str | None = None, environ: Mapping[str, str] | None = None) 
     if netns is None:
         result = read(environ, problems.append)
     else:
-        with entered(netns):
-            result = read(environ, problems.append)
+        result = visit(netns, lambda: read(environ, problems.append))
     if problems:
         raise SockscopeError("\n".join(problems))
     return result

@@ -46,9 +46,9 @@ from sockscope.accel import core as compiled_core
 from sockscope.errors import FilterError, NetlinkError
 from sockscope.kernel import abi, netlink
 from sockscope.ops import follow
-from sockscope.tables.inet.layout import ATTR_END, ATTR_START, BUF, PROTOCOL
+from sockscope.tables.inet.layout import BUF, PROTOCOL
 from sockscope.tables.inet.plan import legacy_request
-from sockscope.tables.inet.record import InetSocket, decode_inet
+from sockscope.tables.inet.record import InetSocket, decode_inet, with_diag_protocol
 from sockscope.tables.inet.source import inet_request
 
 TYPE_CHECKING = False
@@ -749,7 +749,7 @@ class Watcher:
         recs = list(decode_inet(((0, msg, 0, len(msg)),), follow.IPPROTO_MAX, self.sel.families))
         if not recs:
             return
-        rec = _with_protocol(recs[0])
+        rec = with_diag_protocol(recs[0])
         protocol = rec[PROTOCOL]
         cookie = msg[_COOKIE]
         clock = time.monotonic()
@@ -780,14 +780,6 @@ class Watcher:
             change.lifetime = clock - started
         change.counters = counters(rec)
         out.append(change)
-
-
-def _with_protocol(rec: InetSocket) -> InetSocket:
-    """The protocol of INET_DIAG_PROTOCOL (destruction events carry it)."""
-    span = netlink.attrs(rec[BUF], rec[ATTR_START], rec[ATTR_END]).get(abi.INET_DIAG_PROTOCOL)
-    if span is not None and span[1] > span[0]:
-        return tuple.__new__(InetSocket, (*rec[:PROTOCOL], rec[BUF][span[0]], *rec[BUF:]))
-    return rec
 
 
 class Watchers:

@@ -168,12 +168,13 @@ def _bind(p: InetRows) -> Callable[[InetSocket, bool], str]:
     numeric = bool(opts.numeric)
     lead = "" if opts.oneline else "\n\t"
     layouts: dict[int, _Plan | None] = {}
-    tcp_text = tcpinfo.tcp_text
+    texts = tcpinfo.text_of(p)
+    tcp_text = texts.text
     hot_unpack = tcpinfo.TCP_HOT.unpack_from
     bbr_unpack = structs.TCP_BBR_INFO.unpack_from
     skmem_unpack = structs.SK_MEMINFO.unpack_from
-    cong_names = tcpinfo._CONG
-    cong_name = tcpinfo.cong_name
+    cong_names = texts.cong
+    cong_name = texts.cong_name
     u32 = _U32.unpack_from
     u64 = _U64.unpack_from
     tcp = abi.IPPROTO_TCP

@@ -423,7 +423,7 @@ def decode_inet(
             continue
         attrs = body + _MSG_SIZE
         if raw:
-            proto = _raw_protocol(buf, attrs, off + length)
+            proto = diag_protocol(buf, attrs, off + length, protocol)
             yield new(cls, (*unpack(buf, body), proto, buf, attrs, off + length))
         else:
             yield new(cls, (*unpack(buf, body), protocol, buf, attrs, off + length))
@@ -468,14 +468,37 @@ def decode_inet_dump(
                 elif length >= minimum and (families >> buf[off + _HDR_SIZE]) & 1:
                     body = off + _HDR_SIZE
                     attrs = body + _MSG_SIZE
-                    proto = _raw_protocol(buf, attrs, off + length) if raw else protocol
+                    proto = diag_protocol(buf, attrs, off + length, protocol) if raw else protocol
                     yield new(cls, (*unpack(buf, body), proto, buf, attrs, off + length))
             off += (length + 3) & ~3
 
 
-def _raw_protocol(buf: bytes, start: int, end: int) -> int:
-    span = netlink.attrs(buf, start, end).get(abi.INET_DIAG_PROTOCOL)
-    return buf[span[0]] if span else abi.IPPROTO_RAW
+def diag_protocol(
+    buf: bytes, start: int, end: int, default: int, mask: int = abi.SS_TYPE_MASK
+) -> int:
+    """The protocol a diag message's INET_DIAG_PROTOCOL attribute names, else ``default``.
+
+    The one place of ss's rule: index the attributes in ``buf[start:end]`` (first of a type
+    wins; ``mask`` clears flag bits: NLA_F_NESTED for the Netid, as inet_show_sock's
+    parse_rtattr_flags; ``0xFFFF`` for -K's raw protocol, as parse_diag_msg's parse_rtattr),
+    then rta_getattr_u8 with no length check: an empty payload reads the byte after its
+    header, as ss does. Only when that byte is beyond the buffer (where ss would read
+    stale memory) does the attribute count as absent.
+    """
+    span = netlink.attrs(buf, start, end, mask).get(abi.INET_DIAG_PROTOCOL)
+    if span is None or span[0] >= len(buf):
+        return default
+    return buf[span[0]]
+
+
+def with_diag_protocol(rec: InetSocket) -> InetSocket:
+    """``rec`` with the protocol of its INET_DIAG_PROTOCOL attribute (inet_show_sock's
+    Netid): the protocol it was decoded with stays when there is none."""
+    protocol = rec[PROTOCOL]
+    found = diag_protocol(rec[BUF], rec[ATTR_START], rec[ATTR_END], protocol)
+    if found == protocol:
+        return rec
+    return tuple.__new__(InetSocket, (*rec[:PROTOCOL], found, *rec[BUF:]))
 
 
 def make_proc_inet(

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from sockscope.kernel.structs import Spans
     from sockscope.render.printer import Printer
     from sockscope.tables.inet.record import InetSocket
+    from sockscope.tables.inet.tcpinfo import TcpText
 
 _STATES = abi.STATE_NAMES
 _NSTATES = len(_STATES)
@@ -80,6 +81,8 @@ class InetRows:
             self._ext_cell = extinfo.inet
         #: the extra-information function of this run's rows (made by extinfo.inet)
         self.ext_row: Callable[[InetSocket, bool], str] | None = None
+        #: the -i text of this run's TCP rows and its memo tables (tcpinfo.text_of)
+        self.tcp_texts: TcpText | None = None
 
     def sctp_state_name(self, s: InetSocket) -> str:
         """The SCTP association state word (:func:`extinfo.sctp_state_name`)."""

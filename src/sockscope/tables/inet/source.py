@@ -26,7 +26,7 @@ from sockscope.tables.inet.plan import (
     idiag_ext,
     legacy_request,
 )
-from sockscope.tables.inet.record import decode_inet, decode_inet_dump
+from sockscope.tables.inet.record import decode_inet, decode_inet_dump, diag_protocol
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -336,10 +336,7 @@ def _file_records(fd: int, ctx: Context) -> Iterator[tuple[InetSocket, str | Non
         snapshot = bytes(buf[: max(16 + nitems, _DIAG_MSG_END) + 512])
         # inet_show_sock takes the protocol from INET_DIAG_PROTOCOL (NLA_F_NESTED masked
         # off) when the message has one: a damaged dump can make a TCP row SCTP or UDP
-        span = netlink.attrs(snapshot, _DIAG_MSG_END, end, abi.SS_TYPE_MASK).get(
-            abi.INET_DIAG_PROTOCOL
-        )
-        proto = snapshot[span[0]] if span else abi.IPPROTO_TCP  # read through, as ss
+        proto = diag_protocol(snapshot, _DIAG_MSG_END, end, abi.IPPROTO_TCP)
         rec = next(decode_inet([(mtype, snapshot, 0, end)], proto))
         yield rec, _deficit(buf, length), _ulp_deficits(buf, length, proto)
 

@@ -135,6 +135,7 @@ def bind_info_block(p: InetRows) -> Callable[[InetSocket, Spans], str]:
         abi.INET_DIAG_ULP_INFO,
     )
     mptcp, sctp = abi.IPPROTO_MPTCP, abi.IPPROTO_SCTP
+    stats = text_of(p).stats
 
     def block(s: InetSocket, attrs: Spans) -> str:
         buf = s[BUF]
@@ -152,7 +153,7 @@ def bind_info_block(p: InetRows) -> Callable[[InetSocket, Spans], str]:
         if proto == mptcp:
             return out if span is None else out + mptcp_stats(buf, span[0], span[1])
         if span is not None:
-            out += tcp_stats(s[STATE], buf, span[0], span[1], attrs, show_options, numeric)
+            out += stats(s[STATE], buf, span[0], span[1], attrs, show_options, numeric)
         if md5_id in attrs:
             out += md5sig_text(p, buf, *attrs[md5_id])
         if ulp_id in attrs:
@@ -226,73 +227,62 @@ _TCP_ITEMS: tuple[str, ...] = (
     " rcv_wnd:%u",  # 54
     " rehash:%u",  # 55
 )
-# The dictionaries below are memo tables of pure functions (a value -> its C-formatted
-# text), bounded in size: like functools.lru_cache they hold no state of a run, which
-# lives on the Printer. They exist because -i formats the same few values ~25 times per
-# socket at 100,000 sockets.
-_FORMATS: dict[int, str] = {}
+#: the most entries a memo table of :class:`TcpText` keeps (a long-running mode keeps
+#: its printer, and rates and rtts take many values)
 _CACHE_MAX = 1 << 16
-
-
-def _tcp_format(key: int) -> str:
-    fmt = "".join(item for bit, item in enumerate(_TCP_ITEMS) if key >> bit & 1)
-    if len(_FORMATS) < 4096:
-        _FORMATS[key] = fmt
-    return fmt
-
-
-#: ``%g`` of a count of microseconds in milliseconds (rto, rtt, ato, minrtt ...)
-_MS: dict[int, str] = {}
-#: ``%g`` of a bbr gain (a 8.8 fixed-point factor)
-_GAIN: dict[int, str] = {}
-#: sprint_bw of a rate in bytes/s (x8), without -n
-_BW: dict[int, str] = {}
-#: the ``send`` rate, keyed by (cwnd * mss) << 32 | rtt: with -n, and without
-_SEND_N: dict[int, str] = {}
-_SEND_H: dict[int, str] = {}
 #: rates below this (in bytes/s) times 8 are exact in a double: ``%.0f`` is the integer
 _EXACT = 1 << 50
 
 
-def _ms(usec: int) -> str:
-    text = _MS.get(usec)
+def _tcp_format(formats: dict[int, str], key: int) -> str:
+    fmt = "".join(item for bit, item in enumerate(_TCP_ITEMS) if key >> bit & 1)
+    if len(formats) < _CACHE_MAX:
+        formats[key] = fmt
+    return fmt
+
+
+def _ms(memo: dict[int, str], usec: int) -> str:
+    """``%g`` of a count of microseconds in milliseconds (rto, rtt, ato, minrtt ...)."""
+    text = memo.get(usec)
     if text is None:
         text = "%g" % (usec / 1000)
-        if len(_MS) < _CACHE_MAX:
-            _MS[usec] = text
+        if len(memo) < _CACHE_MAX:
+            memo[usec] = text
     return text
 
 
-def _gain(value: int) -> str:
-    text = _GAIN.get(value)
+def _gain(memo: dict[int, str], value: int) -> str:
+    """``%g`` of a bbr gain (a 8.8 fixed-point factor)."""
+    text = memo.get(value)
     if text is None:
         text = "%g" % (value / 256.0)
-        if len(_GAIN) < _CACHE_MAX:
-            _GAIN[value] = text
+        if len(memo) < _CACHE_MAX:
+            memo[value] = text
     return text
 
 
-def _rate(value: int, numeric: bool) -> object:
-    """A rate of ``value`` bytes/s as ss prints it in bit/s (``%.0f`` or sprint_bw)."""
+def _rate(memo: dict[int, str], value: int, numeric: bool) -> object:
+    """A rate of ``value`` bytes/s as ss prints it in bit/s (``%.0f`` or sprint_bw);
+    ``memo`` holds the sprint_bw texts (without -n)."""
     if numeric:
         return value * 8 if value < _EXACT else "%.0f" % (value * 8.0)
-    text = _BW.get(value)
+    text = memo.get(value)
     if text is None:
         text = sprint_bw(value * 8.0, False)
-        if len(_BW) < _CACHE_MAX:
-            _BW[value] = text
+        if len(memo) < _CACHE_MAX:
+            memo[value] = text
     return text
 
 
-def _send(cwnd_mss: int, rtt: int, numeric: bool) -> str:
-    cache = _SEND_N if numeric else _SEND_H
+def _send(memo: dict[int, str], cwnd_mss: int, rtt: int, numeric: bool) -> str:
+    """The ``send`` rate; ``memo`` is keyed by (cwnd * mss) << 32 | rtt, one per -n."""
     key = cwnd_mss << 32 | rtt
-    text = cache.get(key)
+    text = memo.get(key)
     if text is None:
         rate = cwnd_mss * 8000000.0 / rtt
         text = "%.0f" % rate if numeric else sprint_bw(rate, False)
-        if len(cache) < _CACHE_MAX:
-            cache[key] = text
+        if len(memo) < _CACHE_MAX:
+            memo[key] = text
     return text
 
 
@@ -306,13 +296,12 @@ def _opt_names(options: int) -> str:
 
 
 _OPT_NAMES = tuple(_opt_names(i) for i in range(256))
-_CONG: dict[bytes, str] = {}
 _WSCALE = tuple(((w & 15, w >> 4) if LITTLE else (w >> 4, w & 15)) for w in range(256))
 _APP_LIMITED = 1 if LITTLE else 0x80
 _U64_MAX = 0xFFFFFFFFFFFFFFFF
 
 #: the fields of struct tcp_info that tcp_stats_print reads, up to tcpi_rehash (the
-#: others are skipped with pad bytes): one unpack_from makes the locals of tcp_text
+#: others are skipped with pad bytes): one unpack_from makes the locals of TcpText.text
 TCP_HOT = struct.Struct("=4x4B4I5II4xII8I3I4Q6IQ3Q2I2Q6I")
 TCP_HOT_SIZE = TCP_HOT.size
 _HOT_UNPACK = TCP_HOT.unpack_from
@@ -325,46 +314,8 @@ def tcp_hot(buf: bytes, start: int, end: int) -> tuple[int, ...]:
     return _HOT_UNPACK(bytes(buf[start:end]) + bytes(TCP_HOT_SIZE - (end - start)))
 
 
-def cong_name(raw: bytes) -> str:
-    """INET_DIAG_CONG's text as ss prints it (``%s`` of a 16-byte buffer: 15 chars)."""
-    cong = _CONG.get(raw)
-    if cong is None:
-        cong = cstr(raw, 0, len(raw))[:15]
-        if len(_CONG) < 1024:
-            _CONG[raw] = cong
-    return cong
-
-
-def tcp_stats(
-    state: int,
-    buf: bytes,
-    start: int,
-    end: int,
-    attrs: Spans,
-    show_options: bool,
-    numeric: bool,
-) -> str:
-    """tcp_show_info's struct tcp_info part + tcp_stats_print (7.1's items and order)."""
-    span = attrs.get(4)  # INET_DIAG_CONG
-    # strncpy(cong_alg, RTA_DATA, 15): a name without its NUL is read through the buffer
-    cong = "" if span is None else cong_name(bytes(buf[span[0] : span[0] + 15]))
-    vegas_rtt = 0
-    dctcp = ""
-    if 3 in attrs or 9 in attrs:  # INET_DIAG_VEGASINFO, INET_DIAG_DCTCPINFO
-        vegas_rtt, dctcp = _vegas_dctcp(buf, attrs)
-    span = attrs.get(16)  # INET_DIAG_BBRINFO
-    bbr = None
-    if span is not None:
-        if span[1] - span[0] >= 20:
-            bbr = TCP_BBR_INFO.unpack_from(buf, span[0])
-        else:
-            bbr = TCP_BBR_INFO.unpack_from(*padded(buf, span[0], span[1], 20))
-    return tcp_text(
-        state, tcp_hot(buf, start, end), cong, bbr, vegas_rtt, dctcp, show_options, numeric
-    )
-
-
-def tcp_text(
+def _text(
+    memo: TcpText,
     state: int,
     hot: tuple[int, ...],
     cong: str,
@@ -374,7 +325,8 @@ def tcp_text(
     show_options: bool,
     numeric: bool,
 ) -> str:
-    """tcp_stats_print over the :data:`TCP_HOT` fields and the decoded side attributes.
+    """tcp_stats_print over the :data:`TCP_HOT` fields and the decoded side attributes,
+    as :meth:`TcpText.text` (bound to ``memo``, whose tables it fills).
 
     ``vegas_rtt`` is the rtt of an enabled VEGASINFO (0 if none) and ``dctcp`` the
     DCTCPINFO text; ``bbr`` the raw struct tcp_bbr_info.
@@ -390,7 +342,8 @@ def tcp_text(
         bytes_sent, bytes_retrans, dsack_dups, reord_seen, rcv_ooopack, snd_wnd,
         rcv_wnd, rehash,
     ) = hot  # fmt: skip
-    ms = _MS
+    ms = memo.ms
+    bws = memo.bw
     vals: list[object] = []
     put = vals.append
     key = 0
@@ -405,17 +358,17 @@ def tcp_text(
         vals += _WSCALE[wscale]
     if rto and rto != 3000000:
         key |= 8
-        put(ms.get(rto) or _ms(rto))
+        put(ms.get(rto) or _ms(ms, rto))
     if backoff:
         key |= 16
         put(backoff)
     if rtt:
         key |= 32
-        put(ms.get(rtt) or _ms(rtt))
-        put(ms.get(rttvar) or _ms(rttvar))
+        put(ms.get(rtt) or _ms(ms, rtt))
+        put(ms.get(rttvar) or _ms(ms, rttvar))
     if ato:
         key |= 64
-        put(ms.get(ato) or _ms(ato))
+        put(ms.get(ato) or _ms(ms, ato))
     # runs of items that are usually all there are tested at once (the same bits and
     # values as their items one by one, which follow for the other rows)
     if mss and pmtu and rcv_mss and advmss and cwnd and (mss | rcv_mss | advmss) < 0x80000000:
@@ -475,19 +428,20 @@ def tcp_text(
         bw_lo, bw_hi, bbr_rtt, pacing_gain, cwnd_gain = bbr
         key |= (1 << 22) | (1 << 25)
         bw = (bw_hi << 32) | bw_lo
-        put(bw * 8 if numeric and bw < _EXACT else _rate(bw, numeric))
-        put(ms.get(bbr_rtt) or _ms(bbr_rtt))
+        put(bw * 8 if numeric and bw < _EXACT else _rate(bws, bw, numeric))
+        put(ms.get(bbr_rtt) or _ms(ms, bbr_rtt))
         if pacing_gain:
             key |= 1 << 23
-            put(_GAIN.get(pacing_gain) or _gain(pacing_gain))
+            put(memo.gain.get(pacing_gain) or _gain(memo.gain, pacing_gain))
         if cwnd_gain:
             key |= 1 << 24
-            put(_GAIN.get(cwnd_gain) or _gain(cwnd_gain))
+            put(memo.gain.get(cwnd_gain) or _gain(memo.gain, cwnd_gain))
     send_rtt = vegas_rtt or rtt
     if send_rtt and mss and cwnd:
         key |= 1 << 26
         send = cwnd * mss << 32 | send_rtt
-        put((_SEND_N if numeric else _SEND_H).get(send) or _send(cwnd * mss, send_rtt, numeric))
+        sends = memo.send_n if numeric else memo.send_h
+        put(sends.get(send) or _send(sends, cwnd * mss, send_rtt, numeric))
     if lastsnd and lastrcv and lastack:
         key |= (1 << 27) | (1 << 28) | (1 << 29)
         vals += (lastsnd, lastrcv, lastack)
@@ -503,14 +457,14 @@ def tcp_text(
             put(lastack)
     if pacing and pacing != _U64_MAX:
         key |= 1 << 30
-        put(pacing * 8 if numeric and pacing < _EXACT else _rate(pacing, numeric))
+        put(pacing * 8 if numeric and pacing < _EXACT else _rate(bws, pacing, numeric))
         if max_pacing and max_pacing != _U64_MAX:
             key |= 1 << 31
-            put(_rate(max_pacing, numeric))
+            put(_rate(bws, max_pacing, numeric))
     if delivery_rate:
         key |= 1 << 32
         rate = delivery_rate
-        put(rate * 8 if numeric and rate < _EXACT else _rate(rate, numeric))
+        put(rate * 8 if numeric and rate < _EXACT else _rate(bws, rate, numeric))
     if delivered:
         key |= 1 << 33
         put(delivered)
@@ -557,7 +511,7 @@ def tcp_text(
         put(reord_seen if reord_seen < 0x80000000 else reord_seen - 0x100000000)
     if rcv_rtt:
         key |= 1 << 47
-        put(ms.get(rcv_rtt) or _ms(rcv_rtt))
+        put(ms.get(rcv_rtt) or _ms(ms, rcv_rtt))
     if rcv_ssthresh and rcv_space and rcv_space < 0x80000000:
         key |= (1 << 48) | (1 << 49)
         vals += (rcv_space, rcv_ssthresh)
@@ -573,7 +527,7 @@ def tcp_text(
         put(notsent)
     if min_rtt and min_rtt != 0xFFFFFFFF:
         key |= 1 << 51
-        put(ms.get(min_rtt) or _ms(min_rtt))
+        put(ms.get(min_rtt) or _ms(ms, min_rtt))
     if rcv_ooopack:
         key |= 1 << 52
         put(rcv_ooopack)
@@ -590,10 +544,94 @@ def tcp_text(
     if rehash:
         key |= 1 << 55
         put(rehash)
-    fmt = _FORMATS.get(key)
+    fmt = memo.formats.get(key)
     if fmt is None:
-        fmt = _tcp_format(key)
+        fmt = _tcp_format(memo.formats, key)
     return fmt % tuple(vals)
+
+
+class TcpText:
+    """tcp_stats_print's text, with the memo tables of one run (on its :class:`InetRows`).
+
+    The tables map a value to its C-formatted text (pure functions), bounded in size.
+    They exist because -i formats the same few values ~25 times per socket at 100,000
+    sockets; they live with the run's printer, not the module, so that the threads of
+    an exporter and the snapshots of separate runs share nothing.
+    """
+
+    __slots__ = ("bw", "cong", "formats", "gain", "ms", "send_h", "send_n")
+
+    def __init__(self) -> None:
+        #: a bitmask of the items present -> their formats joined
+        self.formats: dict[int, str] = {}
+        #: microseconds -> ``%g`` in milliseconds
+        self.ms: dict[int, str] = {}
+        #: bbr gain (8.8 fixed point) -> ``%g``
+        self.gain: dict[int, str] = {}
+        #: a rate in bytes/s -> sprint_bw of it in bit/s (without -n)
+        self.bw: dict[int, str] = {}
+        #: the ``send`` rate, keyed by (cwnd * mss) << 32 | rtt: with -n, and without
+        self.send_n: dict[int, str] = {}
+        self.send_h: dict[int, str] = {}
+        #: INET_DIAG_CONG's first 15 bytes -> the name ss prints
+        self.cong: dict[bytes, str] = {}
+
+    def cong_name(self, raw: bytes) -> str:
+        """INET_DIAG_CONG's text as ss prints it (``%s`` of a 16-byte buffer: 15 chars)."""
+        cong = self.cong.get(raw)
+        if cong is None:
+            cong = cstr(raw, 0, len(raw))[:15]
+            if len(self.cong) < _CACHE_MAX:
+                self.cong[raw] = cong
+        return cong
+
+    def stats(
+        self,
+        state: int,
+        buf: bytes,
+        start: int,
+        end: int,
+        attrs: Spans,
+        show_options: bool,
+        numeric: bool,
+    ) -> str:
+        """tcp_show_info's struct tcp_info part + tcp_stats_print (7.1's items and order)."""
+        span = attrs.get(abi.INET_DIAG_CONG)
+        # strncpy(cong_alg, RTA_DATA, 15): a name without its NUL is read through the buffer
+        cong = "" if span is None else self.cong_name(bytes(buf[span[0] : span[0] + 15]))
+        vegas_rtt = 0
+        dctcp = ""
+        if abi.INET_DIAG_VEGASINFO in attrs or abi.INET_DIAG_DCTCPINFO in attrs:
+            vegas_rtt, dctcp = _vegas_dctcp(buf, attrs)
+        span = attrs.get(abi.INET_DIAG_BBRINFO)
+        bbr = None
+        if span is not None:
+            if span[1] - span[0] >= 20:
+                bbr = TCP_BBR_INFO.unpack_from(buf, span[0])
+            else:
+                bbr = TCP_BBR_INFO.unpack_from(*padded(buf, span[0], span[1], 20))
+        return _text(
+            self,
+            state,
+            tcp_hot(buf, start, end),
+            cong,
+            bbr,
+            vegas_rtt,
+            dctcp,
+            show_options,
+            numeric,
+        )
+
+    #: tcp_stats_print over the :data:`TCP_HOT` fields and the decoded side attributes
+    text = _text
+
+
+def text_of(p: InetRows) -> TcpText:
+    """The :class:`TcpText` of the run ``p`` prints (made on first use)."""
+    texts = p.tcp_texts
+    if texts is None:
+        texts = p.tcp_texts = TcpText()
+    return texts
 
 
 def _vegas_dctcp(buf: bytes, attrs: Spans) -> tuple[int, str]:
@@ -686,19 +724,26 @@ _TLS_VERSIONS = {0x0303: " version: 1.2", 0x0304: " version: 1.3"}
 _TLS_CIPHERS = {51: " cipher: aes-gcm-128", 52: " cipher: aes-gcm-256"}
 _TLS_CONF = {1: "none", 2: "sw", 3: "hw", 4: "hw-record"}
 _SF_FLAGS = "MmJjBbecv"
+#: the sequence numbers mptcp_subflow_info prints after the tokens, in its order
+_SF_COUNTERS = (
+    (abi.MPTCP_SUBFLOW_ATTR_MAP_SEQ, " seq:%u"),
+    (abi.MPTCP_SUBFLOW_ATTR_MAP_SFSEQ, " sfseq:%u"),
+    (abi.MPTCP_SUBFLOW_ATTR_SSN_OFFSET, " ssnoff:%u"),
+    (abi.MPTCP_SUBFLOW_ATTR_MAP_DATALEN, " maplen:%u"),
+)
 
 
 def ulp_text(buf: bytes, start: int, end: int) -> str:
     """The INET_DIAG_ULP_INFO part of tcp_show_info: name, then TLS or MPTCP subflow."""
-    ulp = nested(buf, start, end, 3)
+    ulp = nested(buf, start, end, abi.INET_ULP_INFO_MPTCP)
     out = ""
-    span = ulp.get(1)
+    span = ulp.get(abi.INET_ULP_INFO_NAME)
     if span is not None:
         out += " tcp-ulp-" + cstr(buf, *span)
-    span = ulp.get(2)
+    span = ulp.get(abi.INET_ULP_INFO_TLS)
     if span is not None:
         out += _tls_text(buf, nested(buf, span[0], span[1], TLS_INFO_MAX))
-    span = ulp.get(3)
+    span = ulp.get(abi.INET_ULP_INFO_MPTCP)
     if span is not None:
         out += _subflow_text(buf, nested(buf, span[0], span[1], SF_MAX))
     return out
@@ -707,21 +752,21 @@ def ulp_text(buf: bytes, start: int, end: int) -> str:
 def _tls_text(buf: bytes, tls: Spans) -> str:
     """tcp_tls_version, tcp_tls_cipher, tcp_tls_conf (rx, tx), zc_ro_tx, no_pad_rx."""
     out = ""
-    span = tls.get(1)
+    span = tls.get(abi.TLS_INFO_VERSION)
     if span is not None:
         val = u16(buf, span)
         out += _TLS_VERSIONS.get(val) or " version: unknown(%u)" % val
-    span = tls.get(2)
+    span = tls.get(abi.TLS_INFO_CIPHER)
     if span is not None:
         out += _TLS_CIPHERS.get(u16(buf, span), "")
-    for name, kind in (("rxconf", 4), ("txconf", 3)):
+    for name, kind in (("rxconf", abi.TLS_INFO_RXCONF), ("txconf", abi.TLS_INFO_TXCONF)):
         span = tls.get(kind)
         if span is not None:
             val = u16(buf, span)
             out += " %s: %s" % (name, _TLS_CONF.get(val) or "unknown(%u)" % val)
-    if 5 in tls:
+    if abi.TLS_INFO_ZC_RO_TX in tls:
         out += " zc_ro_tx"
-    if 6 in tls:
+    if abi.TLS_INFO_RX_NO_PAD in tls:
         out += " no_pad_rx"
     return out
 
@@ -729,22 +774,26 @@ def _tls_text(buf: bytes, tls: Spans) -> str:
 def _subflow_text(buf: bytes, sf: Spans) -> str:
     """Port of ss.c:mptcp_subflow_info (7.1: decimal seq/sfseq/ssnoff/maplen)."""
     out = ""
-    span = sf.get(8)
+    span = sf.get(abi.MPTCP_SUBFLOW_ATTR_FLAGS)
     if span is not None:
         flags = u32(buf, span)
         if flags:
             out += " flags:" + "".join(c for i, c in enumerate(_SF_FLAGS) if flags >> i & 1)
-    if 1 in sf and 2 in sf and 9 in sf and 10 in sf:
+    rem, loc = abi.MPTCP_SUBFLOW_ATTR_TOKEN_REM, abi.MPTCP_SUBFLOW_ATTR_TOKEN_LOC
+    id_rem, id_loc = abi.MPTCP_SUBFLOW_ATTR_ID_REM, abi.MPTCP_SUBFLOW_ATTR_ID_LOC
+    if rem in sf and loc in sf and id_rem in sf and id_loc in sf:
         out += " token:%04x(id:%u)/%04x(id:%u)" % (
-            u32(buf, sf[1]),
-            sf_value(buf, sf[9], 9),
-            u32(buf, sf[2]),
-            sf_value(buf, sf[10], 10),
+            u32(buf, sf[rem]),
+            sf_value(buf, sf[id_rem], id_rem),
+            u32(buf, sf[loc]),
+            sf_value(buf, sf[id_loc], id_loc),
         )
-    for kind, fmt in ((4, " seq:%u"), (5, " sfseq:%u"), (6, " ssnoff:%u"), (7, " maplen:%u")):
+    for kind, fmt in _SF_COUNTERS:
         span = sf.get(kind)
         if span is not None:
-            out += fmt % (u64(buf, span) if kind == 4 else u32(buf, span))
+            out += fmt % (
+                u64(buf, span) if kind == abi.MPTCP_SUBFLOW_ATTR_MAP_SEQ else u32(buf, span)
+            )
     return out
 
 
@@ -882,4 +931,5 @@ __all__ = [
     "proc_info",
     "skmem_text",
     "sprint_bw",
+    "text_of",
 ]
