@@ -91,7 +91,7 @@ def test_help_adds_a_section_after_ss_usage() -> None:
 
 
 def test_help_section_names_every_own_option() -> None:
-    from sockscope.cli.command import LONGOPTS
+    from sockscope.cli.argv import LONGOPTS
 
     own = [name for name, _arg, _key in LONGOPTS[[o[0] for o in LONGOPTS].index("json") :]]
     assert "json-lines" in own and "count-by" in own
