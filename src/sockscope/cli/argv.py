@@ -1,20 +1,20 @@
 """ss's command line as getopt_long reads it: the option table, glibc's parsing rules,
-and ss's option switch, one handler per option.
+and ss's option switch.
 
 ss acts on each option as getopt returns it (the first ``-A`` resets the tables, the last
 of ``-a``/``-l`` wins, ``ss -V -1`` prints the version before the bad option is reported):
 :func:`gnu_getopt` returns the options in that order and :func:`apply_option` applies
 one. What they build up is one :class:`Run`; ``main()`` (cli/command.py) drives them.
+The options that do more than set a value are applied by cli/optactions.py, and
+sockscope's own answer options by cli/answers.py: a listing loads neither.
 """
 
 from __future__ import annotations
 
-import io
 import posix  # os without os.py: importing os costs ~1 ms (_collections_abc's ABCs)
 import sys
 
-from sockscope.cli.status import warn
-from sockscope.errors import ArgumentError, SockscopeError, UsageError
+from sockscope.errors import ArgumentError, UsageError
 from sockscope.kernel import abi
 from sockscope.options import Options
 from sockscope.query.selection import FAMILY_WORDS, Selection, scan_state
@@ -103,14 +103,6 @@ SS_LONGOPTS = next(i for i, o in enumerate(LONGOPTS) if o[0] == "json")
 #: sockscope's options with an optional argument (``--watch[=SECONDS]``,
 #: ``--metrics[=FORMAT]``)
 OPTIONAL_ARG = frozenset(("watch", "metrics"))
-
-
-class Exit(Exception):
-    """Leave main() with a status after the messages have been written."""
-
-    def __init__(self, status: int) -> None:
-        super().__init__(status)
-        self.status = status
 
 
 def prog_name(argv0: str) -> str:
@@ -309,6 +301,10 @@ def apply_option(run: Run, key: str, value: str) -> None:
         run.state_filter = _STATE_OPTS[key]
     elif key in _OTHER_OPTS:
         _OTHER_OPTS[key](run, value)
+    elif key in _ACTION_OPTS:
+        from sockscope.cli import optactions
+
+        optactions.option(run, key, value)
     elif key in _ANSWER_OPTS:
         from sockscope.cli import answers
 
@@ -340,7 +336,9 @@ def _opt_f(run: Run, value: str) -> None:
     if family is not None:
         run.sel.af_set(family)
     elif value == "help":
-        _help()
+        from sockscope.cli.optactions import show_help
+
+        show_help()
     else:
         raise UsageError(f'ss: "{value}" is invalid family')
 
@@ -359,82 +357,6 @@ def _opt_A(run: Run, value: str) -> None:
 
 def _opt_D(run: Run, value: str) -> None:
     run.opts.dump_file = value
-
-
-def _opt_F(run: Run, value: str) -> None:
-    if run.filter_fp is not None:
-        raise ArgumentError("More than one filter file")
-    if value.startswith("-"):
-        run.filter_fp = sys.stdin.buffer
-    else:
-        try:
-            run.filter_fp = open(value, "rb")  # noqa: SIM115 - read later, like ss's FILE*
-        except IsADirectoryError:  # fopen() opens a directory; fgets() then reads nothing
-            run.filter_fp = io.BytesIO()
-        except OSError as e:
-            raise ArgumentError(f"fopen filter file: {posix.strerror(e.errno or 0)}") from None
-    run.opts.filter_file = value
-
-
-def _opt_V(_run: Run, _v: str) -> None:
-    from sockscope.cli.usage import VERSION
-
-    sys.stdout.write(VERSION)
-    raise Exit(0)
-
-
-def _opt_version(_run: Run, _v: str) -> None:
-    """--version: ss's line for -V, byte for byte, then sockscope's own (not for -V)."""
-    from sockscope.cli.usage import VERSION, sockscope_version
-
-    sys.stdout.write(VERSION + sockscope_version())
-    raise Exit(0)
-
-
-def _opt_Z(run: Run, key: str) -> None:
-    if not _selinux_enabled():
-        raise SockscopeError("ss: SELinux is not enabled.")
-    run.opts.show_proc_ctx += 1
-
-
-def _opt_z(run: Run, _v: str) -> None:
-    run.opts.show_sock_ctx += 1
-    _opt_Z(run, "z")
-
-
-def _opt_N(run: Run, value: str) -> None:
-    from sockscope.ops import netns
-
-    if run.home_netns is None:
-        run.home_netns = netns.current()
-    netns.switch(value, warn)
-    run.opts.net = value
-
-
-def _opt_h(_run: Run, _v: str) -> None:
-    """-h/--help: ss's usage text unchanged, then a section on sockscope's own options."""
-    from sockscope.cli.usage import SOCKSCOPE_HELP
-
-    _help(SOCKSCOPE_HELP)
-
-
-def _opt_bpf_maps(run: Run, _v: str) -> None:
-    if run.opts.bpf_map_ids:
-        raise ArgumentError("ss: --bpf-maps and --bpf-map-id cannot be used together")
-    run.opts.bpf_maps = True
-
-
-def _opt_bpf_map_id(run: Run, value: str) -> None:
-    if run.opts.bpf_maps:
-        raise SockscopeError("ss: --bpf-maps and --bpf-map-id cannot be used together")
-    from sockscope.ops import bpfmaps
-
-    map_id = bpfmaps.parse_id(value)
-    if map_id is None:
-        raise SockscopeError(f"ss: invalid BPF map ID {value}")
-    if map_id not in run.opts.bpf_map_ids:
-        bpfmaps.check(map_id, value)
-    run.opts.bpf_map_ids.append(map_id)
 
 
 def _opt_json(run: Run, _v: str) -> None:
@@ -457,21 +379,16 @@ _OTHER_OPTS: dict[str, Callable[[Run, str], None]] = {
     "f": _opt_f,
     "A": _opt_A,
     "D": _opt_D,
-    "F": _opt_F,
-    "v": _opt_V,
-    "V": _opt_V,
-    "Z": _opt_Z,
-    "z": _opt_z,
-    "N": _opt_N,
-    "h": _opt_h,
-    "bpf-maps": _opt_bpf_maps,
-    "bpf-map-id": _opt_bpf_map_id,
     "json": _opt_json,
     "j": _opt_json,
     "json-lines": _opt_json_lines,
-    "version": _opt_version,
     "all-netns": _opt_all_netns,
 }
+
+
+#: the options that do more than set a value (print and leave, open a file, enter a
+#: namespace, ask the system), applied by cli/optactions.py: a listing never loads it
+_ACTION_OPTS = frozenset(("F", "v", "V", "version", "Z", "z", "N", "h", "bpf-maps", "bpf-map-id"))
 
 
 #: sockscope's own options, applied by cli/answers.py
@@ -489,19 +406,6 @@ _ANSWER_OPTS = frozenset(
         "min-interval",
     )
 )
-
-
-def _selinux_enabled() -> bool:
-    """libselinux's is_selinux_enabled: a mounted selinuxfs with a loaded policy."""
-    return posix.access("/sys/fs/selinux/enforce", posix.F_OK)
-
-
-def _help(extra: str = "") -> None:
-    from sockscope.cli.usage import USAGE
-
-    sys.stdout.write(USAGE + extra)
-    sys.stdout.flush()
-    raise Exit(0)
 
 
 def read_states(run: Run, args: list[str]) -> list[str]:

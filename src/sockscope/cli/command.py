@@ -15,11 +15,12 @@ import gc
 import posix  # os without os.py: importing os costs ~1 ms (_collections_abc's ABCs)
 import sys
 
-from sockscope.cli.argv import Exit, Run, apply_option, gnu_getopt, prog_name, read_states
+from sockscope.cli.argv import Run, apply_option, gnu_getopt, prog_name, read_states
 from sockscope.cli.status import (
     EXIT_ARGUMENT,
     EXIT_SIGTERM,
     OUTPUT_ERRNOS,
+    Exit,
     Terminated,
     die_by,
     discard_stdout,

@@ -9,14 +9,7 @@ from __future__ import annotations
 import _signal as signal  # type: ignore[import-not-found]  # the C module: signal.py builds enums (~3 ms)
 import sys
 
-from sockscope.cli.status import (
-    close_on_signals,
-    report,
-    restore_handlers,
-    to_devnull,
-    warn,
-    warn_raw,
-)
+from sockscope.cli.status import report, restore_handlers, to_devnull, warn, warn_raw
 from sockscope.errors import SockscopeError
 
 TYPE_CHECKING = False
@@ -26,6 +19,34 @@ if TYPE_CHECKING:
     from sockscope.query.filter import Filter
     from sockscope.render.jsonout import Writer
     from sockscope.render.view import View
+
+
+class Signalled(KeyboardInterrupt):
+    """SIGTERM, SIGHUP or SIGQUIT while a ``--json`` document is open: raised like Ctrl-C's
+    KeyboardInterrupt, so that the document is closed, and then the process dies by
+    ``signum`` as ss does (see :func:`close_on_signals`)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def close_on_signals() -> dict[int, object]:
+    """Make SIGTERM, SIGHUP and SIGQUIT raise :class:`Signalled` where they would kill the
+    process (their action is the default: one that ``nohup`` or a caller set to ignore
+    stays ignored). Returns the handlers replaced, for :func:`restore_handlers`."""
+
+    def stop(signum: int, _frame: object) -> None:
+        raise Signalled(signum)
+
+    replaced: dict[int, object] = {}
+    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+        try:
+            if signal.getsignal(signum) == signal.SIG_DFL:
+                replaced[signum] = signal.signal(signum, stop)
+        except (ValueError, OSError):  # not the main thread: main(argv) from a library
+            break
+    return replaced
 
 
 def _events_json(run: Run, flt: Filter | None, writer: Writer, view: View, groups: int) -> int:

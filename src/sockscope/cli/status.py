@@ -44,6 +44,14 @@ def shows_usage(error: SockscopeError) -> bool:
     )
 
 
+class Exit(Exception):
+    """Leave main() with a status after the messages have been written."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
 #: the status of a process killed by SIGTERM (128 + 15), as the shell shows it: what the
 #: long-running modes (--watch, --top-view, -E --all-netns) return after SIGTERM
 EXIT_SIGTERM = 143
@@ -68,37 +76,9 @@ def raise_on_sigterm() -> None:
         pass
 
 
-class Signalled(KeyboardInterrupt):
-    """SIGTERM, SIGHUP or SIGQUIT while a ``--json`` document is open: raised like Ctrl-C's
-    KeyboardInterrupt, so that the document is closed, and then the process dies by
-    ``signum`` as ss does (see :func:`close_on_signals`)."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
-def close_on_signals() -> dict[int, object]:
-    """Make SIGTERM, SIGHUP and SIGQUIT raise :class:`Signalled` where they would kill the
-    process (their action is the default: one that ``nohup`` or a caller set to ignore
-    stays ignored). Returns the handlers replaced, for :func:`restore_handlers`."""
-    import _signal as signal
-
-    def stop(signum: int, _frame: object) -> None:
-        raise Signalled(signum)
-
-    replaced: dict[int, object] = {}
-    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
-        try:
-            if signal.getsignal(signum) == signal.SIG_DFL:
-                replaced[signum] = signal.signal(signum, stop)
-        except (ValueError, OSError):  # not the main thread: main(argv) from a library
-            break
-    return replaced
-
-
 def restore_handlers(replaced: dict[int, object]) -> None:
-    """Put back the handlers :func:`close_on_signals` or :func:`raise_on_sigterm` replaced."""
+    """Put back the handlers :func:`raise_on_sigterm` (or cli/jsonmode.py's
+    ``close_on_signals``) replaced."""
     import _signal as signal
 
     for signum, handler in replaced.items():
