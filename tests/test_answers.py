@@ -266,7 +266,7 @@ def test_bad_answers(args: list[str], message: str) -> None:
 def test_abbreviations_keep_ss_meaning() -> None:
     """An abbreviation of one of ss's options means what it means to ss (sockscope's own
     long options are looked at only when no ss option matches)."""
-    from sockscope.cli.command import gnu_getopt
+    from sockscope.cli.argv import gnu_getopt
 
     assert gnu_getopt(["--to"], "ss")[0] == [("tos", "")]
     assert gnu_getopt(["--so", "tcp"], "ss")[0] == [("A", "tcp")]

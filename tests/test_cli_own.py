@@ -91,13 +91,35 @@ def test_help_adds_a_section_after_ss_usage() -> None:
 
 
 def test_help_section_names_every_own_option() -> None:
-    from sockscope.cli.command import LONGOPTS
+    from sockscope.cli.argv import LONGOPTS
 
     own = [name for name, _arg, _key in LONGOPTS[[o[0] for o in LONGOPTS].index("json") :]]
     assert "json-lines" in own and "count-by" in own
     for name in [*own, "version"]:
         assert f"--{name}" in SOCKSCOPE_HELP, name
     assert "-j, --json" in SOCKSCOPE_HELP
+
+
+def test_option_switch_handles_every_key_once() -> None:
+    """Every key getopt can return (SHORTOPTS, LONGOPTS) has exactly one handler in the
+    option switch: its tables in cli/argv.py, cli/optactions.py or cli/answers.py (a key
+    left out falls through to the usage error, as an unknown option would)."""
+    from sockscope.cli import argv, optactions
+
+    keys = {ch for ch in argv.SHORTOPTS if ch != ":"} | {key for _n, _a, key in argv.LONGOPTS}
+    tables = [
+        set(argv._FLAG_OPTS),
+        set(argv._DB_OPTS),
+        set(argv._AF_OPTS),
+        set(argv._STATE_OPTS),
+        set(argv._OTHER_OPTS),
+        set(argv._ANSWER_OPTS),
+        set(argv._ACTION_OPTS),
+    ]
+    assert set(optactions._ACTIONS) == argv._ACTION_OPTS
+    handled = [k for table in tables for k in table]
+    assert sorted(handled) == sorted(set(handled))  # once
+    assert set(handled) == keys
 
 
 @needs_oracle

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from sockscope.cli.allns import Hooks
-    from sockscope.cli.command import Run
+    from sockscope.cli.argv import Run
     from sockscope.kernel.netlink import Message
     from sockscope.ops.namespaces import Discovery, Namespace, NamespaceDenied
     from sockscope.ops.procmap import PendingMap, ProcessMap

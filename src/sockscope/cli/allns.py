@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from sockscope.cli.answers import Answers
-    from sockscope.cli.command import Run
+    from sockscope.cli.argv import Run
     from sockscope.ops.namespaces import Discovery, Namespace
     from sockscope.ops.procmap import PendingMap, ProcessMap
     from sockscope.query.filter import Filter

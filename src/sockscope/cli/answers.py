@@ -41,7 +41,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Sequence
 
-    from sockscope.cli.command import Run
+    from sockscope.cli.argv import Run
     from sockscope.ops.procmap import PendingMap, ProcessMap
     from sockscope.options import Options
     from sockscope.query.filter import Filter

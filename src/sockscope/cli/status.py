@@ -1,13 +1,22 @@
-"""ss's exit statuses and usage text, chosen from the kind of error the library raised.
+"""How the command ends: ss's exit statuses, its messages on stderr, the standard
+streams and the signals.
 
+The statuses and the usage text are chosen from the kind of error the library raised.
 ss exits with ``-1`` (255) for what it rejects while reading its command line (an
 unknown option, table, family or state, a filter it cannot parse as grammar or read as
 a file) and with 1 for what fails later (an address or device it cannot resolve, a
 namespace it cannot enter, a kernel error it reports). The library's errors say which
 kind they are; only the CLI turns that into a status.
+
+The messages are written as ss's fprintf()s write them, and a full, closed or broken
+stdout or stderr ends the run as it ends ss (cli/command.py's ``main()`` uses these).
 """
 
 from __future__ import annotations
+
+import errno
+import posix  # os without os.py: importing os costs ~1 ms (_collections_abc's ABCs)
+import sys
 
 from sockscope.errors import ArgumentError, FilterError, SockscopeError
 
@@ -35,6 +44,14 @@ def shows_usage(error: SockscopeError) -> bool:
     )
 
 
+class Exit(Exception):
+    """Leave main() with a status after the messages have been written."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
 #: the status of a process killed by SIGTERM (128 + 15), as the shell shows it: what the
 #: long-running modes (--watch, --top-view, -E --all-netns) return after SIGTERM
 EXIT_SIGTERM = 143
@@ -59,41 +76,112 @@ def raise_on_sigterm() -> None:
         pass
 
 
-class Signalled(KeyboardInterrupt):
-    """SIGTERM, SIGHUP or SIGQUIT while a ``--json`` document is open: raised like Ctrl-C's
-    KeyboardInterrupt, so that the document is closed, and then the process dies by
-    ``signum`` as ss does (see :func:`close_on_signals`)."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
-def close_on_signals() -> dict[int, object]:
-    """Make SIGTERM, SIGHUP and SIGQUIT raise :class:`Signalled` where they would kill the
-    process (their action is the default: one that ``nohup`` or a caller set to ignore
-    stays ignored). Returns the handlers replaced, for :func:`restore_handlers`."""
-    import _signal as signal
-
-    def stop(signum: int, _frame: object) -> None:
-        raise Signalled(signum)
-
-    replaced: dict[int, object] = {}
-    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
-        try:
-            if signal.getsignal(signum) == signal.SIG_DFL:
-                replaced[signum] = signal.signal(signum, stop)
-        except (ValueError, OSError):  # not the main thread: main(argv) from a library
-            break
-    return replaced
-
-
 def restore_handlers(replaced: dict[int, object]) -> None:
-    """Put back the handlers :func:`close_on_signals` or :func:`raise_on_sigterm` replaced."""
+    """Put back the handlers :func:`raise_on_sigterm` (or cli/jsonmode.py's
+    ``close_on_signals``) replaced."""
     import _signal as signal
 
     for signum, handler in replaced.items():
         try:
             signal.signal(signum, handler)
         except (ValueError, OSError, TypeError):
+            pass
+
+
+def die_by(signum: int) -> int:
+    """End the process by the default action of ``signum``; 128 + signum if it survives
+    (the signal is blocked or ignored by whoever called us in-process)."""
+    import _signal as signal
+
+    try:
+        signal.signal(signum, signal.SIG_DFL)
+        posix.kill(posix.getpid(), signum)
+    except (OSError, ValueError):
+        pass
+    return 128 + signum
+
+
+#: write errors of a full, broken or closed stdout
+OUTPUT_ERRNOS = frozenset(
+    # EAGAIN: a non-blocking stdout that is full (ss's printf()s fail and it exits 0)
+    (errno.ENOSPC, errno.EIO, errno.EFBIG, errno.EDQUOT, errno.EPIPE, errno.EBADF, errno.EAGAIN)
+)
+
+
+def to_devnull(fd: int) -> None:
+    """Point descriptor ``fd`` at /dev/null (os.devnull, without os.py): what is written
+    there from now on is dropped, and the flush at exit succeeds."""
+    null = posix.open("/dev/null", posix.O_WRONLY)
+    if null != fd:  # (a closed fd is the lowest free one: the open itself took it)
+        posix.dup2(null, fd)
+        posix.close(null)
+
+
+def ensure_std_streams() -> None:
+    """``sockscope >&-`` / ``2>&-``: ss writes to the closed descriptor, fails silently and
+    exits 0. Python leaves sys.stdout None; point the descriptor at /dev/null (so that no
+    socket opened later takes it) and give the stream back."""
+    for fd, name in ((1, "stdout"), (2, "stderr")):
+        stream = getattr(sys, name)
+        if stream is not None:
+            # argv words are decoded with surrogateescape: messages that echo them give
+            # their bytes back, as ss prints them (not "\udcff")
+            reconfigure = getattr(stream, "reconfigure", None)
+            if reconfigure is not None:
+                try:
+                    stream.flush()
+                    reconfigure(encoding=sys.getfilesystemencoding(), errors="surrogateescape")
+                except (OSError, ValueError):
+                    pass
+            continue
+        try:
+            posix.fstat(fd)
+        except OSError:
+            to_devnull(fd)
+        setattr(sys, name, open(fd, "w", encoding="utf-8", errors="surrogateescape", closefd=False))  # noqa: SIM115
+
+
+def discard_stdout() -> None:
+    """After a failed write: what is still buffered goes to /dev/null, so that the final
+    flush at exit succeeds (no 'Exception ignored' message, no status 120)."""
+    try:
+        to_devnull(sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def report(e: SockscopeError) -> None:
+    try:
+        sys.stdout.flush()
+    except OSError:
+        # full, closed or non-blocking stdout: the message on stderr still comes
+        discard_stdout()
+    text = e.message
+    if text:
+        _to_stderr(text if text.endswith("\n") else text + "\n")
+    if shows_usage(e):
+        from sockscope.cli.usage import USAGE
+
+        _to_stderr(USAGE)
+
+
+def warn_raw(text: str) -> None:
+    """Write ss's exact stderr text (some of its messages end without a newline)."""
+    _to_stderr(text)
+
+
+def warn(message: str) -> None:
+    _to_stderr(message if message.endswith("\n") else message + "\n")
+
+
+def _to_stderr(text: str) -> None:
+    """Write to stderr as ss's fprintf does: a full or broken stderr (``2>/dev/full``)
+    changes neither the output nor the status; what cannot be written is dropped."""
+    try:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        try:
+            to_devnull(sys.stderr.fileno())
+        except (OSError, ValueError):
             pass
