@@ -8,6 +8,16 @@ try:
     from sockscope.cli.command import launch
 
     launch()
+except MemoryError:
+    # RLIMIT_AS (ulimit -v) reached while the modules load: the one line main() gives
+    # once its own try is entered, not a traceback
+    import posix
+
+    try:
+        posix.write(2, b"sockscope: Cannot allocate memory\n")
+    except OSError:
+        pass
+    raise SystemExit(1) from None
 except KeyboardInterrupt:
     # Ctrl-C while the modules load: ss's death by SIGINT, not a traceback (main()
     # handles it once its own try is entered)
