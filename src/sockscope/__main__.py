@@ -8,11 +8,14 @@ try:
     from sockscope.cli.command import launch
 
     launch()
-except MemoryError:
-    # RLIMIT_AS (ulimit -v) reached while the modules load: the one line main() gives
-    # once its own try is entered, not a traceback
+except (MemoryError, OSError) as e:
+    # RLIMIT_AS (ulimit -v) reached while the modules load (importlib's directory
+    # listing fails with ENOMEM): the one line main() gives once its own try is entered,
+    # not a traceback
     import posix
 
+    if isinstance(e, OSError) and e.errno != 12:  # ENOMEM (errno costs an import)
+        raise
     try:
         posix.write(2, b"sockscope: Cannot allocate memory\n")
     except OSError:
