@@ -69,3 +69,23 @@ def test_truncated_tcpdiag_file_message_has_no_newline(tmp_path: Path) -> None:
         )
         assert p.returncode == 0
         assert p.stderr == b"Unexpected EOF reading $TCPDIAG_FILE"
+
+
+@pytest.mark.parametrize("error", ["MemoryError()", "ImportError('x.so: failed to map segment')"])
+def test_memory_exhaustion_is_one_line_not_a_traceback(error: str) -> None:
+    """Under ``ulimit -v`` a listing's MemoryError (or a library that cannot be mapped)
+    is one line on stderr and status 1, where ss 7.1 aborts on its failed malloc()
+    (found by the RLIMIT_AS attack on a namespace of 18,751 sockets: tracebacks)."""
+    code = (
+        "import sys; from sockscope.cli import command\n"
+        f"def boom(*a): raise {error}\n"
+        "command._main = boom\n"
+        "sys.exit(command.main(['-tan']))\n"
+    )
+    src = str(Path(__file__).resolve().parent.parent / "src")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, check=False,
+                       env={**os.environ, "PYTHONPATH": src})  # fmt: skip
+    want = b"Cannot allocate memory" if error.startswith("Memory") else b"failed to map segment"
+    assert p.returncode == 1
+    assert p.stderr.startswith(b"sockscope: ") and want in p.stderr
+    assert p.stderr.count(b"\n") == 1 and b"Traceback" not in p.stderr

@@ -8,6 +8,19 @@ try:
     from sockscope.cli.command import launch
 
     launch()
+except (MemoryError, OSError) as e:
+    # RLIMIT_AS (ulimit -v) reached while the modules load (importlib's directory
+    # listing fails with ENOMEM): the one line main() gives once its own try is entered,
+    # not a traceback
+    import posix
+
+    if isinstance(e, OSError) and e.errno != 12:  # ENOMEM (errno costs an import)
+        raise
+    try:
+        posix.write(2, b"sockscope: Cannot allocate memory\n")
+    except OSError:
+        pass
+    raise SystemExit(1) from None
 except KeyboardInterrupt:
     # Ctrl-C while the modules load: ss's death by SIGINT, not a traceback (main()
     # handles it once its own try is entered)

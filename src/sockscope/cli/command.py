@@ -91,6 +91,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return die_by(signum) if program else 128 + signum
     except BrokenPipeError:
         return 0
+    except (MemoryError, ImportError) as e:
+        # RLIMIT_AS (ulimit -v) reached, or a module's library that cannot be mapped under
+        # it: ss aborts on its failed malloc(); one line, as perror() words ENOMEM
+        why = posix.strerror(errno.ENOMEM) if isinstance(e, MemoryError) else str(e)
+        _report(SockscopeError(f"sockscope: {why}"))
+        return 1
     except OSError as e:
         if e.errno in OUTPUT_ERRNOS:
             # stdout is full or gone: ss never checks its printf()s and exits 0
