@@ -11,6 +11,7 @@ ss's table order, and the final render (cli/listing.py; cli/jsonmode.py for ``--
 from __future__ import annotations
 
 import _signal as signal  # type: ignore[import-not-found]  # the C module: signal.py builds enums (~3 ms)
+import errno
 import gc
 import posix  # os without os.py: importing os costs ~1 ms (_collections_abc's ABCs)
 import sys
@@ -95,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # RLIMIT_AS (ulimit -v) reached, or a module's library that cannot be mapped under
         # it: ss aborts on its failed malloc(); one line, as perror() words ENOMEM
         why = posix.strerror(errno.ENOMEM) if isinstance(e, MemoryError) else str(e)
-        _report(SockscopeError(f"sockscope: {why}"))
+        report(SockscopeError(f"sockscope: {why}"))
         return 1
     except OSError as e:
         if e.errno in OUTPUT_ERRNOS:
