@@ -269,6 +269,19 @@ def test_small_tcp_table_is_one_dump(lab, backend, args):
     assert b"[::1]" in got
 
 
+#: driver code (``HOLD_LISTENERS`` in a driver's text): N listeners on each loopback
+#: address, IPv4 first when ``first`` is 4 (else IPv6), kept open in ``held``
+def _listeners(n: int, first: int) -> str:
+    order = '(socket.AF_INET6, "::1"), (socket.AF_INET, "127.0.0.1")'
+    if first == 4:
+        order = '(socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")'
+    return (
+        f"held = []\nfor family, host in ({order}):\n    for _ in range({n}):\n"
+        "        s = socket.socket(family)\n        s.bind((host, 0))\n"
+        "        s.listen(1)\n        held.append(s)"
+    )
+
+
 #: a listing of 3,000 IPv4 and 3,000 IPv6 listeners (per-family dumps in receive threads)
 #: whose rows are taken slowly, with room for 2 datagrams ahead: the most datagrams each
 #: dump ever had waiting, and the rows listed
@@ -288,13 +301,7 @@ def slow_take(dump):
     time.sleep(0.003)  # a slow reader: a pager, a full pipe
     return take(dump)
 fast._take = slow_take
-held = []
-for family, host in ((socket.AF_INET6, "::1"), (socket.AF_INET, "127.0.0.1")):
-    for _ in range(3000):
-        s = socket.socket(family)
-        s.bind((host, 0))
-        s.listen(1)
-        held.append(s)
+HOLD_LISTENERS
 out = io.BytesIO()
 sys.stdout = io.TextIOWrapper(out, encoding="latin-1")
 from sockscope.cli import main
@@ -304,7 +311,7 @@ rows = out.getvalue().splitlines()[1:]
 six = sum(1 for r in rows if b"[::1]:" in r)
 os.write(1, json.dumps({"status": status, "rows": len(rows), "six": six,
                         "most": sorted(most.values())}).encode())
-"""
+""".replace("HOLD_LISTENERS", _listeners(3000, first=6))
 
 
 @live
@@ -332,13 +339,7 @@ import errno, json, socket, struct
 import sockscope._core as core
 from sockscope.kernel import abi, netlink
 from sockscope.tables.inet import fast, plan
-held = []
-for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
-    for _ in range(300):
-        s = socket.socket(family)
-        s.bind((host, 0))
-        s.listen(1)
-        held.append(s)
+HOLD_LISTENERS
 def messages(datagrams):
     out = []
     for buf in datagrams:
@@ -405,7 +406,7 @@ print(json.dumps({
     "python_errno": python_errno, "big_err": big_err, "big_fd": big_fd,
     "taken_errno": taken_errno, "misuse": misuse,
 }))
-"""
+""".replace("HOLD_LISTENERS", _listeners(300, first=4))
 
 
 @live
