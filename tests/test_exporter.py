@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import gzip
 import http.client
 import os
@@ -356,7 +357,7 @@ class Command:
         m = URL.search(self.first)
         if m is None:
             self.proc.kill()
-            self.proc.wait()
+            self.proc.communicate()  # reaped, its pipes closed (no ResourceWarning later)
             raise AssertionError(f"no start message: {self.first!r}")
         self.host, self.port = m.group(1).decode().strip("[]"), int(m.group(2))
 
@@ -369,15 +370,52 @@ class Command:
         finally:
             conn.close()
 
-    def end(self, signum: int = signal.SIGTERM) -> tuple[int, bytes, bytes]:
-        self.proc.send_signal(signum)
-        out, err = self.proc.communicate(timeout=30)
+    def end(self, signum: int = signal.SIGTERM, tid: int | None = None) -> tuple[int, bytes, bytes]:
+        """Send ``signum`` (to thread ``tid`` of the process when given) and wait for the
+        exit; a server still there after 30 s is killed, its pipes closed, and the test
+        fails with where its threads waited."""
+        if tid is None:
+            self.proc.send_signal(signum)
+        else:
+            _tgkill(self.proc.pid, tid, signum)
+        try:
+            out, err = self.proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            waits = _waits(self.proc.pid)
+            self.kill()
+            raise AssertionError(
+                f"no exit 30 s after signal {signum}; threads in {waits}"
+            ) from None
         return self.proc.returncode, out, self.first + err
+
+    def threads(self) -> list[int]:
+        """The ids of the process's threads other than the main one."""
+        tasks = (int(t) for t in os.listdir(f"/proc/{self.proc.pid}/task"))
+        return sorted(t for t in tasks if t != self.proc.pid)
 
     def kill(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.communicate()
+
+
+def _tgkill(pid: int, tid: int, signum: int) -> None:
+    """A signal to one thread of another process (no os.tgkill; glibc >= 2.30 has it)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if not hasattr(libc, "tgkill"):
+        pytest.skip("no tgkill() in this C library")
+    if libc.tgkill(pid, tid, signum) != 0:
+        raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+
+
+def _waits(pid: int) -> dict[int, str]:
+    """What each thread of ``pid`` waits in (the kernel function), for a failure message."""
+    found = {}
+    with contextlib.suppress(OSError):
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{tid}/wchan") as f:
+                found[int(tid)] = f.read()
+    return found
 
 
 def _families(text: bytes) -> list[str]:
@@ -413,6 +451,92 @@ def test_cli_serves_and_sigterm_exits_0() -> None:
     )
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", cmd.port), timeout=2).close()
+
+
+@pytest.mark.parametrize(
+    ("signum", "status"), [(signal.SIGTERM, 0), (signal.SIGINT, -signal.SIGINT)]
+)
+def test_cli_signal_taken_by_another_thread(signum: int, status: int) -> None:
+    """The kernel may hand a process's SIGTERM to any thread that does not block it (the
+    main thread blocks every signal while it creates a connection's thread): Python's
+    C handler then runs in that thread, and the main thread, waiting in epoll_wait for
+    the next connection, never ran the shutdown (no exit before the fix, wchan
+    do_epoll_wait). Delivered here deterministically, to the thread of an idle
+    keep-alive connection."""
+    cmd = Command("-t")
+    idle = http.client.HTTPConnection(cmd.host, cmd.port, timeout=20)
+    try:
+        idle.request("GET", "/")
+        idle.getresponse().read()
+        (handler,) = cmd.threads()
+        begun = time.monotonic()
+        got, _out, err = cmd.end(signum, tid=handler)
+        took = time.monotonic() - begun
+    finally:
+        idle.close()
+        cmd.kill()
+    assert got == status, err
+    assert b"Traceback" not in err
+    assert took < 10  # the idle connection is closed at once, not after its 120 s
+
+
+def test_serve_wakes_on_a_signal_of_another_thread() -> None:
+    """In process, serve() in the main thread: a signal whose C handler runs in another
+    thread wakes it (signal.set_wakeup_fd): SIGUSR1's handler does not stop the server
+    (it still answers), SIGTERM's calls stop() and serve() returns. Before the fix the
+    watchdog below had to end it."""
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers need the main thread")
+    _calls, collect = _counting()
+    server = exporter.Exporter(socket.AF_INET, "127.0.0.1", 0, exporter.Collector(collect))
+    port = int(server.url.rsplit(":", 1)[1].split("/")[0])
+    seen: list[int] = []
+    answers: list[int] = []
+    rescued = threading.Event()
+
+    def handler(signum: int, _frame: object) -> None:
+        seen.append(signum)
+        if signum == signal.SIGTERM:
+            server.stop(signum)
+
+    def other_thread() -> None:
+        try:
+            with contextlib.closing(
+                http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            ) as conn:
+                for signum in (None, signal.SIGUSR1, signal.SIGTERM):
+                    if signum is not None:
+                        time.sleep(0.2)  # the main thread is back in its wait
+                        signal.pthread_kill(threading.get_ident(), signum)  # taken here
+                    if signum != signal.SIGTERM:
+                        time.sleep(0.2)
+                        conn.request("GET", "/")
+                        resp = conn.getresponse()
+                        resp.read()
+                        answers.append(resp.status)
+        finally:
+            if not done.wait(5):
+                rescued.set()
+                server.stop()  # the watchdog: serve() missed the signal (or this failed)
+
+    done = threading.Event()
+    before = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGUSR1)}
+    wakeup_before = signal.set_wakeup_fd(-1)
+    signal.set_wakeup_fd(wakeup_before)
+    t = threading.Thread(target=other_thread)
+    try:
+        t.start()
+        server.serve()
+        done.set()
+        t.join(10)
+    finally:
+        for s, h in before.items():
+            signal.signal(s, h)
+    assert not rescued.is_set(), "serve() did not wake up on SIGTERM taken by another thread"
+    assert answers == [200, 200]
+    assert seen == [signal.SIGUSR1, signal.SIGTERM]
+    assert server.signum == signal.SIGTERM
+    assert signal.set_wakeup_fd(wakeup_before) == wakeup_before  # put back as it was
 
 
 def test_cli_survives_clients_that_leave() -> None:

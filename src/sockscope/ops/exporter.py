@@ -16,6 +16,13 @@
   connections and returns.
 
 Nothing here prints or installs signal handlers: the CLI (``sockscope.cli.serve``) does.
+:meth:`Exporter.serve` run in the main thread makes its wake-up pipe the process's
+signal wake-up descriptor (``signal.set_wakeup_fd``) while it serves: Python runs a
+handler only in the main thread, between two bytecodes, so a signal that the kernel
+gives to a connection's thread (the main thread blocks every signal while it creates
+one), or that lands just before the main thread enters ``epoll_wait``, would otherwise
+leave that wait, and the shutdown, to the next connection: forever, once the scrapers
+are gone. The interpreter writes a byte there from whichever thread takes the signal.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import errno
 import gzip
 import os
 import selectors
+import signal
 import socket
 import threading
 import time
@@ -309,6 +317,8 @@ class Exporter:
             raise SockscopeError(f"sockscope: --listen {where}: {reason}") from None
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._closed = False
+        #: stop() was called; a byte on the pipe alone may be another signal's wake-up
+        self._stopping = False
         #: the first signal number given to :meth:`stop`
         self.signum: int | None = None
 
@@ -323,6 +333,7 @@ class Exporter:
         """Ask :meth:`serve` to return (safe in a signal handler: one write to a pipe)."""
         if signum is not None and self.signum is None:
             self.signum = signum
+        self._stopping = True
         if not self._closed:  # a closed descriptor's number may be another file's now
             with contextlib.suppress(OSError):
                 os.write(self._wake_w, b"\0")
@@ -331,14 +342,32 @@ class Exporter:
         """Serve until :meth:`stop`, then shut down gracefully (see the module docstring)."""
         server = self._server
         server.timeout = 0.5  # handle_request() never blocks for long on a lost client
+        wakeup = _wake_on_signals(self._wake_w)
         try:
             with selectors.DefaultSelector() as sel:
                 sel.register(server.socket, selectors.EVENT_READ)
                 sel.register(self._wake_r, selectors.EVENT_READ)
-                while not any(key.fd == self._wake_r for key, _e in sel.select()):
-                    server.handle_request()
+                while not self._stopping:
+                    ready = {key.fd for key, _e in sel.select()}
+                    if self._wake_r in ready:
+                        self._drain()  # stop()'s byte, or a signal's (its handler has run)
+                    elif server.socket.fileno() in ready:
+                        server.handle_request()
         finally:
-            self._shutdown()
+            try:
+                self._shutdown()
+            finally:
+                if wakeup is not None:  # before the pipe goes: its number may be reused
+                    signal.set_wakeup_fd(wakeup)
+                self._closed = True
+                for fd in (self._wake_r, self._wake_w):
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
+
+    def _drain(self) -> None:
+        with contextlib.suppress(OSError):
+            while os.read(self._wake_r, 256):
+                pass
 
     def _shutdown(self) -> None:
         server = self._server
@@ -355,7 +384,12 @@ class Exporter:
         with server.changed:
             while server.connections and time.monotonic() < deadline:
                 server.changed.wait(max(deadline - time.monotonic(), 0.01))
-        self._closed = True
-        for fd in (self._wake_r, self._wake_w):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+
+
+def _wake_on_signals(fd: int) -> int | None:
+    """Make ``fd`` the signal wake-up descriptor when this is the main thread (where
+    Python's signal handlers run); the one it replaces, to put back. None elsewhere."""
+    try:
+        return signal.set_wakeup_fd(fd, warn_on_full_buffer=False)
+    except ValueError:  # not the main thread: no handler of this process runs here
+        return None
