@@ -16,8 +16,10 @@ the same time on two netlink sockets, each received by its own thread (``recv`` 
 the GIL, so the kernel fills datagrams while the main thread formats); the rows are
 still made and printed in ss's order (IPv4 first, then IPv6). A small TCP table listed
 first (a few hundred sockets: the start-up case) is instead one request that dumps both
-families in a single walk of the kernel's hash, received without a thread
-(:func:`start_early`).
+families in a single walk of the kernel's hash, received by the core's own thread from
+before the listing's modules are imported (:func:`sockscope.tables.inet.plan.prefetch`,
+taken over by :func:`_prefetched`), or in the main thread where that thread could not be
+started (:func:`start_early`).
 """
 
 from __future__ import annotations
@@ -223,7 +225,8 @@ def table_lines(
     row is made by ``line`` (the record's dict through the writer), so both agree.
     """
     mod = core()
-    if mod is None or ctx.killer is not None or ctx.tee is not None:
+    protocol = plan.covered(ctx, name, False)
+    if mod is None or protocol is None:
         return None
     if (
         view.wants_attrs
@@ -232,12 +235,6 @@ def table_lines(
         or view.owners is not None
         or ctx.opts.resolve
     ):
-        return None
-    protocol, env_var, _dg = plan.INET_TABLES[name]
-    env = ctx.environ
-    if protocol == abi.IPPROTO_RAW or env_var in env or "PROC_ROOT" in env:
-        return None
-    if name == "tcp" and "TCPDIAG_FILE" in env:
         return None
     maker = mod.RowMaker(
         protocol=protocol,
