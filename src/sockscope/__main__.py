@@ -12,9 +12,10 @@ except (MemoryError, OSError) as e:
     # RLIMIT_AS (ulimit -v) reached while the modules load (importlib's directory
     # listing fails with ENOMEM): the one line main() gives once its own try is entered,
     # not a traceback
+    import errno  # (built in; only on this path)
     import posix
 
-    if isinstance(e, OSError) and e.errno != 12:  # ENOMEM (errno costs an import)
+    if isinstance(e, OSError) and e.errno != errno.ENOMEM:
         raise
     try:
         posix.write(2, b"sockscope: Cannot allocate memory\n")
