@@ -375,7 +375,7 @@ def test_unknown_family_and_state(tmp_path: Path, backend: str) -> None:
 @needs_core
 def test_renderer_same_as_python() -> None:
     """The two column engines on random rows, widths and screen sizes."""
-    from sockscope.render.columns import PyRenderer
+    from sockscope.render.engine import PyRenderer
 
     rng = random.Random(11)
     for _ in range(40):

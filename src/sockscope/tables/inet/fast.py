@@ -31,7 +31,7 @@ from sockscope.accel import core
 from sockscope.errors import NetlinkError
 from sockscope.kernel import abi, netlink
 from sockscope.kernel.abi import PROTO_NAMES
-from sockscope.tables.inet import plan, source
+from sockscope.tables.inet import plan
 from sockscope.tables.inet.record import InetSocket
 
 TYPE_CHECKING = False
@@ -324,7 +324,7 @@ def _start_dump(family: int, protocol: int, ctx: Context) -> _Dump | None:
     except OSError:
         return None
     ext = plan.idiag_ext(ctx.opts)
-    request = source.inet_request(family, protocol, ctx.sel.states, ext, ctx.bytecode)
+    request = plan.inet_request(family, protocol, ctx.sel.states, ext, ctx.bytecode)
     room: SimpleQueue[None] = SimpleQueue()
     for _ in range(_AHEAD):
         room.put(None)
@@ -386,9 +386,10 @@ def _netlink(
 ) -> Iterator[Rows] | None:
     """inet_show_netlink with both families' dumps under way at once.
 
-    As in :func:`source.inet_netlink`, a first dump the kernel refuses before its first
-    record means ss's fallback: None here, and the pure-Python path takes the table over
-    (legacy request, /proc). Any later failure ends the table quietly.
+    As in the reference (:func:`sockscope.tables.inet.source.inet_netlink`), a first
+    dump the kernel refuses before its first record means ss's fallback: None here, and
+    the pure-Python path takes the table over (legacy request, /proc). Any later failure
+    ends the table quietly.
     """
     early, ctx.early = ctx.early, None
     if early is not None and early[0] == protocol and isinstance(early[1], list):
@@ -397,7 +398,7 @@ def _netlink(
         dumps = _start_dumps(ctx, protocol)
     if not dumps:
         return None
-    # the first dump up to its first record (or its end), as source._start looks
+    # the first dump up to its first record (or its end), as the reference's _start looks
     first: Rows = []
     dump0 = dumps[0]
     assert not isinstance(dump0, int)  # the first family's dump has its socket
