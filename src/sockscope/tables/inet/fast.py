@@ -32,7 +32,6 @@ from sockscope.errors import NetlinkError
 from sockscope.kernel import abi, netlink
 from sockscope.kernel.abi import PROTO_NAMES
 from sockscope.tables.inet import plan
-from sockscope.tables.inet.record import InetSocket
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -42,6 +41,7 @@ if TYPE_CHECKING:
 
     from sockscope.render.view import View
     from sockscope.tables.context import Context
+    from sockscope.tables.inet.record import InetSocket
     from sockscope.tables.inet.row import InetRows
 
     Rows = list[tuple[str, ...]]
@@ -247,7 +247,7 @@ def table_lines(
         states=abi.STATE_NAMES,
         netid=PROTO_NAMES.get(protocol, "???"),
         slow=line,
-        rec_type=InetSocket,
+        rec_type=_record_type,
         control=netlink.control,
         matcher=ctx.matcher,
         proc=None,
@@ -256,6 +256,15 @@ def table_lines(
         json_head=head,
     )
     return _netlink(ctx, maker, protocol, None)  # type: ignore[return-value]
+
+
+def _record_type() -> type[InetSocket]:
+    """The record type of the rows the core hands to Python (a filter, a Process cell, a
+    row outside its domain), imported at the first one: a listing whose rows the core
+    makes all by itself does without the record module."""
+    from sockscope.tables.inet.record import InetSocket
+
+    return InetSocket
 
 
 def _maker(mod: Any, ctx: Context, inet_rows: InetRows, protocol: int, families: int) -> Any:
@@ -272,7 +281,7 @@ def _maker(mod: Any, ctx: Context, inet_rows: InetRows, protocol: int, families:
         states=abi.STATE_NAMES,
         netid=PROTO_NAMES.get(protocol, "???"),
         slow=inet_rows.row,
-        rec_type=InetSocket,
+        rec_type=_record_type,
         control=netlink.control,
         matcher=ctx.matcher,
         proc=p.process if p.show_proc else None,
