@@ -264,3 +264,9 @@ def test_launched_listing_does_without_os(populated: tuple[Netns, int], backend:
         unwanted += COMPILED_UNUSED
     loaded = sorted(n for n in names if n in unwanted)
     assert not loaded, f"the launched sockscope -tan loads {loaded}"
+    if backend == "compiled":
+        # the start-up bundle holds exactly the modules of this listing
+        from sockscope._startup import MODULES
+
+        own = {n for n in names if n.split(".")[0] == "sockscope" and n != "sockscope._core"}
+        assert own == set(MODULES), (sorted(own - set(MODULES)), sorted(set(MODULES) - own))

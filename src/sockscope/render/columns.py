@@ -8,20 +8,17 @@ every character is one byte (latin-1), so ``len()`` is ss's byte length.
 
 The engine itself is the C core's ``Renderer`` when it is available, else the reference
 :class:`sockscope.render.engine.PyRenderer` (same interface, same bytes), which says how
-ss lays rows out. The reference is imported only where it is used: a compiled listing
-does not load its code.
+ss lays rows out; the listing picks one (:func:`sockscope.cli.listing.make_renderer`),
+and imports the reference only where it uses it: a compiled listing does not load its
+code.
 """
 
 from __future__ import annotations
 
 import posix  # os without os.py: importing os costs ~1 ms (_collections_abc's ABCs)
 
-from sockscope.accel import core as _compiled_core
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from sockscope.render.engine import PyRenderer
 
 COL_NETID, COL_STATE, COL_RECVQ, COL_SENDQ, COL_ADDR, COL_SERV = range(6)
@@ -92,15 +89,3 @@ if TYPE_CHECKING:
     #: the column engine of a run (for annotations): the C core's ``Renderer`` has the
     #: reference's interface
     Renderer = PyRenderer
-
-
-def make_renderer(slots: tuple[int, ...], write: Callable[[str], object], screen: int) -> Renderer:
-    """The column engine of a run: the C core's ``Renderer``, or the reference engine
-    without the core or for a screen so wide (COLUMNS up to INT_MAX) that rows must be
-    written in bounded pieces, which only the reference engine does."""
-    core = _compiled_core()
-    if core is not None and screen <= WIDE_SCREEN:
-        return core.Renderer(slots, write, screen)  # type: ignore[no-any-return]
-    from sockscope.render.engine import PyRenderer
-
-    return PyRenderer(slots, write, screen)

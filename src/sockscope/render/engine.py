@@ -44,7 +44,7 @@ class PyRenderer:
     """Buffers rows like ss's token buffer and writes them laid out as ss does.
 
     The pure-Python reference; the C core's ``Renderer`` is its compiled twin (same
-    interface, same bytes, chosen by :func:`sockscope.render.columns.make_renderer`).
+    interface, same bytes, chosen by :func:`sockscope.cli.listing.make_renderer`).
     ``enabled`` lists the enabled slots (a subset of 0..9, always containing 9).
     ``write`` receives latin-1 ``str`` chunks of finished output.
     """
