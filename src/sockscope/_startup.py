@@ -165,13 +165,18 @@ def write(top: str, known: dict[str, Entry] | None = None) -> None:
     path = path_of(top)
     if not posix.access(path.rpartition("/")[0], posix.W_OK):
         return  # (an installation the user cannot write: no bundle, as no .pyc files)
-    tmp = f"{path}.{posix.getpid()}"
+    tmp = f"{path}.{posix.getpid()}"  # (a file of this name is an earlier run's leftover)
+    written = False
     try:
         entries = {name: _entry(top, name, (known or {}).get(name)) for name in MODULES}
         own = _source(top, __name__, False)
         with open(own, "rb") as f:
             code = compile(f.read(), own, "exec", dont_inherit=True)
         data = HEADER + _magic() + marshal.dumps((code, entries))  # read by the launcher
+        try:
+            posix.unlink(tmp)
+        except OSError:
+            pass
         fd = posix.open(tmp, posix.O_WRONLY | posix.O_CREAT | posix.O_EXCL | posix.O_CLOEXEC, 0o644)
         try:
             view = memoryview(data)
@@ -180,11 +185,15 @@ def write(top: str, known: dict[str, Entry] | None = None) -> None:
         finally:
             posix.close(fd)
         posix.rename(tmp, path)  # whole or not at all, for a command started meanwhile
+        written = True
     except (OSError, ValueError, SyntaxError, MemoryError):
-        try:
-            posix.unlink(tmp)
-        except OSError:
-            pass
+        pass
+    finally:
+        if not written:  # (a signal too: no half-written file is left behind)
+            try:
+                posix.unlink(tmp)
+            except OSError:
+                pass
 
 
 def _entry(top: str, name: str, known: Entry | None) -> Entry:
