@@ -44,7 +44,7 @@ HEADERS = {
 
 
 class Install:
-    def __init__(self, root: Path, editable: bool, header: str = "pip") -> None:
+    def __init__(self, root: Path, editable: bool, header: str = "pip", copy: bool = False) -> None:
         subprocess.run(
             [sys.executable, "-m", "venv", "--without-pip", str(root)],
             check=True,
@@ -56,6 +56,10 @@ class Install:
         self.site = root / "lib" / f"python{v[0]}.{v[1]}" / "site-packages"
         if editable:
             (self.site / "__editable__.sockscope-0.pth").write_text(f"{PKG.parent}\n")
+        elif copy:  # its own files (and caches): what a regular install writes is its own
+            shutil.copytree(
+                PKG, self.site / "sockscope", ignore=shutil.ignore_patterns("__pycache__")
+            )
         else:
             (self.site / "sockscope").symlink_to(PKG)
         self.site_ran = root / "site-ran"
@@ -331,3 +335,127 @@ def test_leave_skips_only_needless_finalization(code: str, out: str, status: int
         timeout=30,
     )
     assert (proc.returncode, proc.stdout, proc.stderr) == (status, out, "")
+
+
+# -- the start-up bundle (src/sockscope/_startup.py) ----------------------------------------
+
+
+def _bundle_of(inst: Install) -> Path:
+    return inst.site / "sockscope" / "__pycache__" / f"_startup.{sys.implementation.cache_tag}.pyc"
+
+
+@pytest.mark.live
+def test_startup_bundle(tmp_path: Path) -> None:
+    """The first plain listing writes the start-up bundle; the next ones are served from
+    it (the modules' own .pyc files are not even read: removed, they stay away); a
+    module whose source changed is imported from its source (and the bundle written
+    again); a damaged bundle or an ordinary .pyc in its place is ignored and replaced."""
+    from conftest import LIVE_REASON
+    from netns import Netns
+    from sockscope import _startup
+    from sockscope.accel import core
+
+    if LIVE_REASON:
+        pytest.skip(LIVE_REASON)
+    if core() is None:
+        pytest.skip("the bundle holds the compiled listing's modules: no C core here")
+    inst = Install(tmp_path / "venv", editable=False, copy=True)
+    bundle = _bundle_of(inst)
+    pycs = inst.site / "sockscope"
+    ns = Netns(f"sockscope-bundle-{os.getpid()}")
+    try:
+        holder = subprocess.Popen(
+            [*ns.enter(), sys.executable, "-c", _LISTENERS], stdout=subprocess.PIPE, text=True
+        )
+        try:
+            assert holder.stdout is not None and holder.stdout.readline() == "ready\n"
+
+            def listing() -> str:
+                r = subprocess.run(
+                    [*ns.enter(), str(inst.bin / "sockscope"), "-tan"],
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                    env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"},
+                )
+                assert (r.returncode, r.stderr) == (0, ""), r.stderr
+                return r.stdout
+
+            want = listing()  # the modules imported one by one; the bundle written
+            assert want.count("LISTEN") == 3, want  # IPv6 listeners too: made in C
+            data = bundle.read_bytes()
+            assert data.startswith(_startup.HEADER)
+            for path in pycs.rglob("*.pyc"):
+                if path != bundle:
+                    path.unlink()
+            assert listing() == want  # served from the bundle
+            command_pyc = (
+                pycs / "cli" / "__pycache__" / f"command.{sys.implementation.cache_tag}.pyc"
+            )
+            assert not command_pyc.exists(), "the modules were imported from their sources"
+            assert bundle.read_bytes() == data  # a bundle in use is not rewritten
+
+            # a changed source: that module comes from it, and the bundle follows
+            argv = pycs / "cli" / "argv.py"
+            argv.write_text(
+                argv.read_text().replace("illegal socket table id", "illegal table (edited)")
+            )
+            r = inst.run("-A", "bogus")
+            assert r.returncode == 255 and 'ss: "bogus" is illegal table (edited)' in r.stderr
+            assert bundle.read_bytes() == data  # (an error's run writes nothing)
+            assert listing() == want
+            assert bundle.read_bytes() != data
+            assert b"illegal table (edited)" in bundle.read_bytes()
+
+            # damage, then an ordinary .pyc where the bundle lies: ignored, replaced
+            for damaged in (data[: len(data) // 2], b"", _startup.HEADER + b"\0" * 64):
+                bundle.write_bytes(damaged)
+                assert listing() == want
+                assert bundle.read_bytes().startswith(_startup.HEADER)
+            subprocess.run(
+                [sys.executable, "-m", "compileall", "-q", "-f", str(pycs / "_startup.py")],
+                check=True,
+            )
+            assert not bundle.read_bytes().startswith(_startup.HEADER)
+            assert listing() == want
+            assert bundle.read_bytes().startswith(_startup.HEADER)
+        finally:
+            holder.kill()
+            holder.wait()
+            if holder.stdout is not None:
+                holder.stdout.close()
+    finally:
+        ns.close()
+
+
+#: three TCP listeners (IPv4, IPv6 v6only, IPv6 dual-stack) held until killed
+_LISTENERS = """
+import socket, time
+keep = []
+for fam, addr, v6only in ((socket.AF_INET, "127.0.0.1", 0), (socket.AF_INET6, "::", 1),
+                          (socket.AF_INET6, "::", 0)):
+    s = socket.socket(fam, socket.SOCK_STREAM)
+    if fam == socket.AF_INET6:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, v6only)
+    s.bind((addr, 0))
+    s.listen()
+    keep.append(s)
+print("ready", flush=True)
+time.sleep(3600)
+"""
+
+
+def test_launcher_reads_the_bundle_header() -> None:
+    """scripts/sockscope-run checks a bundle's first bytes itself (it runs before any
+    module is imported): the same header as _startup's."""
+    import ast
+
+    from sockscope import _startup
+
+    lines = (SCRIPTS / "sockscope-run").read_text().splitlines()
+    heads = [
+        ast.literal_eval(ln.split("=", 1)[1].strip())
+        for ln in lines
+        if ln.strip().startswith("head = ")
+    ]
+    assert heads == [_startup.HEADER]

@@ -608,11 +608,15 @@ typedef struct {
     PyObject *states;  /* tuple of the State texts */
     PyObject *netid;
     PyObject *slow;    /* record -> row tuple */
+    /* the record type (a subclass of tuple), or NULL until rec_factory made it: a
+     * listing whose rows are all made here never imports the record module */
     PyObject *rec_type;
+    PyObject *rec_factory; /* () -> the record type, or NULL */
     PyObject *control; /* (mtype, buf, off, length) -> done? */
     PyObject *matcher; /* record -> bool, or None */
     PyObject *proc;    /* inode -> Process cell, or None (no -p) */
     PyObject *empty, *star;
+    PyObject *any_v6only; /* "[::]:": the wildcard of a v6only IPv6 listener */
     /* the extra-information cell of TCP rows for -i/-m (0: none; see ext_text) */
     int ext_mode, ext_options, ext_numeric;
     PyObject *ext_lead;   /* "\n\t", or "" with -O */
@@ -671,6 +675,8 @@ rowmaker_dealloc(RowMaker *self)
     Py_XDECREF(self->netid);
     Py_XDECREF(self->slow);
     Py_XDECREF(self->rec_type);
+    Py_XDECREF(self->rec_factory);
+    Py_XDECREF(self->any_v6only);
     Py_XDECREF(self->control);
     Py_XDECREF(self->matcher);
     Py_XDECREF(self->proc);
@@ -708,8 +714,11 @@ rowmaker_init(RowMaker *self, PyObject *args, PyObject *kwds)
         PyErr_SetString(PyExc_RuntimeError, "RowMaker re-initialised from its own feed()");
         return -1;
     }
-    if (!PyType_Check(rec_type) || !PyType_IsSubtype((PyTypeObject *)rec_type, &PyTuple_Type)) {
-        PyErr_SetString(PyExc_TypeError, "rec_type: a subclass of tuple");
+    if (PyType_Check(rec_type)
+            ? !PyType_IsSubtype((PyTypeObject *)rec_type, &PyTuple_Type)
+            : !PyCallable_Check(rec_type)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "rec_type: a subclass of tuple, or a callable that returns one");
         return -1;
     }
     if (ext && (ext_lead == NULL || timers == NULL || protocol != IPPROTO_TCP)) {
@@ -769,13 +778,20 @@ rowmaker_init(RowMaker *self, PyObject *args, PyObject *kwds)
     Py_XSETREF(self->states, Py_NewRef(states));
     Py_XSETREF(self->netid, Py_NewRef(netid));
     Py_XSETREF(self->slow, Py_NewRef(slow));
-    Py_XSETREF(self->rec_type, Py_NewRef(rec_type));
+    if (PyType_Check(rec_type)) {
+        Py_XSETREF(self->rec_type, Py_NewRef(rec_type));
+        Py_CLEAR(self->rec_factory);
+    } else {
+        Py_CLEAR(self->rec_type);
+        Py_XSETREF(self->rec_factory, Py_NewRef(rec_type));
+    }
     Py_XSETREF(self->control, Py_NewRef(control));
     Py_XSETREF(self->matcher, matcher == Py_None ? NULL : Py_NewRef(matcher));
     Py_XSETREF(self->proc, proc == Py_None ? NULL : Py_NewRef(proc));
     Py_XSETREF(self->empty, PyUnicode_FromStringAndSize("", 0));
     Py_XSETREF(self->star, PyUnicode_FromString("*"));
-    if (self->empty == NULL || self->star == NULL)
+    Py_XSETREF(self->any_v6only, PyUnicode_FromString("[::]:"));
+    if (self->empty == NULL || self->star == NULL || self->any_v6only == NULL)
         return -1;
     rowmaker_clear_fast(self);
     Py_CLEAR(self->last[0].text);
@@ -792,6 +808,19 @@ static PyObject *
 make_record(RowMaker *self, const struct diag_msg *m, PyObject *buf, Py_ssize_t attrs,
             Py_ssize_t end)
 {
+    if (self->rec_type == NULL) {
+        /* the first record of this maker: the type from the factory, checked as
+         * __init__ checks a type given directly */
+        PyObject *type = PyObject_CallNoArgs(self->rec_factory);
+        if (type == NULL)
+            return NULL;
+        if (!PyType_Check(type) || !PyType_IsSubtype((PyTypeObject *)type, &PyTuple_Type)) {
+            Py_DECREF(type);
+            PyErr_SetString(PyExc_TypeError, "rec_type(): a subclass of tuple");
+            return NULL;
+        }
+        self->rec_type = type;
+    }
     PyObject *t = PyTuple_New(20);
     if (t == NULL)
         return NULL;
@@ -1003,7 +1032,8 @@ queue_cell_dict(RowMaker *self, uint32_t n)
 /* attribute types (linux/inet_diag.h) */
 enum {
     A_MEMINFO = 1, A_INFO = 2, A_VEGASINFO = 3, A_CONG = 4, A_DCTCPINFO = 9,
-    A_BBRINFO = 16, A_MD5SIG = 18, A_ULP_INFO = 19, A_SKMEMINFO = 7, A_MAX_SEEN = 32
+    A_BBRINFO = 16, A_MD5SIG = 18, A_ULP_INFO = 19, A_SKMEMINFO = 7, A_SKV6ONLY = 11,
+    A_MAX_SEEN = 32
 };
 
 struct text {
@@ -1600,6 +1630,26 @@ json_line(RowMaker *self, const struct diag_msg *m)
     return PyUnicode_DecodeLatin1(t.s, t.n, NULL);
 }
 
+/* INET_DIAG_SKV6ONLY of an IPv6 socket in LISTEN or CLOSE (record.InetSocket.v6only):
+ * 1 when the attribute says so, 0 when it is absent, empty or zero, -1 when the
+ * attribute block has a bad header before it (the row goes through Python, which
+ * reads a damaged block its own way). */
+static int
+skv6only(const uint8_t *data, Py_ssize_t pos, Py_ssize_t end)
+{
+    while (pos + 4 <= end) {
+        uint16_t len, type;
+        memcpy(&len, data + pos, 2);
+        memcpy(&type, data + pos + 2, 2);
+        if (len < 4 || pos + len > end)
+            return -1;
+        if ((type & 0x7FFF) == A_SKV6ONLY)
+            return len > 4 && data[pos + 4] != 0;
+        pos += (len + 3) & ~3;
+    }
+    return 0;
+}
+
 /* One message's row, appended to out; 0 ok, -1 error. */
 static int
 one_row(RowMaker *self, const struct diag_msg *m, PyObject *buf, Py_ssize_t attrs,
@@ -1625,8 +1675,20 @@ one_row(RowMaker *self, const struct diag_msg *m, PyObject *buf, Py_ssize_t attr
     }
     int state = m->state, family = m->family;
     int slow = m->ifindex != 0 || self->protocol == IPPROTO_SCTP_ || state >= NSTATES ||
-               (family != AF_INET && family != AF_INET6) ||
-               (family == AF_INET6 && (state == 7 || state == 10));
+               (family != AF_INET && family != AF_INET6);
+    /* an IPv6 socket's wildcard address prints as [::] when it is v6only, not as *:
+     * ss reads INET_DIAG_SKV6ONLY in any state (the kernel sends it in LISTEN and
+     * CLOSE), and it matters only where an address is the wildcard */
+    static const uint8_t any6[16] = {0};
+    int v6only = 0;
+    if (!slow && family == AF_INET6 &&
+        (memcmp(m->src, any6, 16) == 0 || memcmp(m->dst, any6, 16) == 0)) {
+        v6only = skv6only((const uint8_t *)PyBytes_AS_STRING(buf), attrs, end);
+        if (v6only < 0) {
+            slow = 1;
+            v6only = 0;
+        }
+    }
     PyObject *cells[NSLOTS];
     memset(cells, 0, sizeof(cells));
     if (self->json_head != NULL) {
@@ -1652,8 +1714,14 @@ one_row(RowMaker *self, const struct diag_msg *m, PyObject *buf, Py_ssize_t attr
         }
     }
     if (!slow) {
-        cells[4] = addr_cell(self, family, m->src);
-        cells[6] = cells[4] ? addr_cell(self, family, m->dst) : NULL;
+        /* (with -r the wildcard is looked up as any address is: Python's) */
+        v6only = v6only && !self->hosts;
+        cells[4] = v6only && memcmp(m->src, any6, 16) == 0 ? self->any_v6only
+                                                           : addr_cell(self, family, m->src);
+        if (cells[4] != NULL)
+            cells[6] = v6only && memcmp(m->dst, any6, 16) == 0
+                           ? self->any_v6only
+                           : addr_cell(self, family, m->dst);
         cells[5] = cells[6] ? port_cell(self, m->sport) : NULL;
         cells[7] = cells[5] ? port_cell(self, m->dport) : NULL;
         if (PyErr_Occurred())

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import NoReturn
 
+    from sockscope._startup import Bundle
     from sockscope.ops.procmap import PendingMap, ProcessMap
     from sockscope.query.filter import Filter
 
@@ -122,19 +123,43 @@ def main(argv: Sequence[str] | None = None) -> int:
                     pass
 
 
-def launch(launched: bool = False) -> NoReturn:
+def launch(
+    launched: bool = False, top: str | None = None, bundle: Bundle | None = None
+) -> NoReturn:
     """The command as scripts/sockscope-run starts it (``launched``: by the shell half,
     whose interpreter the kernel named the process after), with the collector disabled
     while the package was imported.
 
     The imported objects are frozen: they make no garbage cycles, and are left out of
     every later pass (the pass that enabling the collector would start costs a fifth of
-    a millisecond)."""
+    a millisecond).
+
+    ``top`` is the directory on sys.path that holds the package, ``bundle`` the start-up
+    bundle that served its modules (:mod:`sockscope._startup`), None when there was
+    none to read: after a successful run, a missing or stale one is written again."""
     if launched:
         _name(sys.argv[0])
     gc.freeze()
     gc.enable()
-    leave(main())
+    status = main()
+    if status == 0 and top is not None and (bundle is None or bundle.stale):
+        _refresh(top, bundle)
+    leave(status)
+
+
+def _refresh(top: str, bundle: Bundle | None) -> None:
+    """Write the start-up bundle again (the output is flushed already: its reader has
+    all of it), where the installation can be written."""
+    try:
+        sys.stdout.flush()
+        if bundle is not None:
+            bundle.refresh()
+        elif posix.access(f"{top}/sockscope/__pycache__", posix.W_OK):
+            from sockscope._startup import write
+
+            write(top)
+    except Exception:  # (a cache not written: the run's status stands)
+        pass
 
 
 def _name(command: str) -> None:

@@ -120,6 +120,21 @@ def tables(ctx: Context) -> Iterator[Table]:
     return walk(ctx)
 
 
+def make_renderer(slots: tuple[int, ...], write: Callable[[str], object], screen: int) -> Renderer:
+    """The column engine of a run: the C core's ``Renderer``, or the reference engine
+    without the core or for a screen so wide (COLUMNS up to INT_MAX) that rows must be
+    written in bounded pieces, which only the reference engine does."""
+    from sockscope.accel import core
+    from sockscope.render.columns import WIDE_SCREEN
+
+    mod = core()
+    if mod is not None and screen <= WIDE_SCREEN:
+        return mod.Renderer(slots, write, screen)  # type: ignore[no-any-return]
+    from sockscope.render.engine import PyRenderer
+
+    return PyRenderer(slots, write, screen)
+
+
 def text_output(
     sel: Selection,
     opts: Options,
@@ -152,7 +167,7 @@ def text_output(
         def write(text: str) -> None:
             out.write(text.encode("latin-1"))
 
-    renderer = columns.make_renderer(slots, write, columns.screen_width(1, environ))
+    renderer = make_renderer(slots, write, columns.screen_width(1, environ))
     resolver = Resolver(
         numeric=opts.numeric, resolve_hosts=opts.resolve, environ=environ, spare_fds=spare_fds
     )

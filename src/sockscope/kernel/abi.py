@@ -25,6 +25,9 @@ NLMSG_NOOP = 1
 NLMSG_ERROR = 2
 NLMSG_DONE = 3
 SOL_NETLINK = 270
+#: recv(2) flags (linux/socket.h): a dump's next datagram length, nothing copied
+MSG_PEEK = 0x2
+MSG_TRUNC = 0x20
 NETLINK_EXT_ACK = 11
 
 #: struct nlmsghdr { __u32 nlmsg_len; __u16 nlmsg_type; __u16 nlmsg_flags;

@@ -17,7 +17,6 @@ buffer; both go when its generator is closed, exhausted or dropped.
 
 from __future__ import annotations
 
-import _socket as socket  # the C module: socket.py costs ~3 ms of start-up (enum, selectors)
 import errno as _errno
 import posix  # os without os.py: importing os costs ~1 ms (_collections_abc's ABCs)
 import sys
@@ -28,6 +27,7 @@ from sockscope.kernel import abi
 TYPE_CHECKING = False
 
 if TYPE_CHECKING:
+    import _socket as socket
     from collections.abc import Iterator
     from typing import BinaryIO
 
@@ -40,7 +40,7 @@ HDR_UNPACK = _HDR.unpack_from
 #: the first receive buffer: netlink_recvmsg caps a dump's datagrams at 32 KiB
 #: (``max_recvmsg_len``), and sock_diag asks for no larger minimum
 RECV_START = 32768
-_PEEK_LENGTH = socket.MSG_PEEK | socket.MSG_TRUNC
+_PEEK_LENGTH = abi.MSG_PEEK | abi.MSG_TRUNC
 
 
 class DumpState:
@@ -54,6 +54,11 @@ class DumpState:
 
 def open_diag(protocol: int = abi.NETLINK_SOCK_DIAG) -> socket.socket:
     """Open and bind a netlink socket as ss's ``rtnl_open_byproto`` does."""
+    # the C module (socket.py costs ~3 ms of start-up: enum, selectors), imported here:
+    # a listing whose dump the compiled core receives loads no socket module (a shared
+    # library, ~0.2 ms)
+    import _socket as socket
+
     sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, protocol)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 32768)

@@ -47,9 +47,8 @@ from sockscope.errors import FilterError, NetlinkError
 from sockscope.kernel import abi, netlink
 from sockscope.ops import follow
 from sockscope.tables.inet.layout import BUF, PROTOCOL
-from sockscope.tables.inet.plan import legacy_request
+from sockscope.tables.inet.plan import inet_request, legacy_request
 from sockscope.tables.inet.record import InetSocket, decode_inet, with_diag_protocol
-from sockscope.tables.inet.source import inet_request
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

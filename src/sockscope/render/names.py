@@ -8,9 +8,11 @@ the column engine.
 
 from __future__ import annotations
 
-import _socket as socket  # the C module: socket.py costs ~3 ms of start-up (enum, selectors)
-
 from sockscope.kernel import abi
+
+# _socket (the C module: socket.py costs ~3 ms of start-up, enum and selectors) is
+# imported where a name or an address text is looked up: the rows of a compiled listing
+# need none of them, and the module is a shared library to load (~0.2 ms)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -82,6 +84,8 @@ class Resolver:
             name = str(port)
             lo, hi = self.ephemeral_range()
             if not lo <= port <= hi and self.services:
+                import _socket as socket
+
                 try:
                     name = (
                         socket.getservbyport(port, proto) if proto else socket.getservbyport(port)
@@ -115,6 +119,8 @@ class Resolver:
         if key in self._hosts:
             return self._hosts[key]
         name: str | None
+        import _socket as socket
+
         try:
             name = socket.gethostbyaddr(socket.inet_ntop(family, data))[0]
             name = name.encode("utf-8", "surrogateescape").decode("latin-1")
@@ -138,6 +144,8 @@ class Resolver:
         """ll_index_to_name: the interface name, ``if<N>`` when unknown."""
         name = self._ifnames.get(index)
         if name is None:
+            import _socket as socket
+
             try:
                 name = socket.if_indextoname(index)
             except OSError:
@@ -153,17 +161,19 @@ def addr_text(family: int, data: bytes) -> str:
     """rt_addr_n2a_r of lib/utils.c: the text of an address of any family (a damaged
     dump can say any): inet_ntop, hex bytes for AF_PACKET, the sockaddr inside an
     AF_BRIDGE address, MPLS labels, else ``???``."""
+    from _socket import inet_ntop
+
     if family == abi.AF_INET or family == abi.AF_INET6:
-        return socket.inet_ntop(family, data)
+        return inet_ntop(family, data)
     if family == _AF_PACKET:
         return ":".join(f"{b:02x}" for b in data)
     if family == _AF_BRIDGE:
         inner = int.from_bytes(data[:2], "little")
         padded = data.ljust(24, b"\0")
         if inner == abi.AF_INET:
-            return socket.inet_ntop(abi.AF_INET, padded[4:8])
+            return inet_ntop(abi.AF_INET, padded[4:8])
         if inner == abi.AF_INET6:
-            return socket.inet_ntop(abi.AF_INET6, padded[8:24])
+            return inet_ntop(abi.AF_INET6, padded[8:24])
         return "???"
     if family == _AF_MPLS:
         # labels up to the bottom-of-stack bit; ss reads on past the 16 bytes of the

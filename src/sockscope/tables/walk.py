@@ -9,7 +9,6 @@ for the inet tables, the table's own module for the others), filtered in user sp
 from __future__ import annotations
 
 from sockscope.tables import MODULES, ORDER
-from sockscope.tables.inet import source
 from sockscope.tables.inet.plan import INET_FAMILIES, INET_TABLES
 
 TYPE_CHECKING = False
@@ -76,6 +75,10 @@ def walk(ctx: Context, *, inet_only: bool = False) -> Iterator[Table]:
 
 def _opener(ctx: Context, name: str) -> Callable[[], Iterator[InetSocket]]:
     def opener() -> Iterator[InetSocket]:
+        # imported here: the compiled listing path reads its tables without the
+        # reference source (and its decoders), a sixth of the -tan path's modules' code
+        from sockscope.tables.inet import source
+
         return source.inet_table(ctx, name)
 
     return opener

@@ -31,8 +31,7 @@ from sockscope.accel import core
 from sockscope.errors import NetlinkError
 from sockscope.kernel import abi, netlink
 from sockscope.kernel.abi import PROTO_NAMES
-from sockscope.tables.inet import plan, source
-from sockscope.tables.inet.record import InetSocket
+from sockscope.tables.inet import plan
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -42,6 +41,7 @@ if TYPE_CHECKING:
 
     from sockscope.render.view import View
     from sockscope.tables.context import Context
+    from sockscope.tables.inet.record import InetSocket
     from sockscope.tables.inet.row import InetRows
 
     Rows = list[tuple[str, ...]]
@@ -247,7 +247,7 @@ def table_lines(
         states=abi.STATE_NAMES,
         netid=PROTO_NAMES.get(protocol, "???"),
         slow=line,
-        rec_type=InetSocket,
+        rec_type=_record_type,
         control=netlink.control,
         matcher=ctx.matcher,
         proc=None,
@@ -256,6 +256,15 @@ def table_lines(
         json_head=head,
     )
     return _netlink(ctx, maker, protocol, None)  # type: ignore[return-value]
+
+
+def _record_type() -> type[InetSocket]:
+    """The record type of the rows the core hands to Python (a filter, a Process cell, a
+    row outside its domain), imported at the first one: a listing whose rows the core
+    makes all by itself does without the record module."""
+    from sockscope.tables.inet.record import InetSocket
+
+    return InetSocket
 
 
 def _maker(mod: Any, ctx: Context, inet_rows: InetRows, protocol: int, families: int) -> Any:
@@ -272,7 +281,7 @@ def _maker(mod: Any, ctx: Context, inet_rows: InetRows, protocol: int, families:
         states=abi.STATE_NAMES,
         netid=PROTO_NAMES.get(protocol, "???"),
         slow=inet_rows.row,
-        rec_type=InetSocket,
+        rec_type=_record_type,
         control=netlink.control,
         matcher=ctx.matcher,
         proc=p.process if p.show_proc else None,
@@ -324,7 +333,7 @@ def _start_dump(family: int, protocol: int, ctx: Context) -> _Dump | None:
     except OSError:
         return None
     ext = plan.idiag_ext(ctx.opts)
-    request = source.inet_request(family, protocol, ctx.sel.states, ext, ctx.bytecode)
+    request = plan.inet_request(family, protocol, ctx.sel.states, ext, ctx.bytecode)
     room: SimpleQueue[None] = SimpleQueue()
     for _ in range(_AHEAD):
         room.put(None)
@@ -386,9 +395,10 @@ def _netlink(
 ) -> Iterator[Rows] | None:
     """inet_show_netlink with both families' dumps under way at once.
 
-    As in :func:`source.inet_netlink`, a first dump the kernel refuses before its first
-    record means ss's fallback: None here, and the pure-Python path takes the table over
-    (legacy request, /proc). Any later failure ends the table quietly.
+    As in the reference (:func:`sockscope.tables.inet.source.inet_netlink`), a first
+    dump the kernel refuses before its first record means ss's fallback: None here, and
+    the pure-Python path takes the table over (legacy request, /proc). Any later failure
+    ends the table quietly.
     """
     early, ctx.early = ctx.early, None
     if early is not None and early[0] == protocol and isinstance(early[1], list):
@@ -397,7 +407,7 @@ def _netlink(
         dumps = _start_dumps(ctx, protocol)
     if not dumps:
         return None
-    # the first dump up to its first record (or its end), as source._start looks
+    # the first dump up to its first record (or its end), as the reference's _start looks
     first: Rows = []
     dump0 = dumps[0]
     assert not isinstance(dump0, int)  # the first family's dump has its socket

@@ -40,6 +40,8 @@ _NSTATES = len(_STATES)
 _AF_INET = abi.AF_INET
 _AF_INET6 = abi.AF_INET6
 _IPPROTO_SCTP = abi.IPPROTO_SCTP
+#: in6addr_any: a wildcard address, printed "*" unless the socket is v6only
+_ANY6 = bytes(16)
 
 
 #: sock_state_print's Netid by address family, for the families that are not inet
@@ -114,7 +116,9 @@ class InetRows:
         state = s[STATE]
         proto = s[PROTOCOL]
         v6only = False
-        if family == _AF_INET6 and (state == 7 or state == 10) and s[BUF] is not None:
+        if family == _AF_INET6 and (s[SRC] == _ANY6 or s[DST] == _ANY6) and s[BUF] is not None:
+            # ss reads INET_DIAG_SKV6ONLY of an IPv6 socket in any state (the kernel sends
+            # it in LISTEN and CLOSE only); it changes how the wildcard address prints
             v6only = bool(s.v6only)
         if v6only or s[IFINDEX] or (family != _AF_INET and family != _AF_INET6):
             laddr = self.p.local_addr(family, s[SRC], v6only, s[IFINDEX])
@@ -167,6 +171,7 @@ class InetRows:
         a4, a6, ports, qmemo = self.p.addr4, self.p.addr6, self.p.port_be, self.p.q_memo
         states, names, pick = _STATES, PROTO_NAMES, self.p.pick
         sctp = _IPPROTO_SCTP
+        any6 = _ANY6
 
         def row(s: InetSocket) -> tuple[str, ...]:
             state = s[STATE]
@@ -174,8 +179,8 @@ class InetRows:
                 return slow(s)
             family = s[FAMILY]
             if family == _AF_INET6:
-                if (state == 7 or state == 10) and s[BUF] is not None:
-                    return slow(s)
+                if (s[SRC] == any6 or s[DST] == any6) and s[BUF] is not None:
+                    return slow(s)  # the wildcard's text depends on v6only
                 memo = a6
             elif family == _AF_INET:
                 memo = a4

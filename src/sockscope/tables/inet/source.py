@@ -24,6 +24,7 @@ from sockscope.tables.inet.plan import (
     combinable,
     dump_families,
     idiag_ext,
+    inet_request,
     legacy_request,
 )
 from sockscope.tables.inet.record import decode_inet, decode_inet_dump, diag_protocol
@@ -39,21 +40,6 @@ if TYPE_CHECKING:
 
 #: tables without a legacy (TCPDIAG_GETSOCK) request that have a /proc fallback
 _NO_LEGACY = {abi.IPPROTO_UDP: "udp", abi.IPPROTO_RAW: "raw"}
-
-
-def inet_request(
-    family: int, protocol: int, states: int, ext: int, bytecode: bytes | None
-) -> bytes:
-    """Port of sockdiag_send: a SOCK_DIAG_BY_FAMILY inet_diag_req_v2 dump request."""
-    zero16 = bytes(16)
-    body = abi.INET_DIAG_REQ_V2.pack(
-        family, protocol & 0xFF, ext, 0, states, b"\0\0", b"\0\0", zero16, zero16, 0, bytes(8)
-    )
-    if bytecode:
-        body += netlink.attr(abi.INET_DIAG_REQ_BYTECODE, bytecode)
-    if protocol > 255:
-        body += netlink.attr(abi.INET_DIAG_REQ_PROTOCOL, protocol.to_bytes(4, "little"))
-    return netlink.message(abi.SOCK_DIAG_BY_FAMILY, abi.NLM_F_REQUEST | abi.NLM_F_DUMP, body)
 
 
 def _apply(
