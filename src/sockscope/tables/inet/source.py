@@ -77,10 +77,13 @@ def _apply(
 
 
 def inet_netlink(ctx: Context, protocol: int) -> Iterator[InetSocket] | None:
-    """Port of inet_show_netlink: AF_INET then AF_INET6 dumps, legacy retry on failure.
+    """Port of inet_show_netlink: AF_INET then AF_INET6 dumps; a dump the kernel refuses
+    in its first answer is retried with the legacy request (TCPDIAG_GETSOCK).
 
-    Returns None when the dumps failed so the caller falls back (ss's -1), otherwise an
-    iterator over the matching records, produced while the dump runs.
+    Returns None when that failed too so the caller falls back (ss's -1), otherwise an
+    iterator over the matching records, produced while the dump runs. A dump that fails
+    after its first record ends the table with the records before the failure: ss 7.1
+    retries there too and prints them again, sockscope does not (QUIRKS.md, "Sources").
     """
     sel = ctx.sel
     try:
@@ -148,6 +151,9 @@ def _inet_stream(
     ext: int,
     ctx: Context,
 ) -> Iterator[InetSocket]:
+    """The matching records of each family's dump in turn. A failure ends the table
+    with the records before it (see :func:`inet_netlink`); a failed -K goes on as ss's
+    retry does (:func:`_after_kill_failed`)."""
     try:
         yield from _apply(first, ctx, protocol)
         for family in rest:
