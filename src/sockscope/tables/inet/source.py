@@ -299,6 +299,7 @@ def _file_records(fd: int, ctx: Context) -> Iterator[tuple[InetSocket, str | Non
     those of the nested parses of tcp_show_info."""
     f = _FileReader(fd)
     buf = bytearray(_FILE_BUF)
+    high = 0  # how far messages have written into buf
     unpack = abi.NLMSGHDR.unpack_from
     while True:
         head = f.read(16)
@@ -338,8 +339,11 @@ def _file_records(fd: int, ctx: Context) -> Iterator[tuple[InetSocket, str | Non
                 ctx.warn(f"TCPDIAG answered: {posix.strerror(code)}")
             return
         end = max(length, _DIAG_MSG_END)
-        # with the stale bytes after the message that ss's printers read through
-        snapshot = bytes(buf[: max(16 + nitems, _DIAG_MSG_END) + 512])
+        # with the stale bytes after the message that ss's printers read through: all
+        # that longer messages before it left in the buffer (an md5 key's length can
+        # reach them, thousands of bytes on), and at least 512 bytes of it
+        high = max(high, 16 + nitems)
+        snapshot = bytes(buf[: max(high, max(16 + nitems, _DIAG_MSG_END) + 512)])
         # inet_show_sock takes the protocol from INET_DIAG_PROTOCOL (NLA_F_NESTED masked
         # off) when the message has one: a damaged dump can make a TCP row SCTP or UDP
         proto = diag_protocol(snapshot, _DIAG_MSG_END, end, abi.IPPROTO_TCP)

@@ -696,6 +696,12 @@ _KEY_ESCAPE = tuple(
 )
 
 
+#: ss's smallest message buffer, counted from the message's start where a recorded dump's
+#: record begins (tcp_show_netlink_file's 16 KiB on its stack; a live dump's is 32 KiB or
+#: more, from the datagram's start)
+_SS_BUFFER = 16384
+
+
 def md5sig_text(p: InetRows, buf: bytes, start: int, end: int) -> str:
     """`` md5keys:`` + print_md5sig of each struct tcp_diag_md5sig, joined by ``,``."""
     size = TCP_DIAG_MD5SIG.size
@@ -710,7 +716,10 @@ def md5sig_text(p: InetRows, buf: bytes, start: int, end: int) -> str:
             host = p.resolver.host(fam, addr)
         else:
             host = "???"
-        # ss prints tcpm_keylen bytes from tcpm_key (past the array if keylen > 80)
+        # ss prints tcpm_keylen bytes from tcpm_key (past the array if keylen > 80), into
+        # the bytes that follow in its buffer; none past that buffer's end (where ss reads
+        # its stack: garbage, or a crash for the longest keys)
+        klen = max(0, min(klen, max(len(buf), _SS_BUFFER) - (off + 20)))
         data, at = through(buf, off + 20, klen)
         raw = bytes(data[at : at + klen])
         parts.append("%s/%d=%s" % (host, plen, "".join(_KEY_ESCAPE[b] for b in raw)))
