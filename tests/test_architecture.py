@@ -7,6 +7,11 @@
 
     cli -> api -> ops -> tables -> {query, render} -> kernel -> {errors, options}
 
+* No module-level mutable state (style.md): no module-level list, set or other mutable
+  container (``__all__`` aside), no state built by a loop at import, no ``global``, and
+  no function that changes a module-level value (``.append``, ``[k] = v``...). Dicts
+  and tuples at module level are read-only tables; a lazily built one goes behind
+  ``functools.cache`` on a function.
 * Only the CLI writes to the terminal: no module outside ``cli`` (and ``__main__``)
   reads ``sys.stdout``/``sys.stderr`` or calls ``print``; the layers below take a
   writer, a flush or a warn function from their caller.
@@ -16,6 +21,10 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 PKG = Path(__file__).resolve().parent.parent / "src" / "sockscope"
 
@@ -220,3 +229,150 @@ def test_only_the_cli_writes_to_the_terminal() -> None:
 def test_the_terminal_checker_sees_a_write() -> None:
     source = "import sys\ndef f():\n    sys.stdout.flush()\n    print('x')\n"
     assert terminal_uses(source) == ["3: sys.stdout", "4: print()"]
+
+
+# --- module-level mutable state ----------------------------------------------------------
+
+#: methods that change a list, dict, set, deque or queue in place
+MUTATORS = frozenset(
+    [
+        "append",
+        "extend",
+        "insert",
+        "pop",
+        "popitem",
+        "clear",
+        "update",
+        "setdefault",
+        "add",
+        "discard",
+        "remove",
+        "sort",
+        "reverse",
+        "appendleft",
+        "put",
+        "__setitem__",
+    ]
+)
+#: constructors of mutable containers (a dict() at module level is a table, as {...})
+MUTABLE_CALLS = frozenset(
+    [
+        "list",
+        "set",
+        "bytearray",
+        "defaultdict",
+        "deque",
+        "Counter",
+        "OrderedDict",
+        "SimpleQueue",
+        "Queue",
+    ]
+)
+
+
+def _module_level(body: list[ast.stmt]) -> Iterator[ast.stmt]:
+    """The statements run at import: the module's, and those of its top-level if/try."""
+    for st in body:
+        if isinstance(st, (ast.If, ast.Try)):
+            yield from _module_level(st.body)
+            yield from _module_level(st.orelse)
+            for handler in getattr(st, "handlers", []):
+                yield from _module_level(handler.body)
+            yield from _module_level(getattr(st, "finalbody", []))
+        else:
+            yield st
+
+
+def mutable_state(source: str) -> list[str]:
+    """Where ``source`` keeps state at module level, or changes it from a function."""
+    tree = ast.parse(source)
+    found: set[tuple[int, str]] = set()
+    names: set[str] = set()
+    for st in _module_level(tree.body):
+        if isinstance(st, (ast.For, ast.While)):
+            found.add((st.lineno, "a loop at import"))
+        targets = (
+            st.targets
+            if isinstance(st, ast.Assign)
+            else [st.target]
+            if isinstance(st, ast.AnnAssign)
+            else []
+        )
+        bound = [t.id for t in targets if isinstance(t, ast.Name)]
+        names.update(bound)
+        value = getattr(st, "value", None)
+        if not bound or bound == ["__all__"] or value is None:
+            continue
+        if isinstance(value, (ast.List, ast.Set, ast.ListComp, ast.SetComp)) or (
+            isinstance(value, ast.Call)
+            and ast.unparse(value.func).rsplit(".", 1)[-1] in MUTABLE_CALLS
+        ):
+            found.add((st.lineno, f"{bound[0]}: a mutable container"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Global):
+            found.add((node.lineno, "global " + ", ".join(node.names)))
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            continue
+        local = {a.arg for a in ast.walk(node.args) if isinstance(a, ast.arg)}
+        local |= {
+            n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
+        }
+        for n in ast.walk(node):
+            if (
+                isinstance(n, ast.Call)
+                and isinstance(n.func, ast.Attribute)
+                and isinstance(n.func.value, ast.Name)
+                and n.func.value.id in names - local
+                and n.func.attr in MUTATORS
+            ):
+                found.add((n.lineno, f"{n.func.value.id}.{n.func.attr}()"))
+            elif (
+                isinstance(n, ast.Subscript)
+                and isinstance(n.ctx, (ast.Store, ast.Del))
+                and isinstance(n.value, ast.Name)
+                and n.value.id in names - local
+            ):
+                found.add((n.lineno, f"{n.value.id}[...] changed"))
+    return [f"{line}: {what}" for line, what in sorted(found)]
+
+
+def test_no_module_level_mutable_state() -> None:
+    wrong = []
+    for name, path in modules().items():
+        wrong += [f"{name}:{use}" for use in mutable_state(path.read_text())]
+    assert wrong == []
+
+
+def test_the_state_checker_sees_each_kind() -> None:
+    """The rule above can fail: each way of keeping state at module level is caught, and
+    read-only tables, locals and ``__all__`` are not."""
+    source = """\
+__all__ = ["f"]
+TABLE = {1: "a"}
+NAMES = dict(TABLE)
+_cache = []
+_seen = set()
+_q = collections.deque()
+for k in range(3):
+    TABLE[k] = "x"
+def f(x):
+    global _cache
+    _cache.append(x)
+    TABLE[x] = 1
+    del NAMES[x]
+    local = []
+    local.append(x)
+    return TABLE.get(x)
+def g(TABLE):
+    TABLE.update({})
+"""
+    assert mutable_state(source) == [
+        "4: _cache: a mutable container",
+        "5: _seen: a mutable container",
+        "6: _q: a mutable container",
+        "7: a loop at import",
+        "10: global _cache",
+        "11: _cache.append()",
+        "12: TABLE[...] changed",
+        "13: NAMES[...] changed",
+    ]

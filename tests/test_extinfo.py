@@ -309,6 +309,73 @@ def test_rates_human_and_numeric(tmp_path: Path) -> None:
         assert got == want
 
 
+def md5(family: int, prefix: int, keylen: int, addr: bytes, key: bytes) -> bytes:
+    """struct tcp_diag_md5sig { tcpm_family, tcpm_prefixlen, tcpm_keylen, tcpm_addr[4],
+    tcpm_key[TCP_MD5SIG_MAXKEYLEN = 80] }: 100 bytes."""
+    return struct.pack("=BBH16s80s", family, prefix, keylen, addr, key)
+
+
+_NET = socket.inet_aton("10.1.2.0")
+_KEY = bytes(range(0x41, 0x41 + 80))
+
+#: damaged INET_DIAG_MD5SIG attributes that ss 7.1 reads within its buffer (print_md5sig
+#: prints tcpm_keylen bytes from tcpm_key, tcp_show_info one record more while the
+#: payload left is positive, the first one always): the same bytes as ss
+MD5_DAMAGED = {
+    "keylen-100": md5(2, 24, 100, _NET, _KEY),
+    "keylen-81-into-the-next": md5(2, 24, 81, _NET, _KEY) + md5(2, 8, 3, _NET, b"xyz"),
+    "keylen-1000": md5(2, 24, 1000, _NET, _KEY),
+    "keylen-10000": md5(2, 24, 10000, _NET, _KEY),
+    "payload-0": b"",
+    "payload-50": md5(2, 24, 3, _NET, b"abc")[:50],
+    "payload-101": md5(2, 24, 3, _NET, b"abc") + b"\x02",
+    "payload-150": md5(2, 24, 3, _NET, b"abc") + md5(2, 16, 2, _NET, b"de")[:50],
+}
+
+
+@needs_oracle
+@pytest.mark.parametrize("payload", MD5_DAMAGED.values(), ids=MD5_DAMAGED.keys())
+def test_damaged_md5_keys_same_as_ss(tmp_path: Path, payload: bytes) -> None:
+    data = dump(message(attr(2, BASIC) + attr(18, payload)))
+    for args in ("-tani", "-tanim"):
+        want, got = run_both(tmp_path, data, args)
+        assert got == want, f"ss {args}:\n want {want!r}\n got  {got!r}"
+
+
+@needs_oracle
+def test_md5_key_reads_what_longer_messages_left_in_ss_buffer(tmp_path: Path) -> None:
+    """A key longer than its message reads the stale bytes of ss's 16 KiB buffer: an
+    earlier 8 KiB message's, thousands of bytes on (sockscope kept 512 of them)."""
+    first = message(attr(30, b"U" * 8000), port=999)
+    second = message(attr(2, BASIC) + attr(18, md5(2, 24, 3000, _NET, b"k" * 80)))
+    want, got = run_both(tmp_path, dump(first, second), "-tani")
+    assert got == want
+    assert want.count(b"U") > 2000
+
+
+@pytest.mark.parametrize("keylen", [16000, 20000, 65535])
+def test_md5_key_is_not_read_past_ss_buffer(tmp_path: Path, keylen: int) -> None:
+    """Past ss's 16 KiB buffer a key is read from ss's stack: 7.1 prints stack garbage
+    (addresses that ASLR moves) or is killed by SIGSEGV (always for 65535; half the runs
+    for 20000). sockscope prints the key up to the end of that buffer, and nothing more
+    (QUIRKS.md, Hardening)."""
+    msg = message(attr(2, BASIC) + attr(18, md5(2, 24, keylen, _NET, _KEY)))
+    key_at = len(msg) - 80  # tcpm_key, the attribute being last in the message
+    path = tmp_path / "dump.nl"
+    path.write_bytes(dump(msg))
+    got = subprocess.run(
+        [sys.executable, "-m", "sockscope", "-tani"],
+        env={"LC_ALL": "C", "TCPDIAG_FILE": str(path), "PYTHONPATH": str(SRC)},
+        capture_output=True,
+        check=True,
+    )
+    key = got.stdout.split(b" md5keys:10.1.2.0/24=")[1].split(b"\n")[0]
+    printed = re.findall(rb"\\[0-7]{3}|.", key, re.DOTALL)
+    assert len(printed) == 16384 - key_at  # up to the buffer's end
+    assert b"".join(printed[:26]) == _KEY[:26]  # the key's own bytes first (A..Z)
+    assert set(printed[80:]) == {b"\\000"}  # then the zeros that follow it
+
+
 @needs_oracle
 def test_duplicate_attribute_first_wins(tmp_path: Path) -> None:
     """parse_rtattr keeps the first attribute of a type (never sent twice by kernels)."""

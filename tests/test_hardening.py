@@ -380,6 +380,87 @@ def test_json_names_that_are_not_utf8_are_latin1_with_a_flag(tmp_path: Path) -> 
 
 
 # -- defect 10: SIGINT ------------------------------------------------------------------------
+#: a Ctrl-C while runpy imports the package (``python -m sockscope``: argv[0] is "-m"
+#: then) or another program imports it, made deterministic: the import of
+#: sockscope.errors raises KeyboardInterrupt as Python's SIGINT handler would there
+_INTERRUPTED_IMPORT = """
+import sys
+class Interrupt:
+    def find_spec(self, name, path=None, target=None):
+        if name == "sockscope.errors":
+            raise KeyboardInterrupt
+sys.meta_path.insert(0, Interrupt())
+sys.argv[0] = sys.argv[1]
+try:
+    import sockscope
+except KeyboardInterrupt:
+    print("KeyboardInterrupt")
+"""
+
+
+@pytest.mark.parametrize(
+    ("argv0", "status", "out"), [("-m", -2, b""), ("-c", 0, b"KeyboardInterrupt\n")]
+)
+def test_sigint_while_the_package_loads(argv0: str, status: int, out: bytes) -> None:
+    """Under ``python -m sockscope`` (before __main__'s own handler exists) the process
+    dies by SIGINT as ss does, without a traceback; a program that imports the library
+    gets its KeyboardInterrupt (found by the signal-startup campaign: 5 runs in 360)."""
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT / "src")}
+    got = subprocess.run(
+        [sys.executable, "-c", _INTERRUPTED_IMPORT, argv0],
+        env=env, capture_output=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert (got.returncode, got.stdout, got.stderr) == (status, out, b"")
+
+
+#: ``python -m sockscope -V`` (through runpy) where a Ctrl-C comes while an exception
+#: cannot propagate (importlib's weakref callbacks: "Exception ignored"), made
+#: deterministic: a finalizer sends SIGINT while sockscope.cli.command is being found
+_SWALLOWED = """
+import os, runpy, signal, sys
+class Bomb:
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(100000):
+            pass
+class Hook:
+    def find_spec(self, name, path=None, target=None):
+        if name == "sockscope.cli.command":
+            Bomb()
+sys.meta_path.insert(0, Hook())
+sys.argv[1:] = ["-V"]
+runpy.run_module("sockscope", run_name="__main__", alter_sys=True)
+"""
+
+
+def test_sigint_while_the_modules_load_cannot_be_swallowed() -> None:
+    """While __main__ loads the modules, SIGINT's handler ends the process at once: a
+    KeyboardInterrupt there could be reported as ignored and the command run on (status
+    0; found by the signal-startup campaign, 3 runs in 1,400)."""
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT / "src")}
+    got = subprocess.run(
+        [sys.executable, "-c", _SWALLOWED], env=env, capture_output=True, timeout=60, check=False
+    )
+    assert (got.returncode, got.stdout, got.stderr) == (-2, b"", b"")
+
+
+def test_sigint_after_main_returned_kills_like_ss() -> None:
+    """A Ctrl-C while the interpreter finalizes after the command (threading imported, an
+    atexit function: the slow exit) ends it by SIGINT, not with "Exception ignored in
+    threading._shutdown" and the status main() returned."""
+    code = (
+        "import atexit, os, signal, threading, time\n"
+        "from sockscope.cli.command import leave\n"
+        "atexit.register(lambda: (os.kill(os.getpid(), signal.SIGINT), time.sleep(5)))\n"
+        "leave(0)\n"
+    )
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT / "src")}
+    got = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, timeout=60, check=False
+    )
+    assert (got.returncode, got.stderr) == (-2, b"")
+
+
 @pytest.mark.parametrize("signum", [2, 15, 1, 3], ids=["INT", "TERM", "HUP", "QUIT"])
 @pytest.mark.parametrize("mode", ["", "--json", "--json-lines"])
 def test_sigint_kills_like_ss_and_closes_json(mode: str, signum: int, tmp_path: Path) -> None:

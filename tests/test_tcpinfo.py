@@ -16,8 +16,8 @@ import pytest
 
 import netns
 from sockscope.kernel import abi, netlink, structs
+from sockscope.tables.inet import protoinfo, tcpinfo
 from sockscope.tables.inet import record as records
-from sockscope.tables.inet import tcpinfo
 
 TESTS = Path(__file__).resolve().parent
 DUMP = TESTS / "golden" / "scenario-extinfo" / "tcpdiag.bin"
@@ -154,8 +154,8 @@ def test_decode_small_structs() -> None:
     assert structs.decode_vegas(struct.pack("=4I", 1, 2, 3, 4)).tcpv_rtt == 3
     m = structs.decode_mptcp_info(bytes(8))
     assert m.mptcpi_token == 0 and m.mptcpi_last_ack_recv == 0
-    assert tcpinfo.MPTCP_INFO.size == 96
-    assert tcpinfo.SCTP_INFO.size == 368
+    assert structs.MPTCP_INFO.size == 96
+    assert structs.SCTP_INFO.size == 368
     assert structs.TCP_INFO.size == 280
 
 
@@ -164,17 +164,17 @@ def test_decode_small_structs() -> None:
 
 def test_mptcp_stats_7_1_decimal() -> None:
     """ss-output.md S22 (7.1): write_seq/snd_una/rcv_nxt in decimal, new counters."""
-    info = tcpinfo.MPTCP_INFO.pack(
+    info = structs.MPTCP_INFO.pack(
         0, 0, 0, 2, 0, 0, 2, 0x3A7F370B, 3027487605628560099, 3027487605628560099,
         7422479008493297541, 0, 0, 0, 0, 0, 10, 0, 10, 1, 0, 0, 0, 597304, 597304, 597304,
     )  # fmt: skip
-    assert tcpinfo.mptcp_stats(info, 0, len(info)) == (
+    assert protoinfo.mptcp_stats(info, 0, len(info)) == (
         " subflows_max:2 remote_key token:3a7f370b write_seq:3027487605628560099"
         " snd_una:3027487605628560099 rcv_nxt:7422479008493297541 bytes_sent:10"
         " bytes_acked:10 subflows_total:1 last_data_sent:597304 last_data_recv:597304"
         " last_ack_recv:597304"
     )
-    assert tcpinfo.mptcp_stats(b"\x01\0\0\0\0\0\0\0\x01\0\0\0", 0, 12) == " subflows:1 fallback"
+    assert protoinfo.mptcp_stats(b"\x01\0\0\0\0\0\0\0\x01\0\0\0", 0, 12) == " subflows:1 fallback"
 
 
 def test_sctp_stats_order_and_formats() -> None:
@@ -182,8 +182,8 @@ def test_sctp_stats_order_and_formats() -> None:
     vals[32] = bytes(128)
     vals[0], vals[1], vals[2], vals[14], vals[12] = 0xABC, 3, 0xFFFFFFFF, 0x1F, 1400
     vals[46], vals[52] = 5, 1
-    data = tcpinfo.SCTP_INFO.pack(*vals)
-    assert tcpinfo.sctp_stats(data, 0, len(data)) == (
+    data = structs.SCTP_INFO.pack(*vals)
+    assert protoinfo.sctp_stats(data, 0, len(data)) == (
         " tag:abc state:ESTAB rwnd:-1 maxseg:1400 ptag:1f autoclose:5 fraginl:1"
     )
 

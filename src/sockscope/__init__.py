@@ -13,19 +13,34 @@ yields the same sockets as typed records, streaming::
 Heavier pieces are imported on first use, so ``import sockscope`` stays cheap.
 """
 
-from __future__ import annotations
+# (no `from __future__ import annotations` here: under `python -m` it loads __future__
+# before the try below can catch a Ctrl-C; the annotations of this module need none)
+try:
+    from sockscope.errors import (
+        ArgumentError,
+        EventError,
+        FilterError,
+        KillError,
+        NamespaceError,
+        NetlinkError,
+        NotSupportedError,
+        SockscopeError,
+        UsageError,
+    )
+except KeyboardInterrupt:
+    import sys
 
-from sockscope.errors import (
-    ArgumentError,
-    EventError,
-    FilterError,
-    KillError,
-    NamespaceError,
-    NetlinkError,
-    NotSupportedError,
-    SockscopeError,
-    UsageError,
-)
+    if sys.argv[:1] != ["-m"]:
+        raise  # imported by a program: the Ctrl-C is its own
+    # `python -m sockscope`: runpy imports this package before __main__, whose handler
+    # makes a Ctrl-C while the modules load ss's death by SIGINT: the same here, not a
+    # traceback (argv[0] is "-m" while runpy looks for the module)
+    import os
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGINT)
+    raise SystemExit(130) from None
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

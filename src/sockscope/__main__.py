@@ -1,9 +1,22 @@
 """``python -m sockscope``: the ss-compatible command."""
 
-import gc
-
-# as in scripts/sockscope-run: no collector passes over the objects of the imports
 try:
+    import _signal  # type: ignore[import-not-found]  # the C module (signal.py builds enums)
+    import posix
+
+    def _sigint(_signum: int, _frame: object) -> None:
+        # while the modules load, Ctrl-C ends the process at once by SIGINT, as it ends
+        # ss: a KeyboardInterrupt raised in a callback of importlib's (a module lock's
+        # weakref) would be "Exception ignored" and the listing would run on
+        _signal.signal(_signal.SIGINT, _signal.SIG_DFL)
+        posix.kill(posix.getpid(), _signal.SIGINT)
+
+    if _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler:  # not nohup's
+        _signal.signal(_signal.SIGINT, _sigint)  # launch() puts Python's back for main()
+
+    import gc
+
+    # as in scripts/sockscope-run: no collector passes over the objects of the imports
     gc.disable()
     from sockscope.cli.command import launch
 

@@ -547,7 +547,7 @@ STATUSES = {0, 1, 255}
 def _backend_env(environ: dict[str, str] | os._Environ[str]) -> dict[str, str]:
     """The caller's backend choice (``SOCKSCOPE_PURE``), which every case keeps: a case's
     environment replaces the whole of ``os.environ`` while it runs, and the backend is
-    chosen at the first listing (sockscope.accel), inside the first case."""
+    chosen when sockscope.accel is imported, at the first listing, inside the first case."""
     return {k: environ[k] for k in ("SOCKSCOPE_PURE",) if k in environ}
 
 

@@ -35,6 +35,7 @@ import json
 import os
 import pty
 import random
+import re
 import resource
 import select
 import shutil
@@ -518,6 +519,24 @@ def _json_complete(out: bytes, lines: bool) -> bool:
     return True
 
 
+def python_startup(err: bytes) -> bool:
+    """Whether ``err`` is a KeyboardInterrupt traceback none of whose frames is
+    sockscope's: the SIGINT landed in the interpreter's own start-up (site's .pth code
+    under ``python -m``, runpy, the frozen imports), before the first sockscope statement
+    could let it kill the process as it kills ss. Python prints that traceback whatever
+    the program; counted apart (QUIRKS.md, Hardening), never as sockscope's failure. A
+    frame of a sockscope module at line 0 is that module's first instruction, before its
+    first statement (the interrupt was pending from the import machinery). A traceback
+    through any sockscope statement still fails."""
+    frames = re.findall(rb'^\s*File "([^"]*)", line (\d+)', err, re.MULTILINE)
+    ours = [
+        line
+        for path, line in frames
+        if (b"/sockscope/" in path or path.endswith(b"sockscope-run")) and line != b"0"
+    ]
+    return err.rstrip().endswith(b"KeyboardInterrupt") and bool(frames) and not ours
+
+
 def judge(world: World, case: Case) -> tuple[str | None, dict[str, object]]:
     """(None, info) when sockscope behaves; (problem, info) otherwise; ("skip", ...) when the
     case cannot be judged here, ("ss-crash", ...) when ss dies of SIGSEGV or SIGABRT."""
@@ -531,6 +550,8 @@ def judge(world: World, case: Case) -> tuple[str | None, dict[str, object]]:
         # RLIMIT_NPROC already reached by uid 65534's other processes: execve refuses
         return "unjudged", info
     if b"Traceback (most recent call last)" in got.err or b"Fatal Python error" in got.err:
+        if how.get("signal") == signal.SIGINT and python_startup(got.err):
+            return "python-startup", info
         return "traceback", info
     for mode, lines in (("--json", False), ("--json-lines", True)):
         if (
@@ -659,7 +680,7 @@ def campaign(seed: int, count: int, oracle: str | None, families: list[str] | No
     world = World(oracle)
     failures: list[dict[str, object]] = []
     by_category: dict[str, int] = {}
-    skipped = crashes = unjudged = n = 0
+    skipped = crashes = unjudged = startup = n = 0
     try:
         first = pinned() if with_pinned else []
         for case in itertools.chain(first, cases(rng, families or FAMILIES, world.ns.name)):
@@ -674,6 +695,8 @@ def campaign(seed: int, count: int, oracle: str | None, families: list[str] | No
                 unjudged += 1
             elif problem == "ss-crash":
                 crashes += 1
+            elif problem == "python-startup":
+                startup += 1
             elif problem is not None:
                 failures.append({"n": n, "problem": problem, **case.describe(), **info})
                 if progress is not None:
@@ -686,6 +709,7 @@ def campaign(seed: int, count: int, oracle: str | None, families: list[str] | No
         world.close()
     return {"kind": "hostile", "seed": seed, "cases": n, "by_category": by_category,
             "failures": failures, "skipped": skipped, "ss_crashes": crashes, "unjudged": unjudged,
+            "python_startup": startup,
             "backend": "pure" if os.environ.get("SOCKSCOPE_PURE") else "compiled"}  # fmt: skip
 
 

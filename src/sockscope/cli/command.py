@@ -137,6 +137,11 @@ def launch(
     ``top`` is the directory on sys.path that holds the package, ``bundle`` the start-up
     bundle that served its modules (:mod:`sockscope._startup`), None when there was
     none to read: after a successful run, a missing or stale one is written again."""
+    if callable(signal.getsignal(signal.SIGINT)):  # __main__'s while the modules loaded
+        # main() turns Ctrl-C's KeyboardInterrupt into ss's death by SIGINT once its own
+        # try is entered (an open --json document is closed first); until then the
+        # KeyboardInterrupt reaches the callers' except clause, which does the same
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     if launched:
         _name(sys.argv[0])
     gc.freeze()
@@ -190,6 +195,13 @@ def leave(status: int) -> NoReturn:
     """
     import atexit
 
+    # main() has returned: a Ctrl-C from here on ends the process as it ends ss, not as
+    # a KeyboardInterrupt in the interpreter's finalization ("Exception ignored in
+    # threading._shutdown", status 0)
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+    except (ValueError, OSError):
+        pass  # not the main thread
     if status == 0 and "threading" not in sys.modules and not atexit._ncallbacks():
         try:
             sys.stdout.flush()

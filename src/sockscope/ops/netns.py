@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools  # (contextlib imports it already)
 import os
 from itertools import islice
 
@@ -84,13 +85,9 @@ class _Libc:
         self._check(self.lib.umount2(os.fsencode(target), flags))
 
 
-_libc_cache: list[_Libc] = []
-
-
+@functools.cache  # one CDLL for the process: loading libc again would only cost time
 def _libc() -> _Libc:
-    if not _libc_cache:
-        _libc_cache.append(_Libc())
-    return _libc_cache[0]
+    return _Libc()
 
 
 def setns(fd: int, nstype: int = CLONE_NEWNET) -> None:

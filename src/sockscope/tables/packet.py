@@ -41,10 +41,9 @@ if TYPE_CHECKING:
     from sockscope.render.view import View
     from sockscope.tables.context import Context
 
-_LL_NAMES: dict[int, str] = {}
-for _id, _name in LL_PROTO_NAMES:
-    _LL_NAMES.setdefault(_id, _name)
-del _id, _name
+#: ll_proto_n2a's lookup: the first name of each protocol number in lib/ll_proto.c's table
+#: (a later duplicate never wins; read-only)
+_LL_NAMES: dict[int, str] = dict(reversed(LL_PROTO_NAMES))
 
 _FANOUT_TYPES = ("hash", "lb", "cpu", "roll", "random", "qm")
 _PDI_FLAGS = (

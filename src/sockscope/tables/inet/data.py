@@ -8,6 +8,7 @@ of ``schema/sockscope.schema.json``.
 
 from __future__ import annotations
 
+import functools  # (the JSON output imports it already: json, re, enum)
 import struct
 from bisect import bisect_right
 
@@ -287,6 +288,9 @@ TCP_INFO_FIELDS: tuple[tuple[str, str, int, int], ...] = (
 )
 
 
+# built on the first tcp_info decoded, not at import (it needs kernel.structs, off the
+# listing's path), then read-only: a cached pure function of constants
+@functools.cache
 def _tcp_info_layout() -> tuple[tuple[int, ...], tuple[str, ...], tuple[int, ...]]:
     """(end offsets, JSON names, TcpInfo indexes) of TCP_INFO_FIELDS, C alignment."""
     from sockscope.kernel.structs import TcpInfo
@@ -301,8 +305,6 @@ def _tcp_info_layout() -> tuple[tuple[int, ...], tuple[str, ...], tuple[int, ...
     return tuple(ends), tuple(names), tuple(index)
 
 
-#: filled on the first tcp_info decoded (keeps tcpinfo off the import path)
-_LAYOUT: list[tuple[tuple[int, ...], tuple[str, ...], tuple[int, ...]]] = []
 _SCALED = tuple(name for _c, name, _size, scale in TCP_INFO_FIELDS if scale != 1)
 
 #: TCPI_OPT_* bits as ss names them (ts, sack, ecn, ...), in bit order
@@ -338,9 +340,7 @@ def tcp_info(data: bytes) -> dict[str, object]:
         out["rcv_wscale"] = ti.tcpi_rcv_wscale
     out["delivery_rate_app_limited"] = bool(ti.tcpi_delivery_rate_app_limited)
     out["fastopen_client_fail"] = ti.tcpi_fastopen_client_fail
-    if not _LAYOUT:
-        _LAYOUT.append(_tcp_info_layout())
-    ends, names, index = _LAYOUT[0]
+    ends, names, index = _tcp_info_layout()
     size = len(data)
     n = bisect_right(ends, size)
     out.update(zip(names[:n], [ti[i] for i in index[:n]], strict=True))

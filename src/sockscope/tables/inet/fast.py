@@ -398,7 +398,9 @@ def _netlink(
     As in the reference (:func:`sockscope.tables.inet.source.inet_netlink`), a first
     dump the kernel refuses before its first record means ss's fallback: None here, and
     the pure-Python path takes the table over (legacy request, /proc). Any later failure
-    ends the table quietly.
+    ends the table quietly, with the rows before it: there ss 7.1 retries the whole
+    table and prints them again, which sockscope does not do (QUIRKS.md, "Sources";
+    tests/test_middump.py).
     """
     early, ctx.early = ctx.early, None
     if early is not None and early[0] == protocol and isinstance(early[1], list):
@@ -441,6 +443,15 @@ def _closed(dump: _Dump) -> None:
             dump.room.put(None)
 
 
+def _abandon(dumps: list[Any]) -> None:
+    """The table ended early: let the receivers of the dumps still under way run to
+    their end and close their sockets (:func:`_closed`), instead of leaving them waiting
+    for room in their queues for as long as the process lives (--watch, the library)."""
+    for dump in dumps:
+        if isinstance(dump, _Dump):
+            _closed(dump)
+
+
 def _dump_rows(ctx: Context, dump: _Dump, maker: Any, flags: int) -> Iterator[Rows]:
     """The rest of one dump's rows; the interrupted-dump warning at its end."""
     while not flags & 1:
@@ -471,6 +482,7 @@ def _stream(
     try:
         yield first
         if failed:
+            _abandon(dumps)
             return
         for k, dump in enumerate(dumps):
             started = _start_dump(dump, protocol, ctx) if isinstance(dump, int) else dump
@@ -478,6 +490,9 @@ def _stream(
                 return
             yield from _dump_rows(ctx, started, maker, flags if k == 0 else 0)
     except (NetlinkError, OSError):
+        # the table ends here, with the rows before the failure: ss 7.1 would retry
+        # the whole table and print them again (QUIRKS.md, "Sources")
+        _abandon(dumps)
         return
     _decoded, made, last_inode, last_fast = maker.stats
     if made and last_fast and inet_rows is not None and inet_rows.p.show_proc:

@@ -63,10 +63,13 @@ def _apply(
 
 
 def inet_netlink(ctx: Context, protocol: int) -> Iterator[InetSocket] | None:
-    """Port of inet_show_netlink: AF_INET then AF_INET6 dumps, legacy retry on failure.
+    """Port of inet_show_netlink: AF_INET then AF_INET6 dumps; a dump the kernel refuses
+    in its first answer is retried with the legacy request (TCPDIAG_GETSOCK).
 
-    Returns None when the dumps failed so the caller falls back (ss's -1), otherwise an
-    iterator over the matching records, produced while the dump runs.
+    Returns None when that failed too so the caller falls back (ss's -1), otherwise an
+    iterator over the matching records, produced while the dump runs. A dump that fails
+    after its first record ends the table with the records before the failure: ss 7.1
+    retries there too and prints them again, sockscope does not (QUIRKS.md, "Sources").
     """
     sel = ctx.sel
     try:
@@ -134,6 +137,9 @@ def _inet_stream(
     ext: int,
     ctx: Context,
 ) -> Iterator[InetSocket]:
+    """The matching records of each family's dump in turn. A failure ends the table
+    with the records before it (see :func:`inet_netlink`); a failed -K goes on as ss's
+    retry does (:func:`_after_kill_failed`)."""
     try:
         yield from _apply(first, ctx, protocol)
         for family in rest:
@@ -279,6 +285,7 @@ def _file_records(fd: int, ctx: Context) -> Iterator[tuple[InetSocket, str | Non
     those of the nested parses of tcp_show_info."""
     f = _FileReader(fd)
     buf = bytearray(_FILE_BUF)
+    high = 0  # how far messages have written into buf
     unpack = abi.NLMSGHDR.unpack_from
     while True:
         head = f.read(16)
@@ -318,8 +325,11 @@ def _file_records(fd: int, ctx: Context) -> Iterator[tuple[InetSocket, str | Non
                 ctx.warn(f"TCPDIAG answered: {posix.strerror(code)}")
             return
         end = max(length, _DIAG_MSG_END)
-        # with the stale bytes after the message that ss's printers read through
-        snapshot = bytes(buf[: max(16 + nitems, _DIAG_MSG_END) + 512])
+        # with the stale bytes after the message that ss's printers read through: all
+        # that longer messages before it left in the buffer (an md5 key's length can
+        # reach them, thousands of bytes on), and at least 512 bytes of it
+        high = max(high, 16 + nitems)
+        snapshot = bytes(buf[: max(high, max(16 + nitems, _DIAG_MSG_END) + 512)])
         # inet_show_sock takes the protocol from INET_DIAG_PROTOCOL (NLA_F_NESTED masked
         # off) when the message has one: a damaged dump can make a TCP row SCTP or UDP
         proto = diag_protocol(snapshot, _DIAG_MSG_END, end, abi.IPPROTO_TCP)

@@ -1,17 +1,13 @@
-"""TCP/MPTCP/SCTP internal information (``-m`` and ``-i``): decoders and printers.
+"""TCP internal information (``-m`` and ``-i``): the text of tcp_info and its kin.
 
-Decoders turn the payload of an ``INET_DIAG_*`` attribute into a named tuple with the
-C field names of the kernel's UAPI structures (``struct tcp_info``, ``struct
-mptcp_info``, ``struct sctp_info``, ``struct tcp_bbr_info`` ...). A payload shorter than
-the structure (an older kernel) is zero-filled, a longer one (a newer kernel) is read
-up to the size ss knows, as ss does.
-
-The printers are ports of ss.c's ``print_skmeminfo``, ``tcp_show_info``,
-``tcp_stats_print``, ``mptcp_show_info``, ``mptcp_stats_print``, ``sctp_show_info``,
-``sctp_stats_print``, ``print_md5sig``, ``tcp_tls_*`` and ``mptcp_subflow_info``
-(iproute2 7.1). The TCP path is the hot one (``ss -tani`` over 100,000 sockets): it
-unpacks ``struct tcp_info`` with one precompiled :class:`struct.Struct` call and tests
-the fields as locals, in ss's order.
+The printers are ports of ss.c's ``print_skmeminfo``, ``tcp_show_info`` and
+``tcp_stats_print`` (iproute2 7.1), with the congestion-control blocks (vegas, dctcp,
+bbr) and the /proc form of a TCP row. The TCP path is the hot one (``ss -tani`` over
+100,000 sockets): it unpacks ``struct tcp_info`` with one precompiled
+:class:`struct.Struct` call and tests the fields as locals, in ss's order. The rarer
+parts are modules of their own, imported at their first row: md5 keys and the ULP
+(TLS, MPTCP subflow) in :mod:`sockscope.tables.inet.tcpext`, the MPTCP and SCTP
+blocks in :mod:`sockscope.tables.inet.protoinfo`.
 """
 
 from __future__ import annotations
@@ -19,29 +15,17 @@ from __future__ import annotations
 import struct
 
 from sockscope.kernel import abi
-from sockscope.kernel.libc import int32
 from sockscope.kernel.netlink import through
 from sockscope.kernel.structs import (
     INET_DIAG_MEMINFO,
     LITTLE,
-    MPTCP_INFO,
-    SCTP_INFO,
-    SF_MAX,
     SK_MEMINFO,
-    SOCKADDR_STORAGE,
     TCP_BBR_INFO,
     TCP_DCTCP_INFO,
-    TCP_DIAG_MD5SIG,
     TCPVEGAS_INFO,
-    TLS_INFO_MAX,
     Spans,
     cstr,
-    nested,
     padded,
-    sf_value,
-    u16,
-    u32,
-    u64,
 )
 from sockscope.tables.inet.layout import BUF, PROC_EXTRA, PROTOCOL, RETRANS, STATE
 
@@ -74,12 +58,6 @@ def sprint_bw(bw: float, numeric: bool) -> str:
     if bw >= 1e3:
         return "%.3gk" % (bw / 1e3)
     return "%g" % bw
-
-
-_U8 = struct.Struct("=B")
-_U16 = struct.Struct("=H")
-_U32 = struct.Struct("=I")
-_U64 = struct.Struct("=Q")
 
 
 # --- print_skmeminfo -------------------------------------------------------------------
@@ -147,17 +125,27 @@ def bind_info_block(p: InetRows) -> Callable[[InetSocket, Spans], str]:
         else:
             out = skmem_text(buf, span[0], span[1])
         proto = s[PROTOCOL]
+        # (the rarer printers are imported at their first row: off -tani's start-up)
         if proto == sctp:
-            return out + _sctp_show_info(p, buf, attrs)
+            from sockscope.tables.inet.protoinfo import sctp_show_info
+
+            return out + sctp_show_info(p, buf, attrs)
         span = attrs.get(info_id)
         if proto == mptcp:
-            return out if span is None else out + mptcp_stats(buf, span[0], span[1])
+            if span is None:
+                return out
+            from sockscope.tables.inet.protoinfo import mptcp_stats
+
+            return out + mptcp_stats(buf, span[0], span[1])
         if span is not None:
             out += stats(s[STATE], buf, span[0], span[1], attrs, show_options, numeric)
-        if md5_id in attrs:
-            out += md5sig_text(p, buf, *attrs[md5_id])
-        if ulp_id in attrs:
-            out += ulp_text(buf, *attrs[ulp_id])
+        if md5_id in attrs or ulp_id in attrs:
+            from sockscope.tables.inet.tcpext import md5sig_text, ulp_text
+
+            if md5_id in attrs:
+                out += md5sig_text(p, buf, *attrs[md5_id])
+            if ulp_id in attrs:
+                out += ulp_text(buf, *attrs[ulp_id])
         return out
 
     return block
@@ -686,242 +674,6 @@ def proc_info(p: InetRows, s: InetSocket) -> str:
     if s[RETRANS]:  # the record's retrans: /proc's retransmits (timer on) or probes
         out += " retrans:%u/0" % (s[RETRANS] & 0xFFFFFFFF)
     return out + " reordering:0"
-
-
-# --- md5 keys and ULP ------------------------------------------------------------------
-
-#: isprint() in the C locale, minus the backslash and ss's escape set (" ,")
-_KEY_ESCAPE = tuple(
-    chr(c) if 0x20 < c < 0x7F and c not in (0x5C, 0x2C) else "\\%03o" % c for c in range(256)
-)
-
-
-def md5sig_text(p: InetRows, buf: bytes, start: int, end: int) -> str:
-    """`` md5keys:`` + print_md5sig of each struct tcp_diag_md5sig, joined by ``,``."""
-    size = TCP_DIAG_MD5SIG.size
-    parts = []
-    off = start
-    while True:
-        # each struct is read whole, through the payload's end (RTA_PAYLOAD is not checked)
-        fam, plen, klen, addr, _key = TCP_DIAG_MD5SIG.unpack_from(*through(buf, off, size))
-        if fam == abi.AF_INET:
-            host = p.resolver.host(fam, addr[:4])
-        elif fam == abi.AF_INET6:
-            host = p.resolver.host(fam, addr)
-        else:
-            host = "???"
-        # ss prints tcpm_keylen bytes from tcpm_key (past the array if keylen > 80)
-        data, at = through(buf, off + 20, klen)
-        raw = bytes(data[at : at + klen])
-        parts.append("%s/%d=%s" % (host, plen, "".join(_KEY_ESCAPE[b] for b in raw)))
-        off += size
-        if end - off <= 0:
-            break
-    return " md5keys:" + ",".join(parts)
-
-
-_TLS_VERSIONS = {0x0303: " version: 1.2", 0x0304: " version: 1.3"}
-_TLS_CIPHERS = {51: " cipher: aes-gcm-128", 52: " cipher: aes-gcm-256"}
-_TLS_CONF = {1: "none", 2: "sw", 3: "hw", 4: "hw-record"}
-_SF_FLAGS = "MmJjBbecv"
-#: the sequence numbers mptcp_subflow_info prints after the tokens, in its order
-_SF_COUNTERS = (
-    (abi.MPTCP_SUBFLOW_ATTR_MAP_SEQ, " seq:%u"),
-    (abi.MPTCP_SUBFLOW_ATTR_MAP_SFSEQ, " sfseq:%u"),
-    (abi.MPTCP_SUBFLOW_ATTR_SSN_OFFSET, " ssnoff:%u"),
-    (abi.MPTCP_SUBFLOW_ATTR_MAP_DATALEN, " maplen:%u"),
-)
-
-
-def ulp_text(buf: bytes, start: int, end: int) -> str:
-    """The INET_DIAG_ULP_INFO part of tcp_show_info: name, then TLS or MPTCP subflow."""
-    ulp = nested(buf, start, end, abi.INET_ULP_INFO_MPTCP)
-    out = ""
-    span = ulp.get(abi.INET_ULP_INFO_NAME)
-    if span is not None:
-        out += " tcp-ulp-" + cstr(buf, *span)
-    span = ulp.get(abi.INET_ULP_INFO_TLS)
-    if span is not None:
-        out += _tls_text(buf, nested(buf, span[0], span[1], TLS_INFO_MAX))
-    span = ulp.get(abi.INET_ULP_INFO_MPTCP)
-    if span is not None:
-        out += _subflow_text(buf, nested(buf, span[0], span[1], SF_MAX))
-    return out
-
-
-def _tls_text(buf: bytes, tls: Spans) -> str:
-    """tcp_tls_version, tcp_tls_cipher, tcp_tls_conf (rx, tx), zc_ro_tx, no_pad_rx."""
-    out = ""
-    span = tls.get(abi.TLS_INFO_VERSION)
-    if span is not None:
-        val = u16(buf, span)
-        out += _TLS_VERSIONS.get(val) or " version: unknown(%u)" % val
-    span = tls.get(abi.TLS_INFO_CIPHER)
-    if span is not None:
-        out += _TLS_CIPHERS.get(u16(buf, span), "")
-    for name, kind in (("rxconf", abi.TLS_INFO_RXCONF), ("txconf", abi.TLS_INFO_TXCONF)):
-        span = tls.get(kind)
-        if span is not None:
-            val = u16(buf, span)
-            out += " %s: %s" % (name, _TLS_CONF.get(val) or "unknown(%u)" % val)
-    if abi.TLS_INFO_ZC_RO_TX in tls:
-        out += " zc_ro_tx"
-    if abi.TLS_INFO_RX_NO_PAD in tls:
-        out += " no_pad_rx"
-    return out
-
-
-def _subflow_text(buf: bytes, sf: Spans) -> str:
-    """Port of ss.c:mptcp_subflow_info (7.1: decimal seq/sfseq/ssnoff/maplen)."""
-    out = ""
-    span = sf.get(abi.MPTCP_SUBFLOW_ATTR_FLAGS)
-    if span is not None:
-        flags = u32(buf, span)
-        if flags:
-            out += " flags:" + "".join(c for i, c in enumerate(_SF_FLAGS) if flags >> i & 1)
-    rem, loc = abi.MPTCP_SUBFLOW_ATTR_TOKEN_REM, abi.MPTCP_SUBFLOW_ATTR_TOKEN_LOC
-    id_rem, id_loc = abi.MPTCP_SUBFLOW_ATTR_ID_REM, abi.MPTCP_SUBFLOW_ATTR_ID_LOC
-    if rem in sf and loc in sf and id_rem in sf and id_loc in sf:
-        out += " token:%04x(id:%u)/%04x(id:%u)" % (
-            u32(buf, sf[rem]),
-            sf_value(buf, sf[id_rem], id_rem),
-            u32(buf, sf[loc]),
-            sf_value(buf, sf[id_loc], id_loc),
-        )
-    for kind, fmt in _SF_COUNTERS:
-        span = sf.get(kind)
-        if span is not None:
-            out += fmt % (
-                u64(buf, span) if kind == abi.MPTCP_SUBFLOW_ATTR_MAP_SEQ else u32(buf, span)
-            )
-    return out
-
-
-# --- MPTCP -----------------------------------------------------------------------------
-
-_MPTCP_ITEMS = (
-    (0, " subflows:%u"),
-    (1, " add_addr_signal:%u"),
-    (2, " add_addr_accepted:%u"),
-    (3, " subflows_max:%u"),
-    (4, " add_addr_signal_max:%u"),
-    (5, " add_addr_accepted_max:%u"),
-)
-_MPTCP_TAIL = (
-    (7, " token:%x"),
-    (8, " write_seq:%u"),
-    (9, " snd_una:%u"),
-    (10, " rcv_nxt:%u"),
-    (11, " local_addr_used:%u"),
-    (12, " local_addr_max:%u"),
-    (13, " csum_enabled:%u"),
-    (14, " retransmits:%u"),
-    (15, " bytes_retrans:%u"),
-    (16, " bytes_sent:%u"),
-    (17, " bytes_received:%u"),
-    (18, " bytes_acked:%u"),
-    (19, " subflows_total:%u"),
-    (20, " endp_laminar_max:%u"),
-    (23, " last_data_sent:%u"),
-    (24, " last_data_recv:%u"),
-    (25, " last_ack_recv:%u"),
-)
-
-
-def mptcp_stats(buf: bytes, start: int, end: int) -> str:
-    """mptcp_show_info's INET_DIAG_INFO part: port of ss.c:mptcp_stats_print."""
-    data, off = padded(buf, start, end, MPTCP_INFO.size)
-    v = MPTCP_INFO.unpack_from(data, off)
-    out = "".join(fmt % v[i] for i, fmt in _MPTCP_ITEMS if v[i])
-    if v[6] & 1:
-        out += " fallback"
-    if v[6] & 2:
-        out += " remote_key"
-    return out + "".join(fmt % v[i] for i, fmt in _MPTCP_TAIL if v[i])
-
-
-# --- SCTP ------------------------------------------------------------------------------
-
-_SCTP_STATES = abi.SCTP_STATE_NAMES
-_SCTP_ITEMS = (
-    (0, " tag:%x"),
-    (1, None),
-    (2, " rwnd:%d"),
-    (3, " unackdata:%d"),
-    (4, " penddata:%d"),
-    (5, " instrms:%d"),
-    (6, " outstrms:%d"),
-    (8, " inqueue:%d"),
-    (9, " outqueue:%d"),
-    (10, " overerr:%d"),
-    (11, " maxburst:%d"),
-    (12, " maxseg:%d"),
-    (13, " prwnd:%d"),
-    (14, " ptag:%x"),
-    (15, " pcapable:%d"),
-    (16, " psack:%d"),
-    (46, " autoclose:%d"),
-    (47, " adapind:%d"),
-    (48, " pdpoint:%d"),
-    (49, " nodelay:%d"),
-    (50, " nofrag:%d"),
-    (51, " v4mapped:%d"),
-    (52, " fraginl:%d"),
-)
-_SIGNED_D = frozenset({2, 8, 9, 10, 11, 12, 13, 46, 47, 48})
-
-
-def sctp_stats(buf: bytes, start: int, end: int) -> str:
-    """Port of ss.c:sctp_stats_print (each item only if nonzero)."""
-    data, off = padded(buf, start, end, SCTP_INFO.size)
-    v = SCTP_INFO.unpack_from(data, off)
-    out = ""
-    for i, fmt in _SCTP_ITEMS:
-        val = v[i]
-        if not val:
-            continue
-        if fmt is None:
-            # sctp_sstate_name[] has 8 entries; ss reads past it for other values
-            out += " state:" + (_SCTP_STATES[val] if val < len(_SCTP_STATES) else "(null)")
-        else:
-            out += fmt % (int32(val) if i in _SIGNED_D else val)
-    return out
-
-
-def _sockaddr_host(p: InetRows, buf: bytes, off: int) -> str:
-    """format_host_sa: the address of a sockaddr_in/sockaddr_in6 (no port, no brackets)."""
-    family = _U16.unpack_from(buf, off)[0]
-    if family == abi.AF_INET:
-        return p.resolver.host(family, bytes(buf[off + 4 : off + 8]))
-    if family == abi.AF_INET6:
-        return p.resolver.host(family, bytes(buf[off + 8 : off + 24]))
-    return ""
-
-
-def _sctp_addrs(p: InetRows, label: str, buf: bytes, span: tuple[int, int]) -> str:
-    start, end = span
-    # sctp_show_info reads whole sockaddr_storages: a short last one is read through
-    # into the bytes that follow the attribute (zeros past what the buffer holds)
-    size = max(1, -(-(end - start) // SOCKADDR_STORAGE)) * SOCKADDR_STORAGE
-    data = bytes(buf[start : start + size])
-    data += bytes(size - len(data))
-    hosts = [_sockaddr_host(p, data, off) for off in range(0, len(data), SOCKADDR_STORAGE)]
-    return " %s:%s" % (label, ",".join(hosts))
-
-
-def _sctp_show_info(p: InetRows, buf: bytes, attrs: Spans) -> str:
-    """sctp_show_info after print_skmeminfo: locals, peers, then sctp_stats_print."""
-    out = ""
-    span = attrs.get(abi.INET_DIAG_LOCALS)
-    if span is not None:
-        out += _sctp_addrs(p, "locals", buf, span)
-    span = attrs.get(abi.INET_DIAG_PEERS)
-    if span is not None:
-        out += _sctp_addrs(p, "peers", buf, span)
-    span = attrs.get(abi.INET_DIAG_INFO)
-    if span is not None:
-        out += sctp_stats(buf, span[0], span[1])
-    return out
 
 
 __all__ = [
