@@ -15,7 +15,40 @@ Heavier pieces are imported on first use, so ``import sockscope`` stays cheap.
 
 from __future__ import annotations
 
-from sockscope.errors import (
+import sys as _sys
+
+
+def _out_of_memory_hook(previous: object) -> object:
+    """``python -m sockscope``'s sys.excepthook while runpy imports this package and then
+    finds and loads ``__main__`` (sys.argv[0] is ``-m`` only then), where ``__main__``'s
+    own handler cannot act yet: memory running out there (RLIMIT_AS: importlib's
+    directory listing fails with ENOMEM, dlopen cannot map a C module) is the command's
+    one line and status 1, not runpy's traceback. Anything else goes to ``previous``."""
+
+    def hook(kind: type[BaseException], value: BaseException, tb: object) -> None:
+        import errno  # (built in)
+        import posix
+
+        text = str(value) if isinstance(value, ImportError) else ""
+        if (
+            isinstance(value, MemoryError)
+            or (isinstance(value, OSError) and value.errno == errno.ENOMEM)
+            or any(c in text for c in ("failed to map segment", "annot allocate memory"))
+        ):
+            try:
+                posix.write(2, b"sockscope: Cannot allocate memory\n")
+            except OSError:
+                pass
+            posix._exit(1)
+        previous(kind, value, tb)  # type: ignore[operator]
+
+    return hook
+
+
+if _sys.argv[:1] == ["-m"] and "sockscope" in _sys.orig_argv:
+    _sys.excepthook = _out_of_memory_hook(_sys.excepthook)  # type: ignore[assignment]
+
+from sockscope.errors import (  # noqa: E402 - after the hook, which covers this import too
     ArgumentError,
     EventError,
     FilterError,

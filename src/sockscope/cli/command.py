@@ -95,8 +95,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (MemoryError, ImportError) as e:
         # RLIMIT_AS (ulimit -v) reached, or a module's library that cannot be mapped under
         # it: ss aborts on its failed malloc(); one line, as perror() words ENOMEM
-        why = posix.strerror(errno.ENOMEM) if isinstance(e, MemoryError) else str(e)
+        why = posix.strerror(errno.ENOMEM) if memory_error(e) else str(e)
         report(SockscopeError(f"sockscope: {why}"))
+        if program:
+            # no finalization: out of memory, it prints what it fails to collect or to
+            # flush ("MemoryError" lines after the message), where ss just ends
+            _end_now(1)
         return 1
     except OSError as e:
         if e.errno in OUTPUT_ERRNOS:
@@ -105,6 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         # a failure ss would report through perror(): one line, no traceback
         report(SockscopeError(f"sockscope: {e.strerror or e}"))
+        if program and e.errno == errno.ENOMEM:
+            _end_now(1)  # as for a MemoryError above
         return 1
     finally:
         restore_handlers(sigterm)
@@ -120,6 +126,33 @@ def main(argv: Sequence[str] | None = None) -> int:
                     signal.signal(signal.SIGPIPE, sigpipe)
                 except (ValueError, OSError):  # not the main thread
                     pass
+
+
+def memory_error(e: BaseException) -> bool:
+    """Whether ``e`` says that memory ran out: a MemoryError, an OSError of ENOMEM, or
+    the ImportError of a module's library that could not be mapped (dlopen's mmap under
+    RLIMIT_AS: ``failed to map segment from shared object``, ``cannot map zero-fill
+    pages``, ``cannot allocate memory``)."""
+    if isinstance(e, MemoryError):
+        return True
+    if isinstance(e, ImportError):
+        text = str(e)
+        return any(cue in text for cue in _DLOPEN_NOMEM)
+    return isinstance(e, OSError) and e.errno == errno.ENOMEM
+
+
+#: dlerror()'s words (glibc's dl-load.c) when mapping a library failed for want of memory
+_DLOPEN_NOMEM = ("failed to map segment", "cannot map zero-fill", "annot allocate memory")
+
+
+def _end_now(status: int) -> NoReturn:
+    """End the process at once, after flushing the standard streams as exit would."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError, MemoryError):
+            pass
+    posix._exit(status)
 
 
 def launch(launched: bool = False) -> NoReturn:

@@ -360,7 +360,7 @@ def _pulled(sock: Any, request: bytes, seq: int) -> Iterator[Any]:
                 break
     except GeneratorExit:  # abandoned (an error in the rows): only the socket to close
         raise
-    except BaseException as e:  # noqa: BLE001 - what stopped the dump, raised by _take
+    except BaseException as e:  # what stopped the dump: raised by _take
         end = e
     finally:
         sock.close()
