@@ -74,6 +74,8 @@ def test_truncated_tcpdiag_file_message_has_no_newline(tmp_path: Path) -> None:
 @pytest.mark.parametrize("error", ["MemoryError()",
                                    "ImportError('x.so: failed to map segment from shared object')",
                                    "OSError(12, 'Cannot allocate memory')",
+                                   "SystemError('<function _find_and_load> returned NULL "
+                                   "without setting an exception')",
                                    "ImportError('x.so: cannot open shared object file')"])  # fmt: skip
 def test_memory_exhaustion_is_one_line_not_a_traceback(error: str) -> None:
     """Under ``ulimit -v`` a listing's MemoryError (or a library that cannot be mapped,

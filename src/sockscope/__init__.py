@@ -13,8 +13,9 @@ yields the same sockets as typed records, streaming::
 Heavier pieces are imported on first use, so ``import sockscope`` stays cheap.
 """
 
-from __future__ import annotations
-
+# (no ``from __future__ import annotations``: it imports the __future__ module, which
+# could fail for want of memory before the hook below is installed; the annotations here
+# need nothing that is not there at run time)
 import sys as _sys
 
 
@@ -29,11 +30,17 @@ def _out_of_memory_hook(previous: object) -> object:
         import errno  # (built in)
         import posix
 
-        text = str(value) if isinstance(value, ImportError) else ""
+        text = str(value) if isinstance(value, ImportError | SystemError) else ""
+        cues = (
+            "failed to map segment",
+            "annot allocate memory",
+            "without setting an",
+            "unreported",
+        )
         if (
             isinstance(value, MemoryError)
             or (isinstance(value, OSError) and value.errno == errno.ENOMEM)
-            or any(c in text for c in ("failed to map segment", "annot allocate memory"))
+            or any(c in text for c in cues)
         ):
             try:
                 posix.write(2, b"sockscope: Cannot allocate memory\n")

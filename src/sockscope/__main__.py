@@ -8,7 +8,7 @@ try:
     from sockscope.cli.command import launch
 
     launch()
-except (MemoryError, OSError, ImportError) as e:
+except (MemoryError, OSError, ImportError, SystemError) as e:
     # RLIMIT_AS (ulimit -v) reached while the modules load (importlib's directory
     # listing fails with ENOMEM, dlopen cannot map a C module: cues as in
     # cli.command.memory_error): the one line main() gives once its own try is entered,
@@ -18,9 +18,16 @@ except (MemoryError, OSError, ImportError) as e:
 
     if isinstance(e, OSError) and e.errno != errno.ENOMEM:
         raise
-    if isinstance(e, ImportError) and not any(
+    if isinstance(e, ImportError | SystemError) and not any(
         cue in str(e)
-        for cue in ("failed to map segment", "cannot map zero-fill", "annot allocate memory")
+        for cue in (
+            "failed to map segment",
+            "cannot map zero-fill",
+            "annot allocate memory",
+            "NULL without setting an exception",
+            "error return without exception set",
+            "raised unreported exception",
+        )
     ):
         raise
     try:

@@ -92,9 +92,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return die_by(signum) if program else 128 + signum
     except BrokenPipeError:
         return 0
-    except (MemoryError, ImportError) as e:
+    except (MemoryError, ImportError, SystemError) as e:
         # RLIMIT_AS (ulimit -v) reached, or a module's library that cannot be mapped under
         # it: ss aborts on its failed malloc(); one line, as perror() words ENOMEM
+        if isinstance(e, SystemError) and not memory_error(e):
+            raise
         why = posix.strerror(errno.ENOMEM) if memory_error(e) else str(e)
         report(SockscopeError(f"sockscope: {why}"))
         if program:
@@ -129,20 +131,32 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def memory_error(e: BaseException) -> bool:
-    """Whether ``e`` says that memory ran out: a MemoryError, an OSError of ENOMEM, or
-    the ImportError of a module's library that could not be mapped (dlopen's mmap under
+    """Whether ``e`` says that memory ran out: a MemoryError, an OSError of ENOMEM, the
+    ImportError of a module's library that could not be mapped (dlopen's mmap under
     RLIMIT_AS: ``failed to map segment from shared object``, ``cannot map zero-fill
-    pages``, ``cannot allocate memory``)."""
+    pages``, ``cannot allocate memory``), or the SystemError of a C function of the
+    interpreter whose allocation failed without its MemoryError being set (CPython 3.11,
+    importlib's ``_find_and_load returned NULL without setting an exception``, or
+    ``initialization of _socket raised unreported exception``, at about 16 MiB of
+    ``ulimit -v``)."""
     if isinstance(e, MemoryError):
         return True
-    if isinstance(e, ImportError):
+    if isinstance(e, ImportError | SystemError):
         text = str(e)
-        return any(cue in text for cue in _DLOPEN_NOMEM)
+        return any(cue in text for cue in _NOMEM_CUES)
     return isinstance(e, OSError) and e.errno == errno.ENOMEM
 
 
-#: dlerror()'s words (glibc's dl-load.c) when mapping a library failed for want of memory
-_DLOPEN_NOMEM = ("failed to map segment", "cannot map zero-fill", "annot allocate memory")
+#: dlerror()'s words (glibc's dl-load.c) when mapping a library failed for want of
+#: memory, and the interpreter's when a C function failed without an exception
+_NOMEM_CUES = (
+    "failed to map segment",
+    "cannot map zero-fill",
+    "annot allocate memory",
+    "NULL without setting an exception",
+    "error return without exception set",
+    "raised unreported exception",
+)
 
 
 def _end_now(status: int) -> NoReturn:
