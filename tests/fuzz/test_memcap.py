@@ -61,7 +61,8 @@ _OWN_FRAME = re.compile(rb'File "[^"]*/sockscope/[^"/]*(/[^"/]+)*\.py"')
 #: what Python prints when it fails before running sockscope's code
 _INTERPRETER = (b"<frozen runpy>", b"<frozen importlib", b"<frozen site>", b"Fatal Python error",
                 b"Could not import runpy module", b"Error in sitecustomize",
-                b"Error processing line", b"Python path configuration")  # fmt: skip
+                b"Error processing line", b"Python path configuration",
+                b"lost sys.stderr")  # fmt: skip
 
 _HOLD = textwrap.dedent(
     """

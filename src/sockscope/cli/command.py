@@ -36,8 +36,8 @@ from sockscope.errors import SockscopeError, UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-    from typing import NoReturn
+    from collections.abc import Callable, Sequence
+    from typing import Any, NoReturn
 
     from sockscope.ops.procmap import PendingMap, ProcessMap
     from sockscope.query.filter import Filter
@@ -72,6 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, OSError):
         sigterm = {}
     ensure_std_streams()
+    if program:
+        sys.unraisablehook = _quiet_unraisable(sys.unraisablehook)
     try:
         return _main(list(argv), prog)
     except Exit as e:
@@ -95,24 +97,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (MemoryError, ImportError, SystemError) as e:
         # RLIMIT_AS (ulimit -v) reached, or a module's library that cannot be mapped under
         # it: ss aborts on its failed malloc(); one line, as perror() words ENOMEM
-        if isinstance(e, SystemError) and not memory_error(e):
+        if memory_error(e):
+            return _out_of_memory(program)
+        if isinstance(e, SystemError):
             raise
-        why = posix.strerror(errno.ENOMEM) if memory_error(e) else str(e)
-        report(SockscopeError(f"sockscope: {why}"))
-        if program:
-            # no finalization: out of memory, it prints what it fails to collect or to
-            # flush ("MemoryError" lines after the message), where ss just ends
-            _end_now(1)
+        report(SockscopeError(f"sockscope: {e}"))  # another ImportError: what it says
         return 1
     except OSError as e:
         if e.errno in OUTPUT_ERRNOS:
             # stdout is full or gone: ss never checks its printf()s and exits 0
             discard_stdout()
             return 0
+        if e.errno == errno.ENOMEM:
+            return _out_of_memory(program)
         # a failure ss would report through perror(): one line, no traceback
         report(SockscopeError(f"sockscope: {e.strerror or e}"))
-        if program and e.errno == errno.ENOMEM:
-            _end_now(1)  # as for a MemoryError above
         return 1
     finally:
         restore_handlers(sigterm)
@@ -159,14 +158,38 @@ _NOMEM_CUES = (
 )
 
 
-def _end_now(status: int) -> NoReturn:
-    """End the process at once, after flushing the standard streams as exit would."""
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError, AttributeError, MemoryError):
-            pass
-    posix._exit(status)
+def _out_of_memory(program: bool) -> int:
+    """The end of a run that ran out of memory: ss aborts on its failed malloc(); here
+    the rows made so far, one line as perror() words ENOMEM, status 1. Written with
+    nothing left to allocate (a second MemoryError in a report would bring a second
+    line from __main__'s handler), and, for the command, without the interpreter's
+    finalization, which out of memory prints what it fails to collect or to flush
+    ("MemoryError" lines after the message)."""
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError, AttributeError, MemoryError):
+        discard_stdout()
+    try:
+        sys.stderr.flush()
+        posix.write(2, b"sockscope: Cannot allocate memory\n")
+    except (OSError, ValueError, AttributeError, MemoryError):
+        pass
+    if program:
+        posix._exit(1)
+    return 1
+
+
+def _quiet_unraisable(previous: Callable[[Any], object]) -> Callable[[Any], object]:
+    """A sys.unraisablehook for the command: a MemoryError raised where Python cannot
+    raise it (a generator of the listing closed while its MemoryError unwinds the
+    stack) is not printed as ``Exception ignored in ...`` and a traceback; the one
+    ``Cannot allocate memory`` line follows. Anything else goes to ``previous``."""
+
+    def hook(unraisable: Any) -> None:
+        if not memory_error(unraisable.exc_value):
+            previous(unraisable)
+
+    return hook
 
 
 def launch(launched: bool = False) -> NoReturn:
