@@ -171,8 +171,11 @@ def _out_of_memory(program: bool) -> int:
         discard_stdout()
     try:
         sys.stderr.flush()
-        posix.write(2, b"sockscope: Cannot allocate memory\n")
     except (OSError, ValueError, AttributeError, MemoryError):
+        pass
+    try:
+        posix.write(2, b"sockscope: Cannot allocate memory\n")
+    except OSError:
         pass
     if program:
         posix._exit(1)
