@@ -95,3 +95,31 @@ def test_memory_exhaustion_is_one_line_not_a_traceback(error: str) -> None:
     assert p.returncode == 1
     assert p.stderr.startswith(b"sockscope: ") and want in p.stderr
     assert p.stderr.count(b"\n") == 1 and b"Traceback" not in p.stderr
+
+
+@pytest.mark.parametrize("cap", ["AS", "DATA", "none"])
+def test_memory_capped_reads_the_soft_limits(cap: str) -> None:
+    """kernel.rlimit.memory_capped (no worker thread under a memory cap) is true exactly
+    when RLIMIT_AS or RLIMIT_DATA has a finite soft limit, as resource reads them."""
+    code = (
+        "import resource, sys\n"
+        "from sockscope.kernel.rlimit import memory_capped\n"
+        "inf = resource.RLIM_INFINITY\n"
+        "for name in ('AS', 'DATA'):\n"
+        "    r = getattr(resource, 'RLIMIT_' + name)\n"
+        "    hard = resource.getrlimit(r)[1]\n"
+        "    if name == sys.argv[1]:\n"
+        "        resource.setrlimit(r, (1 << 34 if hard == inf else hard, hard))\n"
+        "    elif hard == inf:\n"
+        "        resource.setrlimit(r, (inf, inf))\n"
+        "finite = any(resource.getrlimit(getattr(resource, 'RLIMIT_' + n))[0] != inf\n"
+        "             for n in ('AS', 'DATA'))\n"
+        "print(memory_capped(), finite)\n"
+    )
+    src = str(ROOT / "src")
+    p = subprocess.run([sys.executable, "-c", code, cap], capture_output=True, check=True,
+                       text=True, env={**os.environ, "PYTHONPATH": src})  # fmt: skip
+    got, finite = p.stdout.split()
+    assert got == finite
+    if cap != "none":
+        assert got == "True"
