@@ -71,11 +71,17 @@ def test_truncated_tcpdiag_file_message_has_no_newline(tmp_path: Path) -> None:
         assert p.stderr == b"Unexpected EOF reading $TCPDIAG_FILE"
 
 
-@pytest.mark.parametrize("error", ["MemoryError()", "ImportError('x.so: failed to map segment')"])
+@pytest.mark.parametrize("error", ["MemoryError()",
+                                   "ImportError('x.so: failed to map segment from shared object')",
+                                   "OSError(12, 'Cannot allocate memory')",
+                                   "SystemError('<function _find_and_load> returned NULL "
+                                   "without setting an exception')",
+                                   "ImportError('x.so: cannot open shared object file')"])  # fmt: skip
 def test_memory_exhaustion_is_one_line_not_a_traceback(error: str) -> None:
-    """Under ``ulimit -v`` a listing's MemoryError (or a library that cannot be mapped)
-    is one line on stderr and status 1, where ss 7.1 aborts on its failed malloc()
-    (found by the RLIMIT_AS attack on a namespace of 18,751 sockets: tracebacks)."""
+    """Under ``ulimit -v`` a listing's MemoryError (or a library that cannot be mapped,
+    dlopen's mmap failing) is one line on stderr, ``Cannot allocate memory``, and status 1,
+    where ss 7.1 aborts on its failed malloc() (found by the RLIMIT_AS attack on a
+    namespace of 18,751 sockets: tracebacks); another ImportError says what it is."""
     code = (
         "import sys; from sockscope.cli import command\n"
         f"def boom(*a): raise {error}\n"
@@ -85,7 +91,35 @@ def test_memory_exhaustion_is_one_line_not_a_traceback(error: str) -> None:
     src = str(Path(__file__).resolve().parent.parent / "src")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, check=False,
                        env={**os.environ, "PYTHONPATH": src})  # fmt: skip
-    want = b"Cannot allocate memory" if error.startswith("Memory") else b"failed to map segment"
+    want = b"cannot open shared" if "cannot open" in error else b"Cannot allocate memory"
     assert p.returncode == 1
     assert p.stderr.startswith(b"sockscope: ") and want in p.stderr
     assert p.stderr.count(b"\n") == 1 and b"Traceback" not in p.stderr
+
+
+@pytest.mark.parametrize("cap", ["AS", "DATA", "none"])
+def test_memory_capped_reads_the_soft_limits(cap: str) -> None:
+    """kernel.rlimit.memory_capped (no worker thread under a memory cap) is true exactly
+    when RLIMIT_AS or RLIMIT_DATA has a finite soft limit, as resource reads them."""
+    code = (
+        "import resource, sys\n"
+        "from sockscope.kernel.rlimit import memory_capped\n"
+        "inf = resource.RLIM_INFINITY\n"
+        "for name in ('AS', 'DATA'):\n"
+        "    r = getattr(resource, 'RLIMIT_' + name)\n"
+        "    hard = resource.getrlimit(r)[1]\n"
+        "    if name == sys.argv[1]:\n"
+        "        resource.setrlimit(r, (1 << 34 if hard == inf else hard, hard))\n"
+        "    elif hard == inf:\n"
+        "        resource.setrlimit(r, (inf, inf))\n"
+        "finite = any(resource.getrlimit(getattr(resource, 'RLIMIT_' + n))[0] != inf\n"
+        "             for n in ('AS', 'DATA'))\n"
+        "print(memory_capped(), finite)\n"
+    )
+    src = str(ROOT / "src")
+    p = subprocess.run([sys.executable, "-c", code, cap], capture_output=True, check=True,
+                       text=True, env={**os.environ, "PYTHONPATH": src})  # fmt: skip
+    got, finite = p.stdout.split()
+    assert got == finite
+    if cap != "none":
+        assert got == "True"

@@ -13,9 +13,50 @@ yields the same sockets as typed records, streaming::
 Heavier pieces are imported on first use, so ``import sockscope`` stays cheap.
 """
 
-# (no `from __future__ import annotations` here: under `python -m` it loads __future__
-# before the try below can catch a Ctrl-C; the annotations of this module need none)
-try:
+# (no ``from __future__ import annotations``: it imports the __future__ module, which
+# could fail for want of memory before the hook below is installed, and under `python -m`
+# before the try below can catch a Ctrl-C; the annotations here need nothing that is not
+# there at run time)
+import sys as _sys
+
+
+def _out_of_memory_hook(previous: object) -> object:
+    """``python -m sockscope``'s sys.excepthook while runpy imports this package and then
+    finds and loads ``__main__`` (sys.argv[0] is ``-m`` only then), where ``__main__``'s
+    own handler cannot act yet: memory running out there (RLIMIT_AS: importlib's
+    directory listing fails with ENOMEM, dlopen cannot map a C module) is the command's
+    one line and status 1, not runpy's traceback. Anything else goes to ``previous``."""
+
+    def hook(kind: type[BaseException], value: BaseException, tb: object) -> None:
+        import errno  # (built in)
+        import posix
+
+        text = str(value) if isinstance(value, ImportError | SystemError) else ""
+        cues = (
+            "failed to map segment",
+            "annot allocate memory",
+            "without setting an",
+            "unreported",
+        )
+        if (
+            isinstance(value, MemoryError)
+            or (isinstance(value, OSError) and value.errno == errno.ENOMEM)
+            or any(c in text for c in cues)
+        ):
+            try:
+                posix.write(2, b"sockscope: Cannot allocate memory\n")
+            except OSError:
+                pass
+            posix._exit(1)
+        previous(kind, value, tb)  # type: ignore[operator]
+
+    return hook
+
+
+if _sys.argv[:1] == ["-m"] and "sockscope" in _sys.orig_argv:
+    _sys.excepthook = _out_of_memory_hook(_sys.excepthook)  # type: ignore[assignment]
+
+try:  # (after the hook, which covers this import too)
     from sockscope.errors import (
         ArgumentError,
         EventError,
@@ -28,9 +69,7 @@ try:
         UsageError,
     )
 except KeyboardInterrupt:
-    import sys
-
-    if sys.argv[:1] != ["-m"]:
+    if _sys.argv[:1] != ["-m"]:
         raise  # imported by a program: the Ctrl-C is its own
     # `python -m sockscope`: runpy imports this package before __main__, whose handler
     # makes a Ctrl-C while the modules load ss's death by SIGINT: the same here, not a

@@ -21,20 +21,33 @@ try:
     from sockscope.cli.command import launch
 
     launch()
-except (MemoryError, OSError) as e:
+except (MemoryError, OSError, ImportError, SystemError) as e:
     # RLIMIT_AS (ulimit -v) reached while the modules load (importlib's directory
-    # listing fails with ENOMEM): the one line main() gives once its own try is entered,
-    # not a traceback
+    # listing fails with ENOMEM, dlopen cannot map a C module: cues as in
+    # cli.command.memory_error): the one line main() gives once its own try is entered,
+    # not a traceback; and no finalization, which out of memory prints more
     import errno  # (built in; only on this path)
     import posix
 
     if isinstance(e, OSError) and e.errno != errno.ENOMEM:
         raise
+    if isinstance(e, ImportError | SystemError) and not any(
+        cue in str(e)
+        for cue in (
+            "failed to map segment",
+            "cannot map zero-fill",
+            "annot allocate memory",
+            "NULL without setting an exception",
+            "error return without exception set",
+            "raised unreported exception",
+        )
+    ):
+        raise
     try:
         posix.write(2, b"sockscope: Cannot allocate memory\n")
     except OSError:
         pass
-    raise SystemExit(1) from None
+    posix._exit(1)
 except KeyboardInterrupt:
     # Ctrl-C while the modules load: ss's death by SIGINT, not a traceback (main()
     # handles it once its own try is entered)

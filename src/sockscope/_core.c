@@ -1975,6 +1975,9 @@ core_dump_end(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nar
 #define PREFETCH_MAX 128
 #define PREFETCH_ROOM 32768
 
+/* the Prefetch thread's stack (bytes); far more than its calls need */
+#define PREFETCH_STACK (256 * 1024)
+
 /* What the thread works on. Apart from the object: an object dropped while its thread
  * still waits (a dump that never ends: its reference loop would wait too) leaves the
  * state to the thread, which frees it when it returns. */
@@ -2159,7 +2162,16 @@ prefetch_init(PrefetchObject *self, PyObject *args, PyObject *kwds)
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
-    int rc = pthread_create(&self->thread, NULL, prefetch_run, st);
+    /* a small stack: the thread only calls send, recv and malloc (its buffers are on the
+     * heap), and the default (RLIMIT_STACK, 8 MiB) is address space reserved against
+     * RLIMIT_AS: under `ulimit -v` that alone could refuse the thread */
+    pthread_attr_t attr;
+    int rc = pthread_attr_init(&attr);
+    if (rc == 0) {
+        (void)pthread_attr_setstacksize(&attr, PREFETCH_STACK);
+        rc = pthread_create(&self->thread, &attr, prefetch_run, st);
+        pthread_attr_destroy(&attr);
+    }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (rc != 0) {
         prefetch_state_free(st);

@@ -36,8 +36,8 @@ from sockscope.errors import SockscopeError, UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-    from typing import NoReturn
+    from collections.abc import Callable, Sequence
+    from typing import Any, NoReturn
 
     from sockscope._startup import Bundle
     from sockscope.ops.procmap import PendingMap, ProcessMap
@@ -73,6 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, OSError):
         sigterm = {}
     ensure_std_streams()
+    if program:
+        sys.unraisablehook = _quiet_unraisable(sys.unraisablehook)
     try:
         return _main(list(argv), prog)
     except Exit as e:
@@ -93,17 +95,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return die_by(signum) if program else 128 + signum
     except BrokenPipeError:
         return 0
-    except (MemoryError, ImportError) as e:
+    except (MemoryError, ImportError, SystemError) as e:
         # RLIMIT_AS (ulimit -v) reached, or a module's library that cannot be mapped under
         # it: ss aborts on its failed malloc(); one line, as perror() words ENOMEM
-        why = posix.strerror(errno.ENOMEM) if isinstance(e, MemoryError) else str(e)
-        report(SockscopeError(f"sockscope: {why}"))
+        if memory_error(e):
+            return _out_of_memory(program)
+        if isinstance(e, SystemError):
+            raise
+        report(SockscopeError(f"sockscope: {e}"))  # another ImportError: what it says
         return 1
     except OSError as e:
         if e.errno in OUTPUT_ERRNOS:
             # stdout is full or gone: ss never checks its printf()s and exits 0
             discard_stdout()
             return 0
+        if e.errno == errno.ENOMEM:
+            return _out_of_memory(program)
         # a failure ss would report through perror(): one line, no traceback
         report(SockscopeError(f"sockscope: {e.strerror or e}"))
         return 1
@@ -121,6 +128,72 @@ def main(argv: Sequence[str] | None = None) -> int:
                     signal.signal(signal.SIGPIPE, sigpipe)
                 except (ValueError, OSError):  # not the main thread
                     pass
+
+
+def memory_error(e: BaseException) -> bool:
+    """Whether ``e`` says that memory ran out: a MemoryError, an OSError of ENOMEM, the
+    ImportError of a module's library that could not be mapped (dlopen's mmap under
+    RLIMIT_AS: ``failed to map segment from shared object``, ``cannot map zero-fill
+    pages``, ``cannot allocate memory``), or the SystemError of a C function of the
+    interpreter whose allocation failed without its MemoryError being set (CPython 3.11,
+    importlib's ``_find_and_load returned NULL without setting an exception``, or
+    ``initialization of _socket raised unreported exception``, at about 16 MiB of
+    ``ulimit -v``)."""
+    if isinstance(e, MemoryError):
+        return True
+    if isinstance(e, ImportError | SystemError):
+        text = str(e)
+        return any(cue in text for cue in _NOMEM_CUES)
+    return isinstance(e, OSError) and e.errno == errno.ENOMEM
+
+
+#: dlerror()'s words (glibc's dl-load.c) when mapping a library failed for want of
+#: memory, and the interpreter's when a C function failed without an exception
+_NOMEM_CUES = (
+    "failed to map segment",
+    "cannot map zero-fill",
+    "annot allocate memory",
+    "NULL without setting an exception",
+    "error return without exception set",
+    "raised unreported exception",
+)
+
+
+def _out_of_memory(program: bool) -> int:
+    """The end of a run that ran out of memory: ss aborts on its failed malloc(); here
+    the rows made so far, one line as perror() words ENOMEM, status 1. Written with
+    nothing left to allocate (a second MemoryError in a report would bring a second
+    line from __main__'s handler), and, for the command, without the interpreter's
+    finalization, which out of memory prints what it fails to collect or to flush
+    ("MemoryError" lines after the message)."""
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError, AttributeError, MemoryError):
+        discard_stdout()
+    try:
+        sys.stderr.flush()
+    except (OSError, ValueError, AttributeError, MemoryError):
+        pass
+    try:
+        posix.write(2, b"sockscope: Cannot allocate memory\n")
+    except OSError:
+        pass
+    if program:
+        posix._exit(1)
+    return 1
+
+
+def _quiet_unraisable(previous: Callable[[Any], object]) -> Callable[[Any], object]:
+    """A sys.unraisablehook for the command: a MemoryError raised where Python cannot
+    raise it (a generator of the listing closed while its MemoryError unwinds the
+    stack) is not printed as ``Exception ignored in ...`` and a traceback; the one
+    ``Cannot allocate memory`` line follows. Anything else goes to ``previous``."""
+
+    def hook(unraisable: Any) -> None:
+        if not memory_error(unraisable.exc_value):
+            previous(unraisable)
+
+    return hook
 
 
 def launch(

@@ -385,7 +385,8 @@ class PendingMap:
     scan (``ProcessMap.build``) runs in a background thread; the first lookup waits for
     it, then every name is the built map's. The listing's receive threads keep reading
     the dumps meanwhile, so the scan and the kernel's work overlap. The map's contents,
-    hence the output, are the same.
+    hence the output, are the same. Under a memory cap, or where no thread can be
+    started, the map is built at once, in the caller's thread.
     """
 
     __slots__ = ("_done", "_error", "_map")
@@ -393,13 +394,20 @@ class PendingMap:
     def __init__(self, environ: dict[str, str], opts: Options) -> None:
         import _thread
 
+        from sockscope.kernel.rlimit import memory_capped
+
         self._map: ProcessMap | None = None
         self._error: BaseException | None = None
         self._done = _thread.allocate_lock()
         self._done.acquire()
+        if memory_capped():
+            # under RLIMIT_AS/RLIMIT_DATA a thread costs a stack of the cap, and one that
+            # runs out of memory may never return (see kernel.rlimit): scan it now
+            self._build(environ, opts)
+            return
         try:
             _thread.start_new_thread(self._build, (environ, opts))
-        except RuntimeError:  # no thread to spare (RLIMIT_NPROC reached): scan it now
+        except (RuntimeError, MemoryError):  # no thread to spare (RLIMIT_NPROC): scan it now
             self._build(environ, opts)
 
     def _build(self, environ: dict[str, str], opts: Options) -> None:

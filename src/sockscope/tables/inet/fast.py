@@ -328,23 +328,57 @@ def _start_dump(family: int, protocol: int, ctx: Context) -> _Dump | None:
     # last descriptor RLIMIT_NOFILE leaves (loading the library takes one)
     from _queue import SimpleQueue
 
+    from sockscope.kernel.rlimit import memory_capped
+
+    threads = not memory_capped()  # (it opens /proc/self/limits: before the socket too)
     try:
         sock = netlink.open_diag()
     except OSError:
         return None
     ext = plan.idiag_ext(ctx.opts)
     request = plan.inet_request(family, protocol, ctx.sel.states, ext, ctx.bytecode)
-    room: SimpleQueue[None] = SimpleQueue()
-    for _ in range(_AHEAD):
-        room.put(None)
-    queue: SimpleQueue[Any] = SimpleQueue()
-    dump = _Dump(netlink.HDR_UNPACK(request, 0)[3], queue.get, queue.put, room)
+    seq = netlink.HDR_UNPACK(request, 0)[3]
+    if threads:
+        room: SimpleQueue[None] = SimpleQueue()
+        for _ in range(_AHEAD):
+            room.put(None)
+        queue: SimpleQueue[Any] = SimpleQueue()
+        dump = _Dump(seq, queue.get, queue.put, room)
+        try:
+            _thread.start_new_thread(_receiver, (sock, request, dump))
+        except (RuntimeError, MemoryError):  # no thread to spare (RLIMIT_NPROC reached)
+            pass
+        else:
+            return dump
+    # under a memory cap (a thread's stack is a share of it, and a thread that runs out
+    # of memory may never return: see kernel.rlimit), or with no thread to spare: the
+    # main thread receives each datagram when the rows need it, as ss's dumps do
+    return _Dump(seq, _pulled(sock, request, seq).__next__, _unused, None)
+
+
+def _pulled(sock: Any, request: bytes, seq: int) -> Iterator[Any]:
+    """:func:`_receiver`'s items, received in the caller's thread one at a time as they
+    are taken: the request is sent at the first, the socket closed before the last."""
+    dump_end = core().dump_end  # type: ignore[union-attr]
+    end: Any = _END
     try:
-        _thread.start_new_thread(_receiver, (sock, request, dump))
-    except RuntimeError:  # no thread to spare (RLIMIT_NPROC reached): receive it all now
-        dump.room = None
-        _receiver(sock, request, dump)
-    return dump
+        sock.send(request)
+        for buf in netlink.datagrams(sock):
+            yield buf
+            if dump_end(buf, seq):
+                break
+    except GeneratorExit:  # abandoned (an error in the rows): only the socket to close
+        raise
+    except BaseException as e:  # what stopped the dump: raised by _take
+        end = e
+    finally:
+        sock.close()
+    yield end
+
+
+def _unused(item: Any) -> None:
+    """The ``put`` of a dump received in the caller's thread: nothing puts to it."""
+    raise AssertionError(item)
 
 
 def _start_dumps(ctx: Context, protocol: int) -> list[_Dump | int]:
