@@ -20,6 +20,10 @@ for it) and end in one of three ways:
   chain one to the next), allocating a new one fails, which raises a MemoryError, which
   is allocated... until the C stack overflows (seen at 16 MiB, about 1 run in 15 of
   ``--json -tan`` run two at a time; the stack under ``_PyErr_NoMemory`` is an import's).
+  And so, below it, is CPython's own ``Exception ignored in: <generator ...>`` and
+  ``MemoryError`` before the one line: a generator of the listing closed while memory
+  ran out, reported by the interpreter's own writer because it could not allocate the
+  arguments of the command's ``sys.unraisablehook`` (seen once, pure ``-tanp`` at 18 MiB).
 
 The bounded sweep runs in CI (``CAPS_MIB``); ``MEMCAP_STEP_KIB=256`` (with optional
 ``MEMCAP_FROM_MIB``/``MEMCAP_TO_MIB``) sweeps every step between 10 and 80 MiB instead,
