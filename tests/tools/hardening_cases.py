@@ -416,6 +416,19 @@ CASES: list[Case] = [
         for argv in (["--bogus"], ["-F", "/nonexistent"], ["-N", "nosuchns"], ["state", "bogus"],
                      ["-tani"], ["-A", "foo"], ["-Z", "-1"])
     ),
+    # stdin closed (attack7): -F - reads the closed descriptor, which fgets() takes for
+    # the end of the filter (Python leaves sys.stdin None: it was an AttributeError)
+    *(
+        {
+            "id": f"stdin{redirect} {' '.join(argv)}",
+            "argv": argv,
+            "env": {"TCPDIAG_FILE": "{dir}/dump"},
+            "files": {"dump": "rows"},
+            "redirect": redirect,
+        }
+        for redirect in ("<&-", "<&- >&- 2>&-", "<&- 2>&-")
+        for argv in (["-F", "-", "-tan"], ["-tan", "-F", "-x"], ["-F", "-", "-tan", "-F", "-"])
+    ),
     # defect 4 and 13: damaged records
     *(_dump_case(name) for name in GENERATORS if name not in ("rows", "two-rows")),
     _dump_case("rows", ["-tane"]),
