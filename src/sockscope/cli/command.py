@@ -71,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sigterm = {signal.SIGTERM: signal.getsignal(signal.SIGTERM)}
     except (ValueError, OSError):
         sigterm = {}
-    ensure_std_streams()
+    ensure_std_streams(program)
     try:
         return _main(list(argv), prog)
     except Exit as e:
