@@ -324,7 +324,9 @@ def _start_dump(family: int, protocol: int, ctx: Context) -> _Dump | None:
     except OSError:
         return None
     ext = plan.idiag_ext(ctx.opts)
-    request = source.inet_request(family, protocol, ctx.sel.states, ext, ctx.bytecode)
+    request = source.inet_request(
+        family, protocol, ctx.sel.states, ext, ctx.bytecode, ctx.opts.bpf_maps
+    )
     room: SimpleQueue[None] = SimpleQueue()
     for _ in range(_AHEAD):
         room.put(None)

@@ -63,11 +63,16 @@ def combinable(ctx: Context, protocol: int) -> bool:
     request, so each family's sockets keep the order of their own dump.
 
     Only for TCP with both families, without -K or -D (whose kills and raw dump follow
-    ss's requests), and with few sockets in this namespace (:data:`SMALL`): with many,
-    the compiled path's two dumps run in parallel, faster than one walk."""
+    ss's requests) or --bpf-maps (see :func:`source.inet_request`), and with few
+    sockets in this namespace (:data:`SMALL`): with many, the compiled path's two dumps
+    run in parallel, faster than one walk."""
     if protocol != abi.IPPROTO_TCP or len(dump_families(ctx.sel)) != 2:
         return False
     if ctx.killer is not None or ctx.tee is not None:
+        return False
+    if ctx.opts.bpf_maps:
+        # ss's requests carry the storage nest, which the kernel may refuse (EPERM):
+        # the fallback's order is then the legacy dump's own, not IPv4 first
         return False
     # /proc/net/sockstat counts this namespace's IPv4 sockets ("inuse") and time-wait
     # ones of both families ("tw"), sockstat6 its IPv6 ones ("alloc" is the host's)

@@ -42,15 +42,27 @@ _NO_LEGACY = {abi.IPPROTO_UDP: "udp", abi.IPPROTO_RAW: "raw"}
 
 
 def inet_request(
-    family: int, protocol: int, states: int, ext: int, bytecode: bytes | None
+    family: int,
+    protocol: int,
+    states: int,
+    ext: int,
+    bytecode: bytes | None,
+    bpf_storages: bool = False,
 ) -> bytes:
-    """Port of sockdiag_send: a SOCK_DIAG_BY_FAMILY inet_diag_req_v2 dump request."""
+    """Port of sockdiag_send: a SOCK_DIAG_BY_FAMILY inet_diag_req_v2 dump request.
+
+    ``bpf_storages`` (``--bpf-maps``): ss's empty INET_DIAG_REQ_SK_BPF_STORAGES nest
+    (every map). The kernel refuses such a dump without CAP_BPF or CAP_SYS_ADMIN
+    (EPERM), and ss then falls back as for any refused dump: the legacy request (both
+    families in the kernel's order) for TCP, /proc for the others."""
     zero16 = bytes(16)
     body = abi.INET_DIAG_REQ_V2.pack(
         family, protocol & 0xFF, ext, 0, states, b"\0\0", b"\0\0", zero16, zero16, 0, bytes(8)
     )
     if bytecode:
         body += netlink.attr(abi.INET_DIAG_REQ_BYTECODE, bytecode)
+    if bpf_storages:
+        body += netlink.attr(abi.INET_DIAG_REQ_SK_BPF_STORAGES | abi.NLA_F_NESTED, b"")
     if protocol > 255:
         body += netlink.attr(abi.INET_DIAG_REQ_PROTOCOL, protocol.to_bytes(4, "little"))
     return netlink.message(abi.SOCK_DIAG_BY_FAMILY, abi.NLM_F_REQUEST | abi.NLM_F_DUMP, body)
@@ -97,7 +109,9 @@ def inet_netlink(ctx: Context, protocol: int) -> Iterator[InetSocket] | None:
         # refused before its first record: ss's own requests
     # ss falls back only when a dump fails as a whole, which the kernel says in its
     # first answer: look at that before handing out any record.
-    request = inet_request(families[0], protocol, sel.states, ext, ctx.bytecode)
+    request = inet_request(
+        families[0], protocol, sel.states, ext, ctx.bytecode, ctx.opts.bpf_maps
+    )
     first = _start(sock, request, protocol, ctx)
     if first is None:
         legacy = legacy_request(protocol, sel.states, ext, ctx.bytecode)
@@ -151,7 +165,9 @@ def _inet_stream(
     try:
         yield from _apply(first, ctx, protocol)
         for family in rest:
-            req = inet_request(family, protocol, ctx.sel.states, ext, ctx.bytecode)
+            req = inet_request(
+                family, protocol, ctx.sel.states, ext, ctx.bytecode, ctx.opts.bpf_maps
+            )
             recs = _start(sock, req, protocol, ctx)
             if recs is None:
                 return
