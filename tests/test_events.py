@@ -143,6 +143,44 @@ def test_events_interrupt_is_quiet() -> None:
     assert err == b""
 
 
+def _follow_into(cmd: list[str], argv: list[str], stdout: str) -> tuple[bytes, int | None]:
+    """(stderr, status) of ``cmd -E argv`` with stdout ``stdout`` after two steps of
+    events, then SIGTERM (None: it had ended before the signal)."""
+    with populated("close") as (ns, holder), open(stdout, "wb") as out:
+        proc = subprocess.Popen(
+            [*ns.enter(), *cmd, *argv],
+            env=netns.tool_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            time.sleep(1.0)
+            for step in ("tcp4", "all"):
+                holder.say(step)
+                time.sleep(SETTLE)
+            ended = proc.poll() is not None
+            proc.send_signal(signal.SIGTERM)
+            _out, err = proc.communicate(timeout=10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    return err, None if ended else proc.returncode
+
+
+@pytest.mark.live
+@needs_root
+@pytest.mark.parametrize("argv", [["-E", "-n"], ["-E", "-u", "-H"]], ids=["all", "udp-H"])
+def test_events_into_a_full_stdout_listen_on(argv: list[str]) -> None:
+    """``-E >/dev/full``: ss never checks its writes and listens on until it is killed;
+    sockscope ended at the first failed flush with status 0 (found by attack7)."""
+    got = _follow_into(netns.sockscope_cmd(), argv, "/dev/full")
+    assert got == (b"", -signal.SIGTERM)
+    if IS_71:
+        assert _follow_into([ORACLE], argv, "/dev/full") == got
+
+
 def test_nothing_to_follow_exits_255() -> None:
     """``-E -x``: no tcp/udp group, exit 255 and no output (needs no privilege)."""
     env = netns.tool_env()

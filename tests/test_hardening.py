@@ -379,6 +379,39 @@ def test_json_names_that_are_not_utf8_are_latin1_with_a_flag(tmp_path: Path) -> 
             jsonschema.validate(docs[0], schema)
 
 
+def test_json_names_do_not_depend_on_the_locale(tmp_path: Path) -> None:
+    """Under a latin-1 locale Python's file-system encoding is latin-1: unix names went
+    through os.fsdecode, so a UTF-8 name came out as mojibake and a name that is not
+    UTF-8 lost its ``_encoding`` flag (found by attack7). The JSON is now the same
+    bytes under every locale. The locale is compiled into ``tmp_path`` by localedef."""
+    import shutil
+
+    if shutil.which("localedef") is None or not Path("/usr/share/i18n/locales/en_US").exists():
+        pytest.skip("needs localedef and the en_US locale source")
+    locales = tmp_path / "locales"
+    locales.mkdir()
+    made = subprocess.run(["localedef", "-i", "en_US", "-f", "ISO-8859-1",
+                           str(locales / "en_US.ISO-8859-1")], capture_output=True, check=False)  # fmt: skip
+    if not (locales / "en_US.ISO-8859-1").exists():
+        pytest.skip(f"localedef failed: {made.stderr[-200:]!r}")
+    (tmp_path / "net").mkdir()
+    (tmp_path / "net" / "unix").write_bytes(
+        b"Num       RefCount Protocol Flags    Type St Inode Path\n"
+        b"0000000000000000: 00000002 00000000 00010000 0001 01 12345 /tmp/a\xffb\xc3\xa9\n"
+        b"0000000000000000: 00000002 00000000 00010000 0001 01 12346 /tmp/caf\xc3\xa9\n"
+    )
+    check = [sys.executable, "-c", "import sys; print(sys.getfilesystemencoding())"]
+    latin = {"LOCPATH": str(locales), "LC_ALL": "en_US.ISO-8859-1"}
+    probe = subprocess.run(check, env={**os.environ, **latin}, capture_output=True, text=True)
+    assert probe.stdout.strip() == "iso8859-1"  # the locale is in effect
+    for mode in ("--json", "--json-lines"):
+        want = run(["-xa", mode], {"PROC_ROOT": str(tmp_path)})
+        got = run(["-xa", mode], {"PROC_ROOT": str(tmp_path), **latin})
+        assert got == want
+        assert b'"local_address":"/tmp/caf\\u00e9"' in got[1]
+        assert got[1].count(b'"local_address_encoding":"latin-1"') == 1
+
+
 # -- defect 10: SIGINT ------------------------------------------------------------------------
 #: a Ctrl-C while runpy imports the package (``python -m sockscope``: argv[0] is "-m"
 #: then) or another program imports it, made deterministic: the import of

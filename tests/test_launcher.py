@@ -89,13 +89,15 @@ class Install:
         )
 
 
-def reference(*args: str) -> subprocess.CompletedProcess[str]:
-    """The same arguments through ``python -m sockscope`` from the source tree."""
+def reference(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The same arguments through ``python -m sockscope`` from the source tree (stdin
+    /dev/null)."""
     return subprocess.run(
         [sys.executable, "-m", "sockscope", *args],
         capture_output=True,
         text=True,
-        env={**os.environ, "PYTHONPATH": str(PKG.parent), "LC_ALL": "C"},
+        env={**os.environ, "PYTHONPATH": str(PKG.parent), "LC_ALL": "C", **(env or {})},
+        stdin=subprocess.DEVNULL,
         check=False,
     )
 
@@ -246,6 +248,29 @@ def test_status_and_signals_pass_through(tmp_path: Path) -> None:
             proc.kill()
             proc.wait()
     assert proc.returncode == -2  # killed by SIGINT, as ss -E is
+
+
+def test_a_directory_as_stdin(tmp_path: Path) -> None:
+    """``sockscope </tmp``: Python will not start on a directory as stdin (a "Fatal
+    Python error", status 1, for every option); ss starts, and ``-F -`` reads nothing from
+    it (fgets() fails with EISDIR: the end of the filter), so the shell half gives the
+    interpreter /dev/null instead (found by attack7)."""
+    inst = Install(tmp_path / "venv", editable=False)
+    dump = tmp_path / "dump"
+    dump.write_bytes((REPO / "tests" / "golden" / "scenario-5" / "tcpdiag.bin").read_bytes())
+    fd = os.open(tmp_path, os.O_RDONLY)
+    try:
+        for args in (["-V"], ["-F", "-", "-tan"], ["-tan", "-F", "-", "sport", "=", ":22"]):
+            got = inst.run(*args, stdin=fd, env={"TCPDIAG_FILE": str(dump)})
+            want = reference(*args, env={"TCPDIAG_FILE": str(dump)})
+            assert (got.returncode, got.stderr, got.stdout) == (0, "", want.stdout), args
+            if ORACLE:
+                ss = subprocess.run([ORACLE, *args], stdin=fd, capture_output=True, text=True,
+                                    env={"PATH": "/usr/bin:/bin", "LC_ALL": "C",
+                                         "TCPDIAG_FILE": str(dump)}, check=False)  # fmt: skip
+                assert (ss.returncode, ss.stderr, ss.stdout) == (0, "", got.stdout), args
+    finally:
+        os.close(fd)
 
 
 def _head_one(argv: list[str]) -> tuple[int, bytes, bytes]:

@@ -109,6 +109,16 @@ _COLUMNS = ["0", "1", "-1", "2147483647", "2147483648", "4294967376", "65536", "
             "99999999"]  # fmt: skip  # the last only on one-line listings: ss pads lines to it
 
 
+#: -F - with stdin closed: ss's fgets() on the closed descriptor is the end of the filter
+_STDIN_FILTERS = [["-F", "-", "-tan"], ["-tan", "-F", "-x"], ["-F", "-", "-uan", "-F", "-"],
+                  ["-F", "-", "-xa"]]  # fmt: skip
+#: output (-s's summary) into a full stdout, then an error: ss's failed printf()s change
+#: neither its message nor its status
+_LATE_ERRORS = [["-s", "-tan", "bogus"], ["-s", "-t", "state", "bogus"],
+                ["-s", "-tn", "dev", "nosuchdev"], ["-s", "-t", "-D", "/nonexistent/x"],
+                ["-s", "-t", "sport", "=", ":bogus"]]  # fmt: skip
+
+
 def _listing_category(mode: list[str], sig: int) -> str:
     """The category of a signal sent to a listing in ``mode`` (text, --json, --json-lines)."""
     if not mode:
@@ -192,9 +202,14 @@ def random_case(rng: random.Random, family: str, ns: str) -> Case:
     if family == "stdout":
         r = rng.random()
         if r < 0.2:
+            if r < 0.05:  # stdin closed too: -F - reads the closed descriptor (attack7)
+                return Case("stdin-closed", rng.choice(_STDIN_FILTERS),
+                            {"stdin": "closed", "stdout": rng.choice(["pipe", "closed"])})  # fmt: skip
             return Case("stdout-closed", rng.choice([*LISTINGS, ["-V"], ["-h"]]),
                         {"stdout": "closed"})  # fmt: skip
         if r < 0.35:
+            if r < 0.25:  # output that fails, then an error with its own status (attack7)
+                return Case("stdout-full-late", rng.choice(_LATE_ERRORS), {"stdout": "devfull"})
             return Case("stdout-full", rng.choice(LISTINGS), {"stdout": "devfull"})
         if r < 0.55:
             mode = rng.choice([[], [], ["--json"], ["--json-lines"]])
@@ -338,6 +353,8 @@ class World:
                 os.rmdir(cwd)  # the child keeps its deleted working directory
             if how.get("stdout") == "closed":
                 os.close(1)
+            if how.get("stdin") == "closed":
+                os.close(0)
 
         try:
             return self._spawn(argv, env, how, child, cwd, fifo)
@@ -657,7 +674,9 @@ def pinned() -> list[Case]:
            Case("nofile", ["-ua"], {"nofile": 4}),
            Case("nofile", ["-ua"], {"nofile": 5}),
            Case("nofile", ["-tlne"], {"nofile": 4}),
-           Case("nofile", ["-tuan"], {"nofile": 4})]  # fmt: skip
+           Case("nofile", ["-tuan"], {"nofile": 4}),
+           *[Case("stdin-closed", argv, {"stdin": "closed"}) for argv in _STDIN_FILTERS],
+           *[Case("stdout-full-late", argv, {"stdout": "devfull"}) for argv in _LATE_ERRORS]]  # fmt: skip
     out += [Case("signal-own-early", ["--all-netns", "-E"], {"signal": t, "delay": d / 1000, "own": True})
             for d in range(60, 450, 15)]  # fmt: skip
     out += [

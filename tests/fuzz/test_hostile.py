@@ -43,12 +43,14 @@ CATEGORIES = [
     "signal-jsonl-int", "signal-json-listing", "fsize", "nonblock", "signal-own-early", "signal-json-events",
     "signal-listing", "signal-json-listing-int", "signal-events", "signal-events-json",
     "signal-own", "nproc", "unpriv", "unpriv-own", "rlimit-as", "stdout-closed", "stdout-full",
-    "stdout-fifo-early", "stdout-fifo-early-json", "pty", "environ",
+    "stdout-fifo-early", "stdout-fifo-early-json", "pty", "environ", "stdin-closed",
+    "stdout-full-late",
 ]  # fmt: skip
 
 #: the categories of hostile.pinned(): present whatever the seed
 PINNED = {"signal-json-listing", "signal-listing", "signal-json-listing-int", "signal-jsonl-int", "signal-json-events", "fsize", "nonblock",
-          "nproc", "nofile", "signal-own-early", "signal-startup"}  # fmt: skip
+          "nproc", "nofile", "signal-own-early", "signal-startup", "stdin-closed",
+          "stdout-full-late"}  # fmt: skip
 
 
 def campaign_test(test: Callable[..., None]) -> Callable[..., None]:

@@ -416,6 +416,34 @@ CASES: list[Case] = [
         for argv in (["--bogus"], ["-F", "/nonexistent"], ["-N", "nosuchns"], ["state", "bogus"],
                      ["-tani"], ["-A", "foo"], ["-Z", "-1"])
     ),
+    # a full stdout before a later error (attack7): ss's printf()s fail silently and it
+    # goes on to the error's message and status (sockscope ended at the failed flush: 0)
+    *(
+        {
+            "id": f"stdout{redirect} {' '.join(argv)}",
+            "argv": argv,
+            "env": {"TCPDIAG_FILE": "{dir}/dump"},
+            "files": {"dump": "rows"},
+            "redirect": redirect,
+        }
+        for redirect in (">/dev/full", ">/dev/full 2>&1")
+        for argv in (["-s", "-tan", "bogus"], ["-s", "-t", "state", "bogus"],
+                     ["-s", "-t", "sport", "=", ":bogus"], ["-s", "-t", "-D", "/nonexistent/x"],
+                     ["-s", "-tn", "dev", "nosuchdev"], ["-s", "-x", "-D", "-"])
+    ),
+    # stdin closed (attack7): -F - reads the closed descriptor, which fgets() takes for
+    # the end of the filter (Python leaves sys.stdin None: it was an AttributeError)
+    *(
+        {
+            "id": f"stdin{redirect} {' '.join(argv)}",
+            "argv": argv,
+            "env": {"TCPDIAG_FILE": "{dir}/dump"},
+            "files": {"dump": "rows"},
+            "redirect": redirect,
+        }
+        for redirect in ("<&-", "<&- >&- 2>&-", "<&- 2>&-")
+        for argv in (["-F", "-", "-tan"], ["-tan", "-F", "-x"], ["-F", "-", "-tan", "-F", "-"])
+    ),
     # defect 4 and 13: damaged records
     *(_dump_case(name) for name in GENERATORS if name not in ("rows", "two-rows")),
     _dump_case("rows", ["-tane"]),

@@ -269,7 +269,7 @@ class Run:
         """Let go of what the options opened (-F's file) and come home from -N's
         namespace: a library caller runs main() again and again in one process."""
         fp = self.filter_fp
-        if fp is not None and fp is not sys.stdin.buffer:
+        if fp is not None and fp is not getattr(sys.stdin, "buffer", None):  # (None: <&-)
             fp.close()
         if self.home_netns is not None:
             from sockscope.ops import netns

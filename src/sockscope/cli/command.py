@@ -72,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sigterm = {signal.SIGTERM: signal.getsignal(signal.SIGTERM)}
     except (ValueError, OSError):
         sigterm = {}
-    ensure_std_streams()
+    ensure_std_streams(program)
     if program:
         sys.unraisablehook = _quiet_unraisable(sys.unraisablehook)
     try:

@@ -32,21 +32,23 @@ def dump(run: Run) -> int:
     # ss writes to stdout when the name starts with '-'; an empty name goes to fopen("")
     path = opts.dump_file or ""
     if path.startswith("-"):
-        out = _DumpOut(sys.stdout.buffer)
-        sources.dump_tcp(Context(sel, opts), out)  # type: ignore[arg-type]
-        out.flush()
+        # a stream of its own on stdout's descriptor: the command's sys.stdout drops the
+        # writes that fail, as ss's stdio does (cli/status.py), and a dump written
+        # nowhere is reported; what sys.stdout holds (-s's summary) goes first
+        sys.stdout.flush()
+        f: BinaryIO = open(sys.stdout.fileno(), "wb", closefd=False)  # noqa: SIM115
     else:
         try:
             f = open(path, "wb")  # noqa: SIM115
         except OSError as e:
             raise ArgumentError(f"fopen dump file: {posix.strerror(e.errno or 0)}") from None
-        out = _DumpOut(f)
-        sources.dump_tcp(Context(sel, opts), out)  # type: ignore[arg-type]
-        out.flush()
-        try:
-            f.close()
-        except OSError as e:  # what the failed flush left in the buffer
-            out.errno = out.errno or e.errno or errno.EIO
+    out = _DumpOut(f)
+    sources.dump_tcp(Context(sel, opts), out)  # type: ignore[arg-type]
+    out.flush()
+    try:
+        f.close()
+    except OSError as e:  # what the failed flush left in the buffer
+        out.errno = out.errno or e.errno or errno.EIO
     if out.errno:
         # ss ignores its fwrite() errors; a dump written nowhere is reported (QUIRKS.md)
         if path.startswith("-"):

@@ -32,7 +32,10 @@ def _opt_F(run: Run, value: str) -> None:
     if run.filter_fp is not None:
         raise ArgumentError("More than one filter file")
     if value.startswith("-"):
-        run.filter_fp = sys.stdin.buffer
+        # ``<&-``: Python leaves sys.stdin None where ss's fgets() on the closed
+        # descriptor fails at once, which it takes for the end of the filter
+        stdin = getattr(sys.stdin, "buffer", None)
+        run.filter_fp = stdin if stdin is not None else io.BytesIO()
     else:
         try:
             run.filter_fp = open(value, "rb")  # noqa: SIM115 - read later, like ss's FILE*

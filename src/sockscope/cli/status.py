@@ -15,10 +15,17 @@ stdout or stderr ends the run as it ends ss (cli/command.py's ``main()`` uses th
 from __future__ import annotations
 
 import errno
+import io  # (loaded by the interpreter's own start-up: free)
 import posix  # os without os.py: importing os costs ~1 ms (_collections_abc's ABCs)
 import sys
 
 from sockscope.errors import ArgumentError, FilterError, SockscopeError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import TextIO
+
+    from _typeshed import ReadableBuffer
 
 #: ss's ``exit(-1)``
 EXIT_ARGUMENT = 255
@@ -117,10 +124,44 @@ def to_devnull(fd: int) -> None:
         posix.close(null)
 
 
-def ensure_std_streams() -> None:
+class _StdioOut(io.FileIO):
+    """The command's stdout descriptor, written as glibc's stdio writes ss's: a write that
+    fails (a full device or disk, a full non-blocking pipe, a hung-up terminal) drops its
+    bytes and the program goes on, since ss never checks its printf()s: it still prints
+    its later messages and exits with their status, and -E listens on until it is killed.
+    (EPIPE is not dropped: ss dies of the SIGPIPE that comes with it.)"""
+
+    def write(self, data: ReadableBuffer) -> int:
+        try:
+            n = super().write(data)
+        except OSError as e:
+            if e.errno == errno.EPIPE or e.errno not in OUTPUT_ERRNOS:
+                raise
+            n = None  # (EAGAIN: FileIO returns None)
+        return memoryview(data).nbytes if n is None else n
+
+
+def _stdio_stdout(stream: TextIO) -> TextIO:
+    """A stream like Python's own stdout (its encoding, errors and line buffering, a
+    buffer of st_blksize) over :class:`_StdioOut`; ``stream`` itself when it has no
+    descriptor 1."""
+    try:
+        if stream.fileno() != 1:
+            return stream
+        raw = _StdioOut(1, "w", closefd=False)
+        buffered = io.BufferedWriter(raw, getattr(raw, "_blksize", io.DEFAULT_BUFFER_SIZE))
+        return io.TextIOWrapper(buffered, encoding=stream.encoding, errors=stream.errors,
+                                line_buffering=bool(stream.line_buffering))  # fmt: skip
+    except (AttributeError, OSError, ValueError):
+        return stream
+
+
+def ensure_std_streams(program: bool = False) -> None:
     """``sockscope >&-`` / ``2>&-``: ss writes to the closed descriptor, fails silently and
     exits 0. Python leaves sys.stdout None; point the descriptor at /dev/null (so that no
-    socket opened later takes it) and give the stream back."""
+    socket opened later takes it) and give the stream back. For the command itself
+    (``program``), stdout then drops what it fails to write (:class:`_StdioOut`); a
+    library caller's sys.stdout is left as it is."""
     for fd, name in ((1, "stdout"), (2, "stderr")):
         stream = getattr(sys, name)
         if stream is not None:
@@ -133,12 +174,16 @@ def ensure_std_streams() -> None:
                     reconfigure(encoding=sys.getfilesystemencoding(), errors="surrogateescape")
                 except (OSError, ValueError):
                     pass
+            if program and fd == 1:
+                sys.stdout = _stdio_stdout(stream)
             continue
         try:
             posix.fstat(fd)
         except OSError:
             to_devnull(fd)
         setattr(sys, name, open(fd, "w", encoding="utf-8", errors="surrogateescape", closefd=False))  # noqa: SIM115
+        if program and fd == 1:
+            sys.stdout = _stdio_stdout(sys.stdout)
 
 
 def discard_stdout() -> None:

@@ -173,14 +173,18 @@ class UnixSocket(Endpoints):
         """The data view (``--json``, library)."""
         if view is None:
             view = self.attached_view
+        # the names as UTF-8 whatever the locale (os.fsdecode under a latin-1 one would
+        # turn UTF-8 names into mojibake, and hide the bytes that are not UTF-8 from
+        # --json's lossless rule): the same data under every LANG
+        name, peer = self.name_bytes, self.peer_name_bytes
         out: dict[str, object] = {
             "netid": self.netid,
             "state": self.state_name,
             "recv_q": self.recv_q,
             "send_q": self.send_q,
-            "local_address": self.name if self.name_bytes is not None else "*",
+            "local_address": "*" if name is None else name.decode("utf-8", "surrogateescape"),
             "local_port": self.inode,
-            "peer_address": self.peer_name if self.peer_name_bytes is not None else "*",
+            "peer_address": "*" if peer is None else peer.decode("utf-8", "surrogateescape"),
             "peer_port": self.peer_inode,
             "family": "unix",
         }

@@ -336,7 +336,9 @@ def _start_dump(family: int, protocol: int, ctx: Context) -> _Dump | None:
     except OSError:
         return None
     ext = plan.idiag_ext(ctx.opts)
-    request = plan.inet_request(family, protocol, ctx.sel.states, ext, ctx.bytecode)
+    request = plan.inet_request(
+        family, protocol, ctx.sel.states, ext, ctx.bytecode, ctx.opts.bpf_maps
+    )
     seq = netlink.HDR_UNPACK(request, 0)[3]
     if threads:
         room: SimpleQueue[None] = SimpleQueue()

@@ -63,11 +63,16 @@ def combinable(ctx: Context, protocol: int) -> bool:
     request, so each family's sockets keep the order of their own dump.
 
     Only for TCP with both families, without -K or -D (whose kills and raw dump follow
-    ss's requests), and with few sockets in this namespace (:data:`SMALL`): with many,
-    the compiled path's two dumps run in parallel, faster than one walk."""
+    ss's requests) or --bpf-maps (see :func:`inet_request`), and with few
+    sockets in this namespace (:data:`SMALL`): with many, the compiled path's two dumps
+    run in parallel, faster than one walk."""
     if protocol != abi.IPPROTO_TCP or len(dump_families(ctx.sel)) != 2:
         return False
     if ctx.killer is not None or ctx.tee is not None:
+        return False
+    if ctx.opts.bpf_maps:
+        # ss's requests carry the storage nest, which the kernel may refuse (EPERM):
+        # the fallback's order is then the legacy dump's own, not IPv4 first
         return False
     # /proc/net/sockstat counts this namespace's IPv4 sockets ("inuse") and time-wait
     # ones of both families ("tw"), sockstat6 its IPv6 ones ("alloc" is the host's)
@@ -119,15 +124,27 @@ def idiag_ext(opts: Options) -> int:
 
 
 def inet_request(
-    family: int, protocol: int, states: int, ext: int, bytecode: bytes | None
+    family: int,
+    protocol: int,
+    states: int,
+    ext: int,
+    bytecode: bytes | None,
+    bpf_storages: bool = False,
 ) -> bytes:
-    """Port of sockdiag_send: a SOCK_DIAG_BY_FAMILY inet_diag_req_v2 dump request."""
+    """Port of sockdiag_send: a SOCK_DIAG_BY_FAMILY inet_diag_req_v2 dump request.
+
+    ``bpf_storages`` (``--bpf-maps``): ss's empty INET_DIAG_REQ_SK_BPF_STORAGES nest
+    (every map). The kernel refuses such a dump without CAP_BPF or CAP_SYS_ADMIN
+    (EPERM), and ss then falls back as for any refused dump: the legacy request (both
+    families in the kernel's order) for TCP, /proc for the others."""
     zero16 = bytes(16)
     body = abi.INET_DIAG_REQ_V2.pack(
         family, protocol & 0xFF, ext, 0, states, b"\0\0", b"\0\0", zero16, zero16, 0, bytes(8)
     )
     if bytecode:
         body += netlink.attr(abi.INET_DIAG_REQ_BYTECODE, bytecode)
+    if bpf_storages:
+        body += netlink.attr(abi.INET_DIAG_REQ_SK_BPF_STORAGES | abi.NLA_F_NESTED, b"")
     if protocol > 255:
         body += netlink.attr(abi.INET_DIAG_REQ_PROTOCOL, protocol.to_bytes(4, "little"))
     return netlink.message(abi.SOCK_DIAG_BY_FAMILY, abi.NLM_F_REQUEST | abi.NLM_F_DUMP, body)

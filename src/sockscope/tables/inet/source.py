@@ -86,7 +86,7 @@ def inet_netlink(ctx: Context, protocol: int) -> Iterator[InetSocket] | None:
         # refused before its first record: ss's own requests
     # ss falls back only when a dump fails as a whole, which the kernel says in its
     # first answer: look at that before handing out any record.
-    request = inet_request(families[0], protocol, sel.states, ext, ctx.bytecode)
+    request = inet_request(families[0], protocol, sel.states, ext, ctx.bytecode, ctx.opts.bpf_maps)
     first = _start(sock, request, protocol, ctx)
     if first is None:
         legacy = legacy_request(protocol, sel.states, ext, ctx.bytecode)
@@ -143,7 +143,9 @@ def _inet_stream(
     try:
         yield from _apply(first, ctx, protocol)
         for family in rest:
-            req = inet_request(family, protocol, ctx.sel.states, ext, ctx.bytecode)
+            req = inet_request(
+                family, protocol, ctx.sel.states, ext, ctx.bytecode, ctx.opts.bpf_maps
+            )
             recs = _start(sock, req, protocol, ctx)
             if recs is None:
                 return
