@@ -33,6 +33,8 @@ def _id(case: dict[str, object]) -> str:
 def test_like_ss(case: dict[str, object]) -> None:
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C",
            "PYTHONPATH": str(ROOT / "src")}  # fmt: skip
+    if "SOCKSCOPE_PURE" in os.environ:  # the backend --version names is this run's
+        env["SOCKSCOPE_PURE"] = os.environ["SOCKSCOPE_PURE"]
     p = subprocess.run(
         [sys.executable, "-m", "sockscope", *case["argv"]],  # type: ignore[misc]
         capture_output=True,
