@@ -125,3 +125,25 @@ def test_memory_capped_reads_the_soft_limits(cap: str) -> None:
     assert got == finite
     if cap != "none":
         assert got == "True"
+
+
+def test_out_of_memory_cues_are_one_list() -> None:
+    """The launcher and the package's front door run before sockscope.errors is imported
+    and hold copies of its NOMEM_CUES: the same words, so that the same failures give
+    the one line wherever they happen."""
+    import ast
+
+    from sockscope.errors import NOMEM_CUES
+
+    def tuples(text: str) -> list[tuple[str, ...]]:
+        found = []
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.Tuple) and any(
+                isinstance(e, ast.Constant) and e.value == "failed to map segment"
+                for e in node.elts
+            ):
+                found.append(tuple(ast.literal_eval(node)))
+        return found
+
+    for path in (ROOT / "scripts" / "sockscope-run", ROOT / "src" / "sockscope" / "__init__.py"):
+        assert tuples(path.read_text()) == [NOMEM_CUES], path

@@ -32,11 +32,14 @@ def _out_of_memory_hook(previous: object) -> object:
         import posix
 
         text = str(value) if isinstance(value, ImportError | SystemError) else ""
+        # sockscope.errors.NOMEM_CUES, copied: this runs before that module is imported
         cues = (
             "failed to map segment",
+            "cannot map zero-fill",
             "annot allocate memory",
-            "without setting an",
-            "unreported",
+            "NULL without setting an exception",
+            "error return without exception set",
+            "raised unreported exception",
         )
         if (
             isinstance(value, MemoryError)

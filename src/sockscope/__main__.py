@@ -23,25 +23,14 @@ try:
     launch()
 except (MemoryError, OSError, ImportError, SystemError) as e:
     # RLIMIT_AS (ulimit -v) reached while the modules load (importlib's directory
-    # listing fails with ENOMEM, dlopen cannot map a C module: cues as in
-    # cli.command.memory_error): the one line main() gives once its own try is entered,
-    # not a traceback; and no finalization, which out of memory prints more
-    import errno  # (built in; only on this path)
+    # listing fails with ENOMEM, dlopen cannot map a C module: see
+    # sockscope.errors.memory_error): the one line main() gives once its own try is
+    # entered, not a traceback; and no finalization, which out of memory prints more
     import posix
 
-    if isinstance(e, OSError) and e.errno != errno.ENOMEM:
-        raise
-    if isinstance(e, ImportError | SystemError) and not any(
-        cue in str(e)
-        for cue in (
-            "failed to map segment",
-            "cannot map zero-fill",
-            "annot allocate memory",
-            "NULL without setting an exception",
-            "error return without exception set",
-            "raised unreported exception",
-        )
-    ):
+    from sockscope.errors import memory_error  # (loaded: runpy imported the package)
+
+    if not memory_error(e):
         raise
     try:
         posix.write(2, b"sockscope: Cannot allocate memory\n")

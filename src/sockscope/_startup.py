@@ -214,10 +214,8 @@ def _entry(top: str, name: str, known: Entry | None) -> Entry:
         except OSError:
             pyc = b""
         # magic, flags 0 (a timestamp .pyc), source mtime and size
-        if pyc[:8] == _magic() + bytes(4) and pyc[8:16] == b"%b%b" % (
-            stamp[0].to_bytes(4, "little"),
-            stamp[1].to_bytes(4, "little"),
-        ):
+        header = _magic() + bytes(4) + stamp[0].to_bytes(4, "little")
+        if pyc[:16] == header + stamp[1].to_bytes(4, "little"):
             return is_pkg, stamp[0], stamp[1], pyc[16:]
     with open(origin, "rb") as f:
         code = compile(f.read(), origin, "exec", dont_inherit=True)

@@ -10,6 +10,8 @@ and its ``position``), never an exit status.
 
 from __future__ import annotations
 
+import errno as _errno  # (built in)
+
 
 class SockscopeError(Exception):
     """Base class of every error the library raises."""
@@ -80,3 +82,34 @@ class NamespaceError(SockscopeError):
 
 class NotSupportedError(SockscopeError):
     """A feature this machine cannot provide (e.g. SELinux contexts when SELinux is off)."""
+
+
+#: dlerror()'s words (glibc's dl-load.c) when mapping a library failed for want of
+#: memory, and the interpreter's when a C function failed without an exception
+#: (scripts/sockscope-run and sockscope/__init__.py, which run before this module is
+#: imported, hold copies: tests/test_cli_errors.py keeps them equal)
+NOMEM_CUES = (
+    "failed to map segment",
+    "cannot map zero-fill",
+    "annot allocate memory",
+    "NULL without setting an exception",
+    "error return without exception set",
+    "raised unreported exception",
+)
+
+
+def memory_error(e: BaseException) -> bool:
+    """Whether ``e`` says that memory ran out: a MemoryError, an OSError of ENOMEM, the
+    ImportError of a module's library that could not be mapped (dlopen's mmap under
+    RLIMIT_AS: ``failed to map segment from shared object``, ``cannot map zero-fill
+    pages``, ``cannot allocate memory``), or the SystemError of a C function of the
+    interpreter whose allocation failed without its MemoryError being set (CPython 3.11,
+    importlib's ``_find_and_load returned NULL without setting an exception``, or
+    ``initialization of _socket raised unreported exception``, at about 16 MiB of
+    ``ulimit -v``)."""
+    if isinstance(e, MemoryError):
+        return True
+    if isinstance(e, ImportError | SystemError):
+        text = str(e)
+        return any(cue in text for cue in NOMEM_CUES)
+    return isinstance(e, OSError) and e.errno == _errno.ENOMEM

@@ -32,7 +32,7 @@ from sockscope.cli.status import (
     warn,
     warn_raw,
 )
-from sockscope.errors import SockscopeError, UsageError
+from sockscope.errors import SockscopeError, UsageError, memory_error
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -128,35 +128,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                     signal.signal(signal.SIGPIPE, sigpipe)
                 except (ValueError, OSError):  # not the main thread
                     pass
-
-
-def memory_error(e: BaseException) -> bool:
-    """Whether ``e`` says that memory ran out: a MemoryError, an OSError of ENOMEM, the
-    ImportError of a module's library that could not be mapped (dlopen's mmap under
-    RLIMIT_AS: ``failed to map segment from shared object``, ``cannot map zero-fill
-    pages``, ``cannot allocate memory``), or the SystemError of a C function of the
-    interpreter whose allocation failed without its MemoryError being set (CPython 3.11,
-    importlib's ``_find_and_load returned NULL without setting an exception``, or
-    ``initialization of _socket raised unreported exception``, at about 16 MiB of
-    ``ulimit -v``)."""
-    if isinstance(e, MemoryError):
-        return True
-    if isinstance(e, ImportError | SystemError):
-        text = str(e)
-        return any(cue in text for cue in _NOMEM_CUES)
-    return isinstance(e, OSError) and e.errno == errno.ENOMEM
-
-
-#: dlerror()'s words (glibc's dl-load.c) when mapping a library failed for want of
-#: memory, and the interpreter's when a C function failed without an exception
-_NOMEM_CUES = (
-    "failed to map segment",
-    "cannot map zero-fill",
-    "annot allocate memory",
-    "NULL without setting an exception",
-    "error return without exception set",
-    "raised unreported exception",
-)
 
 
 def _out_of_memory(program: bool) -> int:

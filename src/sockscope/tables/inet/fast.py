@@ -322,15 +322,17 @@ def _receiver(sock: Any, request: bytes | None, dump: _Dump) -> None:
         put(end)
 
 
-def _start_dump(family: int, protocol: int, ctx: Context) -> _Dump | None:
-    """Open a socket and start a receive thread for one family's dump."""
+def _start_dump(
+    family: int, protocol: int, ctx: Context, threads: bool | None = None
+) -> _Dump | None:
+    """Open a socket and start a receive thread for one family's dump (``threads``:
+    whether threads may be started, :func:`_threads_allowed`; None: ask)."""
     # (not for a small table: see _start_combined); before the socket, which may be the
     # last descriptor RLIMIT_NOFILE leaves (loading the library takes one)
     from _queue import SimpleQueue
 
-    from sockscope.kernel.rlimit import memory_capped
-
-    threads = not memory_capped()  # (it opens /proc/self/limits: before the socket too)
+    if threads is None:
+        threads = _threads_allowed()  # (it opens a file: before the socket too)
     try:
         sock = netlink.open_diag()
     except OSError:
@@ -383,13 +385,22 @@ def _unused(item: Any) -> None:
     raise AssertionError(item)
 
 
+def _threads_allowed() -> bool:
+    """Whether receive threads may be started: not under a memory cap (see
+    :mod:`sockscope.kernel.rlimit`)."""
+    from sockscope.kernel.rlimit import memory_capped
+
+    return not memory_capped()
+
+
 def _start_dumps(ctx: Context, protocol: int) -> list[_Dump | int]:
     """The dumps of one inet table, one per selected family, each under way in its
     receive thread; fewer when a netlink socket cannot be opened (none: ss's fallback)."""
     families = plan.dump_families(ctx.sel)
     dumps: list[_Dump | int] = []
+    threads = _threads_allowed()  # (read once for the table's dumps)
     for family in families:
-        started = _start_dump(family, protocol, ctx)
+        started = _start_dump(family, protocol, ctx, threads)
         if started is None:
             if not dumps:
                 return dumps
