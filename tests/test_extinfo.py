@@ -273,6 +273,14 @@ SYNTHETIC += [
     # parse_rtattr_nested masks NLA_F_NESTED off the nested attribute types
     ("ulp-nested-flag", attr(19, attr(1, b"tls\0") + attr(0x8002, _TLS_CASES[0][1])), {}),
     ("ulp-byteorder-flag", attr(19, attr(1, b"tls\0") + attr(0x4002, _TLS_CASES[0][1])), {}),
+    # rta_getattr_str: a name without its NUL is read on to the next NUL, through its
+    # padding and the attribute after it (found by the campaign, seed 7177)
+    (
+        "ulp-name-unterminated",
+        attr(2, BASIC)
+        + attr(19, struct.pack("=HH", 7, 1) + b"tls\xb4" + attr(2, _TLS_CASES[0][1])),
+        {},
+    ),
     (
         "timer-and-retrans",
         attr(2, tcp_info(snd_cwnd=1, retrans=1, total_retrans=3)),
@@ -351,6 +359,18 @@ def test_md5_key_reads_what_longer_messages_left_in_ss_buffer(tmp_path: Path) ->
     want, got = run_both(tmp_path, dump(first, second), "-tani")
     assert got == want
     assert want.count(b"U") > 2000
+
+
+@needs_oracle
+def test_ulp_name_reads_what_longer_messages_left_in_ss_buffer(tmp_path: Path) -> None:
+    """A ULP name without its NUL at a message's end is read on into the stale bytes of
+    ss's 16 KiB buffer, up to the first NUL there: an earlier message's."""
+    first = message(attr(30, b"U" * 3000 + b"\0" + b"V" * 100), port=999)
+    unterminated = struct.pack("=HH", 7, 1) + b"tls\xb4"
+    second = message(attr(2, BASIC) + struct.pack("=HH", 4 + len(unterminated), 19) + unterminated)
+    want, got = run_both(tmp_path, dump(first, second), "-tani")
+    assert got == want
+    assert b"tcp-ulp-tls\xb4UUU" in want
 
 
 @pytest.mark.parametrize("keylen", [16000, 20000, 65535])

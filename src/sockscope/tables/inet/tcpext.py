@@ -86,7 +86,9 @@ def ulp_text(buf: bytes, start: int, end: int) -> str:
     out = ""
     span = ulp.get(abi.INET_ULP_INFO_NAME)
     if span is not None:
-        out += " tcp-ulp-" + cstr(buf, *span)
+        # rta_getattr_str: up to the first NUL, not the attribute's end; a damaged name
+        # reads on through what follows in ss's buffer (``buf`` holds that much of it)
+        out += " tcp-ulp-" + cstr(buf, span[0], len(buf))
     span = ulp.get(abi.INET_ULP_INFO_TLS)
     if span is not None:
         out += _tls_text(buf, nested(buf, span[0], span[1], TLS_INFO_MAX))
