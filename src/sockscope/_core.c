@@ -363,6 +363,9 @@ render_batch(Renderer *self)
         for (int j = 0; j < ncols; j++) {
             PyObject *cell = row[j];
             Py_ssize_t n = PyUnicode_GET_LENGTH(cell);
+            /* buf_update: a field holds at most USHRT_MAX bytes, the rest is dropped */
+            if (n > TOKEN_MAX)
+                n = TOKEN_MAX;
             Py_ssize_t fill = pad[j] > n ? pad[j] - n : 0;
             if (out_reserve(self, 1 + n + fill + 1) < 0)
                 return -1;

@@ -215,13 +215,19 @@ class PyRenderer:
         """Port of ss.c:render_calc_width and render for one batch."""
         max_len = self.max_len
         ext = self._ext_col
+        over = max(map(len, rows[-1])) > _TOKEN_MAX
         for j in range(self.ncols):
             # the batch's last extra-information cell is never measured (see above)
             cells = rows[:-1] if j == ext else rows
             if cells:
                 longest = max(map(len, map(itemgetter(j), cells)))
+                over = over or longest > _TOKEN_MAX
                 if longest > max_len[j]:
                     max_len[j] = min(longest, _TOKEN_MAX)
+        if over:
+            # buf_update: a field holds at most USHRT_MAX bytes, the rest of its text is
+            # dropped (a long md5 key, thousands of processes on one socket)
+            rows = [tuple(cell[:_TOKEN_MAX] for cell in row) for row in rows]
         widths = self._widths()
         compact = self.screen < 0
         pieces = []
