@@ -1634,8 +1634,8 @@ json_line(RowMaker *self, const struct diag_msg *m)
 }
 
 /* INET_DIAG_SKV6ONLY of an IPv6 socket in LISTEN or CLOSE (record.InetSocket.v6only):
- * 1 when the attribute says so, 0 when it is absent, empty or zero, -1 when the
- * attribute block has a bad header before it (the row goes through Python, which
+ * 1 when the attribute says so, 0 when it is absent or zero, -1 when it is empty or
+ * the attribute block has a bad header before it (the row goes through Python, which
  * reads a damaged block its own way). */
 static int
 skv6only(const uint8_t *data, Py_ssize_t pos, Py_ssize_t end)
@@ -1647,7 +1647,8 @@ skv6only(const uint8_t *data, Py_ssize_t pos, Py_ssize_t end)
         if (len < 4 || pos + len > end)
             return -1;
         if ((type & 0x7FFF) == A_SKV6ONLY)
-            return len > 4 && data[pos + 4] != 0;
+            /* empty: ss reads the byte after it (rta_getattr_u8), Python does too */
+            return len == 4 ? -1 : data[pos + 4] != 0;
         pos += (len + 3) & ~3;
     }
     return 0;

@@ -285,8 +285,13 @@ class InetSocket(_Tuple):
     @property
     def v6only(self) -> int | None:
         """INET_DIAG_SKV6ONLY (AF_INET6 sockets in LISTEN or CLOSE), else None."""
-        data = self._attr(abi.INET_DIAG_SKV6ONLY)
-        return _U8.unpack_from(data)[0] if data else None
+        buf = self[BUF]
+        span = None if buf is None else self.spans().get(abi.INET_DIAG_SKV6ONLY)
+        if span is None:
+            return None
+        # rta_getattr_u8 reads the byte after the header even when the payload is empty
+        # (a damaged dump): the next attribute's first byte, as ss prints it
+        return buf[span[0]] if span[0] < len(buf) else 0
 
     @property
     def shutdown(self) -> int | None:
