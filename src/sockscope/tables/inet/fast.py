@@ -339,7 +339,7 @@ def _start_dump(
         return None
     ext = plan.idiag_ext(ctx.opts)
     request = plan.inet_request(
-        family, protocol, ctx.sel.states, ext, ctx.bytecode, ctx.opts.bpf_maps
+        family, protocol, ctx.sel.states, ext, ctx.bytecode, plan.storage_nest(ctx.opts)
     )
     seq = netlink.HDR_UNPACK(request, 0)[3]
     if threads:

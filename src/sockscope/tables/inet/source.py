@@ -26,6 +26,7 @@ from sockscope.tables.inet.plan import (
     idiag_ext,
     inet_request,
     legacy_request,
+    storage_nest,
 )
 from sockscope.tables.inet.record import decode_inet, decode_inet_dump, diag_protocol
 
@@ -86,7 +87,9 @@ def inet_netlink(ctx: Context, protocol: int) -> Iterator[InetSocket] | None:
         # refused before its first record: ss's own requests
     # ss falls back only when a dump fails as a whole, which the kernel says in its
     # first answer: look at that before handing out any record.
-    request = inet_request(families[0], protocol, sel.states, ext, ctx.bytecode, ctx.opts.bpf_maps)
+    request = inet_request(
+        families[0], protocol, sel.states, ext, ctx.bytecode, storage_nest(ctx.opts)
+    )
     first = _start(sock, request, protocol, ctx)
     if first is None:
         legacy = legacy_request(protocol, sel.states, ext, ctx.bytecode)
@@ -144,7 +147,7 @@ def _inet_stream(
         yield from _apply(first, ctx, protocol)
         for family in rest:
             req = inet_request(
-                family, protocol, ctx.sel.states, ext, ctx.bytecode, ctx.opts.bpf_maps
+                family, protocol, ctx.sel.states, ext, ctx.bytecode, storage_nest(ctx.opts)
             )
             recs = _start(sock, req, protocol, ctx)
             if recs is None:
