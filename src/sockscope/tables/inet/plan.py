@@ -13,6 +13,7 @@ from __future__ import annotations
 import posix  # os without os.py: importing os costs ~1 ms (_collections_abc's ABCs)
 
 from sockscope.accel import core
+from sockscope.errors import AnswerError, KillError, NetlinkError
 from sockscope.kernel import abi, netlink
 from sockscope.tables import MODULES, ORDER
 
@@ -150,6 +151,23 @@ def inet_request(
     if bpf_storages is not None:
         body += netlink.attr(abi.INET_DIAG_REQ_SK_BPF_STORAGES | abi.NLA_F_NESTED, bpf_storages)
     return netlink.message(abi.SOCK_DIAG_BY_FAMILY, abi.NLM_F_REQUEST | abi.NLM_F_DUMP, body)
+
+
+def warn_failed(ctx: Context, e: BaseException) -> None:
+    """What ss 7.1 prints on stderr when an inet dump fails (libnetlink under
+    inet_show_netlink): ``netlink receive error STRERROR (ERRNO)`` for a failed
+    recvmsg (__rtnl_recvmsg; EINTR and EAGAIN are retried, by Python too), the
+    NLMSG_DONE messages (rtnl_dump_done: never silenced) and ``ERROR truncated``;
+    nothing for an NLMSG_ERROR answer (RTNL_HANDLE_F_SUPPRESS_NLERR) or for ENOENT and
+    EOPNOTSUPP. A failed -K (KillError) has its own message, printed by the killer."""
+    if isinstance(e, KillError | AnswerError):
+        return
+    if isinstance(e, NetlinkError):
+        if e.errno not in netlink.SILENT_ERRNOS:
+            ctx.warn(e.message)
+    elif isinstance(e, OSError):
+        err = e.errno or 0
+        ctx.warn(f"netlink receive error {posix.strerror(err)} ({err})")
 
 
 def storage_nest(opts: Options) -> bytes | None:

@@ -27,6 +27,7 @@ from sockscope.tables.inet.plan import (
     inet_request,
     legacy_request,
     storage_nest,
+    warn_failed,
 )
 from sockscope.tables.inet.record import decode_inet, decode_inet_dump, diag_protocol
 
@@ -81,7 +82,8 @@ def inet_netlink(ctx: Context, protocol: int) -> Iterator[InetSocket] | None:
     ext = idiag_ext(ctx.opts)
     if combinable(ctx, protocol):
         legacy = legacy_request(protocol, sel.states, ext, ctx.bytecode)
-        both = None if legacy is None else _start(sock, legacy, protocol, ctx)
+        # sockscope's own request: its refusal is not one of ss's, and says nothing
+        both = None if legacy is None else _start(sock, legacy, protocol, ctx, quiet=True)
         if both is not None:
             return _by_family(sock, both, protocol, ctx)
         # refused before its first record: ss's own requests
@@ -102,9 +104,10 @@ def inet_netlink(ctx: Context, protocol: int) -> Iterator[InetSocket] | None:
 
 
 def _start(
-    sock: socket.socket, request: bytes, protocol: int, ctx: Context
+    sock: socket.socket, request: bytes, protocol: int, ctx: Context, quiet: bool = False
 ) -> Iterator[InetSocket] | None:
-    """Send a dump request; None if the kernel refuses it, else all of its records."""
+    """Send a dump request; None if the kernel refuses it (after ss's message unless
+    ``quiet``, :func:`plan.warn_failed`), else all of its records."""
     try:
         sock.send(request)
     except OSError:
@@ -118,7 +121,9 @@ def _start(
     )
     try:
         head = next(gen, None)
-    except (NetlinkError, OSError):
+    except (NetlinkError, OSError) as e:
+        if not quiet:
+            warn_failed(ctx, e)
         return None
     return gen if head is None else chain((head,), gen)
 
@@ -156,6 +161,8 @@ def _inet_stream(
     except (NetlinkError, OSError) as e:
         if isinstance(e, KillError):
             yield from _after_kill_failed(sock, protocol, ext, ctx)
+        else:
+            warn_failed(ctx, e)
         return
     finally:
         sock.close()
@@ -174,7 +181,8 @@ def _by_family(
                 later.append(rec)
             else:
                 yield rec
-    except (NetlinkError, OSError):
+    except (NetlinkError, OSError) as e:
+        warn_failed(ctx, e)
         return
     finally:
         sock.close()
