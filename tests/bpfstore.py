@@ -289,6 +289,15 @@ CASES = {
 }
 
 
+def large() -> tuple[BTF, int, bytes]:
+    """A 40,000-byte value (int[10000]): its reply message is larger than the 32 KiB a
+    dump datagram usually takes, and its text larger than an ss output field."""
+    b = BTF()
+    i = b.int("int", 4, INT_SIGNED)
+    st = b.composite("big", 40000, [("v", b.array(i, i, 10000), 0)])
+    return b, st, struct.pack("=10000i", *range(10000))
+
+
 def hold() -> int:
     """Inside a namespace: a listener per case (ports from 7000), each with its storage;
     print ``{case: [port, map id]}`` as JSON (or ``{"error": text}``) and keep them
@@ -299,8 +308,9 @@ def hold() -> int:
 
     held = []
     report: dict[str, object] = {}
+    cases = {"large": large} if sys.argv[1:] == ["large"] else CASES
     try:
-        for port, (name, build) in enumerate(CASES.items(), 7000):
+        for port, (name, build) in enumerate(cases.items(), 7000):
             btf, tid, value = build()
             listener = socket.socket()
             listener.bind(("127.0.0.1", port))

@@ -176,9 +176,14 @@ def test_request_nest_follows_the_protocol_attribute() -> None:
 # --- live ------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def held() -> object:
+    yield from _holding()
+
+
+def _holding(*args: str) -> object:
+    """A namespace and a holder of sockets with storage (bpfstore.hold)."""
     ns = netns.Netns(f"sockscope-bpf-{__import__('os').getpid()}")
     holder = subprocess.Popen(
-        [*ns.enter(), sys.executable, str(TESTS / "bpfstore.py")],
+        [*ns.enter(), sys.executable, str(TESTS / "bpfstore.py"), *args],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
     )
@@ -230,3 +235,22 @@ def test_live_storages(held: tuple[netns.Netns, dict[str, list[int]]], backend: 
             assert text.endswith(f"\n\tmap_id:{map_id} [\n{EXPECTED[case][0]}\n\t]\n")
     if only is not None:
         assert got.stdout.count(b"map_id:") == 1
+
+
+@needs_live
+@pytest.mark.live
+def test_live_large_value(backend: str) -> None:
+    """A 40,000-byte value: its message needs a receive buffer larger than 32 KiB (the
+    peek of rtnl_recvmsg sizes it), and its text is cut where ss's output field ends
+    (65,535 bytes, ss.c buf_update)."""
+    for ns, info in _holding("large"):  # type: ignore[attr-defined]
+        env = netns.tool_env()
+        got = ns.run([*netns.sockscope_cmd(), "-tln", "--bpf-maps"], env=env)
+        assert (got.stderr, got.returncode) == (b"", 0)
+        from conftest import ORACLE
+
+        if ORACLE is not None:
+            assert got.stdout == ns.run([ORACLE, "-tln", "--bpf-maps"], env=env).stdout
+        _, _, rest = got.stdout.partition(b"0.0.0.0:*")
+        assert rest.startswith(b"\n\tmap_id:%d [\n\t\t(struct big){" % info["large"][1])
+        assert len(rest) == 0xFFFF + 1  # the field, then the row's newline
