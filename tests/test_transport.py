@@ -272,6 +272,60 @@ def test_an_empty_datagram_is_eof_on_netlink() -> None:
     assert (info.value.message, info.value.errno) == ("EOF on netlink", 61)
 
 
+@pytest.mark.parametrize(
+    ("answer", "said"),
+    [
+        (OSError(105, "x"), ["netlink receive error No buffer space available (105)"]),
+        (
+            nlmsg(abi.NLMSG_ERROR, abi.NLMSGERR.pack(-5) + abi.NLMSGHDR.pack(0, 0, 0, 0, 0)),
+            ["RTNETLINK answers: Input/output error"],
+        ),
+        (nlmsg(abi.NLMSG_ERROR, abi.NLMSGERR.pack(-2) + bytes(16)), []),
+        (nlmsg(abi.NLMSG_DONE, abi.NLMSGERR.pack(-95)), []),
+        (nlmsg(abi.NLMSG_DONE, abi.NLMSGERR.pack(-90)), ["Error: Buffer too small for object."]),
+        (nlmsg(abi.NLMSG_DONE, b""), ["DONE truncated\n"]),
+        (b"", ["EOF on netlink"]),
+    ],
+    ids=[
+        "enobufs",
+        "error",
+        "error-enoent",
+        "done-eopnotsupp",
+        "done-emsgsize",
+        "done-short",
+        "eof",
+    ],
+)
+def test_unix_packet_netlink_dump_failures_say_what_ss_says(
+    monkeypatch: pytest.MonkeyPatch, answer: object, said: list[str]
+) -> None:
+    """handle_netlink_request (unix, packet, netlink tables): no RTNL_HANDLE_F_SUPPRESS_NLERR,
+    so an NLMSG_ERROR answer prints rtnl_dump_error's perror; ENOENT and EOPNOTSUPP are
+    silent (NETLINK_SOCK_DIAG, rtnl_dump_done); the dump fails (ss then reads the table's
+    /proc file: common.DumpFailed). Texts from lib/libnetlink.c, iproute2 v7.1.0."""
+    from sockscope.tables import common
+
+    class Failing(_Replies):
+        def recv_into(self, buf: bytearray, nbytes: int = 0, flags: int = 0) -> int:
+            if isinstance(answer, OSError):
+                raise answer
+            return super().recv_into(buf, nbytes, flags)
+
+    monkeypatch.setattr(netlink, "open_diag", lambda: Failing([answer]))  # type: ignore[list-item]
+
+    class Ctx:
+        diag_sock = None
+
+        def __init__(self) -> None:
+            self.said: list[str] = []
+            self.warn = self.said.append
+
+    ctx = Ctx()
+    with pytest.raises(common.DumpFailed):
+        list(common.diag_dump(ctx, nlmsg(abi.SOCK_DIAG_BY_FAMILY, b"")))  # type: ignore[arg-type]
+    assert ctx.said == said
+
+
 class _Replies:
     """A NETLINK_SOCK_DIAG socket that answers any request with ``datagrams``."""
 
@@ -280,6 +334,9 @@ class _Replies:
 
     def send(self, request: bytes) -> int:
         return len(request)
+
+    def close(self) -> None:
+        pass
 
     def getsockname(self) -> tuple[int, int]:
         return (0, 0)
