@@ -279,6 +279,30 @@ def _case_wide() -> tuple[BTF, int, bytes]:
     return b, st, value
 
 
+def _case_more() -> tuple[BTF, int, bytes]:
+    """A function pointer, a typedef of an anonymous struct, arrays of structs and
+    unions, an unsigned enum past INT_MAX, a signed enum64, a volatile array, a pointer
+    to a forward declaration."""
+    b = BTF()
+    i = b.int("int", 4, INT_SIGNED)
+    ch = b.int("char", 1, INT_CHAR)
+    params = struct.pack("=II", b.name("a"), i) + struct.pack("=II", b.name("b"), b.ptr(ch))
+    fn = b.ptr(b._add("", 13, 2, i, params))  # FUNC_PROTO
+    anon_t = b.typedef("anon_t", b.composite("", 4, [("x", i, 0)]))
+    pts = b.array(b.composite("pt", 8, [("a", i, 0), ("b", i, 32)]), i, 2)
+    ue = b.enum("ue", 4, [("MAXU", -1), ("ONE", 1)])
+    minus = struct.pack("=III", b.name("MINUS"), 0xFFFFFFFE, 0xFFFFFFFF)
+    se = b._add("s64e", KIND_ENUM64, 1, 8, minus, kflag=1)
+    va = b._add("", 9, 0, b.array(i, i, 2))  # volatile int[2]
+    pf = b.ptr(b._add("opaque", 7, 0, 0))  # struct opaque *
+    ua = b.array(b.composite("uu", 4, [("i", i, 0), ("c", ch, 0)], union=True), i, 2)
+    members = [("fn", fn, 0), ("t", anon_t, 64), ("pts", pts, 96), ("ue", ue, 224),
+               ("se", se, 256), ("va", va, 320), ("pf", pf, 384), ("ua", ua, 448)]  # fmt: skip
+    st = b.composite("more", 64, members)
+    value = struct.pack("=QiiiiiIqiiQii", 0x1234, 5, 1, 2, 3, 4, 0xFFFFFFFF, -2, 7, 8, 0, 65, 66)
+    return b, st, value
+
+
 CASES = {
     "int": _case_int,
     "chars": _case_chars,
@@ -286,6 +310,7 @@ CASES = {
     "bits": _case_bits,
     "decl": _case_decl,
     "wide": _case_wide,
+    "more": _case_more,
 }
 
 

@@ -4,11 +4,11 @@ ss 7.1 (built with libbpf 1.1.2) prints each socket's storage with libbpf's
 ``btf_dump__dump_type_data``; sockscope's port is :mod:`sockscope.kernel.btf` and
 :mod:`sockscope.tables.inet.bpfstorage`. The value types are built by hand in
 ``tests/bpfstore.py`` (BTF blobs from linux/btf.h's layout: ints, chars, bitfields,
-enums, enum64, unions, typedefs, modifiers, pointers, 2-D and pointer arrays,
-anonymous and same-named structs, 128-bit ints, floats). :data:`EXPECTED` is what ss 7.1
-printed for each of them (recorded in a private namespace with ``/tmp/rec2.py``-style
-runs of ``ss -tln --bpf-maps`` and ``-tlnO``: the text between ``map_id:N [`` and ``]``,
-and after `` map_id:N``), including libbpf 1.1's sticky character-array flags (case
+enums, enum64, unions, typedefs, modifiers, pointers, function pointers, arrays of
+structs and unions, 2-D and pointer arrays, anonymous and same-named structs, 128-bit
+ints, floats). :data:`EXPECTED` is what ss 7.1 printed for each of them, recorded by
+``tests/tools/record_bpfstorage.py`` (``ss -tln --bpf-maps`` and ``-tlnO`` per socket),
+including libbpf 1.1's sticky character-array flags (case
 ``chars``). The live test creates the maps with bpf(2) (skipped where that is not
 permitted) and compares with ss 7.1 byte for byte when SOCKSCOPE_ORACLE is set, else
 with :data:`EXPECTED`.
@@ -56,6 +56,10 @@ EXPECTED = {
     "wide": (
         "\t\t(struct wide){\n\t\t\t.small = (unsigned __int128)0x5,\n\t\t\t.large = (unsigned __int128)0x20000000000000001,\n\t\t\t.f = (float)1.500000,\n\t\t\t.d = (double)-0.100000,\n\t\t\t.ld = (long double)7.000000,\n\t\t\t.ok = (_Bool)1,\n\t\t\t.neg = (long long int)-1099511627776,\n\t\t\t.nan = (double)-nan,\n\t\t}",
         "(struct wide){.small = (unsigned __int128)0x5,.large = (unsigned __int128)0x20000000000000001,.f = (float)1.500000,.d = (double)-0.100000,.ld = (long double)7.000000,.ok = (_Bool)1,.neg = (long long int)-1099511627776,.nan = (double)-nan,}",
+    ),
+    "more": (
+        "\t\t(struct more){\n\t\t\t.fn = (int (*)(int a, char *b))0x1234,\n\t\t\t.t = (anon_t){\n\t\t\t\t.x = (int)5,\n\t\t\t},\n\t\t\t.pts = (struct pt[2])[\n\t\t\t\t{\n\t\t\t\t\t.a = 1,\n\t\t\t\t\t.b = 2,\n\t\t\t\t},\n\t\t\t\t{\n\t\t\t\t\t.a = 3,\n\t\t\t\t\t.b = 4,\n\t\t\t\t},\n\t\t\t],\n\t\t\t.ue = (enum ue)4294967295,\n\t\t\t.se = (enum s64e)MINUS,\n\t\t\t.va = (int[2])[\n\t\t\t\t7,\n\t\t\t\t8,\n\t\t\t],\n\t\t\t.pf = (struct opaque *)(nil),\n\t\t\t.ua = (union uu[2])[\n\t\t\t\t{\n\t\t\t\t\t.i = 65,\n\t\t\t\t\t.c = 65,\n\t\t\t\t},\n\t\t\t\t{\n\t\t\t\t\t.i = 66,\n\t\t\t\t\t.c = 66,\n\t\t\t\t},\n\t\t\t],\n\t\t}",
+        "(struct more){.fn = (int (*)(int a, char *b))0x1234,.t = (anon_t){.x = (int)5,},.pts = (struct pt[2])[{.a = 1,.b = 2,},{.a = 3,.b = 4,},],.ue = (enum ue)4294967295,.se = (enum s64e)MINUS,.va = (int[2])[7,8,],.pf = (struct opaque *)(nil),.ua = (union uu[2])[{.i = 65,.c = 65,},{.i = 66,.c = 66,},],}",
     ),
 }
 
