@@ -18,7 +18,7 @@ import fill
 import pytest
 
 from conftest import needs_live
-from sockscope.errors import NetlinkError
+from sockscope.errors import AnswerError, NetlinkError
 from sockscope.kernel import abi, netlink
 from sockscope.tables.inet import layout
 from sockscope.tables.inet.record import InetSocket, decode_inet, decode_inet_dump
@@ -200,6 +200,156 @@ def test_truncated_dump_error_is_what_ss_says(body: bytes) -> None:
     assert (info.value.message, info.value.errno) == ("ERROR truncated\n", 0)
 
 
+#: what libnetlink prints for the end of a failed dump (lib/libnetlink.c, iproute2
+#: v7.1.0: rtnl_dump_done, rtnl_dump_error): the kernel sends none of these on request,
+#: so they are pinned from ss 7.1's source
+_DONE_TEXT = [
+    (abi.NLMSGERR.pack(-5), "RTNETLINK answers: Input/output error", 5),
+    (abi.NLMSGERR.pack(-90), "Error: Buffer too small for object.", 90),  # EMSGSIZE
+    (abi.NLMSGERR.pack(-(2**31)), "RTNETLINK answers: Unknown error -2147483648", -(2**31)),
+    (b"", "DONE truncated\n", 0),  # nlmsg_len < NLMSG_LENGTH(sizeof(int)): the dump failed
+]
+
+
+@pytest.mark.parametrize(
+    ("body", "text", "errno"), _DONE_TEXT, ids=["eio", "emsgsize", "int-min", "short"]
+)
+def test_done_with_an_error_says_what_ss_says(body: bytes, text: str, errno: int) -> None:
+    done = nlmsg(abi.NLMSG_DONE, body)
+    with pytest.raises(NetlinkError) as info:
+        list(decode_inet_dump([done], abi.MAGIC_SEQ, abi.IPPROTO_TCP))
+    assert (info.value.message, info.value.errno) == (text, errno)
+    assert not isinstance(info.value, AnswerError)  # inet dumps print these too
+    with pytest.raises(NetlinkError) as info:  # the walker of the other tables
+        list(netlink.dump(_Replies([done]), nlmsg(abi.SOCK_DIAG_BY_FAMILY, b"")))  # type: ignore[arg-type]
+    assert info.value.message == text
+
+
+def test_error_answer_is_an_answer_error() -> None:
+    """rtnl_dump_error's perror, which inet dumps silence (RTNL_HANDLE_F_SUPPRESS_NLERR)."""
+    err = nlmsg(abi.NLMSG_ERROR, abi.NLMSGERR.pack(-5) + abi.NLMSGHDR.pack(0, 0, 0, 0, 0))
+    with pytest.raises(AnswerError) as info:
+        list(decode_inet_dump([err], abi.MAGIC_SEQ, abi.IPPROTO_TCP))
+    assert info.value.message == "RTNETLINK answers: Input/output error"
+
+
+@pytest.mark.parametrize(
+    ("error", "said"),
+    [
+        (OSError(105, "x"), ["netlink receive error No buffer space available (105)"]),
+        (OSError(11, "x"), ["netlink receive error Resource temporarily unavailable (11)"]),
+        (AnswerError("RTNETLINK answers: Input/output error", 5), []),
+        (NetlinkError("RTNETLINK answers: No such file or directory", 2), []),
+        (
+            NetlinkError("RTNETLINK answers: Input/output error", 5),
+            ["RTNETLINK answers: Input/output error"],
+        ),
+        (NetlinkError("ERROR truncated\n", 0), ["ERROR truncated\n"]),
+    ],
+    ids=["enobufs", "eagain", "answer", "enoent", "done", "error-truncated"],
+)
+def test_inet_dump_failures_say_what_ss_says(error: BaseException, said: list[str]) -> None:
+    """plan.warn_failed: __rtnl_recvmsg's "netlink receive error %s (%d)" (a blocking
+    socket never sees EAGAIN, and ss retries it and EINTR; Python retries EINTR), the
+    NLMSG_DONE messages, nothing for an NLMSG_ERROR answer or ENOENT/EOPNOTSUPP."""
+    from sockscope.tables.inet import plan
+
+    class Ctx:
+        def __init__(self) -> None:
+            self.said: list[str] = []
+            self.warn = self.said.append
+
+    ctx = Ctx()
+    plan.warn_failed(ctx, error)  # type: ignore[arg-type]
+    assert ctx.said == said
+
+
+def test_an_empty_datagram_is_eof_on_netlink() -> None:
+    """__rtnl_recvmsg (lib/libnetlink.c, v7.1.0): a recvmsg that reads nothing is
+    "EOF on netlink" and the dump fails with ENODATA; the inet dumps print it too."""
+    with pytest.raises(NetlinkError) as info:
+        list(netlink.datagrams(_Replies([b""])))  # type: ignore[arg-type]
+    assert (info.value.message, info.value.errno) == ("EOF on netlink", 61)
+
+
+@pytest.mark.parametrize(
+    ("answer", "said"),
+    [
+        (OSError(105, "x"), ["netlink receive error No buffer space available (105)"]),
+        (
+            nlmsg(abi.NLMSG_ERROR, abi.NLMSGERR.pack(-5) + abi.NLMSGHDR.pack(0, 0, 0, 0, 0)),
+            ["RTNETLINK answers: Input/output error"],
+        ),
+        (nlmsg(abi.NLMSG_ERROR, abi.NLMSGERR.pack(-2) + bytes(16)), []),
+        (nlmsg(abi.NLMSG_DONE, abi.NLMSGERR.pack(-95)), []),
+        (nlmsg(abi.NLMSG_DONE, abi.NLMSGERR.pack(-90)), ["Error: Buffer too small for object."]),
+        (nlmsg(abi.NLMSG_DONE, b""), ["DONE truncated\n"]),
+        (b"", ["EOF on netlink"]),
+    ],
+    ids=[
+        "enobufs",
+        "error",
+        "error-enoent",
+        "done-eopnotsupp",
+        "done-emsgsize",
+        "done-short",
+        "eof",
+    ],
+)
+def test_unix_packet_netlink_dump_failures_say_what_ss_says(
+    monkeypatch: pytest.MonkeyPatch, answer: object, said: list[str]
+) -> None:
+    """handle_netlink_request (unix, packet, netlink tables): no RTNL_HANDLE_F_SUPPRESS_NLERR,
+    so an NLMSG_ERROR answer prints rtnl_dump_error's perror; ENOENT and EOPNOTSUPP are
+    silent (NETLINK_SOCK_DIAG, rtnl_dump_done); the dump fails (ss then reads the table's
+    /proc file: common.DumpFailed). Texts from lib/libnetlink.c, iproute2 v7.1.0."""
+    from sockscope.tables import common
+
+    class Failing(_Replies):
+        def recv_into(self, buf: bytearray, nbytes: int = 0, flags: int = 0) -> int:
+            if isinstance(answer, OSError):
+                raise answer
+            return super().recv_into(buf, nbytes, flags)
+
+    monkeypatch.setattr(netlink, "open_diag", lambda: Failing([answer]))  # type: ignore[list-item]
+
+    class Ctx:
+        diag_sock = None
+
+        def __init__(self) -> None:
+            self.said: list[str] = []
+            self.warn = self.said.append
+
+    ctx = Ctx()
+    with pytest.raises(common.DumpFailed):
+        list(common.diag_dump(ctx, nlmsg(abi.SOCK_DIAG_BY_FAMILY, b"")))  # type: ignore[arg-type]
+    assert ctx.said == said
+
+
+class _Replies:
+    """A NETLINK_SOCK_DIAG socket that answers any request with ``datagrams``."""
+
+    def __init__(self, datagrams: list[bytes]) -> None:
+        self.queue = list(datagrams)
+
+    def send(self, request: bytes) -> int:
+        return len(request)
+
+    def close(self) -> None:
+        pass
+
+    def getsockname(self) -> tuple[int, int]:
+        return (0, 0)
+
+    def recv_into(self, buf: bytearray, nbytes: int = 0, flags: int = 0) -> int:
+        data = self.queue[0]
+        if flags & socket.MSG_PEEK:
+            return len(data)
+        self.queue.pop(0)
+        buf[: len(data)] = data
+        return len(data)
+
+
 # --- receive buffers: sized on demand, released with the generator ----------------------
 class _FakeNetlink:
     """A socket that hands out the given datagrams as netlink does: MSG_PEEK|MSG_TRUNC
@@ -215,7 +365,7 @@ class _FakeNetlink:
         size = nbytes or len(buf)
         if flags & socket.MSG_PEEK:
             self.peeks += 1
-            assert size == 0, "the peek copies nothing"
+            assert size <= 1, "the peek copies (next to) nothing"
             return len(data) if flags & socket.MSG_TRUNC else 0
         self.queue.pop(0)
         self.sizes.append(len(buf))

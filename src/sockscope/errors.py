@@ -63,6 +63,11 @@ class NetlinkError(SockscopeError):
         self.errno = errno
 
 
+class AnswerError(NetlinkError):
+    """A dump answered with NLMSG_ERROR (libnetlink's rtnl_dump_error): the message the
+    inet dumps of ss 7.1 do not print (RTNL_HANDLE_F_SUPPRESS_NLERR)."""
+
+
 class KillError(NetlinkError):
     """SOCK_DESTROY (``-K``, :func:`sockscope.kill`) failed with an error ss reports; the
     dump in progress is abandoned."""

@@ -13,6 +13,7 @@ class Options:
     __slots__ = (
         "bpf_map_ids",
         "bpf_maps",
+        "bpf_storages",
         "dump_file",
         "events",
         "filter_file",
@@ -69,6 +70,9 @@ class Options:
         self.net: str | None = None
         self.bpf_maps = False
         self.bpf_map_ids: list[int] = []
+        #: the socket-local storage maps of --bpf-maps/--bpf-map-id
+        #: (sockscope.tables.inet.bpfstorage.Storages), None without them
+        self.bpf_storages: object = None
 
     @property
     def wants_users(self) -> bool:
@@ -89,4 +93,5 @@ class Options:
             or self.show_inet_sockopt
             or self.show_mem
             or self.show_tcpinfo
+            or self.bpf_storages is not None
         )

@@ -271,6 +271,10 @@ class Run:
         fp = self.filter_fp
         if fp is not None and fp is not getattr(sys.stdin, "buffer", None):  # (None: <&-)
             fp.close()
+        storages = self.opts.bpf_storages
+        if storages is not None:
+            storages.close()  # type: ignore[attr-defined]
+            self.opts.bpf_storages = None
         if self.home_netns is not None:
             from sockscope.ops import netns
 

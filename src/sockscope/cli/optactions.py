@@ -91,19 +91,27 @@ def _opt_h(_run: Run, _v: str) -> None:
 def _opt_bpf_maps(run: Run, _v: str) -> None:
     if run.opts.bpf_map_ids:
         raise ArgumentError("ss: --bpf-maps and --bpf-map-id cannot be used together")
+    from sockscope.tables.inet.bpfstorage import Storages
+
     run.opts.bpf_maps = True
+    run.opts.bpf_storages = Storages(show_all=True)
 
 
 def _opt_bpf_map_id(run: Run, value: str) -> None:
     if run.opts.bpf_maps:
         raise SockscopeError("ss: --bpf-maps and --bpf-map-id cannot be used together")
+    from sockscope.cli.status import warn
     from sockscope.ops import bpfmaps
+    from sockscope.tables.inet.bpfstorage import Storages
 
     map_id = bpfmaps.parse_id(value)
     if map_id is None:
         raise SockscopeError(f"ss: invalid BPF map ID {value}")
+    storages = run.opts.bpf_storages
+    if not isinstance(storages, Storages):
+        storages = run.opts.bpf_storages = Storages(show_all=False)
     if map_id not in run.opts.bpf_map_ids:
-        bpfmaps.check(map_id, value)
+        bpfmaps.open_map(storages, map_id, value, warn)
     run.opts.bpf_map_ids.append(map_id)
 
 

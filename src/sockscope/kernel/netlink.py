@@ -9,10 +9,11 @@ error), ``NLMSG_ERROR`` is an error, ``NLM_F_DUMP_INTR`` is reported to the call
 Recorded dumps (``ss -D`` files, ``TCPDIAG_FILE``) are read by :func:`replay`.
 
 Receive buffers are sized on demand, as libnetlink's ``rtnl_recvmsg`` does: the length of
-the next datagram is peeked first (``MSG_PEEK | MSG_TRUNC`` into zero bytes: nothing is
-copied), and the buffer, 32 KiB to begin with (the kernel's cap for a dump datagram),
-grows only when a datagram is larger. A dump in progress holds its socket and that
-buffer; both go when its generator is closed, exhausted or dropped.
+the next datagram is peeked first (``MSG_PEEK | MSG_TRUNC`` into one byte), and the
+buffer, 32 KiB to begin with (the kernel's usual size for a dump datagram), grows only
+when a datagram is larger (a socket with a large BPF storage value). A dump in progress
+holds its socket and that buffer; both go when its generator is closed, exhausted or
+dropped.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import errno as _errno
 import posix  # os without os.py: importing os costs ~1 ms (_collections_abc's ABCs)
 import sys
 
-from sockscope.errors import NetlinkError
+from sockscope.errors import AnswerError, NetlinkError
 from sockscope.kernel import abi
 
 TYPE_CHECKING = False
@@ -116,10 +117,7 @@ def dump(
             if flags & abi.NLM_F_DUMP_INTR and state is not None:
                 state.interrupted = True
             if mtype == abi.NLMSG_DONE:
-                if length >= _HDR_SIZE + 4:
-                    (err,) = abi.NLMSGERR.unpack_from(buf, off + _HDR_SIZE)
-                    if err < 0:
-                        _raise_errno(-err, "RTNETLINK answers")
+                _done(buf, off, length)
                 return
             if mtype == abi.NLMSG_ERROR:
                 _error_of(buf, off, length)
@@ -152,11 +150,16 @@ def datagrams(sock: socket.socket, tee: BinaryIO | None = None) -> Iterator[byte
     scratch = bytearray(RECV_START)
     view = memoryview(scratch)
     recv_into = sock.recv_into
-    nothing = bytearray()
+    # one byte: CPython's recv_into returns 0 for a request of 0 bytes without calling
+    # recv, so a zero-length peek never happened and a datagram over 32 KiB (a socket
+    # with a large BPF storage value) lost its end
+    one = bytearray(1)
     try:
         while True:
-            # the next datagram's length, nothing copied (rtnl_recvmsg's first call)
-            need = recv_into(nothing, 0, _PEEK_LENGTH)
+            # the next datagram's length, one byte copied (rtnl_recvmsg's first call)
+            need = recv_into(one, 1, _PEEK_LENGTH)
+            if need == 0:  # __rtnl_recvmsg: a read of nothing ends the dump, failed
+                raise NetlinkError("EOF on netlink", _errno.ENODATA)
             if need > len(scratch):
                 view.release()
                 scratch = bytearray(need)
@@ -177,10 +180,7 @@ def control(mtype: int, buf: bytes, off: int, length: int) -> bool:
     :func:`dump` does; ``NLMSG_NOOP`` and the like are skipped (False).
     """
     if mtype == abi.NLMSG_DONE:
-        if length >= _HDR_SIZE + 4:
-            (err,) = abi.NLMSGERR.unpack_from(buf, off + _HDR_SIZE)
-            if err < 0:
-                _raise_errno(-err, "RTNETLINK answers")
+        _done(buf, off, length)
         return True
     if mtype == abi.NLMSG_ERROR:
         _error_of(buf, off, length)
@@ -193,12 +193,38 @@ _ERROR_SIZE = _HDR_SIZE + 20
 
 def _error_of(buf: bytes, off: int, length: int) -> None:
     """rtnl_dump_error: an NLMSG_ERROR too short for its struct nlmsgerr is "ERROR
-    truncated" (not read past its end); a negative error is raised as ss's perror."""
+    truncated" (not read past its end); a negative error is raised as ss's perror, an
+    :class:`AnswerError` (the inet dumps do not print it)."""
     if length < _ERROR_SIZE or off + _ERROR_SIZE > len(buf):
         raise NetlinkError("ERROR truncated\n", 0)
     (err,) = abi.NLMSGERR.unpack_from(buf, off + _HDR_SIZE)
     if err < 0:
-        _raise_errno(-err, "RTNETLINK answers")
+        code = _c_negate(err)
+        raise AnswerError(f"RTNETLINK answers: {posix.strerror(code)}", code)
+
+
+def _c_negate(err: int) -> int:
+    """``errno = -err`` in C ints: INT_MIN stays INT_MIN (strerror says "Unknown error
+    -2147483648")."""
+    return err if err == _INT_MIN else -err
+
+
+_INT_MIN = -(2**31)
+
+
+def _done(buf: bytes, off: int, length: int) -> None:
+    """rtnl_dump_done: an NLMSG_DONE without its int is "DONE truncated" (the dump
+    failed); a negative one is the dump's error: ENOENT and EOPNOTSUPP silent (the
+    caller's rule, :data:`SILENT_ERRNOS`), EMSGSIZE ss's own sentence, others perror.
+    Unlike NLMSG_ERROR, none of these is silenced for the inet dumps."""
+    if length < _HDR_SIZE + 4 or off + _HDR_SIZE + 4 > len(buf):
+        raise NetlinkError("DONE truncated\n", 0)
+    (err,) = abi.NLMSGERR.unpack_from(buf, off + _HDR_SIZE)
+    if err < 0:
+        code = _c_negate(err)
+        if code == _errno.EMSGSIZE:
+            raise NetlinkError("Error: Buffer too small for object.", code)
+        raise NetlinkError(f"RTNETLINK answers: {posix.strerror(code)}", code)
 
 
 #: the first nlmsg_type that carries data (NLMSG_MIN_TYPE); lower ones are control

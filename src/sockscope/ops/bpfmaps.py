@@ -2,24 +2,20 @@
 
 ss opens every map it is given while it parses the options, so a missing map, a
 missing privilege or a map of the wrong type is an error before anything is listed.
-This module makes the same checks through the bpf(2) system call (ctypes, loaded only
-for this option). Pretty-printing the storage itself (libbpf's BTF dump) is not
-implemented: a real sk_storage map is reported as unsupported.
+:func:`open_map` does the same into the run's
+:class:`sockscope.tables.inet.bpfstorage.Storages` (the bpf(2) calls go through
+ctypes, loaded only for these options); the rows print each socket's storage from it.
 """
 
 from __future__ import annotations
 
-import os
-import struct
+from sockscope.errors import SockscopeError
+from sockscope.tables.inet.bpfstorage import Storages
 
-from sockscope.errors import NotSupportedError, SockscopeError
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
-#: bpf(2) system call numbers per machine (asm/unistd.h)
-_SYS_BPF = {"x86_64": 321, "aarch64": 280, "i686": 357, "armv7l": 386, "ppc64le": 361,
-            "s390x": 351, "riscv64": 280}  # fmt: skip
-BPF_MAP_GET_FD_BY_ID = 14
-BPF_OBJ_GET_INFO_BY_FD = 15
-BPF_MAP_TYPE_SK_STORAGE = 24
 _UINT32_MAX = 0xFFFFFFFF
 
 
@@ -55,41 +51,11 @@ def parse_id(text: str) -> int | None:
 _HEX = "0123456789abcdef"
 
 
-def _bpf(cmd: int, attr: bytes) -> tuple[int, int, bytes]:
-    import ctypes
-    import platform
-
-    number = _SYS_BPF.get(platform.machine())
-    if number is None:
-        raise NotSupportedError("sockscope: --bpf-map-id is not supported on this machine")
-    libc = ctypes.CDLL(None, use_errno=True)
-    buf = ctypes.create_string_buffer(attr, len(attr))
-    ret = libc.syscall(number, cmd, buf, len(attr))
-    return ret, ctypes.get_errno(), buf.raw
-
-
-def check(map_id: int, text: str) -> None:
-    """Open map ``map_id`` as bpf_map_opts_load_info does; raise ss's error if it fails."""
-    fd, err, _ = _bpf(BPF_MAP_GET_FD_BY_ID, struct.pack("=III", map_id, 0, 0) + bytes(116))
-    if fd < 0:
-        # ss tests `errno == -ENOENT`, which never holds: a missing map is an error too
-        suffix = ": missing root permissions, CAP_BPF, or CAP_SYS_ADMIN" if err == 1 else ""
-        raise SockscopeError(f"ss: cannot get fd for BPF map ID {map_id}{suffix}")
-    try:
-        info = bytearray(80)
-        import ctypes
-
-        holder = ctypes.create_string_buffer(bytes(info), len(info))
-        attr = struct.pack("=IIQ", fd, len(info), ctypes.addressof(holder)) + bytes(104)
-        ret, _err, _ = _bpf(BPF_OBJ_GET_INFO_BY_FD, attr)
-        if ret:
-            raise SockscopeError(f"ss: failed to get info for BPF map ID {map_id}")
-        (map_type,) = struct.unpack_from("=I", holder.raw, 0)
-        if map_type != BPF_MAP_TYPE_SK_STORAGE:
-            raise SockscopeError(
-                f"ss: BPF map with ID {text} has type ID {map_type}, expecting "
-                f"{BPF_MAP_TYPE_SK_STORAGE} ('sk_storage')"
-            )
-        raise NotSupportedError("sockscope: printing BPF socket-local storage is not supported")
-    finally:
-        os.close(fd)
+def open_map(storages: Storages, map_id: int, text: str, warn: Callable[[str], None]) -> None:
+    """Open map ``map_id`` (``text`` as given) as bpf_map_opts_add_id does; raise ss's
+    error if that fails. Past the 32 maps ss keeps, its message is only a warning."""
+    said: list[str] = []
+    if not storages.load(map_id, text, said.append):
+        raise SockscopeError(said[-1])
+    for message in said:
+        warn(message)

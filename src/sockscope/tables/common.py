@@ -225,7 +225,8 @@ def diag_dump(ctx: Context, request: bytes) -> Iterator[netlink.Message]:
             ctx.warn(e.message)
         raise DumpFailed from None
     except OSError as e:
-        ctx.warn(f"netlink receive error {e.strerror} ({e.errno})")
+        err = e.errno or 0
+        ctx.warn(f"netlink receive error {os.strerror(err)} ({err})")
         raise DumpFailed from None
     finally:
         if shared is None:

@@ -155,7 +155,7 @@ def _bind(p: InetRows) -> Callable[[InetSocket, bool], str]:
     opts = p.opts
     generic = _inet
     if not (opts.show_tcpinfo or opts.show_mem) or (
-        opts.show_tos or opts.show_cgroup or opts.show_inet_sockopt
+        opts.show_tos or opts.show_cgroup or opts.show_inet_sockopt or opts.bpf_storages
     ):
 
         def slow(s: InetSocket, v6only: bool) -> str:
@@ -351,7 +351,20 @@ def _inet(p: InetRows, s: InetSocket, v6only: bool) -> str:
         if not opts.oneline:
             out.append("\n\t")
         out.append(p.info_block(s, attrs))
+    storages = opts.bpf_storages
+    if storages is not None:
+        span = attrs.get(abi.INET_DIAG_SK_BPF_STORAGES)
+        if span is not None:
+            text = storages.text(buf, span[0], span[1], opts.oneline, p.p.warn)  # type: ignore[attr-defined]
+            out.append(text)
+            # ss.c buf_update: a field holds at most USHRT_MAX bytes, the rest is cut
+            # (a large storage value reaches it)
+            return "".join(out)[:FIELD_MAX]
     return "".join(out)
+
+
+#: the most bytes one output field of ss holds (buf_token's uint16_t length)
+FIELD_MAX = 0xFFFF
 
 
 def _proc_inet(p: InetRows, s: InetSocket) -> str:

@@ -186,9 +186,10 @@ def _combined_rows(
     try:
         while not flags & 1 and not (four.stats[0] or six.stats[0]):
             flags |= _next_both(dump, four, six, first, later)
-    except (NetlinkError, OSError):
+    except (NetlinkError, OSError) as e:
         if not (four.stats[0] or six.stats[0]):
-            return None
+            return None  # sockscope's own request: ss's requests follow, and their messages
+        plan.warn_failed(ctx, e)
         flags = 1  # a later failure ends the table quietly, with the rows before it
         later = []
     return _combined_stream(ctx, dump, four, six, first, later, flags)
@@ -202,9 +203,10 @@ def _combined_stream(
         out: Rows = []
         try:
             flags |= _next_both(dump, four, six, out, later)
-        except (NetlinkError, OSError):
+        except (NetlinkError, OSError) as e:
             if out:
                 yield out  # the IPv4 rows before the failure are shown, as ss does
+            plan.warn_failed(ctx, e)
             return
         if out:
             yield out
@@ -339,7 +341,7 @@ def _start_dump(
         return None
     ext = plan.idiag_ext(ctx.opts)
     request = plan.inet_request(
-        family, protocol, ctx.sel.states, ext, ctx.bytecode, ctx.opts.bpf_maps
+        family, protocol, ctx.sel.states, ext, ctx.bytecode, plan.storage_nest(ctx.opts)
     )
     seq = netlink.HDR_UNPACK(request, 0)[3]
     if threads:
@@ -465,12 +467,14 @@ def _netlink(
     try:
         while not flags & 1 and not maker.stats[0]:
             flags |= _next(dump0, maker, first)
-    except (NetlinkError, OSError):
+    except (NetlinkError, OSError) as e:
         if not maker.stats[0]:
+            # the Python path starts the table again, and prints ss's message then
             for dump in dumps:
                 if not isinstance(dump, int):
                     _closed(dump)
             return None
+        plan.warn_failed(ctx, e)
         failed = True
     return _stream(ctx, maker, dumps, first, flags, failed, inet_rows, protocol)
 
@@ -536,9 +540,10 @@ def _stream(
             if started is None:  # a family that waited for a socket and got none
                 return
             yield from _dump_rows(ctx, started, maker, flags if k == 0 else 0)
-    except (NetlinkError, OSError):
+    except (NetlinkError, OSError) as e:
         # the table ends here, with the rows before the failure: ss 7.1 would retry
         # the whole table and print them again (QUIRKS.md, "Sources")
+        plan.warn_failed(ctx, e)
         _abandon(dumps)
         return
     _decoded, made, last_inode, last_fast = maker.stats

@@ -13,6 +13,7 @@ from __future__ import annotations
 import posix  # os without os.py: importing os costs ~1 ms (_collections_abc's ABCs)
 
 from sockscope.accel import core
+from sockscope.errors import AnswerError, KillError, NetlinkError
 from sockscope.kernel import abi, netlink
 from sockscope.tables import MODULES, ORDER
 
@@ -63,14 +64,14 @@ def combinable(ctx: Context, protocol: int) -> bool:
     request, so each family's sockets keep the order of their own dump.
 
     Only for TCP with both families, without -K or -D (whose kills and raw dump follow
-    ss's requests) or --bpf-maps (see :func:`inet_request`), and with few
+    ss's requests) or BPF storage maps (see :func:`inet_request`), and with few
     sockets in this namespace (:data:`SMALL`): with many, the compiled path's two dumps
     run in parallel, faster than one walk."""
     if protocol != abi.IPPROTO_TCP or len(dump_families(ctx.sel)) != 2:
         return False
     if ctx.killer is not None or ctx.tee is not None:
         return False
-    if ctx.opts.bpf_maps:
+    if ctx.opts.bpf_storages is not None:
         # ss's requests carry the storage nest, which the kernel may refuse (EPERM):
         # the fallback's order is then the legacy dump's own, not IPv4 first
         return False
@@ -129,25 +130,50 @@ def inet_request(
     states: int,
     ext: int,
     bytecode: bytes | None,
-    bpf_storages: bool = False,
+    bpf_storages: bytes | None = None,
 ) -> bytes:
     """Port of sockdiag_send: a SOCK_DIAG_BY_FAMILY inet_diag_req_v2 dump request.
 
-    ``bpf_storages`` (``--bpf-maps``): ss's empty INET_DIAG_REQ_SK_BPF_STORAGES nest
-    (every map). The kernel refuses such a dump without CAP_BPF or CAP_SYS_ADMIN
-    (EPERM), and ss then falls back as for any refused dump: the legacy request (both
-    families in the kernel's order) for TCP, /proc for the others."""
+    ``bpf_storages``: the payload of ss's INET_DIAG_REQ_SK_BPF_STORAGES nest, after the
+    protocol attribute as ss puts it (:meth:`bpfstorage.Storages.nest`: empty for
+    ``--bpf-maps``, every map, else the fds of the ``--bpf-map-id`` maps). The kernel
+    refuses such a dump without CAP_BPF or CAP_SYS_ADMIN (EPERM), and ss then falls back
+    as for any refused dump: the legacy request (both families in the kernel's order)
+    for TCP, /proc for the others."""
     zero16 = bytes(16)
     body = abi.INET_DIAG_REQ_V2.pack(
         family, protocol & 0xFF, ext, 0, states, b"\0\0", b"\0\0", zero16, zero16, 0, bytes(8)
     )
     if bytecode:
         body += netlink.attr(abi.INET_DIAG_REQ_BYTECODE, bytecode)
-    if bpf_storages:
-        body += netlink.attr(abi.INET_DIAG_REQ_SK_BPF_STORAGES | abi.NLA_F_NESTED, b"")
     if protocol > 255:
         body += netlink.attr(abi.INET_DIAG_REQ_PROTOCOL, protocol.to_bytes(4, "little"))
+    if bpf_storages is not None:
+        body += netlink.attr(abi.INET_DIAG_REQ_SK_BPF_STORAGES | abi.NLA_F_NESTED, bpf_storages)
     return netlink.message(abi.SOCK_DIAG_BY_FAMILY, abi.NLM_F_REQUEST | abi.NLM_F_DUMP, body)
+
+
+def warn_failed(ctx: Context, e: BaseException) -> None:
+    """What ss 7.1 prints on stderr when an inet dump fails (libnetlink under
+    inet_show_netlink): ``netlink receive error STRERROR (ERRNO)`` for a failed
+    recvmsg (__rtnl_recvmsg; EINTR and EAGAIN are retried, by Python too), the
+    NLMSG_DONE messages (rtnl_dump_done: never silenced) and ``ERROR truncated``;
+    nothing for an NLMSG_ERROR answer (RTNL_HANDLE_F_SUPPRESS_NLERR) or for ENOENT and
+    EOPNOTSUPP. A failed -K (KillError) has its own message, printed by the killer."""
+    if isinstance(e, KillError | AnswerError):
+        return
+    if isinstance(e, NetlinkError):
+        if e.errno not in netlink.SILENT_ERRNOS:
+            ctx.warn(e.message)
+    elif isinstance(e, OSError):
+        err = e.errno or 0
+        ctx.warn(f"netlink receive error {posix.strerror(err)} ({err})")
+
+
+def storage_nest(opts: Options) -> bytes | None:
+    """The payload of the request's storage nest (None: no nest)."""
+    storages = opts.bpf_storages
+    return None if storages is None else storages.nest()  # type: ignore[attr-defined]
 
 
 def legacy_request(protocol: int, states: int, ext: int, bytecode: bytes | None) -> bytes | None:
@@ -182,6 +208,8 @@ def covered(ctx: Context, name: str, ext_wanted: bool) -> int | None:
     """The protocol of inet table ``name`` when the C core lists it, else None."""
     if ctx.killer is not None or ctx.tee is not None:
         return None
+    if ctx.opts.bpf_storages is not None:
+        return None  # the storages are printed by the Python rows (bpfstorage)
     protocol, env_var, _dg = INET_TABLES[name]
     if ext_wanted and not ext_covered(ctx.opts, protocol):
         return None

@@ -26,6 +26,8 @@ from sockscope.tables.inet.plan import (
     idiag_ext,
     inet_request,
     legacy_request,
+    storage_nest,
+    warn_failed,
 )
 from sockscope.tables.inet.record import decode_inet, decode_inet_dump, diag_protocol
 
@@ -80,13 +82,16 @@ def inet_netlink(ctx: Context, protocol: int) -> Iterator[InetSocket] | None:
     ext = idiag_ext(ctx.opts)
     if combinable(ctx, protocol):
         legacy = legacy_request(protocol, sel.states, ext, ctx.bytecode)
-        both = None if legacy is None else _start(sock, legacy, protocol, ctx)
+        # sockscope's own request: its refusal is not one of ss's, and says nothing
+        both = None if legacy is None else _start(sock, legacy, protocol, ctx, quiet=True)
         if both is not None:
             return _by_family(sock, both, protocol, ctx)
         # refused before its first record: ss's own requests
     # ss falls back only when a dump fails as a whole, which the kernel says in its
     # first answer: look at that before handing out any record.
-    request = inet_request(families[0], protocol, sel.states, ext, ctx.bytecode, ctx.opts.bpf_maps)
+    request = inet_request(
+        families[0], protocol, sel.states, ext, ctx.bytecode, storage_nest(ctx.opts)
+    )
     first = _start(sock, request, protocol, ctx)
     if first is None:
         legacy = legacy_request(protocol, sel.states, ext, ctx.bytecode)
@@ -99,9 +104,10 @@ def inet_netlink(ctx: Context, protocol: int) -> Iterator[InetSocket] | None:
 
 
 def _start(
-    sock: socket.socket, request: bytes, protocol: int, ctx: Context
+    sock: socket.socket, request: bytes, protocol: int, ctx: Context, quiet: bool = False
 ) -> Iterator[InetSocket] | None:
-    """Send a dump request; None if the kernel refuses it, else all of its records."""
+    """Send a dump request; None if the kernel refuses it (after ss's message unless
+    ``quiet``, :func:`plan.warn_failed`), else all of its records."""
     try:
         sock.send(request)
     except OSError:
@@ -115,7 +121,9 @@ def _start(
     )
     try:
         head = next(gen, None)
-    except (NetlinkError, OSError):
+    except (NetlinkError, OSError) as e:
+        if not quiet:
+            warn_failed(ctx, e)
         return None
     return gen if head is None else chain((head,), gen)
 
@@ -144,7 +152,7 @@ def _inet_stream(
         yield from _apply(first, ctx, protocol)
         for family in rest:
             req = inet_request(
-                family, protocol, ctx.sel.states, ext, ctx.bytecode, ctx.opts.bpf_maps
+                family, protocol, ctx.sel.states, ext, ctx.bytecode, storage_nest(ctx.opts)
             )
             recs = _start(sock, req, protocol, ctx)
             if recs is None:
@@ -153,6 +161,8 @@ def _inet_stream(
     except (NetlinkError, OSError) as e:
         if isinstance(e, KillError):
             yield from _after_kill_failed(sock, protocol, ext, ctx)
+        else:
+            warn_failed(ctx, e)
         return
     finally:
         sock.close()
@@ -171,7 +181,8 @@ def _by_family(
                 later.append(rec)
             else:
                 yield rec
-    except (NetlinkError, OSError):
+    except (NetlinkError, OSError) as e:
+        warn_failed(ctx, e)
         return
     finally:
         sock.close()
