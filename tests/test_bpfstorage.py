@@ -99,6 +99,20 @@ def test_unaligned_enum_reads_as_zero() -> None:
     assert ".vp = (int *)0x0," in text
 
 
+#: case ``more`` as ss 7.1 printed it in a whole listing (tests/bpfstore.py's holder, all
+#: maps), where its value sat 4 bytes off 8 in the datagram: the unaligned enum64 reads
+#: as 0, and a signed enum value that names no enumerator is printed without its
+#: delimiter and newline (libbpf's btf_dump_type_values pastes them onto the unsigned
+#: format only)
+MORE_UNALIGNED = "\t\t(struct more){\n\t\t\t.fn = (int (*)(int a, char *b))0x1234,\n\t\t\t.t = (anon_t){\n\t\t\t\t.x = (int)5,\n\t\t\t},\n\t\t\t.pts = (struct pt[2])[\n\t\t\t\t{\n\t\t\t\t\t.a = 1,\n\t\t\t\t\t.b = 2,\n\t\t\t\t},\n\t\t\t\t{\n\t\t\t\t\t.a = 3,\n\t\t\t\t\t.b = 4,\n\t\t\t\t},\n\t\t\t],\n\t\t\t.ue = (enum ue)4294967295,\n\t\t\t.se = (enum s64e)0LL\t\t\t.va = (int[2])[\n\t\t\t\t7,\n\t\t\t\t8,\n\t\t\t],\n\t\t\t.pf = (struct opaque *)0x0,\n\t\t\t.ua = (union uu[2])[\n\t\t\t\t{\n\t\t\t\t\t.i = 65,\n\t\t\t\t\t.c = 65,\n\t\t\t\t},\n\t\t\t\t{\n\t\t\t\t\t.i = 66,\n\t\t\t\t\t.c = 66,\n\t\t\t\t},\n\t\t\t],\n\t\t}"
+
+
+def test_signed_enum_without_a_name_loses_its_delimiter() -> None:
+    b, tid, value = CASES["more"]()
+    dump = btf.TypeDump(btf.Btf(b.blob()))
+    assert dump.dump(tid, value, False, 2, 4)[0] == MORE_UNALIGNED
+
+
 def test_short_data_is_e2big() -> None:
     """A base type past the end of the data: -E2BIG, after the cast (ss then appends
     ``failed to dump data: -7``)."""

@@ -509,7 +509,13 @@ class TypeDump:
                     self._put(st, btf.name(name_off))
                     return 0
             low = value & _U32_MAX
-            self._put(st, str(low - (1 << 32) if signed and low >> 31 else low))
+            if signed:
+                # libbpf's btf_dump_type_values(d, is_signed ? "%d" : "%u", ...) pastes its
+                # "%s%s" (delimiter, newline) onto the "%u" literal only: a signed value
+                # that names no enumerator is printed without them
+                st.out.append(str(low - (1 << 32) if low >> 31 else low))
+            else:
+                self._put(st, str(low))
             return 0
         for i in range(t.vlen):
             name_off, lo, hi = _TYPE.unpack_from(btf.blob, t.extra + 12 * i)
@@ -517,7 +523,10 @@ class TypeDump:
                 self._put(st, btf.name(name_off))
                 return 0
         u = value & 0xFFFFFFFFFFFFFFFF
-        self._put(st, f"{u - (1 << 64) if signed and u >> 63 else u}{'LL' if signed else 'ULL'}")
+        if signed:  # "%lldLL" without the delimiter and newline, as above
+            st.out.append(f"{u - (1 << 64) if u >> 63 else u}LL")
+        else:
+            self._put(st, f"{u}ULL")
         return 0
 
 

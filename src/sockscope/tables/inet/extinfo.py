@@ -356,15 +356,9 @@ def _inet(p: InetRows, s: InetSocket, v6only: bool) -> str:
         span = attrs.get(abi.INET_DIAG_SK_BPF_STORAGES)
         if span is not None:
             text = storages.text(buf, span[0], span[1], opts.oneline, p.p.warn)  # type: ignore[attr-defined]
+            # (a text longer than ss's 65,535-byte field is cut by the renderer)
             out.append(text)
-            # ss.c buf_update: a field holds at most USHRT_MAX bytes, the rest is cut
-            # (a large storage value reaches it)
-            return "".join(out)[:FIELD_MAX]
     return "".join(out)
-
-
-#: the most bytes one output field of ss holds (buf_token's uint16_t length)
-FIELD_MAX = 0xFFFF
 
 
 def _proc_inet(p: InetRows, s: InetSocket) -> str:
