@@ -62,6 +62,7 @@
 #define CHUNK_ROOM (1024 * 1024 - 16)
 #define CHUNKS_MAX 5
 #define TOKEN_MAX 0xFFFF
+/* text handed to write() at a time, unless Renderer(flush=N) says otherwise */
 #define OUT_FLUSH (1 << 18)
 
 /* columns[] of ss.c: right-aligned and left delimiter length per slot */
@@ -92,6 +93,8 @@ typedef struct {
     int pending;
     char *out;
     Py_ssize_t outlen, outcap;
+    /* hand the text to write() each time this much is ready */
+    Py_ssize_t flush_at;
     /* inside the write callback: the rows and the output buffer are in use */
     int busy;
 } Renderer;
@@ -118,15 +121,21 @@ renderer_ready(Renderer *self)
 static int
 renderer_init(Renderer *self, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"enabled", "write", "width", NULL};
+    static char *kwlist[] = {"enabled", "write", "width", "flush", NULL};
     PyObject *enabled, *write;
     long width = -1;
+    Py_ssize_t flush_at = OUT_FLUSH;
     if (self->busy) {
         PyErr_SetString(PyExc_RuntimeError, "Renderer called from its own write callback");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|l", kwlist, &enabled, &write, &width))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|ln", kwlist, &enabled, &write, &width,
+                                     &flush_at))
         return -1;
+    if (flush_at < 1) {
+        PyErr_SetString(PyExc_ValueError, "flush: at least 1 byte");
+        return -1;
+    }
     PyObject *seq = PySequence_Fast(enabled, "enabled must be a sequence");
     if (seq == NULL)
         return -1;
@@ -159,6 +168,7 @@ renderer_init(Renderer *self, PyObject *args, PyObject *kwds)
     self->ncols = (int)n;
     self->ext_col = (int)n - 1;
     self->screen = width;
+    self->flush_at = flush_at;
     Py_XSETREF(self->write, Py_NewRef(write));
     self->chunks = 0;
     self->start = 0;
@@ -382,7 +392,7 @@ render_batch(Renderer *self)
             self->outlen = o - self->out;
         }
         self->out[self->outlen++] = '\n';
-        if (self->outlen >= OUT_FLUSH && out_flush(self) < 0)
+        if (self->outlen >= self->flush_at && out_flush(self) < 0)
             return -1;
     }
     renderer_clear_rows(self);

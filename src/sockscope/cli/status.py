@@ -141,15 +141,104 @@ class _StdioOut(io.FileIO):
         return memoryview(data).nbytes if n is None else n
 
 
+#: stat's S_IFMT, and its S_IFIFO and S_IFSOCK: the stdouts whose reader can go away
+#: (stat.py is not imported for three numbers)
+_S_IFMT = 0o170000
+_STREAMS = (0o010000, 0o140000)
+
+
+class _BlockOut(io.BufferedIOBase):
+    """A stdout that is a pipe, a FIFO or a socket, written in ss's write(2) sizes.
+
+    ss prints through glibc's fully buffered stdout: a buffer of st_blksize (4096 for a
+    pipe or a socket), filled by small printf()s and written whole each time the next
+    byte would not fit, the rest at exit. So its output reaches the reader in writes of
+    exactly that size, however it was made. Python's BufferedWriter writes a large piece
+    (a batch of the column engine's text) in one write instead: into a pipe whose reader
+    leaves after a line (``| head -1``, a FIFO read by ``head -c 100``), ss's next block
+    fails with EPIPE and kills it by SIGPIPE, while one big write still fits the pipe
+    and ends with status 0. Here every write is a block of ss's size, a full block
+    waiting (as glibc's does) until the next byte comes, and only a flush writes a
+    shorter one; a failed write is handled as :class:`_StdioOut` handles it."""
+
+    def __init__(self, raw: _StdioOut, size: int) -> None:
+        super().__init__()
+        self.raw = raw
+        #: the size of every write but a flush's (read by cli/listing.py)
+        self.block_size = size
+        self._fd = raw.fileno()
+        self._held = bytearray()
+
+    @property
+    def name(self) -> object:
+        return self.raw.name
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def isatty(self) -> bool:
+        return False
+
+    def write(self, data: ReadableBuffer) -> int:
+        view = memoryview(data).cast("B")
+        n = view.nbytes
+        held, size = self._held, self.block_size
+        room = size - len(held)
+        if n <= room:
+            held += view
+            return n
+        held += view[:room]
+        # (a block that fails below is dropped with the rest of this piece, as glibc's
+        # fwrite drops it after a failed flush)
+        self._held = bytearray()
+        self._put(held)
+        at = room
+        while n - at > size:
+            self._put(view[at : at + size])
+            at += size
+        self._held += view[at:]
+        return n
+
+    def flush(self) -> None:
+        if self._held:
+            held, self._held = self._held, bytearray()
+            self._put(held)
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            super().close()
+
+    def _put(self, block: ReadableBuffer) -> None:
+        """One block, written whole as glibc's _IO_new_file_write writes it (a short
+        write is followed by the rest), or dropped as :class:`_StdioOut` drops it."""
+        view = memoryview(block)
+        try:
+            while view:
+                view = view[posix.write(self._fd, view) :]
+        except OSError as e:
+            if e.errno == errno.EPIPE or e.errno not in OUTPUT_ERRNOS:
+                raise
+
+
 def _stdio_stdout(stream: TextIO) -> TextIO:
-    """A stream like Python's own stdout (its encoding, errors and line buffering, a
-    buffer of st_blksize) over :class:`_StdioOut`; ``stream`` itself when it has no
-    descriptor 1."""
+    """A stream like Python's own stdout (its encoding, errors and line buffering) over
+    :class:`_StdioOut`: written in ss's blocks into a pipe, a FIFO or a socket
+    (:class:`_BlockOut`), else with Python's buffer of st_blksize; ``stream`` itself when
+    it has no descriptor 1."""
     try:
         if stream.fileno() != 1:
             return stream
         raw = _StdioOut(1, "w", closefd=False)
-        buffered = io.BufferedWriter(raw, getattr(raw, "_blksize", io.DEFAULT_BUFFER_SIZE))
+        size = getattr(raw, "_blksize", io.DEFAULT_BUFFER_SIZE)
+        if posix.fstat(1).st_mode & _S_IFMT in _STREAMS:
+            buffered: _BlockOut | io.BufferedWriter = _BlockOut(raw, size)
+        else:
+            buffered = io.BufferedWriter(raw, size)
         return io.TextIOWrapper(buffered, encoding=stream.encoding, errors=stream.errors,
                                 line_buffering=bool(stream.line_buffering))  # fmt: skip
     except (AttributeError, OSError, ValueError):
