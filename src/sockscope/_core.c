@@ -2195,6 +2195,39 @@ prefetch_init(PrefetchObject *self, PyObject *args, PyObject *kwds)
     return 0;
 }
 
+/* Wait for the thread (GIL released) in slices, running the signal handlers between
+ * them: a dump the kernel never ends (a request it ignores) keeps the thread in recv,
+ * and Ctrl-C must still end the wait, as it ends the main thread's own recv. -1 with
+ * the handler's exception (KeyboardInterrupt); the thread then stays with the object,
+ * whose dealloc leaves the state to it. */
+static int
+prefetch_join(PrefetchObject *self)
+{
+    while (self->running) {
+        int rc;
+        Py_BEGIN_ALLOW_THREADS
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until); /* (the clock pthread_timedjoin_np reads) */
+        until.tv_nsec += 50 * 1000 * 1000;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec += 1;
+            until.tv_nsec -= 1000000000L;
+        }
+        rc = pthread_timedjoin_np(self->thread, NULL, &until);
+        Py_END_ALLOW_THREADS
+        if (rc == 0)
+            self->running = 0;
+        else if (rc != ETIMEDOUT && rc != EINTR) {
+            errno = rc;
+            PyErr_SetFromErrno(PyExc_OSError);
+            return -1;
+        }
+        else if (PyErr_CheckSignals() < 0)
+            return -1;
+    }
+    return 0;
+}
+
 static PyObject *
 prefetch_take(PrefetchObject *self, PyObject *Py_UNUSED(ignored))
 {
@@ -2203,12 +2236,8 @@ prefetch_take(PrefetchObject *self, PyObject *Py_UNUSED(ignored))
         PyErr_SetString(PyExc_RuntimeError, "Prefetch: not started");
         return NULL;
     }
-    if (self->running) {
-        Py_BEGIN_ALLOW_THREADS
-        pthread_join(self->thread, NULL);
-        Py_END_ALLOW_THREADS
-        self->running = 0;
-    }
+    if (prefetch_join(self) < 0)
+        return NULL;
     PyObject *list = PyList_New((Py_ssize_t)st->n);
     for (size_t i = 0; list != NULL && i < st->n; i++) {
         PyObject *b = PyBytes_FromStringAndSize(st->bufs[i], (Py_ssize_t)st->lens[i]);
