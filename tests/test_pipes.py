@@ -83,7 +83,7 @@ def _writes(cmd: list[str], argv: list[str], into: str) -> tuple[int, bytes, lis
 
 
 @pytest.mark.parametrize("into", ["pipe", "socket"])
-@pytest.mark.parametrize("argv", [["-tan"], ["-tani"], ["-tane"], ["-tan", "-H", "-Q"]])
+@pytest.mark.parametrize("argv", [["-tan"], ["-tani"], ["-tane"], ["-tanoH"]])
 def test_text_is_written_in_ss_blocks(backend: str, argv: list[str], into: str) -> None:
     """Before, a listing left in batches of the column engine (one write of the whole
     -tan, 256 KiB pieces of -tani), and into a SOCK_SEQPACKET socket -tani failed with
