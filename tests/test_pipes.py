@@ -236,3 +236,30 @@ def test_reader_leaving_after_a_line_kills_as_it_kills_ss(tmp_path: Path, backen
         holder.kill()
         holder.communicate()
         ns.close()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_json_interrupted_on_a_full_pipe_stays_whole(backend: str, signum: int) -> None:
+    """--json into a pipe of one page nobody reads yet, then a signal while a block waits,
+    then the reader: one whole document. A block whose write(2) succeeded as the signal
+    came was written again when its result was lost in Python code (a block twice in
+    about half the runs: the hostile campaign's signal-json-listing)."""
+    import fcntl
+    import json
+    import time
+
+    env = netns.tool_env(TCPDIAG_FILE=str(RECORDED))
+    for _ in range(4):
+        read, write = os.pipe()
+        fcntl.fcntl(write, 1031, BLOCK)  # F_SETPIPE_SZ: one page
+        proc = subprocess.Popen([*netns.sockscope_cmd(), "-tan", "--json"], stdout=write,
+                                stdin=subprocess.DEVNULL, env=env)  # fmt: skip
+        os.close(write)
+        try:
+            time.sleep(0.8)  # the first block fills the pipe; the next one waits
+            proc.send_signal(signum)
+            out, _sizes = _read_packets(read)
+        finally:
+            os.close(read)
+        assert proc.wait(timeout=60) == -signum
+        assert json.loads(out)["sockets"]

@@ -159,15 +159,27 @@ class _BlockOut(io.BufferedIOBase):
     fails with EPIPE and kills it by SIGPIPE, while one big write still fits the pipe
     and ends with status 0. Here every write is a block of ss's size, a full block
     waiting (as glibc's does) until the next byte comes, and only a flush writes a
-    shorter one; a failed write is handled as :class:`_StdioOut` handles it."""
+    shorter one (or the rest of a block a signal interrupted); a failed write is handled
+    as :class:`_StdioOut` handles it."""
 
     def __init__(self, raw: _StdioOut, size: int) -> None:
         super().__init__()
         self.raw = raw
         #: the size of every write but a flush's (read by cli/listing.py)
         self.block_size = size
-        self._fd = raw.fileno()
-        self._held = bytearray()
+        # The writes themselves are a BufferedWriter's of one block, always handed just
+        # what fills its buffer: it writes the buffer whole when the next byte comes, as
+        # glibc does. Its accounting is C's: a signal whose handler raises while a
+        # write(2) is blocked (Ctrl-C into a full pipe) leaves nothing written twice or
+        # lost, where Python code counting write(2)'s results could miss one that
+        # succeeded as the signal came (an interrupted --json document with a block twice).
+        # (over the C FileIO, not _StdioOut: a raw write in Python code could lose the
+        # result of a write(2) the same way; its failures are handled in _hand_over)
+        self._file = io.FileIO(raw.fileno(), "w", closefd=False)
+        self._out = io.BufferedWriter(self._file, size)
+        self._fill = 0  # bytes in its buffer: the current block
+        #: bytes not handed to it yet (what a raising handler interrupted)
+        self._pending = bytearray()
 
     @property
     def name(self) -> object:
@@ -177,35 +189,27 @@ class _BlockOut(io.BufferedIOBase):
         return True
 
     def fileno(self) -> int:
-        return self._fd
+        return self.raw.fileno()
 
     def isatty(self) -> bool:
         return False
 
     def write(self, data: ReadableBuffer) -> int:
-        view = memoryview(data).cast("B")
-        n = view.nbytes
-        held, size = self._held, self.block_size
-        room = size - len(held)
-        if n <= room:
-            held += view
-            return n
-        held += view[:room]
-        # (a block that fails below is dropped with the rest of this piece, as glibc's
-        # fwrite drops it after a failed flush)
-        self._held = bytearray()
-        self._put(held)
-        at = room
-        while n - at > size:
-            self._put(view[at : at + size])
-            at += size
-        self._held += view[at:]
+        with memoryview(data) as view:
+            n = view.nbytes
+            self._pending += view
+        self._hand_over()
         return n
 
     def flush(self) -> None:
-        if self._held:
-            held, self._held = self._held, bytearray()
-            self._put(held)
+        self._hand_over()
+        try:
+            self._out.flush()
+        except OSError as e:
+            if e.errno == errno.EPIPE or e.errno not in OUTPUT_ERRNOS:
+                raise
+            self._drop()
+        self._fill = 0
 
     def close(self) -> None:
         try:
@@ -213,16 +217,38 @@ class _BlockOut(io.BufferedIOBase):
         finally:
             super().close()
 
-    def _put(self, block: ReadableBuffer) -> None:
-        """One block, written whole as glibc's _IO_new_file_write writes it (a short
-        write is followed by the rest), or dropped as :class:`_StdioOut` drops it."""
-        view = memoryview(block)
+    def _hand_over(self) -> None:
+        """The pending bytes to the block buffer, a block's room at a time (a full block
+        is written by the next piece's write, before that piece is buffered)."""
+        pending, size = self._pending, self.block_size
+        taken = 0
         try:
-            while view:
-                view = view[posix.write(self._fd, view) :]
-        except OSError as e:
-            if e.errno == errno.EPIPE or e.errno not in OUTPUT_ERRNOS:
-                raise
+            while taken < len(pending):
+                if self._fill == size:
+                    self._fill = 0
+                take = min(size - self._fill, len(pending) - taken)
+                try:
+                    self._out.write(pending[taken : taken + take])
+                except OSError as e:
+                    if e.errno == errno.EPIPE or e.errno not in OUTPUT_ERRNOS:
+                        raise
+                    self._drop()
+                taken += take
+                self._fill += take
+        finally:
+            del pending[:taken]
+
+    def _drop(self) -> None:
+        """A block that could not be written (a full device, a full non-blocking pipe)
+        is dropped, as glibc drops it and as :class:`_StdioOut` drops a failed write:
+        the program goes on with an empty buffer."""
+        dropped = self._file
+        self._file = io.FileIO(dropped.fileno(), "w", closefd=False)
+        self._out = io.BufferedWriter(self._file, self.block_size)
+        self._fill = 0
+        # (the descriptor stays open: closefd=False) the old writer then finds its file
+        # closed, and its close() at collection writes nothing and raises nothing
+        dropped.close()
 
 
 def _stdio_stdout(stream: TextIO) -> TextIO:
