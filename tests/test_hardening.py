@@ -477,6 +477,34 @@ def test_sigint_while_the_modules_load_cannot_be_swallowed() -> None:
     assert (got.returncode, got.stdout, got.stderr) == (-2, b"", b"")
 
 
+#: ``python -m sockscope -V`` as runpy runs it (argv[0] "-m" while the package is
+#: imported), where a Ctrl-C comes after the package's import and before __main__'s
+#: try, made deterministic: SIGINT is sent while runpy looks for sockscope.__main__
+_BEFORE_MAIN = """
+import os, runpy, signal, sys
+class Hook:
+    def find_spec(self, name, path=None, target=None):
+        if name == "sockscope.__main__":
+            os.kill(os.getpid(), signal.SIGINT)
+sys.meta_path.insert(0, Hook())
+sys.argv[:] = ["-m", "-V"]
+sys.orig_argv = [sys.executable, "-m", "sockscope", "-V"]
+runpy._run_module_as_main("sockscope")
+"""
+
+
+def test_sigint_between_the_package_and_main_kills_like_ss() -> None:
+    """From the package's first statements on, Ctrl-C kills the process by SIGINT: before,
+    between the package's import and __main__'s try (runpy finding and reading __main__,
+    __main__'s first instruction, "line 0") it was a KeyboardInterrupt traceback, status 1
+    (the signal-startup campaign, about 1 run in 1,400)."""
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT / "src")}
+    got = subprocess.run(
+        [sys.executable, "-c", _BEFORE_MAIN], env=env, capture_output=True, timeout=60, check=False
+    )
+    assert (got.returncode, got.stdout, got.stderr) == (-2, b"", b"")
+
+
 def test_sigint_after_main_returned_kills_like_ss() -> None:
     """A Ctrl-C while the interpreter finalizes after the command (threading imported, an
     atexit function: the slow exit) ends it by SIGINT, not with "Exception ignored in

@@ -13,11 +13,41 @@ yields the same sockets as typed records, streaming::
 Heavier pieces are imported on first use, so ``import sockscope`` stays cheap.
 """
 
+
 # (no ``from __future__ import annotations``: it imports the __future__ module, which
 # could fail for want of memory before the hook below is installed, and under `python -m`
 # before the try below can catch a Ctrl-C; the annotations here need nothing that is not
 # there at run time)
-import sys as _sys
+def _end_by_sigint(_signum: object = None, _frame: object = None) -> None:
+    """``python -m sockscope``'s SIGINT handler from the package's first statement until
+    main() (cli.command.launch puts Python's back): the process ends at once by SIGINT,
+    as Ctrl-C ends ss. A KeyboardInterrupt raised there would be a traceback (in runpy's
+    frames, at __main__'s first instruction before its try: the signal-startup
+    campaign's "line 0", about 1 run in 1,400), or "Exception ignored" in one of
+    importlib's callbacks, and the listing would run on."""
+    import _signal  # type: ignore[import-not-found]  # (built in; signal.py builds enums)
+    import posix
+
+    _signal.signal(_signal.SIGINT, _signal.SIG_DFL)
+    posix.kill(posix.getpid(), _signal.SIGINT)
+
+
+try:  # (a def above can not be interrupted: only the module's first instruction can)
+    import sys as _sys
+
+    # `python -m sockscope`: argv[0] is "-m" while runpy imports the package
+    if _sys.argv[:1] == ["-m"] and "sockscope" in _sys.orig_argv:
+        import _signal
+
+        if _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler:  # not nohup's
+            _signal.signal(_signal.SIGINT, _end_by_sigint)
+except KeyboardInterrupt:
+    import sys as _sys
+
+    if _sys.argv[:1] != ["-m"]:
+        raise  # imported by a program: the Ctrl-C is its own
+    _end_by_sigint()
+    raise SystemExit(130) from None
 
 
 def _out_of_memory_hook(previous: object) -> object:
@@ -74,14 +104,9 @@ try:  # (after the hook, which covers this import too)
 except KeyboardInterrupt:
     if _sys.argv[:1] != ["-m"]:
         raise  # imported by a program: the Ctrl-C is its own
-    # `python -m sockscope`: runpy imports this package before __main__, whose handler
-    # makes a Ctrl-C while the modules load ss's death by SIGINT: the same here, not a
-    # traceback (argv[0] is "-m" while runpy looks for the module)
-    import os
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    os.kill(os.getpid(), signal.SIGINT)
+    # `python -m sockscope` without the handler above (never installed, or put back):
+    # ss's death by SIGINT all the same, not a traceback
+    _end_by_sigint()
     raise SystemExit(130) from None
 
 TYPE_CHECKING = False

@@ -62,6 +62,7 @@
 #define CHUNK_ROOM (1024 * 1024 - 16)
 #define CHUNKS_MAX 5
 #define TOKEN_MAX 0xFFFF
+/* text handed to write() at a time, unless Renderer(flush=N) says otherwise */
 #define OUT_FLUSH (1 << 18)
 
 /* columns[] of ss.c: right-aligned and left delimiter length per slot */
@@ -92,6 +93,8 @@ typedef struct {
     int pending;
     char *out;
     Py_ssize_t outlen, outcap;
+    /* hand the text to write() each time this much is ready */
+    Py_ssize_t flush_at;
     /* inside the write callback: the rows and the output buffer are in use */
     int busy;
 } Renderer;
@@ -118,15 +121,21 @@ renderer_ready(Renderer *self)
 static int
 renderer_init(Renderer *self, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"enabled", "write", "width", NULL};
+    static char *kwlist[] = {"enabled", "write", "width", "flush", NULL};
     PyObject *enabled, *write;
     long width = -1;
+    Py_ssize_t flush_at = OUT_FLUSH;
     if (self->busy) {
         PyErr_SetString(PyExc_RuntimeError, "Renderer called from its own write callback");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|l", kwlist, &enabled, &write, &width))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO|ln", kwlist, &enabled, &write, &width,
+                                     &flush_at))
         return -1;
+    if (flush_at < 1) {
+        PyErr_SetString(PyExc_ValueError, "flush: at least 1 byte");
+        return -1;
+    }
     PyObject *seq = PySequence_Fast(enabled, "enabled must be a sequence");
     if (seq == NULL)
         return -1;
@@ -159,6 +168,7 @@ renderer_init(Renderer *self, PyObject *args, PyObject *kwds)
     self->ncols = (int)n;
     self->ext_col = (int)n - 1;
     self->screen = width;
+    self->flush_at = flush_at;
     Py_XSETREF(self->write, Py_NewRef(write));
     self->chunks = 0;
     self->start = 0;
@@ -385,7 +395,7 @@ render_batch(Renderer *self)
             self->outlen = o - self->out;
         }
         self->out[self->outlen++] = '\n';
-        if (self->outlen >= OUT_FLUSH && out_flush(self) < 0)
+        if (self->outlen >= self->flush_at && out_flush(self) < 0)
             return -1;
     }
     renderer_clear_rows(self);
@@ -2189,6 +2199,39 @@ prefetch_init(PrefetchObject *self, PyObject *args, PyObject *kwds)
     return 0;
 }
 
+/* Wait for the thread (GIL released) in slices, running the signal handlers between
+ * them: a dump the kernel never ends (a request it ignores) keeps the thread in recv,
+ * and Ctrl-C must still end the wait, as it ends the main thread's own recv. -1 with
+ * the handler's exception (KeyboardInterrupt); the thread then stays with the object,
+ * whose dealloc leaves the state to it. */
+static int
+prefetch_join(PrefetchObject *self)
+{
+    while (self->running) {
+        int rc;
+        Py_BEGIN_ALLOW_THREADS
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until); /* (the clock pthread_timedjoin_np reads) */
+        until.tv_nsec += 50 * 1000 * 1000;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec += 1;
+            until.tv_nsec -= 1000000000L;
+        }
+        rc = pthread_timedjoin_np(self->thread, NULL, &until);
+        Py_END_ALLOW_THREADS
+        if (rc == 0)
+            self->running = 0;
+        else if (rc != ETIMEDOUT && rc != EINTR) {
+            errno = rc;
+            PyErr_SetFromErrno(PyExc_OSError);
+            return -1;
+        }
+        else if (PyErr_CheckSignals() < 0)
+            return -1;
+    }
+    return 0;
+}
+
 static PyObject *
 prefetch_take(PrefetchObject *self, PyObject *Py_UNUSED(ignored))
 {
@@ -2197,12 +2240,8 @@ prefetch_take(PrefetchObject *self, PyObject *Py_UNUSED(ignored))
         PyErr_SetString(PyExc_RuntimeError, "Prefetch: not started");
         return NULL;
     }
-    if (self->running) {
-        Py_BEGIN_ALLOW_THREADS
-        pthread_join(self->thread, NULL);
-        Py_END_ALLOW_THREADS
-        self->running = 0;
-    }
+    if (prefetch_join(self) < 0)
+        return NULL;
     PyObject *list = PyList_New((Py_ssize_t)st->n);
     for (size_t i = 0; list != NULL && i < st->n; i++) {
         PyObject *b = PyBytes_FromStringAndSize(st->bufs[i], (Py_ssize_t)st->lens[i]);

@@ -135,3 +135,5 @@ def test_python_startup_is_told_apart() -> None:
     first = site.replace(b"<string>", b"/x/src/sockscope/__init__.py")
     assert hostile.python_startup(first)  # line 0: before the module's first statement
     assert not hostile.python_startup(first.replace(b"line 0", b"line 18"))
+    # __main__ runs after the package installed its SIGINT handler: no traceback there
+    assert not hostile.python_startup(site.replace(b"<string>", b"/x/src/sockscope/__main__.py"))

@@ -120,19 +120,24 @@ def tables(ctx: Context) -> Iterator[Table]:
     return walk(ctx)
 
 
-def make_renderer(slots: tuple[int, ...], write: Callable[[str], object], screen: int) -> Renderer:
+def make_renderer(
+    slots: tuple[int, ...], write: Callable[[str], object], screen: int, flush: int | None = None
+) -> Renderer:
     """The column engine of a run: the C core's ``Renderer``, or the reference engine
     without the core or for a screen so wide (COLUMNS up to INT_MAX) that rows must be
-    written in bounded pieces, which only the reference engine does."""
+    written in bounded pieces, which only the reference engine does. ``flush``: hand the
+    text to ``write`` in pieces of about that many bytes (None: the engine's batches)."""
     from sockscope.accel import core
     from sockscope.render.columns import WIDE_SCREEN
 
     mod = core()
     if mod is not None and screen <= WIDE_SCREEN:
-        return mod.Renderer(slots, write, screen)  # type: ignore[no-any-return]
+        if flush is None:
+            return mod.Renderer(slots, write, screen)  # type: ignore[no-any-return]
+        return mod.Renderer(slots, write, screen, flush)  # type: ignore[no-any-return]
     from sockscope.render.engine import PyRenderer
 
-    return PyRenderer(slots, write, screen)
+    return PyRenderer(slots, write, screen, flush)
 
 
 def text_output(
@@ -161,13 +166,18 @@ def text_output(
         show_queues=opts.show_queues,
         show_proc=bool(opts.show_processes),
     )
+    flush = None
     if write is None:
         out = sys.stdout.buffer
+        # into a pipe or a socket, ss's blocks leave as its rows are printed, so a reader
+        # that goes away early meets a later block (cli/status.py's _BlockOut): the text
+        # comes in pieces of a block, not in one batch made before the first write
+        flush = getattr(out, "block_size", None)
 
         def write(text: str) -> None:
             out.write(text.encode("latin-1"))
 
-    renderer = make_renderer(slots, write, columns.screen_width(1, environ))
+    renderer = make_renderer(slots, write, columns.screen_width(1, environ), flush)
     resolver = Resolver(
         numeric=opts.numeric, resolve_hosts=opts.resolve, environ=environ, spare_fds=spare_fds
     )

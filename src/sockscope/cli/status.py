@@ -141,15 +141,130 @@ class _StdioOut(io.FileIO):
         return memoryview(data).nbytes if n is None else n
 
 
+#: stat's S_IFMT, and its S_IFIFO and S_IFSOCK: the stdouts whose reader can go away
+#: (stat.py is not imported for three numbers)
+_S_IFMT = 0o170000
+_STREAMS = (0o010000, 0o140000)
+
+
+class _BlockOut(io.BufferedIOBase):
+    """A stdout that is a pipe, a FIFO or a socket, written in ss's write(2) sizes.
+
+    ss prints through glibc's fully buffered stdout: a buffer of st_blksize (4096 for a
+    pipe or a socket), filled by small printf()s and written whole each time the next
+    byte would not fit, the rest at exit. So its output reaches the reader in writes of
+    exactly that size, however it was made. Python's BufferedWriter writes a large piece
+    (a batch of the column engine's text) in one write instead: into a pipe whose reader
+    leaves after a line (``| head -1``, a FIFO read by ``head -c 100``), ss's next block
+    fails with EPIPE and kills it by SIGPIPE, while one big write still fits the pipe
+    and ends with status 0. Here every write is a block of ss's size, a full block
+    waiting (as glibc's does) until the next byte comes, and only a flush writes a
+    shorter one (or the rest of a block a signal interrupted); a failed write is handled
+    as :class:`_StdioOut` handles it."""
+
+    def __init__(self, raw: _StdioOut, size: int) -> None:
+        super().__init__()
+        self.raw = raw
+        #: the size of every write but a flush's (read by cli/listing.py)
+        self.block_size = size
+        # The writes themselves are a BufferedWriter's of one block, always handed just
+        # what fills its buffer: it writes the buffer whole when the next byte comes, as
+        # glibc does. Its accounting is C's: a signal whose handler raises while a
+        # write(2) is blocked (Ctrl-C into a full pipe) leaves nothing written twice or
+        # lost, where Python code counting write(2)'s results could miss one that
+        # succeeded as the signal came (an interrupted --json document with a block twice).
+        # (over the C FileIO, not _StdioOut: a raw write in Python code could lose the
+        # result of a write(2) the same way; its failures are handled in _hand_over)
+        self._file = io.FileIO(raw.fileno(), "w", closefd=False)
+        self._out = io.BufferedWriter(self._file, size)
+        self._fill = 0  # bytes in its buffer: the current block
+        #: bytes not handed to it yet (what a raising handler interrupted)
+        self._pending = bytearray()
+
+    @property
+    def name(self) -> object:
+        return self.raw.name
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self.raw.fileno()
+
+    def isatty(self) -> bool:
+        return False
+
+    def write(self, data: ReadableBuffer) -> int:
+        with memoryview(data) as view:
+            n = view.nbytes
+            self._pending += view
+        self._hand_over()
+        return n
+
+    def flush(self) -> None:
+        self._hand_over()
+        try:
+            self._out.flush()
+        except OSError as e:
+            if e.errno == errno.EPIPE or e.errno not in OUTPUT_ERRNOS:
+                raise
+            self._drop()
+        self._fill = 0
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            super().close()
+
+    def _hand_over(self) -> None:
+        """The pending bytes to the block buffer, a block's room at a time (a full block
+        is written by the next piece's write, before that piece is buffered)."""
+        pending, size = self._pending, self.block_size
+        taken = 0
+        try:
+            while taken < len(pending):
+                if self._fill == size:
+                    self._fill = 0
+                take = min(size - self._fill, len(pending) - taken)
+                try:
+                    self._out.write(pending[taken : taken + take])
+                except OSError as e:
+                    if e.errno == errno.EPIPE or e.errno not in OUTPUT_ERRNOS:
+                        raise
+                    self._drop()
+                taken += take
+                self._fill += take
+        finally:
+            del pending[:taken]
+
+    def _drop(self) -> None:
+        """A block that could not be written (a full device, a full non-blocking pipe)
+        is dropped, as glibc drops it and as :class:`_StdioOut` drops a failed write:
+        the program goes on with an empty buffer."""
+        dropped = self._file
+        self._file = io.FileIO(dropped.fileno(), "w", closefd=False)
+        self._out = io.BufferedWriter(self._file, self.block_size)
+        self._fill = 0
+        # (the descriptor stays open: closefd=False) the old writer then finds its file
+        # closed, and its close() at collection writes nothing and raises nothing
+        dropped.close()
+
+
 def _stdio_stdout(stream: TextIO) -> TextIO:
-    """A stream like Python's own stdout (its encoding, errors and line buffering, a
-    buffer of st_blksize) over :class:`_StdioOut`; ``stream`` itself when it has no
-    descriptor 1."""
+    """A stream like Python's own stdout (its encoding, errors and line buffering) over
+    :class:`_StdioOut`: written in ss's blocks into a pipe, a FIFO or a socket
+    (:class:`_BlockOut`), else with Python's buffer of st_blksize; ``stream`` itself when
+    it has no descriptor 1."""
     try:
         if stream.fileno() != 1:
             return stream
         raw = _StdioOut(1, "w", closefd=False)
-        buffered = io.BufferedWriter(raw, getattr(raw, "_blksize", io.DEFAULT_BUFFER_SIZE))
+        size = getattr(raw, "_blksize", io.DEFAULT_BUFFER_SIZE)
+        if posix.fstat(1).st_mode & _S_IFMT in _STREAMS:
+            buffered: _BlockOut | io.BufferedWriter = _BlockOut(raw, size)
+        else:
+            buffered = io.BufferedWriter(raw, size)
         return io.TextIOWrapper(buffered, encoding=stream.encoding, errors=stream.errors,
                                 line_buffering=bool(stream.line_buffering))  # fmt: skip
     except (AttributeError, OSError, ValueError):

@@ -54,8 +54,11 @@ class PyRenderer:
         enabled: Sequence[int],
         write: Callable[[str], object],
         width: int = -1,
+        flush: int | None = None,
     ) -> None:
         self.slots = tuple(enabled)
+        #: about how many bytes of text go to ``write`` at a time (None: 8192 rows)
+        self.flush = flush
         self.ncols = len(self.slots)
         self.write = write
         self.screen = width
@@ -249,7 +252,7 @@ class PyRenderer:
             # COLUMNS=99999999: lines of ~100 MB, streamed as ss's printf does
             _render_wide(rows, pieces, write)
             return
-        step = 8192
+        step = 8192 if self.flush is None else max(1, self.flush // (sum(widths) + 1))
         for k in range(0, len(rows), step):
             write("".join(map(fmt.__mod__, rows[k : k + step])))
 

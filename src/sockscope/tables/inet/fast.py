@@ -47,6 +47,8 @@ if TYPE_CHECKING:
     Rows = list[tuple[str, ...]]
 
 _END = object()
+#: what ends a dump early (the table ends with the rows before it, or falls back)
+_DUMP_ERRORS = (NetlinkError, OSError)
 
 
 def table_rows(ctx: Context, name: str, inet_rows: InetRows) -> Iterator[Rows] | None:
@@ -301,11 +303,17 @@ def _receiver(sock: Any, request: bytes | None, dump: _Dump) -> None:
     """A receive thread: send the request (None: sent already), queue every datagram of
     the dump, then _END (or the exception that stopped it). The socket is closed before
     that last item: a dump that waits for a descriptor (RLIMIT_NOFILE, see _netlink) can
-    then have it."""
-    dump_end = core().dump_end  # type: ignore[union-attr]
-    put, room, seq = dump.put, dump.room, dump.seq
+    then have it.
+
+    Whatever the thread raises, from its first line to the socket's close, is that last
+    item: the main thread waits on the queue, and an exception left to ``_thread`` would
+    only be printed ("Exception ignored in thread started by") while the main thread
+    waited for ever. Taken by :func:`_take` (or :func:`_closed`), it is raised there, as
+    the same failure in :func:`_pulled`, in the main thread, is raised."""
     end: Any = _END
     try:
+        dump_end = core().dump_end  # type: ignore[union-attr]
+        put, room, seq = dump.put, dump.room, dump.seq
         if request is not None:
             sock.send(request)
         # netlink.datagrams peeks each length into a 32 KiB buffer (the kernel's cap for
@@ -320,8 +328,20 @@ def _receiver(sock: Any, request: bytes | None, dump: _Dump) -> None:
     except BaseException as e:
         end = e
     finally:
+        end = _close(sock, end)
+        dump.put(end)
+
+
+def _close(sock: Any, end: Any) -> Any:
+    """Close a dump's socket; the dump's last item: ``end``, or what the close raised
+    when the dump had ended well. An OSError there is ignored, as ss ignores close()'s."""
+    try:
         sock.close()
-        put(end)
+    except OSError:
+        pass
+    except BaseException as e:
+        return e if end is _END else end
+    return end
 
 
 def _start_dump(
@@ -365,21 +385,20 @@ def _start_dump(
 def _pulled(sock: Any, request: bytes, seq: int) -> Iterator[Any]:
     """:func:`_receiver`'s items, received in the caller's thread one at a time as they
     are taken: the request is sent at the first, the socket closed before the last."""
-    dump_end = core().dump_end  # type: ignore[union-attr]
     end: Any = _END
     try:
+        dump_end = core().dump_end  # type: ignore[union-attr]
         sock.send(request)
         for buf in netlink.datagrams(sock):
             yield buf
             if dump_end(buf, seq):
                 break
     except GeneratorExit:  # abandoned (an error in the rows): only the socket to close
+        _close(sock, end)
         raise
     except BaseException as e:  # what stopped the dump: raised by _take
         end = e
-    finally:
-        sock.close()
-    yield end
+    yield _close(sock, end)
 
 
 def _unused(item: Any) -> None:
@@ -490,6 +509,10 @@ def _closed(dump: _Dump) -> None:
         item = dump.get()
         if item is _END or isinstance(item, BaseException):
             dump.finished = True
+            if isinstance(item, BaseException) and not isinstance(item, _DUMP_ERRORS):
+                # not the dump's failure (the table's rows already handle that) but one
+                # of the process (MemoryError, a bug): raised as the main thread would
+                raise item
         elif dump.room is not None:
             dump.room.put(None)
 
