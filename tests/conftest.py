@@ -14,6 +14,7 @@ Nothing outside the repository is needed: ``../shared`` only adds golden cases w
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -30,6 +31,24 @@ for _p in (TESTS, TESTS / "tools"):
 SRC = REPO / "src"
 if SRC.is_dir() and str(SRC) not in sys.path:
     sys.path.insert(0, str(SRC))
+
+
+#: environment variables that redirect a listing to recorded data or change its layout
+_REDIRECTS = ("PROC_ROOT", "COLUMNS", "TCPDIAG_FILE", "PROC_NET_TCP", "PROC_NET_TCP6",
+              "PROC_NET_UDP")  # fmt: skip
+
+
+def run_driver(driver: str, spec: object, timeout: float) -> subprocess.CompletedProcess[str]:
+    """``python -c DRIVER SPEC`` (a fault-injecting driver of the command, ``spec`` as
+    JSON) with this tree on the path and none of the listing's redirecting variables;
+    a hang fails at ``timeout``."""
+    env = dict(os.environ, PYTHONPATH=str(SRC))
+    for key in _REDIRECTS:
+        env.pop(key, None)
+    return subprocess.run(
+        [sys.executable, "-c", driver, json.dumps(spec)],
+        capture_output=True, text=True, env=env, timeout=timeout, check=False,
+    )  # fmt: skip
 
 
 def _find_oracle() -> tuple[str | None, str]:

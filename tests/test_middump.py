@@ -15,14 +15,8 @@ without a failure (a direct property: the rows received before the failure, each
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-
-SRC = Path(__file__).resolve().parent.parent / "src"
 
 DRIVER = r"""
 import errno, json, socket, sys
@@ -140,17 +134,9 @@ sys.exit(status)
 
 
 def _run(**spec: object) -> tuple[int, list[str], str, list[object]]:
-    env = dict(os.environ, PYTHONPATH=str(SRC))
-    for key in ("PROC_ROOT", "COLUMNS", "TCPDIAG_FILE", "PROC_NET_TCP", "PROC_NET_UDP"):
-        env.pop(key, None)
-    done = subprocess.run(
-        [sys.executable, "-c", DRIVER, json.dumps(spec)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+    from conftest import run_driver
+
+    done = run_driver(DRIVER, spec, timeout=60)
     err, _, sent = done.stderr.rpartition("SENT ")
     rows = [" ".join(line.split()) for line in done.stdout.splitlines()]
     return done.returncode, rows, err, json.loads(sent)

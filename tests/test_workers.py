@@ -20,7 +20,6 @@ dump the kernel never answered.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -137,17 +136,9 @@ sys.exit(status)
 
 
 def _run(**spec: object) -> tuple[int, str, str]:
-    env = dict(os.environ, PYTHONPATH=str(SRC))
-    for key in ("PROC_ROOT", "COLUMNS", "TCPDIAG_FILE", "PROC_NET_TCP", "PROC_NET_TCP6"):
-        env.pop(key, None)
-    done = subprocess.run(
-        [sys.executable, "-c", DRIVER, json.dumps(spec)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=TIMEOUT,  # a hang fails here
-        check=False,
-    )
+    from conftest import run_driver
+
+    done = run_driver(DRIVER, spec, timeout=TIMEOUT)  # a hang fails here
     return done.returncode, done.stdout, done.stderr
 
 
