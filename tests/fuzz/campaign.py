@@ -700,8 +700,10 @@ def unstable_ss(oracle: str, argv: list[str], env: dict[str, str],
                 want: tuple[int, bytes, bytes], got: tuple[int, bytes, bytes]) -> bool:  # fmt: skip
     """Whether ss's answer changes from run to run (it reads stale or uninitialised
     memory) and sockscope's is one ss could give: one of ss's answers, or the same
-    status, stderr lines and stdout line count as one of them (the garbage is in values)."""
-    answers = [want, *(run_oracle(oracle, argv, env) for _ in range(2))]
+    status, stderr lines and stdout line count as one of them (the garbage is in values).
+    ss is run five more times: with two, a case where 7.1's answer changed in 3 of 9 runs
+    (seed 1234567, proc) was once seen stable and counted as a mismatch."""
+    answers = [want, *(run_oracle(oracle, argv, env) for _ in range(5))]
     if all(a == want for a in answers):
         return False
     shape = (got[0], got[2].count(b"\n"), got[1].count(b"\n"))
