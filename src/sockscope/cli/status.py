@@ -206,9 +206,7 @@ class _BlockOut(io.BufferedIOBase):
         try:
             self._out.flush()
         except OSError as e:
-            if e.errno == errno.EPIPE or e.errno not in OUTPUT_ERRNOS:
-                raise
-            self._drop()
+            self._drop(e)
         self._fill = 0
 
     def close(self) -> None:
@@ -230,18 +228,19 @@ class _BlockOut(io.BufferedIOBase):
                 try:
                     self._out.write(pending[taken : taken + take])
                 except OSError as e:
-                    if e.errno == errno.EPIPE or e.errno not in OUTPUT_ERRNOS:
-                        raise
-                    self._drop()
+                    self._drop(e)
                 taken += take
                 self._fill += take
         finally:
             del pending[:taken]
 
-    def _drop(self) -> None:
+    def _drop(self, e: OSError) -> None:
         """A block that could not be written (a full device, a full non-blocking pipe)
         is dropped, as glibc drops it and as :class:`_StdioOut` drops a failed write:
-        the program goes on with an empty buffer."""
+        the program goes on with an empty buffer. ``e`` is raised again when it is not
+        such a failure (EPIPE: SIGPIPE's default was not in force)."""
+        if e.errno == errno.EPIPE or e.errno not in OUTPUT_ERRNOS:
+            raise e
         dropped = self._file
         self._file = io.FileIO(dropped.fileno(), "w", closefd=False)
         self._out = io.BufferedWriter(self._file, self.block_size)

@@ -41,9 +41,9 @@ class MapInfo:
 
 def _call(cmd: int, attr: ctypes.Array[ctypes.c_char]) -> int:
     import ctypes
-    import platform
 
-    number = _SYS_BPF.get(platform.machine())
+    # uname's machine, what platform.machine() returns, without importing platform.py
+    number = _SYS_BPF.get(posix.uname().machine)
     if number is None:
         raise OSError(38, posix.strerror(38))  # ENOSYS
     libc = ctypes.CDLL(None, use_errno=True)

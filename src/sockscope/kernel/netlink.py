@@ -332,3 +332,16 @@ def exact(
 
 #: errno values that make a sock_diag dump fail silently in ss (the kernel lacks the module)
 SILENT_ERRNOS = frozenset({_errno.ENOENT, _errno.EOPNOTSUPP})
+
+
+def receive_error(err: int) -> str:
+    """__rtnl_recvmsg's perror of a failed recvmsg (EINTR and EAGAIN are retried)."""
+    return f"netlink receive error {posix.strerror(err)} ({err})"
+
+
+def failure_text(e: NetlinkError | OSError) -> str | None:
+    """What libnetlink prints when a dump fails with ``e``: the error's own message, none
+    for ENOENT and EOPNOTSUPP (:data:`SILENT_ERRNOS`), or a failed recvmsg's."""
+    if isinstance(e, NetlinkError):
+        return None if e.errno in SILENT_ERRNOS else e.message
+    return receive_error(e.errno or 0)

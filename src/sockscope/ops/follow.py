@@ -118,7 +118,7 @@ def messages(sock: socket.socket) -> Iterator[netlink.Message]:
             err = e.errno or 0
             if err == _errno.EAGAIN:
                 continue
-            raise EventError(f"netlink receive error {os.strerror(err)} ({err})", err) from None
+            raise EventError(netlink.receive_error(err), err) from None
         if not buf:
             raise EventError("EOF on netlink", _errno.ENODATA)
         if addr[0] != 0:
@@ -179,7 +179,7 @@ def received(sock: socket.socket) -> list[netlink.Message]:
         return []
     except OSError as e:
         err = e.errno or 0
-        raise EventError(f"netlink receive error {os.strerror(err)} ({err})", err) from None
+        raise EventError(netlink.receive_error(err), err) from None
     if not buf:
         raise EventError("EOF on netlink", _errno.ENODATA)
     if addr[0] != 0:

@@ -220,13 +220,10 @@ def diag_dump(ctx: Context, request: bytes) -> Iterator[netlink.Message]:
     state = netlink.DumpState()
     try:
         yield from netlink.dump(sock, request, None, state)
-    except NetlinkError as e:
-        if e.errno not in netlink.SILENT_ERRNOS:
-            ctx.warn(e.message)
-        raise DumpFailed from None
-    except OSError as e:
-        err = e.errno or 0
-        ctx.warn(f"netlink receive error {os.strerror(err)} ({err})")
+    except (NetlinkError, OSError) as e:
+        text = netlink.failure_text(e)
+        if text is not None:
+            ctx.warn(text)
         raise DumpFailed from None
     finally:
         if shared is None:

@@ -160,14 +160,11 @@ def warn_failed(ctx: Context, e: BaseException) -> None:
     NLMSG_DONE messages (rtnl_dump_done: never silenced) and ``ERROR truncated``;
     nothing for an NLMSG_ERROR answer (RTNL_HANDLE_F_SUPPRESS_NLERR) or for ENOENT and
     EOPNOTSUPP. A failed -K (KillError) has its own message, printed by the killer."""
-    if isinstance(e, KillError | AnswerError):
+    if isinstance(e, KillError | AnswerError) or not isinstance(e, NetlinkError | OSError):
         return
-    if isinstance(e, NetlinkError):
-        if e.errno not in netlink.SILENT_ERRNOS:
-            ctx.warn(e.message)
-    elif isinstance(e, OSError):
-        err = e.errno or 0
-        ctx.warn(f"netlink receive error {posix.strerror(err)} ({err})")
+    text = netlink.failure_text(e)
+    if text is not None:
+        ctx.warn(text)
 
 
 def storage_nest(opts: Options) -> bytes | None:
